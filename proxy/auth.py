@@ -1,0 +1,74 @@
+"""Google service-account OAuth tokens for Vertex AI, refreshed off the event loop, one refresh at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+
+import google.auth.exceptions
+import google.auth.transport.requests
+from google.oauth2 import service_account
+
+from .config import ConfigError
+from .errors import GatewayError
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+REFRESH_MARGIN = dt.timedelta(minutes=5)  # refresh this long before expiry so no call meets a stale token
+
+
+def load_key(value: str, where: str) -> dict:
+    """A service-account key given as a file path or as the JSON itself. Errors never quote the key."""
+    text = value.strip()
+    if not text.startswith("{"):
+        try:
+            text = Path(text).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read the service-account key file: {exc.strerror}") from None
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{where}: the service-account key is not valid JSON") from None
+    missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
+    if not isinstance(info, dict) or missing:
+        raise ConfigError(f"{where}: not a service-account key (missing {', '.join(missing)})")
+    return info
+
+
+class ServiceAccountTokens:
+    """Bearer tokens from a service-account key; honours the key's `token_uri`."""
+
+    def __init__(self, info: dict, where: str = "service_account_json"):
+        try:
+            self._creds = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{where}: the service-account key cannot be used ({type(exc).__name__})") from None
+        self.email = info.get("client_email", "")
+        self._lock: asyncio.Lock | None = None
+        self._request = google.auth.transport.requests.Request()
+
+    def _fresh(self) -> bool:
+        c = self._creds
+        if not c.token or c.expiry is None:
+            return False
+        # google-auth keeps expiry as a naive UTC datetime
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        return c.expiry - now > REFRESH_MARGIN
+
+    async def token(self) -> str:
+        if self._fresh():
+            return self._creds.token
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._fresh():  # another caller may have refreshed while we waited
+                try:
+                    await asyncio.to_thread(self._creds.refresh, self._request)
+                except (google.auth.exceptions.RefreshError, google.auth.exceptions.TransportError) as exc:
+                    reason = str(exc.args[0]) if exc.args else type(exc).__name__
+                    raise GatewayError(
+                        401, f"the service-account key for {self.email} was refused by the token endpoint: {reason}",
+                        "authentication_error", retryable=True,
+                    ) from None
+        return self._creds.token

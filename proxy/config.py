@@ -1,0 +1,205 @@
+"""The gateway's configuration: a TOML file with ${VAR} expansion, or the seed's environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as: where, which key, what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySettings(_Strict):
+    host: str = "127.0.0.1"
+    """Address to bind; loopback unless told otherwise."""
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    """Bodies above this are answered 413 request_too_large."""
+    connect_timeout: float = Field(10, gt=0)
+    first_byte_timeout: float = Field(300, gt=0)
+    """Seconds to wait for the upstream's response headers and first chunk."""
+    idle_timeout: float = Field(60, gt=0)
+    """Silence between stream chunks after which the call is failed (Claude Code would wait forever)."""
+    ping_interval: float = Field(10, gt=0)
+    """Seconds of upstream silence after which an SSE `ping` is sent to the client."""
+    log_payloads: bool = True
+    """Keep request and response bodies in the store."""
+
+
+class TargetConfig(_Strict):
+    name: str
+    provider: Literal["vertex", "gemini"]
+    model: str
+    max_tokens: int | None = Field(None, gt=0)
+    """Cap on maxOutputTokens sent upstream (Claude Code asks for 32k-128k)."""
+    project_id: str | None = None
+    location_id: str | None = None
+    api_endpoint: str | None = None
+    """Host (or scheme://host:port) replacing the provider's default."""
+    service_account_json: SecretStr | None = None
+    """A service-account key: a file path or the JSON itself (vertex)."""
+    api_key: SecretStr | None = None
+    """An API key (gemini)."""
+    schema_mode: Literal["openapi", "json_schema"] = "openapi"
+    """How tool schemas are sent: Google's OpenAPI subset (`parameters`) or `parametersJsonSchema`."""
+    input_cost: float | None = None
+    """Price per 1M input tokens, overriding the built-in table."""
+    output_cost: float | None = None
+    cached_cost: float | None = None
+
+    @field_validator("project_id", "location_id", "api_endpoint", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> "TargetConfig":
+        if self.provider == "vertex":
+            if not self.project_id:
+                raise ValueError("provider 'vertex' needs project_id")
+            if not self.service_account_json or not self.service_account_json.get_secret_value().strip():
+                raise ValueError("provider 'vertex' needs service_account_json (a key file path or the key JSON)")
+            self.location_id = self.location_id or "us-central1"
+        elif self.provider == "gemini":
+            if not self.api_key or not self.api_key.get_secret_value().strip():
+                raise ValueError("provider 'gemini' needs api_key")
+        return self
+
+
+class StoreSettings(_Strict):
+    path: str | None = None
+    """SQLite file; default $XDG_DATA_HOME/gatewatch/gatewatch.db."""
+
+
+class LogSettings(_Strict):
+    file: str | None = None
+    """Also append each record, in Kong file-log format, to this file."""
+
+
+class Config(_Strict):
+    gateway: GatewaySettings = GatewaySettings()
+    targets: list[TargetConfig] = []
+    store: StoreSettings = StoreSettings()
+    log: LogSettings = LogSettings()
+    source: str = "defaults"
+    """Where this config came from (a path, or 'environment'); for messages."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Config":
+        names = [t.name for t in self.targets]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"target names must be unique: {sorted(dup)} repeated")
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every credential in this config, so writers can prove none of them leaks."""
+        out = []
+        for t in self.targets:
+            for s in (t.api_key, t.service_account_json):
+                if s is not None and s.get_secret_value():
+                    out.append(s.get_secret_value())
+        return out
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(value: Any, env: Mapping[str, str]) -> Any:
+    """Replace ${VAR} in every string; an unset variable becomes empty (as Kong's vault does)."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: env.get(m.group(1), ""), value)
+    if isinstance(value, list):
+        return [expand(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(v, env) for k, v in value.items()}
+    return value
+
+
+def _describe(exc: ValidationError, source: str, raw: dict) -> str:
+    lines = []
+    for e in exc.errors():
+        loc = list(e["loc"])
+        key = ""
+        for part in loc:
+            if isinstance(part, int) and key.endswith("targets"):
+                name = ""
+                try:
+                    name = raw["targets"][part].get("name", "")
+                except (KeyError, IndexError, AttributeError, TypeError):
+                    pass
+                key += f"[{part}]" + (f" ({name})" if name else "")
+            else:
+                key += ("." if key else "") + str(part)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {key or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def from_mapping(raw: dict, source: str, env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    data = expand(raw, env)
+    data["source"] = source
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, data)) from None
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Config:
+    """The seed's variables: GCP_PROJECT_ID + GEMINI_API_KEY (a service-account key) → a Vertex target;
+    GEMINI_API_KEY alone (an API key) → a Gemini API target."""
+    env = os.environ if env is None else env
+    key = env.get("GEMINI_API_KEY", "").strip()
+    model = env.get("GEMINI_MODEL", "").strip() or "gemini-2.5-flash"
+    targets: list[dict] = []
+    if env.get("GCP_PROJECT_ID", "").strip() and key:
+        targets.append(
+            {
+                "name": "vertex",
+                "provider": "vertex",
+                "model": model,
+                "project_id": env["GCP_PROJECT_ID"],
+                "location_id": env.get("GEMINI_LOCATION_ID", "") or "us-central1",
+                "api_endpoint": env.get("GEMINI_API_ENDPOINT", ""),
+                "service_account_json": key,
+            }
+        )
+    elif key:
+        targets.append(
+            {"name": "gemini", "provider": "gemini", "model": model, "api_key": key,
+             "api_endpoint": env.get("GEMINI_API_ENDPOINT", "")}
+        )
+    return from_mapping({"targets": targets}, "environment", env)
+
+
+def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load `path`, else ./gatewatch.toml when present, else the environment."""
+    if path is None and Path("gatewatch.toml").is_file():
+        path = "gatewatch.toml"
+    if path is None:
+        return from_env(env)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
+    if p.suffix in (".yaml", ".yml"):
+        raise ConfigError(f"{p}: Kong decK files are not supported yet; write a gatewatch.toml")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return from_mapping(raw, str(p), env)

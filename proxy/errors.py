@@ -1,0 +1,133 @@
+"""Anthropic-format errors, and the mapping from Google's errors to them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+# Anthropic error type for each HTTP status the gateway answers with.
+_TYPE_FOR_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    504: "overloaded_error",
+    529: "overloaded_error",
+}
+
+# Google status name → (HTTP status we answer, Anthropic type). 503 becomes 529 because that is the status
+# Claude Code treats as "overloaded, retry shortly".
+_GOOGLE_STATUS = {
+    "INVALID_ARGUMENT": (400, "invalid_request_error"),
+    "FAILED_PRECONDITION": (400, "invalid_request_error"),
+    "OUT_OF_RANGE": (400, "invalid_request_error"),
+    "UNAUTHENTICATED": (401, "authentication_error"),
+    "PERMISSION_DENIED": (403, "permission_error"),
+    "NOT_FOUND": (404, "not_found_error"),
+    "RESOURCE_EXHAUSTED": (429, "rate_limit_error"),
+    "INTERNAL": (500, "api_error"),
+    "UNKNOWN": (500, "api_error"),
+    "UNAVAILABLE": (529, "overloaded_error"),
+    "DEADLINE_EXCEEDED": (504, "overloaded_error"),
+    "CANCELLED": (500, "api_error"),
+}
+_HTTP_FALLBACK = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+DEFAULT_RETRY_AFTER = 5  # seconds, when Google gives no RetryInfo
+
+
+class GatewayError(Exception):
+    """An error answered to the client in the Anthropic format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str | None = None,
+        headers: dict[str, str] | None = None,
+        retryable: bool | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_ or _TYPE_FOR_STATUS.get(status, "api_error")
+        self.headers = headers or {}
+        # Retryable on another target: the failure says nothing about the request itself.
+        self.retryable = retryable if retryable is not None else status in (408, 429, 500, 502, 503, 504, 529)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.type, self.message)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.body())
+
+
+def error_body(type_: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": type_, "message": message}}
+
+
+def invalid_request(message: str) -> GatewayError:
+    return GatewayError(400, message, "invalid_request_error", retryable=False)
+
+
+def _parse_duration(value: str) -> float | None:
+    m = re.fullmatch(r"\s*([0-9.]+)s\s*", value or "")
+    return float(m.group(1)) if m else None
+
+
+def from_google(status: int, body: bytes, credential: str, headers: Any = None) -> GatewayError:
+    """Turn an upstream error response (any body, even HTML) into the Anthropic error Claude Code expects.
+
+    `credential` names what authenticated the call, so an auth failure says which one failed.
+    """
+    err: dict[str, Any] = {}
+    try:
+        parsed = orjson.loads(body)
+        if isinstance(parsed, list) and parsed:  # streamGenerateContent without alt=sse wraps errors in a list
+            parsed = parsed[0]
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            err = parsed["error"]
+    except orjson.JSONDecodeError:
+        pass
+    google_status = err.get("status") or _HTTP_FALLBACK.get(status, "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT")
+    http, type_ = _GOOGLE_STATUS.get(google_status, (status if status in _TYPE_FOR_STATUS else 500, "api_error"))
+    if status == 503:
+        http, type_ = 529, "overloaded_error"
+    reasons = {str(d.get("reason")) for d in err.get("details") or [] if isinstance(d, dict)}
+    if "API_KEY_INVALID" in reasons:  # the Gemini API answers a bad key with 400, but it is an auth failure
+        http, type_ = 401, "authentication_error"
+    message = err.get("message")
+    if not message:
+        text = body[:300].decode("utf-8", "replace").strip()
+        message = f"upstream answered HTTP {status} with a non-JSON body: {text!r}" if text else f"upstream answered HTTP {status}"
+    else:
+        message = f"{google_status}: {message}"
+    out_headers: dict[str, str] = {}
+    if http == 401:
+        message = f"{credential} was rejected by the upstream ({message})"
+    elif http == 403:
+        message = f"{credential} lacks permission ({message})"
+    elif http == 429:
+        retry = None
+        for d in err.get("details") or []:
+            if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
+                retry = _parse_duration(str(d.get("retryDelay", "")))
+        if retry is None and headers is not None and headers.get("Retry-After", "").isdigit():
+            retry = float(headers["Retry-After"])
+        out_headers["retry-after"] = str(max(1, round(retry if retry is not None else DEFAULT_RETRY_AFTER)))
+    return GatewayError(http, message, type_, out_headers, retryable=http in (429, 500, 504, 529))

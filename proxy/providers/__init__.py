@@ -1,0 +1,17 @@
+"""One module per upstream: its URLs, its auth headers, what its credential is called in errors."""
+
+from __future__ import annotations
+
+from ..config import TargetConfig
+from .base import Provider
+from .gemini import GeminiProvider
+from .vertex import VertexProvider
+
+
+def make(target: TargetConfig) -> Provider:
+    if target.provider == "vertex":
+        return VertexProvider(target)
+    return GeminiProvider(target)
+
+
+__all__ = ["Provider", "make"]

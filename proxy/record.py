@@ -1,0 +1,132 @@
+"""The record of one exchange, and the hub that tells subscribers (the console, the store) about it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field
+
+log = logging.getLogger("gatewatch")
+
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization",
+                            "set-cookie"})
+REDACTED = "REDACTED"
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """Lower-cased headers with every credential replaced; the only way headers enter a record."""
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        lk = k.lower()
+        out[lk] = REDACTED if lk in SECRET_HEADERS else v
+    return out
+
+
+class Attempt(BaseModel):
+    """One try of one target (Kong's `tried_targets` entry, plus what happened)."""
+
+    target: str
+    provider: str
+    model: str
+    host: str = ""
+    port: int = 443
+    upstream_scheme: str = "https"
+    upstream_uri: str = ""
+    route_type: str = "llm/v1/chat"
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    thinking_tokens: int = 0
+    total_tokens: int = 0
+    cost: float | None = None
+    """USD; None when the model's price is unknown (never a silent 0)."""
+    time_per_token: float | None = None
+    """ms of generation per output token."""
+    time_to_first_token: float | None = None
+    """ms until the first real content token."""
+    time_to_first_byte: float | None = None
+    """ms until the upstream's first byte."""
+    estimated: bool = False
+    """count_tokens answered by a local estimate."""
+
+
+class Record(BaseModel):
+    id: str
+    kind: Literal["messages", "count_tokens"] = "messages"
+    started_at: float
+    """epoch seconds"""
+    ended_at: float | None = None
+    client_ip: str = ""
+    user_agent: str = ""
+    session_id: str | None = None
+    method: str = "POST"
+    path: str = ""
+    query: str = ""
+    status: int | None = None
+    request_model: str = ""
+    request_mode: Literal["oneshot", "stream"] = "oneshot"
+    response_model: str | None = None
+    target: str | None = None
+    provider: str | None = None
+    tried_targets: list[Attempt] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    latency_ms: float | None = None
+    llm_latency_ms: float | None = None
+    stop_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    cancelled: bool = False
+    tools_used: list[str] = Field(default_factory=list)
+    """tools the model called in this answer"""
+    tools_offered: int = 0
+    preview: str = ""
+    """the last user text, trimmed"""
+    response_text: str = ""
+    request_headers: dict[str, str] = Field(default_factory=dict)
+    response_headers: dict[str, str] = Field(default_factory=dict)
+    request_size: int = 0
+    response_size: int = 0
+    metadata: dict[str, Any] | None = None
+    client_request: Any = None
+    upstream_request: Any = None
+    upstream_response: Any = None
+    response: Any = None
+    events: list[Any] | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.ended_at is None
+
+
+Listener = Callable[[str, Record], None]
+
+
+class Hub:
+    """Tiny typed event hub: `request` (a call began), `progress` (a stream advanced), `response` (it ended).
+
+    Listeners must not block: the gateway calls them on its event loop.
+    """
+
+    EVENTS = ("request", "progress", "response")
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, fn: Listener) -> Callable[[], None]:
+        self._listeners.append(fn)
+        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
+
+    def emit(self, event: str, record: Record) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event, record)
+            except Exception:  # a broken subscriber must not break a call
+                log.exception("record subscriber failed on %s", event)

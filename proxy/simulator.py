@@ -1,0 +1,292 @@
+"""A Gemini-speaking upstream on loopback: both URL shapes (Vertex AI and the Gemini API), their auth, an
+OAuth token endpoint, SSE streaming, scripted replies and faults.
+
+It backs `gatewatch demo` and the benchmarks; the test suite wraps it with Google's proto types as validator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import orjson
+from aiohttp import web
+
+_VERTEX = re.compile(r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
+                     r"(?P<model>[^/:]+):(?P<action>\w+)$")
+_GEMINI = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<action>\w+)$")
+
+
+@dataclass
+class Reply:
+    """One scripted upstream answer."""
+
+    parts: list[dict] = field(default_factory=list)
+    finish: str | None = "STOP"
+    usage: dict | None = None
+    status: int = 200
+    error_status: str = ""
+    error_message: str = ""
+    error_details: list | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    """Send these bytes as the body, whatever else is set (junk, HTML)."""
+    chunks: int = 3
+    """How many SSE chunks a text is cut into."""
+    chunk_delay: float = 0.0
+    delay: float = 0.0
+    """Seconds before the response headers."""
+    stall_after: int | None = None
+    """Stop sending (but keep the connection open) after this many chunks."""
+    cut_after: int | None = None
+    """Close the stream after this many chunks, with no finish reason."""
+    prompt_tokens: int | None = None
+    cached_tokens: int = 0
+
+    @classmethod
+    def text(cls, text: str, **kw: Any) -> "Reply":
+        return cls(parts=[{"text": text}], **kw)
+
+    @classmethod
+    def call(cls, name: str, args: dict, signature: bool = True, text: str = "", **kw: Any) -> "Reply":
+        parts: list[dict] = [{"text": text}] if text else []
+        fc: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+        if signature:
+            fc["thoughtSignature"] = base64.b64encode(secrets.token_bytes(48)).decode()
+        parts.append(fc)
+        return cls(parts=parts, **kw)
+
+    @classmethod
+    def thinking(cls, thought: str, text: str, **kw: Any) -> "Reply":
+        sig = base64.b64encode(secrets.token_bytes(32)).decode()
+        return cls(parts=[{"text": thought, "thought": True}, {"text": text, "thoughtSignature": sig}], **kw)
+
+    @classmethod
+    def error(cls, status: int, google_status: str, message: str, details: list | None = None,
+              **kw: Any) -> "Reply":
+        return cls(status=status, error_status=google_status, error_message=message, error_details=details, **kw)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    action: str
+    model: str
+
+
+def _words(parts: list[dict]) -> int:
+    n = 0
+    for p in parts:
+        if "text" in p:
+            n += max(1, len(p["text"].split()))
+        elif "functionCall" in p:
+            n += 5 + len(json.dumps(p["functionCall"].get("args", {}))) // 8
+    return n
+
+
+class GeminiSimulator:
+    """The upstream. `script(...)` queues replies; with none queued, `responder(body)` makes one."""
+
+    def __init__(self, api_key: str = "sim-api-key", validator: Callable[[str, str, Any, str], str | None] | None = None,
+                 responder: Callable[[Any], Reply] | None = None):
+        self.api_key = api_key
+        self.validator = validator
+        self.responder = responder or (lambda body: Reply.text("Hello from the simulated Gemini."))
+        self.queue: deque[Reply] = deque()
+        self.received: list[Received] = []
+        self.tokens: dict[str, float] = {}
+        self.token_requests = 0
+        self.public_keys: dict[str, Any] = {}  # client_email → RSA public key (verified when cryptography is there)
+        self.token_lifetime = 3600
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def script(self, *replies: Reply) -> None:
+        self.queue.extend(replies)
+
+    # -- server --------------------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/token", self._token)
+        app.router.add_post("/{tail:.*}", self._generate)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{host}:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- OAuth ---------------------------------------------------------------------------------------------
+    async def _token(self, request: web.Request) -> web.Response:
+        self.token_requests += 1
+        form = await request.post()
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        assertion = str(form.get("assertion", ""))
+        try:
+            head, payload, sig = assertion.split(".")
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except ValueError:
+            return web.json_response({"error": "invalid_grant", "error_description": "malformed JWT"}, status=400)
+        key = self.public_keys.get(claims.get("iss", ""))
+        if key is None:
+            return web.json_response({"error": "invalid_grant", "error_description": "unknown service account"},
+                                     status=400)
+        if not self._verify(key, f"{head}.{payload}".encode(), sig):
+            return web.json_response({"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
+                                     status=400)
+        # google-auth signs for Google's token audience even when the key's token_uri points elsewhere
+        audiences = {f"{self.url}/token", "https://oauth2.googleapis.com/token"}
+        if claims.get("aud") not in audiences or "cloud-platform" not in str(claims.get("scope", "")):
+            return web.json_response({"error": "invalid_scope"}, status=400)
+        token = "ya29.sim-" + secrets.token_urlsafe(24)
+        self.tokens[token] = time.time() + self.token_lifetime
+        return web.json_response({"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"})
+
+    @staticmethod
+    def _verify(key: Any, signed: bytes, sig: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        try:
+            key.verify(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)), signed, padding.PKCS1v15(),
+                       hashes.SHA256())
+            return True
+        except (InvalidSignature, ValueError):
+            return False
+
+    # -- generate ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _google_error(status: int, google_status: str, message: str, details: list | None = None,
+                      headers: dict | None = None) -> web.Response:
+        err: dict[str, Any] = {"code": status, "message": message, "status": google_status}
+        if details:
+            err["details"] = details
+        return web.Response(status=status, body=orjson.dumps({"error": err}), content_type="application/json",
+                            headers=headers)
+
+    def _auth(self, request: web.Request, vertex: bool) -> web.Response | None:
+        if vertex:
+            auth = request.headers.get("authorization", "")
+            tok = auth.removeprefix("Bearer ")
+            if not auth.startswith("Bearer ") or self.tokens.get(tok, 0) < time.time():
+                return self._google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. "
+                                          "Expected OAuth 2 access token.")
+            return None
+        key = request.headers.get("x-goog-api-key")
+        if key is None:
+            return self._google_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. "
+                                      "Please use API Key or other form of API consumer identity to call this API.")
+        if key != self.api_key:
+            return self._google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+                                      [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                        "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
+        return None
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        m = _VERTEX.match(request.path)
+        vertex = m is not None
+        m = m or _GEMINI.match(request.path)
+        if m is None:
+            return self._google_error(404, "NOT_FOUND", f"unknown path {request.path}")
+        denied = self._auth(request, vertex)
+        if denied is not None:
+            return denied
+        action, model = m.group("action"), m.group("model")
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return self._google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        self.received.append(Received(request.path, dict(request.headers), body, action, model))
+        if self.validator is not None:
+            problem = self.validator("vertex" if vertex else "gemini", action, body, model)
+            if problem:
+                return self._google_error(400, "INVALID_ARGUMENT", problem)
+        if action == "countTokens":
+            return web.json_response({"totalTokens": max(1, len(raw) // 4)})
+        if action not in ("generateContent", "streamGenerateContent"):
+            return self._google_error(404, "NOT_FOUND", f"unknown action {action}")
+        reply = self.queue.popleft() if self.queue else self.responder(body)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.raw is not None:
+            return web.Response(status=reply.status, body=reply.raw, headers=reply.headers,
+                                content_type="text/html" if reply.raw.lstrip().startswith(b"<") else "application/json")
+        if reply.status != 200:
+            return self._google_error(reply.status, reply.error_status, reply.error_message, reply.error_details,
+                                      reply.headers)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else max(1, len(raw) // 4)
+        out_tokens = _words(reply.parts)
+        thoughts = sum(max(1, len(p["text"].split())) for p in reply.parts if p.get("thought"))
+        usage = reply.usage or {"promptTokenCount": prompt, "candidatesTokenCount": out_tokens - thoughts,
+                                "thoughtsTokenCount": thoughts, "totalTokenCount": prompt + out_tokens}
+        if reply.cached_tokens and not reply.usage:
+            usage["cachedContentTokenCount"] = reply.cached_tokens
+        if action == "generateContent":
+            resp = {"candidates": [{"content": {"role": "model", "parts": reply.parts}, "finishReason": reply.finish,
+                                    "index": 0}],
+                    "usageMetadata": usage, "modelVersion": model, "responseId": secrets.token_hex(8)}
+            if reply.finish is None:
+                del resp["candidates"][0]["finishReason"]
+            return web.Response(body=orjson.dumps(resp), content_type="application/json")
+        if request.query.get("alt") != "sse":
+            return self._google_error(400, "INVALID_ARGUMENT", "this simulator streams only with alt=sse")
+        return await self._stream(request, reply, model, usage)
+
+    @staticmethod
+    def _split(parts: list[dict], n: int) -> list[list[dict]]:
+        """Cut text parts into about n chunks; function calls arrive whole, as Gemini sends them."""
+        pieces: list[list[dict]] = []
+        for p in parts:
+            if "text" in p and len(p["text"]) > 1 and n > 1:
+                text = p["text"]
+                step = max(1, -(-len(text) // n))
+                for i in range(0, len(text), step):
+                    q = {k: v for k, v in p.items() if k != "thoughtSignature"}
+                    q["text"] = text[i:i + step]
+                    if "thoughtSignature" in p and i + step >= len(text):
+                        q["thoughtSignature"] = p["thoughtSignature"]
+                    pieces.append([q])
+            else:
+                pieces.append([p])
+        return pieces or [[]]
+
+    async def _stream(self, request: web.Request, reply: Reply, model: str, usage: dict) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        pieces = self._split(reply.parts, reply.chunks)
+        for i, parts in enumerate(pieces):
+            if reply.stall_after is not None and i >= reply.stall_after:
+                await asyncio.sleep(3600)
+            if reply.cut_after is not None and i >= reply.cut_after:
+                return resp
+            last = i == len(pieces) - 1
+            chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+                                     "modelVersion": model}
+            chunk["usageMetadata"] = usage if last else {"promptTokenCount": usage.get("promptTokenCount", 0)}
+            if last and reply.finish:
+                chunk["candidates"][0]["finishReason"] = reply.finish
+            await resp.write(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
+            if reply.chunk_delay and not last:
+                await asyncio.sleep(reply.chunk_delay)
+        await resp.write_eof()
+        return resp

@@ -1,0 +1,1 @@
+"""Pure Anthropic ⇄ Gemini translation: no I/O, no clocks, no globals."""

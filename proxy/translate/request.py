@@ -1,0 +1,394 @@
+"""Anthropic Messages request → Gemini generateContent request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import invalid_request
+from . import schema as _schema
+
+# Gemini models' own output ceiling; a target's `max_tokens` caps further.
+MODEL_MAX_OUTPUT = 65536
+# Thinking budget per Claude Code `output_config.effort` when thinking is adaptive; -1 lets Gemini decide.
+EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": -1, "xhigh": -1, "max": -1}
+MAX_STOP_SEQUENCES = 5
+_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
+# Blocks that only Anthropic's own servers produce: accepted, and dropped because Gemini has no equivalent.
+_DROPPED_BLOCKS = {"redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+                   "code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload"}
+# A signature we made up ourselves (there was no thoughtSignature): never sent to Gemini.
+SYNTHETIC_SIGNATURE_PREFIX = "gw-none"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What translation needs to know about the upstream model."""
+
+    model: str
+    max_tokens: int | None = None
+    schema_mode: str = "openapi"
+
+
+@dataclass
+class Translated:
+    """A Gemini request body and what the response translation must remember."""
+
+    body: dict[str, Any]
+    thinking: bool = False
+    """The client asked for thinking: answer with thinking blocks."""
+    tool_names: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    """Fields accepted from the client but not sent upstream (recorded, for the curious)."""
+
+
+def _text_of(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for i, b in enumerate(content):
+            if not isinstance(b, dict) or b.get("type") != "text":
+                raise invalid_request(f"{where}.{i}: system content must be text blocks")
+            if not isinstance(b.get("text"), str):
+                raise invalid_request(f"{where}.{i}.text: Field required")
+            out.append(b["text"])
+        return "\n\n".join(t for t in out if t)
+    if content is None:
+        return ""
+    raise invalid_request(f"{where}: must be a string or a list of text blocks")
+
+
+def _valid_signature(sig: Any) -> str | None:
+    if not isinstance(sig, str) or not sig or sig.startswith(SYNTHETIC_SIGNATURE_PREFIX):
+        return None
+    try:
+        base64.b64decode(sig, validate=True)
+    except (binascii.Error, ValueError):
+        return None  # an Anthropic signature from another upstream: not Gemini's to judge
+    return sig
+
+
+def _source_part(block: dict, where: str, kind: str) -> dict:
+    src = block.get("source")
+    if not isinstance(src, dict):
+        raise invalid_request(f"{where}.source: Field required")
+    st = src.get("type")
+    if st == "base64":
+        data, mt = src.get("data"), src.get("media_type")
+        if not isinstance(data, str) or not data:
+            raise invalid_request(f"{where}.source.data: Field required")
+        if not isinstance(mt, str) or not mt:
+            mt = "application/pdf" if kind == "document" else None
+            if mt is None:
+                raise invalid_request(f"{where}.source.media_type: Field required")
+        return {"inlineData": {"mimeType": mt, "data": data}}
+    if st == "url":
+        url = src.get("url")
+        if not isinstance(url, str) or not url:
+            raise invalid_request(f"{where}.source.url: Field required")
+        mt = mimetypes.guess_type(url.split("?")[0])[0] or ("application/pdf" if kind == "document" else "image/jpeg")
+        return {"fileData": {"mimeType": mt, "fileUri": url}}
+    if st == "text" and kind == "document":
+        return {"text": str(src.get("data") or "")}
+    if st == "content" and kind == "document":
+        return {"text": _text_of(src.get("content"), f"{where}.source.content")}
+    raise invalid_request(f"{where}.source.type: {st!r} is not supported by this gateway for {kind} blocks")
+
+
+def _tool_result_parts(block: dict, where: str) -> tuple[Any, list[dict], list[str]]:
+    """→ (response text, extra media parts, tool names referenced)."""
+    content = block.get("content")
+    texts: list[str] = []
+    media: list[dict] = []
+    refs: list[str] = []
+    if isinstance(content, str):
+        texts.append(content)
+    elif isinstance(content, list):
+        for i, b in enumerate(content):
+            w = f"{where}.content.{i}"
+            t = b.get("type") if isinstance(b, dict) else None
+            if t == "text":
+                texts.append(str(b.get("text", "")))
+            elif t in ("image", "document"):
+                media.append(_source_part(b, w, t))
+            elif t == "tool_reference":
+                name = str(b.get("tool_name", ""))
+                refs.append(name)
+                texts.append(f"Tool {name} is now available.")
+            elif t == "search_result":
+                texts.append(_text_of(b.get("content"), f"{w}.content"))
+            else:
+                raise invalid_request(f"{w}.type: unknown block type {t!r} inside tool_result")
+    elif content is not None:
+        raise invalid_request(f"{where}.content: must be a string or a list of blocks")
+    return "\n".join(texts), media, refs
+
+
+def translate(req: Mapping[str, Any], target: Target, signatures: Mapping[str, str] | None = None) -> Translated:
+    """Translate a validated Messages request. `signatures` maps tool_use ids to Gemini thought signatures
+    remembered from earlier answers, for clients that drop thinking blocks."""
+    signatures = signatures or {}
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid_request("messages: at least one message is required")
+
+    system_texts: list[str] = []
+    if req.get("system") is not None:
+        system_texts.append(_text_of(req.get("system"), "system"))
+
+    # Every tool_use id → name first: a tool_result needs the function's name, and Gemini gets no ids.
+    id_to_name: dict[str, str] = {}
+    for m in messages:
+        if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), list):
+            for b in m["content"]:
+                if isinstance(b, dict) and b.get("type") == "tool_use":
+                    id_to_name[str(b.get("id"))] = str(b.get("name"))
+
+    turns: list[dict] = []  # {"role", "parts"} after merging
+    referenced_tools: list[str] = []
+
+    def add(role: str, parts: list[dict]) -> None:
+        if not parts:
+            return
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["parts"].extend(parts)
+        else:
+            turns.append({"role": role, "parts": parts})
+
+    for i, m in enumerate(messages):
+        where = f"messages.{i}"
+        if not isinstance(m, dict):
+            raise invalid_request(f"{where}: must be an object")
+        role, content = m.get("role"), m.get("content")
+        if role == "system":
+            # Claude Code puts environment and agent notes in role-system messages; Gemini's place for
+            # instructions is systemInstruction, and the order is kept.
+            system_texts.append(_text_of(content, f"{where}.content"))
+            continue
+        if role not in ("user", "assistant"):
+            raise invalid_request(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
+        if isinstance(content, str):
+            add("user" if role == "user" else "model", [{"text": content}] if content else [])
+            continue
+        if not isinstance(content, list):
+            raise invalid_request(f"{where}.content: must be a string or a list of content blocks")
+        parts: list[dict] = []
+        responses: list[dict] = []
+        pending_sig: str | None = None
+        for j, b in enumerate(content):
+            w = f"{where}.content.{j}"
+            if not isinstance(b, dict):
+                raise invalid_request(f"{w}: must be an object")
+            t = b.get("type")
+            if t == "text":
+                if not isinstance(b.get("text"), str):
+                    raise invalid_request(f"{w}.text: Field required")
+                if b["text"]:
+                    parts.append({"text": b["text"]})
+            elif t in ("image", "document"):
+                parts.append(_source_part(b, w, t))
+            elif t == "tool_use":
+                if role != "assistant":
+                    raise invalid_request(f"{w}: tool_use blocks belong in assistant messages")
+                name, args = b.get("name"), b.get("input", {})
+                if not isinstance(name, str) or not name:
+                    raise invalid_request(f"{w}.name: Field required")
+                if not isinstance(args, dict):
+                    raise invalid_request(f"{w}.input: must be an object")
+                part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+                sig = _valid_signature(signatures.get(str(b.get("id")))) or pending_sig
+                if sig:
+                    part["thoughtSignature"] = sig
+                    pending_sig = None
+                parts.append(part)
+            elif t == "tool_result":
+                if role != "user":
+                    raise invalid_request(f"{w}: tool_result blocks belong in user messages")
+                tid = str(b.get("tool_use_id", ""))
+                text, media, refs = _tool_result_parts(b, w)
+                referenced_tools.extend(refs)
+                if tid in id_to_name:
+                    key = "error" if b.get("is_error") else "content"
+                    responses.append({"functionResponse": {"name": id_to_name[tid], "response": {key: text}}})
+                    parts.extend(media)
+                else:
+                    # No matching call (history compacted away): Gemini refuses an orphan functionResponse.
+                    parts.append({"text": f"[result of tool call {tid}]\n{text}"})
+                    parts.extend(media)
+            elif t == "thinking":
+                if role == "assistant":
+                    pending_sig = _valid_signature(b.get("signature")) or pending_sig
+            elif t in _DROPPED_BLOCKS:
+                continue
+            else:
+                raise invalid_request(f"{w}.type: unknown content block type {t!r}")
+        add("user" if role == "user" else "model", responses + parts)
+
+    contents = _fix_function_turns(turns)
+    if not contents:
+        raise invalid_request("messages: all messages are empty; at least one must have content")
+
+    body: dict[str, Any] = {"contents": contents}
+    system = "\n\n".join(s for s in system_texts if s)
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+
+    dropped = [k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier")
+               if k in req]
+    tools, tool_names = _tools(req.get("tools"), referenced_tools, target)
+    if tools:
+        body["tools"] = tools
+    tc = req.get("tool_choice")
+    if tc is not None and tool_names:
+        body["toolConfig"] = _tool_choice(tc, tool_names)
+
+    gen: dict[str, Any] = {}
+    max_tokens = req.get("max_tokens")
+    if isinstance(max_tokens, int):
+        cap = min(target.max_tokens or MODEL_MAX_OUTPUT, MODEL_MAX_OUTPUT)
+        gen["maxOutputTokens"] = max(1, min(max_tokens, cap))
+    for a, g in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
+        if req.get(a) is not None:
+            gen[g] = req[a]
+    stops = req.get("stop_sequences")
+    if isinstance(stops, list) and stops:
+        gen["stopSequences"] = [s for s in stops if isinstance(s, str) and s][:MAX_STOP_SEQUENCES]
+    thinking_cfg, thinking_on = _thinking(req.get("thinking"), req.get("output_config"), target.model)
+    if thinking_cfg is not None:
+        gen["thinkingConfig"] = thinking_cfg
+    if gen:
+        body["generationConfig"] = gen
+    return Translated(body=body, thinking=thinking_on, tool_names=tool_names, dropped=dropped)
+
+
+def _fix_function_turns(turns: list[dict]) -> list[dict]:
+    """Gemini wants every model turn's function calls answered, one response each, in the next user turn."""
+    out: list[dict] = []
+    for idx, turn in enumerate(turns):
+        out.append(turn)
+        if turn["role"] != "model":
+            continue
+        calls = [p["functionCall"]["name"] for p in turn["parts"] if "functionCall" in p]
+        if not calls:
+            continue
+        nxt = turns[idx + 1] if idx + 1 < len(turns) else None
+        if nxt is None:
+            continue  # the model's last word: nothing to answer yet
+        if nxt["role"] != "user":
+            continue
+        answered = [p for p in nxt["parts"] if "functionResponse" in p]
+        others = [p for p in nxt["parts"] if "functionResponse" not in p]
+        # A call the client never answered (interrupted) still needs a response for Gemini to accept the turn.
+        for name in calls[len(answered):]:
+            answered.append({"functionResponse": {"name": name, "response": {"error": "no result was returned"}}})
+        nxt["parts"] = answered + others
+    # Orphan functionResponses (a user turn after a model turn without calls) become text.
+    for idx, turn in enumerate(out):
+        if turn["role"] != "user":
+            continue
+        prev = out[idx - 1] if idx > 0 else None
+        has_calls = prev is not None and any("functionCall" in p for p in prev["parts"])
+        if not has_calls:
+            turn["parts"] = [
+                {"text": f"[result of {p['functionResponse']['name']}] {p['functionResponse']['response']}"}
+                if "functionResponse" in p else p
+                for p in turn["parts"]
+            ]
+    return out
+
+
+def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict], list[str]]:
+    if tools is None:
+        return [], []
+    if not isinstance(tools, list):
+        raise invalid_request("tools: must be a list")
+    decls: list[dict] = []
+    names: list[str] = []
+    extra: list[dict] = []
+    for i, t in enumerate(tools):
+        w = f"tools.{i}"
+        if not isinstance(t, dict):
+            raise invalid_request(f"{w}: must be an object")
+        ttype = t.get("type")
+        if ttype and ttype != "custom":
+            if str(ttype).startswith("web_search"):
+                if not any("googleSearch" in e for e in extra):
+                    extra.append({"googleSearch": {}})
+                continue
+            raise invalid_request(f"{w}.type: server tool {ttype!r} is not available on a Gemini target")
+        name = t.get("name")
+        if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
+            raise invalid_request(f"{w}.name: {name!r} is not a valid function name for Gemini "
+                                  "(letters, digits, _ . : -, at most 64 characters)")
+        # Deferred tools are loaded only once tool search has referenced them, as Anthropic does.
+        if t.get("defer_loading") and name not in referenced:
+            continue
+        decl: dict[str, Any] = {"name": name}
+        if t.get("description"):
+            decl["description"] = str(t["description"])
+        schema = t.get("input_schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise invalid_request(f"{w}.input_schema: must be an object")
+        if target.schema_mode == "json_schema":
+            params = _schema.to_json_schema(schema)
+            if params:
+                decl["parametersJsonSchema"] = params
+        else:
+            params = _schema.to_parameters(schema)
+            if params:
+                decl["parameters"] = params
+        decls.append(decl)
+        names.append(name)
+    out = [{"functionDeclarations": decls}] if decls else []
+    return out + extra, names
+
+
+def _tool_choice(tc: Any, names: list[str]) -> dict:
+    if not isinstance(tc, dict):
+        raise invalid_request("tool_choice: must be an object")
+    kind = tc.get("type")
+    if kind == "auto":
+        cfg: dict[str, Any] = {"mode": "AUTO"}
+    elif kind == "any":
+        cfg = {"mode": "ANY"}
+    elif kind == "none":
+        cfg = {"mode": "NONE"}
+    elif kind == "tool":
+        name = tc.get("name")
+        if name not in names:
+            raise invalid_request(f"tool_choice.name: {name!r} is not one of the declared tools")
+        cfg = {"mode": "ANY", "allowedFunctionNames": [name]}
+    else:
+        raise invalid_request(f"tool_choice.type: must be auto, any, tool or none, got {kind!r}")
+    return {"functionCallingConfig": cfg}
+
+
+def _thinking(thinking: Any, output_config: Any, model: str) -> tuple[dict | None, bool]:
+    """→ (thinkingConfig or None, whether the client wants thinking blocks back)."""
+    if thinking is None:
+        return None, False
+    if not isinstance(thinking, dict):
+        raise invalid_request("thinking: must be an object")
+    kind = thinking.get("type")
+    # Claude Code's `display: omitted` means it shows no thinking text: don't pay to stream it.
+    include = thinking.get("display") != "omitted"
+    ceiling = 32768 if "pro" in model else 24576
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 0:
+            raise invalid_request("thinking.budget_tokens: must be a positive integer")
+        return {"thinkingBudget": min(budget, ceiling), "includeThoughts": include}, True
+    if kind == "adaptive":
+        effort = output_config.get("effort") if isinstance(output_config, dict) else None
+        budget = EFFORT_BUDGET.get(str(effort), -1) if effort else -1
+        return {"thinkingBudget": budget, "includeThoughts": include}, True
+    if kind == "disabled":
+        if "pro" in model:  # 2.5 pro cannot switch thinking off; its smallest budget is the nearest thing
+            return {"thinkingBudget": 128}, False
+        return {"thinkingBudget": 0}, False
+    raise invalid_request(f"thinking.type: must be enabled, adaptive or disabled, got {kind!r}")

@@ -1,0 +1,174 @@
+"""Gemini SSE chunks → Anthropic SSE events: a small state machine, fed one parsed chunk at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .request import SYNTHETIC_SIGNATURE_PREFIX
+from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
+
+Event = tuple[str, dict[str, Any]]
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    """One SSE frame, as the Messages API frames it."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class StreamTranslator:
+    """Feed Gemini chunks with `feed`, close with `finish`; each returns the Anthropic events to send.
+
+    Also assembles the final message (`message`) so the record holds what the client saw.
+    """
+
+    def __init__(self, model: str, msg_id: str, ids: IdSource, thinking: bool,
+                 signatures_out: dict[str, str] | None = None):
+        self.model = model
+        self.msg_id = msg_id
+        self.ids = ids
+        self.thinking = thinking
+        self.signatures_out = signatures_out if signatures_out is not None else {}
+        self.started = False
+        self.finished = False
+        self.index = -1
+        self.open_kind: str | None = None  # "text" | "thinking" | None
+        self.open_sig: str | None = None
+        self.has_call = False
+        self.finish: str | None = None
+        self.finish_message: str | None = None
+        self.blocked = False
+        self.usage_meta: dict | None = None
+        self.content: list[dict] = []
+        self.first_content = False  # set once a real content token was emitted (time to first token)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _start(self, first: dict) -> list[Event]:
+        self.started = True
+        u = usage(first.get("usageMetadata"))
+        msg = {
+            "id": self.msg_id, "type": "message", "role": "assistant", "content": [], "model": self.model,
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": u["input_tokens"], "output_tokens": 1,
+                      "cache_read_input_tokens": u["cache_read_input_tokens"], "cache_creation_input_tokens": 0},
+        }
+        return [("message_start", {"type": "message_start", "message": msg})]
+
+    def _close(self) -> list[Event]:
+        if self.open_kind is None:
+            return []
+        out: list[Event] = []
+        if self.open_kind == "thinking":
+            sig = self.open_sig or SYNTHETIC_SIGNATURE_PREFIX
+            self.content[-1]["signature"] = sig
+            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                "delta": {"type": "signature_delta", "signature": sig}}))
+        out.append(("content_block_stop", {"type": "content_block_stop", "index": self.index}))
+        self.open_kind, self.open_sig = None, None
+        return out
+
+    def _open(self, kind: str, block: dict) -> list[Event]:
+        out = self._close()
+        self.index += 1
+        self.open_kind = kind
+        self.content.append(dict(block))
+        out.append(("content_block_start", {"type": "content_block_start", "index": self.index,
+                                            "content_block": block}))
+        return out
+
+    # -- the machine ---------------------------------------------------------------------------------------
+    def feed(self, chunk: dict) -> list[Event]:
+        out: list[Event] = []
+        if not self.started:
+            out += self._start(chunk)
+        if chunk.get("usageMetadata"):
+            self.usage_meta = chunk["usageMetadata"]
+        if not chunk.get("candidates") and (chunk.get("promptFeedback") or {}).get("blockReason"):
+            self.blocked = True
+        for cand in (chunk.get("candidates") or [])[:1]:
+            for part in ((cand.get("content") or {}).get("parts")) or []:
+                out += self._part(part)
+            if cand.get("finishReason"):
+                self.finish = cand["finishReason"]
+                self.finish_message = cand.get("finishMessage")
+        return out
+
+    def _part(self, part: dict) -> list[Event]:
+        out: list[Event] = []
+        sig = part.get("thoughtSignature")
+        if part.get("thought"):
+            if not self.thinking:
+                return out
+            if self.open_kind != "thinking":
+                out += self._open("thinking", {"type": "thinking", "thinking": ""})
+            if sig:
+                self.open_sig = sig
+            text = part.get("text", "")
+            if text:
+                self.first_content = True
+                self.content[-1]["thinking"] += text
+                out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                    "delta": {"type": "thinking_delta", "thinking": text}}))
+            return out
+        if "functionCall" in part:
+            fc = part["functionCall"] or {}
+            tid = fc.get("id") or self.ids.tool_id()
+            if not str(tid).startswith("toolu_"):
+                tid = "toolu_" + str(tid)
+            if sig:
+                self.signatures_out[tid] = sig
+                if self.thinking:
+                    if self.open_kind == "thinking":
+                        self.open_sig = self.open_sig or sig
+                    else:
+                        out += self._open("thinking", {"type": "thinking", "thinking": ""})
+                        self.open_sig = sig
+            args = fc.get("args") or {}
+            out += self._open("tool_use", {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": {}})
+            self.content[-1]["input"] = args
+            self.first_content = True
+            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                "delta": {"type": "input_json_delta",
+                                                          "partial_json": orjson.dumps(args).decode()}}))
+            out += self._close()
+            self.has_call = True
+            return out
+        text = part.get("text")
+        if text:
+            if self.open_kind != "text":
+                out += self._open("text", {"type": "text", "text": ""})
+            self.first_content = True
+            self.content[-1]["text"] += text
+            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                "delta": {"type": "text_delta", "text": text}}))
+        return out
+
+    def finish_events(self) -> list[Event]:
+        """Close the message. Call only when the upstream stream ended normally."""
+        out: list[Event] = []
+        if not self.started:
+            out += self._start({})
+        note = finish_note(self.finish, self.finish_message)
+        if note:
+            out += self._open("text", {"type": "text", "text": ""})
+            self.content[-1]["text"] = note
+            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                                "delta": {"type": "text_delta", "text": note}}))
+        out += self._close()
+        reason = "refusal" if self.blocked else stop_reason(self.finish, self.has_call)
+        u = usage(self.usage_meta)
+        out.append(("message_delta", {"type": "message_delta",
+                                      "delta": {"stop_reason": reason, "stop_sequence": None},
+                                      "usage": anthropic_usage(u)}))
+        out.append(("message_stop", {"type": "message_stop"}))
+        self.finished = True
+        self.stop_reason = reason
+        return out
+
+    def message(self) -> dict[str, Any]:
+        """The message as assembled so far (complete after `finish_events`)."""
+        u = usage(self.usage_meta)
+        return {"id": self.msg_id, "type": "message", "role": "assistant", "model": self.model,
+                "content": self.content, "stop_reason": getattr(self, "stop_reason", None),
+                "stop_sequence": None, "usage": anthropic_usage(u)}

@@ -1,0 +1,88 @@
+"""Shared fixtures: the strict fake Gemini upstream, a generated service-account key, and the gateway on a free
+loopback port, for each provider."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import anthropic
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from proxy import config as cfg
+from proxy.record import Record
+from proxy.server import Gateway, start
+from proxy.simulator import GeminiSimulator
+from tests import strict
+
+API_KEY = "AIzaSy-test-key-0123456789abcdefghijkl"
+SA_EMAIL = "gatewatch-test@example-project.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="session")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[GeminiSimulator]:
+    sim = GeminiSimulator(api_key=API_KEY, validator=strict.validate)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def service_account_info(rsa_key, token_uri: str) -> dict:
+    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return {"type": "service_account", "project_id": "example-project", "private_key_id": "k1",
+            "private_key": pem, "client_email": SA_EMAIL, "client_id": "1", "token_uri": token_uri}
+
+
+@pytest.fixture
+def sa_json(rsa_key, fake) -> str:
+    fake.public_keys[SA_EMAIL] = rsa_key.public_key()
+    return json.dumps(service_account_info(rsa_key, f"{fake.url}/token"))
+
+
+def target_for(provider: str, fake: GeminiSimulator, sa_json: str, **extra) -> dict:
+    if provider == "vertex":
+        return {"name": "vertex-flash", "provider": "vertex", "model": "gemini-2.5-flash",
+                "project_id": "example-project", "location_id": "us-central1", "api_endpoint": fake.url,
+                "service_account_json": sa_json, **extra}
+    return {"name": "studio", "provider": "gemini", "model": "gemini-2.5-flash", "api_key": API_KEY,
+            "api_endpoint": fake.url, **extra}
+
+
+@dataclass
+class Running:
+    gateway: Gateway
+    url: str
+    records: list[Record]
+    client: anthropic.AsyncAnthropic
+    fake: GeminiSimulator
+
+
+async def run_gateway(raw: dict, fake: GeminiSimulator) -> AsyncIterator[Running]:
+    config = cfg.from_mapping(raw, "test")
+    records: list[Record] = []
+    gw = Gateway(config, on_record=records.append)
+    runner, port = await start(gw, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}"
+    client = anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-test-secret-key", max_retries=0)
+    try:
+        yield Running(gw, url, records, client, fake)
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+@pytest.fixture(params=["vertex", "gemini"])
+async def gw(request, fake, sa_json) -> AsyncIterator[Running]:
+    """The gateway in front of the fake, once per provider."""
+    raw = {"gateway": {"ping_interval": 5}, "targets": [target_for(request.param, fake, sa_json)]}
+    async for r in run_gateway(raw, fake):
+        yield r

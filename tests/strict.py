@@ -1,0 +1,132 @@
+"""As strict as Google: every body parsed with the official proto types (unknown fields rejected), plus the
+rules Google enforces beyond the proto (empty parts, function-turn ordering, empty OBJECT properties)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from google.ai.generativelanguage_v1beta.types import CountTokensRequest, GenerateContentRequest
+from google.protobuf import json_format
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
+_PART_FIELDS = {"text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode",
+                "codeExecutionResult"}
+
+
+def _upper_types(schema: Any) -> None:
+    """Google takes `"object"` and `"OBJECT"`; protobuf's parser only the enum names."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("type"), str):
+            schema["type"] = schema["type"].upper()
+        for key in ("items",):
+            _upper_types(schema.get(key))
+        for sub in (schema.get("properties") or {}).values():
+            _upper_types(sub)
+        for sub in schema.get("anyOf") or []:
+            _upper_types(sub)
+
+
+def _schema_problem(schema: Any, where: str) -> str | None:
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("type") == "OBJECT" and "properties" in schema and not schema["properties"]:
+        return f"{where}.properties: should be non-empty for OBJECT type"
+    for name, sub in (schema.get("properties") or {}).items():
+        p = _schema_problem(sub, f"{where}.properties[{name}]")
+        if p:
+            return p
+    for i, sub in enumerate(schema.get("anyOf") or []):
+        p = _schema_problem(sub, f"{where}.any_of[{i}]")
+        if p:
+            return p
+    if schema.get("enum") and schema.get("type") not in ("STRING", None):
+        return f"{where}.enum: only allowed for STRING type"
+    for r in schema.get("required") or []:
+        if r not in (schema.get("properties") or {}):
+            return f"{where}.required[{r}]: property is not defined"
+    return _schema_problem(schema.get("items"), f"{where}.items")
+
+
+def _request_problem(body: dict, model: str = "") -> str | None:
+    body = copy.deepcopy(body)
+    for tool in body.get("tools") or []:
+        for decl in tool.get("functionDeclarations") or []:
+            _upper_types(decl.get("parameters"))
+    try:
+        json_format.ParseDict(body, GenerateContentRequest.pb()(), ignore_unknown_fields=False)
+    except json_format.ParseError as exc:
+        return f"Invalid JSON payload received. {exc}"
+    contents = body.get("contents") or []
+    if not contents:
+        return "contents is not specified"
+    for i, c in enumerate(contents):
+        if c.get("role") not in ("user", "model"):
+            return f"contents[{i}].role: must be user or model"
+        parts = c.get("parts") or []
+        if not parts:
+            return f"contents[{i}].parts: must not be empty"
+        for j, p in enumerate(parts):
+            data = [k for k in p if k in _PART_FIELDS]
+            if len(data) != 1:
+                return f"contents[{i}].parts[{j}]: exactly one data field is required, got {data}"
+            if "text" in p and p["text"] == "":
+                return "Unable to submit request because it has an empty text parameter."
+        calls = [p["functionCall"]["name"] for p in parts if "functionCall" in p]
+        responses = [p["functionResponse"]["name"] for p in parts if "functionResponse" in p]
+        if calls:
+            if c["role"] != "model":
+                return f"contents[{i}]: functionCall parts belong to the model"
+            if i == 0 or contents[i - 1]["role"] != "user":
+                return ("Please ensure that function call turn comes immediately after a user turn or after a "
+                        "function response turn.")
+            nxt = contents[i + 1] if i + 1 < len(contents) else None
+            if nxt is not None:
+                answered = [p["functionResponse"]["name"] for p in nxt.get("parts", []) if "functionResponse" in p]
+                if len(answered) != len(calls):
+                    return ("Please ensure that the number of function response parts is equal to the number of "
+                            "function call parts of the function call turn.")
+        if responses:
+            prev = contents[i - 1] if i > 0 else None
+            prev_calls = [p["functionCall"]["name"] for p in (prev or {}).get("parts", []) if "functionCall" in p]
+            if not prev_calls:
+                return ("Please ensure that function response turn comes immediately after a function call turn.")
+            if sorted(prev_calls) != sorted(responses):
+                return "function response names do not match the function calls"
+    for t, tool in enumerate(body.get("tools") or []):
+        for d, decl in enumerate(tool.get("functionDeclarations") or []):
+            if not _NAME.match(decl.get("name", "")):
+                return f"tools[{t}].function_declarations[{d}].name: invalid function name"
+            if "parameters" in decl and "parametersJsonSchema" in decl:
+                return "parameters and parametersJsonSchema are mutually exclusive"
+            p = _schema_problem(decl.get("parameters"), f"tools[{t}].function_declarations[{d}].parameters")
+            if p:
+                return p
+    gen = body.get("generationConfig") or {}
+    if len(gen.get("stopSequences") or []) > 5:
+        return "generation_config.stop_sequences: at most 5 are allowed"
+    budget = (gen.get("thinkingConfig") or {}).get("thinkingBudget")
+    if budget == 0 and "pro" in model:
+        return "Budget 0 is invalid. This model only works in thinking mode."
+    return None
+
+
+def validate(kind: str, action: str, body: Any, model: str = "") -> str | None:
+    """None when Google would accept `body`, else Google's complaint."""
+    if not isinstance(body, dict):
+        return "Invalid JSON payload received. Expected an object."
+    if action == "countTokens":
+        if kind == "gemini":
+            upper = copy.deepcopy(body)
+            for tool in (upper.get("generateContentRequest") or {}).get("tools") or []:
+                for decl in tool.get("functionDeclarations") or []:
+                    _upper_types(decl.get("parameters"))
+            try:
+                json_format.ParseDict(upper, CountTokensRequest.pb()(), ignore_unknown_fields=False)
+            except json_format.ParseError as exc:
+                return f"Invalid JSON payload received. {exc}"
+            inner = body.get("generateContentRequest")
+            return _request_problem({k: v for k, v in inner.items() if k != "model"}) if inner else None
+        return _request_problem(body)
+    return _request_problem(body, model)

@@ -1,0 +1,199 @@
+"""Anthropic → Gemini request translation: pure functions, checked against Google's own proto types."""
+
+import base64
+
+import pytest
+
+from proxy.errors import GatewayError
+from proxy.translate import request as treq
+from proxy.translate import schema
+from tests import cc_requests, strict
+
+TARGET = treq.Target("gemini-2.5-flash", max_tokens=8192)
+
+
+@pytest.mark.parametrize("name", sorted(cc_requests.ALL))
+def test_every_claude_code_shape_translates_to_a_body_google_accepts(name):
+    body = treq.translate(cc_requests.ALL[name], TARGET).body
+    assert strict.validate("gemini", "generateContent", body, "gemini-2.5-flash") is None
+
+
+@pytest.mark.parametrize("name", sorted(cc_requests.ALL))
+def test_every_shape_also_translates_with_json_schema_parameters(name):
+    body = treq.translate(cc_requests.ALL[name], treq.Target("gemini-2.5-flash", schema_mode="json_schema")).body
+    assert strict.validate("vertex", "generateContent", body) is None
+    decls = body["tools"][0]["functionDeclarations"]
+    assert all("parameters" not in d for d in decls)
+    assert all("$schema" not in d.get("parametersJsonSchema", {}) for d in decls)
+
+
+def test_system_blocks_and_role_system_messages_join_in_order_into_system_instruction():
+    body = treq.translate(cc_requests.first_turn(), TARGET).body
+    text = body["systemInstruction"]["parts"][0]["text"]
+    assert text.index("billing-header") < text.index("coding agent") < text.index("# Environment")
+    assert [c["role"] for c in body["contents"]] == ["user"]
+
+
+def test_max_tokens_is_capped_by_the_target_and_effort_sets_a_thinking_budget():
+    body = treq.translate(cc_requests.first_turn(), TARGET).body
+    gen = body["generationConfig"]
+    assert gen["maxOutputTokens"] == 8192
+    assert gen["thinkingConfig"] == {"thinkingBudget": 8192, "includeThoughts": False}
+
+
+def test_unreferenced_deferred_tools_are_not_declared_but_referenced_ones_are():
+    first = treq.translate(cc_requests.first_turn(), TARGET)
+    assert "WebFetch" not in first.tool_names and "DeferredToolPlaceholder" not in first.tool_names
+    later = treq.translate(cc_requests.toolsearch_turn(), TARGET)
+    assert "WebFetch" in later.tool_names
+
+
+def test_tool_results_become_function_responses_named_after_their_call():
+    body = treq.translate(cc_requests.tool_turn("hello\n"), TARGET).body
+    model_turn, user_turn = body["contents"][1], body["contents"][2]
+    assert model_turn["parts"][-1]["functionCall"] == {"name": "Bash",
+                                                       "args": {"command": "echo hello", "description": "Print hello"}}
+    assert user_turn["parts"][0] == {"functionResponse": {"name": "Bash", "response": {"content": "hello\n"}}}
+
+
+def test_an_error_tool_result_is_sent_as_error():
+    body = treq.translate(cc_requests.tool_turn("denied", is_error=True), TARGET).body
+    assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {"error": "denied"}
+
+
+def test_an_echoed_thinking_signature_returns_on_the_function_call():
+    sig = base64.b64encode(b"gemini-thought-signature").decode()
+    body = treq.translate(cc_requests.tool_turn(signature=sig), TARGET).body
+    call = [p for p in body["contents"][1]["parts"] if "functionCall" in p][0]
+    assert call["thoughtSignature"] == sig
+
+
+def test_a_remembered_signature_is_used_when_the_client_dropped_thinking():
+    sig = base64.b64encode(b"remembered").decode()
+    body = treq.translate(cc_requests.tool_turn(), TARGET, {"toolu_01abc": sig}).body
+    call = [p for p in body["contents"][1]["parts"] if "functionCall" in p][0]
+    assert call["thoughtSignature"] == sig
+
+
+def test_a_foreign_or_synthetic_signature_is_never_sent_to_gemini():
+    body = treq.translate(cc_requests.tool_turn(signature="gw-none"), TARGET).body
+    assert all("thoughtSignature" not in p for c in body["contents"] for p in c["parts"])
+    body = treq.translate(cc_requests.tool_turn(signature="EqQB not base64 !!"), TARGET).body
+    assert all("thoughtSignature" not in p for c in body["contents"] for p in c["parts"])
+
+
+def test_an_unanswered_call_gets_a_response_so_gemini_accepts_the_turn():
+    req = cc_requests.tool_turn()
+    req["messages"][-1]["content"] = [{"type": "text", "text": "never mind, stop"}]
+    body = treq.translate(req, TARGET).body
+    assert strict.validate("gemini", "generateContent", body) is None
+    assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {"error": "no result was returned"}
+
+
+def test_an_orphan_tool_result_becomes_text():
+    req = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_gone", "content": "42"}]}]}
+    body = treq.translate(req, TARGET).body
+    assert strict.validate("gemini", "generateContent", body) is None
+    assert "42" in body["contents"][0]["parts"][0]["text"]
+
+
+def test_consecutive_turns_merge_and_empty_text_is_dropped():
+    req = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": ""}]},
+        {"role": "user", "content": "b"}, {"role": "assistant", "content": ""},
+        {"role": "assistant", "content": "c"}]}
+    body = treq.translate(req, TARGET).body
+    assert body["contents"] == [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
+                                {"role": "model", "parts": [{"text": "c"}]}]
+
+
+def test_images_and_documents_map_to_inline_and_file_data():
+    req = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain doc"}},
+        {"type": "text", "text": "describe"}]}]}
+    parts = treq.translate(req, TARGET).body["contents"][0]["parts"]
+    assert parts[0] == {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
+    assert parts[1] == {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg"}}
+    assert parts[2]["inlineData"]["mimeType"] == "application/pdf"
+    assert parts[3] == {"text": "plain doc"}
+
+
+def test_tool_choice_maps_to_function_calling_modes():
+    req = cc_requests.first_turn()
+    for choice, cfg in [({"type": "auto"}, {"mode": "AUTO"}), ({"type": "any"}, {"mode": "ANY"}),
+                        ({"type": "none"}, {"mode": "NONE"}),
+                        ({"type": "tool", "name": "Read"}, {"mode": "ANY", "allowedFunctionNames": ["Read"]})]:
+        body = treq.translate({**req, "tool_choice": choice}, TARGET).body
+        assert body["toolConfig"] == {"functionCallingConfig": cfg}
+        assert strict.validate("gemini", "generateContent", body) is None
+
+
+def test_sampling_parameters_and_stop_sequences():
+    req = {"model": "m", "max_tokens": 100, "temperature": 0.2, "top_p": 0.9, "top_k": 40,
+           "stop_sequences": ["a", "b", "c", "d", "e", "f"], "messages": [{"role": "user", "content": "x"}]}
+    gen = treq.translate(req, TARGET).body["generationConfig"]
+    assert gen == {"maxOutputTokens": 100, "temperature": 0.2, "topP": 0.9, "topK": 40,
+                   "stopSequences": ["a", "b", "c", "d", "e"]}
+
+
+@pytest.mark.parametrize("thinking,model,expected", [
+    ({"type": "enabled", "budget_tokens": 5000}, "gemini-2.5-flash", {"thinkingBudget": 5000, "includeThoughts": True}),
+    ({"type": "disabled"}, "gemini-2.5-flash", {"thinkingBudget": 0}),
+    ({"type": "disabled"}, "gemini-2.5-pro", {"thinkingBudget": 128}),
+    ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": -1, "includeThoughts": True}),
+])
+def test_thinking_modes(thinking, model, expected):
+    req = {"model": "m", "max_tokens": 100, "thinking": thinking, "messages": [{"role": "user", "content": "x"}]}
+    body = treq.translate(req, treq.Target(model)).body
+    assert body["generationConfig"]["thinkingConfig"] == expected
+    assert strict.validate("gemini", "generateContent", body, model) is None
+
+
+@pytest.mark.parametrize("req,needle", [
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "user", "content": [{"type": "hologram"}]}]}, "unknown content block type 'hologram'"),
+    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0.content.0.text"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"name": "bad name!", "input_schema": {}}]},
+     "tools.0.name"),
+    ({"messages": [{"role": "user", "content": "x"}], "thinking": {"type": "sometimes"}}, "thinking.type"),
+    ({"messages": [{"role": "user", "content": ""}]}, "all messages are empty"),
+])
+def test_bad_requests_get_precise_invalid_request_errors(req, needle):
+    with pytest.raises(GatewayError) as e:
+        treq.translate({"model": "m", "max_tokens": 5, **req}, TARGET)
+    assert e.value.status == 400 and e.value.type == "invalid_request_error"
+    assert needle in e.value.message
+
+
+def test_schema_keywords_are_stripped_but_property_names_kept():
+    out = schema.to_gemini(cc_requests.TOOLS[4]["input_schema"])
+    assert set(out["properties"]) == {"taskId", "status", "payload", "name", "title", "metadata", "extra"}
+    assert "additionalProperties" not in str(out) and "$schema" not in str(out) and "propertyNames" not in str(out)
+    assert out["properties"]["status"]["anyOf"][1] == {"type": "string", "enum": ["deleted"]}
+    assert out["properties"]["payload"] == {"description": "Any JSON value"}
+    assert "type" not in out["properties"]["metadata"]  # an OBJECT with no properties is refused by Gemini
+
+
+def test_schema_refs_type_arrays_and_exclusive_bounds():
+    src = {"type": "object", "$defs": {"P": {"type": "object", "properties": {"x": {"type": ["integer", "null"],
+                                                                                  "exclusiveMinimum": 3}}}},
+           "properties": {"p": {"$ref": "#/$defs/P"}, "n": {"type": "integer", "enum": [1, 2]},
+                          "u": {"type": "string", "format": "uri"}, "d": {"type": "string", "format": "date-time"},
+                          "o": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}}
+    out = schema.to_gemini(src)
+    assert out["properties"]["p"]["properties"]["x"] == {"type": "integer", "nullable": True, "minimum": 3}
+    assert "enum" not in out["properties"]["n"] and "1, 2" in out["properties"]["n"]["description"]
+    assert "format" not in out["properties"]["u"] and out["properties"]["d"]["format"] == "date-time"
+    assert out["properties"]["o"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+
+
+def test_a_tool_without_properties_is_declared_without_parameters():
+    req = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+           "tools": [{"name": "Ping", "input_schema": {"type": "object", "properties": {}}}]}
+    body = treq.translate(req, TARGET).body
+    assert body["tools"][0]["functionDeclarations"] == [{"name": "Ping"}]
