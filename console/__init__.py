@@ -1,0 +1,1 @@
+"""gatewatch's console (Textual) and command line. May import `proxy`; never the other way round."""

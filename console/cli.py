@@ -1,0 +1,209 @@
+"""`gatewatch`: the console (default), `serve`, `demo`, `export`, `stats`, `prune`. A thin layer over `proxy`.
+
+Examples:
+    gatewatch                                  # console + gateway on 127.0.0.1:8000
+    gatewatch serve --port 8000                # headless, one line per call
+    gatewatch demo                             # console on a simulated upstream, no credentials
+    gatewatch export model:flash since:2h --format kong --output calls.jsonl
+    gatewatch stats since:1d
+    gatewatch prune --older-than 30d
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from proxy import config as cfg
+from proxy.export import FORMATS, export_file, stats, write
+from proxy.query import QueryError
+from proxy.query import compile as compile_query
+from proxy.record import Record
+from proxy.server import Gateway, start
+from proxy.store import Store, StoreError, default_path
+
+
+def _common(p: argparse.ArgumentParser, server: bool = True) -> None:
+    p.add_argument("--db", help="SQLite store (default: $GATEWATCH_DB or $XDG_DATA_HOME/gatewatch/gatewatch.db)")
+    if server:
+        p.add_argument("--config", help="gatewatch.toml (default: ./gatewatch.toml, else the environment)")
+        p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default 8000)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    sub = p.add_subparsers(dest="command")
+    s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
+    _common(s)
+    d = sub.add_parser("demo", help="the console on a simulated Gemini upstream with generated traffic")
+    d.add_argument("--db", help="store for the demo (default: a throwaway file)")
+    d.add_argument("--port", type=int, default=0, help="gateway port (default: any free one)")
+    d.add_argument("--rate", type=float, default=1.5, help="simulated calls per second")
+    e = sub.add_parser("export", help="write the records matching a filter to a file")
+    e.add_argument("filter", nargs="*", help="filter terms, e.g. model:flash status:>=400 since:2h")
+    e.add_argument("--format", choices=FORMATS, default="json")
+    e.add_argument("--output", "-o", help="file to write (default: standard output)")
+    _common(e, server=False)
+    st = sub.add_parser("stats", help="requests, errors, tokens, cost and latency per model and per target")
+    st.add_argument("filter", nargs="*")
+    _common(st, server=False)
+    pr = sub.add_parser("prune", help="delete old records and vacuum")
+    pr.add_argument("--older-than", required=True, help="age, e.g. 30d, 12h")
+    _common(pr, server=False)
+    return p
+
+
+def _die(msg: str, code: int = 2) -> None:
+    print(f"gatewatch: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def load_config(args: argparse.Namespace) -> cfg.Config:
+    try:
+        config = cfg.load(getattr(args, "config", None))
+    except cfg.ConfigError as exc:
+        _die(f"configuration error:\n{exc}")
+    if getattr(args, "host", None):
+        config.gateway.host = args.host
+    if getattr(args, "port", None) is not None:
+        config.gateway.port = args.port
+    return config
+
+
+def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Store:
+    path = args.db or (config.store.path if config and config.store.path else None) or default_path()
+    try:
+        return Store(path, secrets=config.secrets() if config else [],
+                     file_log=config.log.file if config else None)
+    except StoreError as exc:
+        _die(str(exc))
+    raise AssertionError
+
+
+def call_line(rec: Record) -> str:
+    """One line per finished call, for `serve`."""
+    u = rec.usage
+    t = time.strftime("%H:%M:%S", time.localtime(rec.started_at))
+    cost = "$?" if u.cost is None else f"${u.cost:.4f}"
+    answer = f"{rec.target}/{rec.response_model}" if rec.target else "-"
+    ttft = f" ttft {u.time_to_first_token:.0f}ms" if u.time_to_first_token is not None else ""
+    err = f" {rec.error_type}: {rec.error_message}" if rec.error_type else ""
+    kind = "count" if rec.kind == "count_tokens" else rec.request_mode
+    return (f"{t} {rec.status or '---'} {rec.request_model or '?'} → {answer} {kind} in={u.input_tokens} "
+            f"out={u.output_tokens} {cost} {rec.latency_ms or 0:.0f}ms{ttft}{err}")
+
+
+def usage_hint(url: str, config: cfg.Config) -> str:
+    model = config.targets[0].model if config.targets else "gemini-2.5-flash"
+    return f"ANTHROPIC_BASE_URL={url} ANTHROPIC_MODEL={model} claude"
+
+
+async def serve(config: cfg.Config, store: Store) -> int:
+    if not config.targets:
+        _die("no upstream target: set GEMINI_API_KEY (an API key, or a service-account key with GCP_PROJECT_ID),"
+             " or give --config gatewatch.toml")
+    try:
+        gateway = Gateway(config, on_record=store.submit)
+    except cfg.ConfigError as exc:
+        _die(f"configuration error:\n{exc}")
+    gateway.hub.subscribe(lambda ev, rec: print(call_line(rec), flush=True) if ev == "response" else None)
+    store.start()
+    try:
+        runner, port = await start(gateway, config.gateway.host, config.gateway.port)
+    except OSError as exc:
+        store.close()
+        _die(f"cannot listen on {config.gateway.host}:{config.gateway.port}: {exc.strerror} "
+             "(another gatewatch running? pick one with --port)", 1)
+    url = f"http://{config.gateway.host}:{port}"
+    targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in gateway.providers)
+    print(f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("gatewatch: stopping; letting calls in flight finish…", file=sys.stderr, flush=True)
+    await runner.cleanup()  # stops accepting, waits for handlers (aiohttp's shutdown_timeout)
+    store.close()
+    print(f"gatewatch: stopped; {store.stats.written} records written, {store.stats.lost} lost", file=sys.stderr)
+    return 0
+
+
+def _seconds(text: str) -> float:
+    from proxy.query import _DURATION, _UNITS
+
+    m = _DURATION.match(text)
+    if not m:
+        _die(f"--older-than: {text!r} is not a duration like 30d or 12h")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "serve":
+        config = load_config(args)
+        return asyncio.run(serve(config, open_store(args, config)))
+    if args.command in ("export", "stats"):
+        flt = " ".join(args.filter)
+        try:
+            compile_query(flt)
+        except QueryError as exc:
+            _die(f"filter: {exc}")
+        store = open_store(args)
+        if args.command == "export":
+            records = store.iter_records(flt)
+            if args.output:
+                n = export_file(records, args.format, args.output)
+                print(f"exported {n} records to {Path(args.output).resolve()} ({args.format})", file=sys.stderr)
+            else:
+                write(records, args.format, sys.stdout.buffer)
+            return 0
+        rows = store.column_values(flt, "request_model, response_model, target, status, error_type, input_tokens, "
+                                        "output_tokens, cost, latency_ms, ttft_ms")
+        for by in ("model", "target"):
+            print(_table(by, stats(rows, by)))
+        return 0
+    if args.command == "prune":
+        n = open_store(args).prune(_seconds(args.older_than))
+        print(f"deleted {n} records older than {args.older_than}")
+        return 0
+    if args.command == "demo":
+        from console.demo import run_demo
+
+        return run_demo(args)
+    from console.app import run_console
+
+    config = load_config(args)
+    return run_console(config, open_store(args, config))
+
+
+def _fmt(v, kind: str) -> str:
+    if v is None:
+        return "-"
+    if kind == "ms":
+        return f"{v:.0f}"
+    if kind == "cost":
+        return f"{v:.4f}"
+    return str(v)
+
+
+def _table(by: str, rows: list[dict]) -> str:
+    head = [by, "requests", "errors", "in tokens", "out tokens", "cost $", "p50 ms", "p95 ms", "ttft p50", "ttft p95"]
+    body = [[r["key"], str(r["requests"]), str(r["errors"]), str(r["input_tokens"]), str(r["output_tokens"]),
+             _fmt(r["cost"], "cost") + ("+?" if r["cost_unknown"] else ""), _fmt(r["p50_ms"], "ms"),
+             _fmt(r["p95_ms"], "ms"), _fmt(r["ttft_p50_ms"], "ms"), _fmt(r["ttft_p95_ms"], "ms")] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body), ""])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

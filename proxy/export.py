@@ -1,0 +1,137 @@
+"""Export records as JSON, JSON lines or Kong file-log lines, streaming in constant memory; and `stats`."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import IO, Any, Iterable
+from urllib.parse import parse_qsl
+
+import orjson
+
+from .record import Record
+
+FORMATS = ("json", "jsonl", "kong")
+
+
+def _ms(v: float | None) -> int:
+    return int(round(v or 0))
+
+
+def kong_record(rec: Record | dict) -> dict[str, Any]:
+    """One record in the shape of Kong's file-log with the AI Proxy section (see docs in the README)."""
+    r = rec if isinstance(rec, Record) else Record.model_validate(rec)
+    u = r.usage
+    host = r.request_headers.get("host", "localhost")
+    uri = r.path + (f"?{r.query}" if r.query else "")
+    latency = _ms(r.latency_ms)
+    llm = _ms(r.llm_latency_ms)
+    # Kong's prompt_tokens includes cached tokens; Anthropic's input_tokens does not.
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    tried = []
+    tries = []
+    for a in r.tried_targets:
+        tried.append({"provider": "gemini" if a.provider in ("vertex", "gemini") else a.provider,
+                      "model": a.model, "port": a.port, "upstream_scheme": a.upstream_scheme, "host": a.host,
+                      "upstream_uri": a.upstream_uri, "route_type": a.route_type, "ip": "",
+                      # our richer per-attempt facts, under a key strict Kong readers ignore
+                      "gatewatch": {"target": a.target, "status": a.status, "error": a.error,
+                                    "latency": _ms(a.latency_ms)}})
+        tries.append({"balancer_latency": 0, "port": a.port, "ip": a.host, "balancer_start": 0,
+                      "code": a.status})
+    out: dict[str, Any] = {
+        "request": {"method": r.method, "uri": uri, "url": f"http://{host}{uri}",
+                    "querystring": dict(parse_qsl(r.query, keep_blank_values=True)), "size": r.request_size,
+                    "headers": r.request_headers},
+        "response": {"status": r.status or 0, "size": r.response_size, "headers": r.response_headers},
+        "latencies": {"request": latency, "proxy": llm, "kong": max(0, latency - llm)},
+        "tries": tries,
+        "upstream_status": ", ".join(str(a.status) for a in r.tried_targets if a.status is not None),
+        "started_at": int(r.started_at * 1000),
+        "client_ip": r.client_ip,
+        "service": {"name": "gatewatch"},
+        "route": {"name": r.kind},
+        "ai": {"proxy": {
+            "tried_targets": tried,
+            "meta": {"request_model": r.request_model, "request_mode": r.request_mode,
+                     "response_model": r.response_model or "", "provider_name": "gemini"
+                     if r.provider in ("vertex", "gemini") else (r.provider or ""),
+                     "llm_latency": llm, "plugin_id": r.target or ""},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": u.output_tokens,
+                      "total_tokens": prompt + u.output_tokens, "cost": u.cost if u.cost is not None else 0,
+                      "time_per_token": u.time_per_token or 0, "time_to_first_token": _ms(u.time_to_first_token),
+                      "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens} if u.cache_read_tokens else {},
+                      "completion_tokens_details": {"reasoning_tokens": u.thinking_tokens}
+                      if u.thinking_tokens else {}},
+        }},
+    }
+    return out
+
+
+def write(records: Iterable[dict], fmt: str, out: IO[bytes]) -> int:
+    """Stream `records` (dicts) to `out`; returns how many."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    n = 0
+    if fmt == "json":
+        out.write(b"[")
+    for rec in records:
+        if fmt == "json":
+            out.write((b",\n" if n else b"\n") + orjson.dumps(rec))
+        elif fmt == "jsonl":
+            out.write(orjson.dumps(rec) + b"\n")
+        else:
+            out.write(orjson.dumps(kong_record(rec)) + b"\n")
+        n += 1
+    if fmt == "json":
+        out.write(b"\n]\n" if n else b"]\n")
+    return n
+
+
+def export_file(records: Iterable[dict], fmt: str, path: str | os.PathLike) -> int:
+    """Write to `path` (created 0600: exports hold prompts) atomically."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".part")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        n = write(records, fmt, f)
+    os.replace(tmp, p)
+    return n
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return None
+    k = (len(vals) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
+
+
+def stats(rows: Iterable[Any], by: str) -> list[dict[str, Any]]:
+    """Aggregate rows (with request_model/target, status, error_type, tokens, cost, latency_ms, ttft_ms)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = (r[by] if by == "target" else (r["response_model"] or r["request_model"])) or "(none)"
+        g = groups.setdefault(key, {"key": key, "requests": 0, "errors": 0, "input": 0, "output": 0, "cost": 0.0,
+                                    "cost_unknown": 0, "lat": [], "ttft": []})
+        g["requests"] += 1
+        if (r["status"] or 0) >= 400 or r["error_type"]:
+            g["errors"] += 1
+        g["input"] += r["input_tokens"] or 0
+        g["output"] += r["output_tokens"] or 0
+        if r["cost"] is None:
+            g["cost_unknown"] += 1
+        else:
+            g["cost"] += r["cost"]
+        g["lat"].append(r["latency_ms"])
+        if r["ttft_ms"] is not None:
+            g["ttft"].append(r["ttft_ms"])
+    out = []
+    for g in sorted(groups.values(), key=lambda g: -g["requests"]):
+        out.append({"key": g["key"], "requests": g["requests"], "errors": g["errors"], "input_tokens": g["input"],
+                    "output_tokens": g["output"], "cost": g["cost"], "cost_unknown": g["cost_unknown"],
+                    "p50_ms": percentile(g["lat"], 0.5), "p95_ms": percentile(g["lat"], 0.95),
+                    "ttft_p50_ms": percentile(g["ttft"], 0.5), "ttft_p95_ms": percentile(g["ttft"], 0.95)})
+    return out
