@@ -67,9 +67,14 @@ def _die(msg: str, code: int = 2) -> None:
 
 def load_config(args: argparse.Namespace) -> cfg.Config:
     try:
-        config = cfg.load(getattr(args, "config", None))
+        return load_config_or_raise(args)
     except cfg.ConfigError as exc:
         _die(f"configuration error:\n{exc}")
+    raise AssertionError
+
+
+def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
+    config = cfg.load(getattr(args, "config", None))
     if getattr(args, "host", None):
         config.gateway.host = args.host
     if getattr(args, "port", None) is not None:
@@ -181,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args)
     from console.app import run_console
 
-    config = load_config(args)
-    return run_console(config, open_store(args, config))
+    # The console shows a config problem on screen (and how to fix it) instead of dying before it opens.
+    error = None
+    try:
+        config = load_config_or_raise(args)
+    except cfg.ConfigError as exc:
+        config, error = cfg.Config(), str(exc)
+    return run_console(config, open_store(args, config), config_error=error)
 
 
 def _fmt(v, kind: str) -> str:

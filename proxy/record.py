@@ -84,6 +84,8 @@ class Record(BaseModel):
     error_type: str | None = None
     error_message: str | None = None
     cancelled: bool = False
+    stream_chunks: int = 0
+    """upstream chunks received so far (progress of a stream in flight)"""
     tools_used: list[str] = Field(default_factory=list)
     """tools the model called in this answer"""
     tools_offered: int = 0

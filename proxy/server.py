@@ -505,6 +505,7 @@ class Gateway:
                     break
                 if keep:
                     chunks.append(chunk)
+                rec.stream_chunks += 1
                 had_content = st.first_content
                 evs = st.feed(chunk)
                 if st.first_content and not had_content:

@@ -1,0 +1,354 @@
+"""The console: runs the gateway in-process on the app's event loop, shows live panes and the history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Iterable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from proxy import config as cfg
+from proxy.export import export_file
+from proxy.query import QueryError
+from proxy.query import compile as compile_query
+from proxy.record import Record
+from proxy.server import Gateway, start
+from proxy.store import Store
+
+from .detail import DetailScreen
+from .history import HistoryTable
+from .panes import LiveStats, Pane, render_cost, render_in_flight, render_latency, render_targets, render_tokens
+
+REFRESH_S = 0.25  # panes repaint at most this often, however many calls finish
+
+
+class RecordEvent(Message):
+    """The gateway reported a call event (`request`, `progress`, `response`)."""
+
+    def __init__(self, event: str, record: Record) -> None:
+        super().__init__()
+        self.event = event
+        self.record = record
+
+    def can_replace(self, message: Message) -> bool:
+        # progress of the same call coalesces: only the latest matters
+        return (isinstance(message, RecordEvent) and message.event == self.event == "progress"
+                and message.record.id == self.record.id)
+
+
+class RecordsWritten(Message):
+    """The store committed a batch."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RecordsWritten)
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Static { width: 76; height: auto; border: round $primary; padding: 1 2; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        t = Text()
+        t.append("gatewatch keys\n\n", style="bold")
+        for b in GatewatchApp.BINDINGS:
+            t.append(f"  {b.key_display or b.key:<12}", style="bold cyan")
+            t.append(f"{b.description}\n")
+        t.append("\nIn a call's detail\n", style="bold")
+        for b in DetailScreen.BINDINGS:
+            t.append(f"  {b.key:<12}", style="bold cyan")
+            t.append(f"{b.description}\n")
+        t.append("\nFilter language\n", style="bold")
+        t.append("  free text  model:flash  target:vertex*  status:4xx  status:>=400  since:15m\n"
+                 "  until:2026-11-24  session:<id>  tool:Bash  cost>0.01  latency>2s  stream:yes\n"
+                 "  a leading '-' negates a term: -model:pro\n", style="dim")
+        yield Static(t)
+
+
+class GatewatchApp(App):
+    TITLE = "gatewatch"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("slash", "search", "Search", key_display="/", id="search"),
+        Binding("enter", "open", "Open call", id="open", show=False),
+        Binding("e", "export", "Export", id="export"),
+        Binding("escape", "clear_search", "Clear", id="clear_search", show=False),
+        Binding("r", "reload", "Reload", id="reload"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, config: cfg.Config, store: Store, *, config_error: str | None = None,
+                 on_ready: Callable[[str], Awaitable[None]] | None = None, export_dir: str | None = None,
+                 banner_note: str = "") -> None:
+        super().__init__()
+        self.config = config
+        self.store = store
+        self.config_error = config_error
+        self.on_ready = on_ready
+        self.export_dir = Path(export_dir or ".")
+        self.banner_note = banner_note
+        self.stats = LiveStats()
+        self.gateway: Gateway | None = None
+        self.runner = None
+        self.url = ""
+        self.problem: str | None = None
+        self.filter_error: str | None = None
+        self._dirty = True
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- layout --------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◉")
+        yield Static(id="banner")
+        with Horizontal(id="panes"):
+            yield Pane("targets", id="pane-targets")
+            yield Pane("tokens", sparkline=True, id="pane-tokens")
+            yield Pane("cost", id="pane-cost")
+            yield Pane("latency", sparkline=True, id="pane-latency")
+            yield Pane("in flight", id="pane-inflight")
+        with Vertical(id="history-box"):
+            yield Input(placeholder="/ filter: text  model:flash  status:>=400  since:1h  tool:Bash  cost>0.01",
+                        id="search")
+            yield Static(id="status-line")
+            yield HistoryTable(self.store, id="history")
+        yield Footer()
+
+    # -- start and stop ------------------------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        self.store.on_written(lambda batch: self.call_from_thread(self.post_message, RecordsWritten()))
+        self.store.start()
+        await self._start_gateway()
+        self._render_banner()
+        self.set_interval(REFRESH_S, self._tick)
+        self._seed_stats()
+        await self.query_one(HistoryTable).load("")
+        self.query_one(HistoryTable).focus()
+        if self.on_ready is not None and self.gateway is not None and self.problem is None:
+            self._keep(asyncio.create_task(self.on_ready(self.url)))
+
+    def _keep(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_gateway(self) -> None:
+        g = self.config.gateway
+        if self.config_error:
+            self.problem = f"configuration error:\n{self.config_error}\nFix the file and restart gatewatch."
+            return
+        if not self.config.targets:
+            self.problem = ("no upstream target is configured. Set GEMINI_API_KEY (an API key, or a service-account "
+                            "key together with GCP_PROJECT_ID) or start with --config gatewatch.toml. "
+                            "Try `gatewatch demo` to see it work without credentials.")
+            return
+        try:
+            self.gateway = Gateway(self.config, on_record=self.store.submit)
+        except cfg.ConfigError as exc:
+            self.problem = f"configuration error:\n{exc}"
+            return
+        self.gateway.hub.subscribe(lambda ev, rec: self.post_message(RecordEvent(ev, rec)))
+        try:
+            self.runner, port = await start(self.gateway, g.host, g.port)
+        except OSError as exc:
+            self.problem = (f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or other "
+                            f"program) holds the port: stop it, or start with --port {g.port + 1}.")
+            self.gateway = None
+            return
+        self.url = f"http://{g.host}:{port}"
+
+    async def on_unmount(self) -> None:
+        await self.shutdown()
+
+    async def action_quit(self) -> None:
+        await self.shutdown()
+        self.exit()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let calls in flight finish, flush every pending record."""
+        for t in list(self._tasks):
+            t.cancel()
+        if self.runner is not None:
+            runner, self.runner = self.runner, None
+            await runner.cleanup()
+        await asyncio.to_thread(self.store.close)
+
+    # -- rendering -----------------------------------------------------------------------------------------
+    def _render_banner(self) -> None:
+        banner = self.query_one("#banner", Static)
+        if self.problem:
+            banner.update(Text(f"⚠ {self.problem}", style="bold red"))
+            banner.add_class("problem")
+            self.sub_title = "gateway not running"
+            return
+        model = self.config.targets[0].model
+        t = Text()
+        t.append("listening ", style="dim")
+        t.append(self.url, style="bold green")
+        t.append("   paste: ", style="dim")
+        t.append(f"ANTHROPIC_BASE_URL={self.url} ANTHROPIC_MODEL={model} claude", style="bold")
+        t.append("\ntargets ", style="dim")
+        for p in self.gateway.providers:
+            t.append(f"● {p.name}", style="green")
+            t.append(f" {p.kind} {p.model}  ", style="dim")
+        if self.banner_note:
+            t.append(f"  {self.banner_note}", style="italic yellow")
+        banner.update(t)
+        self.sub_title = self.url
+
+    def _seed_stats(self) -> None:
+        start_of_day = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+        try:
+            row = self.store.reader().execute(
+                "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0) "
+                "FROM records", (start_of_day,)).fetchone()
+            self.stats.cost_all, self.stats.cost_today = row[0], row[1]
+        except Exception as exc:
+            self.notify(f"could not read totals from the store: {exc}", severity="warning")
+
+    def _tick(self) -> None:
+        in_flight = list(self.gateway.in_flight.values()) if self.gateway else []
+        self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight))
+        if not self._dirty:
+            return
+        self._dirty = False
+        health = {p.name: "ok" for p in self.gateway.providers} if self.gateway else {}
+        self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health))
+        self.query_one("#pane-tokens", Pane).show(render_tokens(self.stats), self.stats.minute_series())
+        self.query_one("#pane-cost", Pane).show(render_cost(self.stats))
+        self.query_one("#pane-latency", Pane).show(render_latency(self.stats), list(self.stats.latencies)[-60:])
+        self._render_status()
+
+    def _render_status(self) -> None:
+        table = self.query_one(HistoryTable)
+        if self.filter_error:
+            self.query_one("#status-line", Static).update(Text(f"filter: {self.filter_error}", style="red"))
+            return
+        t = Text()
+        t.append(f"{table.total} calls", style="bold")
+        if table.filter:
+            t.append(f" matching {table.filter!r}", style="dim")
+        t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
+        s = self.store.stats
+        if s.lost:
+            t.append(f"  ·  {s.lost} records LOST ({s.last_error})", style="bold red")
+        elif s.last_error:
+            t.append(f"  ·  store retrying: {s.last_error}", style="yellow")
+        self.query_one("#status-line", Static).update(t)
+
+    # -- events --------------------------------------------------------------------------------------------
+    def on_record_event(self, message: RecordEvent) -> None:
+        if message.event == "response":
+            self.stats.add(message.record)
+            self._dirty = True
+
+    async def on_records_written(self, message: RecordsWritten) -> None:
+        await self.query_one(HistoryTable).refresh_new()
+        self._dirty = True
+
+    def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:
+        self._render_status()
+
+    def on_history_table_failed(self, message: HistoryTable.Failed) -> None:
+        self.notify(message.error, title="history", severity="error")
+
+    @on(Input.Submitted, "#search")
+    async def _search_submitted(self, event: Input.Submitted) -> None:
+        await self._apply_filter(event.value)
+        self.query_one(HistoryTable).focus()
+
+    @on(Input.Changed, "#search")
+    async def _search_changed(self, event: Input.Changed) -> None:
+        try:
+            compile_query(event.value)
+        except QueryError as exc:
+            self.filter_error = str(exc)  # shown until the filter reads again; the list stays as it was
+            self._render_status()
+            return
+        self.filter_error = None
+        await self._apply_filter(event.value)
+
+    async def _apply_filter(self, text: str) -> None:
+        try:
+            compile_query(text)
+        except QueryError as exc:
+            self.notify(str(exc), title="filter", severity="error")
+            return
+        await self.query_one(HistoryTable).load(text)
+
+    @on(DataTable.RowSelected, "#history")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.open_record(event.row_key.value)
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    async def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+            await self._apply_filter("")
+        self.query_one(HistoryTable).focus()
+
+    def action_open(self) -> None:
+        rid = self.query_one(HistoryTable).current_id()
+        if rid:
+            self.open_record(rid)
+
+    @work(exclusive=True, group="open")
+    async def open_record(self, record_id: str | None) -> None:
+        if not record_id:
+            return
+        rec = await asyncio.to_thread(self.store.get, record_id)
+        if rec is None:
+            self.notify("that call is no longer in the store", severity="warning")
+            return
+        await self.push_screen(DetailScreen(rec, self.url or "http://127.0.0.1:8000"))
+
+    async def action_reload(self) -> None:
+        await self.query_one(HistoryTable).load()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    @work(exclusive=True, group="export")
+    async def action_export(self) -> Path | None:
+        flt = self.query_one(HistoryTable).filter
+        path = (self.export_dir / time.strftime("gatewatch-export-%Y%m%d-%H%M%S.json")).resolve()
+        try:
+            n = await asyncio.to_thread(lambda: export_file(self.store.iter_records(flt), "json", path))
+        except OSError as exc:
+            self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
+            return None
+        what = f"matching {flt!r}" if flt else "(no filter)"
+        self.notify(f"Exported {n} calls {what} to {path}", title="export", timeout=8)
+        self.last_export = (path, n)
+        return path
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Search history", "Focus the filter box", self.action_search)
+        yield SystemCommand("Export view", "Write the calls matching the filter to a JSON file", self.action_export)
+        yield SystemCommand("Open selected call", "Show the call's request, response and timing", self.action_open)
+        yield SystemCommand("Reload history", "Re-read the history from the store", self.action_reload)
+        yield SystemCommand("Keys", "Show every key", self.action_help)
+
+
+def run_console(config: cfg.Config, store: Store, config_error: str | None = None) -> int:
+    app = GatewatchApp(config, store, config_error=config_error)
+    try:
+        app.run()
+    finally:
+        store.close()
+    return 0

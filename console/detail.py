@@ -1,0 +1,120 @@
+"""One call in full: request, upstream request, response, stream events, timing and usage, headers."""
+
+from __future__ import annotations
+
+import shlex
+
+import orjson
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from proxy.record import Record
+
+_MAX_SHOWN = 200_000  # characters of JSON per tab; the rest is one keypress away via copy
+
+
+def _json(obj) -> Syntax | Text:
+    if obj is None:
+        return Text("(not recorded: log_payloads is off, or the call ended before this existed)", style="dim")
+    text = orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode()
+    if len(text) > _MAX_SHOWN:
+        text = text[:_MAX_SHOWN] + f"\n… {len(text) - _MAX_SHOWN} more characters (press c to copy all)"
+    return Syntax(text, "json", word_wrap=True, theme="monokai", background_color="default")
+
+
+def timing_table(rec: Record) -> Table:
+    u = rec.usage
+    t = Table(show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="dim")
+    t.add_column()
+
+    def ms(v):
+        return "–" if v is None else f"{v:.1f} ms"
+
+    rows = [
+        ("status", str(rec.status)), ("stop reason", str(rec.stop_reason)), ("mode", rec.request_mode),
+        ("requested model", rec.request_model), ("answered by", f"{rec.target} ({rec.provider}) {rec.response_model}"),
+        ("total latency", ms(rec.latency_ms)), ("upstream latency", ms(rec.llm_latency_ms)),
+        ("time to first byte", ms(u.time_to_first_byte)), ("time to first token", ms(u.time_to_first_token)),
+        ("time per token", ms(u.time_per_token)), ("input tokens", str(u.input_tokens)),
+        ("output tokens", str(u.output_tokens)), ("cached tokens", str(u.cache_read_tokens)),
+        ("thinking tokens", str(u.thinking_tokens)),
+        ("cost", "unknown (no price for this model)" if u.cost is None else f"${u.cost:.6f}"),
+        ("session", str(rec.session_id)), ("client", f"{rec.client_ip} {rec.user_agent}"),
+    ]
+    if rec.error_type:
+        rows.append(("error", f"{rec.error_type}: {rec.error_message}"))
+    for k, v in rows:
+        t.add_row(k, v)
+    for i, a in enumerate(rec.tried_targets):
+        t.add_row(f"attempt {i + 1}", f"{a.target} {a.upstream_scheme}://{a.host}:{a.port}{a.upstream_uri} → "
+                  f"{a.status} {ms(a.latency_ms)} {a.error or ''}")
+    return t
+
+
+def as_curl(rec: Record, base_url: str) -> str:
+    """The client's request as a curl command (credentials left as a variable, never copied)."""
+    url = base_url.rstrip("/") + rec.path + (f"?{rec.query}" if rec.query else "")
+    parts = ["curl", "-sS", url, "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
+             "-H", "x-api-key: $ANTHROPIC_API_KEY"]
+    body = orjson.dumps(rec.client_request).decode() if rec.client_request is not None else "{}"
+    return " ".join(shlex.quote(p) if not p.startswith("x-api-key") else f'"{p}"' for p in parts) + \
+        " -d " + shlex.quote(body)
+
+
+class DetailScreen(Screen):
+    """Tabs for one call; `c` copies it as JSON, `u` as curl."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+        Binding("c", "copy_json", "Copy JSON", id="detail.copy_json"),
+        Binding("u", "copy_curl", "Copy curl", id="detail.copy_curl"),
+    ]
+
+    DEFAULT_CSS = """
+    DetailScreen VerticalScroll { padding: 0 1; }
+    """
+
+    def __init__(self, record: Record, base_url: str) -> None:
+        super().__init__()
+        self.record = record
+        self.base_url = base_url
+
+    def compose(self) -> ComposeResult:
+        r = self.record
+        yield Header()
+        with TabbedContent(id="tabs"):
+            with TabPane("Request", id="tab-request"):
+                yield VerticalScroll(Static(_json(r.client_request), id="request-json"))
+            with TabPane("Upstream request", id="tab-upstream"):
+                yield VerticalScroll(Static(_json(r.upstream_request), id="upstream-json"))
+            with TabPane("Response", id="tab-response"):
+                yield VerticalScroll(Static(_json(r.response), id="response-json"),
+                                     Static(_json(r.upstream_response), id="upstream-response-json"))
+            with TabPane("Stream events", id="tab-events"):
+                yield VerticalScroll(Static(_json(r.events) if r.request_mode == "stream"
+                                            else Text("not a streamed call", style="dim"), id="events-json"))
+            with TabPane("Timing & usage", id="tab-timing"):
+                yield VerticalScroll(Static(timing_table(r), id="timing"))
+            with TabPane("Headers", id="tab-headers"):
+                yield VerticalScroll(Static(_json({"request": r.request_headers, "response": r.response_headers}),
+                                            id="headers-json"))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"call {self.record.id}"
+        self.sub_title = f"{self.record.request_model} → {self.record.target}"
+
+    def action_copy_json(self) -> None:
+        self.app.copy_to_clipboard(self.record.model_dump_json(indent=2))
+        self.notify("Copied the call as JSON")
+
+    def action_copy_curl(self) -> None:
+        self.app.copy_to_clipboard(as_curl(self.record, self.base_url))
+        self.notify("Copied the request as curl")
