@@ -70,7 +70,7 @@ def responder(rng: random.Random):
         if roll < 0.04:
             return Reply.error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/"
                                "generate_content_requests_per_minute_per_project_per_base_model.", delay=delay,
-                               error_details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
+                               details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
         if roll < 0.06:
             return Reply.error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", delay=delay)
         last = (body.get("contents") or [{}])[-1]

@@ -88,7 +88,7 @@ class DetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         r = self.record
-        yield Header()
+        yield Header(icon="◉")
         with TabbedContent(id="tabs"):
             with TabPane("Request", id="tab-request"):
                 yield VerticalScroll(Static(_json(r.client_request), id="request-json"))
