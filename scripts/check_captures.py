@@ -1,0 +1,50 @@
+"""Translate captured Claude Code requests (files holding method, path_qs, headers, body) and check that the
+strict fake would accept each Gemini body, for both schema modes.
+
+    python scripts/check_captures.py DIR [DIR…]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from proxy.providers.gemini import GeminiProvider  # noqa: E402
+from proxy.config import TargetConfig  # noqa: E402
+from proxy.translate import request as treq  # noqa: E402
+from tests import strict  # noqa: E402
+
+
+def main(dirs: list[str]) -> int:
+    bad = 0
+    n = 0
+    provider = GeminiProvider(TargetConfig(name="t", provider="gemini", model="gemini-2.5-flash", api_key="k"))
+    for d in dirs:
+        for f in sorted(Path(d).glob("*.json")):
+            cap = json.loads(f.read_text())
+            body = cap.get("body")
+            if not isinstance(body, dict):
+                print(f"skip {f.name}: {cap.get('method')} without a body")
+                continue
+            count = "count_tokens" in cap.get("path_qs", "")
+            for mode in ("openapi", "json_schema"):
+                n += 1
+                out = treq.translate(body, treq.Target("gemini-2.5-flash", 8192, mode)).body
+                if count:
+                    problem = strict.validate("gemini", "countTokens", provider.count_body(out))
+                else:
+                    problem = strict.validate("gemini", "generateContent", out, "gemini-2.5-flash")
+                status = "ok " if problem is None else "BAD"
+                bad += problem is not None
+                print(f"{status} {f.name} [{mode}] {len(json.dumps(out))} bytes"
+                      f"{'' if problem is None else ': ' + problem}")
+    print(f"{n - bad}/{n} accepted")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
