@@ -26,7 +26,15 @@ from proxy.store import Store
 
 from .detail import DetailScreen
 from .history import HistoryTable
-from .panes import LiveStats, Pane, render_cost, render_in_flight, render_latency, render_targets, render_tokens
+from .panes import (
+    LiveStats,
+    Pane,
+    render_cost,
+    render_in_flight,
+    render_latency,
+    render_targets,
+    render_tokens,
+)
 
 REFRESH_S = 0.25  # panes repaint at most this often, however many calls finish
 

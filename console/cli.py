@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -210,8 +209,8 @@ def _table(by: str, rows: list[dict]) -> str:
     body = [[r["key"], str(r["requests"]), str(r["errors"]), str(r["input_tokens"]), str(r["output_tokens"]),
              _fmt(r["cost"], "cost") + ("+?" if r["cost_unknown"] else ""), _fmt(r["p50_ms"], "ms"),
              _fmt(r["p95_ms"], "ms"), _fmt(r["ttft_p50_ms"], "ms"), _fmt(r["ttft_p95_ms"], "ms")] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body), ""])
 
 

@@ -206,7 +206,7 @@ class Store:
                     conn = connect(self.path)
                 with conn:
                     conn.execute("BEGIN IMMEDIATE")
-                    for row, rec in zip(rows, batch):
+                    for row, rec in zip(rows, batch, strict=True):
                         cur = conn.execute(_INSERT, row)
                         conn.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
                                      (cur.lastrowid, rec.preview, rec.response_text))

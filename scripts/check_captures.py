@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy.providers.gemini import GeminiProvider  # noqa: E402
 from proxy.config import TargetConfig  # noqa: E402
+from proxy.providers.gemini import GeminiProvider  # noqa: E402
 from proxy.translate import request as treq  # noqa: E402
 from tests import strict  # noqa: E402
 

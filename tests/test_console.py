@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import anthropic
-import pytest
 from rich.console import Console
 from textual.widgets import Input, Static, TabbedContent
 

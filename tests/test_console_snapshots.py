@@ -1,6 +1,5 @@
 """Snapshot tests of the main screens, on a fixed store (fixed times, UTC) so the pictures are stable."""
 
-import os
 import time
 
 import pytest
