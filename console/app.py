@@ -227,10 +227,12 @@ class GatewatchApp(App):
     def _tick(self) -> None:
         in_flight = list(self.gateway.in_flight.values()) if self.gateway else []
         self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight))
+        if self.gateway and any(h["state"] != "ok" for h in self.gateway.router.health().values()):
+            self._dirty = True  # a cool-down counts down on screen
         if not self._dirty:
             return
         self._dirty = False
-        health = {p.name: "ok" for p in self.gateway.providers} if self.gateway else {}
+        health = self.gateway.router.health() if self.gateway else {}
         self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health))
         self.query_one("#pane-tokens", Pane).show(render_tokens(self.stats), self.stats.minute_series())
         self.query_one("#pane-cost", Pane).show(render_cost(self.stats))

@@ -93,14 +93,22 @@ def free_port() -> int:
 
 
 def demo_config(sim_url: str, key_json: str, port: int) -> cfg.Config:
+    """Four targets: Vertex first, the Gemini API as its fallback, a lite model for Claude Code's haiku
+    calls, and pro for whoever names it."""
     return cfg.from_mapping({
         "gateway": {"host": "127.0.0.1", "port": port, "ping_interval": 5},
+        "balancer": {"algorithm": "priority", "failure_threshold": 4, "cooldown": 20},
+        "routes": [{"model": "claude-*haiku*", "targets": ["studio-lite"]}],
         "targets": [
             {"name": "vertex-flash", "provider": "vertex", "model": "gemini-2.5-flash", "max_tokens": 8192,
              "project_id": "gatewatch-demo", "location_id": "us-central1", "api_endpoint": sim_url,
-             "service_account_json": key_json},
-            {"name": "studio-pro", "provider": "gemini", "model": "gemini-2.5-pro", "api_key": DEMO_API_KEY,
+             "service_account_json": key_json, "weight": 100},
+            {"name": "studio-flash", "provider": "gemini", "model": "gemini-2.5-flash", "api_key": DEMO_API_KEY,
+             "api_endpoint": sim_url, "weight": 50},
+            {"name": "studio-lite", "provider": "gemini", "model": "gemini-2.5-flash-lite", "api_key": DEMO_API_KEY,
              "api_endpoint": sim_url},
+            {"name": "studio-pro", "provider": "gemini", "model": "gemini-2.5-pro", "api_key": DEMO_API_KEY,
+             "api_endpoint": sim_url, "weight": 10},
         ],
     }, "demo", {})
 

@@ -127,17 +127,28 @@ class Pane(Vertical):
             self.query_one(Sparkline).data = series or [0.0]
 
 
-def render_targets(stats: LiveStats, health: dict[str, str]) -> Table:
+def render_targets(stats: LiveStats, health: dict[str, dict]) -> Table:
+    """One row a target; `health` is the router's view (state, cool-down left)."""
     t = Table.grid(padding=(0, 1), expand=True)
-    for col in ("target", "calls", "err", "fb", "last", "p50"):
+    heads = ("target", "calls", "err", "fb", "last", "p50")
+    for col in heads:
         t.add_column(col, justify="left" if col == "target" else "right", no_wrap=True)
-    t.add_row(*[Text(c, style="bold dim") for c in ("target", "calls", "err", "fb", "last", "p50")])
+    t.add_row(*[Text(c, style="bold dim") for c in heads])
     names = list(health) + [n for n in stats.targets if n not in health]
     for name in names:
         s = stats.targets.get(name, TargetStats())
+        h = health.get(name, {})
         last = s.last_status
         style = "green" if last == 200 else ("red" if last and last >= 400 else "dim")
-        t.add_row(Text(name, style="bold"), str(s.calls), Text(str(s.errors), style="red" if s.errors else ""),
+        label = Text()
+        if h.get("state") == "cooling":
+            label.append("◌ ", style="yellow")
+            label.append(name, style="bold yellow")
+            label.append(f" {h.get('cooldown_left_s', 0):.0f}s", style="yellow")
+        else:
+            label.append("● ", style="green" if s.calls else "dim")
+            label.append(name, style="bold")
+        t.add_row(label, str(s.calls), Text(str(s.errors), style="red" if s.errors else ""),
                   str(s.fallbacks), Text(str(last or "–"), style=style), _ms(percentile(list(s.latencies), 0.5)))
     return t
 

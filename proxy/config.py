@@ -46,8 +46,15 @@ class GatewaySettings(_Strict):
 
 class TargetConfig(_Strict):
     name: str
-    provider: Literal["vertex", "gemini"]
+    provider: Literal["vertex", "gemini", "anthropic", "vertex-anthropic"]
     model: str
+    """The upstream model. For `anthropic`, "*" forwards the model the client asked for."""
+    weight: int = Field(100, ge=1, le=65535)
+    """Share of traffic (round-robin) or rank (priority: higher first)."""
+    connect_timeout: float | None = Field(None, gt=0)
+    first_byte_timeout: float | None = Field(None, gt=0)
+    idle_timeout: float | None = Field(None, gt=0)
+    """Per-target overrides of the [gateway] timeouts."""
     max_tokens: int | None = Field(None, gt=0)
     """Cap on maxOutputTokens sent upstream (Claude Code asks for 32k-128k)."""
     project_id: str | None = None
@@ -57,7 +64,10 @@ class TargetConfig(_Strict):
     service_account_json: SecretStr | None = None
     """A service-account key: a file path or the JSON itself (vertex)."""
     api_key: SecretStr | None = None
-    """An API key (gemini)."""
+    """An API key (gemini; for anthropic, used instead of the client's own key)."""
+    anthropic_version: str | None = None
+    """anthropic: the anthropic-version header when the client sends none; vertex-anthropic: the body's
+    anthropic_version (default vertex-2023-10-16)."""
     schema_mode: Literal["openapi", "json_schema"] = "openapi"
     """How tool schemas are sent: Google's OpenAPI subset (`parameters`) or `parametersJsonSchema`."""
     input_cost: float | None = None
@@ -72,7 +82,7 @@ class TargetConfig(_Strict):
 
     @model_validator(mode="after")
     def _provider_needs(self) -> "TargetConfig":
-        if self.provider == "vertex":
+        if self.provider in ("vertex", "vertex-anthropic"):
             if not self.project_id:
                 raise ValueError("provider 'vertex' needs project_id")
             if not self.service_account_json or not self.service_account_json.get_secret_value().strip():
@@ -82,6 +92,27 @@ class TargetConfig(_Strict):
             if not self.api_key or not self.api_key.get_secret_value().strip():
                 raise ValueError("provider 'gemini' needs api_key")
         return self
+
+    @property
+    def speaks_gemini(self) -> bool:
+        return self.provider in ("vertex", "gemini")
+
+
+class BalancerSettings(_Strict):
+    algorithm: Literal["priority", "round-robin", "lowest-latency", "lowest-usage"] = "priority"
+    retries: int | None = Field(None, ge=0)
+    """Further targets tried after a failed one (default: every remaining target)."""
+    failure_threshold: int = Field(3, ge=1)
+    """Consecutive failures after which a target is cooled down."""
+    cooldown: float = Field(30, gt=0)
+    """Seconds a failing target is left out (it is tried again afterwards)."""
+
+
+class RouteConfig(_Strict):
+    model: str
+    """A glob over the requested model name, e.g. "claude-*haiku*"."""
+    targets: list[str]
+    """Target names, tried by the balancer in this set."""
 
 
 class StoreSettings(_Strict):
@@ -97,6 +128,8 @@ class LogSettings(_Strict):
 class Config(_Strict):
     gateway: GatewaySettings = GatewaySettings()
     targets: list[TargetConfig] = []
+    balancer: BalancerSettings = BalancerSettings()
+    routes: list[RouteConfig] = []
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
     source: str = "defaults"
@@ -108,6 +141,11 @@ class Config(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"target names must be unique: {sorted(dup)} repeated")
+        for i, r in enumerate(self.routes):
+            unknown = [n for n in r.targets if n not in names]
+            if unknown or not r.targets:
+                raise ValueError(f"routes[{i}] ({r.model}): unknown target(s) {unknown or '(none given)'}; "
+                                 f"targets are {names}")
         return self
 
     def secrets(self) -> list[str]:
@@ -204,8 +242,10 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
-    if p.suffix in (".yaml", ".yml"):
-        raise ConfigError(f"{p}: Kong decK files are not supported yet; write a gatewatch.toml")
+    if p.suffix in (".yaml", ".yml", ".json"):
+        from .kong import from_kong
+
+        return from_kong(text, str(p), env)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -69,12 +69,14 @@ class GatewayError(Exception):
         self.headers = headers or {}
         # Retryable on another target: the failure says nothing about the request itself.
         self.retryable = retryable if retryable is not None else status in (408, 429, 500, 502, 503, 504, 529)
+        self.raw: bytes | None = None
+        """An upstream's own Anthropic-format error body, passed through verbatim."""
 
     def body(self) -> dict[str, Any]:
         return error_body(self.type, self.message)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.body())
+        return self.raw if self.raw is not None else orjson.dumps(self.body())
 
 
 def error_body(type_: str, message: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from . import pricing, providers
 from .config import Config
 from .errors import GatewayError, from_google, invalid_request
 from .record import Attempt, Hub, Record, log, redact_headers
+from .routing import Router
 from .translate import request as treq
 from .translate import response as tresp
 from .translate.stream import StreamTranslator, sse
@@ -79,6 +80,7 @@ class Gateway:
         self.hub = hub or Hub()
         self.on_record = on_record
         self.providers = [providers.make(t) for t in config.targets]
+        self.router = Router(self.providers, config.balancer, config.routes)
         self.signatures: OrderedDict[str, str] = OrderedDict()
         self.session: aiohttp.ClientSession | None = None
         self.in_flight: dict[str, Record] = {}
@@ -116,20 +118,21 @@ class Gateway:
         return self._error_response(GatewayError(404, f"no route for {request.method} {path}", "not_found_error"), "")
 
     def health(self) -> dict[str, Any]:
+        states = self.router.health()
+        cooling = [n for n, st in states.items() if st["state"] != "ok"]
         return {
-            "status": "ok",
+            "status": "ok" if not cooling else ("down" if len(cooling) == len(states) else "degraded"),
             "uptime_s": round(time.time() - self.started_at, 1),
             "in_flight": len(self.in_flight),
-            "targets": [{"name": p.name, "provider": p.kind, "model": p.model, "host": p.where()[2]}
+            "targets": [{"name": p.name, "provider": p.kind, "model": p.model, "host": p.where()[2], **states[p.name]}
                         for p in self.providers],
         }
 
-    def pick(self, model: str) -> providers.Provider | None:
-        """The target whose model the request names, else the first."""
-        for p in self.providers:
-            if p.model == model or p.name == model:
-                return p
-        return self.providers[0] if self.providers else None
+    def timeouts(self, provider: providers.Provider) -> tuple[float, float, float]:
+        """(connect, first byte, idle) for this target: its own, else the gateway's."""
+        g, t = self.config.gateway, provider.target
+        return (t.connect_timeout or g.connect_timeout, t.first_byte_timeout or g.first_byte_timeout,
+                t.idle_timeout or g.idle_timeout)
 
     @staticmethod
     def _error_response(err: GatewayError, rid: str) -> web.Response:
@@ -199,7 +202,7 @@ class Gateway:
         u.cost = pricing.cost(rec.response_model or rec.request_model, u.input_tokens, u.output_tokens,
                               u.cache_read_tokens, override)
 
-    async def _read_json(self, request: web.Request, rec: Record) -> dict:
+    async def _read_json(self, request: web.Request, rec: Record) -> tuple[bytes, dict]:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -217,7 +220,7 @@ class Gateway:
             raise invalid_request("request body must be a JSON object")
         if self.config.gateway.log_payloads:
             rec.client_request = body
-        return body
+        return raw, body
 
     @staticmethod
     def _validate(body: dict, count: bool) -> None:
@@ -240,7 +243,7 @@ class Gateway:
             raise invalid_request("top_k: must be a positive integer")
 
     async def _exchange(self, request: web.Request, rec: Record, count: bool, t0: float) -> web.StreamResponse:
-        body = await self._read_json(request, rec)
+        raw, body = await self._read_json(request, rec)
         self._validate(body, count)
         rec.request_model = body["model"]
         rec.request_mode = "stream" if body.get("stream") and not count else "oneshot"
@@ -248,13 +251,41 @@ class Gateway:
         rec.session_id = _session_id(body.get("metadata"), request.headers)
         rec.preview = _last_user_text(body.get("messages"))
         rec.tools_offered = len(body.get("tools") or []) if isinstance(body.get("tools"), list) else 0
-        provider = self.pick(body["model"])
-        if provider is None:
+        candidates = self.router.candidates(body["model"])
+        if not candidates:
             raise GatewayError(503, "no upstream target is configured (set GEMINI_API_KEY or give --config)",
                                "api_error", retryable=False)
+        for i, provider in enumerate(candidates):
+            rec.target, rec.provider, rec.response_model = provider.name, provider.kind, provider.model
+            rec.error_type = rec.error_message = None
+            self.router.started(provider.name)
+            try:
+                resp = await self._attempt_target(request, provider, raw, body, rec, count, t0)
+            except GatewayError as err:
+                if err.retryable:
+                    self.router.failure(provider.name)
+                # A failure before any byte reached the client moves on to the next target.
+                if not err.retryable or i == len(candidates) - 1:
+                    raise
+                log.info("%s: target %s failed (%s), trying %s", rec.id, provider.name, err.message,
+                         candidates[i + 1].name)
+                continue
+            finally:
+                self.router.finished(provider.name)
+            if rec.error_type:  # failed after the stream began: no fallback, but it counts against the target
+                self.router.failure(provider.name)
+            else:
+                self.router.success(provider.name, rec.llm_latency_ms,
+                                    rec.usage.input_tokens + rec.usage.output_tokens)
+            return resp
+        raise AssertionError("unreachable")
+
+    async def _attempt_target(self, request: web.Request, provider: providers.Provider, raw: bytes, body: dict,
+                              rec: Record, count: bool, t0: float) -> web.StreamResponse:
+        if provider.passthrough:
+            return await self._passthrough(request, provider, raw, body, rec, count, t0)
         translated = treq.translate(body, treq.Target(provider.model, provider.target.max_tokens,
                                                       provider.target.schema_mode), self.signatures)
-        rec.target, rec.provider, rec.response_model = provider.name, provider.kind, provider.model
         if count:
             return await self._count(provider, translated, rec, t0)
         if self.config.gateway.log_payloads:
@@ -269,18 +300,23 @@ class Gateway:
         return Attempt(target=provider.name, provider=provider.kind, model=provider.model, host=host, port=port,
                        upstream_scheme=scheme, upstream_uri=urlsplit(provider.url(action)).path)
 
-    async def _post(self, provider: providers.Provider, action: str, payload: dict,
-                    attempt: Attempt) -> aiohttp.ClientResponse:
+    async def _post(self, provider: providers.Provider, action: str, payload: dict | bytes,
+                    attempt: Attempt, url: str | None = None, headers: dict | None = None,
+                    passthrough: bool = False) -> aiohttp.ClientResponse:
         """POST upstream; returns a 200 response (caller closes it) or raises GatewayError."""
-        g = self.config.gateway
+        connect, first_byte, idle = self.timeouts(provider)
         assert self.session is not None
-        headers = {"content-type": "application/json", **await provider.headers()}
+        if headers is None:
+            headers = {"content-type": "application/json", **await provider.headers()}
+        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
         try:
-            async with asyncio.timeout(g.first_byte_timeout):
-                resp = await self.session.post(provider.url(action), data=orjson.dumps(payload), headers=headers)
+            async with asyncio.timeout(first_byte):
+                resp = await self.session.post(url or provider.url(action), data=data, headers=headers,
+                                               timeout=timeout)
         except TimeoutError:
             raise GatewayError(504, f"upstream target '{provider.name}' sent no response within "
-                               f"{g.first_byte_timeout:g}s (gateway.first_byte_timeout)", "overloaded_error") from None
+                               f"{first_byte:g}s (first_byte_timeout)", "overloaded_error") from None
         except aiohttp.ClientConnectorError as exc:
             raise GatewayError(502, f"cannot connect to upstream target '{provider.name}' at "
                                f"{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
@@ -291,19 +327,36 @@ class Gateway:
         attempt.status = resp.status
         if resp.status != 200:
             try:
-                async with asyncio.timeout(g.idle_timeout):
+                async with asyncio.timeout(idle):
                     data = await resp.read()
             except (TimeoutError, aiohttp.ClientError):
                 data = b""
             finally:
                 resp.release()
+            if passthrough:
+                raise self._passthrough_error(provider, resp, data)
             raise from_google(resp.status, data, provider.credential, resp.headers)
         return resp
 
-    async def _read_all(self, resp: aiohttp.ClientResponse, provider: providers.Provider) -> bytes:
-        g = self.config.gateway
+    @staticmethod
+    def _passthrough_error(provider, resp: aiohttp.ClientResponse, data: bytes) -> GatewayError:
+        """An Anthropic-speaking upstream's error goes back as it came, status and body."""
         try:
-            async with asyncio.timeout(g.first_byte_timeout):
+            err = orjson.loads(data)["error"]
+            message, type_ = str(err.get("message", "")), str(err.get("type", "api_error"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            message, type_ = f"upstream answered HTTP {resp.status}: {data[:200]!r}", None
+        if resp.status == 401:
+            message = f"{provider.credential} was rejected ({message})"
+        headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "request-id")}
+        ge = GatewayError(resp.status, message, type_, headers)
+        if type_ is not None and resp.status != 401:
+            ge.raw = data
+        return ge
+
+    async def _read_all(self, resp: aiohttp.ClientResponse, provider: providers.Provider) -> bytes:
+        try:
+            async with asyncio.timeout(self.timeouts(provider)[1]):
                 return await resp.read()
         except TimeoutError:
             raise GatewayError(504, f"upstream target '{provider.name}' stalled while sending its answer",
@@ -356,6 +409,149 @@ class Gateway:
         rec.response_size = len(body)
         return web.Response(body=body, content_type="application/json", headers={"request-id": rec.id})
 
+    async def _passthrough(self, request: web.Request, provider, raw: bytes, body: dict, rec: Record,
+                           count: bool, t0: float) -> web.StreamResponse:
+        """Forward to an Anthropic-speaking upstream unchanged; read what passes for the record."""
+        stream = rec.request_mode == "stream"
+        action = "countTokens" if count else ("streamGenerateContent" if stream else "generateContent")
+        attempt = self._attempt(provider, action)
+        rec.tried_targets.append(attempt)
+        url = provider.request_url(count, stream, request.query_string)
+        payload = provider.request_body(raw, body, count)
+        headers = await provider.request_headers(request.headers)
+        if self.config.gateway.log_payloads and payload is not raw:
+            rec.upstream_request = orjson.loads(payload)
+        a0 = time.perf_counter()
+        try:
+            resp = await self._post(provider, action, payload, attempt, url=url, headers=headers, passthrough=True)
+        except GatewayError as err:
+            attempt.error = err.message
+            attempt.latency_ms = (time.perf_counter() - a0) * 1000
+            raise
+        rec.usage.time_to_first_byte = (time.perf_counter() - t0) * 1000
+        ctype = resp.headers.get("content-type", "application/json")
+        if not stream:
+            try:
+                data = await self._read_all(resp, provider)
+            finally:
+                resp.release()
+            attempt.latency_ms = rec.llm_latency_ms = (time.perf_counter() - a0) * 1000
+            rec.status = 200
+            rec.response_size = len(data)
+            try:
+                msg = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                msg = None
+            if isinstance(msg, dict):
+                if count:
+                    rec.usage.input_tokens = int(msg.get("input_tokens") or 0)
+                    if self.config.gateway.log_payloads:
+                        rec.response = msg
+                else:
+                    self._anthropic_usage(rec, msg.get("usage") or {})
+                    rec.response_model = msg.get("model") or rec.response_model
+                    rec.usage.time_to_first_token = rec.llm_latency_ms
+                    if rec.usage.output_tokens:
+                        rec.usage.time_per_token = rec.llm_latency_ms / rec.usage.output_tokens
+                    if isinstance(msg.get("content"), list):
+                        self._finish_message(rec, msg)
+            return web.Response(body=data, headers={"content-type": ctype, "request-id": rec.id})
+        out = web.StreamResponse(status=200, headers={"content-type": ctype, "cache-control": "no-cache",
+                                                      "request-id": rec.id})
+        await out.prepare(request)
+        rec.status = 200
+        idle = self.timeouts(provider)[2]
+        buf = b""
+        events: list[Any] = []
+        content: list[dict] = []
+        msg: dict[str, Any] = {"content": content}
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        chunk = await resp.content.readany()
+                except TimeoutError:
+                    raise GatewayError(504, f"upstream target '{provider.name}' stalled: nothing for {idle:g}s "
+                                       "(idle_timeout)", "overloaded_error") from None
+                except aiohttp.ClientError as exc:
+                    raise GatewayError(502, f"upstream target '{provider.name}' broke off the stream: "
+                                       f"{type(exc).__name__}", "api_error") from None
+                if not chunk:
+                    break
+                await out.write(chunk)
+                rec.response_size += len(chunk)
+                rec.stream_chunks += 1
+                buf += chunk
+                *frames, buf = buf.split(b"\n\n")
+                for frame in frames:
+                    self._observe_event(frame, rec, msg, events, t0)
+        except GatewayError as err:
+            rec.error_type, rec.error_message = err.type, err.message
+            await out.write(sse("error", err.body()))
+        finally:
+            resp.release()
+            attempt.latency_ms = rec.llm_latency_ms = (time.perf_counter() - a0) * 1000
+            if rec.usage.output_tokens:
+                rec.usage.time_per_token = rec.llm_latency_ms / rec.usage.output_tokens
+            if self.config.gateway.log_payloads:
+                rec.events = events
+            self._finish_message(rec, {**msg, "content": content})
+        await out.write_eof()
+        return out
+
+    def _anthropic_usage(self, rec: Record, u: dict) -> None:
+        for ours, theirs in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
+                             ("cache_read_tokens", "cache_read_input_tokens"),
+                             ("cache_creation_tokens", "cache_creation_input_tokens")):
+            if u.get(theirs) is not None:
+                setattr(rec.usage, ours, int(u[theirs]))
+
+    def _observe_event(self, frame: bytes, rec: Record, msg: dict, events: list, t0: float) -> None:
+        """Follow an Anthropic SSE stream passing through: usage, blocks, time to first token."""
+        data = None
+        for line in frame.split(b"\n"):
+            if line.startswith(b"data:"):
+                data = line[5:].strip()
+        if not data:
+            return
+        try:
+            ev = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if self.config.gateway.log_payloads:
+            events.append({"event": ev.get("type"), "data": ev})
+        kind = ev.get("type")
+        content = msg["content"]
+        if kind == "message_start":
+            m = ev.get("message") or {}
+            self._anthropic_usage(rec, m.get("usage") or {})
+            rec.response_model = m.get("model") or rec.response_model
+            msg.update({k: v for k, v in m.items() if k not in ("content", "usage")})
+        elif kind == "content_block_start":
+            content.append(dict(ev.get("content_block") or {}))
+        elif kind == "content_block_delta" and content:
+            if rec.usage.time_to_first_token is None:
+                rec.usage.time_to_first_token = (time.perf_counter() - t0) * 1000
+            d = ev.get("delta") or {}
+            block = content[-1]
+            if d.get("type") == "text_delta":
+                block["text"] = block.get("text", "") + d.get("text", "")
+            elif d.get("type") == "thinking_delta":
+                block["thinking"] = block.get("thinking", "") + d.get("thinking", "")
+            elif d.get("type") == "input_json_delta":
+                block["_json"] = block.get("_json", "") + d.get("partial_json", "")
+        elif kind == "content_block_stop" and content and "_json" in content[-1]:
+            try:
+                content[-1]["input"] = orjson.loads(content[-1].pop("_json") or b"{}")
+            except orjson.JSONDecodeError:
+                pass
+        elif kind == "message_delta":
+            self._anthropic_usage(rec, ev.get("usage") or {})
+            msg["stop_reason"] = (ev.get("delta") or {}).get("stop_reason")
+        elif kind == "error":
+            err = ev.get("error") or {}
+            rec.error_type, rec.error_message = err.get("type", "api_error"), err.get("message")
+
     async def _oneshot(self, provider, translated, body, rec: Record, t0: float) -> web.Response:
         attempt = self._attempt(provider, "generateContent")
         rec.tried_targets.append(attempt)
@@ -405,11 +601,11 @@ class Gateway:
 
     async def _sse_chunks(self, resp: aiohttp.ClientResponse, provider, first: bool = True) -> AsyncIterator[dict]:
         """Parse Gemini's SSE (`data: {...}` + blank line). Yields chunks; raises GatewayError on stall or junk."""
-        g = self.config.gateway
+        _, first_byte, idle = self.timeouts(provider)
         data_lines: list[bytes] = []
         waited_first = first
         while True:
-            limit = g.first_byte_timeout if waited_first else g.idle_timeout
+            limit = first_byte if waited_first else idle
             try:
                 async with asyncio.timeout(limit):
                     line = await resp.content.readline()
@@ -417,7 +613,7 @@ class Gateway:
                 what = "first chunk" if waited_first else "next chunk"
                 key = "first_byte_timeout" if waited_first else "idle_timeout"
                 raise GatewayError(504, f"upstream target '{provider.name}' stalled: no {what} within {limit:g}s "
-                                   f"(gateway.{key})", "overloaded_error") from None
+                                   f"({key})", "overloaded_error") from None
             except aiohttp.ClientError as exc:
                 raise GatewayError(502, f"upstream target '{provider.name}' broke off the stream: "
                                    f"{type(exc).__name__}", "api_error") from None

@@ -75,7 +75,7 @@ async def test_a_call_appears_in_history_and_in_the_panes(fake, sa_json, tmp_pat
         assert row["preview"] == "first prompt about apples" and row["status"] == 200
         await wait_for(pilot, lambda: "321" in pane_text(app, "pane-tokens"))
         targets = pane_text(app, "pane-targets").splitlines()
-        assert [line.split()[:3] for line in targets if line.split()[:1] == ["studio"]] == [["studio", "1", "0"]]
+        assert [line.split()[:4] for line in targets if "studio" in line.split()] == [["●", "studio", "1", "0"]]
         assert "$0.0001" in pane_text(app, "pane-cost")
         assert "ttft" in pane_text(app, "pane-latency")
         assert app.stats.tokens["input"] == 321 and app.stats.tokens["output"] == 3

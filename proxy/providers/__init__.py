@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import TargetConfig
+from .anthropic import AnthropicProvider, VertexAnthropicProvider
 from .base import Provider
 from .gemini import GeminiProvider
 from .vertex import VertexProvider
@@ -11,6 +12,10 @@ from .vertex import VertexProvider
 def make(target: TargetConfig) -> Provider:
     if target.provider == "vertex":
         return VertexProvider(target)
+    if target.provider == "anthropic":
+        return AnthropicProvider(target)
+    if target.provider == "vertex-anthropic":
+        return VertexAnthropicProvider(target)
     return GeminiProvider(target)
 
 

@@ -18,6 +18,8 @@ class Provider:
 
     kind = ""
     credential = ""
+    passthrough = False
+    """True for upstreams that speak the Messages API themselves (no translation)."""
 
     def __init__(self, target: TargetConfig):
         self.target = target

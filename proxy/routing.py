@@ -1,0 +1,125 @@
+"""Which targets serve a call, in which order: routes by model, the balancer, and a circuit breaker."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from .config import BalancerSettings, RouteConfig
+from .providers import Provider
+
+EWMA = 0.3  # weight of the newest latency in lowest-latency's running average
+
+
+@dataclass
+class TargetState:
+    calls: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    cooled_until: float = 0.0
+    latency_ms: float | None = None
+    tokens: int = 0
+    in_flight: int = 0
+    current_weight: float = 0.0  # smooth weighted round-robin
+
+    def cooled(self, now: float) -> bool:
+        return self.cooled_until > now
+
+
+class Router:
+    def __init__(self, providers: Sequence[Provider], balancer: BalancerSettings, routes: Sequence[RouteConfig]):
+        self.providers = list(providers)
+        self.by_name = {p.name: p for p in self.providers}
+        self.balancer = balancer
+        self.routes = list(routes)
+        self.state = {p.name: TargetState() for p in self.providers}
+        self._rr = itertools.count()
+
+    # -- choosing ------------------------------------------------------------------------------------------
+    def pool(self, model: str) -> list[Provider]:
+        """Targets eligible for a requested model, before ordering."""
+        direct = [p for p in self.providers if p.model == model or p.name == model]
+        if direct:
+            return direct + [p for p in self.providers if p not in direct]
+        for r in self.routes:
+            if fnmatch.fnmatchcase(model.lower(), r.model.lower()):
+                return [self.by_name[n] for n in r.targets]
+        routed = {n for r in self.routes for n in r.targets}
+        # targets reserved for a route don't take the rest of the traffic, unless nothing else is left
+        rest = [p for p in self.providers if p.name not in routed]
+        return rest or list(self.providers)
+
+    def candidates(self, model: str, now: float | None = None) -> list[Provider]:
+        """Targets to try in order: healthy ones by the balancer, cooled-down ones last."""
+        now = time.monotonic() if now is None else now
+        pool = self.pool(model)
+        direct = bool(pool) and (pool[0].model == model or pool[0].name == model)
+        head, tail = (pool[:1], pool[1:]) if direct else ([], pool)
+        ordered = head + self._order(tail)
+        healthy = [p for p in ordered if not self.state[p.name].cooled(now)]
+        cooled = [p for p in ordered if self.state[p.name].cooled(now)]
+        out = healthy + cooled
+        retries = self.balancer.retries
+        return out if retries is None else out[: retries + 1]
+
+    def _order(self, pool: list[Provider]) -> list[Provider]:
+        if len(pool) <= 1:
+            return pool
+        algo = self.balancer.algorithm
+        st = self.state
+        if algo == "priority":
+            return sorted(pool, key=lambda p: -p.target.weight)
+        if algo == "lowest-latency":
+            # an untried target counts as fastest, so every target gets measured
+            return sorted(pool, key=lambda p: st[p.name].latency_ms or 0.0)
+        if algo == "lowest-usage":
+            return sorted(pool, key=lambda p: (st[p.name].tokens + st[p.name].in_flight) / p.target.weight)
+        # round-robin, weighted the smooth way (nginx): picks spread evenly in proportion to weight
+        total = sum(p.target.weight for p in pool)
+        for p in pool:
+            st[p.name].current_weight += p.target.weight
+        first = max(pool, key=lambda p: st[p.name].current_weight)
+        st[first.name].current_weight -= total
+        rest = [p for p in pool if p is not first]
+        return [first] + sorted(rest, key=lambda p: -st[p.name].current_weight)
+
+    # -- feedback ------------------------------------------------------------------------------------------
+    def started(self, name: str) -> None:
+        self.state[name].in_flight += 1
+
+    def finished(self, name: str) -> None:
+        self.state[name].in_flight = max(0, self.state[name].in_flight - 1)
+
+    def success(self, name: str, latency_ms: float | None, tokens: int = 0) -> None:
+        s = self.state[name]
+        s.calls += 1
+        s.consecutive_failures = 0
+        s.cooled_until = 0.0
+        s.tokens += tokens
+        if latency_ms is not None:
+            s.latency_ms = latency_ms if s.latency_ms is None else (1 - EWMA) * s.latency_ms + EWMA * latency_ms
+
+    def failure(self, name: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        s = self.state[name]
+        s.calls += 1
+        s.failures += 1
+        s.consecutive_failures += 1
+        if s.consecutive_failures >= self.balancer.failure_threshold:
+            s.cooled_until = now + self.balancer.cooldown
+
+    def health(self, now: float | None = None) -> dict[str, dict]:
+        now = time.monotonic() if now is None else now
+        out = {}
+        for p in self.providers:
+            s = self.state[p.name]
+            out[p.name] = {
+                "state": "cooling" if s.cooled(now) else "ok",
+                "cooldown_left_s": round(max(0.0, s.cooled_until - now), 1),
+                "calls": s.calls, "failures": s.failures, "consecutive_failures": s.consecutive_failures,
+                "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 1),
+            }
+        return out
