@@ -21,8 +21,8 @@ from proxy.export import export_file
 from proxy.query import QueryError
 from proxy.query import compile as compile_query
 from proxy.record import Record
-from proxy.server import Gateway, start
-from proxy.store import Store
+from proxy.server import Gateway, InsecureBind, start
+from proxy.store import Store, StoreError
 
 from .detail import DetailScreen
 from .history import HistoryTable
@@ -99,7 +99,7 @@ class GatewatchApp(App):
 
     def __init__(self, config: cfg.Config, store: Store, *, config_error: str | None = None,
                  on_ready: Callable[[str], Awaitable[None]] | None = None, export_dir: str | None = None,
-                 banner_note: str = "") -> None:
+                 banner_note: str = "", insecure: bool = False) -> None:
         super().__init__()
         self.config = config
         self.store = store
@@ -107,6 +107,7 @@ class GatewatchApp(App):
         self.on_ready = on_ready
         self.export_dir = Path(export_dir or ".")
         self.banner_note = banner_note
+        self.insecure = insecure
         self.stats = LiveStats()
         self.gateway: Gateway | None = None
         self.runner = None
@@ -136,8 +137,12 @@ class GatewatchApp(App):
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
         self.store.on_written(lambda batch: self.call_from_thread(self.post_message, RecordsWritten()))
-        self.store.start()
-        await self._start_gateway()
+        try:
+            self.store.start()
+        except StoreError as exc:
+            self.problem = f"{exc}"
+        if self.problem is None:
+            await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
         self._seed_stats()
@@ -167,7 +172,11 @@ class GatewatchApp(App):
             return
         self.gateway.hub.subscribe(lambda ev, rec: self.post_message(RecordEvent(ev, rec)))
         try:
-            self.runner, port = await start(self.gateway, g.host, g.port)
+            self.runner, port = await start(self.gateway, g.host, g.port, self.insecure)
+        except InsecureBind as exc:
+            self.problem = str(exc)
+            self.gateway = None
+            return
         except OSError as exc:
             self.problem = (f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or other "
                             f"program) holds the port: stop it, or start with --port {g.port + 1}.")
@@ -355,8 +364,8 @@ class GatewatchApp(App):
         yield SystemCommand("Keys", "Show every key", self.action_help)
 
 
-def run_console(config: cfg.Config, store: Store, config_error: str | None = None) -> int:
-    app = GatewatchApp(config, store, config_error=config_error)
+def run_console(config: cfg.Config, store: Store, config_error: str | None = None, insecure: bool = False) -> int:
+    app = GatewatchApp(config, store, config_error=config_error, insecure=insecure)
     try:
         app.run()
     finally:

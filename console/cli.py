@@ -23,7 +23,7 @@ from proxy.export import FORMATS, export_file, stats, write
 from proxy.query import QueryError
 from proxy.query import compile as compile_query
 from proxy.record import Record
-from proxy.server import Gateway, start
+from proxy.server import Gateway, InsecureBind, start
 from proxy.store import Store, StoreError, default_path
 
 
@@ -33,6 +33,8 @@ def _common(p: argparse.ArgumentParser, server: bool = True) -> None:
         p.add_argument("--config", help="gatewatch.toml (default: ./gatewatch.toml, else the environment)")
         p.add_argument("--host", help="address to bind (default 127.0.0.1)")
         p.add_argument("--port", type=int, help="port (default 8000)")
+        p.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host without gateway.auth_token")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,7 +111,7 @@ def usage_hint(url: str, config: cfg.Config) -> str:
     return f"ANTHROPIC_BASE_URL={url} ANTHROPIC_MODEL={model} claude"
 
 
-async def serve(config: cfg.Config, store: Store) -> int:
+async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:
     if not config.targets:
         _die("no upstream target: set GEMINI_API_KEY (an API key, or a service-account key with GCP_PROJECT_ID),"
              " or give --config gatewatch.toml")
@@ -118,9 +120,15 @@ async def serve(config: cfg.Config, store: Store) -> int:
     except cfg.ConfigError as exc:
         _die(f"configuration error:\n{exc}")
     gateway.hub.subscribe(lambda ev, rec: print(call_line(rec), flush=True) if ev == "response" else None)
-    store.start()
     try:
-        runner, port = await start(gateway, config.gateway.host, config.gateway.port)
+        store.start()
+    except StoreError as exc:
+        _die(str(exc), 1)
+    try:
+        runner, port = await start(gateway, config.gateway.host, config.gateway.port, insecure)
+    except InsecureBind as exc:
+        store.close()
+        _die(str(exc), 2)
     except OSError as exc:
         store.close()
         _die(f"cannot listen on {config.gateway.host}:{config.gateway.port}: {exc.strerror} "
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "serve":
         config = load_config(args)
-        return asyncio.run(serve(config, open_store(args, config)))
+        return asyncio.run(serve(config, open_store(args, config), args.insecure))
     if args.command in ("export", "stats"):
         flt = " ".join(args.filter)
         try:
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config_or_raise(args)
     except cfg.ConfigError as exc:
         config, error = cfg.Config(), str(exc)
-    return run_console(config, open_store(args, config), config_error=error)
+    return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
 
 
 def _fmt(v, kind: str) -> str:

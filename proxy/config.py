@@ -42,6 +42,17 @@ class GatewaySettings(_Strict):
     """Seconds of upstream silence after which an SSE `ping` is sent to the client."""
     log_payloads: bool = True
     """Keep request and response bodies in the store."""
+    auth_token: SecretStr | None = None
+    """Clients must present this token (x-api-key or Authorization: Bearer); also GATEWATCH_TOKEN."""
+    client_timeout: float = Field(30, gt=0)
+    """Seconds a client may take to send its request body (slow-body clients are cut off)."""
+    shutdown_grace: float = Field(30, ge=0)
+    """On stop: seconds calls in flight may take to finish before they are cancelled."""
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _blank_token(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 class TargetConfig(_Strict):
@@ -150,7 +161,7 @@ class Config(_Strict):
 
     def secrets(self) -> list[str]:
         """Every credential in this config, so writers can prove none of them leaks."""
-        out = []
+        out = [self.gateway.auth_token.get_secret_value()] if self.gateway.auth_token else []
         for t in self.targets:
             for s in (t.api_key, t.service_account_json):
                 if s is not None and s.get_secret_value():
@@ -198,6 +209,8 @@ def from_mapping(raw: dict, source: str, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     data = expand(raw, env)
     data["source"] = source
+    if env.get("GATEWATCH_TOKEN") and not (data.get("gateway") or {}).get("auth_token"):
+        data.setdefault("gateway", {})["auth_token"] = env["GATEWATCH_TOKEN"]
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
 import time
@@ -108,6 +109,9 @@ class Gateway:
         if request.method == "HEAD" and path in ("/", ""):
             return web.Response(status=200)  # Claude Code probes the base URL
         if path == "/health" and request.method == "GET":
+            if not self._authorized(request.headers):
+                return self._error_response(GatewayError(401, "this gateway requires its token",
+                                                         "authentication_error"), "")
             return web.json_response(self.health())
         m = _MESSAGES_PATH.match(path)
         if m:
@@ -202,9 +206,31 @@ class Gateway:
         u.cost = pricing.cost(rec.response_model or rec.request_model, u.input_tokens, u.output_tokens,
                               u.cache_read_tokens, override)
 
+    def _authorized(self, headers) -> bool:
+        token = self.config.gateway.auth_token
+        if token is None:
+            return True
+        want = token.get_secret_value().encode()
+        given = [headers.get("x-api-key", ""), headers.get("authorization", "").removeprefix("Bearer ").strip()]
+        return any(hmac.compare_digest(g.encode(), want) for g in given if g)
+
+    def client_headers(self, headers) -> dict[str, str]:
+        """The client's headers as forwarded to a passthrough upstream: the gateway's own token stays here."""
+        token = self.config.gateway.auth_token
+        out = dict(headers)
+        if token is not None:
+            t = token.get_secret_value()
+            for k in [k for k, v in out.items() if k.lower() in ("x-api-key", "authorization") and t in v]:
+                del out[k]
+        return out
+
     async def _read_json(self, request: web.Request, rec: Record) -> tuple[bytes, dict]:
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self.config.gateway.client_timeout):
+                raw = await request.read()
+        except TimeoutError:
+            raise GatewayError(408, f"the request body did not arrive within {self.config.gateway.client_timeout:g}s "
+                               "(gateway.client_timeout)", "invalid_request_error", retryable=False) from None
         except web.HTTPRequestEntityTooLarge:
             limit = self.config.gateway.max_body_bytes
             raise GatewayError(413, f"request body is larger than the gateway's limit of {limit} bytes "
@@ -243,6 +269,10 @@ class Gateway:
             raise invalid_request("top_k: must be a positive integer")
 
     async def _exchange(self, request: web.Request, rec: Record, count: bool, t0: float) -> web.StreamResponse:
+        if not self._authorized(request.headers):
+            raise GatewayError(401, "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
+                               "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
+                               "authentication_error", retryable=False)
         raw, body = await self._read_json(request, rec)
         self._validate(body, count)
         rec.request_model = body["model"]
@@ -418,7 +448,7 @@ class Gateway:
         rec.tried_targets.append(attempt)
         url = provider.request_url(count, stream, request.query_string)
         payload = provider.request_body(raw, body, count)
-        headers = await provider.request_headers(request.headers)
+        headers = await provider.request_headers(self.client_headers(request.headers))
         if self.config.gateway.log_payloads and payload is not raw:
             rec.upstream_request = orjson.loads(payload)
         a0 = time.perf_counter()
@@ -496,8 +526,7 @@ class Gateway:
             if self.config.gateway.log_payloads:
                 rec.events = events
             self._finish_message(rec, {**msg, "content": content})
-        await out.write_eof()
-        return out
+        return out  # aiohttp ends the body after the record is handed over (see _stream)
 
     def _anthropic_usage(self, rec: Record, u: dict) -> None:
         for ours, theirs in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
@@ -737,14 +766,34 @@ class Gateway:
                 rec.events = events
                 rec.upstream_response = chunks
         assert out is not None
-        await out.write_eof()
+        # No write_eof here: aiohttp ends the body once the handler has returned, which is after the
+        # record was handed to the store, so a client that saw the end of its response has a record.
         return out
 
 
-async def start(gateway: Gateway, host: str, port: int) -> tuple[web.AppRunner, int]:
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class InsecureBind(Exception):
+    """Binding beyond loopback without a token would open the upstream credentials to the network."""
+
+
+async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) -> tuple[web.AppRunner, int]:
     """Start listening; returns the runner and the bound port (port 0 picks a free one)."""
+    if not is_loopback(host) and gateway.config.gateway.auth_token is None and not insecure:
+        raise InsecureBind(f"refusing to listen on {host} without gateway.auth_token (or GATEWATCH_TOKEN): anyone "
+                           "who can reach it could spend your Gemini credentials. Set a token, or pass --insecure.")
     # handler_cancellation: a client that disconnects cancels its handler, and so its upstream call.
-    runner = web.AppRunner(gateway.app(), handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(gateway.app(), handler_cancellation=True, access_log=None,
+                           shutdown_timeout=gateway.config.gateway.shutdown_grace)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -3,6 +3,7 @@ connections under WAL, full-text search over prompts and responses, a schema ver
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -70,11 +71,17 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
 
 
-def to_row(rec: Record, secrets: list[str]) -> tuple:
+def serialize(rec: Record, secrets: list[str]) -> bytes:
     data = orjson.dumps(rec.model_dump(mode="json"))
     for s in secrets:  # defence in depth: a credential that slipped into a payload is cut here
         if s and s.encode() in data:
             data = data.replace(s.encode(), REDACTED.encode())
+    return data
+
+
+def to_row(rec: Record, secrets: list[str], data: bytes | None = None) -> tuple:
+    if data is None:
+        data = serialize(rec, secrets)
     u = rec.usage
     return (
         rec.id, rec.started_at, rec.ended_at, rec.kind, rec.status, rec.request_model, rec.response_model,
@@ -136,7 +143,12 @@ class WriterStats:
 
 
 class Store:
-    """The writer (a thread + queue) and the readers (a connection per calling thread)."""
+    """The writer (a thread + queue) and the readers (a connection per calling thread).
+
+    Durability: `submit` appends the record to a journal file (one write() into the page cache, no fsync)
+    before queueing it, so a process killed before the writer commits loses nothing: the next writer
+    replays the journal. The journal is emptied whenever the writer has committed everything queued.
+    """
 
     def __init__(self, path: str | os.PathLike | None = None, secrets: list[str] | None = None,
                  file_log: str | None = None):
@@ -145,21 +157,72 @@ class Store:
         self.file_log = file_log
         connect(self.path).close()  # fail now, with a clear message, not in the writer
         self.stats = WriterStats()
-        self._q: queue.Queue[Record | None] = queue.Queue()
+        self.journal_path = self.path.with_name(self.path.name + ".journal")
+        self._journal: int | None = None
+        self._jlock = threading.Lock()
+        self._q: queue.Queue[tuple[Record, bytes] | None] = queue.Queue()
         self._local = threading.local()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[list[Record]], None]] = []
 
     # -- writing -------------------------------------------------------------------------------------------
     def start(self) -> "Store":
+        """Become the writer: take the journal's lock, replay what a crashed writer left, start the thread."""
         if self._thread is None:
+            fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StoreError(f"{self.path}: another gatewatch is writing to this database; "
+                                 "stop it or pass another --db") from None
+            self._journal = fd
+            self.replayed = self._replay()
             self._thread = threading.Thread(target=self._run, name="gatewatch-store-writer", daemon=True)
             self._thread.start()
         return self
 
+    def _replay(self) -> int:
+        assert self._journal is not None
+        size = os.fstat(self._journal).st_size
+        if not size:
+            return 0
+        data = os.pread(self._journal, size, 0)
+        recs = []
+        for line in data.split(b"\n"):
+            try:
+                recs.append((Record.model_validate(orjson.loads(line)), line))
+            except (orjson.JSONDecodeError, ValueError):
+                continue  # the last line of a write cut short by the crash
+        conn = connect(self.path)
+        n = 0
+        try:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                for rec, line in recs:
+                    cur = conn.execute(_INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"),
+                                       to_row(rec, self.secrets, line))
+                    if cur.rowcount == 1:
+                        n += 1
+                        conn.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
+                                     (cur.lastrowid, rec.preview, rec.response_text))
+        finally:
+            conn.close()
+        os.ftruncate(self._journal, 0)
+        if n:
+            log.warning("store: recovered %d records from the journal of a writer that stopped abruptly", n)
+        return n
+
     def submit(self, rec: Record) -> None:
-        """Queue a finished record; never blocks the caller."""
-        self._q.put(rec)
+        """Journal and queue a finished record; one small write(), never a wait on SQLite."""
+        data = serialize(rec, self.secrets)
+        with self._jlock:
+            if self._journal is not None:
+                try:
+                    os.write(self._journal, data + b"\n")
+                except OSError as exc:  # a full disk: the queue still has it; say so once per failure
+                    self.stats.last_error = f"journal: {exc.strerror}"
+            self._q.put((rec, data))
 
     def on_written(self, fn: Callable[[list[Record]], None]) -> None:
         """Called from the writer thread after each committed batch."""
@@ -175,6 +238,12 @@ class Store:
             self._q.put(None)
             self._thread.join(timeout)
             self._thread = None
+        if self._journal is not None:
+            with self._jlock:
+                if self._q.empty() and not self.stats.lost:
+                    os.ftruncate(self._journal, 0)
+                os.close(self._journal)  # closing drops the lock
+                self._journal = None
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -198,8 +267,10 @@ class Store:
         if conn is not None:
             conn.close()
 
-    def _write(self, conn: sqlite3.Connection | None, batch: list[Record]) -> sqlite3.Connection | None:
-        rows = [to_row(r, self.secrets) for r in batch]
+    def _write(self, conn: sqlite3.Connection | None,
+               items: list[tuple[Record, bytes]]) -> sqlite3.Connection | None:
+        batch = [rec for rec, _ in items]
+        rows = [to_row(rec, self.secrets, data) for rec, data in items]
         for attempt in range(RETRIES):
             try:
                 if conn is None:
@@ -212,6 +283,9 @@ class Store:
                                      (cur.lastrowid, rec.preview, rec.response_text))
                 self.stats.written += len(batch)
                 self.stats.last_error = None
+                with self._jlock:  # everything queued is committed: the journal has done its job
+                    if self._journal is not None and self._q.empty():
+                        os.ftruncate(self._journal, 0)
                 self._mirror(batch)
                 for fn in self._listeners:
                     try:
