@@ -223,7 +223,7 @@ def translate(req: Mapping[str, Any], target: Target, signatures: Mapping[str, s
             elif t == "thinking":
                 if role == "assistant":
                     pending_sig = _valid_signature(b.get("signature")) or pending_sig
-            elif t in _DROPPED_BLOCKS:
+            elif isinstance(t, str) and t in _DROPPED_BLOCKS:
                 continue
             else:
                 raise invalid_request(f"{w}.type: unknown content block type {t!r}")
@@ -270,11 +270,13 @@ def _fix_function_turns(turns: list[dict]) -> list[dict]:
     """Gemini wants every model turn's function calls answered, one response each, in the next user turn."""
     out: list[dict] = []
     for idx, turn in enumerate(turns):
-        out.append(turn)
-        if turn["role"] != "model":
-            continue
         calls = [p["functionCall"]["name"] for p in turn["parts"] if "functionCall" in p]
-        if not calls:
+        if turn["role"] == "model" and calls and not out:
+            # Gemini wants a function call to follow a user turn; a history that opens with the model's
+            # call (trimmed by the client) gets a neutral user turn in front.
+            out.append({"role": "user", "parts": [{"text": "(earlier conversation omitted)"}]})
+        out.append(turn)
+        if turn["role"] != "model" or not calls:
             continue
         nxt = turns[idx + 1] if idx + 1 < len(turns) else None
         if nxt is None:

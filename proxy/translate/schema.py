@@ -30,15 +30,17 @@ def _resolve_ref(ref: str, root: dict) -> dict:
 
 def _merge_all_of(schema: dict) -> dict:
     out = {k: v for k, v in schema.items() if k != "allOf"}
-    for member in schema.get("allOf") or []:
+    members = schema.get("allOf")
+    for member in members if isinstance(members, list) else []:
         if not isinstance(member, dict):
             continue
         for k, v in member.items():
             if k == "properties" and isinstance(v, dict):
-                out.setdefault("properties", {})
-                out["properties"] = {**out["properties"], **v}
+                have = out.get("properties") if isinstance(out.get("properties"), dict) else {}
+                out["properties"] = {**have, **v}
             elif k == "required" and isinstance(v, list):
-                out["required"] = list(dict.fromkeys([*out.get("required", []), *v]))
+                have = out.get("required") if isinstance(out.get("required"), list) else []
+                out["required"] = list(dict.fromkeys(r for r in [*have, *v] if isinstance(r, str)))
             else:
                 out.setdefault(k, v)
     return out
@@ -59,7 +61,7 @@ def to_gemini(schema: Any, root: dict | None = None, depth: int = 0) -> dict:
     type_ = schema.get("type")
     nullable = bool(schema.get("nullable"))
     if isinstance(type_, list):
-        types = [t for t in type_ if t in _TYPES]
+        types = [t for t in type_ if isinstance(t, str) and t in _TYPES]
         nullable = nullable or "null" in types
         non_null = [t for t in types if t != "null"]
         if len(non_null) == 1:
