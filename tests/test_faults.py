@@ -137,10 +137,10 @@ async def test_a_thousand_concurrent_connections_are_all_answered(fake, sa_json)
     async for gw in run_gateway(one_target(fake, sa_json), fake):
         conn = aiohttp.TCPConnector(limit=1000)
         async with aiohttp.ClientSession(connector=conn) as http:
-            async def one(i):
-                async with http.post(gw.url + "/v1/messages", json=MSG) as r:
+            async def one(url: str) -> int:
+                async with http.post(url + "/v1/messages", json=MSG) as r:
                     return r.status
-            statuses = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(1000))), 120)
+            statuses = await asyncio.wait_for(asyncio.gather(*(one(gw.url) for _ in range(1000))), 120)
         assert statuses.count(200) == 1000 and len(gw.records) == 1000
 
 
