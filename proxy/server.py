@@ -688,20 +688,34 @@ class Gateway:
         out: web.StreamResponse | None = None
         size = 0
 
+        lock = asyncio.Lock()  # the pinger and the main loop both write; one frame at a time, one prepare
+        last_activity = time.monotonic()
+
         async def send(evs: list[tuple[str, dict]]) -> None:
             nonlocal out, size
-            if out is None:
-                out = web.StreamResponse(status=200, headers={
-                    "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
-                    "request-id": rec.id, "x-accel-buffering": "no"})
-                out.enable_chunked_encoding()
-                await out.prepare(request)
-                rec.status = 200
-            frame = b"".join(sse(e, d) for e, d in evs)
-            size += len(frame)
-            if keep:
-                events.extend({"event": e, "data": d} for e, d in evs)
-            await out.write(frame)
+            async with lock:
+                if out is None:
+                    out = web.StreamResponse(status=200, headers={
+                        "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
+                        "request-id": rec.id, "x-accel-buffering": "no"})
+                    out.enable_chunked_encoding()
+                    await out.prepare(request)
+                    rec.status = 200
+                frame = b"".join(sse(e, d) for e, d in evs)
+                size += len(frame)
+                if keep:
+                    events.extend({"event": e, "data": d} for e, d in evs)
+                await out.write(frame)
+
+        async def pinger() -> None:
+            # A silent upstream still gets the client keep-alive pings; before the first chunk the stream
+            # is opened so the client sees life. One timer per stream, not one per chunk.
+            while True:
+                await asyncio.sleep(g.ping_interval)
+                if time.monotonic() - last_activity >= g.ping_interval * 0.9:
+                    if out is None:
+                        await send(st._start({}))
+                    await send([("ping", {"type": "ping"})])
 
         try:
             resp = await self._post(provider, "streamGenerateContent", translated.body, attempt)
@@ -710,24 +724,10 @@ class Gateway:
             attempt.latency_ms = (time.perf_counter() - a0) * 1000
             raise
         rec.usage.time_to_first_byte = (time.perf_counter() - t0) * 1000
+        ping_task = asyncio.create_task(pinger())
         try:
-            it = self._sse_chunks(resp, provider).__aiter__()
-            pending: asyncio.Task | None = None
-            while True:
-                pending = pending or asyncio.ensure_future(it.__anext__())
-                # Wake at each ping interval: a silent upstream still needs keep-alive pings to the client,
-                # and before the first chunk we open the stream so the client sees life.
-                done, _ = await asyncio.wait({pending}, timeout=g.ping_interval)
-                if not done:
-                    if out is None:
-                        await send(st._start({}))
-                    await send([("ping", {"type": "ping"})])
-                    continue
-                task, pending = pending, None
-                try:
-                    chunk = task.result()
-                except StopAsyncIteration:
-                    break
+            async for chunk in self._sse_chunks(resp, provider):
+                last_activity = time.monotonic()
                 if keep:
                     chunks.append(chunk)
                 rec.stream_chunks += 1
@@ -743,6 +743,7 @@ class Gateway:
                                    "reason (cut off)", "api_error")
             await send(st.finish_events())
         except GatewayError as err:
+            ping_task.cancel()
             attempt.error = err.message
             rec.error_type, rec.error_message = err.type, err.message
             if out is None:
@@ -751,8 +752,7 @@ class Gateway:
             # Already streaming: the status line is gone, so the error travels as an SSE event.
             await send([("error", err.body())])
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
+            ping_task.cancel()
             resp.release()
             attempt.latency_ms = rec.llm_latency_ms = (time.perf_counter() - a0) * 1000
             self._remember(sigs)

@@ -7,7 +7,10 @@ import binascii
 import mimetypes
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping
+
+import orjson
 
 from ..errors import invalid_request
 from . import schema as _schema
@@ -330,24 +333,34 @@ def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict
         # Deferred tools are loaded only once tool search has referenced them, as Anthropic does.
         if t.get("defer_loading") and name not in referenced:
             continue
-        decl: dict[str, Any] = {"name": name}
-        if t.get("description"):
-            decl["description"] = str(t["description"])
         schema = t.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise invalid_request(f"{w}.input_schema: must be an object")
-        if target.schema_mode == "json_schema":
-            params = _schema.to_json_schema(schema)
-            if params:
-                decl["parametersJsonSchema"] = params
-        else:
-            params = _schema.to_parameters(schema)
-            if params:
-                decl["parameters"] = params
-        decls.append(decl)
+        decls.append(_declaration(orjson.dumps(t), target.schema_mode))
         names.append(name)
     out = [{"functionDeclarations": decls}] if decls else []
     return out + extra, names
+
+
+@lru_cache(maxsize=512)
+def _declaration(tool_json: bytes, schema_mode: str) -> dict:
+    """A tool's functionDeclaration. Claude Code sends the same ~20 tools on every call, so the rewrite is
+    memoised on the tool's exact JSON (still a pure function: same input, same output). The result is
+    shared between calls: it is serialised, never mutated."""
+    t = orjson.loads(tool_json)
+    decl: dict[str, Any] = {"name": t["name"]}
+    if t.get("description"):
+        decl["description"] = str(t["description"])
+    schema = t.get("input_schema")
+    if schema_mode == "json_schema":
+        params = _schema.to_json_schema(schema)
+        if params:
+            decl["parametersJsonSchema"] = params
+    else:
+        params = _schema.to_parameters(schema)
+        if params:
+            decl["parameters"] = params
+    return decl
 
 
 def _tool_choice(tc: Any, names: list[str]) -> dict:

@@ -1,0 +1,335 @@
+"""Gateway overhead against a direct call to the same Gemini stand-in, measured alternately in one run.
+
+    python bench/run.py                 # gatewatch vs direct, every scenario (~4 minutes)
+    python bench/run.py --peers         # also claude-code-router and LiteLLM, installed into bench/out/peers
+    python bench/run.py --quick         # fewer requests, for a smoke run
+
+Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
+loopback. Recording is on (a real SQLite store, payloads kept). Figures: p50/p99 latency, time to first event,
+requests/s, gateway CPU ms per request (from /proc), gateway RSS; each as added ms and as the ratio to direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.workload import claude_code_request  # noqa: E402
+from proxy.translate import request as treq  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+CLK = os.sysconf("SC_CLK_TCK")
+PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cmd: list[str], cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd] if PIN else cmd
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+class Standin:
+    def __init__(self, words: int, chunks: int, delay: float):
+        self.port = free_port()
+        self.proc = subprocess.Popen(pinned([sys.executable, str(ROOT / "bench" / "standin.py"), "--port",
+                                             str(self.port), "--words", str(words), "--chunks", str(chunks),
+                                             "--chunk-delay", str(delay)], 0), stdout=subprocess.PIPE)
+        self.proc.stdout.readline()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Gatewatch:
+    name = "gatewatch"
+
+    def __init__(self, standin: Standin, tmp: Path):
+        self.port = free_port()
+        cfg = tmp / "bench.toml"
+        cfg.write_text(f"""
+[gateway]
+port = {self.port}
+[[targets]]
+name = "bench"
+provider = "gemini"
+model = "gemini-2.5-flash"
+api_key = "bench-key"
+api_endpoint = "{standin.url}"
+""")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(pinned([sys.executable, "-m", "console.cli", "serve", "--config", str(cfg),
+                                             "--db", str(tmp / "bench.db")], 1),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        wait_port(self.port)
+        self.url = f"http://127.0.0.1:{self.port}/v1/messages"
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+
+
+class ClaudeCodeRouter:
+    """npm @musistudio/claude-code-router, gemini transformer, isolated HOME (see the peers notes)."""
+
+    name = "claude-code-router"
+
+    def __init__(self, standin: Standin, tmp: Path):
+        base = OUT / "peers" / "ccr"
+        cli = base / "node_modules" / "@musistudio" / "claude-code-router" / "dist" / "cli.js"
+        if not cli.exists():
+            base.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["npm", "install", "--silent", "--prefix", str(base), "@musistudio/claude-code-router"],
+                           check=True, timeout=600)
+        home = tmp / "ccr-home"
+        (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        (home / ".claude-code-router" / "config.json").write_text(json.dumps({
+            "LOG": False, "HOST": "127.0.0.1", "PORT": self.port, "APIKEY": "", "NON_INTERACTIVE_MODE": True,
+            "Providers": [{"name": "gemini", "api_base_url": f"{standin.url}/v1beta/models/", "api_key": "bench-key",
+                           "models": ["gemini-2.5-flash"], "transformer": {"use": ["gemini"]}}],
+            "Router": {"default": "gemini,gemini-2.5-flash"}}))
+        self.proc = subprocess.Popen(pinned(["node", str(cli), "start"], 1), env={**os.environ, "HOME": str(home)},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(self.port, 60)
+        # `ccr start` may fork the server: measure the process that holds the port
+        self.pid = _listener_pid(self.port) or self.proc.pid
+        self.url = f"http://127.0.0.1:{self.port}/v1/messages"
+
+    def stop(self) -> None:
+        for pid in {self.pid, self.proc.pid}:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(30)
+
+
+class LiteLLM:
+    """LiteLLM's proxy in its own venv, Anthropic /v1/messages → gemini/… at the stand-in."""
+
+    name = "litellm"
+
+    def __init__(self, standin: Standin, tmp: Path):
+        venv = OUT / "peers" / "litellm-venv"
+        exe = venv / "bin" / "litellm"
+        if not exe.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "litellm[proxy]", "google-auth"],
+                           check=True, timeout=1200)
+        self.port = free_port()
+        cfg = tmp / "litellm.yaml"
+        cfg.write_text(f"""
+model_list:
+  - model_name: claude-opus-5-5
+    litellm_params:
+      model: gemini/gemini-2.5-flash
+      api_base: {standin.url}/v1beta
+      api_key: bench-key
+general_settings:
+  master_key: sk-bench
+  disable_spend_logs: true
+""")
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(LITELLM_TELEMETRY_DISABLED="true", LITELLM_LOCAL_MODEL_COST_MAP="True",
+                   LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS="True", LITELLM_LOCAL_AUTOROUTER_PRESETS="True",
+                   LITELLM_LOG="ERROR")
+        self.proc = subprocess.Popen(pinned([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port",
+                                             str(self.port), "--num_workers", "1"], 1), env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, 120)
+        self.pid = _listener_pid(self.port) or self.proc.pid
+        self.url = f"http://127.0.0.1:{self.port}/v1/messages"
+        self.key = "sk-bench"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def _listener_pid(port: int) -> int | None:
+    """The pid listening on a loopback port, from /proc (no extra tools needed)."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts[1].endswith(f":{port:04X}") and parts[3] == "0A":
+            inode = parts[9]
+    if inode is None:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def load(kind: str, url: str, body: Path, c: int, n: int, stream: bool, key: str = "bench") -> dict:
+    cmd = pinned([sys.executable, str(ROOT / "bench" / "load.py"), "--kind", kind, "--url", url, "--body", str(body),
+                  "--concurrency", str(c), "--requests", str(n), "--key", key, "--max-seconds", "45"]
+                 + (["--stream"] if stream else []), 0)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout)
+
+
+def valid_anthropic_stream(url: str, body: bytes, key: str) -> str:
+    """Check that a peer's stream is a valid Anthropic event sequence (with the official SDK's accumulator)."""
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=url.removesuffix("/v1/messages"), api_key=key, max_retries=0)
+    req = json.loads(body)
+    try:
+        with client.messages.stream(model=req["model"], max_tokens=1000, messages=req["messages"]) as s:
+            types = [ev.type for ev in s]
+            final = s.get_final_message()
+        ok = types[0] == "message_start" and types[-1] == "message_stop" and final.content
+        return f"valid ({len(types)} events, input_tokens in message_start: " \
+               f"{'yes' if final.usage.input_tokens else 'reported later or 0'})" if ok else f"invalid: {types[:5]}"
+    except Exception as exc:  # a peer's failure is a finding, not a crash of the bench
+        return f"invalid: {type(exc).__name__}: {exc}"
+
+
+SCENARIOS = [
+    # name, concurrency, requests, stream, chunk delay (s)
+    ("c1 oneshot", 1, 300, False, 0.0),
+    ("c1 stream", 1, 300, True, 0.0),
+    ("c10 oneshot", 10, 1000, False, 0.0),
+    ("c10 stream 10ms chunks", 10, 300, True, 0.010),
+    ("c50 oneshot", 50, 2000, False, 0.0),
+    ("c50 stream", 50, 1500, True, 0.0),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="gatewatch-bench-"))
+    anth = {s: tmp / f"anthropic-{s}.json" for s in ("stream", "oneshot")}
+    gem = tmp / "gemini.json"
+    for s, p in anth.items():
+        p.write_bytes(json.dumps(claude_code_request(s == "stream")).encode())
+    gem.write_bytes(json.dumps(treq.translate(claude_code_request(False), treq.Target("gemini-2.5-flash", 8192)).body)
+                    .encode())
+    print(f"request: {anth['stream'].stat().st_size / 1024:.1f} KB Anthropic, {gem.stat().st_size / 1024:.1f} KB "
+          f"Gemini; pinned: {PIN}", flush=True)
+    results: list[dict] = []
+    peers = [Gatewatch] + ([ClaudeCodeRouter, LiteLLM] if args.peers else [])
+    for name, c, n, stream, delay in SCENARIOS:
+        if args.quick:
+            n = max(c * 5, n // 10)
+        standin = Standin(100, 20, delay)
+        try:
+            direct_url = f"{standin.url}/v1beta/models/gemini-2.5-flash:" + (
+                "streamGenerateContent?alt=sse" if stream else "generateContent")
+            for peer_cls in peers:
+                try:
+                    peer = peer_cls(standin, tmp)
+                except Exception as exc:
+                    results.append({"scenario": name, "peer": peer_cls.name, "error": f"cannot run here: {exc}"})
+                    print(f"{name}: {peer_cls.name} cannot run here: {exc}", flush=True)
+                    continue
+                try:
+                    idle_rss = rss_mb(peer.pid)
+                    key = getattr(peer, "key", "bench")
+                    d, g = {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0}, \
+                        {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0}
+                    cpu = 0.0
+                    for _ in range(args.rounds):  # alternate: direct, gateway, direct, gateway
+                        r = load("direct", direct_url, gem, c, n, stream)
+                        for k in ("latency_ms", "ttfe_ms"):
+                            d[k] += r[k]
+                        d["wall"] += r["wall_s"]
+                        d["done"] += r["done"]
+                        d["errors"] += r["errors"]
+                        c0 = cpu_seconds(peer.pid)
+                        r = load("gateway", peer.url, anth["stream" if stream else "oneshot"], c, n, stream, key)
+                        cpu += cpu_seconds(peer.pid) - c0
+                        for k in ("latency_ms", "ttfe_ms"):
+                            g[k] += r[k]
+                        g["wall"] += r["wall_s"]
+                        g["done"] += r["done"]
+                        g["errors"] += r["errors"]
+                    row = {
+                        "scenario": name, "peer": peer.name, "requests": g["done"], "errors": g["errors"],
+                        "direct_p50": pct(d["latency_ms"], 0.5), "gw_p50": pct(g["latency_ms"], 0.5),
+                        "direct_p99": pct(d["latency_ms"], 0.99), "gw_p99": pct(g["latency_ms"], 0.99),
+                        "direct_ttfe": pct(d["ttfe_ms"], 0.5), "gw_ttfe": pct(g["ttfe_ms"], 0.5),
+                        "direct_rps": d["done"] / d["wall"], "gw_rps": g["done"] / g["wall"],
+                        "cpu_ms_per_req": 1000 * cpu / max(1, g["done"] + args.rounds * c),
+                        "rss_idle_mb": idle_rss, "rss_peak_mb": rss_mb(peer.pid, "VmHWM"),
+                    }
+                    if stream and name == "c1 stream" and peer.name != "gatewatch":
+                        row["stream_check"] = valid_anthropic_stream(peer.url, anth["stream"].read_bytes(), key)
+                    results.append(row)
+                    print(f"{name:24} {peer.name:18} p50 +{row['gw_p50'] - row['direct_p50']:.2f} ms "
+                          f"(x{row['gw_p50'] / row['direct_p50']:.2f}) p99 +{row['gw_p99'] - row['direct_p99']:.2f} "
+                          f"ttfe +{row['gw_ttfe'] - row['direct_ttfe']:.2f} ms rps {row['gw_rps']:.0f}/"
+                          f"{row['direct_rps']:.0f} cpu {row['cpu_ms_per_req']:.2f} ms/req "
+                          f"rss {row['rss_idle_mb']:.0f}→{row['rss_peak_mb']:.0f} MB errors {row['errors']}",
+                          flush=True)
+                finally:
+                    peer.stop()
+        finally:
+            standin.stop()
+    (OUT / "gateway.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {OUT / 'gateway.json'}")
+
+
+if __name__ == "__main__":
+    main()
