@@ -10,6 +10,7 @@ from typing import Awaitable, Callable, Iterable
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.css.query import NoMatches
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -37,6 +38,7 @@ from .panes import (
 )
 
 REFRESH_S = 0.25  # panes repaint at most this often, however many calls finish
+HISTORY_REFRESH_S = 0.5
 
 
 class RecordEvent(Message):
@@ -116,6 +118,8 @@ class GatewatchApp(App):
         self.filter_error: str | None = None
         self._dirty = True
         self._tasks: set[asyncio.Task] = set()
+        self._refresh_timer = None
+        self._last_refresh = 0.0
 
     # -- layout --------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -271,8 +275,20 @@ class GatewatchApp(App):
             self.stats.add(message.record)
             self._dirty = True
 
-    async def on_records_written(self, message: RecordsWritten) -> None:
-        await self.query_one(HistoryTable).refresh_new()
+    def on_records_written(self, message: RecordsWritten) -> None:
+        # Rebuilding the visible rows costs a few ms: at most HISTORY_REFRESH_S apart, however busy.
+        if self._refresh_timer is None:
+            wait = max(0.01, HISTORY_REFRESH_S - (time.monotonic() - self._last_refresh))
+            self._refresh_timer = self.set_timer(wait, self._refresh_history)
+
+    async def _refresh_history(self) -> None:
+        self._refresh_timer = None
+        self._last_refresh = time.monotonic()
+        try:
+            table = self.query_one(HistoryTable)
+        except NoMatches:  # shutting down
+            return
+        await table.refresh_new()
         self._dirty = True
 
     def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:

@@ -101,7 +101,7 @@ class HistoryTable(DataTable):
 
     async def refresh_new(self) -> None:
         """Bring in calls newer than the newest shown, without losing the pages already loaded."""
-        if not self.rows_loaded or len(self.rows_loaded) <= PAGE:
+        if not self.rows_loaded:
             await self.load()
             return
         newest = self.rows_loaded[0]
@@ -110,7 +110,7 @@ class HistoryTable(DataTable):
         if fresh:
             keep = self.current_id()
             self.rows_loaded = fresh + self.rows_loaded
-            self.total += len(fresh)
+            self.total = await asyncio.to_thread(self.store.count, self.filter)
             self._rebuild(keep)
             self.post_message(self.Loaded(self.total))
 

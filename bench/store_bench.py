@@ -1,0 +1,175 @@
+"""The store's speed and the console's: records/s written, filter and search latency at 100k (and 1M) records,
+console open time and search time at 100k, event-loop lag while 20 calls stream through the console's gateway.
+
+    python bench/store_bench.py            # 100k records
+    python bench/store_bench.py --big      # also 1M records (a few minutes, ~3 GB of disk with payloads)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from proxy.record import Attempt, Record, Usage  # noqa: E402
+from proxy.store import Store  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+WORDS = "fix test build router store retry cache schema token stream bananas deploy lint refactor".split()
+PAYLOAD = {"model": "claude-opus-5-5", "max_tokens": 32000,
+           "messages": [{"role": "user", "content": "x" * 2000}], "system": "y" * 2000}
+
+
+def record(i: int, t0: float, rng: random.Random, payload: bool) -> Record:
+    model = rng.choice(["claude-opus-5-5", "claude-haiku-5-5", "gemini-2.5-pro"])
+    status = rng.choices([200, 429, 500], [95, 4, 1])[0]
+    return Record(
+        id=f"req_{i:08d}", started_at=t0 + i * 0.5, ended_at=t0 + i * 0.5 + 1, status=status,
+        request_model=model, response_model="gemini-2.5-flash", target=rng.choice(["vertex-flash", "studio"]),
+        provider="vertex", request_mode=rng.choice(["stream", "oneshot"]), session_id=f"s{i // 40}",
+        preview=" ".join(rng.choice(WORDS) for _ in range(8)) + f" #{i}",
+        response_text=" ".join(rng.choice(WORDS) for _ in range(20)),
+        usage=Usage(input_tokens=rng.randint(1000, 60000), output_tokens=rng.randint(10, 2000),
+                    cost=rng.random() / 100, time_to_first_token=rng.uniform(100, 2000)),
+        latency_ms=rng.uniform(200, 9000), tools_used=rng.sample(["Bash", "Read", "Edit", "Grep"], rng.randint(0, 2)),
+        tried_targets=[Attempt(target="vertex-flash", provider="vertex", model="gemini-2.5-flash", status=status,
+                               latency_ms=100)],
+        error_type=None if status == 200 else "api_error",
+        client_request=PAYLOAD if payload else None, response={"content": [{"type": "text", "text": "ok"}]})
+
+
+def timed(fn, n: int = 5) -> float:
+    """Median ms over n runs."""
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return statistics.median(out)
+
+
+def store_figures(n: int, tmp: Path) -> dict:
+    rng = random.Random(1)
+    t0 = time.time() - n * 0.5
+    recs = [record(i, t0, rng, payload=True) for i in range(n)]
+    store = Store(tmp / f"s{n}.db").start()
+    t = time.perf_counter()
+    for r in recs:
+        store.submit(r)
+    submit_s = time.perf_counter() - t
+    store.close()
+    wall = time.perf_counter() - t
+    del recs
+    reader = Store(tmp / f"s{n}.db")
+    queries = {"count all": lambda: reader.count(""),
+               "first page": lambda: reader.page("", 100),
+               "page 50 (keyset)": None,
+               "model:haiku page": lambda: reader.page("model:haiku", 100),
+               "status:>=400 page": lambda: reader.page("status:>=400", 100),
+               "since:1h page": lambda: reader.page("since:1h", 100),
+               "tool:Bash cost>0.005 page": lambda: reader.page("tool:Bash cost>0.005", 100),
+               "free text 'bananas' page": lambda: reader.page("bananas", 100),
+               "free text + count": lambda: reader.count("bananas deploy")}
+    first = reader.page("", 100)
+    last = first[-1]
+    deep = reader.page("", 100, offset=4900)[-1]
+    queries["page 50 (keyset)"] = lambda: reader.page("", 100, (deep["started_at"], deep["rowid"]))
+    lat = {name: round(timed(fn), 2) for name, fn in queries.items()}
+    size = sum(p.stat().st_size for p in tmp.glob(f"s{n}.db*"))
+    del last
+    return {"records": n, "submit_us_per_record": round(submit_s / n * 1e6, 1),
+            "records_per_s_committed": round(n / wall), "db_mb": round(size / 1e6), "query_ms": lat}
+
+
+async def console_figures(tmp: Path) -> dict:
+    """Open the console on the 100k store, search it, and measure loop lag during 20 concurrent streams."""
+    import anthropic
+
+    from console.app import GatewatchApp
+    from console.history import HistoryTable
+    from proxy import config as cfg
+    from proxy.simulator import GeminiSimulator, Reply
+
+    sim = GeminiSimulator(api_key="k", responder=lambda b: Reply.text("w " * 100, chunks=20, chunk_delay=0.02))
+    await sim.start()
+    config = cfg.from_mapping({"targets": [{"name": "t", "provider": "gemini", "model": "gemini-2.5-flash",
+                                            "api_key": "k", "api_endpoint": sim.url}]}, "bench", {})
+    out = {}
+    for label, db in (("100 records", tmp / "small.db"), ("100k records", tmp / "s100000.db")):
+        if label == "100 records":
+            s = Store(db).start()
+            rng = random.Random(2)
+            for i in range(100):
+                s.submit(record(i, time.time() - 100, rng, payload=False))
+            s.close()
+        app = GatewatchApp(config, Store(db))
+        t = time.perf_counter()
+        async with app.run_test(size=(140, 40)) as pilot:
+            table = app.query_one(HistoryTable)
+            while table.row_count == 0:
+                await pilot.pause(0.005)
+            out[f"open ms ({label})"] = round((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            await table.load("bananas")
+            out[f"search ms ({label})"] = round((time.perf_counter() - t) * 1000)
+            await table.load("")
+            if label == "100k records":
+                lags = []
+                stop = False
+
+                async def ticker():
+                    while not stop:
+                        t1 = time.perf_counter()
+                        await asyncio.sleep(0.01)
+                        lags.append((time.perf_counter() - t1 - 0.01) * 1000)
+
+                tick = asyncio.create_task(ticker())
+                client = anthropic.AsyncAnthropic(base_url=app.url, api_key="x", max_retries=0)
+
+                async def one():
+                    async with client.messages.stream(model="m", max_tokens=50,
+                                                      messages=[{"role": "user", "content": "x"}]) as s_:
+                        await s_.get_final_message()
+
+                await asyncio.gather(*(one() for _ in range(20)))
+                stop = True
+                await tick
+                await client.close()
+                lags.sort()
+                out["loop lag while 20 streams (ms) p50/p99/max"] = [round(lags[len(lags) // 2], 2),
+                                                                     round(lags[int(len(lags) * 0.99)], 2),
+                                                                     round(lags[-1], 2)]
+            await app.shutdown()
+    await sim.stop()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="gatewatch-store-bench-"))
+    results = {"store": [store_figures(100_000, tmp)]}
+    print(json.dumps(results["store"][-1]), flush=True)
+    if args.big:
+        results["store"].append(store_figures(1_000_000, tmp))
+        print(json.dumps(results["store"][-1]), flush=True)
+    results["console"] = asyncio.run(console_figures(tmp))
+    print(json.dumps(results["console"]), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "store.json").write_text(json.dumps(results, indent=1))
+    os.system(f"rm -rf {tmp}")
+
+
+if __name__ == "__main__":
+    main()
