@@ -232,11 +232,13 @@ def valid_anthropic_stream(url: str, body: bytes, key: str) -> str:
     req = json.loads(body)
     try:
         with client.messages.stream(model=req["model"], max_tokens=1000, messages=req["messages"]) as s:
-            types = [ev.type for ev in s]
+            events = list(s)
             final = s.get_final_message()
+        types = [ev.type for ev in events]
         ok = types[0] == "message_start" and types[-1] == "message_stop" and final.content
-        return f"valid ({len(types)} events, input_tokens in message_start: " \
-               f"{'yes' if final.usage.input_tokens else 'reported later or 0'})" if ok else f"invalid: {types[:5]}"
+        start_in = events[0].message.usage.input_tokens if ok else None
+        return (f"valid ({len(types)} events; message_start input_tokens={start_in}, final "
+                f"input_tokens={final.usage.input_tokens})") if ok else f"invalid: {types[:5]}"
     except Exception as exc:  # a peer's failure is a finding, not a crash of the bench
         return f"invalid: {type(exc).__name__}: {exc}"
 
@@ -257,7 +259,15 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--netns", action="store_true",
+                    help="run everything in a fresh network namespace with only loopback (needs root)")
     args = ap.parse_args()
+    if args.netns and not os.environ.get("GW_IN_NETNS"):
+        # Nothing in the run can reach beyond this machine: a namespace of its own with lo up and no routes.
+        # Peers must be installed first (a run without --netns installs them).
+        rest = [a for a in sys.argv[1:] if a != "--netns"]
+        cmd = f"ip link set lo up && GW_IN_NETNS=1 exec {sys.executable} {Path(__file__).resolve()} " + " ".join(rest)
+        os.execvp("unshare", ["unshare", "--net", "sh", "-c", cmd])
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gatewatch-bench-"))
     anth = {s: tmp / f"anthropic-{s}.json" for s in ("stream", "oneshot")}

@@ -27,6 +27,14 @@ async def main() -> None:
                           responder=lambda body: Reply.text(text, chunks=a.chunks, chunk_delay=a.chunk_delay,
                                                             prompt_tokens=15000))
     sim.require_auth = False
+    if os.environ.get("GW_ACCESS_LOG"):  # debugging a peer: print what it asks for
+        from aiohttp import web as _web
+
+        @_web.middleware
+        async def log_mw(request, handler):
+            print(request.method, request.path_qs, file=sys.stderr, flush=True)
+            return await handler(request)
+        sim.app_middlewares = [log_mw]
     await sim.start(port=a.port)
     print("ready", flush=True)
     await asyncio.Event().wait()

@@ -13,8 +13,8 @@ from textual.widgets import DataTable
 from proxy.store import Store
 
 PAGE = 100
-COLUMNS = [("time", 8), ("model → target", 34), ("st", 4), ("in", 6), ("out", 6), ("cost", 8), ("latency", 8),
-           ("ttft", 7), ("tools", 14), ("prompt", 60)]
+COLUMNS = [("time", 8), ("model → target · answered by", 46), ("st", 4), ("in", 6), ("out", 6), ("cost", 8), ("latency", 8),
+           ("ttft", 7), ("tools", 14), ("prompt", 50)]
 
 
 def _ms(v: float | None) -> str:
@@ -26,6 +26,7 @@ def _ms(v: float | None) -> str:
 def row_cells(r: sqlite3.Row) -> list:
     status = r["status"]
     err = r["error_type"]
+    kind = r["kind"]
     style = "red" if (status or 0) >= 400 or err else ("green" if status == 200 else "yellow")
     st = Text(str(status or "…"), style=style)
     if r["cancelled"]:
@@ -37,7 +38,9 @@ def row_cells(r: sqlite3.Row) -> list:
     route = Text(model, style="bold")
     route.append(" → ", style="dim")
     route.append(target)
-    kind = r["kind"]
+    answered = (r["response_model"] or "").removeprefix("gemini-")
+    if answered and kind != "count_tokens":
+        route.append(f" {answered}", style="dim italic")
     cost = "–" if kind == "count_tokens" else ("?" if r["cost"] is None else f"${r['cost']:.4f}")
     tools = (r["tools_used"] or "").strip().replace(" ", ",")
     preview = (r["preview"] or "").replace("\n", " ")
@@ -100,19 +103,21 @@ class HistoryTable(DataTable):
         return self.store.page(self.filter, PAGE), self.store.count(self.filter)
 
     async def refresh_new(self) -> None:
-        """Bring in calls newer than the newest shown, without losing the pages already loaded."""
+        """Bring in calls recorded since the last look, without losing the pages already loaded. A long call
+        is recorded when it ends, after calls that started later: merge by id and re-sort, don't just prepend."""
         if not self.rows_loaded:
             await self.load()
             return
-        newest = self.rows_loaded[0]
-        rows = await asyncio.to_thread(self.store.page, f"{self.filter}", PAGE)
-        fresh = [r for r in rows if (r["started_at"], r["rowid"]) > (newest["started_at"], newest["rowid"])]
+        rows, total = await asyncio.to_thread(self._read_first)
+        known = {r["id"] for r in self.rows_loaded}
+        fresh = [r for r in rows if r["id"] not in known]
+        self.total = total
         if fresh:
             keep = self.current_id()
-            self.rows_loaded = fresh + self.rows_loaded
-            self.total = await asyncio.to_thread(self.store.count, self.filter)
+            self.rows_loaded = sorted(fresh + self.rows_loaded, key=lambda r: (r["started_at"], r["rowid"]),
+                                      reverse=True)
             self._rebuild(keep)
-            self.post_message(self.Loaded(self.total))
+        self.post_message(self.Loaded(self.total))
 
     async def load_more(self) -> None:
         if self.exhausted or self._loading or not self.rows_loaded:

@@ -107,6 +107,7 @@ class GeminiSimulator:
         self.token_requests = 0
         self.public_keys: dict[str, Any] = {}  # client_email → RSA public key (verified when cryptography is there)
         self.token_lifetime = 3600
+        self.caches: dict[str, dict] = {}
         self.require_auth = True
         """False for benchmarks against peers that pass the key their own way."""
         self.url = ""
@@ -117,8 +118,11 @@ class GeminiSimulator:
 
     # -- server --------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=getattr(self, "app_middlewares", []))
         app.router.add_post("/token", self._token)
+        # Gemini API context caching, as some gateways turn Anthropic cache_control into it
+        app.router.add_get("/{tail:.*cachedContents}", self._list_caches)
+        app.router.add_post("/{tail:.*cachedContents}", self._create_cache)
         app.router.add_post("/{tail:.*}", self._generate)
         return app
 
@@ -134,6 +138,18 @@ class GeminiSimulator:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # -- context caching (minimal) -------------------------------------------------------------------------
+    async def _list_caches(self, request: web.Request) -> web.Response:
+        return web.json_response({"cachedContents": list(self.caches.values())})
+
+    async def _create_cache(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        name = f"cachedContents/{secrets.token_hex(6)}"
+        entry = {"name": name, "model": body.get("model", ""), "displayName": body.get("displayName", ""),
+                 "usageMetadata": {"totalTokenCount": 1000}, "expireTime": "2099-01-01T00:00:00Z"}
+        self.caches[name] = entry
+        return web.json_response(entry)
 
     # -- OAuth ---------------------------------------------------------------------------------------------
     async def _token(self, request: web.Request) -> web.Response:

@@ -246,3 +246,18 @@ async def test_quitting_flushes_pending_records(fake, sa_json, tmp_path):
         await pilot.press("q")
     assert Store(tmp_path / "c.db").count("last") == 1
     assert API_KEY.encode() not in (tmp_path / "c.db").read_bytes()
+
+
+async def test_a_long_call_that_ends_after_newer_ones_still_appears(fake, sa_json, tmp_path):
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        fake.script(Reply.text("slow " * 5, chunks=5, chunk_delay=0.3))
+        slow = asyncio.create_task(call(app, "the long one"))
+        await asyncio.sleep(0.2)
+        await call(app, "a quick one", stream=False)
+        table = app.query_one(HistoryTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await slow
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert [r["preview"] for r in table.rows_loaded] == ["a quick one", "the long one"]  # by start time
+        assert table.total == 2
