@@ -49,15 +49,23 @@ def _schema_problem(schema: Any, where: str) -> str | None:
     return _schema_problem(schema.get("items"), f"{where}.items")
 
 
-def _request_problem(body: dict, model: str = "") -> str | None:
-    body = copy.deepcopy(body)
-    for tool in body.get("tools") or []:
+def _parse(body: dict, proto, request: dict) -> str | None:
+    """Parse with Google's proto type after upper-casing the schema types inside `request`'s tools."""
+    for tool in request.get("tools") or []:
         for decl in tool.get("functionDeclarations") or []:
             _upper_types(decl.get("parameters"))
     try:
-        json_format.ParseDict(body, GenerateContentRequest.pb()(), ignore_unknown_fields=False)
+        json_format.ParseDict(body, proto.pb()(), ignore_unknown_fields=False)
     except json_format.ParseError as exc:
         return f"Invalid JSON payload received. {exc}"
+    return None
+
+
+def _request_problem(body: dict, model: str = "") -> str | None:
+    body = copy.deepcopy(body)
+    problem = _parse(body, GenerateContentRequest, body)
+    if problem:
+        return problem
     contents = body.get("contents") or []
     if not contents:
         return "contents is not specified"
@@ -119,13 +127,9 @@ def validate(kind: str, action: str, body: Any, model: str = "") -> str | None:
     if action == "countTokens":
         if kind == "gemini":
             upper = copy.deepcopy(body)
-            for tool in (upper.get("generateContentRequest") or {}).get("tools") or []:
-                for decl in tool.get("functionDeclarations") or []:
-                    _upper_types(decl.get("parameters"))
-            try:
-                json_format.ParseDict(upper, CountTokensRequest.pb()(), ignore_unknown_fields=False)
-            except json_format.ParseError as exc:
-                return f"Invalid JSON payload received. {exc}"
+            problem = _parse(upper, CountTokensRequest, upper.get("generateContentRequest") or {})
+            if problem:
+                return problem
             inner = body.get("generateContentRequest")
             return _request_problem({k: v for k, v in inner.items() if k != "model"}) if inner else None
         return _request_problem(body)

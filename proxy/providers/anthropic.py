@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import orjson
 
-from ..auth import ServiceAccountTokens, load_key
 from .base import Provider, base_url
+from .vertex import service_account, vertex_base
 
 # Hop-by-hop and transport headers are the connection's, not the request's; everything else is forwarded.
 _NOT_FORWARDED = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
@@ -59,13 +59,9 @@ class VertexAnthropicProvider(Provider):
 
     def __init__(self, target):
         super().__init__(target)
-        loc = target.location_id or "us-east5"
-        host = "aiplatform.googleapis.com" if loc == "global" else f"{loc}-aiplatform.googleapis.com"
-        self._base = base_url(target.api_endpoint, host)
+        self._base, loc = vertex_base(target, "us-east5")  # Claude's usual Vertex region
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/anthropic/models"
-        info = load_key(target.service_account_json.get_secret_value(), f"targets.{target.name}.service_account_json")
-        self.tokens = ServiceAccountTokens(info, f"targets.{target.name}.service_account_json")
-        self.credential = f"the service account {info.get('client_email')} of target '{target.name}'"
+        self.tokens, self.credential = service_account(target)
 
     def url(self, action: str) -> str:
         if action == "countTokens":

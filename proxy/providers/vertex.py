@@ -6,18 +6,28 @@ from ..auth import ServiceAccountTokens, load_key
 from .base import Provider, base_url
 
 
+def vertex_base(target, default_location: str) -> tuple[str, str]:
+    """(base URL, location): `global` has no regional host; `api_endpoint` overrides either."""
+    loc = target.location_id or default_location
+    host = "aiplatform.googleapis.com" if loc == "global" else f"{loc}-aiplatform.googleapis.com"
+    return base_url(target.api_endpoint, host), loc
+
+
+def service_account(target) -> tuple[ServiceAccountTokens, str]:
+    """Token source and the name of the credential (for error messages) from the target's key."""
+    where = f"targets.{target.name}.service_account_json"
+    info = load_key(target.service_account_json.get_secret_value(), where)
+    return ServiceAccountTokens(info, where), f"the service account {info.get('client_email')} of target '{target.name}'"
+
+
 class VertexProvider(Provider):
     kind = "vertex"
 
     def __init__(self, target):
         super().__init__(target)
-        loc = target.location_id or "us-central1"
-        host = "aiplatform.googleapis.com" if loc == "global" else f"{loc}-aiplatform.googleapis.com"
-        self._base = base_url(target.api_endpoint, host)
+        self._base, loc = vertex_base(target, "us-central1")
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{self.model}"
-        info = load_key(target.service_account_json.get_secret_value(), f"targets.{target.name}.service_account_json")
-        self.tokens = ServiceAccountTokens(info, f"targets.{target.name}.service_account_json")
-        self.credential = f"the service account {info.get('client_email')} of target '{target.name}'"
+        self.tokens, self.credential = service_account(target)
 
     def url(self, action: str) -> str:
         suffix = "?alt=sse" if action == "streamGenerateContent" else ""
