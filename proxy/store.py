@@ -4,6 +4,7 @@ connections under WAL, full-text search over prompts and responses, a schema ver
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import queue
@@ -22,7 +23,7 @@ from .record import REDACTED, Record
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
@@ -68,22 +69,75 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(prompt, response)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    # Content-addressed pieces of payloads: Claude Code sends the same system prompt and tools (~50 KB)
+    # on every call; each distinct one is kept once.
+    db.execute("CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
 
 
 _PAYLOADS = {"client_request", "upstream_request", "upstream_response", "response", "events", "metadata"}
 
 
-def serialize(rec: Record, secrets: list[str]) -> bytes:
-    # The payloads are plain JSON already: orjson writes them directly, pydantic only the small rest.
-    head = rec.model_dump(mode="json", exclude=_PAYLOADS)
-    for k in _PAYLOADS:
-        head[k] = getattr(rec, k)
-    data = orjson.dumps(head)
+# Payload parts that repeat from call to call, stored once by hash: (payload field, keys inside it).
+_SHARED = {"client_request": ("system", "tools"), "upstream_request": ("systemInstruction", "tools")}
+BLOB_MIN = 2048  # bytes; smaller parts stay inline
+
+
+def _scrub(data: bytes, secrets: list[str]) -> bytes:
     for s in secrets:  # defence in depth: a credential that slipped into a payload is cut here
         if s and s.encode() in data:
             data = data.replace(s.encode(), REDACTED.encode())
     return data
+
+
+def serialize_parts(rec: Record, secrets: list[str]) -> tuple[bytes, dict[str, bytes]]:
+    """The record as JSON with its large repeated parts replaced by {"$blob": hash}, and those parts."""
+    # The payloads are plain JSON already: orjson writes them directly, pydantic only the small rest.
+    head = rec.model_dump(mode="json", exclude=_PAYLOADS)
+    blobs: dict[str, bytes] = {}
+    for k in _PAYLOADS:
+        value = getattr(rec, k)
+        keys = _SHARED.get(k)
+        if keys and isinstance(value, dict):
+            value = dict(value)
+            for key in keys:
+                if key in value:
+                    part = orjson.dumps(value[key])
+                    if len(part) >= BLOB_MIN:
+                        part = _scrub(part, secrets)
+                        h = hashlib.sha1(part).hexdigest()
+                        blobs[h] = part
+                        value[key] = {"$blob": h}
+        head[k] = value
+    return _scrub(orjson.dumps(head), secrets), blobs
+
+
+def serialize(rec: Record, secrets: list[str]) -> bytes:
+    """The record as one self-contained JSON document."""
+    return orjson.dumps(hydrate(*serialize_parts(rec, secrets)))
+
+
+def hydrate(data: bytes | dict, blobs: Any) -> dict:
+    """Put the shared parts back; `blobs` maps hash → bytes, or is a connection to read them from."""
+    doc = orjson.loads(data) if isinstance(data, (bytes, str)) else data
+    for k, keys in _SHARED.items():
+        value = doc.get(k)
+        if not isinstance(value, dict):
+            continue
+        for key in keys:
+            ref = value.get(key)
+            if isinstance(ref, dict) and set(ref) == {"$blob"}:
+                if isinstance(blobs, dict):
+                    raw = blobs.get(ref["$blob"])
+                else:
+                    row = blobs.execute("SELECT data FROM blobs WHERE hash = ?", (ref["$blob"],)).fetchone()
+                    raw = row[0] if row else None
+                if raw is not None:
+                    value[key] = orjson.loads(raw)
+    return doc
 
 
 def to_row(rec: Record, secrets: list[str], data: bytes | None = None) -> tuple:
@@ -166,6 +220,7 @@ class Store:
         self.stats = WriterStats()
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self._journal: int | None = None
+        self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
         self._q: queue.Queue[tuple[Record, bytes] | None] = queue.Queue()
         self._local = threading.local()
@@ -196,7 +251,13 @@ class Store:
             return 0
         data = os.pread(self._journal, size, 0)
         recs = []
+        blobs: dict[str, bytes] = {}
         for line in data.split(b"\n"):
+            if line.startswith(b"#blob "):
+                _, h, part = line.split(b" ", 2)
+                if hashlib.sha1(part).hexdigest() == h.decode():  # a cut-short line fails this
+                    blobs[h.decode()] = part
+                continue
             try:
                 recs.append((Record.model_validate(orjson.loads(line)), line))
             except (orjson.JSONDecodeError, ValueError):
@@ -206,6 +267,7 @@ class Store:
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
                 for rec, line in recs:
                     cur = conn.execute(_INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"),
                                        to_row(rec, self.secrets, line))
@@ -222,14 +284,18 @@ class Store:
 
     def submit(self, rec: Record) -> None:
         """Journal and queue a finished record; one small write(), never a wait on SQLite."""
-        data = serialize(rec, self.secrets)
+        data, blobs = serialize_parts(rec, self.secrets)
         with self._jlock:
             if self._journal is not None:
+                # a shared part goes to the journal once; later records only name it
+                new = [h for h in blobs if h not in self._journaled_blobs]
+                lines = [b"#blob " + h.encode() + b" " + blobs[h] for h in new] + [data]
                 try:
-                    os.write(self._journal, data + b"\n")
+                    os.write(self._journal, b"\n".join(lines) + b"\n")
+                    self._journaled_blobs.update(new)
                 except OSError as exc:  # a full disk: the queue still has it; say so once per failure
                     self.stats.last_error = f"journal: {exc.strerror}"
-            self._q.put((rec, data))
+            self._q.put((rec, data, blobs))
 
     def on_written(self, fn: Callable[[list[Record]], None]) -> None:
         """Called from the writer thread after each committed batch."""
@@ -275,15 +341,18 @@ class Store:
             conn.close()
 
     def _write(self, conn: sqlite3.Connection | None,
-               items: list[tuple[Record, bytes]]) -> sqlite3.Connection | None:
-        batch = [rec for rec, _ in items]
-        rows = [to_row(rec, self.secrets, data) for rec, data in items]
+               items: list[tuple[Record, bytes, dict[str, bytes]]]) -> sqlite3.Connection | None:
+        batch = [rec for rec, _, _ in items]
+        rows = [to_row(rec, self.secrets, data) for rec, data, _ in items]
+        blobs = {h: part for _, _, parts in items for h, part in parts.items()}
         for attempt in range(RETRIES):
             try:
                 if conn is None:
                     conn = connect(self.path)
                 with conn:
                     conn.execute("BEGIN IMMEDIATE")
+                    # already there almost always: a primary-key probe, no data written
+                    conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
                     for row, rec in zip(rows, batch, strict=True):
                         cur = conn.execute(_INSERT, row)
                         conn.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
@@ -312,6 +381,8 @@ class Store:
                     conn = None
                 time.sleep(min(2.0, 0.1 * 2 ** attempt))
         self.stats.lost += len(batch)
+        with self._jlock:
+            self._journaled_blobs.clear()  # what the lost batch named must be journaled again
         log.error("store: %d records could not be written and are counted as lost: %s", len(batch),
                   self.stats.last_error)
         return conn
@@ -363,8 +434,9 @@ class Store:
         return self.reader().execute(sql, [*params, limit, offset]).fetchall()
 
     def get(self, record_id: str) -> Record | None:
-        row = self.reader().execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
-        return Record.model_validate(orjson.loads(row[0])) if row else None
+        conn = self.reader()
+        row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
+        return Record.model_validate(hydrate(row[0], conn)) if row else None
 
     def iter_records(self, filter_text: str = "", batch: int = 500) -> Iterator[dict[str, Any]]:
         """Every matching record as a dict, oldest first, in constant memory."""
@@ -377,7 +449,7 @@ class Store:
                 if not rows:
                     break
                 for (data,) in rows:
-                    yield orjson.loads(data)
+                    yield hydrate(data, conn)
         finally:
             conn.close()
 

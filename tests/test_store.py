@@ -219,3 +219,40 @@ def test_the_file_log_mirror_writes_kong_lines_0600(tmp_path):
     assert orjson.loads(lines[0])["ai"]["proxy"]["meta"]["request_model"] == "claude-opus-5-5"
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
     assert kong_record(make(2))["ai"]["proxy"]["usage"]["cost"] == 0.001
+
+
+def test_repeated_system_and_tools_are_stored_once_and_read_back_whole(tmp_path):
+    req = cc_requests.first_turn()
+    upstream = {"contents": [], "tools": [{"functionDeclarations": [{"name": "Bash", "description": "d" * 5000}]}],
+                "systemInstruction": {"parts": [{"text": "s" * 5000}]}}
+    store = filled(tmp_path, [make(i, client_request=req, upstream_request=upstream) for i in range(50)])
+    conn = store.reader()
+    # the client's tools, the upstream tools and system (the client's short system stays inline)
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 3
+    assert all(len(r[0]) < 6000 for r in conn.execute("SELECT data FROM records"))
+    assert store.get("req_000007").client_request == req
+    assert store.get("req_000007").upstream_request == upstream
+    exported = list(store.iter_records("number 9"))
+    assert exported[0]["client_request"]["tools"] == req["tools"]
+
+
+def test_a_kill_before_commit_replays_shared_parts_too(tmp_path):
+    db = tmp_path / "b.db"
+    req = cc_requests.first_turn()
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {os.getcwd()!r})
+import proxy.store as st
+st.BATCH_WAIT = 30
+from tests.test_store import make
+from tests import cc_requests
+s = st.Store({str(db)!r}).start()
+for i in range(20):
+    s.submit(make(i, client_request=cc_requests.first_turn()))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    subprocess.run([sys.executable, "-c", script], timeout=60)
+    s = Store(db).start()
+    assert s.replayed == 20
+    s.close()
+    assert Store(db).get("req_000019").client_request == req
