@@ -137,13 +137,21 @@ async def console_figures(tmp: Path) -> dict:
             for i in range(100):
                 s.submit(record(i, time.time() - 100, rng, payload=False))
             s.close()
+        for attempt in ("first", "again"):  # the first open may meet a cold page cache
+            app = GatewatchApp(config, Store(db))
+            t = time.perf_counter()
+            async with app.run_test(size=(140, 40)) as pilot:
+                table = app.query_one(HistoryTable)
+                while table.row_count == 0:
+                    await pilot.pause(0.005)
+                out[f"open ms ({label}, {attempt})"] = round((time.perf_counter() - t) * 1000)
+                if attempt == "first":
+                    await app.shutdown()
         app = GatewatchApp(config, Store(db))
-        t = time.perf_counter()
         async with app.run_test(size=(140, 40)) as pilot:
             table = app.query_one(HistoryTable)
             while table.row_count == 0:
                 await pilot.pause(0.005)
-            out[f"open ms ({label})"] = round((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             await table.load("bananas")
             out[f"search ms ({label})"] = round((time.perf_counter() - t) * 1000)
