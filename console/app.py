@@ -26,6 +26,7 @@ from proxy.server import Gateway, InsecureBind, start
 from proxy.store import Store, StoreError
 
 from .detail import DetailScreen
+from .hint import usage_hint
 from .history import HistoryTable
 from .panes import (
     LiveStats,
@@ -212,12 +213,11 @@ class GatewatchApp(App):
             banner.add_class("problem")
             self.sub_title = "gateway not running"
             return
-        model = self.config.targets[0].model
         t = Text()
         t.append("listening ", style="dim")
         t.append(self.url, style="bold green")
         t.append("   paste: ", style="dim")
-        t.append(f"ANTHROPIC_BASE_URL={self.url} ANTHROPIC_MODEL={model} claude", style="bold")
+        t.append(usage_hint(self.url, self.config), style="bold")
         t.append("\ntargets ", style="dim")
         for p in self.gateway.providers:
             t.append(f"● {p.name}", style="green")

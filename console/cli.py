@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from console.hint import usage_hint
 from proxy import config as cfg
 from proxy.export import FORMATS, export_file, stats, write
 from proxy.query import QueryError
@@ -104,11 +105,6 @@ def call_line(rec: Record) -> str:
     kind = "count" if rec.kind == "count_tokens" else rec.request_mode
     return (f"{t} {rec.status or '---'} {rec.request_model or '?'} → {answer} {kind} in={u.input_tokens} "
             f"out={u.output_tokens} {cost} {rec.latency_ms or 0:.0f}ms{ttft}{err}")
-
-
-def usage_hint(url: str, config: cfg.Config) -> str:
-    model = config.targets[0].model if config.targets else "gemini-2.5-flash"
-    return f"ANTHROPIC_BASE_URL={url} ANTHROPIC_MODEL={model} claude"
 
 
 async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:

@@ -321,3 +321,12 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
         for secret in secrets + [key, "ya29.sim-"]:
             assert secret.encode() not in blob, f"{secret} leaked into the {where}"
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600 and stat.S_IMODE(os.stat(tmp_path / "s.db").st_mode) == 0o600
+
+
+def test_the_paste_hint_names_the_token_variable_never_the_token(fake, sa_json):
+    from console.hint import usage_hint
+    from proxy import config as cfg
+    c = cfg.from_mapping({"gateway": {"auth_token": "gw-token-XYZ-123456"},
+                          "targets": [target_for("gemini", fake, sa_json)]}, "t", {})
+    hint = usage_hint("http://127.0.0.1:8000", c)
+    assert "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN" in hint and "XYZ" not in hint

@@ -1,0 +1,12 @@
+"""The command a user pastes to point Claude Code at this gateway."""
+
+from __future__ import annotations
+
+from proxy import config as cfg
+
+
+def usage_hint(url: str, config: cfg.Config) -> str:
+    """Never shows the token itself: it names the variable that holds it."""
+    model = config.targets[0].model if config.targets else "gemini-2.5-flash"
+    token = "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN " if config.gateway.auth_token else ""
+    return f"ANTHROPIC_BASE_URL={url} {token}ANTHROPIC_MODEL={model} claude"
