@@ -59,6 +59,8 @@ def _plugins(doc: Any) -> list[dict]:
         return [p for p in doc if isinstance(p, dict)]
     if not isinstance(doc, dict):
         return []
+    if isinstance(doc.get("entities"), dict):  # Kong's docs wrap examples as `entities: {plugins: …}`
+        return _plugins(doc["entities"])
     found = list(doc.get("plugins") or [])
     for svc in doc.get("services") or []:
         found += svc.get("plugins") or []
@@ -104,8 +106,10 @@ def _target(t: dict, i: int, problems: list[str], where: str) -> dict:
             out["anthropic_version"] = opts["anthropic_version"]
     else:
         problems.append(f"{where}.model.provider: {provider!r} is not supported (gemini or anthropic)")
-    if opts.get("max_tokens"):
-        out["max_tokens"] = opts["max_tokens"]
+    # the how-to writes max_tokens beside `options` rather than inside it; take either
+    max_tokens = opts.get("max_tokens") or model.get("max_tokens")
+    if max_tokens:
+        out["max_tokens"] = max_tokens
     if opts.get("input_cost") is not None and opts.get("output_cost") is not None:
         out["input_cost"], out["output_cost"] = opts["input_cost"], opts["output_cost"]
     if t.get("weight"):
@@ -116,16 +120,20 @@ def _target(t: dict, i: int, problems: list[str], where: str) -> dict:
 def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     try:
-        doc = yaml.safe_load(text)
+        # several documents (`---`) are read as one: the how-to gives the AI plugin and file-log separately
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    variables = doc.get("variables") or {} if isinstance(doc, dict) else {}
-    doc = _resolve(doc, variables, env)
+    variables: dict[str, Any] = {}
+    for d in docs:
+        if isinstance(d, dict) and isinstance(d.get("variables"), dict):
+            variables.update(d["variables"])
+    docs = _resolve(docs, variables, env)
     problems: list[str] = []
     targets: list[dict] = []
     raw: dict[str, Any] = {"gateway": {}, "balancer": {}}
     log_payloads: list[bool] = []
-    plugins = _plugins(doc)
+    plugins = [p for d in docs for p in _plugins(d)]
     ai = [p for p in plugins if p.get("name") in ("ai-proxy-advanced", "ai-proxy")]
     if not ai:
         raise ConfigError(f"{source}: no ai-proxy-advanced or ai-proxy plugin found")

@@ -350,7 +350,85 @@ file = "/tmp/claude.json"
 """
 
 
-def test_the_kong_howto_yaml_loads_into_the_same_config_as_the_toml(tmp_path, sa_json):
+# Kong's how-to "Route Claude CLI traffic through Kong AI Gateway and Vertex AI": its two entity examples (the AI
+# plugin with its variables, then file-log), as a user pastes them into one file. Note `max_tokens` sits beside
+# `options`, as the how-to writes it.
+KONG_VERTEX_HOWTO = """\
+entities:
+  plugins:
+  - name: ai-proxy-advanced
+    config:
+      llm_format: anthropic
+      targets:
+        - route_type: llm/v1/chat
+          logging:
+            log_statistics: true
+            log_payloads: false
+          auth:
+            allow_override: false
+            gcp_use_service_account: true
+            gcp_service_account_json: ${gcp_service_account_key}
+          model:
+              provider: gemini
+              name: gemini-2.5-flash
+              options:
+                gemini:
+                  api_endpoint: ${gcp_api_endpoint}
+                  project_id: ${gcp_project_id}
+                  location_id: ${gcp_location_id}
+              max_tokens: 8192
+variables:
+  gcp_service_account_key:
+    value: $GEMINI_API_KEY
+  gcp_api_endpoint:
+    value: $GEMINI_API_ENDPOINT
+  gcp_project_id:
+    value: $GCP_PROJECT_ID
+  gcp_location_id:
+    value: $GEMINI_LOCATION_ID
+---
+entities:
+  plugins:
+    - name: file-log
+      config:
+        path: "/tmp/claude.json"
+"""
+
+VERTEX_HOWTO_TOML = """\
+[gateway]
+log_payloads = false
+[[targets]]
+name = "gemini-gemini-2.5-flash-0"
+provider = "vertex"
+model = "gemini-2.5-flash"
+max_tokens = 8192
+project_id = "${GCP_PROJECT_ID}"
+location_id = "${GEMINI_LOCATION_ID}"
+api_endpoint = "${GEMINI_API_ENDPOINT}"
+service_account_json = "${GEMINI_API_KEY}"
+[log]
+file = "/tmp/claude.json"
+"""
+
+
+def test_the_vertex_howto_yaml_loads_into_the_same_config_as_the_toml(tmp_path, sa_json):
+    env = {"GEMINI_API_KEY": sa_json, "GCP_PROJECT_ID": "example-project", "GEMINI_LOCATION_ID": "us-central1",
+           "GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com"}
+    (tmp_path / "kong.yaml").write_text(KONG_VERTEX_HOWTO)
+    (tmp_path / "gatewatch.toml").write_text(VERTEX_HOWTO_TOML)
+    from_yaml = cfg.load(tmp_path / "kong.yaml", env)
+    from_toml = cfg.load(tmp_path / "gatewatch.toml", env)
+    assert from_yaml.model_dump(exclude={"source"}) == from_toml.model_dump(exclude={"source"})
+    t = from_yaml.targets[0]
+    assert (t.provider, t.max_tokens, t.location_id) == ("vertex", 8192, "us-central1")
+    assert from_yaml.log.file == "/tmp/claude.json" and from_yaml.gateway.log_payloads is False
+    from proxy.providers import make
+    assert make(t).url("generateContent") == (
+        "https://us-central1-aiplatform.googleapis.com/v1/projects/example-project/locations/us-central1/"
+        "publishers/google/models/gemini-2.5-flash:generateContent")
+
+
+def test_a_deck_file_with_services_and_a_balancer_loads_into_the_same_config_as_the_toml(tmp_path, sa_json):
     env = {"GCP_SERVICE_ACCOUNT_JSON": sa_json, "GCP_PROJECT_ID": "example-project",
            "DECK_GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com", "DECK_GCP_LOCATION_ID": "us-central1",
            "GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com", "GCP_LOCATION_ID": "us-central1"}
