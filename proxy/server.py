@@ -68,10 +68,6 @@ def _session_id(metadata: Any, headers: Any) -> str | None:
     return headers.get("x-claude-code-session-id")
 
 
-class UpstreamFailure(Exception):
-    """Wraps a GatewayError that happened while talking to the upstream (for the attempt row)."""
-
-
 class Gateway:
     """One gateway: its config, its upstream session, its hub. `app()` gives the aiohttp application."""
 
@@ -628,11 +624,11 @@ class Gateway:
         if self.config.gateway.log_payloads:
             rec.response = msg
 
-    async def _sse_chunks(self, resp: aiohttp.ClientResponse, provider, first: bool = True) -> AsyncIterator[dict]:
+    async def _sse_chunks(self, resp: aiohttp.ClientResponse, provider) -> AsyncIterator[dict]:
         """Parse Gemini's SSE (`data: {...}` + blank line). Yields chunks; raises GatewayError on stall or junk."""
         _, first_byte, idle = self.timeouts(provider)
         data_lines: list[bytes] = []
-        waited_first = first
+        waited_first = True
         while True:
             limit = first_byte if waited_first else idle
             try:
