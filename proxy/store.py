@@ -466,6 +466,11 @@ class Store:
                 conn.execute("DELETE FROM records_fts WHERE rowid IN (SELECT rowid FROM records WHERE started_at < ?)",
                              (cutoff,))
                 n = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
+                # shared parts no remaining record names go too
+                refs = " UNION ".join(
+                    f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"
+                    for field, keys in _SHARED.items() for key in keys)
+                conn.execute(f"DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM ({refs}) WHERE h IS NOT NULL)")
             conn.execute("VACUUM")
             return n
         finally:

@@ -256,3 +256,16 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert s.replayed == 20
     s.close()
     assert Store(db).get("req_000019").client_request == req
+
+
+def test_prune_also_drops_shared_parts_no_record_names_any_more(tmp_path):
+    now = time.time()
+    old_req = {**cc_requests.first_turn(), "tools": [{"name": "Old", "description": "o" * 4000, "input_schema": {}}]}
+    new_req = cc_requests.first_turn()
+    store = filled(tmp_path, [make(1, started_at=now - 86400 * 40, client_request=old_req),
+                              make(2, started_at=now, client_request=new_req)])
+    conn = store.reader()
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 2
+    assert store.prune(30 * 86400) == 1
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1
+    assert store.get("req_000002").client_request == new_req
