@@ -27,7 +27,7 @@ from proxy.store import Store, StoreError
 
 from .detail import DetailScreen
 from .hint import usage_hint
-from .history import HistoryTable
+from .history import COUNT_CAP, HistoryTable
 from .panes import (
     LiveStats,
     Pane,
@@ -260,7 +260,8 @@ class GatewatchApp(App):
             self.query_one("#status-line", Static).update(Text(f"filter: {self.filter_error}", style="red"))
             return
         t = Text()
-        t.append(f"{table.total} calls", style="bold")
+        total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
+        t.append(f"{total} calls", style="bold")
         if table.filter:
             t.append(f" matching {table.filter!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")

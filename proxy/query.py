@@ -31,6 +31,11 @@ class Compiled:
     params: list = field(default_factory=list)
     text: str = ""
     """the free-text part, for FTS5"""
+    match: str = ""
+    """the FTS5 MATCH expression ('' without free text)"""
+    base_where: str = ""
+    base_params: list = field(default_factory=list)
+    """the clauses other than free text (for queries that drive from the FTS index)"""
 
     def sql(self) -> tuple[str, list]:
         return self.where or "1", self.params
@@ -164,9 +169,11 @@ def compile(text: str, now: float | None = None) -> Compiled:
         clauses.append(clause)
         params.extend(p)
     fts = " ".join(words)
+    base_where, base_params = " AND ".join(clauses), list(params)
+    match = ""
     if fts:
         # Each word as a quoted FTS5 string: user text never becomes FTS syntax.
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         clauses.append("rowid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
         params.append(match)
-    return Compiled(" AND ".join(clauses), params, fts)
+    return Compiled(" AND ".join(clauses), params, fts, match, base_where, base_params)

@@ -416,21 +416,48 @@ class Store:
             self._local.conn = conn
         return conn
 
-    def count(self, filter_text: str = "") -> int:
-        where, params = compile_query(filter_text).sql()
-        return self.reader().execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0]
+    def count(self, filter_text: str = "", cap: int | None = None) -> int:
+        """How many records match; with `cap`, stop counting past it (returns cap + 1: "more than cap")."""
+        compiled = compile_query(filter_text)
+        if compiled.match:
+            where = "records_fts MATCH ?" + (f" AND ({compiled.base_where})" if compiled.base_where else "")
+            inner = f"SELECT 1 FROM records_fts JOIN records r ON r.rowid = records_fts.rowid WHERE {where}"
+            params = [compiled.match, *compiled.base_params]
+        else:
+            where, params = compiled.sql()
+            inner = f"SELECT 1 FROM records WHERE {where}"
+        if cap is not None:
+            inner += f" LIMIT {int(cap) + 1}"
+        return self.reader().execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]
 
     def page(self, filter_text: str = "", limit: int = 100, before: tuple[float, int] | None = None,
              offset: int = 0) -> list[sqlite3.Row]:
         """Newest first, without the payload blob. `before` = (started_at, rowid) of the last row seen
         (keyset paging: as fast on page 1,000 as on page 1)."""
-        where, params = compile_query(filter_text).sql()
+        compiled = compile_query(filter_text)
+        if compiled.match:
+            return self._text_page(compiled, limit, before, offset)
+        where, params = compiled.sql()
         cols = ", ".join(["rowid"] + [c for c in _COLUMNS if c != "data"])
         if before is not None:
             where = f"({where}) AND (started_at < ? OR (started_at = ? AND rowid < ?))"
             params = [*params, before[0], before[0], before[1]]
         sql = (f"SELECT {cols} FROM records WHERE {where} ORDER BY started_at DESC, rowid DESC "
                f"LIMIT ? OFFSET ?")
+        return self.reader().execute(sql, [*params, limit, offset]).fetchall()
+
+    def _text_page(self, compiled, limit: int, before: tuple[float, int] | None, offset: int) -> list[sqlite3.Row]:
+        """Free text: walk the full-text index newest-first (rowid order, i.e. the order calls were recorded)
+        and stop at the page's end, instead of collecting every match and sorting it by time — a word found in
+        half of a million records costs what a rare one does."""
+        cols = ", ".join(["r.rowid AS rowid"] + [f"r.{c}" for c in _COLUMNS if c != "data"])
+        where = "records_fts MATCH ?" + (f" AND ({compiled.base_where})" if compiled.base_where else "")
+        params = [compiled.match, *compiled.base_params]
+        if before is not None:
+            where += " AND records_fts.rowid < ?"
+            params.append(before[1])
+        sql = (f"SELECT {cols} FROM records_fts JOIN records r ON r.rowid = records_fts.rowid WHERE {where} "
+               f"ORDER BY records_fts.rowid DESC LIMIT ? OFFSET ?")
         return self.reader().execute(sql, [*params, limit, offset]).fetchall()
 
     def get(self, record_id: str) -> Record | None:

@@ -269,3 +269,20 @@ def test_prune_also_drops_shared_parts_no_record_names_any_more(tmp_path):
     assert store.prune(30 * 86400) == 1
     assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1
     assert store.get("req_000002").client_request == new_req
+
+
+def test_free_text_pages_newest_first_combined_with_filters_and_keyset(tmp_path):
+    store = filled(tmp_path, [make(i) for i in range(250)])
+    first = store.page("number", limit=100)
+    assert first[0]["id"] == "req_000249" and len(first) == 100
+    nxt = store.page("number", limit=100, before=(first[-1]["started_at"], first[-1]["rowid"]))
+    assert nxt[0]["id"] == "req_000149" and len(nxt) == 100
+    assert [r["id"] for r in store.page("number tool:Bash", limit=3)] == ["req_000249", "req_000247", "req_000245"]
+    assert [r["id"] for r in store.page('"number 7" -tool:Bash', limit=5)] == []  # 7 is odd: it used Bash
+    assert store.page("nothing-matches-this") == []
+
+
+def test_a_capped_count_stops_early_but_an_uncapped_one_is_exact(tmp_path):
+    store = filled(tmp_path, [make(i) for i in range(30)])
+    assert store.count("number") == 30 and store.count("number", cap=10) == 11
+    assert store.count("", cap=10) == 11 and store.count("status:200", cap=100) == 30
