@@ -10,6 +10,8 @@ import asyncio
 import os
 import sys
 
+from aiohttp import web
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from proxy.simulator import GeminiSimulator, Reply  # noqa: E402
@@ -23,18 +25,17 @@ async def main() -> None:
     p.add_argument("--chunk-delay", type=float, default=0.0)
     a = p.parse_args()
     text = " ".join(f"word{i}" for i in range(a.words))
+
+    @web.middleware
+    async def access_log(request, handler):  # GW_ACCESS_LOG=1: see what a peer asks for
+        print(request.method, request.path_qs, file=sys.stderr, flush=True)
+        return await handler(request)
+
     sim = GeminiSimulator(api_key="bench-key",
                           responder=lambda body: Reply.text(text, chunks=a.chunks, chunk_delay=a.chunk_delay,
-                                                            prompt_tokens=15000))
+                                                            prompt_tokens=15000),
+                          middlewares=[access_log] if os.environ.get("GW_ACCESS_LOG") else [])
     sim.require_auth = False
-    if os.environ.get("GW_ACCESS_LOG"):  # debugging a peer: print what it asks for
-        from aiohttp import web as _web
-
-        @_web.middleware
-        async def log_mw(request, handler):
-            print(request.method, request.path_qs, file=sys.stderr, flush=True)
-            return await handler(request)
-        sim.app_middlewares = [log_mw]
     await sim.start(port=a.port)
     print("ready", flush=True)
     await asyncio.Event().wait()

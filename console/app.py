@@ -122,6 +122,8 @@ class GatewatchApp(App):
         self._tasks: set[asyncio.Task] = set()
         self._refresh_timer = None
         self._last_refresh = 0.0
+        self.last_export: tuple[Path, int] | None = None
+        """(path, count) of the last export, for the status and the tests"""
 
     # -- layout --------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -144,14 +146,14 @@ class GatewatchApp(App):
     async def on_mount(self) -> None:
         self.store.on_written(lambda batch: self.call_from_thread(self.post_message, RecordsWritten()))
         try:
-            self.store.start()
+            await asyncio.to_thread(self.store.start)  # may replay a crashed writer's journal: off the loop
         except StoreError as exc:
             self.problem = f"{exc}"
+        await self._seed_stats()
         if self.problem is None:
             await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
-        self._seed_stats()
         await self.query_one(HistoryTable).load("")
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
@@ -229,25 +231,33 @@ class GatewatchApp(App):
         banner.update(t)
         self.sub_title = self.url
 
-    def _seed_stats(self) -> None:
+    async def _seed_stats(self) -> None:
+        """Today's and all-time cost from the store: a full scan, so in a thread, never on the shared loop.
+        Awaited before the gateway starts, so no call is counted both here and live."""
         start_of_day = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
-        try:
-            row = self.store.reader().execute(
+
+        def read() -> tuple[float, float]:
+            return self.store.reader().execute(
                 "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0) "
                 "FROM records", (start_of_day,)).fetchone()
-            self.stats.cost_all, self.stats.cost_today = row[0], row[1]
+
+        try:
+            total, today = await asyncio.to_thread(read)
         except Exception as exc:
             self.notify(f"could not read totals from the store: {exc}", severity="warning")
+            return
+        self.stats.cost_all += total
+        self.stats.cost_today += today
 
     def _tick(self) -> None:
         in_flight = list(self.gateway.in_flight.values()) if self.gateway else []
         self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight))
-        if self.gateway and any(h["state"] != "ok" for h in self.gateway.router.health().values()):
+        health = self.gateway.router.health() if self.gateway else {}
+        if any(h["state"] != "ok" for h in health.values()):
             self._dirty = True  # a cool-down counts down on screen
         if not self._dirty:
             return
         self._dirty = False
-        health = self.gateway.router.health() if self.gateway else {}
         self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health))
         self.query_one("#pane-tokens", Pane).show(render_tokens(self.stats), self.stats.minute_series())
         self.query_one("#pane-cost", Pane).show(render_cost(self.stats))

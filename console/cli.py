@@ -21,7 +21,7 @@ from pathlib import Path
 from console.hint import usage_hint
 from proxy import config as cfg
 from proxy.export import FORMATS, export_file, stats, write
-from proxy.query import QueryError
+from proxy.query import QueryError, parse_duration
 from proxy.query import compile as compile_query
 from proxy.record import Record
 from proxy.server import Gateway, InsecureBind, start
@@ -146,12 +146,10 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
 
 
 def _seconds(text: str) -> float:
-    from proxy.query import _DURATION, _UNITS
-
-    m = _DURATION.match(text)
-    if not m:
+    seconds = parse_duration(text)
+    if seconds is None:
         _die(f"--older-than: {text!r} is not a duration like 30d or 12h")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,10 +49,16 @@ _NUMERIC = {"cost": "cost", "latency": "latency_ms", "ttft": "ttft_ms", "tokens"
 _NUM_TERM = re.compile(r"^(cost|latency|ttft|tokens|input|output)(>=|<=|>|<|=)(.+)$")
 
 
+def parse_duration(value: str) -> float | None:
+    """'15m', '2h', '30d' → seconds; None when it isn't a duration."""
+    m = _DURATION.match(value.strip())
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
 def _time(value: str, now: float) -> float:
-    m = _DURATION.match(value)
-    if m:
-        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = parse_duration(value)
+    if seconds is not None:
+        return now - seconds
     try:
         d = dt.datetime.fromisoformat(value)
     except ValueError:

@@ -103,10 +103,6 @@ class Record(BaseModel):
     response: Any = None
     events: list[Any] | None = None
 
-    @property
-    def in_flight(self) -> bool:
-        return self.ended_at is None
-
 
 Listener = Callable[[str, Record], None]
 
@@ -116,8 +112,6 @@ class Hub:
 
     Listeners must not block: the gateway calls them on its event loop.
     """
-
-    EVENTS = ("request", "progress", "response")
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []

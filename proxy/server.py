@@ -191,14 +191,14 @@ class Gateway:
         if rec.kind == "count_tokens":
             u.cost = 0.0  # counting is free on both Google APIs
             return
+        if not u.total_tokens:  # nothing was billed (an error, a refusal before any token): known to cost 0
+            u.cost = 0.0
+            return
         target = next((p.target for p in self.providers if p.name == rec.target), None)
         override = None
         if target is not None and target.input_cost is not None and target.output_cost is not None:
             override = pricing.Price(target.input_cost, target.output_cost,
                                      target.cached_cost if target.cached_cost is not None else target.input_cost)
-        if rec.target is None and rec.status != 200:
-            u.cost = 0.0
-            return
         u.cost = pricing.cost(rec.response_model or rec.request_model, u.input_tokens, u.output_tokens,
                               u.cache_read_tokens, override)
 
@@ -710,7 +710,7 @@ class Gateway:
                 await asyncio.sleep(g.ping_interval)
                 if time.monotonic() - last_activity >= g.ping_interval * 0.9:
                     if out is None:
-                        await send(st._start({}))
+                        await send(st.open())
                     await send([("ping", {"type": "ping"})])
 
         try:

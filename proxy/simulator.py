@@ -97,10 +97,11 @@ class GeminiSimulator:
     """The upstream. `script(...)` queues replies; with none queued, `responder(body)` makes one."""
 
     def __init__(self, api_key: str = "sim-api-key", validator: Callable[[str, str, Any, str], str | None] | None = None,
-                 responder: Callable[[Any], Reply] | None = None):
+                 responder: Callable[[Any], Reply] | None = None, middlewares: list | None = None):
         self.api_key = api_key
         self.validator = validator
         self.responder = responder or (lambda body: Reply.text("Hello from the simulated Gemini."))
+        self.middlewares = middlewares or []
         self.queue: deque[Reply] = deque()
         self.received: list[Received] = []
         self.tokens: dict[str, float] = {}
@@ -118,7 +119,7 @@ class GeminiSimulator:
 
     # -- server --------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=getattr(self, "app_middlewares", []))
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=self.middlewares)
         app.router.add_post("/token", self._token)
         # Gemini API context caching, as some gateways turn Anthropic cache_control into it
         app.router.add_get("/{tail:.*cachedContents}", self._list_caches)

@@ -115,11 +115,6 @@ def serialize_parts(rec: Record, secrets: list[str]) -> tuple[bytes, dict[str, b
     return _scrub(orjson.dumps(head), secrets), blobs
 
 
-def serialize(rec: Record, secrets: list[str]) -> bytes:
-    """The record as one self-contained JSON document."""
-    return orjson.dumps(hydrate(*serialize_parts(rec, secrets)))
-
-
 def hydrate(data: bytes | dict, blobs: Any) -> dict:
     """Put the shared parts back; `blobs` maps hash → bytes, or is a connection to read them from."""
     doc = orjson.loads(data) if isinstance(data, (bytes, str)) else data
@@ -140,9 +135,8 @@ def hydrate(data: bytes | dict, blobs: Any) -> dict:
     return doc
 
 
-def to_row(rec: Record, secrets: list[str], data: bytes | None = None) -> tuple:
-    if data is None:
-        data = serialize(rec, secrets)
+def to_row(rec: Record, data: bytes) -> tuple:
+    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`."""
     u = rec.usage
     return (
         rec.id, rec.started_at, rec.ended_at, rec.kind, rec.status, rec.request_model, rec.response_model,
@@ -270,7 +264,7 @@ class Store:
                 conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
                 for rec, line in recs:
                     cur = conn.execute(_INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"),
-                                       to_row(rec, self.secrets, line))
+                                       to_row(rec, line))
                     if cur.rowcount == 1:
                         n += 1
                         conn.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
@@ -343,7 +337,7 @@ class Store:
     def _write(self, conn: sqlite3.Connection | None,
                items: list[tuple[Record, bytes, dict[str, bytes]]]) -> sqlite3.Connection | None:
         batch = [rec for rec, _, _ in items]
-        rows = [to_row(rec, self.secrets, data) for rec, data, _ in items]
+        rows = [to_row(rec, data) for rec, data, _ in items]
         blobs = {h: part for _, _, parts in items for h, part in parts.items()}
         for attempt in range(RETRIES):
             try:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import anthropic
+import pytest
 from rich.console import Console
 from textual.widgets import Input, Static, TabbedContent
 
@@ -261,3 +262,20 @@ async def test_a_long_call_that_ends_after_newer_ones_still_appears(fake, sa_jso
         await wait_for(pilot, lambda: table.row_count == 2)
         assert [r["preview"] for r in table.rows_loaded] == ["a quick one", "the long one"]  # by start time
         assert table.total == 2
+
+
+async def test_cost_today_and_all_time_are_seeded_from_the_store(tmp_path):
+    import time as _time
+
+    from proxy.record import Usage
+    from tests.test_store import make
+    store = Store(tmp_path / "seed.db").start()
+    store.submit(make(1, started_at=_time.time() - 60, usage=Usage(cost=0.25)))
+    store.submit(make(2, started_at=_time.time() - 86400 * 40, usage=Usage(cost=1.0)))
+    store.close()
+    app = GatewatchApp(cfg.Config(), Store(tmp_path / "seed.db"), config_error="none")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        assert app.stats.cost_today == pytest.approx(0.25) and app.stats.cost_all == pytest.approx(1.25)
+        text = pane_text(app, "pane-cost")
+        assert "$0.2500" in text and "$1.2500" in text and "$0.0000" in text  # session starts at zero

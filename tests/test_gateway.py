@@ -145,6 +145,7 @@ async def test_google_errors_become_the_anthropic_errors_claude_code_retries_on(
         assert e.value.response.headers["retry-after"] == "17"
     rec = gw.records[-1]
     assert rec.status == status and rec.error_type == etype and rec.tried_targets[0].status == reply.status
+    assert rec.usage.cost == 0.0  # nothing was billed: known to cost nothing, not "unknown"
 
 
 async def test_a_stream_error_before_any_byte_is_a_plain_http_error(gw):

@@ -470,3 +470,14 @@ config:
     (tmp_path / "plugin.yaml").write_text(plugin)
     c = cfg.load(tmp_path / "plugin.yaml", {"GEMINI_API_KEY": API_KEY})
     assert c.targets[0].provider == "gemini" and c.targets[0].api_key.get_secret_value() == API_KEY
+
+
+def test_an_anthropic_target_with_a_model_rewrites_only_the_model():
+    from proxy.config import TargetConfig
+    from proxy.providers.anthropic import AnthropicProvider
+    raw = b'{"model":"claude-opus-5-5","max_tokens":5,"messages":[]}'
+    body = json.loads(raw)
+    keep = AnthropicProvider(TargetConfig(name="a", provider="anthropic", model="*"))
+    assert keep.request_body(raw, body, False) is raw
+    pinned = AnthropicProvider(TargetConfig(name="a", provider="anthropic", model="claude-sonnet-4-6"))
+    assert json.loads(pinned.request_body(raw, body, False)) == {**body, "model": "claude-sonnet-4-6"}

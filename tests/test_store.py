@@ -96,6 +96,11 @@ def test_each_filter_term(tmp_path, flt, expected):
     assert store.count(flt) == expected
 
 
+def test_durations_parse_for_since_and_prune():
+    assert query.parse_duration("15m") == 900 and query.parse_duration("2h") == 7200
+    assert query.parse_duration("1.5d") == 129600 and query.parse_duration("soon") is None
+
+
 def test_bad_filters_say_what_is_wrong():
     for flt, needle in [("since:yesterday", "since/until"), ("status:abc", "status:abc"),
                         ("cost>cheap", "not a number"), ("stream:maybe", "yes or no"), ('"open', "quotes")]:

@@ -144,6 +144,10 @@ class StreamTranslator:
                                                 "delta": {"type": "text_delta", "text": text}}))
         return out
 
+    def open(self) -> list[Event]:
+        """`message_start` before any chunk arrived (the gateway opens a silent stream to send pings)."""
+        return [] if self.started else self._start({})
+
     def finish_events(self) -> list[Event]:
         """Close the message. Call only when the upstream stream ended normally."""
         out: list[Event] = []
