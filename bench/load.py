@@ -15,7 +15,9 @@ import time
 import aiohttp
 
 
-async def one(http: aiohttp.ClientSession, url: str, body: bytes, headers: dict, stream: bool) -> tuple[float, float, bool]:
+async def one(
+    http: aiohttp.ClientSession, url: str, body: bytes, headers: dict, stream: bool
+) -> tuple[float, float, bool]:
     t0 = time.perf_counter()
     first = None
     ok = False
@@ -48,7 +50,9 @@ async def run(args) -> dict:
     deadline = time.monotonic() + args.max_seconds
     async with aiohttp.ClientSession(connector=conn) as http:
         # warm the connections (not counted)
-        await asyncio.gather(*(one(http, args.url, body, headers, args.stream) for _ in range(args.concurrency)))
+        await asyncio.gather(
+            *(one(http, args.url, body, headers, args.stream) for _ in range(args.concurrency))
+        )
         queue = iter(range(args.requests))
         t0 = time.perf_counter()
 

@@ -77,9 +77,24 @@ def pct(values: list[float], q: float) -> float:
 class Standin:
     def __init__(self, words: int, chunks: int, delay: float):
         self.port = free_port()
-        self.proc = subprocess.Popen(pinned([sys.executable, str(ROOT / "bench" / "standin.py"), "--port",
-                                             str(self.port), "--words", str(words), "--chunks", str(chunks),
-                                             "--chunk-delay", str(delay)], 0), stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            pinned(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "standin.py"),
+                    "--port",
+                    str(self.port),
+                    "--words",
+                    str(words),
+                    "--chunks",
+                    str(chunks),
+                    "--chunk-delay",
+                    str(delay),
+                ],
+                0,
+            ),
+            stdout=subprocess.PIPE,
+        )
         self.proc.stdout.readline()
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -105,9 +120,24 @@ api_key = "bench-key"
 api_endpoint = "{standin.url}"
 """)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(pinned([sys.executable, "-m", "console.cli", "serve", "--config", str(cfg),
-                                             "--db", str(tmp / "bench.db")], 1),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            pinned(
+                [
+                    sys.executable,
+                    "-m",
+                    "console.cli",
+                    "serve",
+                    "--config",
+                    str(cfg),
+                    "--db",
+                    str(tmp / "bench.db"),
+                ],
+                1,
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         wait_port(self.port)
         self.url = f"http://127.0.0.1:{self.port}/v1/messages"
         self.pid = self.proc.pid
@@ -127,18 +157,42 @@ class ClaudeCodeRouter:
         cli = base / "node_modules" / "@musistudio" / "claude-code-router" / "dist" / "cli.js"
         if not cli.exists():
             base.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["npm", "install", "--silent", "--prefix", str(base), "@musistudio/claude-code-router"],
-                           check=True, timeout=600)
+            subprocess.run(
+                ["npm", "install", "--silent", "--prefix", str(base), "@musistudio/claude-code-router"],
+                check=True,
+                timeout=600,
+            )
         home = tmp / "ccr-home"
         (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        (home / ".claude-code-router" / "config.json").write_text(json.dumps({
-            "LOG": False, "HOST": "127.0.0.1", "PORT": self.port, "APIKEY": "", "NON_INTERACTIVE_MODE": True,
-            "Providers": [{"name": "gemini", "api_base_url": f"{standin.url}/v1beta/models/", "api_key": "bench-key",
-                           "models": ["gemini-2.5-flash"], "transformer": {"use": ["gemini"]}}],
-            "Router": {"default": "gemini,gemini-2.5-flash"}}))
-        self.proc = subprocess.Popen(pinned(["node", str(cli), "start"], 1), env={**os.environ, "HOME": str(home)},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        (home / ".claude-code-router" / "config.json").write_text(
+            json.dumps(
+                {
+                    "LOG": False,
+                    "HOST": "127.0.0.1",
+                    "PORT": self.port,
+                    "APIKEY": "",
+                    "NON_INTERACTIVE_MODE": True,
+                    "Providers": [
+                        {
+                            "name": "gemini",
+                            "api_base_url": f"{standin.url}/v1beta/models/",
+                            "api_key": "bench-key",
+                            "models": ["gemini-2.5-flash"],
+                            "transformer": {"use": ["gemini"]},
+                        }
+                    ],
+                    "Router": {"default": "gemini,gemini-2.5-flash"},
+                }
+            )
+        )
+        self.proc = subprocess.Popen(
+            pinned(["node", str(cli), "start"], 1),
+            env={**os.environ, "HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_port(self.port, 60)
         # `ccr start` may fork the server: measure the process that holds the port
         self.pid = _listener_pid(self.port) or self.proc.pid
@@ -163,8 +217,11 @@ class LiteLLM:
         exe = venv / "bin" / "litellm"
         if not exe.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "litellm[proxy]", "google-auth"],
-                           check=True, timeout=1200)
+            subprocess.run(
+                [str(venv / "bin" / "pip"), "install", "--quiet", "litellm[proxy]", "google-auth"],
+                check=True,
+                timeout=1200,
+            )
         self.port = free_port()
         cfg = tmp / "litellm.yaml"
         cfg.write_text(f"""
@@ -179,12 +236,32 @@ general_settings:
   disable_spend_logs: true
 """)
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(LITELLM_TELEMETRY_DISABLED="true", LITELLM_LOCAL_MODEL_COST_MAP="True",
-                   LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS="True", LITELLM_LOCAL_AUTOROUTER_PRESETS="True",
-                   LITELLM_LOG="ERROR")
-        self.proc = subprocess.Popen(pinned([str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port",
-                                             str(self.port), "--num_workers", "1"], 1), env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env.update(
+            LITELLM_TELEMETRY_DISABLED="true",
+            LITELLM_LOCAL_MODEL_COST_MAP="True",
+            LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS="True",
+            LITELLM_LOCAL_AUTOROUTER_PRESETS="True",
+            LITELLM_LOG="ERROR",
+        )
+        self.proc = subprocess.Popen(
+            pinned(
+                [
+                    str(exe),
+                    "--config",
+                    str(cfg),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--num_workers",
+                    "1",
+                ],
+                1,
+            ),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port, 120)
         self.pid = _listener_pid(self.port) or self.proc.pid
         self.url = f"http://127.0.0.1:{self.port}/v1/messages"
@@ -215,9 +292,28 @@ def _listener_pid(port: int) -> int | None:
 
 
 def load(kind: str, url: str, body: Path, c: int, n: int, stream: bool, key: str = "bench") -> dict:
-    cmd = pinned([sys.executable, str(ROOT / "bench" / "load.py"), "--kind", kind, "--url", url, "--body", str(body),
-                  "--concurrency", str(c), "--requests", str(n), "--key", key, "--max-seconds", "45"]
-                 + (["--stream"] if stream else []), 0)
+    cmd = pinned(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            "--kind",
+            kind,
+            "--url",
+            url,
+            "--body",
+            str(body),
+            "--concurrency",
+            str(c),
+            "--requests",
+            str(n),
+            "--key",
+            key,
+            "--max-seconds",
+            "45",
+        ]
+        + (["--stream"] if stream else []),
+        0,
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
@@ -237,8 +333,14 @@ def valid_anthropic_stream(url: str, body: bytes, key: str) -> str:
         types = [ev.type for ev in events]
         ok = types[0] == "message_start" and types[-1] == "message_stop" and final.content
         start_in = events[0].message.usage.input_tokens if ok else None
-        return (f"valid ({len(types)} events; message_start input_tokens={start_in}, final "
-                f"input_tokens={final.usage.input_tokens})") if ok else f"invalid: {types[:5]}"
+        return (
+            (
+                f"valid ({len(types)} events; message_start input_tokens={start_in}, final "
+                f"input_tokens={final.usage.input_tokens})"
+            )
+            if ok
+            else f"invalid: {types[:5]}"
+        )
     except Exception as exc:  # a peer's failure is a finding, not a crash of the bench
         return f"invalid: {type(exc).__name__}: {exc}"
 
@@ -259,14 +361,20 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--netns", action="store_true",
-                    help="run everything in a fresh network namespace with only loopback (needs root)")
+    ap.add_argument(
+        "--netns",
+        action="store_true",
+        help="run everything in a fresh network namespace with only loopback (needs root)",
+    )
     args = ap.parse_args()
     if args.netns and not os.environ.get("GW_IN_NETNS"):
         # Nothing in the run can reach beyond this machine: a namespace of its own with lo up and no routes.
         # Peers must be installed first (a run without --netns installs them).
         rest = [a for a in sys.argv[1:] if a != "--netns"]
-        cmd = f"ip link set lo up && GW_IN_NETNS=1 exec {sys.executable} {Path(__file__).resolve()} " + " ".join(rest)
+        cmd = (
+            f"ip link set lo up && GW_IN_NETNS=1 exec {sys.executable} {Path(__file__).resolve()} "
+            + " ".join(rest)
+        )
         os.execvp("unshare", ["unshare", "--net", "sh", "-c", cmd])
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gatewatch-bench-"))
@@ -274,10 +382,16 @@ def main() -> None:
     gem = tmp / "gemini.json"
     for s, p in anth.items():
         p.write_bytes(json.dumps(claude_code_request(s == "stream")).encode())
-    gem.write_bytes(json.dumps(treq.translate(claude_code_request(False), treq.Target("gemini-2.5-flash", 8192)).body)
-                    .encode())
-    print(f"request: {anth['stream'].stat().st_size / 1024:.1f} KB Anthropic, {gem.stat().st_size / 1024:.1f} KB "
-          f"Gemini; pinned: {PIN}", flush=True)
+    gem.write_bytes(
+        json.dumps(
+            treq.translate(claude_code_request(False), treq.Target("gemini-2.5-flash", 8192)).body
+        ).encode()
+    )
+    print(
+        f"request: {anth['stream'].stat().st_size / 1024:.1f} KB Anthropic, {gem.stat().st_size / 1024:.1f} KB "
+        f"Gemini; pinned: {PIN}",
+        flush=True,
+    )
     results: list[dict] = []
     peers = [Gatewatch] + ([ClaudeCodeRouter, LiteLLM] if args.peers else [])
     for name, c, n, stream, delay in SCENARIOS:
@@ -286,19 +400,24 @@ def main() -> None:
         standin = Standin(100, 20, delay)
         try:
             direct_url = f"{standin.url}/v1beta/models/gemini-2.5-flash:" + (
-                "streamGenerateContent?alt=sse" if stream else "generateContent")
+                "streamGenerateContent?alt=sse" if stream else "generateContent"
+            )
             for peer_cls in peers:
                 try:
                     peer = peer_cls(standin, tmp)
                 except Exception as exc:
-                    results.append({"scenario": name, "peer": peer_cls.name, "error": f"cannot run here: {exc}"})
+                    results.append(
+                        {"scenario": name, "peer": peer_cls.name, "error": f"cannot run here: {exc}"}
+                    )
                     print(f"{name}: {peer_cls.name} cannot run here: {exc}", flush=True)
                     continue
                 try:
                     idle_rss = rss_mb(peer.pid)
                     key = getattr(peer, "key", "bench")
-                    d, g = {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0}, \
-                        {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0}
+                    d, g = (
+                        {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
+                        {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
+                    )
                     cpu = 0.0
                     for _ in range(args.rounds):  # alternate: direct, gateway, direct, gateway
                         r = load("direct", direct_url, gem, c, n, stream)
@@ -308,7 +427,9 @@ def main() -> None:
                         d["done"] += r["done"]
                         d["errors"] += r["errors"]
                         c0 = cpu_seconds(peer.pid)
-                        r = load("gateway", peer.url, anth["stream" if stream else "oneshot"], c, n, stream, key)
+                        r = load(
+                            "gateway", peer.url, anth["stream" if stream else "oneshot"], c, n, stream, key
+                        )
                         cpu += cpu_seconds(peer.pid) - c0
                         for k in ("latency_ms", "ttfe_ms"):
                             g[k] += r[k]
@@ -316,23 +437,35 @@ def main() -> None:
                         g["done"] += r["done"]
                         g["errors"] += r["errors"]
                     row = {
-                        "scenario": name, "peer": peer.name, "requests": g["done"], "errors": g["errors"],
-                        "direct_p50": pct(d["latency_ms"], 0.5), "gw_p50": pct(g["latency_ms"], 0.5),
-                        "direct_p99": pct(d["latency_ms"], 0.99), "gw_p99": pct(g["latency_ms"], 0.99),
-                        "direct_ttfe": pct(d["ttfe_ms"], 0.5), "gw_ttfe": pct(g["ttfe_ms"], 0.5),
-                        "direct_rps": d["done"] / d["wall"], "gw_rps": g["done"] / g["wall"],
+                        "scenario": name,
+                        "peer": peer.name,
+                        "requests": g["done"],
+                        "errors": g["errors"],
+                        "direct_p50": pct(d["latency_ms"], 0.5),
+                        "gw_p50": pct(g["latency_ms"], 0.5),
+                        "direct_p99": pct(d["latency_ms"], 0.99),
+                        "gw_p99": pct(g["latency_ms"], 0.99),
+                        "direct_ttfe": pct(d["ttfe_ms"], 0.5),
+                        "gw_ttfe": pct(g["ttfe_ms"], 0.5),
+                        "direct_rps": d["done"] / d["wall"],
+                        "gw_rps": g["done"] / g["wall"],
                         "cpu_ms_per_req": 1000 * cpu / max(1, g["done"] + args.rounds * c),
-                        "rss_idle_mb": idle_rss, "rss_peak_mb": rss_mb(peer.pid, "VmHWM"),
+                        "rss_idle_mb": idle_rss,
+                        "rss_peak_mb": rss_mb(peer.pid, "VmHWM"),
                     }
                     if stream and name == "c1 stream" and peer.name != "gatewatch":
-                        row["stream_check"] = valid_anthropic_stream(peer.url, anth["stream"].read_bytes(), key)
+                        row["stream_check"] = valid_anthropic_stream(
+                            peer.url, anth["stream"].read_bytes(), key
+                        )
                     results.append(row)
-                    print(f"{name:24} {peer.name:18} p50 +{row['gw_p50'] - row['direct_p50']:.2f} ms "
-                          f"(x{row['gw_p50'] / row['direct_p50']:.2f}) p99 +{row['gw_p99'] - row['direct_p99']:.2f} "
-                          f"ttfe +{row['gw_ttfe'] - row['direct_ttfe']:.2f} ms rps {row['gw_rps']:.0f}/"
-                          f"{row['direct_rps']:.0f} cpu {row['cpu_ms_per_req']:.2f} ms/req "
-                          f"rss {row['rss_idle_mb']:.0f}→{row['rss_peak_mb']:.0f} MB errors {row['errors']}",
-                          flush=True)
+                    print(
+                        f"{name:24} {peer.name:18} p50 +{row['gw_p50'] - row['direct_p50']:.2f} ms "
+                        f"(x{row['gw_p50'] / row['direct_p50']:.2f}) p99 +{row['gw_p99'] - row['direct_p99']:.2f} "
+                        f"ttfe +{row['gw_ttfe'] - row['direct_ttfe']:.2f} ms rps {row['gw_rps']:.0f}/"
+                        f"{row['direct_rps']:.0f} cpu {row['cpu_ms_per_req']:.2f} ms/req "
+                        f"rss {row['rss_idle_mb']:.0f}→{row['rss_peak_mb']:.0f} MB errors {row['errors']}",
+                        flush=True,
+                    )
                 finally:
                     peer.stop()
         finally:

@@ -1,6 +1,6 @@
 """A fast loopback Gemini stand-in for the benchmarks: fixed answer size, chunk count and inter-chunk delay.
 
-    python bench/standin.py --port 9100 --words 100 --chunks 20 --chunk-delay 0
+python bench/standin.py --port 9100 --words 100 --chunks 20 --chunk-delay 0
 """
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ async def main() -> None:
         print(request.method, request.path_qs, file=sys.stderr, flush=True)
         return await handler(request)
 
-    sim = GeminiSimulator(api_key="bench-key",
-                          responder=lambda body: Reply.text(text, chunks=a.chunks, chunk_delay=a.chunk_delay,
-                                                            prompt_tokens=15000),
-                          middlewares=[access_log] if os.environ.get("GW_ACCESS_LOG") else [])
+    sim = GeminiSimulator(
+        api_key="bench-key",
+        responder=lambda body: Reply.text(
+            text, chunks=a.chunks, chunk_delay=a.chunk_delay, prompt_tokens=15000
+        ),
+        middlewares=[access_log] if os.environ.get("GW_ACCESS_LOG") else [],
+    )
     sim.require_auth = False
     await sim.start(port=a.port)
     print("ready", flush=True)

@@ -26,26 +26,51 @@ from proxy.store import Store  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 WORDS = "fix test build router store retry cache schema token stream bananas deploy lint refactor".split()
-PAYLOAD = {"model": "claude-opus-5-5", "max_tokens": 32000,
-           "messages": [{"role": "user", "content": "x" * 2000}], "system": "y" * 2000}
+PAYLOAD = {
+    "model": "claude-opus-5-5",
+    "max_tokens": 32000,
+    "messages": [{"role": "user", "content": "x" * 2000}],
+    "system": "y" * 2000,
+}
 
 
 def record(i: int, t0: float, rng: random.Random, payload: bool) -> Record:
     model = rng.choice(["claude-opus-5-5", "claude-haiku-5-5", "gemini-2.5-pro"])
     status = rng.choices([200, 429, 500], [95, 4, 1])[0]
     return Record(
-        id=f"req_{i:08d}", started_at=t0 + i * 0.5, ended_at=t0 + i * 0.5 + 1, status=status,
-        request_model=model, response_model="gemini-2.5-flash", target=rng.choice(["vertex-flash", "studio"]),
-        provider="vertex", request_mode=rng.choice(["stream", "oneshot"]), session_id=f"s{i // 40}",
+        id=f"req_{i:08d}",
+        started_at=t0 + i * 0.5,
+        ended_at=t0 + i * 0.5 + 1,
+        status=status,
+        request_model=model,
+        response_model="gemini-2.5-flash",
+        target=rng.choice(["vertex-flash", "studio"]),
+        provider="vertex",
+        request_mode=rng.choice(["stream", "oneshot"]),
+        session_id=f"s{i // 40}",
         preview=" ".join(rng.choice(WORDS) for _ in range(8)) + f" #{i}",
         response_text=" ".join(rng.choice(WORDS) for _ in range(20)),
-        usage=Usage(input_tokens=rng.randint(1000, 60000), output_tokens=rng.randint(10, 2000),
-                    cost=rng.random() / 100, time_to_first_token=rng.uniform(100, 2000)),
-        latency_ms=rng.uniform(200, 9000), tools_used=rng.sample(["Bash", "Read", "Edit", "Grep"], rng.randint(0, 2)),
-        tried_targets=[Attempt(target="vertex-flash", provider="vertex", model="gemini-2.5-flash", status=status,
-                               latency_ms=100)],
+        usage=Usage(
+            input_tokens=rng.randint(1000, 60000),
+            output_tokens=rng.randint(10, 2000),
+            cost=rng.random() / 100,
+            time_to_first_token=rng.uniform(100, 2000),
+        ),
+        latency_ms=rng.uniform(200, 9000),
+        tools_used=rng.sample(["Bash", "Read", "Edit", "Grep"], rng.randint(0, 2)),
+        tried_targets=[
+            Attempt(
+                target="vertex-flash",
+                provider="vertex",
+                model="gemini-2.5-flash",
+                status=status,
+                latency_ms=100,
+            )
+        ],
         error_type=None if status == 200 else "api_error",
-        client_request=PAYLOAD if payload else None, response={"content": [{"type": "text", "text": "ok"}]})
+        client_request=PAYLOAD if payload else None,
+        response={"content": [{"type": "text", "text": "ok"}]},
+    )
 
 
 def timed(fn, n: int = 5) -> float:
@@ -71,15 +96,17 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
     wall = time.perf_counter() - t
     del recs
     reader = Store(tmp / f"s{n}.db")
-    queries = {"count all": lambda: reader.count(""),
-               "first page": lambda: reader.page("", 100),
-               "page 50 (keyset)": None,
-               "model:haiku page": lambda: reader.page("model:haiku", 100),
-               "status:>=400 page": lambda: reader.page("status:>=400", 100),
-               "since:1h page": lambda: reader.page("since:1h", 100),
-               "tool:Bash cost>0.005 page": lambda: reader.page("tool:Bash cost>0.005", 100),
-               "free text 'bananas' page": lambda: reader.page("bananas", 100),
-               "free text + count": lambda: reader.count("bananas deploy")}
+    queries = {
+        "count all": lambda: reader.count(""),
+        "first page": lambda: reader.page("", 100),
+        "page 50 (keyset)": None,
+        "model:haiku page": lambda: reader.page("model:haiku", 100),
+        "status:>=400 page": lambda: reader.page("status:>=400", 100),
+        "since:1h page": lambda: reader.page("since:1h", 100),
+        "tool:Bash cost>0.005 page": lambda: reader.page("tool:Bash cost>0.005", 100),
+        "free text 'bananas' page": lambda: reader.page("bananas", 100),
+        "free text + count": lambda: reader.count("bananas deploy"),
+    }
     first = reader.page("", 100)
     last = first[-1]
     deep = reader.page("", 100, offset=4900)[-1]
@@ -87,8 +114,14 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
     lat = {name: round(timed(fn), 2) for name, fn in queries.items()}
     size = sum(p.stat().st_size for p in tmp.glob(f"s{n}.db*"))
     del last
-    return {"records": n, "payloads": payload, "submit_us_per_record": round(submit_s / n * 1e6, 1),
-            "records_per_s_committed": round(n / wall), "db_mb": round(size / 1e6), "query_ms": lat}
+    return {
+        "records": n,
+        "payloads": payload,
+        "submit_us_per_record": round(submit_s / n * 1e6, 1),
+        "records_per_s_committed": round(n / wall),
+        "db_mb": round(size / 1e6),
+        "query_ms": lat,
+    }
 
 
 async def loop_lag_during_streams(url: str, n: int) -> list[float]:
@@ -105,8 +138,9 @@ async def loop_lag_during_streams(url: str, n: int) -> list[float]:
             lags.append((time.perf_counter() - t1 - 0.01) * 1000)
 
     async def one(client) -> None:
-        async with client.messages.stream(model="m", max_tokens=50,
-                                          messages=[{"role": "user", "content": "x"}]) as s_:
+        async with client.messages.stream(
+            model="m", max_tokens=50, messages=[{"role": "user", "content": "x"}]
+        ) as s_:
             await s_.get_final_message()
 
     tick = asyncio.create_task(ticker())
@@ -125,10 +159,25 @@ async def console_figures(tmp: Path) -> dict:
     from proxy import config as cfg
     from proxy.simulator import GeminiSimulator, Reply
 
-    sim = GeminiSimulator(api_key="k", responder=lambda b: Reply.text("w " * 100, chunks=20, chunk_delay=0.02))
+    sim = GeminiSimulator(
+        api_key="k", responder=lambda b: Reply.text("w " * 100, chunks=20, chunk_delay=0.02)
+    )
     await sim.start()
-    config = cfg.from_mapping({"targets": [{"name": "t", "provider": "gemini", "model": "gemini-2.5-flash",
-                                            "api_key": "k", "api_endpoint": sim.url}]}, "bench", {})
+    config = cfg.from_mapping(
+        {
+            "targets": [
+                {
+                    "name": "t",
+                    "provider": "gemini",
+                    "model": "gemini-2.5-flash",
+                    "api_key": "k",
+                    "api_endpoint": sim.url,
+                }
+            ]
+        },
+        "bench",
+        {},
+    )
     out = {}
     for label, db in (("100 records", tmp / "small.db"), ("100k records", tmp / "s100000.db")):
         if label == "100 records":
@@ -159,9 +208,11 @@ async def console_figures(tmp: Path) -> dict:
             if label == "100k records":
                 lags = await loop_lag_during_streams(app.url, 20)
                 lags.sort()
-                out["loop lag while 20 streams (ms) p50/p99/max"] = [round(lags[len(lags) // 2], 2),
-                                                                     round(lags[int(len(lags) * 0.99)], 2),
-                                                                     round(lags[-1], 2)]
+                out["loop lag while 20 streams (ms) p50/p99/max"] = [
+                    round(lags[len(lags) // 2], 2),
+                    round(lags[int(len(lags) * 0.99)], 2),
+                    round(lags[-1], 2),
+                ]
             await app.shutdown()
     await sim.stop()
     return out

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 
 SCHEMA = "https://json-schema.org/draft/2020-12/schema"
-WORDS = ("read the file list the directory run the command edit the text search the pattern fetch the page "
-         "schedule the task report the finding ").split()
+WORDS = (
+    "read the file list the directory run the command edit the text search the pattern fetch the page "
+    "schedule the task report the finding "
+).split()
 
 
 def _prose(n_words: int, seed: int) -> str:
@@ -17,22 +19,31 @@ def _prose(n_words: int, seed: int) -> str:
 def tools(n: int = 16) -> list[dict]:
     out = []
     for i in range(n):
-        out.append({
-            "name": f"Tool{i}",
-            "description": _prose(380, i),
-            "input_schema": {
-                "$schema": SCHEMA, "type": "object", "additionalProperties": False,
-                "properties": {
-                    "path": {"type": "string", "description": _prose(12, i)},
-                    "limit": {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
-                    "mode": {"type": "string", "enum": ["a", "b", "c"]},
-                    "options": {"type": "object", "properties": {"deep": {"type": "boolean"},
-                                                                 "tags": {"type": "array", "items": {"type": "string"}}}},
-                    "name": {"type": "string"},
+        out.append(
+            {
+                "name": f"Tool{i}",
+                "description": _prose(380, i),
+                "input_schema": {
+                    "$schema": SCHEMA,
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "path": {"type": "string", "description": _prose(12, i)},
+                        "limit": {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
+                        "mode": {"type": "string", "enum": ["a", "b", "c"]},
+                        "options": {
+                            "type": "object",
+                            "properties": {
+                                "deep": {"type": "boolean"},
+                                "tags": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                        "name": {"type": "string"},
+                    },
+                    "required": ["path"],
                 },
-                "required": ["path"],
-            },
-        })
+            }
+        )
     return out
 
 
@@ -41,16 +52,28 @@ def claude_code_request(stream: bool, model: str = "claude-opus-5-5") -> dict:
         "model": model,
         "max_tokens": 32000,
         "stream": stream,
-        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=bench;"},
-                   {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}},
-                   {"type": "text", "text": _prose(2500, 3), "cache_control": {"type": "ephemeral"}}],
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=bench;"},
+            {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": _prose(2500, 3), "cache_control": {"type": "ephemeral"}},
+        ],
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "<system-reminder>\nbench\n</system-reminder>"},
-                                         {"type": "text", "text": "list the files and summarise them"}]},
-            {"role": "system", "content": [{"type": "text", "text": "# Environment\n - cwd: /home/dev/project"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>\nbench\n</system-reminder>"},
+                    {"type": "text", "text": "list the files and summarise them"},
+                ],
+            },
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "# Environment\n - cwd: /home/dev/project"}],
+            },
         ],
         "tools": tools(),
-        "metadata": {"user_id": json.dumps({"device_id": "bench", "account_uuid": "", "session_id": "bench"})},
+        "metadata": {
+            "user_id": json.dumps({"device_id": "bench", "account_uuid": "", "session_id": "bench"})
+        },
         "thinking": {"type": "adaptive", "display": "omitted"},
         "output_config": {"effort": "medium"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},

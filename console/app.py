@@ -53,8 +53,11 @@ class RecordEvent(Message):
 
     def can_replace(self, message: Message) -> bool:
         # progress of the same call coalesces: only the latest matters
-        return (isinstance(message, RecordEvent) and message.event == self.event == "progress"
-                and message.record.id == self.record.id)
+        return (
+            isinstance(message, RecordEvent)
+            and message.event == self.event == "progress"
+            and message.record.id == self.record.id
+        )
 
 
 class RecordsWritten(Message):
@@ -82,9 +85,12 @@ class HelpScreen(ModalScreen):
             t.append(f"  {b.key:<12}", style="bold cyan")
             t.append(f"{b.description}\n")
         t.append("\nFilter language\n", style="bold")
-        t.append("  free text  model:flash  target:vertex*  status:4xx  status:>=400  since:15m\n"
-                 "  until:2026-11-24  session:<id>  tool:Bash  cost>0.01  latency>2s  stream:yes\n"
-                 "  a leading '-' negates a term: -model:pro\n", style="dim")
+        t.append(
+            "  free text  model:flash  target:vertex*  status:4xx  status:>=400  since:15m\n"
+            "  until:2026-11-24  session:<id>  tool:Bash  cost>0.01  latency>2s  stream:yes\n"
+            "  a leading '-' negates a term: -model:pro\n",
+            style="dim",
+        )
         yield Static(t)
 
 
@@ -101,9 +107,17 @@ class GatewatchApp(App):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: cfg.Config, store: Store, *, config_error: str | None = None,
-                 on_ready: Callable[[str], Awaitable[None]] | None = None, export_dir: str | None = None,
-                 banner_note: str = "", insecure: bool = False) -> None:
+    def __init__(
+        self,
+        config: cfg.Config,
+        store: Store,
+        *,
+        config_error: str | None = None,
+        on_ready: Callable[[str], Awaitable[None]] | None = None,
+        export_dir: str | None = None,
+        banner_note: str = "",
+        insecure: bool = False,
+    ) -> None:
         super().__init__()
         self.config = config
         self.store = store
@@ -136,8 +150,10 @@ class GatewatchApp(App):
             yield Pane("latency", sparkline=True, id="pane-latency")
             yield Pane("in flight", id="pane-inflight")
         with Vertical(id="history-box"):
-            yield Input(placeholder="/ filter: text  model:flash  status:>=400  since:1h  tool:Bash  cost>0.01",
-                        id="search")
+            yield Input(
+                placeholder="/ filter: text  model:flash  status:>=400  since:1h  tool:Bash  cost>0.01",
+                id="search",
+            )
             yield Static(id="status-line")
             yield HistoryTable(self.store, id="history")
         yield Footer()
@@ -170,9 +186,11 @@ class GatewatchApp(App):
             self.problem = f"configuration error:\n{self.config_error}\nFix the file and restart gatewatch."
             return
         if not self.config.targets:
-            self.problem = ("no upstream target is configured. Set GEMINI_API_KEY (an API key, or a service-account "
-                            "key together with GCP_PROJECT_ID) or start with --config gatewatch.toml. "
-                            "Try `gatewatch demo` to see it work without credentials.")
+            self.problem = (
+                "no upstream target is configured. Set GEMINI_API_KEY (an API key, or a service-account "
+                "key together with GCP_PROJECT_ID) or start with --config gatewatch.toml. "
+                "Try `gatewatch demo` to see it work without credentials."
+            )
             return
         try:
             self.gateway = Gateway(self.config, on_record=self.store.submit)
@@ -187,8 +205,10 @@ class GatewatchApp(App):
             self.gateway = None
             return
         except OSError as exc:
-            self.problem = (f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or other "
-                            f"program) holds the port: stop it, or start with --port {g.port + 1}.")
+            self.problem = (
+                f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or other "
+                f"program) holds the port: stop it, or start with --port {g.port + 1}."
+            )
             self.gateway = None
             return
         self.url = f"http://{g.host}:{port}"
@@ -237,9 +257,15 @@ class GatewatchApp(App):
         start_of_day = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
 
         def read() -> tuple[float, float]:
-            return self.store.reader().execute(
-                "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0) "
-                "FROM records", (start_of_day,)).fetchone()
+            return (
+                self.store.reader()
+                .execute(
+                    "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0) "
+                    "FROM records",
+                    (start_of_day,),
+                )
+                .fetchone()
+            )
 
         try:
             total, today = await asyncio.to_thread(read)
@@ -261,7 +287,9 @@ class GatewatchApp(App):
         self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health))
         self.query_one("#pane-tokens", Pane).show(render_tokens(self.stats), self.stats.minute_series())
         self.query_one("#pane-cost", Pane).show(render_cost(self.stats))
-        self.query_one("#pane-latency", Pane).show(render_latency(self.stats), list(self.stats.latencies)[-60:])
+        self.query_one("#pane-latency", Pane).show(
+            render_latency(self.stats), list(self.stats.latencies)[-60:]
+        )
         self._render_status()
 
     def _render_status(self) -> None:
@@ -387,13 +415,19 @@ class GatewatchApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Search history", "Focus the filter box", self.action_search)
-        yield SystemCommand("Export view", "Write the calls matching the filter to a JSON file", self.action_export)
-        yield SystemCommand("Open selected call", "Show the call's request, response and timing", self.action_open)
+        yield SystemCommand(
+            "Export view", "Write the calls matching the filter to a JSON file", self.action_export
+        )
+        yield SystemCommand(
+            "Open selected call", "Show the call's request, response and timing", self.action_open
+        )
         yield SystemCommand("Reload history", "Re-read the history from the store", self.action_reload)
         yield SystemCommand("Keys", "Show every key", self.action_help)
 
 
-def run_console(config: cfg.Config, store: Store, config_error: str | None = None, insecure: bool = False) -> int:
+def run_console(
+    config: cfg.Config, store: Store, config_error: str | None = None, insecure: bool = False
+) -> int:
     app = GatewatchApp(config, store, config_error=config_error, insecure=insecure)
     try:
         app.run()

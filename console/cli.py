@@ -29,17 +29,22 @@ from proxy.store import Store, StoreError, default_path
 
 
 def _common(p: argparse.ArgumentParser, server: bool = True) -> None:
-    p.add_argument("--db", help="SQLite store (default: $GATEWATCH_DB or $XDG_DATA_HOME/gatewatch/gatewatch.db)")
+    p.add_argument(
+        "--db", help="SQLite store (default: $GATEWATCH_DB or $XDG_DATA_HOME/gatewatch/gatewatch.db)"
+    )
     if server:
         p.add_argument("--config", help="gatewatch.toml (default: ./gatewatch.toml, else the environment)")
         p.add_argument("--host", help="address to bind (default 127.0.0.1)")
         p.add_argument("--port", type=int, help="port (default 8000)")
-        p.add_argument("--insecure", action="store_true",
-                       help="allow a non-loopback --host without gateway.auth_token")
+        p.add_argument(
+            "--insecure", action="store_true", help="allow a non-loopback --host without gateway.auth_token"
+        )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _common(p)
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
@@ -87,8 +92,9 @@ def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
 def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Store:
     path = args.db or (config.store.path if config and config.store.path else None) or default_path()
     try:
-        return Store(path, secrets=config.secrets() if config else [],
-                     file_log=config.log.file if config else None)
+        return Store(
+            path, secrets=config.secrets() if config else [], file_log=config.log.file if config else None
+        )
     except StoreError as exc:
         _die(str(exc))
     raise AssertionError
@@ -103,14 +109,18 @@ def call_line(rec: Record) -> str:
     ttft = f" ttft {u.time_to_first_token:.0f}ms" if u.time_to_first_token is not None else ""
     err = f" {rec.error_type}: {rec.error_message}" if rec.error_type else ""
     kind = "count" if rec.kind == "count_tokens" else rec.request_mode
-    return (f"{t} {rec.status or '---'} {rec.request_model or '?'} → {answer} {kind} in={u.input_tokens} "
-            f"out={u.output_tokens} {cost} {rec.latency_ms or 0:.0f}ms{ttft}{err}")
+    return (
+        f"{t} {rec.status or '---'} {rec.request_model or '?'} → {answer} {kind} in={u.input_tokens} "
+        f"out={u.output_tokens} {cost} {rec.latency_ms or 0:.0f}ms{ttft}{err}"
+    )
 
 
 async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:
     if not config.targets:
-        _die("no upstream target: set GEMINI_API_KEY (an API key, or a service-account key with GCP_PROJECT_ID),"
-             " or give --config gatewatch.toml")
+        _die(
+            "no upstream target: set GEMINI_API_KEY (an API key, or a service-account key with GCP_PROJECT_ID),"
+            " or give --config gatewatch.toml"
+        )
     try:
         gateway = Gateway(config, on_record=store.submit)
     except cfg.ConfigError as exc:
@@ -127,12 +137,17 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
         _die(str(exc), 2)
     except OSError as exc:
         store.close()
-        _die(f"cannot listen on {config.gateway.host}:{config.gateway.port}: {exc.strerror} "
-             "(another gatewatch running? pick one with --port)", 1)
+        _die(
+            f"cannot listen on {config.gateway.host}:{config.gateway.port}: {exc.strerror} "
+            "(another gatewatch running? pick one with --port)",
+            1,
+        )
     url = f"http://{config.gateway.host}:{port}"
     targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in gateway.providers)
-    print(f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
-          flush=True)
+    print(
+        f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -141,7 +156,9 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
     print("gatewatch: stopping; letting calls in flight finish…", file=sys.stderr, flush=True)
     await runner.cleanup()  # stops accepting, waits for handlers (aiohttp's shutdown_timeout)
     store.close()
-    print(f"gatewatch: stopped; {store.stats.written} records written, {store.stats.lost} lost", file=sys.stderr)
+    print(
+        f"gatewatch: stopped; {store.stats.written} records written, {store.stats.lost} lost", file=sys.stderr
+    )
     return 0
 
 
@@ -168,12 +185,17 @@ def main(argv: list[str] | None = None) -> int:
             records = store.iter_records(flt)
             if args.output:
                 n = export_file(records, args.format, args.output)
-                print(f"exported {n} records to {Path(args.output).resolve()} ({args.format})", file=sys.stderr)
+                print(
+                    f"exported {n} records to {Path(args.output).resolve()} ({args.format})", file=sys.stderr
+                )
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        rows = store.column_values(flt, "request_model, response_model, target, status, error_type, input_tokens, "
-                                        "output_tokens, cost, latency_ms, ttft_ms")
+        rows = store.column_values(
+            flt,
+            "request_model, response_model, target, status, error_type, input_tokens, "
+            "output_tokens, cost, latency_ms, ttft_ms",
+        )
         for by in ("model", "target"):
             print(_table(by, stats(rows, by)))
         return 0
@@ -207,12 +229,37 @@ def _fmt(v, kind: str) -> str:
 
 
 def _table(by: str, rows: list[dict]) -> str:
-    head = [by, "requests", "errors", "in tokens", "out tokens", "cost $", "p50 ms", "p95 ms", "ttft p50", "ttft p95"]
-    body = [[r["key"], str(r["requests"]), str(r["errors"]), str(r["input_tokens"]), str(r["output_tokens"]),
-             _fmt(r["cost"], "cost") + ("+?" if r["cost_unknown"] else ""), _fmt(r["p50_ms"], "ms"),
-             _fmt(r["p95_ms"], "ms"), _fmt(r["ttft_p50_ms"], "ms"), _fmt(r["ttft_p95_ms"], "ms")] for r in rows]
+    head = [
+        by,
+        "requests",
+        "errors",
+        "in tokens",
+        "out tokens",
+        "cost $",
+        "p50 ms",
+        "p95 ms",
+        "ttft p50",
+        "ttft p95",
+    ]
+    body = [
+        [
+            r["key"],
+            str(r["requests"]),
+            str(r["errors"]),
+            str(r["input_tokens"]),
+            str(r["output_tokens"]),
+            _fmt(r["cost"], "cost") + ("+?" if r["cost_unknown"] else ""),
+            _fmt(r["p50_ms"], "ms"),
+            _fmt(r["p95_ms"], "ms"),
+            _fmt(r["ttft_p50_ms"], "ms"),
+            _fmt(r["ttft_p95_ms"], "ms"),
+        ]
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
+    line = lambda cells: "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body), ""])
 
 

@@ -23,43 +23,100 @@ DEMO_API_KEY = "demo-api-key-not-a-secret"
 SA_EMAIL = "demo@gatewatch-demo.iam.gserviceaccount.com"
 
 PROMPTS = [
-    "fix the failing test in tests/test_api.py", "why is the build slow?", "add a --verbose flag to the CLI",
-    "rename UserStore to AccountStore everywhere", "explain what src/router.py does",
-    "write a unit test for parse_duration", "find where we leak file handles", "update the README install steps",
-    "make the retry loop respect Retry-After", "list the TODOs in the repo",
+    "fix the failing test in tests/test_api.py",
+    "why is the build slow?",
+    "add a --verbose flag to the CLI",
+    "rename UserStore to AccountStore everywhere",
+    "explain what src/router.py does",
+    "write a unit test for parse_duration",
+    "find where we leak file handles",
+    "update the README install steps",
+    "make the retry loop respect Retry-After",
+    "list the TODOs in the repo",
 ]
 TOOLS = [
-    {"name": "Bash", "description": "Run a shell command.", "input_schema": {
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-        "properties": {"command": {"type": "string"}, "description": {"type": "string"},
-                       "timeout": {"type": "number", "maximum": 600000}},
-        "required": ["command"], "additionalProperties": False}},
-    {"name": "Read", "description": "Read a file.", "input_schema": {
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-        "properties": {"file_path": {"type": "string"}, "offset": {"type": "integer", "minimum": 0},
-                       "limit": {"type": "integer", "exclusiveMinimum": 0}},
-        "required": ["file_path"], "additionalProperties": False}},
-    {"name": "Grep", "description": "Search files.", "input_schema": {
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-        "properties": {"pattern": {"type": "string"}, "path": {"type": "string"},
-                       "output_mode": {"type": "string", "enum": ["content", "files_with_matches", "count"]}},
-        "required": ["pattern"], "additionalProperties": False}},
-    {"name": "Edit", "description": "Edit a file.", "input_schema": {
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-        "properties": {"file_path": {"type": "string"}, "old_string": {"type": "string"},
-                       "new_string": {"type": "string"}},
-        "required": ["file_path", "old_string", "new_string"], "additionalProperties": False}},
+    {
+        "name": "Bash",
+        "description": "Run a shell command.",
+        "input_schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "command": {"type": "string"},
+                "description": {"type": "string"},
+                "timeout": {"type": "number", "maximum": 600000},
+            },
+            "required": ["command"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "Read",
+        "description": "Read a file.",
+        "input_schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string"},
+                "offset": {"type": "integer", "minimum": 0},
+                "limit": {"type": "integer", "exclusiveMinimum": 0},
+            },
+            "required": ["file_path"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "Grep",
+        "description": "Search files.",
+        "input_schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string"},
+                "path": {"type": "string"},
+                "output_mode": {"type": "string", "enum": ["content", "files_with_matches", "count"]},
+            },
+            "required": ["pattern"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "Edit",
+        "description": "Edit a file.",
+        "input_schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string"},
+                "old_string": {"type": "string"},
+                "new_string": {"type": "string"},
+            },
+            "required": ["file_path", "old_string", "new_string"],
+            "additionalProperties": False,
+        },
+    },
 ]
-CALLS = [("Bash", {"command": "pytest -x -q", "description": "Run the tests"}),
-         ("Read", {"file_path": "/home/dev/project/src/router.py"}),
-         ("Grep", {"pattern": "TODO", "path": "src", "output_mode": "content"}),
-         ("Edit", {"file_path": "/home/dev/project/README.md", "old_string": "pip install", "new_string": "pipx install"}),
-         ("Bash", {"command": "git status --short", "description": "Show changes"})]
-ANSWERS = ["Done. The test now passes because the fixture closes its connection.",
-           "The router maps each path prefix to a handler and falls back to a 404 handler.",
-           "I found three TODOs: two in src/router.py and one in src/store.py.",
-           "The slow part is the dependency resolution step; caching the wheel directory fixes it.",
-           "I've updated the README and kept the old command as a note for existing users."]
+CALLS = [
+    ("Bash", {"command": "pytest -x -q", "description": "Run the tests"}),
+    ("Read", {"file_path": "/home/dev/project/src/router.py"}),
+    ("Grep", {"pattern": "TODO", "path": "src", "output_mode": "content"}),
+    (
+        "Edit",
+        {
+            "file_path": "/home/dev/project/README.md",
+            "old_string": "pip install",
+            "new_string": "pipx install",
+        },
+    ),
+    ("Bash", {"command": "git status --short", "description": "Show changes"}),
+]
+ANSWERS = [
+    "Done. The test now passes because the fixture closes its connection.",
+    "The router maps each path prefix to a handler and falls back to a 404 handler.",
+    "I found three TODOs: two in src/router.py and one in src/store.py.",
+    "The slow part is the dependency resolution step; caching the wheel directory fixes it.",
+    "I've updated the README and kept the old command as a note for existing users.",
+]
 
 
 def responder(rng: random.Random):
@@ -68,21 +125,42 @@ def responder(rng: random.Random):
         delay = rng.uniform(0.05, 0.35)
         chunk_delay = rng.uniform(0.02, 0.12)
         if roll < 0.04:
-            return Reply.error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/"
-                               "generate_content_requests_per_minute_per_project_per_base_model.", delay=delay,
-                               details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}])
+            return Reply.error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for aiplatform.googleapis.com/"
+                "generate_content_requests_per_minute_per_project_per_base_model.",
+                delay=delay,
+                details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}],
+            )
         if roll < 0.06:
-            return Reply.error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", delay=delay)
+            return Reply.error(
+                503, "UNAVAILABLE", "The model is overloaded. Please try again later.", delay=delay
+            )
         last = (body.get("contents") or [{}])[-1]
         answered = any("functionResponse" in p for p in last.get("parts", []))
         if not answered and roll < 0.55 and body.get("tools"):
             name, args = rng.choice(CALLS)
-            return Reply.call(name, args, text=rng.choice(["Let me check.", "Looking at it.", ""]), delay=delay,
-                              chunk_delay=chunk_delay, chunks=3)
+            return Reply.call(
+                name,
+                args,
+                text=rng.choice(["Let me check.", "Looking at it.", ""]),
+                delay=delay,
+                chunk_delay=chunk_delay,
+                chunks=3,
+            )
         if roll < 0.7:
-            return Reply.thinking("Weighing what the user asked against the files I have seen so far.",
-                                  rng.choice(ANSWERS), delay=delay, chunk_delay=chunk_delay, chunks=6)
-        return Reply.text(rng.choice(ANSWERS), delay=delay, chunk_delay=chunk_delay, chunks=rng.randint(3, 10))
+            return Reply.thinking(
+                "Weighing what the user asked against the files I have seen so far.",
+                rng.choice(ANSWERS),
+                delay=delay,
+                chunk_delay=chunk_delay,
+                chunks=6,
+            )
+        return Reply.text(
+            rng.choice(ANSWERS), delay=delay, chunk_delay=chunk_delay, chunks=rng.randint(3, 10)
+        )
+
     return respond
 
 
@@ -95,38 +173,79 @@ def free_port() -> int:
 def demo_config(sim_url: str, key_json: str, port: int) -> cfg.Config:
     """Four targets: Vertex first, the Gemini API as its fallback, a lite model for Claude Code's haiku
     calls, and pro for whoever names it."""
-    return cfg.from_mapping({
-        "gateway": {"host": "127.0.0.1", "port": port, "ping_interval": 5},
-        "balancer": {"algorithm": "priority", "failure_threshold": 4, "cooldown": 20},
-        "routes": [{"model": "claude-*haiku*", "targets": ["studio-lite"]}],
-        "targets": [
-            {"name": "vertex-flash", "provider": "vertex", "model": "gemini-2.5-flash", "max_tokens": 8192,
-             "project_id": "gatewatch-demo", "location_id": "us-central1", "api_endpoint": sim_url,
-             "service_account_json": key_json, "weight": 100},
-            {"name": "studio-flash", "provider": "gemini", "model": "gemini-2.5-flash", "api_key": DEMO_API_KEY,
-             "api_endpoint": sim_url, "weight": 50},
-            {"name": "studio-lite", "provider": "gemini", "model": "gemini-2.5-flash-lite", "api_key": DEMO_API_KEY,
-             "api_endpoint": sim_url},
-            {"name": "studio-pro", "provider": "gemini", "model": "gemini-2.5-pro", "api_key": DEMO_API_KEY,
-             "api_endpoint": sim_url, "weight": 10},
-        ],
-    }, "demo", {})
+    return cfg.from_mapping(
+        {
+            "gateway": {"host": "127.0.0.1", "port": port, "ping_interval": 5},
+            "balancer": {"algorithm": "priority", "failure_threshold": 4, "cooldown": 20},
+            "routes": [{"model": "claude-*haiku*", "targets": ["studio-lite"]}],
+            "targets": [
+                {
+                    "name": "vertex-flash",
+                    "provider": "vertex",
+                    "model": "gemini-2.5-flash",
+                    "max_tokens": 8192,
+                    "project_id": "gatewatch-demo",
+                    "location_id": "us-central1",
+                    "api_endpoint": sim_url,
+                    "service_account_json": key_json,
+                    "weight": 100,
+                },
+                {
+                    "name": "studio-flash",
+                    "provider": "gemini",
+                    "model": "gemini-2.5-flash",
+                    "api_key": DEMO_API_KEY,
+                    "api_endpoint": sim_url,
+                    "weight": 50,
+                },
+                {
+                    "name": "studio-lite",
+                    "provider": "gemini",
+                    "model": "gemini-2.5-flash-lite",
+                    "api_key": DEMO_API_KEY,
+                    "api_endpoint": sim_url,
+                },
+                {
+                    "name": "studio-pro",
+                    "provider": "gemini",
+                    "model": "gemini-2.5-pro",
+                    "api_key": DEMO_API_KEY,
+                    "api_endpoint": sim_url,
+                    "weight": 10,
+                },
+            ],
+        },
+        "demo",
+        {},
+    )
 
 
 def demo_key(sim_url: str) -> tuple[str, object]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    info = {"type": "service_account", "project_id": "gatewatch-demo", "private_key_id": "demo",
-            "private_key": pem, "client_email": SA_EMAIL, "client_id": "0", "token_uri": f"{sim_url}/token"}
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "gatewatch-demo",
+        "private_key_id": "demo",
+        "private_key": pem,
+        "client_email": SA_EMAIL,
+        "client_id": "0",
+        "token_uri": f"{sim_url}/token",
+    }
     return json.dumps(info), key.public_key()
 
 
 def request_body(model: str, messages: list, stream: bool, session: str) -> dict:
     return {
-        "model": model, "messages": messages, "max_tokens": 32000, "stream": stream,
+        "model": model,
+        "messages": messages,
+        "max_tokens": 32000,
+        "stream": stream,
         "system": [{"type": "text", "text": "You are a coding agent (gatewatch demo traffic)."}],
-        "tools": TOOLS, "thinking": {"type": "adaptive", "display": "omitted"},
+        "tools": TOOLS,
+        "thinking": {"type": "adaptive", "display": "omitted"},
         "output_config": {"effort": "medium"},
         "metadata": {"user_id": json.dumps({"device_id": "demo", "account_uuid": "", "session_id": session})},
     }
@@ -134,9 +253,15 @@ def request_body(model: str, messages: list, stream: bool, session: str) -> dict
 
 async def _call(http: aiohttp.ClientSession, url: str, body: dict) -> dict | None:
     """One call as Claude Code makes it; returns the assistant message (assembled from SSE when streaming)."""
-    async with http.post(f"{url}/v1/messages?beta=true", json=body,
-                         headers={"x-api-key": "sk-ant-demo", "anthropic-version": "2023-06-01",
-                                  "user-agent": "claude-cli/2.1.331 (external, cli)"}) as r:
+    async with http.post(
+        f"{url}/v1/messages?beta=true",
+        json=body,
+        headers={
+            "x-api-key": "sk-ant-demo",
+            "anthropic-version": "2023-06-01",
+            "user-agent": "claude-cli/2.1.331 (external, cli)",
+        },
+    ) as r:
         if r.status != 200:
             await r.read()
             return None
@@ -161,8 +286,10 @@ async def _call(http: aiohttp.ClientSession, url: str, body: dict) -> dict | Non
 async def conversation(http: aiohttp.ClientSession, url: str, rng: random.Random) -> None:
     session = str(uuid.UUID(int=rng.getrandbits(128)))
     model = rng.choices(["claude-opus-5-5", "claude-haiku-5-5", "gemini-2.5-pro"], [6, 3, 1])[0]
-    messages: list[dict] = [{"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]},
-                            {"role": "system", "content": "# Environment\n - cwd: /home/dev/project"}]
+    messages: list[dict] = [
+        {"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]},
+        {"role": "system", "content": "# Environment\n - cwd: /home/dev/project"},
+    ]
     for _ in range(4):
         msg = await _call(http, url, request_body(model, messages, rng.random() < 0.85, session))
         if msg is None:
@@ -171,15 +298,28 @@ async def conversation(http: aiohttp.ClientSession, url: str, rng: random.Random
         if not tools:
             return
         messages.append({"role": "assistant", "content": msg["content"]})
-        messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": t["id"], "content": f"(output of {t['name']})\nok"} for t in tools]})
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": t["id"], "content": f"(output of {t['name']})\nok"}
+                    for t in tools
+                ],
+            }
+        )
         await asyncio.sleep(rng.uniform(0.1, 0.6))
 
 
 async def count_burst(http: aiohttp.ClientSession, url: str, n: int) -> None:
-    body = {"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "# Memory\nnotes"}], "tools": TOOLS}
-    await asyncio.gather(*(http.post(f"{url}/v1/messages/count_tokens?beta=true", json=body) for _ in range(n)),
-                         return_exceptions=True)
+    body = {
+        "model": "claude-opus-5-5",
+        "messages": [{"role": "user", "content": "# Memory\nnotes"}],
+        "tools": TOOLS,
+    }
+    await asyncio.gather(
+        *(http.post(f"{url}/v1/messages/count_tokens?beta=true", json=body) for _ in range(n)),
+        return_exceptions=True,
+    )
 
 
 async def traffic(url: str, rate: float, seed: int | None = None, limit: int | None = None) -> None:
@@ -191,7 +331,7 @@ async def traffic(url: str, rate: float, seed: int | None = None, limit: int | N
         try:
             while limit is None or started < limit:
                 if len(tasks) < 6:
-                    coro = (count_burst(http, url, 5) if rng.random() < 0.08 else conversation(http, url, rng))
+                    coro = count_burst(http, url, 5) if rng.random() < 0.08 else conversation(http, url, rng)
                     t = asyncio.create_task(coro)
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
@@ -231,8 +371,12 @@ def run_demo(args) -> int:
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="gatewatch-demo-")) / "demo.db"
     demo = Demo(rate=args.rate, port=args.port)
     store = Store(db, secrets=demo.config.secrets())
-    app = GatewatchApp(demo.config, store, on_ready=demo.on_ready,
-                       banner_note=f"demo: simulated upstream, throwaway store {db}")
+    app = GatewatchApp(
+        demo.config,
+        store,
+        on_ready=demo.on_ready,
+        banner_note=f"demo: simulated upstream, throwaway store {db}",
+    )
     try:
         app.run()
     finally:

@@ -38,34 +38,57 @@ def timing_table(rec: Record) -> Table:
         return "–" if v is None else f"{v:.1f} ms"
 
     rows = [
-        ("status", str(rec.status)), ("stop reason", str(rec.stop_reason)), ("mode", rec.request_mode),
-        ("requested model", rec.request_model), ("answered by", f"{rec.target} ({rec.provider}) {rec.response_model}"),
-        ("total latency", ms(rec.latency_ms)), ("upstream latency", ms(rec.llm_latency_ms)),
-        ("time to first byte", ms(u.time_to_first_byte)), ("time to first token", ms(u.time_to_first_token)),
-        ("time per token", ms(u.time_per_token)), ("input tokens", str(u.input_tokens)),
-        ("output tokens", str(u.output_tokens)), ("cached tokens", str(u.cache_read_tokens)),
+        ("status", str(rec.status)),
+        ("stop reason", str(rec.stop_reason)),
+        ("mode", rec.request_mode),
+        ("requested model", rec.request_model),
+        ("answered by", f"{rec.target} ({rec.provider}) {rec.response_model}"),
+        ("total latency", ms(rec.latency_ms)),
+        ("upstream latency", ms(rec.llm_latency_ms)),
+        ("time to first byte", ms(u.time_to_first_byte)),
+        ("time to first token", ms(u.time_to_first_token)),
+        ("time per token", ms(u.time_per_token)),
+        ("input tokens", str(u.input_tokens)),
+        ("output tokens", str(u.output_tokens)),
+        ("cached tokens", str(u.cache_read_tokens)),
         ("thinking tokens", str(u.thinking_tokens)),
         ("cost", "unknown (no price for this model)" if u.cost is None else f"${u.cost:.6f}"),
-        ("session", str(rec.session_id)), ("client", f"{rec.client_ip} {rec.user_agent}"),
+        ("session", str(rec.session_id)),
+        ("client", f"{rec.client_ip} {rec.user_agent}"),
     ]
     if rec.error_type:
         rows.append(("error", f"{rec.error_type}: {rec.error_message}"))
     for k, v in rows:
         t.add_row(k, v)
     for i, a in enumerate(rec.tried_targets):
-        t.add_row(f"attempt {i + 1}", f"{a.target} {a.upstream_scheme}://{a.host}:{a.port}{a.upstream_uri} → "
-                  f"{a.status} {ms(a.latency_ms)} {a.error or ''}")
+        t.add_row(
+            f"attempt {i + 1}",
+            f"{a.target} {a.upstream_scheme}://{a.host}:{a.port}{a.upstream_uri} → "
+            f"{a.status} {ms(a.latency_ms)} {a.error or ''}",
+        )
     return t
 
 
 def as_curl(rec: Record, base_url: str) -> str:
     """The client's request as a curl command (credentials left as a variable, never copied)."""
     url = base_url.rstrip("/") + rec.path + (f"?{rec.query}" if rec.query else "")
-    parts = ["curl", "-sS", url, "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
-             "-H", "x-api-key: $ANTHROPIC_API_KEY"]
+    parts = [
+        "curl",
+        "-sS",
+        url,
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "anthropic-version: 2023-06-01",
+        "-H",
+        "x-api-key: $ANTHROPIC_API_KEY",
+    ]
     body = orjson.dumps(rec.client_request).decode() if rec.client_request is not None else "{}"
-    return " ".join(shlex.quote(p) if not p.startswith("x-api-key") else f'"{p}"' for p in parts) + \
-        " -d " + shlex.quote(body)
+    return (
+        " ".join(shlex.quote(p) if not p.startswith("x-api-key") else f'"{p}"' for p in parts)
+        + " -d "
+        + shlex.quote(body)
+    )
 
 
 class DetailScreen(Screen):
@@ -95,16 +118,28 @@ class DetailScreen(Screen):
             with TabPane("Upstream request", id="tab-upstream"):
                 yield VerticalScroll(Static(_json(r.upstream_request), id="upstream-json"))
             with TabPane("Response", id="tab-response"):
-                yield VerticalScroll(Static(_json(r.response), id="response-json"),
-                                     Static(_json(r.upstream_response), id="upstream-response-json"))
+                yield VerticalScroll(
+                    Static(_json(r.response), id="response-json"),
+                    Static(_json(r.upstream_response), id="upstream-response-json"),
+                )
             with TabPane("Stream events", id="tab-events"):
-                yield VerticalScroll(Static(_json(r.events) if r.request_mode == "stream"
-                                            else Text("not a streamed call", style="dim"), id="events-json"))
+                yield VerticalScroll(
+                    Static(
+                        _json(r.events)
+                        if r.request_mode == "stream"
+                        else Text("not a streamed call", style="dim"),
+                        id="events-json",
+                    )
+                )
             with TabPane("Timing & usage", id="tab-timing"):
                 yield VerticalScroll(Static(timing_table(r), id="timing"))
             with TabPane("Headers", id="tab-headers"):
-                yield VerticalScroll(Static(_json({"request": r.request_headers, "response": r.response_headers}),
-                                            id="headers-json"))
+                yield VerticalScroll(
+                    Static(
+                        _json({"request": r.request_headers, "response": r.response_headers}),
+                        id="headers-json",
+                    )
+                )
         yield Footer()
 
     def on_mount(self) -> None:

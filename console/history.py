@@ -14,8 +14,18 @@ from proxy.store import Store
 
 PAGE = 100
 COUNT_CAP = 10_000
-COLUMNS = [("time", 8), ("model → target · answered by", 46), ("st", 4), ("in", 6), ("out", 6), ("cost", 8), ("latency", 8),
-           ("ttft", 7), ("tools", 14), ("prompt", 50)]
+COLUMNS = [
+    ("time", 8),
+    ("model → target · answered by", 46),
+    ("st", 4),
+    ("in", 6),
+    ("out", 6),
+    ("cost", 8),
+    ("latency", 8),
+    ("ttft", 7),
+    ("tools", 14),
+    ("prompt", 50),
+]
 
 
 def _ms(v: float | None) -> str:
@@ -49,9 +59,18 @@ def row_cells(r: sqlite3.Row) -> list:
         preview = "[count_tokens] " + preview
     if err:
         preview = f"[{err}] {r['error_message'] or ''}"
-    return [time.strftime("%H:%M:%S", time.localtime(r["started_at"])), route, st, str(r["input_tokens"] or 0),
-            str(r["output_tokens"] or 0), cost, _ms(r["latency_ms"]), _ms(r["ttft_ms"]), tools,
-            Text(preview[:120], style="red" if err else "")]
+    return [
+        time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
+        route,
+        st,
+        str(r["input_tokens"] or 0),
+        str(r["output_tokens"] or 0),
+        cost,
+        _ms(r["latency_ms"]),
+        _ms(r["ttft_ms"]),
+        tools,
+        Text(preview[:120], style="red" if err else ""),
+    ]
 
 
 class HistoryTable(DataTable):
@@ -116,8 +135,9 @@ class HistoryTable(DataTable):
         self.total = total
         if fresh:
             keep = self.current_id()
-            self.rows_loaded = sorted(fresh + self.rows_loaded, key=lambda r: (r["started_at"], r["rowid"]),
-                                      reverse=True)
+            self.rows_loaded = sorted(
+                fresh + self.rows_loaded, key=lambda r: (r["started_at"], r["rowid"]), reverse=True
+            )
             self._rebuild(keep)
         self.post_message(self.Loaded(self.total))
 
@@ -127,7 +147,9 @@ class HistoryTable(DataTable):
         self._loading = True
         try:
             last = self.rows_loaded[-1]
-            rows = await asyncio.to_thread(self.store.page, self.filter, PAGE, (last["started_at"], last["rowid"]))
+            rows = await asyncio.to_thread(
+                self.store.page, self.filter, PAGE, (last["started_at"], last["rowid"])
+            )
             self.exhausted = len(rows) < PAGE
             self.rows_loaded.extend(rows)
             for r in rows:

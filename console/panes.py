@@ -32,7 +32,9 @@ class LiveStats:
     """What the panes show; fed every finished record. Seeded from the store at start-up."""
 
     targets: dict[str, TargetStats] = field(default_factory=dict)
-    tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0, "cached": 0, "thinking": 0})
+    tokens: dict[str, int] = field(
+        default_factory=lambda: {"input": 0, "output": 0, "cached": 0, "thinking": 0}
+    )
     per_minute: dict[int, int] = field(default_factory=dict)
     cost_session: float = 0.0
     cost_today: float = 0.0
@@ -148,8 +150,14 @@ def render_targets(stats: LiveStats, health: dict[str, dict]) -> Table:
         else:
             label.append("● ", style="green" if s.calls else "dim")
             label.append(name, style="bold")
-        t.add_row(label, str(s.calls), Text(str(s.errors), style="red" if s.errors else ""),
-                  str(s.fallbacks), Text(str(last or "–"), style=style), _ms(percentile(list(s.latencies), 0.5)))
+        t.add_row(
+            label,
+            str(s.calls),
+            Text(str(s.errors), style="red" if s.errors else ""),
+            str(s.fallbacks),
+            Text(str(last or "–"), style=style),
+            _ms(percentile(list(s.latencies), 0.5)),
+        )
     return t
 
 

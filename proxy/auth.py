@@ -43,7 +43,9 @@ class ServiceAccountTokens:
         try:
             self._creds = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
         except (ValueError, KeyError) as exc:
-            raise ConfigError(f"{where}: the service-account key cannot be used ({type(exc).__name__})") from None
+            raise ConfigError(
+                f"{where}: the service-account key cannot be used ({type(exc).__name__})"
+            ) from None
         self.email = info.get("client_email", "")
         self._lock: asyncio.Lock | None = None
         self._request = google.auth.transport.requests.Request()
@@ -68,7 +70,9 @@ class ServiceAccountTokens:
                 except (google.auth.exceptions.RefreshError, google.auth.exceptions.TransportError) as exc:
                     reason = str(exc.args[0]) if exc.args else type(exc).__name__
                     raise GatewayError(
-                        401, f"the service-account key for {self.email} was refused by the token endpoint: {reason}",
-                        "authentication_error", retryable=True,
+                        401,
+                        f"the service-account key for {self.email} was refused by the token endpoint: {reason}",
+                        "authentication_error",
+                        retryable=True,
                     ) from None
         return self._creds.token

@@ -97,7 +97,9 @@ class TargetConfig(_Strict):
             if not self.project_id:
                 raise ValueError("provider 'vertex' needs project_id")
             if not self.service_account_json or not self.service_account_json.get_secret_value().strip():
-                raise ValueError("provider 'vertex' needs service_account_json (a key file path or the key JSON)")
+                raise ValueError(
+                    "provider 'vertex' needs service_account_json (a key file path or the key JSON)"
+                )
             self.location_id = self.location_id or "us-central1"
         elif self.provider == "gemini":
             if not self.api_key or not self.api_key.get_secret_value().strip():
@@ -155,8 +157,10 @@ class Config(_Strict):
         for i, r in enumerate(self.routes):
             unknown = [n for n in r.targets if n not in names]
             if unknown or not r.targets:
-                raise ValueError(f"routes[{i}] ({r.model}): unknown target(s) {unknown or '(none given)'}; "
-                                 f"targets are {names}")
+                raise ValueError(
+                    f"routes[{i}] ({r.model}): unknown target(s) {unknown or '(none given)'}; "
+                    f"targets are {names}"
+                )
         return self
 
     def secrets(self) -> list[str]:
@@ -238,8 +242,13 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         )
     elif key:
         targets.append(
-            {"name": "gemini", "provider": "gemini", "model": model, "api_key": key,
-             "api_endpoint": env.get("GEMINI_API_ENDPOINT", "")}
+            {
+                "name": "gemini",
+                "provider": "gemini",
+                "model": model,
+                "api_key": key,
+                "api_endpoint": env.get("GEMINI_API_ENDPOINT", ""),
+            }
         )
     return from_mapping({"targets": targets}, "environment", env)
 

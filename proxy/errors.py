@@ -100,14 +100,20 @@ def from_google(status: int, body: bytes, credential: str, headers: Any = None) 
     err: dict[str, Any] = {}
     try:
         parsed = orjson.loads(body)
-        if isinstance(parsed, list) and parsed:  # streamGenerateContent without alt=sse wraps errors in a list
+        if (
+            isinstance(parsed, list) and parsed
+        ):  # streamGenerateContent without alt=sse wraps errors in a list
             parsed = parsed[0]
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             err = parsed["error"]
     except orjson.JSONDecodeError:
         pass
-    google_status = err.get("status") or _HTTP_FALLBACK.get(status, "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT")
-    http, type_ = _GOOGLE_STATUS.get(google_status, (status if status in _TYPE_FOR_STATUS else 500, "api_error"))
+    google_status = err.get("status") or _HTTP_FALLBACK.get(
+        status, "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT"
+    )
+    http, type_ = _GOOGLE_STATUS.get(
+        google_status, (status if status in _TYPE_FOR_STATUS else 500, "api_error")
+    )
     if status == 503:
         http, type_ = 529, "overloaded_error"
     reasons = {str(d.get("reason")) for d in err.get("details") or [] if isinstance(d, dict)}
@@ -116,7 +122,11 @@ def from_google(status: int, body: bytes, credential: str, headers: Any = None) 
     message = err.get("message")
     if not message:
         text = body[:300].decode("utf-8", "replace").strip()
-        message = f"upstream answered HTTP {status} with a non-JSON body: {text!r}" if text else f"upstream answered HTTP {status}"
+        message = (
+            f"upstream answered HTTP {status} with a non-JSON body: {text!r}"
+            if text
+            else f"upstream answered HTTP {status}"
+        )
     else:
         message = f"{google_status}: {message}"
     out_headers: dict[str, str] = {}

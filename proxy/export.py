@@ -32,18 +32,37 @@ def kong_record(rec: Record | dict) -> dict[str, Any]:
     tried = []
     tries = []
     for a in r.tried_targets:
-        tried.append({"provider": "gemini" if a.provider in ("vertex", "gemini") else a.provider,
-                      "model": a.model, "port": a.port, "upstream_scheme": a.upstream_scheme, "host": a.host,
-                      "upstream_uri": a.upstream_uri, "route_type": a.route_type, "ip": "",
-                      # our richer per-attempt facts, under a key strict Kong readers ignore
-                      "gatewatch": {"target": a.target, "status": a.status, "error": a.error,
-                                    "latency": _ms(a.latency_ms)}})
-        tries.append({"balancer_latency": 0, "port": a.port, "ip": a.host, "balancer_start": 0,
-                      "code": a.status})
+        tried.append(
+            {
+                "provider": "gemini" if a.provider in ("vertex", "gemini") else a.provider,
+                "model": a.model,
+                "port": a.port,
+                "upstream_scheme": a.upstream_scheme,
+                "host": a.host,
+                "upstream_uri": a.upstream_uri,
+                "route_type": a.route_type,
+                "ip": "",
+                # our richer per-attempt facts, under a key strict Kong readers ignore
+                "gatewatch": {
+                    "target": a.target,
+                    "status": a.status,
+                    "error": a.error,
+                    "latency": _ms(a.latency_ms),
+                },
+            }
+        )
+        tries.append(
+            {"balancer_latency": 0, "port": a.port, "ip": a.host, "balancer_start": 0, "code": a.status}
+        )
     out: dict[str, Any] = {
-        "request": {"method": r.method, "uri": uri, "url": f"http://{host}{uri}",
-                    "querystring": dict(parse_qsl(r.query, keep_blank_values=True)), "size": r.request_size,
-                    "headers": r.request_headers},
+        "request": {
+            "method": r.method,
+            "uri": uri,
+            "url": f"http://{host}{uri}",
+            "querystring": dict(parse_qsl(r.query, keep_blank_values=True)),
+            "size": r.request_size,
+            "headers": r.request_headers,
+        },
         "response": {"status": r.status or 0, "size": r.response_size, "headers": r.response_headers},
         "latencies": {"request": latency, "proxy": llm, "kong": max(0, latency - llm)},
         "tries": tries,
@@ -52,19 +71,33 @@ def kong_record(rec: Record | dict) -> dict[str, Any]:
         "client_ip": r.client_ip,
         "service": {"name": "gatewatch"},
         "route": {"name": r.kind},
-        "ai": {"proxy": {
-            "tried_targets": tried,
-            "meta": {"request_model": r.request_model, "request_mode": r.request_mode,
-                     "response_model": r.response_model or "", "provider_name": "gemini"
-                     if r.provider in ("vertex", "gemini") else (r.provider or ""),
-                     "llm_latency": llm, "plugin_id": r.target or ""},
-            "usage": {"prompt_tokens": prompt, "completion_tokens": u.output_tokens,
-                      "total_tokens": prompt + u.output_tokens, "cost": u.cost if u.cost is not None else 0,
-                      "time_per_token": u.time_per_token or 0, "time_to_first_token": _ms(u.time_to_first_token),
-                      "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens} if u.cache_read_tokens else {},
-                      "completion_tokens_details": {"reasoning_tokens": u.thinking_tokens}
-                      if u.thinking_tokens else {}},
-        }},
+        "ai": {
+            "proxy": {
+                "tried_targets": tried,
+                "meta": {
+                    "request_model": r.request_model,
+                    "request_mode": r.request_mode,
+                    "response_model": r.response_model or "",
+                    "provider_name": "gemini" if r.provider in ("vertex", "gemini") else (r.provider or ""),
+                    "llm_latency": llm,
+                    "plugin_id": r.target or "",
+                },
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": u.output_tokens,
+                    "total_tokens": prompt + u.output_tokens,
+                    "cost": u.cost if u.cost is not None else 0,
+                    "time_per_token": u.time_per_token or 0,
+                    "time_to_first_token": _ms(u.time_to_first_token),
+                    "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens}
+                    if u.cache_read_tokens
+                    else {},
+                    "completion_tokens_details": {"reasoning_tokens": u.thinking_tokens}
+                    if u.thinking_tokens
+                    else {},
+                },
+            }
+        },
     }
     return out
 
@@ -114,8 +147,20 @@ def stats(rows: Iterable[Any], by: str) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for r in rows:
         key = (r[by] if by == "target" else (r["response_model"] or r["request_model"])) or "(none)"
-        g = groups.setdefault(key, {"key": key, "requests": 0, "errors": 0, "input": 0, "output": 0, "cost": 0.0,
-                                    "cost_unknown": 0, "lat": [], "ttft": []})
+        g = groups.setdefault(
+            key,
+            {
+                "key": key,
+                "requests": 0,
+                "errors": 0,
+                "input": 0,
+                "output": 0,
+                "cost": 0.0,
+                "cost_unknown": 0,
+                "lat": [],
+                "ttft": [],
+            },
+        )
         g["requests"] += 1
         if (r["status"] or 0) >= 400 or r["error_type"]:
             g["errors"] += 1
@@ -130,8 +175,19 @@ def stats(rows: Iterable[Any], by: str) -> list[dict[str, Any]]:
             g["ttft"].append(r["ttft_ms"])
     out = []
     for g in sorted(groups.values(), key=lambda g: -g["requests"]):
-        out.append({"key": g["key"], "requests": g["requests"], "errors": g["errors"], "input_tokens": g["input"],
-                    "output_tokens": g["output"], "cost": g["cost"], "cost_unknown": g["cost_unknown"],
-                    "p50_ms": percentile(g["lat"], 0.5), "p95_ms": percentile(g["lat"], 0.95),
-                    "ttft_p50_ms": percentile(g["ttft"], 0.5), "ttft_p95_ms": percentile(g["ttft"], 0.95)})
+        out.append(
+            {
+                "key": g["key"],
+                "requests": g["requests"],
+                "errors": g["errors"],
+                "input_tokens": g["input"],
+                "output_tokens": g["output"],
+                "cost": g["cost"],
+                "cost_unknown": g["cost_unknown"],
+                "p50_ms": percentile(g["lat"], 0.5),
+                "p95_ms": percentile(g["lat"], 0.95),
+                "ttft_p50_ms": percentile(g["ttft"], 0.5),
+                "ttft_p95_ms": percentile(g["ttft"], 0.95),
+            }
+        )
     return out

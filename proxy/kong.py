@@ -14,14 +14,47 @@ from .config import Config, ConfigError, from_mapping
 _ENV = re.compile(r"\$\{\{\s*env\s+\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\}\}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ALGORITHMS = {"priority", "round-robin", "lowest-latency", "lowest-usage"}
-_PLUGIN_KEYS = {"llm_format", "targets", "balancer", "max_request_body_size", "model_name_header",
-                "response_streaming", "genai_category", "vectordb", "embeddings"}
+_PLUGIN_KEYS = {
+    "llm_format",
+    "targets",
+    "balancer",
+    "max_request_body_size",
+    "model_name_header",
+    "response_streaming",
+    "genai_category",
+    "vectordb",
+    "embeddings",
+}
 _TARGET_KEYS = {"route_type", "auth", "model", "logging", "weight", "description"}
-_AUTH_KEYS = {"header_name", "header_value", "param_name", "param_value", "param_location",
-              "gcp_use_service_account", "gcp_service_account_json", "allow_override"}
-_MODEL_OPTION_KEYS = {"max_tokens", "input_cost", "output_cost", "gemini", "anthropic_version", "upstream_url"}
-_BALANCER_KEYS = {"algorithm", "retries", "connect_timeout", "read_timeout", "write_timeout", "slots",
-                  "latency_strategy", "tokens_count_strategy", "failover_criteria"}
+_AUTH_KEYS = {
+    "header_name",
+    "header_value",
+    "param_name",
+    "param_value",
+    "param_location",
+    "gcp_use_service_account",
+    "gcp_service_account_json",
+    "allow_override",
+}
+_MODEL_OPTION_KEYS = {
+    "max_tokens",
+    "input_cost",
+    "output_cost",
+    "gemini",
+    "anthropic_version",
+    "upstream_url",
+}
+_BALANCER_KEYS = {
+    "algorithm",
+    "retries",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "slots",
+    "latency_strategy",
+    "tokens_count_strategy",
+    "failover_criteria",
+}
 
 
 def _resolve(value: Any, variables: Mapping[str, Any], env: Mapping[str, str]) -> Any:
@@ -91,13 +124,20 @@ def _target(t: dict, i: int, problems: list[str], where: str) -> dict:
     out: dict[str, Any] = {"name": t.get("description") or f"{provider}-{name}-{i}", "model": name or "?"}
     if provider == "gemini":
         if auth.get("gcp_use_service_account") or gem.get("project_id"):
-            out.update(provider="vertex", project_id=gem.get("project_id"), location_id=gem.get("location_id"),
-                       api_endpoint=gem.get("api_endpoint"),
-                       service_account_json=auth.get("gcp_service_account_json")
-                       or os.environ.get("GCP_SERVICE_ACCOUNT", ""))
+            out.update(
+                provider="vertex",
+                project_id=gem.get("project_id"),
+                location_id=gem.get("location_id"),
+                api_endpoint=gem.get("api_endpoint"),
+                service_account_json=auth.get("gcp_service_account_json")
+                or os.environ.get("GCP_SERVICE_ACCOUNT", ""),
+            )
         else:
-            out.update(provider="gemini", api_key=auth.get("param_value") or auth.get("header_value"),
-                       api_endpoint=gem.get("api_endpoint"))
+            out.update(
+                provider="gemini",
+                api_key=auth.get("param_value") or auth.get("header_value"),
+                api_endpoint=gem.get("api_endpoint"),
+            )
     elif provider == "anthropic":
         out.update(provider="anthropic", api_endpoint=opts.get("upstream_url"))
         if auth.get("header_value"):
@@ -141,8 +181,10 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
         cfg = plugin.get("config") or {}
         where = f"plugins[{plugin['name']}]" if len(ai) == 1 else f"plugins[{plugin['name']} #{n}]"
         if cfg.get("llm_format", "openai") != "anthropic":
-            problems.append(f"{where}.config.llm_format: must be anthropic (Claude Code speaks the Messages API), "
-                            f"got {cfg.get('llm_format', 'openai (the default)')!r}")
+            problems.append(
+                f"{where}.config.llm_format: must be anthropic (Claude Code speaks the Messages API), "
+                f"got {cfg.get('llm_format', 'openai (the default)')!r}"
+            )
         if plugin["name"] == "ai-proxy":
             single = {k: cfg[k] for k in ("route_type", "auth", "model", "logging") if k in cfg}
             rest = {k: v for k, v in cfg.items() if k not in single and k not in _PLUGIN_KEYS}
@@ -158,8 +200,10 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
                 problems.append(f"{where}.config.balancer.{k}: not supported")
             if bal.get("algorithm"):
                 if bal["algorithm"] not in _ALGORITHMS:
-                    problems.append(f"{where}.config.balancer.algorithm: {bal['algorithm']!r} is not supported "
-                                    f"({', '.join(sorted(_ALGORITHMS))})")
+                    problems.append(
+                        f"{where}.config.balancer.algorithm: {bal['algorithm']!r} is not supported "
+                        f"({', '.join(sorted(_ALGORITHMS))})"
+                    )
                 else:
                     raw["balancer"]["algorithm"] = bal["algorithm"]
             if bal.get("retries") is not None:
@@ -177,8 +221,10 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
         if p.get("name") == "file-log" and (p.get("config") or {}).get("path"):
             raw["log"] = {"file": p["config"]["path"]}
     if problems:
-        raise ConfigError(f"{source}: this Kong configuration uses what gatewatch does not support:\n  "
-                          + "\n  ".join(problems))
+        raise ConfigError(
+            f"{source}: this Kong configuration uses what gatewatch does not support:\n  "
+            + "\n  ".join(problems)
+        )
     raw["targets"] = targets
     raw["gateway"]["log_payloads"] = any(log_payloads)
     return from_mapping(raw, source, env)

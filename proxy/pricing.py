@@ -47,8 +47,13 @@ def lookup(model: str | None) -> Price | None:
     return TABLE[best] if best else None
 
 
-def cost(model: str | None, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
-         override: Price | None = None) -> float | None:
+def cost(
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_tokens: int = 0,
+    override: Price | None = None,
+) -> float | None:
     """USD for one exchange; `input_tokens` excludes the cached ones (Anthropic's convention)."""
     p = override or lookup(model)
     if p is None:

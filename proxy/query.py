@@ -44,8 +44,14 @@ class Compiled:
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NUM_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
-_NUMERIC = {"cost": "cost", "latency": "latency_ms", "ttft": "ttft_ms", "tokens": "total_tokens",
-            "input": "input_tokens", "output": "output_tokens"}
+_NUMERIC = {
+    "cost": "cost",
+    "latency": "latency_ms",
+    "ttft": "ttft_ms",
+    "tokens": "total_tokens",
+    "input": "input_tokens",
+    "output": "output_tokens",
+}
 _NUM_TERM = re.compile(r"^(cost|latency|ttft|tokens|input|output)(>=|<=|>|<|=)(.+)$")
 
 
@@ -62,7 +68,9 @@ def _time(value: str, now: float) -> float:
     try:
         d = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise QueryError(f"since/until: {value!r} is neither a duration (15m, 2h, 3d) nor a date (2026-11-24)") from None
+        raise QueryError(
+            f"since/until: {value!r} is neither a duration (15m, 2h, 3d) nor a date (2026-11-24)"
+        ) from None
     if d.tzinfo is None:
         d = d.astimezone()  # a bare date means local time, as a person typing it means
     return d.timestamp()
@@ -136,14 +144,28 @@ def compile(text: str, now: float | None = None) -> Compiled:
             key, op, raw = m.groups()
             clause, p = f"{_NUMERIC[key]} {_NUM_OPS[op]} ?", [_number(key, raw)]
         elif ":" in t and t.split(":", 1)[0].lower() in (
-                "model", "target", "status", "since", "until", "session", "tool", "stream", "kind", "error",
-                "cancelled", "provider"):
+            "model",
+            "target",
+            "status",
+            "since",
+            "until",
+            "session",
+            "tool",
+            "stream",
+            "kind",
+            "error",
+            "cancelled",
+            "provider",
+        ):
             key, value = t.split(":", 1)
             key = key.lower()
             if not value:
                 raise QueryError(f"{key}: needs a value ({key}:…)")
             if key == "model":
-                clause, p = "(request_model LIKE ? ESCAPE '\\' OR response_model LIKE ? ESCAPE '\\')", [_glob(value)] * 2
+                clause, p = (
+                    "(request_model LIKE ? ESCAPE '\\' OR response_model LIKE ? ESCAPE '\\')",
+                    [_glob(value)] * 2,
+                )
             elif key == "target":
                 clause, p = "target LIKE ? ESCAPE '\\'", [_glob(value)]
             elif key == "provider":

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 log = logging.getLogger("gatewatch")
 
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization",
-                            "set-cookie"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization", "set-cookie"}
+)
 REDACTED = "REDACTED"
 
 

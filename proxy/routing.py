@@ -30,7 +30,9 @@ class TargetState:
 
 
 class Router:
-    def __init__(self, providers: Sequence[Provider], balancer: BalancerSettings, routes: Sequence[RouteConfig]):
+    def __init__(
+        self, providers: Sequence[Provider], balancer: BalancerSettings, routes: Sequence[RouteConfig]
+    ):
         self.providers = list(providers)
         self.by_name = {p.name: p for p in self.providers}
         self.balancer = balancer
@@ -100,7 +102,9 @@ class Router:
         s.cooled_until = 0.0
         s.tokens += tokens
         if latency_ms is not None:
-            s.latency_ms = latency_ms if s.latency_ms is None else (1 - EWMA) * s.latency_ms + EWMA * latency_ms
+            s.latency_ms = (
+                latency_ms if s.latency_ms is None else (1 - EWMA) * s.latency_ms + EWMA * latency_ms
+            )
 
     def failure(self, name: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -119,7 +123,9 @@ class Router:
             out[p.name] = {
                 "state": "cooling" if s.cooled(now) else "ok",
                 "cooldown_left_s": round(max(0.0, s.cooled_until - now), 1),
-                "calls": s.calls, "failures": s.failures, "consecutive_failures": s.consecutive_failures,
+                "calls": s.calls,
+                "failures": s.failures,
+                "consecutive_failures": s.consecutive_failures,
                 "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 1),
             }
         return out

@@ -50,7 +50,7 @@ def _last_user_text(messages: Any) -> str:
                 return texts[-1][:_PREVIEW_CHARS]
             for b in c:
                 if isinstance(b, dict) and b.get("type") == "tool_result":
-                    return f"[tool result {str(b.get('content'))[:_PREVIEW_CHARS - 14]}]"
+                    return f"[tool result {str(b.get('content'))[: _PREVIEW_CHARS - 14]}]"
     return ""
 
 
@@ -71,8 +71,9 @@ def _session_id(metadata: Any, headers: Any) -> str | None:
 class Gateway:
     """One gateway: its config, its upstream session, its hub. `app()` gives the aiohttp application."""
 
-    def __init__(self, config: Config, hub: Hub | None = None,
-                 on_record: Callable[[Record], None] | None = None):
+    def __init__(
+        self, config: Config, hub: Hub | None = None, on_record: Callable[[Record], None] | None = None
+    ):
         self.config = config
         self.hub = hub or Hub()
         self.on_record = on_record
@@ -94,8 +95,11 @@ class Gateway:
         g = self.config.gateway
         timeout = aiohttp.ClientTimeout(total=None, connect=g.connect_timeout, sock_connect=g.connect_timeout)
         # Upstream keep-alive matters: a TLS handshake per call would dwarf the gateway's own cost.
-        self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256),
-                                             json_serialize=lambda o: orjson.dumps(o).decode())
+        self.session = aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(limit=256),
+            json_serialize=lambda o: orjson.dumps(o).decode(),
+        )
         yield
         await self.session.close()
 
@@ -106,16 +110,23 @@ class Gateway:
             return web.Response(status=200)  # Claude Code probes the base URL
         if path == "/health" and request.method == "GET":
             if not self._authorized(request.headers):
-                return self._error_response(GatewayError(401, "this gateway requires its token",
-                                                         "authentication_error"), "")
+                return self._error_response(
+                    GatewayError(401, "this gateway requires its token", "authentication_error"), ""
+                )
             return web.json_response(self.health())
         m = _MESSAGES_PATH.match(path)
         if m:
             if request.method != "POST":
-                return self._error_response(GatewayError(405, f"{request.method} is not allowed on {path}; use POST",
-                                                         "invalid_request_error"), "")
+                return self._error_response(
+                    GatewayError(
+                        405, f"{request.method} is not allowed on {path}; use POST", "invalid_request_error"
+                    ),
+                    "",
+                )
             return await self.handle(request, count=bool(m.group("count")))
-        return self._error_response(GatewayError(404, f"no route for {request.method} {path}", "not_found_error"), "")
+        return self._error_response(
+            GatewayError(404, f"no route for {request.method} {path}", "not_found_error"), ""
+        )
 
     def health(self) -> dict[str, Any]:
         states = self.router.health()
@@ -124,28 +135,40 @@ class Gateway:
             "status": "ok" if not cooling else ("down" if len(cooling) == len(states) else "degraded"),
             "uptime_s": round(time.time() - self.started_at, 1),
             "in_flight": len(self.in_flight),
-            "targets": [{"name": p.name, "provider": p.kind, "model": p.model, "host": p.where()[2], **states[p.name]}
-                        for p in self.providers],
+            "targets": [
+                {"name": p.name, "provider": p.kind, "model": p.model, "host": p.where()[2], **states[p.name]}
+                for p in self.providers
+            ],
         }
 
     def timeouts(self, provider: providers.Provider) -> tuple[float, float, float]:
         """(connect, first byte, idle) for this target: its own, else the gateway's."""
         g, t = self.config.gateway, provider.target
-        return (t.connect_timeout or g.connect_timeout, t.first_byte_timeout or g.first_byte_timeout,
-                t.idle_timeout or g.idle_timeout)
+        return (
+            t.connect_timeout or g.connect_timeout,
+            t.first_byte_timeout or g.first_byte_timeout,
+            t.idle_timeout or g.idle_timeout,
+        )
 
     @staticmethod
     def _error_response(err: GatewayError, rid: str) -> web.Response:
         headers = {"request-id": rid, **err.headers} if rid else dict(err.headers)
-        return web.Response(status=err.status, body=err.to_bytes(), content_type="application/json", headers=headers)
+        return web.Response(
+            status=err.status, body=err.to_bytes(), content_type="application/json", headers=headers
+        )
 
     # -- one exchange --------------------------------------------------------------------------------------
     async def handle(self, request: web.Request, count: bool) -> web.StreamResponse:
         t0 = time.perf_counter()
         rec = Record(
-            id="req_" + _new_id(), kind="count_tokens" if count else "messages", started_at=time.time(),
-            client_ip=request.remote or "", user_agent=request.headers.get("user-agent", ""),
-            method=request.method, path=request.path, query=request.query_string,
+            id="req_" + _new_id(),
+            kind="count_tokens" if count else "messages",
+            started_at=time.time(),
+            client_ip=request.remote or "",
+            user_agent=request.headers.get("user-agent", ""),
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
             request_headers=redact_headers(request.headers),
         )
         self.in_flight[rec.id] = rec
@@ -197,17 +220,28 @@ class Gateway:
         target = next((p.target for p in self.providers if p.name == rec.target), None)
         override = None
         if target is not None and target.input_cost is not None and target.output_cost is not None:
-            override = pricing.Price(target.input_cost, target.output_cost,
-                                     target.cached_cost if target.cached_cost is not None else target.input_cost)
-        u.cost = pricing.cost(rec.response_model or rec.request_model, u.input_tokens, u.output_tokens,
-                              u.cache_read_tokens, override)
+            override = pricing.Price(
+                target.input_cost,
+                target.output_cost,
+                target.cached_cost if target.cached_cost is not None else target.input_cost,
+            )
+        u.cost = pricing.cost(
+            rec.response_model or rec.request_model,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            override,
+        )
 
     def _authorized(self, headers) -> bool:
         token = self.config.gateway.auth_token
         if token is None:
             return True
         want = token.get_secret_value().encode()
-        given = [headers.get("x-api-key", ""), headers.get("authorization", "").removeprefix("Bearer ").strip()]
+        given = [
+            headers.get("x-api-key", ""),
+            headers.get("authorization", "").removeprefix("Bearer ").strip(),
+        ]
         return any(hmac.compare_digest(g.encode(), want) for g in given if g)
 
     def client_headers(self, headers) -> dict[str, str]:
@@ -225,12 +259,21 @@ class Gateway:
             async with asyncio.timeout(self.config.gateway.client_timeout):
                 raw = await request.read()
         except TimeoutError:
-            raise GatewayError(408, f"the request body did not arrive within {self.config.gateway.client_timeout:g}s "
-                               "(gateway.client_timeout)", "invalid_request_error", retryable=False) from None
+            raise GatewayError(
+                408,
+                f"the request body did not arrive within {self.config.gateway.client_timeout:g}s "
+                "(gateway.client_timeout)",
+                "invalid_request_error",
+                retryable=False,
+            ) from None
         except web.HTTPRequestEntityTooLarge:
             limit = self.config.gateway.max_body_bytes
-            raise GatewayError(413, f"request body is larger than the gateway's limit of {limit} bytes "
-                               "(gateway.max_body_bytes)", "request_too_large", retryable=False) from None
+            raise GatewayError(
+                413,
+                f"request body is larger than the gateway's limit of {limit} bytes (gateway.max_body_bytes)",
+                "request_too_large",
+                retryable=False,
+            ) from None
         rec.request_size = len(raw)
         if not raw:
             raise invalid_request("request body is empty; expected a JSON object")
@@ -258,17 +301,25 @@ class Gateway:
                 raise invalid_request("stream: must be a boolean")
         for key, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
             v = body.get(key)
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi):
+            if v is not None and (
+                not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi
+            ):
                 raise invalid_request(f"{key}: must be a number between {lo} and {hi}")
         tk = body.get("top_k")
         if tk is not None and (not isinstance(tk, int) or isinstance(tk, bool) or tk < 1):
             raise invalid_request("top_k: must be a positive integer")
 
-    async def _exchange(self, request: web.Request, rec: Record, count: bool, t0: float) -> web.StreamResponse:
+    async def _exchange(
+        self, request: web.Request, rec: Record, count: bool, t0: float
+    ) -> web.StreamResponse:
         if not self._authorized(request.headers):
-            raise GatewayError(401, "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
-                               "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
-                               "authentication_error", retryable=False)
+            raise GatewayError(
+                401,
+                "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
+                "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
+                "authentication_error",
+                retryable=False,
+            )
         raw, body = await self._read_json(request, rec)
         self._validate(body, count)
         rec.request_model = body["model"]
@@ -279,8 +330,12 @@ class Gateway:
         rec.tools_offered = len(body.get("tools") or []) if isinstance(body.get("tools"), list) else 0
         candidates = self.router.candidates(body["model"])
         if not candidates:
-            raise GatewayError(503, "no upstream target is configured (set GEMINI_API_KEY or give --config)",
-                               "api_error", retryable=False)
+            raise GatewayError(
+                503,
+                "no upstream target is configured (set GEMINI_API_KEY or give --config)",
+                "api_error",
+                retryable=False,
+            )
         for i, provider in enumerate(candidates):
             rec.target, rec.provider, rec.response_model = provider.name, provider.kind, provider.model
             rec.error_type = rec.error_message = None
@@ -293,25 +348,42 @@ class Gateway:
                 # A failure before any byte reached the client moves on to the next target.
                 if not err.retryable or i == len(candidates) - 1:
                     raise
-                log.info("%s: target %s failed (%s), trying %s", rec.id, provider.name, err.message,
-                         candidates[i + 1].name)
+                log.info(
+                    "%s: target %s failed (%s), trying %s",
+                    rec.id,
+                    provider.name,
+                    err.message,
+                    candidates[i + 1].name,
+                )
                 continue
             finally:
                 self.router.finished(provider.name)
             if rec.error_type:  # failed after the stream began: no fallback, but it counts against the target
                 self.router.failure(provider.name)
             else:
-                self.router.success(provider.name, rec.llm_latency_ms,
-                                    rec.usage.input_tokens + rec.usage.output_tokens)
+                self.router.success(
+                    provider.name, rec.llm_latency_ms, rec.usage.input_tokens + rec.usage.output_tokens
+                )
             return resp
         raise AssertionError("unreachable")
 
-    async def _attempt_target(self, request: web.Request, provider: providers.Provider, raw: bytes, body: dict,
-                              rec: Record, count: bool, t0: float) -> web.StreamResponse:
+    async def _attempt_target(
+        self,
+        request: web.Request,
+        provider: providers.Provider,
+        raw: bytes,
+        body: dict,
+        rec: Record,
+        count: bool,
+        t0: float,
+    ) -> web.StreamResponse:
         if provider.passthrough:
             return await self._passthrough(request, provider, raw, body, rec, count, t0)
-        translated = treq.translate(body, treq.Target(provider.model, provider.target.max_tokens,
-                                                      provider.target.schema_mode), self.signatures)
+        translated = treq.translate(
+            body,
+            treq.Target(provider.model, provider.target.max_tokens, provider.target.schema_mode),
+            self.signatures,
+        )
         if count:
             return await self._count(provider, translated, rec, t0)
         if self.config.gateway.log_payloads:
@@ -323,12 +395,26 @@ class Gateway:
 
     def _attempt(self, provider: providers.Provider, action: str) -> Attempt:
         scheme, port, host, _ = provider.where()
-        return Attempt(target=provider.name, provider=provider.kind, model=provider.model, host=host, port=port,
-                       upstream_scheme=scheme, upstream_uri=urlsplit(provider.url(action)).path)
+        return Attempt(
+            target=provider.name,
+            provider=provider.kind,
+            model=provider.model,
+            host=host,
+            port=port,
+            upstream_scheme=scheme,
+            upstream_uri=urlsplit(provider.url(action)).path,
+        )
 
-    async def _post(self, provider: providers.Provider, action: str, payload: dict | bytes,
-                    attempt: Attempt, url: str | None = None, headers: dict | None = None,
-                    passthrough: bool = False) -> aiohttp.ClientResponse:
+    async def _post(
+        self,
+        provider: providers.Provider,
+        action: str,
+        payload: dict | bytes,
+        attempt: Attempt,
+        url: str | None = None,
+        headers: dict | None = None,
+        passthrough: bool = False,
+    ) -> aiohttp.ClientResponse:
         """POST upstream; returns a 200 response (caller closes it) or raises GatewayError."""
         connect, first_byte, idle = self.timeouts(provider)
         assert self.session is not None
@@ -338,18 +424,31 @@ class Gateway:
         timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
         try:
             async with asyncio.timeout(first_byte):
-                resp = await self.session.post(url or provider.url(action), data=data, headers=headers,
-                                               timeout=timeout)
+                resp = await self.session.post(
+                    url or provider.url(action), data=data, headers=headers, timeout=timeout
+                )
         except TimeoutError:
-            raise GatewayError(504, f"upstream target '{provider.name}' sent no response within "
-                               f"{first_byte:g}s (first_byte_timeout)", "overloaded_error") from None
+            raise GatewayError(
+                504,
+                f"upstream target '{provider.name}' sent no response within "
+                f"{first_byte:g}s (first_byte_timeout)",
+                "overloaded_error",
+            ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise GatewayError(502, f"cannot connect to upstream target '{provider.name}' at "
-                               f"{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
-                               "api_error", retryable=True) from None
+            raise GatewayError(
+                502,
+                f"cannot connect to upstream target '{provider.name}' at "
+                f"{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
+                "api_error",
+                retryable=True,
+            ) from None
         except aiohttp.ClientError as exc:
-            raise GatewayError(502, f"upstream target '{provider.name}' failed: {type(exc).__name__}: {exc}",
-                               "api_error", retryable=True) from None
+            raise GatewayError(
+                502,
+                f"upstream target '{provider.name}' failed: {type(exc).__name__}: {exc}",
+                "api_error",
+                retryable=True,
+            ) from None
         attempt.status = resp.status
         if resp.status != 200:
             try:
@@ -385,11 +484,15 @@ class Gateway:
             async with asyncio.timeout(self.timeouts(provider)[1]):
                 return await resp.read()
         except TimeoutError:
-            raise GatewayError(504, f"upstream target '{provider.name}' stalled while sending its answer",
-                               "overloaded_error") from None
+            raise GatewayError(
+                504, f"upstream target '{provider.name}' stalled while sending its answer", "overloaded_error"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise GatewayError(502, f"upstream target '{provider.name}' broke off its answer: {type(exc).__name__}",
-                               "api_error") from None
+            raise GatewayError(
+                502,
+                f"upstream target '{provider.name}' broke off its answer: {type(exc).__name__}",
+                "api_error",
+            ) from None
 
     def _remember(self, sigs: dict[str, str]) -> None:
         for k, v in sigs.items():
@@ -423,7 +526,9 @@ class Gateway:
                 rec.upstream_response = data
         except (GatewayError, orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
             # /context fires ~25 counts at once; an estimate beats an error the user can't act on.
-            attempt.error = exc.message if isinstance(exc, GatewayError) else f"unreadable countTokens answer: {exc}"
+            attempt.error = (
+                exc.message if isinstance(exc, GatewayError) else f"unreadable countTokens answer: {exc}"
+            )
             n = max(1, len(orjson.dumps(payload)) // 4)
             rec.usage.estimated = True
         attempt.latency_ms = (time.perf_counter() - a0) * 1000
@@ -435,8 +540,9 @@ class Gateway:
         rec.response_size = len(body)
         return web.Response(body=body, content_type="application/json", headers={"request-id": rec.id})
 
-    async def _passthrough(self, request: web.Request, provider, raw: bytes, body: dict, rec: Record,
-                           count: bool, t0: float) -> web.StreamResponse:
+    async def _passthrough(
+        self, request: web.Request, provider, raw: bytes, body: dict, rec: Record, count: bool, t0: float
+    ) -> web.StreamResponse:
         """Forward to an Anthropic-speaking upstream unchanged; read what passes for the record."""
         stream = rec.request_mode == "stream"
         action = "countTokens" if count else ("streamGenerateContent" if stream else "generateContent")
@@ -449,7 +555,9 @@ class Gateway:
             rec.upstream_request = orjson.loads(payload)
         a0 = time.perf_counter()
         try:
-            resp = await self._post(provider, action, payload, attempt, url=url, headers=headers, passthrough=True)
+            resp = await self._post(
+                provider, action, payload, attempt, url=url, headers=headers, passthrough=True
+            )
         except GatewayError as err:
             attempt.error = err.message
             attempt.latency_ms = (time.perf_counter() - a0) * 1000
@@ -482,8 +590,9 @@ class Gateway:
                     if isinstance(msg.get("content"), list):
                         self._finish_message(rec, msg)
             return web.Response(body=data, headers={"content-type": ctype, "request-id": rec.id})
-        out = web.StreamResponse(status=200, headers={"content-type": ctype, "cache-control": "no-cache",
-                                                      "request-id": rec.id})
+        out = web.StreamResponse(
+            status=200, headers={"content-type": ctype, "cache-control": "no-cache", "request-id": rec.id}
+        )
         await out.prepare(request)
         rec.status = 200
         idle = self.timeouts(provider)[2]
@@ -497,11 +606,17 @@ class Gateway:
                     async with asyncio.timeout(idle):
                         chunk = await resp.content.readany()
                 except TimeoutError:
-                    raise GatewayError(504, f"upstream target '{provider.name}' stalled: nothing for {idle:g}s "
-                                       "(idle_timeout)", "overloaded_error") from None
+                    raise GatewayError(
+                        504,
+                        f"upstream target '{provider.name}' stalled: nothing for {idle:g}s (idle_timeout)",
+                        "overloaded_error",
+                    ) from None
                 except aiohttp.ClientError as exc:
-                    raise GatewayError(502, f"upstream target '{provider.name}' broke off the stream: "
-                                       f"{type(exc).__name__}", "api_error") from None
+                    raise GatewayError(
+                        502,
+                        f"upstream target '{provider.name}' broke off the stream: {type(exc).__name__}",
+                        "api_error",
+                    ) from None
                 if not chunk:
                     break
                 await out.write(chunk)
@@ -525,9 +640,12 @@ class Gateway:
         return out  # aiohttp ends the body after the record is handed over (see _stream)
 
     def _anthropic_usage(self, rec: Record, u: dict) -> None:
-        for ours, theirs in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
-                             ("cache_read_tokens", "cache_read_input_tokens"),
-                             ("cache_creation_tokens", "cache_creation_input_tokens")):
+        for ours, theirs in (
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+            ("cache_read_tokens", "cache_read_input_tokens"),
+            ("cache_creation_tokens", "cache_creation_input_tokens"),
+        ):
             if u.get(theirs) is not None:
                 setattr(rec.usage, ours, int(u[theirs]))
 
@@ -593,8 +711,12 @@ class Gateway:
                 if not isinstance(data, dict):
                     raise ValueError("not an object")
             except (orjson.JSONDecodeError, ValueError):
-                raise GatewayError(502, f"upstream target '{provider.name}' answered 200 with a body that is not a "
-                                   f"Gemini response: {raw[:120]!r}", "api_error") from None
+                raise GatewayError(
+                    502,
+                    f"upstream target '{provider.name}' answered 200 with a body that is not a "
+                    f"Gemini response: {raw[:120]!r}",
+                    "api_error",
+                ) from None
         except GatewayError as err:
             attempt.error = err.message
             attempt.latency_ms = (time.perf_counter() - a0) * 1000
@@ -603,8 +725,9 @@ class Gateway:
         if self.config.gateway.log_payloads:
             rec.upstream_response = data
         sigs: dict[str, str] = {}
-        msg = tresp.to_message(data, body["model"], "msg_" + _new_id(), tresp.IdSource(_new_id),
-                               translated.thinking, sigs)
+        msg = tresp.to_message(
+            data, body["model"], "msg_" + _new_id(), tresp.IdSource(_new_id), translated.thinking, sigs
+        )
         self._remember(sigs)
         self._usage_into(rec, data.get("usageMetadata"))
         rec.response_model = data.get("modelVersion") or provider.model
@@ -620,7 +743,9 @@ class Gateway:
     def _finish_message(self, rec: Record, msg: dict) -> None:
         rec.stop_reason = msg.get("stop_reason")
         rec.tools_used = [b["name"] for b in msg["content"] if b.get("type") == "tool_use"]
-        rec.response_text = "".join(b.get("text", "") for b in msg["content"] if b.get("type") == "text")[:4000]
+        rec.response_text = "".join(b.get("text", "") for b in msg["content"] if b.get("type") == "text")[
+            :4000
+        ]
         if self.config.gateway.log_payloads:
             rec.response = msg
 
@@ -637,11 +762,17 @@ class Gateway:
             except TimeoutError:
                 what = "first chunk" if waited_first else "next chunk"
                 key = "first_byte_timeout" if waited_first else "idle_timeout"
-                raise GatewayError(504, f"upstream target '{provider.name}' stalled: no {what} within {limit:g}s "
-                                   f"({key})", "overloaded_error") from None
+                raise GatewayError(
+                    504,
+                    f"upstream target '{provider.name}' stalled: no {what} within {limit:g}s ({key})",
+                    "overloaded_error",
+                ) from None
             except aiohttp.ClientError as exc:
-                raise GatewayError(502, f"upstream target '{provider.name}' broke off the stream: "
-                                   f"{type(exc).__name__}", "api_error") from None
+                raise GatewayError(
+                    502,
+                    f"upstream target '{provider.name}' broke off the stream: {type(exc).__name__}",
+                    "api_error",
+                ) from None
             if not line:  # EOF
                 if data_lines:
                     yield self._parse_chunk(b"".join(data_lines), provider)
@@ -661,17 +792,24 @@ class Gateway:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise GatewayError(502, f"upstream target '{provider.name}' sent a stream chunk that is not JSON: "
-                               f"{data[:120]!r}", "api_error") from None
+            raise GatewayError(
+                502,
+                f"upstream target '{provider.name}' sent a stream chunk that is not JSON: {data[:120]!r}",
+                "api_error",
+            ) from None
         if not isinstance(chunk, dict):
-            raise GatewayError(502, f"upstream target '{provider.name}' sent a stream chunk that is not an object",
-                               "api_error")
+            raise GatewayError(
+                502,
+                f"upstream target '{provider.name}' sent a stream chunk that is not an object",
+                "api_error",
+            )
         if isinstance(chunk.get("error"), dict):
             raise from_google(int(chunk["error"].get("code") or 500), data, provider.credential)
         return chunk
 
-    async def _stream(self, request: web.Request, provider, translated, body, rec: Record,
-                      t0: float) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, provider, translated, body, rec: Record, t0: float
+    ) -> web.StreamResponse:
         g = self.config.gateway
         attempt = self._attempt(provider, "streamGenerateContent")
         rec.tried_targets.append(attempt)
@@ -680,7 +818,9 @@ class Gateway:
         events: list[Any] = []
         chunks: list[dict] = []
         sigs: dict[str, str] = {}
-        st = StreamTranslator(body["model"], "msg_" + _new_id(), tresp.IdSource(_new_id), translated.thinking, sigs)
+        st = StreamTranslator(
+            body["model"], "msg_" + _new_id(), tresp.IdSource(_new_id), translated.thinking, sigs
+        )
         out: web.StreamResponse | None = None
         size = 0
 
@@ -691,9 +831,15 @@ class Gateway:
             nonlocal out, size
             async with lock:
                 if out is None:
-                    out = web.StreamResponse(status=200, headers={
-                        "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
-                        "request-id": rec.id, "x-accel-buffering": "no"})
+                    out = web.StreamResponse(
+                        status=200,
+                        headers={
+                            "content-type": "text/event-stream; charset=utf-8",
+                            "cache-control": "no-cache",
+                            "request-id": rec.id,
+                            "x-accel-buffering": "no",
+                        },
+                    )
                     out.enable_chunked_encoding()
                     await out.prepare(request)
                     rec.status = 200
@@ -735,8 +881,11 @@ class Gateway:
                     await send(evs)
                     self.hub.emit("progress", rec)
             if st.finish is None and not st.blocked:
-                raise GatewayError(502, f"upstream target '{provider.name}' ended the stream without a finish "
-                                   "reason (cut off)", "api_error")
+                raise GatewayError(
+                    502,
+                    f"upstream target '{provider.name}' ended the stream without a finish reason (cut off)",
+                    "api_error",
+                )
             await send(st.finish_events())
         except GatewayError as err:
             ping_task.cancel()
@@ -785,11 +934,17 @@ class InsecureBind(Exception):
 async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) -> tuple[web.AppRunner, int]:
     """Start listening; returns the runner and the bound port (port 0 picks a free one)."""
     if not is_loopback(host) and gateway.config.gateway.auth_token is None and not insecure:
-        raise InsecureBind(f"refusing to listen on {host} without gateway.auth_token (or GATEWATCH_TOKEN): anyone "
-                           "who can reach it could spend your Gemini credentials. Set a token, or pass --insecure.")
+        raise InsecureBind(
+            f"refusing to listen on {host} without gateway.auth_token (or GATEWATCH_TOKEN): anyone "
+            "who can reach it could spend your Gemini credentials. Set a token, or pass --insecure."
+        )
     # handler_cancellation: a client that disconnects cancels its handler, and so its upstream call.
-    runner = web.AppRunner(gateway.app(), handler_cancellation=True, access_log=None,
-                           shutdown_timeout=gateway.config.gateway.shutdown_grace)
+    runner = web.AppRunner(
+        gateway.app(),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=gateway.config.gateway.shutdown_grace,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -19,8 +19,10 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-_VERTEX = re.compile(r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
-                     r"(?P<model>[^/:]+):(?P<action>\w+)$")
+_VERTEX = re.compile(
+    r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
+    r"(?P<model>[^/:]+):(?P<action>\w+)$"
+)
 _GEMINI = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<action>\w+)$")
 
 
@@ -69,9 +71,12 @@ class Reply:
         return cls(parts=[{"text": thought, "thought": True}, {"text": text, "thoughtSignature": sig}], **kw)
 
     @classmethod
-    def error(cls, status: int, google_status: str, message: str, details: list | None = None,
-              **kw: Any) -> "Reply":
-        return cls(status=status, error_status=google_status, error_message=message, error_details=details, **kw)
+    def error(
+        cls, status: int, google_status: str, message: str, details: list | None = None, **kw: Any
+    ) -> "Reply":
+        return cls(
+            status=status, error_status=google_status, error_message=message, error_details=details, **kw
+        )
 
 
 @dataclass
@@ -96,8 +101,13 @@ def _words(parts: list[dict]) -> int:
 class GeminiSimulator:
     """The upstream. `script(...)` queues replies; with none queued, `responder(body)` makes one."""
 
-    def __init__(self, api_key: str = "sim-api-key", validator: Callable[[str, str, Any, str], str | None] | None = None,
-                 responder: Callable[[Any], Reply] | None = None, middlewares: list | None = None):
+    def __init__(
+        self,
+        api_key: str = "sim-api-key",
+        validator: Callable[[str, str, Any, str], str | None] | None = None,
+        responder: Callable[[Any], Reply] | None = None,
+        middlewares: list | None = None,
+    ):
         self.api_key = api_key
         self.validator = validator
         self.responder = responder or (lambda body: Reply.text("Hello from the simulated Gemini."))
@@ -106,7 +116,9 @@ class GeminiSimulator:
         self.received: list[Received] = []
         self.tokens: dict[str, float] = {}
         self.token_requests = 0
-        self.public_keys: dict[str, Any] = {}  # client_email → RSA public key (verified when cryptography is there)
+        self.public_keys: dict[
+            str, Any
+        ] = {}  # client_email → RSA public key (verified when cryptography is there)
         self.token_lifetime = 3600
         self.caches: dict[str, dict] = {}
         self.require_auth = True
@@ -147,8 +159,13 @@ class GeminiSimulator:
     async def _create_cache(self, request: web.Request) -> web.Response:
         body = await request.json()
         name = f"cachedContents/{secrets.token_hex(6)}"
-        entry = {"name": name, "model": body.get("model", ""), "displayName": body.get("displayName", ""),
-                 "usageMetadata": {"totalTokenCount": 1000}, "expireTime": "2099-01-01T00:00:00Z"}
+        entry = {
+            "name": name,
+            "model": body.get("model", ""),
+            "displayName": body.get("displayName", ""),
+            "usageMetadata": {"totalTokenCount": 1000},
+            "expireTime": "2099-01-01T00:00:00Z",
+        }
         self.caches[name] = entry
         return web.json_response(entry)
 
@@ -163,21 +180,27 @@ class GeminiSimulator:
             head, payload, sig = assertion.split(".")
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except ValueError:
-            return web.json_response({"error": "invalid_grant", "error_description": "malformed JWT"}, status=400)
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "malformed JWT"}, status=400
+            )
         key = self.public_keys.get(claims.get("iss", ""))
         if key is None:
-            return web.json_response({"error": "invalid_grant", "error_description": "unknown service account"},
-                                     status=400)
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "unknown service account"}, status=400
+            )
         if not self._verify(key, f"{head}.{payload}".encode(), sig):
-            return web.json_response({"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
-                                     status=400)
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, status=400
+            )
         # google-auth signs for Google's token audience even when the key's token_uri points elsewhere
         audiences = {f"{self.url}/token", "https://oauth2.googleapis.com/token"}
         if claims.get("aud") not in audiences or "cloud-platform" not in str(claims.get("scope", "")):
             return web.json_response({"error": "invalid_scope"}, status=400)
         token = "ya29.sim-" + secrets.token_urlsafe(24)
         self.tokens[token] = time.time() + self.token_lifetime
-        return web.json_response({"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"})
+        return web.json_response(
+            {"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
+        )
 
     @staticmethod
     def _verify(key: Any, signed: bytes, sig: str) -> bool:
@@ -186,38 +209,64 @@ class GeminiSimulator:
         from cryptography.hazmat.primitives.asymmetric import padding
 
         try:
-            key.verify(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)), signed, padding.PKCS1v15(),
-                       hashes.SHA256())
+            key.verify(
+                base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)),
+                signed,
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
             return True
         except (InvalidSignature, ValueError):
             return False
 
     # -- generate ------------------------------------------------------------------------------------------
     @staticmethod
-    def _google_error(status: int, google_status: str, message: str, details: list | None = None,
-                      headers: dict | None = None) -> web.Response:
+    def _google_error(
+        status: int,
+        google_status: str,
+        message: str,
+        details: list | None = None,
+        headers: dict | None = None,
+    ) -> web.Response:
         err: dict[str, Any] = {"code": status, "message": message, "status": google_status}
         if details:
             err["details"] = details
-        return web.Response(status=status, body=orjson.dumps({"error": err}), content_type="application/json",
-                            headers=headers)
+        return web.Response(
+            status=status, body=orjson.dumps({"error": err}), content_type="application/json", headers=headers
+        )
 
     def _auth(self, request: web.Request, vertex: bool) -> web.Response | None:
         if vertex:
             auth = request.headers.get("authorization", "")
             tok = auth.removeprefix("Bearer ")
             if not auth.startswith("Bearer ") or self.tokens.get(tok, 0) < time.time():
-                return self._google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. "
-                                          "Expected OAuth 2 access token.")
+                return self._google_error(
+                    401,
+                    "UNAUTHENTICATED",
+                    "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+                )
             return None
         key = request.headers.get("x-goog-api-key")
         if key is None:
-            return self._google_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. "
-                                      "Please use API Key or other form of API consumer identity to call this API.")
+            return self._google_error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers. "
+                "Please use API Key or other form of API consumer identity to call this API.",
+            )
         if key != self.api_key:
-            return self._google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                                      [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                                        "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
+            return self._google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            )
         return None
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
@@ -248,22 +297,40 @@ class GeminiSimulator:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.raw is not None:
-            return web.Response(status=reply.status, body=reply.raw, headers=reply.headers,
-                                content_type="text/html" if reply.raw.lstrip().startswith(b"<") else "application/json")
+            return web.Response(
+                status=reply.status,
+                body=reply.raw,
+                headers=reply.headers,
+                content_type="text/html" if reply.raw.lstrip().startswith(b"<") else "application/json",
+            )
         if reply.status != 200:
-            return self._google_error(reply.status, reply.error_status, reply.error_message, reply.error_details,
-                                      reply.headers)
+            return self._google_error(
+                reply.status, reply.error_status, reply.error_message, reply.error_details, reply.headers
+            )
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else max(1, len(raw) // 4)
         out_tokens = _words(reply.parts)
         thoughts = sum(max(1, len(p["text"].split())) for p in reply.parts if p.get("thought"))
-        usage = reply.usage or {"promptTokenCount": prompt, "candidatesTokenCount": out_tokens - thoughts,
-                                "thoughtsTokenCount": thoughts, "totalTokenCount": prompt + out_tokens}
+        usage = reply.usage or {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": out_tokens - thoughts,
+            "thoughtsTokenCount": thoughts,
+            "totalTokenCount": prompt + out_tokens,
+        }
         if reply.cached_tokens and not reply.usage:
             usage["cachedContentTokenCount"] = reply.cached_tokens
         if action == "generateContent":
-            resp = {"candidates": [{"content": {"role": "model", "parts": reply.parts}, "finishReason": reply.finish,
-                                    "index": 0}],
-                    "usageMetadata": usage, "modelVersion": model, "responseId": secrets.token_hex(8)}
+            resp = {
+                "candidates": [
+                    {
+                        "content": {"role": "model", "parts": reply.parts},
+                        "finishReason": reply.finish,
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": usage,
+                "modelVersion": model,
+                "responseId": secrets.token_hex(8),
+            }
             if reply.finish is None:
                 del resp["candidates"][0]["finishReason"]
             return web.Response(body=orjson.dumps(resp), content_type="application/json")
@@ -281,7 +348,7 @@ class GeminiSimulator:
                 step = max(1, -(-len(text) // n))
                 for i in range(0, len(text), step):
                     q = {k: v for k, v in p.items() if k != "thoughtSignature"}
-                    q["text"] = text[i:i + step]
+                    q["text"] = text[i : i + step]
                     if "thoughtSignature" in p and i + step >= len(text):
                         q["thoughtSignature"] = p["thoughtSignature"]
                     pieces.append([q])
@@ -289,7 +356,9 @@ class GeminiSimulator:
                 pieces.append([p])
         return pieces or [[]]
 
-    async def _stream(self, request: web.Request, reply: Reply, model: str, usage: dict) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, reply: Reply, model: str, usage: dict
+    ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
         pieces = self._split(reply.parts, reply.chunks)
@@ -299,8 +368,10 @@ class GeminiSimulator:
             if reply.cut_after is not None and i >= reply.cut_after:
                 return resp
             last = i == len(pieces) - 1
-            chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
-                                     "modelVersion": model}
+            chunk: dict[str, Any] = {
+                "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+                "modelVersion": model,
+            }
             chunk["usageMetadata"] = usage if last else {"promptTokenCount": usage.get("promptTokenCount", 0)}
             if last and reply.finish:
                 chunk["candidates"][0]["finishReason"] = reply.finish

@@ -42,13 +42,40 @@ def default_path() -> Path:
 
 
 _COLUMNS = [
-    "id", "started_at", "ended_at", "kind", "status", "request_model", "response_model", "target", "provider",
-    "request_mode", "session_id", "client_ip", "user_agent", "path", "input_tokens", "output_tokens",
-    "cache_read_tokens", "thinking_tokens", "total_tokens", "cost", "latency_ms", "ttft_ms", "ttfb_ms",
-    "time_per_token", "stop_reason", "error_type", "error_message", "cancelled", "tools_used", "attempts",
-    "preview", "data",
+    "id",
+    "started_at",
+    "ended_at",
+    "kind",
+    "status",
+    "request_model",
+    "response_model",
+    "target",
+    "provider",
+    "request_mode",
+    "session_id",
+    "client_ip",
+    "user_agent",
+    "path",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "thinking_tokens",
+    "total_tokens",
+    "cost",
+    "latency_ms",
+    "ttft_ms",
+    "ttfb_ms",
+    "time_per_token",
+    "stop_reason",
+    "error_type",
+    "error_message",
+    "cancelled",
+    "tools_used",
+    "attempts",
+    "preview",
+    "data",
 ]
-_INSERT = (f"INSERT OR REPLACE INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})")
+_INSERT = f"INSERT OR REPLACE INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -63,8 +90,15 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
             attempts INTEGER, preview TEXT, data BLOB)"""
     )
     # Indexes for the history filters; started_at orders every page.
-    for cols in (["started_at"], ["request_model", "started_at"], ["target", "started_at"],
-                 ["status", "started_at"], ["session_id"], ["cost"], ["latency_ms"]):
+    for cols in (
+        ["started_at"],
+        ["request_model", "started_at"],
+        ["target", "started_at"],
+        ["status", "started_at"],
+        ["session_id"],
+        ["cost"],
+        ["latency_ms"],
+    ):
         db["records"].create_index(cols, if_not_exists=True)
     db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(prompt, response)")
 
@@ -139,12 +173,38 @@ def to_row(rec: Record, data: bytes) -> tuple:
     """The indexed columns of a record, and `data`, its JSON from `serialize_parts`."""
     u = rec.usage
     return (
-        rec.id, rec.started_at, rec.ended_at, rec.kind, rec.status, rec.request_model, rec.response_model,
-        rec.target, rec.provider, rec.request_mode, rec.session_id, rec.client_ip, rec.user_agent, rec.path,
-        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.thinking_tokens, u.total_tokens, u.cost,
-        rec.latency_ms, u.time_to_first_token, u.time_to_first_byte, u.time_per_token, rec.stop_reason,
-        rec.error_type, rec.error_message, int(rec.cancelled), " " + " ".join(rec.tools_used) + " ",
-        len(rec.tried_targets), rec.preview, data,
+        rec.id,
+        rec.started_at,
+        rec.ended_at,
+        rec.kind,
+        rec.status,
+        rec.request_model,
+        rec.response_model,
+        rec.target,
+        rec.provider,
+        rec.request_mode,
+        rec.session_id,
+        rec.client_ip,
+        rec.user_agent,
+        rec.path,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_tokens,
+        u.thinking_tokens,
+        u.total_tokens,
+        u.cost,
+        rec.latency_ms,
+        u.time_to_first_token,
+        u.time_to_first_byte,
+        u.time_per_token,
+        rec.stop_reason,
+        rec.error_type,
+        rec.error_message,
+        int(rec.cancelled),
+        " " + " ".join(rec.tools_used) + " ",
+        len(rec.tried_targets),
+        rec.preview,
+        data,
     )
 
 
@@ -173,12 +233,18 @@ def connect(path: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{p}: not a gatewatch database ({exc}); move it away or pass another --db") from None
+        raise StoreError(
+            f"{p}: not a gatewatch database ({exc}); move it away or pass another --db"
+        ) from None
     if version == 0 and tables and "records" not in tables:
-        raise StoreError(f"{p}: this SQLite file belongs to something else (tables: {', '.join(sorted(tables)[:5])});"
-                         " pass another --db")
+        raise StoreError(
+            f"{p}: this SQLite file belongs to something else (tables: {', '.join(sorted(tables)[:5])});"
+            " pass another --db"
+        )
     if version > SCHEMA_VERSION:
-        raise StoreError(f"{p}: written by a newer gatewatch (schema {version} > {SCHEMA_VERSION}); upgrade gatewatch")
+        raise StoreError(
+            f"{p}: written by a newer gatewatch (schema {version} > {SCHEMA_VERSION}); upgrade gatewatch"
+        )
     if version < SCHEMA_VERSION:
         db = sqlite_utils.Database(conn)
         for v in range(version, SCHEMA_VERSION):
@@ -205,8 +271,12 @@ class Store:
     replays the journal. The journal is emptied whenever the writer has committed everything queued.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, secrets: list[str] | None = None,
-                 file_log: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        secrets: list[str] | None = None,
+        file_log: str | None = None,
+    ):
         self.path = Path(path) if path is not None else default_path()
         self.secrets = [s for s in (secrets or []) if len(s) >= 8]
         self.file_log = file_log
@@ -230,8 +300,10 @@ class Store:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise StoreError(f"{self.path}: another gatewatch is writing to this database; "
-                                 "stop it or pass another --db") from None
+                raise StoreError(
+                    f"{self.path}: another gatewatch is writing to this database; "
+                    "stop it or pass another --db"
+                ) from None
             self._journal = fd
             self.replayed = self._replay()
             self._thread = threading.Thread(target=self._run, name="gatewatch-store-writer", daemon=True)
@@ -263,12 +335,15 @@ class Store:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
                 for rec, line in recs:
-                    cur = conn.execute(_INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"),
-                                       to_row(rec, line))
+                    cur = conn.execute(
+                        _INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"), to_row(rec, line)
+                    )
                     if cur.rowcount == 1:
                         n += 1
-                        conn.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
-                                     (cur.lastrowid, rec.preview, rec.response_text))
+                        conn.execute(
+                            "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
+                            (cur.lastrowid, rec.preview, rec.response_text),
+                        )
         finally:
             conn.close()
         os.ftruncate(self._journal, 0)
@@ -334,8 +409,9 @@ class Store:
         if conn is not None:
             conn.close()
 
-    def _write(self, conn: sqlite3.Connection | None,
-               items: list[tuple[Record, bytes, dict[str, bytes]]]) -> sqlite3.Connection | None:
+    def _write(
+        self, conn: sqlite3.Connection | None, items: list[tuple[Record, bytes, dict[str, bytes]]]
+    ) -> sqlite3.Connection | None:
         batch = [rec for rec, _, _ in items]
         rows = [to_row(rec, data) for rec, data, _ in items]
         blobs = {h: part for _, _, parts in items for h, part in parts.items()}
@@ -349,8 +425,10 @@ class Store:
                     conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
                     for row, rec in zip(rows, batch, strict=True):
                         cur = conn.execute(_INSERT, row)
-                        conn.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
-                                     (cur.lastrowid, rec.preview, rec.response_text))
+                        conn.execute(
+                            "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
+                            (cur.lastrowid, rec.preview, rec.response_text),
+                        )
                 self.stats.written += len(batch)
                 self.stats.last_error = None
                 with self._jlock:  # everything queued is committed: the journal has done its job
@@ -373,12 +451,15 @@ class Store:
                     except sqlite3.Error:
                         pass
                     conn = None
-                time.sleep(min(2.0, 0.1 * 2 ** attempt))
+                time.sleep(min(2.0, 0.1 * 2**attempt))
         self.stats.lost += len(batch)
         with self._jlock:
             self._journaled_blobs.clear()  # what the lost batch named must be journaled again
-        log.error("store: %d records could not be written and are counted as lost: %s", len(batch),
-                  self.stats.last_error)
+        log.error(
+            "store: %d records could not be written and are counted as lost: %s",
+            len(batch),
+            self.stats.last_error,
+        )
         return conn
 
     def _mirror(self, batch: list[Record]) -> None:
@@ -424,8 +505,13 @@ class Store:
             inner += f" LIMIT {int(cap) + 1}"
         return self.reader().execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]
 
-    def page(self, filter_text: str = "", limit: int = 100, before: tuple[float, int] | None = None,
-             offset: int = 0) -> list[sqlite3.Row]:
+    def page(
+        self,
+        filter_text: str = "",
+        limit: int = 100,
+        before: tuple[float, int] | None = None,
+        offset: int = 0,
+    ) -> list[sqlite3.Row]:
         """Newest first, without the payload blob. `before` = (started_at, rowid) of the last row seen
         (keyset paging: as fast on page 1,000 as on page 1)."""
         compiled = compile_query(filter_text)
@@ -436,11 +522,14 @@ class Store:
         if before is not None:
             where = f"({where}) AND (started_at < ? OR (started_at = ? AND rowid < ?))"
             params = [*params, before[0], before[0], before[1]]
-        sql = (f"SELECT {cols} FROM records WHERE {where} ORDER BY started_at DESC, rowid DESC "
-               f"LIMIT ? OFFSET ?")
+        sql = (
+            f"SELECT {cols} FROM records WHERE {where} ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        )
         return self.reader().execute(sql, [*params, limit, offset]).fetchall()
 
-    def _text_page(self, compiled, limit: int, before: tuple[float, int] | None, offset: int) -> list[sqlite3.Row]:
+    def _text_page(
+        self, compiled, limit: int, before: tuple[float, int] | None, offset: int
+    ) -> list[sqlite3.Row]:
         """Free text: walk the full-text index newest-first (rowid order, i.e. the order calls were recorded)
         and stop at the page's end, instead of collecting every match and sorting it by time — a word found in
         half of a million records costs what a rare one does."""
@@ -450,8 +539,10 @@ class Store:
         if before is not None:
             where += " AND records_fts.rowid < ?"
             params.append(before[1])
-        sql = (f"SELECT {cols} FROM records_fts JOIN records r ON r.rowid = records_fts.rowid WHERE {where} "
-               f"ORDER BY records_fts.rowid DESC LIMIT ? OFFSET ?")
+        sql = (
+            f"SELECT {cols} FROM records_fts JOIN records r ON r.rowid = records_fts.rowid WHERE {where} "
+            f"ORDER BY records_fts.rowid DESC LIMIT ? OFFSET ?"
+        )
         return self.reader().execute(sql, [*params, limit, offset]).fetchall()
 
     def get(self, record_id: str) -> Record | None:
@@ -484,14 +575,20 @@ class Store:
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute("DELETE FROM records_fts WHERE rowid IN (SELECT rowid FROM records WHERE started_at < ?)",
-                             (cutoff,))
+                conn.execute(
+                    "DELETE FROM records_fts WHERE rowid IN (SELECT rowid FROM records WHERE started_at < ?)",
+                    (cutoff,),
+                )
                 n = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
                 # shared parts no remaining record names go too
                 refs = " UNION ".join(
                     f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"
-                    for field, keys in _SHARED.items() for key in keys)
-                conn.execute(f"DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM ({refs}) WHERE h IS NOT NULL)")
+                    for field, keys in _SHARED.items()
+                    for key in keys
+                )
+                conn.execute(
+                    f"DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM ({refs}) WHERE h IS NOT NULL)"
+                )
             conn.execute("VACUUM")
             return n
         finally:

@@ -22,7 +22,9 @@ from tests import strict  # noqa: E402
 def main(dirs: list[str]) -> int:
     bad = 0
     n = 0
-    provider = GeminiProvider(TargetConfig(name="t", provider="gemini", model="gemini-2.5-flash", api_key="k"))
+    provider = GeminiProvider(
+        TargetConfig(name="t", provider="gemini", model="gemini-2.5-flash", api_key="k")
+    )
     for d in dirs:
         for f in sorted(Path(d).glob("*.json")):
             cap = json.loads(f.read_text())
@@ -40,8 +42,10 @@ def main(dirs: list[str]) -> int:
                     problem = strict.validate("gemini", "generateContent", out, "gemini-2.5-flash")
                 status = "ok " if problem is None else "BAD"
                 bad += problem is not None
-                print(f"{status} {f.name} [{mode}] {len(json.dumps(out))} bytes"
-                      f"{'' if problem is None else ': ' + problem}")
+                print(
+                    f"{status} {f.name} [{mode}] {len(json.dumps(out))} bytes"
+                    f"{'' if problem is None else ': ' + problem}"
+                )
     print(f"{n - bad}/{n} accepted")
     return 1 if bad else 0
 

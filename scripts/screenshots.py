@@ -1,6 +1,6 @@
 """Make screenshots/*.png from the demo: the main screen during traffic, a search, and a call's detail.
 
-    python scripts/screenshots.py          (needs rsvg-convert: Debian's librsvg2-bin, and fonts-dejavu-core)
+python scripts/screenshots.py          (needs rsvg-convert: Debian's librsvg2-bin, and fonts-dejavu-core)
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ def to_png(svg_path: Path, png_path: Path) -> None:
     svg = re.sub(r"font-size: 20px;", "font-size: 20px; letter-spacing: 0.16px;", svg)
     fixed = svg_path.with_suffix(".fixed.svg")
     fixed.write_text(svg)
-    subprocess.run(["rsvg-convert", "--background-color", "#000000", "-o", str(png_path), str(fixed)], check=True)
+    subprocess.run(
+        ["rsvg-convert", "--background-color", "#000000", "-o", str(png_path), str(fixed)], check=True
+    )
 
 
 async def main() -> None:
@@ -56,14 +58,18 @@ async def main() -> None:
         table = app.query_one(HistoryTable)
         table.focus()
         await pilot.pause(0.5)
-        streamed = [i for i, r in enumerate(table.rows_loaded) if r["request_mode"] == "stream" and r["status"] == 200
-                    and (r["tools_used"] or "").strip()]
+        streamed = [
+            i
+            for i, r in enumerate(table.rows_loaded)
+            if r["request_mode"] == "stream" and r["status"] == 200 and (r["tools_used"] or "").strip()
+        ]
         table.move_cursor(row=streamed[0] if streamed else 0)
         await pilot.press("enter")
         await pilot.pause(1.0)
         shots.append(("detail", app.save_screenshot(filename="detail.svg", path=str(tmp))))
         await pilot.press("4")  # nothing bound: harmless
         from textual.widgets import TabbedContent
+
         app.screen.query_one(TabbedContent).active = "tab-timing"
         await pilot.pause(0.5)
         shots.append(("detail-timing", app.save_screenshot(filename="timing.svg", path=str(tmp))))

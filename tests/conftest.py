@@ -36,10 +36,18 @@ async def fake() -> AsyncIterator[GeminiSimulator]:
 
 
 def service_account_info(rsa_key, token_uri: str) -> dict:
-    pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    return {"type": "service_account", "project_id": "example-project", "private_key_id": "k1",
-            "private_key": pem, "client_email": SA_EMAIL, "client_id": "1", "token_uri": token_uri}
+    pem = rsa_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "example-project",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": SA_EMAIL,
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
 
 
 @pytest.fixture
@@ -50,11 +58,24 @@ def sa_json(rsa_key, fake) -> str:
 
 def target_for(provider: str, fake: GeminiSimulator, sa_json: str, **extra) -> dict:
     if provider == "vertex":
-        return {"name": "vertex-flash", "provider": "vertex", "model": "gemini-2.5-flash",
-                "project_id": "example-project", "location_id": "us-central1", "api_endpoint": fake.url,
-                "service_account_json": sa_json, **extra}
-    return {"name": "studio", "provider": "gemini", "model": "gemini-2.5-flash", "api_key": API_KEY,
-            "api_endpoint": fake.url, **extra}
+        return {
+            "name": "vertex-flash",
+            "provider": "vertex",
+            "model": "gemini-2.5-flash",
+            "project_id": "example-project",
+            "location_id": "us-central1",
+            "api_endpoint": fake.url,
+            "service_account_json": sa_json,
+            **extra,
+        }
+    return {
+        "name": "studio",
+        "provider": "gemini",
+        "model": "gemini-2.5-flash",
+        "api_key": API_KEY,
+        "api_endpoint": fake.url,
+        **extra,
+    }
 
 
 @dataclass

@@ -11,8 +11,15 @@ from google.ai.generativelanguage_v1beta.types import CountTokensRequest, Genera
 from google.protobuf import json_format
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
-_PART_FIELDS = {"text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode",
-                "codeExecutionResult"}
+_PART_FIELDS = {
+    "text",
+    "inlineData",
+    "functionCall",
+    "functionResponse",
+    "fileData",
+    "executableCode",
+    "codeExecutionResult",
+}
 
 
 def _upper_types(schema: Any) -> None:
@@ -87,19 +94,29 @@ def _request_problem(body: dict, model: str = "") -> str | None:
             if c["role"] != "model":
                 return f"contents[{i}]: functionCall parts belong to the model"
             if i == 0 or contents[i - 1]["role"] != "user":
-                return ("Please ensure that function call turn comes immediately after a user turn or after a "
-                        "function response turn.")
+                return (
+                    "Please ensure that function call turn comes immediately after a user turn or after a "
+                    "function response turn."
+                )
             nxt = contents[i + 1] if i + 1 < len(contents) else None
             if nxt is not None:
-                answered = [p["functionResponse"]["name"] for p in nxt.get("parts", []) if "functionResponse" in p]
+                answered = [
+                    p["functionResponse"]["name"] for p in nxt.get("parts", []) if "functionResponse" in p
+                ]
                 if len(answered) != len(calls):
-                    return ("Please ensure that the number of function response parts is equal to the number of "
-                            "function call parts of the function call turn.")
+                    return (
+                        "Please ensure that the number of function response parts is equal to the number of "
+                        "function call parts of the function call turn."
+                    )
         if responses:
             prev = contents[i - 1] if i > 0 else None
-            prev_calls = [p["functionCall"]["name"] for p in (prev or {}).get("parts", []) if "functionCall" in p]
+            prev_calls = [
+                p["functionCall"]["name"] for p in (prev or {}).get("parts", []) if "functionCall" in p
+            ]
             if not prev_calls:
-                return ("Please ensure that function response turn comes immediately after a function call turn.")
+                return (
+                    "Please ensure that function response turn comes immediately after a function call turn."
+                )
             if sorted(prev_calls) != sorted(responses):
                 return "function response names do not match the function calls"
     for t, tool in enumerate(body.get("tools") or []):

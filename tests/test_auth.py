@@ -15,9 +15,14 @@ from tests.conftest import SA_EMAIL, run_gateway, service_account_info, target_f
 
 async def test_concurrent_calls_share_one_token_refresh(fake, sa_json):
     async for gw in run_gateway({"targets": [target_for("vertex", fake, sa_json)]}, fake):
-        await asyncio.gather(*(gw.client.messages.create(model="m", max_tokens=5,
-                                                         messages=[{"role": "user", "content": "x"}])
-                               for _ in range(10)))
+        await asyncio.gather(
+            *(
+                gw.client.messages.create(
+                    model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+                )
+                for _ in range(10)
+            )
+        )
         assert fake.token_requests == 1
         tokens = {r.headers["Authorization"] for r in fake.received}
         assert len(tokens) == 1
@@ -40,7 +45,9 @@ async def test_a_key_the_token_endpoint_refuses_gives_a_401_naming_the_account(f
     wrong = json.dumps(service_account_info(other, f"{fake.url}/token"))
     async for gw in run_gateway({"targets": [target_for("vertex", fake, wrong)]}, fake):
         with pytest.raises(anthropic.AuthenticationError) as e:
-            await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            await gw.client.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
         msg = e.value.body["error"]["message"]
         assert SA_EMAIL in msg and "Invalid JWT Signature" in msg
         assert "PRIVATE KEY" not in msg and not fake.received
@@ -61,11 +68,23 @@ def test_a_key_file_path_works_and_bad_keys_say_what_is_wrong(tmp_path, sa_json)
 def test_global_location_uses_the_global_host(sa_json):
     from proxy.config import TargetConfig
     from proxy.providers.vertex import VertexProvider
-    t = TargetConfig(name="g", provider="vertex", model="gemini-2.5-flash", project_id="p", location_id="global",
-                     service_account_json=sa_json)
+
+    t = TargetConfig(
+        name="g",
+        provider="vertex",
+        model="gemini-2.5-flash",
+        project_id="p",
+        location_id="global",
+        service_account_json=sa_json,
+    )
     assert VertexProvider(t).url("generateContent") == (
         "https://aiplatform.googleapis.com/v1/projects/p/locations/global/publishers/google/models/"
-        "gemini-2.5-flash:generateContent")
+        "gemini-2.5-flash:generateContent"
+    )
     t2 = t.model_copy(update={"location_id": "europe-west4"})
-    assert VertexProvider(t2).url("streamGenerateContent").startswith("https://europe-west4-aiplatform.googleapis.com/")
+    assert (
+        VertexProvider(t2)
+        .url("streamGenerateContent")
+        .startswith("https://europe-west4-aiplatform.googleapis.com/")
+    )
     assert VertexProvider(t2).url("streamGenerateContent").endswith(":streamGenerateContent?alt=sse")

@@ -42,10 +42,16 @@ async def wait_for(pilot, cond, timeout: float = 10.0):
 
 
 def make_app(fake, sa_json, tmp_path, port: int = 0) -> GatewatchApp:
-    config = cfg.from_mapping({"gateway": {"port": port},
-                               "targets": [target_for("gemini", fake, sa_json),
-                                           target_for("gemini", fake, sa_json, name="pro", model="gemini-2.5-pro")]},
-                              "test")
+    config = cfg.from_mapping(
+        {
+            "gateway": {"port": port},
+            "targets": [
+                target_for("gemini", fake, sa_json),
+                target_for("gemini", fake, sa_json, name="pro", model="gemini-2.5-pro"),
+            ],
+        },
+        "test",
+    )
     store = Store(tmp_path / "c.db", secrets=config.secrets())
     return GatewatchApp(config, store, export_dir=str(tmp_path))
 
@@ -54,10 +60,13 @@ async def call(app, prompt: str, model: str = "claude-opus-5-5", stream: bool = 
     client = anthropic.AsyncAnthropic(base_url=app.url, api_key="sk-ant-console-test", max_retries=0)
     try:
         if stream:
-            async with client.messages.stream(model=model, max_tokens=50,
-                                              messages=[{"role": "user", "content": prompt}]) as s:
+            async with client.messages.stream(
+                model=model, max_tokens=50, messages=[{"role": "user", "content": prompt}]
+            ) as s:
                 return await s.get_final_message()
-        return await client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": prompt}])
+        return await client.messages.create(
+            model=model, max_tokens=50, messages=[{"role": "user", "content": prompt}]
+        )
     finally:
         await client.close()
 
@@ -76,7 +85,9 @@ async def test_a_call_appears_in_history_and_in_the_panes(fake, sa_json, tmp_pat
         assert row["preview"] == "first prompt about apples" and row["status"] == 200
         await wait_for(pilot, lambda: "321" in pane_text(app, "pane-tokens"))
         targets = pane_text(app, "pane-targets").splitlines()
-        assert [line.split()[:4] for line in targets if "studio" in line.split()] == [["●", "studio", "1", "0"]]
+        assert [line.split()[:4] for line in targets if "studio" in line.split()] == [
+            ["●", "studio", "1", "0"]
+        ]
         assert "$0.0001" in pane_text(app, "pane-cost")
         assert "ttft" in pane_text(app, "pane-latency")
         assert app.stats.tokens["input"] == 321 and app.stats.tokens["output"] == 3
@@ -209,7 +220,9 @@ async def test_a_taken_port_is_explained_on_screen_not_a_crash(fake, sa_json, tm
 
 
 async def test_a_config_error_is_explained_on_screen(tmp_path):
-    app = GatewatchApp(cfg.Config(), Store(tmp_path / "x.db"), config_error="gatewatch.toml: gateway.port: bad")
+    app = GatewatchApp(
+        cfg.Config(), Store(tmp_path / "x.db"), config_error="gatewatch.toml: gateway.port: bad"
+    )
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.pause()
         text = plain(app.query_one("#banner", Static).content)
@@ -218,6 +231,7 @@ async def test_a_config_error_is_explained_on_screen(tmp_path):
 
 async def test_history_pages_from_sqlite_instead_of_loading_everything(tmp_path):
     from tests.test_store import make
+
     store = Store(tmp_path / "big.db").start()
     for i in range(1000):
         store.submit(make(i))
@@ -235,8 +249,12 @@ async def test_history_pages_from_sqlite_instead_of_loading_everything(tmp_path)
 
 def test_importing_proxy_leaves_textual_and_rich_out():
     code = "import sys, proxy.server, proxy.store, proxy.export; print(any(m.split('.')[0] in ('textual','rich') for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.stdout.strip() == "False", out.stderr
 
 
@@ -269,6 +287,7 @@ async def test_cost_today_and_all_time_are_seeded_from_the_store(tmp_path):
 
     from proxy.record import Usage
     from tests.test_store import make
+
     store = Store(tmp_path / "seed.db").start()
     store.submit(make(1, started_at=_time.time() - 60, usage=Usage(cost=0.25)))
     store.submit(make(2, started_at=_time.time() - 86400 * 40, usage=Usage(cost=1.0)))

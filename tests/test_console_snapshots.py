@@ -17,17 +17,34 @@ def fixed_app(tmp_path, monkeypatch):
     time.tzset()
     store = Store(tmp_path / "snap.db").start()
     for i in range(30):
-        store.submit(make(i, status=429 if i % 7 == 3 else 200,
-                          error_type="rate_limit_error" if i % 7 == 3 else None,
-                          error_message="RESOURCE_EXHAUSTED: Quota exceeded" if i % 7 == 3 else None,
-                          request_mode="stream" if i % 2 else "oneshot",
-                          usage=Usage(input_tokens=1000 + i, output_tokens=20 + i, cost=0.0004 + i / 1e5,
-                                      time_to_first_token=100 + i),
-                          tried_targets=[Attempt(target="vertex-flash", provider="vertex", model="gemini-2.5-flash",
-                                                 status=200, latency_ms=90 + i)]))
+        store.submit(
+            make(
+                i,
+                status=429 if i % 7 == 3 else 200,
+                error_type="rate_limit_error" if i % 7 == 3 else None,
+                error_message="RESOURCE_EXHAUSTED: Quota exceeded" if i % 7 == 3 else None,
+                request_mode="stream" if i % 2 else "oneshot",
+                usage=Usage(
+                    input_tokens=1000 + i,
+                    output_tokens=20 + i,
+                    cost=0.0004 + i / 1e5,
+                    time_to_first_token=100 + i,
+                ),
+                tried_targets=[
+                    Attempt(
+                        target="vertex-flash",
+                        provider="vertex",
+                        model="gemini-2.5-flash",
+                        status=200,
+                        latency_ms=90 + i,
+                    )
+                ],
+            )
+        )
     store.close()
-    app = GatewatchApp(cfg.Config(), Store(tmp_path / "snap.db"),
-                       config_error="snapshot: no gateway in this picture")
+    app = GatewatchApp(
+        cfg.Config(), Store(tmp_path / "snap.db"), config_error="snapshot: no gateway in this picture"
+    )
     yield app
     monkeypatch.delenv("TZ")
     time.tzset()
@@ -48,6 +65,7 @@ def test_detail_screen(snap_compare, fixed_app):
         await pilot.press("enter")
         await pilot.pause(0.5)
         from textual.widgets import TabbedContent
+
         pilot.app.screen.query_one(TabbedContent).active = "tab-timing"
         await pilot.pause(0.2)
 

@@ -36,21 +36,40 @@ async def post(url: str, body: dict | bytes, headers: dict | None = None) -> tup
 
 async def still_serves(gw) -> None:
     gw.fake.script(Reply.text("still here"))
-    msg = await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    msg = await gw.client.messages.create(
+        model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+    )
     assert msg.content[0].text == "still here"
 
 
-@pytest.mark.parametrize("reply,status,etype,needle", [
-    (Reply(raw=b"<html><body>502 Bad Gateway</body></html>", status=502), 529, "overloaded_error", "non-JSON body"),
-    (Reply(raw=b'{"candidates": [{"content": {"parts": [{"te', status=200), 502, "api_error", "not a Gemini response"),
-    (Reply(raw=b"<html>oops</html>", status=200), 502, "api_error", "not a Gemini response"),
-    (Reply.error(429, "RESOURCE_EXHAUSTED", "no retry info"), 429, "rate_limit_error", "no retry info"),
-    (Reply.error(429, "RESOURCE_EXHAUSTED", "with header", headers={"Retry-After": "42"}), 429, "rate_limit_error",
-     "with header"),
-    (Reply.error(500, "INTERNAL", "boom"), 500, "api_error", "boom"),
-    (Reply.error(503, "UNAVAILABLE", "busy"), 529, "overloaded_error", "busy"),
-    (Reply.error(504, "DEADLINE_EXCEEDED", "slow"), 504, "overloaded_error", "slow"),
-])
+@pytest.mark.parametrize(
+    "reply,status,etype,needle",
+    [
+        (
+            Reply(raw=b"<html><body>502 Bad Gateway</body></html>", status=502),
+            529,
+            "overloaded_error",
+            "non-JSON body",
+        ),
+        (
+            Reply(raw=b'{"candidates": [{"content": {"parts": [{"te', status=200),
+            502,
+            "api_error",
+            "not a Gemini response",
+        ),
+        (Reply(raw=b"<html>oops</html>", status=200), 502, "api_error", "not a Gemini response"),
+        (Reply.error(429, "RESOURCE_EXHAUSTED", "no retry info"), 429, "rate_limit_error", "no retry info"),
+        (
+            Reply.error(429, "RESOURCE_EXHAUSTED", "with header", headers={"Retry-After": "42"}),
+            429,
+            "rate_limit_error",
+            "with header",
+        ),
+        (Reply.error(500, "INTERNAL", "boom"), 500, "api_error", "boom"),
+        (Reply.error(503, "UNAVAILABLE", "busy"), 529, "overloaded_error", "busy"),
+        (Reply.error(504, "DEADLINE_EXCEEDED", "slow"), 504, "overloaded_error", "slow"),
+    ],
+)
 async def test_upstream_junk_and_errors_become_anthropic_errors(fake, sa_json, reply, status, etype, needle):
     async for gw in run_gateway(one_target(fake, sa_json), fake):
         fake.script(reply)
@@ -106,7 +125,9 @@ async def test_a_stall_before_the_first_chunk_of_a_stream(fake, sa_json):
         fake.script(Reply.text("a b", chunks=2, stall_after=0))
         code, text, _ = await post(gw.url, {**MSG, "stream": True})
         # pings kept the client company, then the stall became an SSE error it can retry
-        assert code == 200 and "event: ping" in text and "event: error" in text and "first_byte_timeout" in text
+        assert (
+            code == 200 and "event: ping" in text and "event: error" in text and "first_byte_timeout" in text
+        )
 
 
 async def test_a_target_timeout_overrides_the_gateway_one(fake, sa_json):
@@ -123,8 +144,10 @@ async def test_a_slow_body_is_cut_off_and_other_clients_are_served(fake, sa_json
     async for gw in run_gateway(one_target(fake, sa_json, client_timeout=0.5), fake):
         port = int(gw.url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000\r\n\r\n{\"model\":")
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"model":'
+        )
         await writer.drain()
         await still_serves(gw)  # the slow client holds nobody up
         data = await asyncio.wait_for(reader.read(4096), 5)
@@ -137,9 +160,11 @@ async def test_a_thousand_concurrent_connections_are_all_answered(fake, sa_json)
     async for gw in run_gateway(one_target(fake, sa_json), fake):
         conn = aiohttp.TCPConnector(limit=1000)
         async with aiohttp.ClientSession(connector=conn) as http:
+
             async def one(url: str) -> int:
                 async with http.post(url + "/v1/messages", json=MSG) as r:
                     return r.status
+
             statuses = await asyncio.wait_for(asyncio.gather(*(one(gw.url) for _ in range(1000))), 120)
         assert statuses.count(200) == 1000 and len(gw.records) == 1000
 
@@ -166,6 +191,7 @@ async def test_a_token_is_demanded_when_configured(fake, sa_json, monkeypatch):
 async def test_binding_beyond_loopback_needs_a_token_or_insecure(fake, sa_json):
     from proxy import config as cfg
     from proxy.server import Gateway, InsecureBind, start
+
     gw = Gateway(cfg.from_mapping(one_target(fake, sa_json), "t", {}))
     with pytest.raises(InsecureBind, match="--insecure"):
         await start(gw, "0.0.0.0", 0)
@@ -222,8 +248,11 @@ def serve_env(extra: dict) -> dict:
 async def test_kill_9_under_load_keeps_every_completed_call(fake, tmp_path):
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        *serve_cmd(port, tmp_path / "k.db"), env=serve_env({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        *serve_cmd(port, tmp_path / "k.db"),
+        env=serve_env({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     await asyncio.wait_for(proc.stdout.readline(), 20)
     url = f"http://127.0.0.1:{port}"
     completed: list[str] = []
@@ -259,8 +288,11 @@ async def test_kill_9_under_load_keeps_every_completed_call(fake, tmp_path):
 async def test_sigterm_lets_a_call_in_flight_finish_and_flushes_it(fake, tmp_path):
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        *serve_cmd(port, tmp_path / "t.db"), env=serve_env({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        *serve_cmd(port, tmp_path / "t.db"),
+        env=serve_env({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     await asyncio.wait_for(proc.stdout.readline(), 20)
     fake.script(Reply.text("slow but complete " * 3, chunks=6, chunk_delay=0.2))
     call = asyncio.create_task(post(f"http://127.0.0.1:{port}", {**MSG, "stream": True}))
@@ -279,19 +311,37 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
     from proxy import config as cfg
     from proxy.export import export_file
 
-    secrets = ["sk-ant-api03-CLIENTKEY123456", "Bearer-OAUTH-TOKEN-987654", "session=COOKIE-555555",
-               "AIza-HEADER-LEAK-444444", "gw-token-SECRET-3333333", API_KEY]
+    secrets = [
+        "sk-ant-api03-CLIENTKEY123456",
+        "Bearer-OAUTH-TOKEN-987654",
+        "session=COOKIE-555555",
+        "AIza-HEADER-LEAK-444444",
+        "gw-token-SECRET-3333333",
+        API_KEY,
+    ]
     log = tmp_path / "claude.json"
-    config = cfg.from_mapping({"gateway": {"auth_token": "gw-token-SECRET-3333333"}, "log": {"file": str(log)},
-                               "targets": [target_for("vertex", fake, sa_json),
-                                           target_for("gemini", fake, sa_json, name="g2", model="gemini-2.5-pro")]},
-                              "t", {})
+    config = cfg.from_mapping(
+        {
+            "gateway": {"auth_token": "gw-token-SECRET-3333333"},
+            "log": {"file": str(log)},
+            "targets": [
+                target_for("vertex", fake, sa_json),
+                target_for("gemini", fake, sa_json, name="g2", model="gemini-2.5-pro"),
+            ],
+        },
+        "t",
+        {},
+    )
     store = Store(tmp_path / "s.db", secrets=config.secrets(), file_log=str(log))
     app = GatewatchApp(config, store, export_dir=str(tmp_path))
     async with app.run_test(size=(160, 50)) as pilot:
-        headers = {"x-api-key": "gw-token-SECRET-3333333", "authorization": "Bearer Bearer-OAUTH-TOKEN-987654",
-                   "cookie": "session=COOKIE-555555", "x-goog-api-key": "AIza-HEADER-LEAK-444444",
-                   "proxy-authorization": "Basic sk-ant-api03-CLIENTKEY123456"}
+        headers = {
+            "x-api-key": "gw-token-SECRET-3333333",
+            "authorization": "Bearer Bearer-OAUTH-TOKEN-987654",
+            "cookie": "session=COOKIE-555555",
+            "x-goog-api-key": "AIza-HEADER-LEAK-444444",
+            "proxy-authorization": "Basic sk-ant-api03-CLIENTKEY123456",
+        }
         for model in ("m", "gemini-2.5-pro"):
             code, _, _ = await post(app.url, {**MSG, "model": model, "stream": True}, headers)
             assert code == 200
@@ -305,6 +355,7 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
         await pilot.press("enter")
         await pilot.pause(0.5)
         from textual.widgets import TabbedContent
+
         for tab in ("tab-request", "tab-upstream", "tab-headers", "tab-timing"):
             app.screen.query_one(TabbedContent).active = tab
             await pilot.pause(0.2)
@@ -314,19 +365,30 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
     export = tmp_path / "all.json"
     export_file(Store(tmp_path / "s.db").iter_records(""), "kong", export)
     key = json.loads(sa_json)["private_key"].split("\n")[1]
-    blobs = {"database": b"".join(p.read_bytes() for p in tmp_path.glob("s.db*")),
-             "file-log": log.read_bytes(), "export": export.read_bytes(), "screen": "".join(screens).encode()}
+    blobs = {
+        "database": b"".join(p.read_bytes() for p in tmp_path.glob("s.db*")),
+        "file-log": log.read_bytes(),
+        "export": export.read_bytes(),
+        "screen": "".join(screens).encode(),
+    }
     assert log.read_bytes().count(b"\n") == 2
     for where, blob in blobs.items():
         for secret in secrets + [key, "ya29.sim-"]:
             assert secret.encode() not in blob, f"{secret} leaked into the {where}"
-    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600 and stat.S_IMODE(os.stat(tmp_path / "s.db").st_mode) == 0o600
+    assert (
+        stat.S_IMODE(os.stat(log).st_mode) == 0o600
+        and stat.S_IMODE(os.stat(tmp_path / "s.db").st_mode) == 0o600
+    )
 
 
 def test_the_paste_hint_names_the_token_variable_never_the_token(fake, sa_json):
     from console.hint import usage_hint
     from proxy import config as cfg
-    c = cfg.from_mapping({"gateway": {"auth_token": "gw-token-XYZ-123456"},
-                          "targets": [target_for("gemini", fake, sa_json)]}, "t", {})
+
+    c = cfg.from_mapping(
+        {"gateway": {"auth_token": "gw-token-XYZ-123456"}, "targets": [target_for("gemini", fake, sa_json)]},
+        "t",
+        {},
+    )
     hint = usage_hint("http://127.0.0.1:8000", c)
     assert "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN" in hint and "XYZ" not in hint

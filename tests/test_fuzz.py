@@ -21,11 +21,29 @@ from proxy.translate import request as treq
 from tests import cc_requests, strict
 
 TARGET = treq.Target("gemini-2.5-flash", 8192)
-scalars = st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False) | st.text(max_size=20)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
-BLOCK_TYPES = ["text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
-               "tool_reference", "hologram"]
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=25,
+)
+BLOCK_TYPES = [
+    "text",
+    "image",
+    "document",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+    "tool_reference",
+    "hologram",
+]
 
 
 def check(req) -> None:
@@ -38,24 +56,63 @@ def check(req) -> None:
     assert problem is None, (problem, req)
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.dictionaries(st.sampled_from(["model", "messages", "system", "tools", "tool_choice", "thinking",
-                                        "max_tokens", "stop_sequences", "metadata", "temperature"]),
-                       json_values, max_size=8))
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)),
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "messages",
+                "system",
+                "tools",
+                "tool_choice",
+                "thinking",
+                "max_tokens",
+                "stop_sequences",
+                "metadata",
+                "temperature",
+            ]
+        ),
+        json_values,
+        max_size=8,
+    )
+)
 def test_arbitrary_json_fields_never_escape_as_anything_but_a_400(req):
     check(req)
 
 
-block = st.fixed_dictionaries({"type": st.sampled_from(BLOCK_TYPES)}, optional={
-    "text": st.text(max_size=10) | json_values, "id": st.text(max_size=6), "name": st.text(max_size=8),
-    "input": json_values, "tool_use_id": st.text(max_size=6), "content": json_values,
-    "is_error": st.booleans(), "signature": st.text(max_size=10), "source": json_values,
-    "tool_name": st.text(max_size=8)})
-message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "tool"]),
-                                 "content": st.text(max_size=10) | st.lists(block, max_size=4)})
+block = st.fixed_dictionaries(
+    {"type": st.sampled_from(BLOCK_TYPES)},
+    optional={
+        "text": st.text(max_size=10) | json_values,
+        "id": st.text(max_size=6),
+        "name": st.text(max_size=8),
+        "input": json_values,
+        "tool_use_id": st.text(max_size=6),
+        "content": json_values,
+        "is_error": st.booleans(),
+        "signature": st.text(max_size=10),
+        "source": json_values,
+        "tool_name": st.text(max_size=8),
+    },
+)
+message = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "tool"]),
+        "content": st.text(max_size=10) | st.lists(block, max_size=4),
+    }
+)
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)),
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+)
 @given(st.lists(message, min_size=1, max_size=6))
 def test_arbitrary_conversations_translate_to_valid_bodies_or_a_400(messages):
     check({"model": "m", "max_tokens": 100, "messages": messages})
@@ -96,8 +153,11 @@ def mutated_requests(draw):
     return req
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 400)), suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-          deadline=None)
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 400)),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    deadline=None,
+)
 @given(mutated_requests())
 def test_mutated_claude_code_requests_translate_to_valid_bodies_or_a_400(req):
     check(req)
@@ -112,8 +172,21 @@ def live_gateway():
     async def boot():
         sim = GeminiSimulator(api_key="k", validator=strict.validate)
         await sim.start()
-        config = cfg.from_mapping({"targets": [{"name": "t", "provider": "gemini", "model": "gemini-2.5-flash",
-                                                "api_key": "k", "api_endpoint": sim.url}]}, "fuzz", {})
+        config = cfg.from_mapping(
+            {
+                "targets": [
+                    {
+                        "name": "t",
+                        "provider": "gemini",
+                        "model": "gemini-2.5-flash",
+                        "api_key": "k",
+                        "api_endpoint": sim.url,
+                    }
+                ]
+            },
+            "fuzz",
+            {},
+        )
         records = []
         gw = Gateway(config, on_record=records.append)
         runner, port = await start(gw, "127.0.0.1", 0)
@@ -128,14 +201,30 @@ def live_gateway():
     loop.call_soon_threadsafe(loop.stop)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                                   HealthCheck.data_too_large], deadline=None)
-@given(body=st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200),
-                      mutated_requests().map(lambda r: json.dumps(r).encode())))
+@settings(
+    max_examples=150,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+    deadline=None,
+)
+@given(
+    body=st.one_of(
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=200),
+        mutated_requests().map(lambda r: json.dumps(r).encode()),
+    )
+)
 def test_the_server_never_answers_500_to_any_body(live_gateway, body):
     n = len(live_gateway["records"])
-    r = requests.post(live_gateway["url"] + "/v1/messages?beta=true", data=body,
-                      headers={"content-type": "application/json"}, timeout=30)
+    r = requests.post(
+        live_gateway["url"] + "/v1/messages?beta=true",
+        data=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert r.status_code in (200, 400), r.text
     if r.headers["content-type"].startswith("application/json"):
         data = r.json()
@@ -150,5 +239,6 @@ def test_the_server_never_answers_500_to_any_body(live_gateway, body):
         if len(live_gateway["records"]) > n:
             break
         import time
+
         time.sleep(0.01)
     assert len(live_gateway["records"]) == n + 1

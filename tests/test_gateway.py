@@ -23,8 +23,9 @@ def sdk_args(req: dict) -> dict:
 
 async def test_a_plain_message_comes_back_translated(gw):
     gw.fake.script(Reply.text("Hello there!", prompt_tokens=12))
-    msg = await gw.client.messages.create(model="gemini-2.5-flash", max_tokens=100,
-                                          messages=[{"role": "user", "content": "hi"}])
+    msg = await gw.client.messages.create(
+        model="gemini-2.5-flash", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    )
     assert msg.content[0].text == "Hello there!"
     assert msg.stop_reason == "end_turn" and msg.model == "gemini-2.5-flash"
     assert msg.usage.input_tokens == 12 and msg.usage.output_tokens == 2
@@ -50,8 +51,9 @@ async def test_vertex_calls_carry_a_bearer_token_and_gemini_calls_an_api_key(gw)
 
 async def test_streaming_yields_a_valid_event_sequence_and_final_message(gw):
     gw.fake.script(Reply.text("one two three four five six", chunks=4))
-    async with gw.client.messages.stream(model="gemini-2.5-flash", max_tokens=100,
-                                         messages=[{"role": "user", "content": "count"}]) as stream:
+    async with gw.client.messages.stream(
+        model="gemini-2.5-flash", max_tokens=100, messages=[{"role": "user", "content": "count"}]
+    ) as stream:
         kinds = [ev.type async for ev in stream]
         final = await stream.get_final_message()
     assert final.content[0].text == "one two three four five six"
@@ -64,14 +66,19 @@ async def test_streaming_yields_a_valid_event_sequence_and_final_message(gw):
 
 
 async def test_a_tool_loop_with_claude_code_shapes_round_trips_the_thought_signature(gw):
-    gw.fake.script(Reply.call("Bash", {"command": "echo hello", "description": "Print hello"}, text="Running it."))
+    gw.fake.script(
+        Reply.call("Bash", {"command": "echo hello", "description": "Print hello"}, text="Running it.")
+    )
     first = cc_requests.first_turn("run echo hello", stream=True)
     async with gw.client.messages.stream(**sdk_args(first)) as s:
         msg = await s.get_final_message()
     kinds = [b.type for b in msg.content]
     assert kinds == ["text", "thinking", "tool_use"] and msg.stop_reason == "tool_use"
     tool = msg.content[-1]
-    assert tool.id.startswith("toolu_") and tool.input == {"command": "echo hello", "description": "Print hello"}
+    assert tool.id.startswith("toolu_") and tool.input == {
+        "command": "echo hello",
+        "description": "Print hello",
+    }
     sig = gw.fake.received[-1]  # the first call
     first_sent = sig.body
     assert "systemInstruction" in first_sent and first_sent["generationConfig"]["maxOutputTokens"] == 32000
@@ -80,7 +87,8 @@ async def test_a_tool_loop_with_claude_code_shapes_round_trips_the_thought_signa
     second = dict(first)
     second["messages"] = first["messages"] + [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "hello"}]}]
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "hello"}]},
+    ]
     async with gw.client.messages.stream(**sdk_args(second)) as s:
         done = await s.get_final_message()
     assert done.content[-1].text == "It printed hello."
@@ -94,30 +102,48 @@ async def test_a_tool_loop_with_claude_code_shapes_round_trips_the_thought_signa
 
 async def test_thinking_comes_back_as_thinking_blocks(gw):
     gw.fake.script(Reply.thinking("Let me think about it.", "The answer is 4."))
-    async with gw.client.messages.stream(model="m", max_tokens=2000, thinking={"type": "enabled",
-                                         "budget_tokens": 1024},
-                                         messages=[{"role": "user", "content": "2+2?"}]) as s:
+    async with gw.client.messages.stream(
+        model="m",
+        max_tokens=2000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "2+2?"}],
+    ) as s:
         msg = await s.get_final_message()
     assert msg.content[0].type == "thinking" and msg.content[0].thinking == "Let me think about it."
     assert msg.content[0].signature
     assert msg.content[1].text == "The answer is 4."
-    assert gw.fake.received[-1].body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024,
-                                                                                 "includeThoughts": True}
+    assert gw.fake.received[-1].body["generationConfig"]["thinkingConfig"] == {
+        "thinkingBudget": 1024,
+        "includeThoughts": True,
+    }
     assert gw.records[-1].usage.thinking_tokens == 5
 
 
 async def test_an_image_reaches_gemini_as_inline_data(gw):
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 20).decode()
-    await gw.client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
-        {"type": "text", "text": "what is this"}]}])
-    assert gw.fake.received[-1].body["contents"][0]["parts"][0] == {"inlineData": {"mimeType": "image/png",
-                                                                                   "data": png}}
+    await gw.client.messages.create(
+        model="m",
+        max_tokens=10,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+                    {"type": "text", "text": "what is this"},
+                ],
+            }
+        ],
+    )
+    assert gw.fake.received[-1].body["contents"][0]["parts"][0] == {
+        "inlineData": {"mimeType": "image/png", "data": png}
+    }
 
 
 async def test_count_tokens_asks_gemini_to_count(gw):
     req = cc_requests.count_request()
-    n = await gw.client.messages.count_tokens(model=req["model"], messages=req["messages"], tools=req["tools"])
+    n = await gw.client.messages.count_tokens(
+        model=req["model"], messages=req["messages"], tools=req["tools"]
+    )
     assert n.input_tokens > 10
     sent = gw.fake.received[-1]
     assert sent.action == "countTokens"
@@ -125,15 +151,30 @@ async def test_count_tokens_asks_gemini_to_count(gw):
     assert rec.kind == "count_tokens" and not rec.usage.estimated and rec.usage.input_tokens == n.input_tokens
 
 
-@pytest.mark.parametrize("reply,status,etype", [
-    (Reply.error(429, "RESOURCE_EXHAUSTED", "Quota exceeded", [
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}]), 429, "rate_limit_error"),
-    (Reply.error(503, "UNAVAILABLE", "The model is overloaded."), 529, "overloaded_error"),
-    (Reply.error(500, "INTERNAL", "oops"), 500, "api_error"),
-    (Reply.error(400, "INVALID_ARGUMENT", "Request contains an invalid argument."), 400, "invalid_request_error"),
-    (Reply.error(403, "PERMISSION_DENIED", "Vertex AI API has not been used"), 403, "permission_error"),
-    (Reply.error(404, "NOT_FOUND", "Publisher Model was not found"), 404, "not_found_error"),
-])
+@pytest.mark.parametrize(
+    "reply,status,etype",
+    [
+        (
+            Reply.error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded",
+                [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}],
+            ),
+            429,
+            "rate_limit_error",
+        ),
+        (Reply.error(503, "UNAVAILABLE", "The model is overloaded."), 529, "overloaded_error"),
+        (Reply.error(500, "INTERNAL", "oops"), 500, "api_error"),
+        (
+            Reply.error(400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
+            400,
+            "invalid_request_error",
+        ),
+        (Reply.error(403, "PERMISSION_DENIED", "Vertex AI API has not been used"), 403, "permission_error"),
+        (Reply.error(404, "NOT_FOUND", "Publisher Model was not found"), 404, "not_found_error"),
+    ],
+)
 async def test_google_errors_become_the_anthropic_errors_claude_code_retries_on(gw, reply, status, etype):
     gw.fake.script(reply)
     with pytest.raises(anthropic.APIStatusError) as e:
@@ -151,16 +192,24 @@ async def test_google_errors_become_the_anthropic_errors_claude_code_retries_on(
 async def test_a_stream_error_before_any_byte_is_a_plain_http_error(gw):
     gw.fake.script(Reply.error(429, "RESOURCE_EXHAUSTED", "slow down"))
     with pytest.raises(anthropic.RateLimitError):
-        async with gw.client.messages.stream(model="m", max_tokens=10,
-                                             messages=[{"role": "user", "content": "x"}]) as s:
+        async with gw.client.messages.stream(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        ) as s:
             await s.get_final_message()
 
 
 async def test_a_stream_cut_mid_way_ends_with_an_sse_error_event(gw):
     gw.fake.script(Reply.text("a b c d e f g h", chunks=4, cut_after=2))
     async with aiohttp.ClientSession() as http:
-        async with http.post(gw.url + "/v1/messages", json={"model": "m", "max_tokens": 10, "stream": True,
-                                                            "messages": [{"role": "user", "content": "x"}]}) as r:
+        async with http.post(
+            gw.url + "/v1/messages",
+            json={
+                "model": "m",
+                "max_tokens": 10,
+                "stream": True,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        ) as r:
             text = await r.text()
     assert r.status == 200
     assert "event: message_start" in text and text.rstrip().split("\n")[-2] == "event: error"
@@ -170,13 +219,23 @@ async def test_a_stream_cut_mid_way_ends_with_an_sse_error_event(gw):
 
 async def test_a_stall_becomes_a_retryable_error_instead_of_a_hang(fake, sa_json):
     from tests.conftest import run_gateway, target_for
-    raw = {"gateway": {"idle_timeout": 0.3, "ping_interval": 0.1},
-           "targets": [target_for("gemini", fake, sa_json)]}
+
+    raw = {
+        "gateway": {"idle_timeout": 0.3, "ping_interval": 0.1},
+        "targets": [target_for("gemini", fake, sa_json)],
+    }
     async for gw in run_gateway(raw, fake):
         fake.script(Reply.text("a b c d", chunks=4, stall_after=1))
         async with aiohttp.ClientSession() as http:
-            async with http.post(gw.url + "/v1/messages", json={"model": "m", "max_tokens": 10, "stream": True,
-                                                                "messages": [{"role": "user", "content": "x"}]}) as r:
+            async with http.post(
+                gw.url + "/v1/messages",
+                json={
+                    "model": "m",
+                    "max_tokens": 10,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "x"}],
+                },
+            ) as r:
                 text = await r.text()
         assert "event: ping" in text
         assert "event: error" in text and "overloaded_error" in text and "idle_timeout" in text
@@ -186,11 +245,19 @@ async def test_a_stall_becomes_a_retryable_error_instead_of_a_hang(fake, sa_json
 
 async def test_a_client_disconnect_cancels_the_upstream_call_and_is_recorded(fake, sa_json):
     from tests.conftest import run_gateway, target_for
+
     async for gw in run_gateway({"targets": [target_for("gemini", fake, sa_json)]}, fake):
         fake.script(Reply.text("a b c d", chunks=4, stall_after=1))
         async with aiohttp.ClientSession() as http:
-            r = await http.post(gw.url + "/v1/messages", json={"model": "m", "max_tokens": 10, "stream": True,
-                                                               "messages": [{"role": "user", "content": "x"}]})
+            r = await http.post(
+                gw.url + "/v1/messages",
+                json={
+                    "model": "m",
+                    "max_tokens": 10,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "x"}],
+                },
+            )
             await r.content.readline()
             r.close()
         for _ in range(50):
@@ -201,17 +268,24 @@ async def test_a_client_disconnect_cancels_the_upstream_call_and_is_recorded(fak
         assert not gw.gateway.in_flight
 
 
-@pytest.mark.parametrize("body,needle", [
-    (b"{not json", "not valid JSON"),
-    (b"[1,2]", "must be a JSON object"),
-    (b'{"messages": []}', "model: Field required"),
-    (b'{"model": "m", "messages": [{"role":"user","content":"x"}]}', "max_tokens"),
-    (b'{"model": "m", "max_tokens": 5, "messages": [{"role":"user","content":[{"type":"hologram"}]}]}',
-     "hologram"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1,2]", "must be a JSON object"),
+        (b'{"messages": []}', "model: Field required"),
+        (b'{"model": "m", "messages": [{"role":"user","content":"x"}]}', "max_tokens"),
+        (
+            b'{"model": "m", "max_tokens": 5, "messages": [{"role":"user","content":[{"type":"hologram"}]}]}',
+            "hologram",
+        ),
+    ],
+)
 async def test_malformed_client_requests_get_clear_400s(gw, body, needle):
     async with aiohttp.ClientSession() as http:
-        async with http.post(gw.url + "/v1/messages", data=body, headers={"content-type": "application/json"}) as r:
+        async with http.post(
+            gw.url + "/v1/messages", data=body, headers={"content-type": "application/json"}
+        ) as r:
             data = await r.json()
     assert r.status == 400 and data["type"] == "error"
     assert data["error"]["type"] == "invalid_request_error" and needle in data["error"]["message"]
@@ -221,11 +295,14 @@ async def test_malformed_client_requests_get_clear_400s(gw, body, needle):
 
 async def test_a_body_over_the_limit_is_413(fake, sa_json):
     from tests.conftest import run_gateway, target_for
-    async for gw in run_gateway({"gateway": {"max_body_bytes": 1000},
-                                 "targets": [target_for("gemini", fake, sa_json)]}, fake):
+
+    async for gw in run_gateway(
+        {"gateway": {"max_body_bytes": 1000}, "targets": [target_for("gemini", fake, sa_json)]}, fake
+    ):
         with pytest.raises(anthropic.APIStatusError) as e:
-            await gw.client.messages.create(model="m", max_tokens=5,
-                                            messages=[{"role": "user", "content": "x" * 5000}])
+            await gw.client.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": "x" * 5000}]
+            )
         assert e.value.status_code == 413 and e.value.body["error"]["type"] == "request_too_large"
 
 
@@ -233,11 +310,15 @@ async def test_paths_prefixes_query_strings_probes_and_health(gw):
     async with aiohttp.ClientSession() as http:
         async with http.head(gw.url + "/") as r:
             assert r.status == 200
-        async with http.post(gw.url + "/anything/v1/messages?beta=true",
-                             json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}) as r:
+        async with http.post(
+            gw.url + "/anything/v1/messages?beta=true",
+            json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        ) as r:
             assert r.status == 200 and (await r.json())["type"] == "message"
-        async with http.post(gw.url + "/kong/route/v1/messages/count_tokens?beta=true",
-                             json={"model": "m", "messages": [{"role": "user", "content": "x"}]}) as r:
+        async with http.post(
+            gw.url + "/kong/route/v1/messages/count_tokens?beta=true",
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+        ) as r:
             assert r.status == 200 and (await r.json())["input_tokens"] >= 1
         async with http.get(gw.url + "/health") as r:
             health = await r.json()
@@ -249,13 +330,19 @@ async def test_paths_prefixes_query_strings_probes_and_health(gw):
 
 async def test_the_model_asked_for_picks_the_target_that_serves_it(fake, sa_json):
     from tests.conftest import run_gateway, target_for
-    targets = [target_for("gemini", fake, sa_json),
-               target_for("gemini", fake, sa_json, name="pro", model="gemini-2.5-pro")]
+
+    targets = [
+        target_for("gemini", fake, sa_json),
+        target_for("gemini", fake, sa_json, name="pro", model="gemini-2.5-pro"),
+    ]
     async for gw in run_gateway({"targets": targets}, fake):
-        await gw.client.messages.create(model="gemini-2.5-pro", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        await gw.client.messages.create(
+            model="gemini-2.5-pro", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
         assert gw.fake.received[-1].model == "gemini-2.5-pro"
-        await gw.client.messages.create(model="claude-opus-5-5", max_tokens=5,
-                                        messages=[{"role": "user", "content": "x"}])
+        await gw.client.messages.create(
+            model="claude-opus-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
         assert gw.fake.received[-1].model == "gemini-2.5-flash"
         assert gw.records[-1].request_model == "claude-opus-5-5" and gw.records[-1].target == "studio"
 
@@ -264,8 +351,11 @@ async def test_the_model_asked_for_picks_the_target_that_serves_it(fake, sa_json
 async def test_claude_code_shaped_requests_pass_through_the_strict_fake(gw, name):
     req = cc_requests.ALL[name]
     async with aiohttp.ClientSession() as http:
-        async with http.post(gw.url + "/v1/messages?beta=true", json=req,
-                             headers={"x-api-key": "sk-ant-xyz", "anthropic-version": "2023-06-01"}) as r:
+        async with http.post(
+            gw.url + "/v1/messages?beta=true",
+            json=req,
+            headers={"x-api-key": "sk-ant-xyz", "anthropic-version": "2023-06-01"},
+        ) as r:
             text = await r.text()
     assert r.status == 200, text
     if req.get("stream"):

@@ -18,16 +18,21 @@ from tests.conftest import API_KEY, run_gateway, target_for
 
 
 def two_targets(fake, sa_json, **balancer):
-    return {"balancer": balancer,
-            "targets": [target_for("gemini", fake, sa_json, name="first", model="gemini-2.5-flash"),
-                        target_for("vertex", fake, sa_json, name="second", model="gemini-2.5-flash-lite")]}
+    return {
+        "balancer": balancer,
+        "targets": [
+            target_for("gemini", fake, sa_json, name="first", model="gemini-2.5-flash"),
+            target_for("vertex", fake, sa_json, name="second", model="gemini-2.5-flash-lite"),
+        ],
+    }
 
 
 async def test_a_429_falls_back_to_the_next_target_with_both_attempts_recorded(fake, sa_json):
     async for gw in run_gateway(two_targets(fake, sa_json), fake):
         fake.script(Reply.error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), Reply.text("from the second"))
-        msg = await gw.client.messages.create(model="claude-opus-5-5", max_tokens=20,
-                                              messages=[{"role": "user", "content": "hi"}])
+        msg = await gw.client.messages.create(
+            model="claude-opus-5-5", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+        )
         assert msg.content[0].text == "from the second"
         rec = gw.records[-1]
         assert [(a.target, a.status) for a in rec.tried_targets] == [("first", 429), ("second", 200)]
@@ -38,9 +43,12 @@ async def test_a_429_falls_back_to_the_next_target_with_both_attempts_recorded(f
 
 async def test_a_stream_falls_back_when_the_first_target_fails_before_any_byte(fake, sa_json):
     async for gw in run_gateway(two_targets(fake, sa_json), fake):
-        fake.script(Reply.error(503, "UNAVAILABLE", "overloaded"), Reply.text("streamed by the second", chunks=3))
-        async with gw.client.messages.stream(model="m", max_tokens=20,
-                                             messages=[{"role": "user", "content": "hi"}]) as s:
+        fake.script(
+            Reply.error(503, "UNAVAILABLE", "overloaded"), Reply.text("streamed by the second", chunks=3)
+        )
+        async with gw.client.messages.stream(
+            model="m", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+        ) as s:
             msg = await s.get_final_message()
         assert msg.content[0].text == "streamed by the second"
         assert [a.status for a in gw.records[-1].tried_targets] == [503, 200]
@@ -50,7 +58,9 @@ async def test_a_connection_refused_target_falls_back(fake, sa_json):
     raw = two_targets(fake, sa_json)
     raw["targets"][0]["api_endpoint"] = "http://127.0.0.1:9"  # discard port: nothing listens
     async for gw in run_gateway(raw, fake):
-        msg = await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        msg = await gw.client.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
         assert msg.content[0].text
         first = gw.records[-1].tried_targets[0]
         assert first.status is None and "cannot connect" in first.error
@@ -60,7 +70,9 @@ async def test_a_400_is_not_retried_elsewhere(fake, sa_json):
     async for gw in run_gateway(two_targets(fake, sa_json), fake):
         fake.script(Reply.error(400, "INVALID_ARGUMENT", "bad schema"))
         with pytest.raises(anthropic.BadRequestError):
-            await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            await gw.client.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
         assert len(gw.records[-1].tried_targets) == 1 and len(fake.received) == 1
 
 
@@ -68,7 +80,9 @@ async def test_when_every_target_fails_the_last_error_is_answered(fake, sa_json)
     async for gw in run_gateway(two_targets(fake, sa_json), fake):
         fake.script(Reply.error(429, "RESOURCE_EXHAUSTED", "one"), Reply.error(503, "UNAVAILABLE", "two"))
         with pytest.raises(anthropic.APIStatusError) as e:
-            await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            await gw.client.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
         assert e.value.status_code == 529
         assert [a.status for a in gw.records[-1].tried_targets] == [429, 503]
 
@@ -77,7 +91,9 @@ async def test_retries_limit_how_many_targets_are_tried(fake, sa_json):
     async for gw in run_gateway(two_targets(fake, sa_json, retries=0), fake):
         fake.script(Reply.error(429, "RESOURCE_EXHAUSTED", "one"))
         with pytest.raises(anthropic.RateLimitError):
-            await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            await gw.client.messages.create(
+                model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
         assert len(gw.records[-1].tried_targets) == 1
 
 
@@ -97,7 +113,9 @@ def test_round_robin_spreads_calls_by_weight():
 
 
 def test_lowest_latency_prefers_the_faster_target_once_measured():
-    r = Router(fake_providers(("a", "m1", 1), ("b", "m2", 1)), BalancerSettings(algorithm="lowest-latency"), [])
+    r = Router(
+        fake_providers(("a", "m1", 1), ("b", "m2", 1)), BalancerSettings(algorithm="lowest-latency"), []
+    )
     r.success("a", 900)
     assert r.candidates("x")[0].name == "b"  # untried counts as fastest
     r.success("b", 100)
@@ -117,8 +135,9 @@ def test_lowest_usage_prefers_the_target_with_fewer_tokens():
 
 
 def test_a_failing_target_is_cooled_down_then_tried_again():
-    r = Router(fake_providers(("a", "m1", 2), ("b", "m2", 1)),
-               BalancerSettings(failure_threshold=3, cooldown=30), [])
+    r = Router(
+        fake_providers(("a", "m1", 2), ("b", "m2", 1)), BalancerSettings(failure_threshold=3, cooldown=30), []
+    )
     for _ in range(2):
         r.failure("a", now=100)
     assert r.candidates("x", now=100)[0].name == "a"
@@ -131,8 +150,9 @@ def test_a_failing_target_is_cooled_down_then_tried_again():
 
 
 def test_routes_pick_targets_by_requested_model_and_a_named_model_goes_direct():
-    providers = fake_providers(("lite", "gemini-2.5-flash-lite", 1), ("pro", "gemini-2.5-pro", 1),
-                               ("flash", "gemini-2.5-flash", 1))
+    providers = fake_providers(
+        ("lite", "gemini-2.5-flash-lite", 1), ("pro", "gemini-2.5-pro", 1), ("flash", "gemini-2.5-flash", 1)
+    )
     r = Router(providers, BalancerSettings(), [RouteConfig(model="claude-*haiku*", targets=["lite"])])
     assert r.candidates("claude-haiku-5-5")[0].name == "lite"
     assert r.candidates("claude-opus-5-5")[0].name == "pro"  # the route's target is reserved for it
@@ -157,6 +177,7 @@ async def test_health_reports_a_cooling_target(fake, sa_json):
 
 # -- Anthropic passthrough ----------------------------------------------------------------------------------
 
+
 class AnthropicStandIn:
     """A loopback stand-in for the Anthropic API (and Claude on Vertex's rawPredict)."""
 
@@ -168,31 +189,77 @@ class AnthropicStandIn:
         raw = await request.read()
         self.received.append((request.path_qs, dict(request.headers), raw))
         if self.status != 200:
-            return web.json_response({"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}},
-                                     status=self.status, headers={"retry-after": "3"})
+            return web.json_response(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}},
+                status=self.status,
+                headers={"retry-after": "3"},
+            )
         body = json.loads(raw)
         if request.path.endswith("count_tokens") or "count-tokens" in request.path:
             return web.json_response({"input_tokens": 77})
-        msg = {"id": "msg_x", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
-               "content": [{"type": "text", "text": "hello from anthropic"}], "stop_reason": "end_turn",
-               "stop_sequence": None, "usage": {"input_tokens": 40, "output_tokens": 4,
-                                                "cache_read_input_tokens": 10, "cache_creation_input_tokens": 0}}
+        msg = {
+            "id": "msg_x",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-6",
+            "content": [{"type": "text", "text": "hello from anthropic"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 40,
+                "output_tokens": 4,
+                "cache_read_input_tokens": 10,
+                "cache_creation_input_tokens": 0,
+            },
+        }
         if not body.get("stream") and not request.path.endswith("streamRawPredict"):
             return web.json_response(msg)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
-        events = [("message_start", {"type": "message_start", "message": {**msg, "content": [], "stop_reason": None,
-                                                                          "usage": {"input_tokens": 40, "output_tokens": 1}}}),
-                  ("content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "text", "text": ""}}),
-                  ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                           "delta": {"type": "text_delta", "text": "hello "}}),
-                  ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                           "delta": {"type": "text_delta", "text": "streamed"}}),
-                  ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                  ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                                     "usage": {"output_tokens": 6}}),
-                  ("message_stop", {"type": "message_stop"})]
+        events = [
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        **msg,
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": {"input_tokens": 40, "output_tokens": 1},
+                    },
+                },
+            ),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": "hello "},
+                },
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": "streamed"},
+                },
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 6},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
         for e, d in events:
             await resp.write(f"event: {e}\ndata: {json.dumps(d)}\n\n".encode())
         await resp.write_eof()
@@ -213,68 +280,110 @@ async def standin():
     await runner.cleanup()
 
 
-async def test_passthrough_forwards_bytes_and_headers_faithfully_and_never_stores_the_key(standin, fake, tmp_path):
+async def test_passthrough_forwards_bytes_and_headers_faithfully_and_never_stores_the_key(
+    standin, fake, tmp_path
+):
     from proxy.store import Store
+
     store = Store(tmp_path / "p.db").start()
-    raw = {"targets": [{"name": "anthropic", "provider": "anthropic", "model": "*", "api_endpoint": standin.url}]}
+    raw = {
+        "targets": [{"name": "anthropic", "provider": "anthropic", "model": "*", "api_endpoint": standin.url}]
+    }
     async for gw in run_gateway(raw, fake):
         gw.gateway.on_record = lambda r, gw=gw: (gw.records.append(r), store.submit(r))
         body = b'{"model":"claude-sonnet-4-6","max_tokens":50,  "messages":[{"role":"user","content":"hi"}]}'
         async with aiohttp.ClientSession() as http:
-            async with http.post(gw.url + "/v1/messages?beta=true", data=body, headers={
-                    "x-api-key": "sk-ant-api03-PASSTHROUGHSECRET", "anthropic-version": "2023-06-01",
-                    "anthropic-beta": "claude-code-20250219", "content-type": "application/json",
-                    "x-claude-code-session-id": "s-1"}) as r:
+            async with http.post(
+                gw.url + "/v1/messages?beta=true",
+                data=body,
+                headers={
+                    "x-api-key": "sk-ant-api03-PASSTHROUGHSECRET",
+                    "anthropic-version": "2023-06-01",
+                    "anthropic-beta": "claude-code-20250219",
+                    "content-type": "application/json",
+                    "x-claude-code-session-id": "s-1",
+                },
+            ) as r:
                 answer = await r.json()
         assert answer["content"][0]["text"] == "hello from anthropic"
         path, headers, sent = standin.received[-1]
         assert sent == body and path == "/v1/messages?beta=true"
         assert headers["x-api-key"] == "sk-ant-api03-PASSTHROUGHSECRET"
-        assert headers["anthropic-beta"] == "claude-code-20250219" and headers["x-claude-code-session-id"] == "s-1"
+        assert (
+            headers["anthropic-beta"] == "claude-code-20250219"
+            and headers["x-claude-code-session-id"] == "s-1"
+        )
         rec = gw.records[-1]
-        assert rec.usage.input_tokens == 40 and rec.usage.cache_read_tokens == 10 and rec.provider == "anthropic"
+        assert (
+            rec.usage.input_tokens == 40 and rec.usage.cache_read_tokens == 10 and rec.provider == "anthropic"
+        )
         assert rec.usage.cost == pytest.approx((40 * 3 + 4 * 15 + 10 * 0.30) / 1e6)
         # streaming passes through too, recorded as it goes by
-        async with gw.client.messages.stream(model="claude-sonnet-4-6", max_tokens=20,
-                                             messages=[{"role": "user", "content": "hi"}]) as s:
+        async with gw.client.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+        ) as s:
             msg = await s.get_final_message()
         assert msg.content[0].text == "hello streamed"
         assert gw.records[-1].usage.output_tokens == 6 and gw.records[-1].response_text == "hello streamed"
     store.close()
-    data = (tmp_path / "p.db").read_bytes() + (tmp_path / "p.db-wal").read_bytes() if (tmp_path / "p.db-wal").exists() \
+    data = (
+        (tmp_path / "p.db").read_bytes() + (tmp_path / "p.db-wal").read_bytes()
+        if (tmp_path / "p.db-wal").exists()
         else (tmp_path / "p.db").read_bytes()
+    )
     assert b"PASSTHROUGHSECRET" not in data
 
 
 async def test_passthrough_errors_come_back_as_sent_and_fall_back(standin, fake, sa_json):
-    raw = {"targets": [{"name": "anthropic", "provider": "anthropic", "model": "*", "api_endpoint": standin.url},
-                       target_for("gemini", fake, sa_json)]}
+    raw = {
+        "targets": [
+            {"name": "anthropic", "provider": "anthropic", "model": "*", "api_endpoint": standin.url},
+            target_for("gemini", fake, sa_json),
+        ]
+    }
     async for gw in run_gateway(raw, fake):
         standin.status = 429
-        msg = await gw.client.messages.create(model="claude-sonnet-4-6", max_tokens=5,
-                                              messages=[{"role": "user", "content": "x"}])
+        msg = await gw.client.messages.create(
+            model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
         assert msg.content[0].text == "Hello from the simulated Gemini."
         assert [a.status for a in gw.records[-1].tried_targets] == [429, 200]
 
 
 async def test_vertex_anthropic_uses_raw_predict_with_a_bearer_token(standin, fake, rsa_key):
     from tests.conftest import SA_EMAIL, service_account_info
+
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()
     key = json.dumps(service_account_info(rsa_key, f"{fake.url}/token"))
-    raw = {"targets": [{"name": "claude-vertex", "provider": "vertex-anthropic", "model": "claude-sonnet-4-6@20250929",
-                        "project_id": "p1", "location_id": "us-east5", "api_endpoint": standin.url,
-                        "service_account_json": key}]}
+    raw = {
+        "targets": [
+            {
+                "name": "claude-vertex",
+                "provider": "vertex-anthropic",
+                "model": "claude-sonnet-4-6@20250929",
+                "project_id": "p1",
+                "location_id": "us-east5",
+                "api_endpoint": standin.url,
+                "service_account_json": key,
+            }
+        ]
+    }
     async for gw in run_gateway(raw, fake):
-        msg = await gw.client.messages.create(model="claude-sonnet-4-6", max_tokens=5,
-                                              messages=[{"role": "user", "content": "x"}])
+        msg = await gw.client.messages.create(
+            model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
         assert msg.content[0].text == "hello from anthropic"
         path, headers, sent = standin.received[-1]
-        assert path == "/v1/projects/p1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-6@20250929:rawPredict"
+        assert (
+            path
+            == "/v1/projects/p1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-6@20250929:rawPredict"
+        )
         assert headers["Authorization"].startswith("Bearer ya29.sim-")
         body = orjson.loads(sent)
         assert "model" not in body and body["anthropic_version"] == "vertex-2023-10-16"
-        n = await gw.client.messages.count_tokens(model="claude-sonnet-4-6",
-                                                  messages=[{"role": "user", "content": "x"}])
+        n = await gw.client.messages.count_tokens(
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "x"}]
+        )
         assert n.input_tokens == 77
         assert standin.received[-1][0].endswith("/publishers/anthropic/models/count-tokens:rawPredict")
 
@@ -412,8 +521,12 @@ file = "/tmp/claude.json"
 
 
 def test_the_vertex_howto_yaml_loads_into_the_same_config_as_the_toml(tmp_path, sa_json):
-    env = {"GEMINI_API_KEY": sa_json, "GCP_PROJECT_ID": "example-project", "GEMINI_LOCATION_ID": "us-central1",
-           "GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com"}
+    env = {
+        "GEMINI_API_KEY": sa_json,
+        "GCP_PROJECT_ID": "example-project",
+        "GEMINI_LOCATION_ID": "us-central1",
+        "GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com",
+    }
     (tmp_path / "kong.yaml").write_text(KONG_VERTEX_HOWTO)
     (tmp_path / "gatewatch.toml").write_text(VERTEX_HOWTO_TOML)
     from_yaml = cfg.load(tmp_path / "kong.yaml", env)
@@ -423,15 +536,22 @@ def test_the_vertex_howto_yaml_loads_into_the_same_config_as_the_toml(tmp_path, 
     assert (t.provider, t.max_tokens, t.location_id) == ("vertex", 8192, "us-central1")
     assert from_yaml.log.file == "/tmp/claude.json" and from_yaml.gateway.log_payloads is False
     from proxy.providers import make
+
     assert make(t).url("generateContent") == (
         "https://us-central1-aiplatform.googleapis.com/v1/projects/example-project/locations/us-central1/"
-        "publishers/google/models/gemini-2.5-flash:generateContent")
+        "publishers/google/models/gemini-2.5-flash:generateContent"
+    )
 
 
 def test_a_deck_file_with_services_and_a_balancer_loads_into_the_same_config_as_the_toml(tmp_path, sa_json):
-    env = {"GCP_SERVICE_ACCOUNT_JSON": sa_json, "GCP_PROJECT_ID": "example-project",
-           "DECK_GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com", "DECK_GCP_LOCATION_ID": "us-central1",
-           "GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com", "GCP_LOCATION_ID": "us-central1"}
+    env = {
+        "GCP_SERVICE_ACCOUNT_JSON": sa_json,
+        "GCP_PROJECT_ID": "example-project",
+        "DECK_GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com",
+        "DECK_GCP_LOCATION_ID": "us-central1",
+        "GEMINI_API_ENDPOINT": "us-central1-aiplatform.googleapis.com",
+        "GCP_LOCATION_ID": "us-central1",
+    }
     (tmp_path / "kong.yaml").write_text(KONG_HOWTO)
     (tmp_path / "gatewatch.toml").write_text(KONG_TOML)
     from_yaml = cfg.load(tmp_path / "kong.yaml", env)
@@ -443,9 +563,13 @@ def test_a_deck_file_with_services_and_a_balancer_loads_into_the_same_config_as_
 
 
 def test_kong_features_we_do_not_support_are_named_in_one_error(tmp_path):
-    bad = KONG_HOWTO.replace("algorithm: round-robin", "algorithm: semantic").replace(
-        "llm_format: anthropic", "llm_format: anthropic\n      vectordb: {}\n      shiny_option: true").replace(
-        "route_type: llm/v1/chat", "route_type: llm/v1/embeddings")
+    bad = (
+        KONG_HOWTO.replace("algorithm: round-robin", "algorithm: semantic")
+        .replace(
+            "llm_format: anthropic", "llm_format: anthropic\n      vectordb: {}\n      shiny_option: true"
+        )
+        .replace("route_type: llm/v1/chat", "route_type: llm/v1/embeddings")
+    )
     (tmp_path / "kong.yaml").write_text(bad)
     with pytest.raises(cfg.ConfigError) as e:
         cfg.load(tmp_path / "kong.yaml", {})
@@ -475,6 +599,7 @@ config:
 def test_an_anthropic_target_with_a_model_rewrites_only_the_model():
     from proxy.config import TargetConfig
     from proxy.providers.anthropic import AnthropicProvider
+
     raw = b'{"model":"claude-opus-5-5","max_tokens":5,"messages":[]}'
     body = json.loads(raw)
     keep = AnthropicProvider(TargetConfig(name="a", provider="anthropic", model="*"))

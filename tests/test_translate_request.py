@@ -20,7 +20,9 @@ def test_every_claude_code_shape_translates_to_a_body_google_accepts(name):
 
 @pytest.mark.parametrize("name", sorted(cc_requests.ALL))
 def test_every_shape_also_translates_with_json_schema_parameters(name):
-    body = treq.translate(cc_requests.ALL[name], treq.Target("gemini-2.5-flash", schema_mode="json_schema")).body
+    body = treq.translate(
+        cc_requests.ALL[name], treq.Target("gemini-2.5-flash", schema_mode="json_schema")
+    ).body
     assert strict.validate("vertex", "generateContent", body) is None
     decls = body["tools"][0]["functionDeclarations"]
     assert all("parameters" not in d for d in decls)
@@ -51,8 +53,10 @@ def test_unreferenced_deferred_tools_are_not_declared_but_referenced_ones_are():
 def test_tool_results_become_function_responses_named_after_their_call():
     body = treq.translate(cc_requests.tool_turn("hello\n"), TARGET).body
     model_turn, user_turn = body["contents"][1], body["contents"][2]
-    assert model_turn["parts"][-1]["functionCall"] == {"name": "Bash",
-                                                       "args": {"command": "echo hello", "description": "Print hello"}}
+    assert model_turn["parts"][-1]["functionCall"] == {
+        "name": "Bash",
+        "args": {"command": "echo hello", "description": "Print hello"},
+    }
     assert user_turn["parts"][0] == {"functionResponse": {"name": "Bash", "response": {"content": "hello\n"}}}
 
 
@@ -87,34 +91,72 @@ def test_an_unanswered_call_gets_a_response_so_gemini_accepts_the_turn():
     req["messages"][-1]["content"] = [{"type": "text", "text": "never mind, stop"}]
     body = treq.translate(req, TARGET).body
     assert strict.validate("gemini", "generateContent", body) is None
-    assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {"error": "no result was returned"}
+    assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {
+        "error": "no result was returned"
+    }
 
 
 def test_an_orphan_tool_result_becomes_text():
-    req = {"model": "m", "max_tokens": 10, "messages": [
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_gone", "content": "42"}]}]}
+    req = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_gone", "content": "42"}],
+            }
+        ],
+    }
     body = treq.translate(req, TARGET).body
     assert strict.validate("gemini", "generateContent", body) is None
     assert "42" in body["contents"][0]["parts"][0]["text"]
 
 
 def test_consecutive_turns_merge_and_empty_text_is_dropped():
-    req = {"model": "m", "max_tokens": 10, "messages": [
-        {"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": ""}]},
-        {"role": "user", "content": "b"}, {"role": "assistant", "content": ""},
-        {"role": "assistant", "content": "c"}]}
+    req = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": [{"type": "text", "text": ""}]},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": ""},
+            {"role": "assistant", "content": "c"},
+        ],
+    }
     body = treq.translate(req, TARGET).body
-    assert body["contents"] == [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
-                                {"role": "model", "parts": [{"text": "c"}]}]
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
+        {"role": "model", "parts": [{"text": "c"}]},
+    ]
 
 
 def test_images_and_documents_map_to_inline_and_file_data():
-    req = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}},
-        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain doc"}},
-        {"type": "text", "text": "describe"}]}]}
+    req = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                    },
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+                    },
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "plain doc"},
+                    },
+                    {"type": "text", "text": "describe"},
+                ],
+            }
+        ],
+    }
     parts = treq.translate(req, TARGET).body["contents"][0]["parts"]
     assert parts[0] == {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
     assert parts[1] == {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg"}}
@@ -124,45 +166,86 @@ def test_images_and_documents_map_to_inline_and_file_data():
 
 def test_tool_choice_maps_to_function_calling_modes():
     req = cc_requests.first_turn()
-    for choice, cfg in [({"type": "auto"}, {"mode": "AUTO"}), ({"type": "any"}, {"mode": "ANY"}),
-                        ({"type": "none"}, {"mode": "NONE"}),
-                        ({"type": "tool", "name": "Read"}, {"mode": "ANY", "allowedFunctionNames": ["Read"]})]:
+    for choice, cfg in [
+        ({"type": "auto"}, {"mode": "AUTO"}),
+        ({"type": "any"}, {"mode": "ANY"}),
+        ({"type": "none"}, {"mode": "NONE"}),
+        ({"type": "tool", "name": "Read"}, {"mode": "ANY", "allowedFunctionNames": ["Read"]}),
+    ]:
         body = treq.translate({**req, "tool_choice": choice}, TARGET).body
         assert body["toolConfig"] == {"functionCallingConfig": cfg}
         assert strict.validate("gemini", "generateContent", body) is None
 
 
 def test_sampling_parameters_and_stop_sequences():
-    req = {"model": "m", "max_tokens": 100, "temperature": 0.2, "top_p": 0.9, "top_k": 40,
-           "stop_sequences": ["a", "b", "c", "d", "e", "f"], "messages": [{"role": "user", "content": "x"}]}
+    req = {
+        "model": "m",
+        "max_tokens": 100,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "top_k": 40,
+        "stop_sequences": ["a", "b", "c", "d", "e", "f"],
+        "messages": [{"role": "user", "content": "x"}],
+    }
     gen = treq.translate(req, TARGET).body["generationConfig"]
-    assert gen == {"maxOutputTokens": 100, "temperature": 0.2, "topP": 0.9, "topK": 40,
-                   "stopSequences": ["a", "b", "c", "d", "e"]}
+    assert gen == {
+        "maxOutputTokens": 100,
+        "temperature": 0.2,
+        "topP": 0.9,
+        "topK": 40,
+        "stopSequences": ["a", "b", "c", "d", "e"],
+    }
 
 
-@pytest.mark.parametrize("thinking,model,expected", [
-    ({"type": "enabled", "budget_tokens": 5000}, "gemini-2.5-flash", {"thinkingBudget": 5000, "includeThoughts": True}),
-    ({"type": "disabled"}, "gemini-2.5-flash", {"thinkingBudget": 0}),
-    ({"type": "disabled"}, "gemini-2.5-pro", {"thinkingBudget": 128}),
-    ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": -1, "includeThoughts": True}),
-])
+@pytest.mark.parametrize(
+    "thinking,model,expected",
+    [
+        (
+            {"type": "enabled", "budget_tokens": 5000},
+            "gemini-2.5-flash",
+            {"thinkingBudget": 5000, "includeThoughts": True},
+        ),
+        ({"type": "disabled"}, "gemini-2.5-flash", {"thinkingBudget": 0}),
+        ({"type": "disabled"}, "gemini-2.5-pro", {"thinkingBudget": 128}),
+        ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": -1, "includeThoughts": True}),
+    ],
+)
 def test_thinking_modes(thinking, model, expected):
-    req = {"model": "m", "max_tokens": 100, "thinking": thinking, "messages": [{"role": "user", "content": "x"}]}
+    req = {
+        "model": "m",
+        "max_tokens": 100,
+        "thinking": thinking,
+        "messages": [{"role": "user", "content": "x"}],
+    }
     body = treq.translate(req, treq.Target(model)).body
     assert body["generationConfig"]["thinkingConfig"] == expected
     assert strict.validate("gemini", "generateContent", body, model) is None
 
 
-@pytest.mark.parametrize("req,needle", [
-    ({"messages": []}, "messages"),
-    ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
-    ({"messages": [{"role": "user", "content": [{"type": "hologram"}]}]}, "unknown content block type 'hologram'"),
-    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0.content.0.text"),
-    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"name": "bad name!", "input_schema": {}}]},
-     "tools.0.name"),
-    ({"messages": [{"role": "user", "content": "x"}], "thinking": {"type": "sometimes"}}, "thinking.type"),
-    ({"messages": [{"role": "user", "content": ""}]}, "all messages are empty"),
-])
+@pytest.mark.parametrize(
+    "req,needle",
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "hologram"}]}]},
+            "unknown content block type 'hologram'",
+        ),
+        ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0.content.0.text"),
+        (
+            {
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"name": "bad name!", "input_schema": {}}],
+            },
+            "tools.0.name",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "thinking": {"type": "sometimes"}},
+            "thinking.type",
+        ),
+        ({"messages": [{"role": "user", "content": ""}]}, "all messages are empty"),
+    ],
+)
 def test_bad_requests_get_precise_invalid_request_errors(req, needle):
     with pytest.raises(GatewayError) as e:
         treq.translate({"model": "m", "max_tokens": 5, **req}, TARGET)
@@ -173,18 +256,30 @@ def test_bad_requests_get_precise_invalid_request_errors(req, needle):
 def test_schema_keywords_are_stripped_but_property_names_kept():
     out = schema.to_gemini(cc_requests.TOOLS[4]["input_schema"])
     assert set(out["properties"]) == {"taskId", "status", "payload", "name", "title", "metadata", "extra"}
-    assert "additionalProperties" not in str(out) and "$schema" not in str(out) and "propertyNames" not in str(out)
+    assert (
+        "additionalProperties" not in str(out)
+        and "$schema" not in str(out)
+        and "propertyNames" not in str(out)
+    )
     assert out["properties"]["status"]["anyOf"][1] == {"type": "string", "enum": ["deleted"]}
     assert out["properties"]["payload"] == {"description": "Any JSON value"}
     assert "type" not in out["properties"]["metadata"]  # an OBJECT with no properties is refused by Gemini
 
 
 def test_schema_refs_type_arrays_and_exclusive_bounds():
-    src = {"type": "object", "$defs": {"P": {"type": "object", "properties": {"x": {"type": ["integer", "null"],
-                                                                                  "exclusiveMinimum": 3}}}},
-           "properties": {"p": {"$ref": "#/$defs/P"}, "n": {"type": "integer", "enum": [1, 2]},
-                          "u": {"type": "string", "format": "uri"}, "d": {"type": "string", "format": "date-time"},
-                          "o": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}}
+    src = {
+        "type": "object",
+        "$defs": {
+            "P": {"type": "object", "properties": {"x": {"type": ["integer", "null"], "exclusiveMinimum": 3}}}
+        },
+        "properties": {
+            "p": {"$ref": "#/$defs/P"},
+            "n": {"type": "integer", "enum": [1, 2]},
+            "u": {"type": "string", "format": "uri"},
+            "d": {"type": "string", "format": "date-time"},
+            "o": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        },
+    }
     out = schema.to_gemini(src)
     assert out["properties"]["p"]["properties"]["x"] == {"type": "integer", "nullable": True, "minimum": 3}
     assert "enum" not in out["properties"]["n"] and "1, 2" in out["properties"]["n"]["description"]
@@ -193,7 +288,11 @@ def test_schema_refs_type_arrays_and_exclusive_bounds():
 
 
 def test_a_tool_without_properties_is_declared_without_parameters():
-    req = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
-           "tools": [{"name": "Ping", "input_schema": {"type": "object", "properties": {}}}]}
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": "Ping", "input_schema": {"type": "object", "properties": {}}}],
+    }
     body = treq.translate(req, TARGET).body
     assert body["tools"][0]["functionDeclarations"] == [{"name": "Ping"}]

@@ -22,18 +22,28 @@ def test_thinking_text_and_a_call_get_consecutive_indexes_and_a_signature():
     st = StreamTranslator("claude-x", "msg_1", ids(), thinking=True)
     events = st.feed(chunk({"text": "hmm", "thought": True}, usage={"promptTokenCount": 40}))
     events += st.feed(chunk({"text": "Run it."}))
-    events += st.feed(chunk({"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "c2ln"},
-                            finish="STOP", usage={"promptTokenCount": 40, "candidatesTokenCount": 7}))
+    events += st.feed(
+        chunk(
+            {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "c2ln"},
+            finish="STOP",
+            usage={"promptTokenCount": 40, "candidatesTokenCount": 7},
+        )
+    )
     events += st.finish_events()
     kinds = [e for e, _ in events]
     assert kinds[0] == "message_start" and events[0][1]["message"]["usage"]["input_tokens"] == 40
     starts = [(d["index"], d["content_block"]["type"]) for e, d in events if e == "content_block_start"]
     assert starts == [(0, "thinking"), (1, "text"), (2, "thinking"), (3, "tool_use")]
-    sigs = [d["delta"]["signature"] for e, d in events if e == "content_block_delta"
-            and d["delta"]["type"] == "signature_delta"]
+    sigs = [
+        d["delta"]["signature"]
+        for e, d in events
+        if e == "content_block_delta" and d["delta"]["type"] == "signature_delta"
+    ]
     assert sigs == ["gw-none", "c2ln"]  # no signature came with the first thought; the call's came with it
     assert kinds[-2:] == ["message_delta", "message_stop"]
-    assert events[-2][1]["delta"]["stop_reason"] == "tool_use" and events[-2][1]["usage"]["output_tokens"] == 7
+    assert (
+        events[-2][1]["delta"]["stop_reason"] == "tool_use" and events[-2][1]["usage"]["output_tokens"] == 7
+    )
     assert st.signatures_out == {"toolu_0000": "c2ln"}
     msg = st.message()
     assert [b["type"] for b in msg["content"]] == ["thinking", "text", "thinking", "tool_use"]
@@ -50,7 +60,9 @@ def test_open_sends_message_start_once_even_before_any_chunk():
 
 def test_thoughts_are_dropped_when_the_client_did_not_ask_for_thinking():
     st = StreamTranslator("m", "msg_3", ids(), thinking=False)
-    events = st.feed(chunk({"text": "secret musing", "thought": True}, {"text": "answer"}, finish="MAX_TOKENS"))
+    events = st.feed(
+        chunk({"text": "secret musing", "thought": True}, {"text": "answer"}, finish="MAX_TOKENS")
+    )
     events += st.finish_events()
     assert [d["content_block"]["type"] for e, d in events if e == "content_block_start"] == ["text"]
     assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"

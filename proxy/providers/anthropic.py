@@ -11,8 +11,21 @@ from .base import Provider, base_url
 from .vertex import service_account, vertex_base
 
 # Hop-by-hop and transport headers are the connection's, not the request's; everything else is forwarded.
-_NOT_FORWARDED = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
-                            "upgrade", "proxy-authorization", "proxy-connection", "accept-encoding", "trailer"})
+_NOT_FORWARDED = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "accept-encoding",
+        "trailer",
+    }
+)
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
 
@@ -26,8 +39,11 @@ class AnthropicProvider(Provider):
         super().__init__(target)
         self._base = base_url(target.api_endpoint, "api.anthropic.com")
         self._key = target.api_key.get_secret_value().strip() if target.api_key else ""
-        self.credential = (f"the API key configured for target '{target.name}'" if self._key
-                           else "the client's own Anthropic API key")
+        self.credential = (
+            f"the API key configured for target '{target.name}'"
+            if self._key
+            else "the client's own Anthropic API key"
+        )
 
     def url(self, action: str) -> str:
         return f"{self._base}/v1/messages" + ("/count_tokens" if action == "countTokens" else "")
@@ -70,7 +86,9 @@ class VertexAnthropicProvider(Provider):
         return f"{self._base}{self._path}/{self.model}:{verb}"
 
     def request_url(self, count: bool, stream: bool, query: str) -> str:
-        return self.url("countTokens" if count else ("streamGenerateContent" if stream else "generateContent"))
+        return self.url(
+            "countTokens" if count else ("streamGenerateContent" if stream else "generateContent")
+        )
 
     async def request_headers(self, client: Mapping[str, str]) -> dict[str, str]:
         out = {"content-type": "application/json", "authorization": f"Bearer {await self.tokens.token()}"}

@@ -17,7 +17,9 @@ def service_account(target) -> tuple[ServiceAccountTokens, str]:
     """Token source and the name of the credential (for error messages) from the target's key."""
     where = f"targets.{target.name}.service_account_json"
     info = load_key(target.service_account_json.get_secret_value(), where)
-    return ServiceAccountTokens(info, where), f"the service account {info.get('client_email')} of target '{target.name}'"
+    return ServiceAccountTokens(
+        info, where
+    ), f"the service account {info.get('client_email')} of target '{target.name}'"
 
 
 class VertexProvider(Provider):

@@ -22,8 +22,16 @@ EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": -1, "xhigh": -1, "max": -1
 MAX_STOP_SEQUENCES = 5
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 # Blocks that only Anthropic's own servers produce: accepted, and dropped because Gemini has no equivalent.
-_DROPPED_BLOCKS = {"redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
-                   "code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload"}
+_DROPPED_BLOCKS = {
+    "redacted_thinking",
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "container_upload",
+}
 # A signature we made up ourselves (there was no thoughtSignature): never sent to Gemini.
 SYNTHETIC_SIGNATURE_PREFIX = "gw-none"
 
@@ -94,7 +102,9 @@ def _source_part(block: dict, where: str, kind: str) -> dict:
         url = src.get("url")
         if not isinstance(url, str) or not url:
             raise invalid_request(f"{where}.source.url: Field required")
-        mt = mimetypes.guess_type(url.split("?")[0])[0] or ("application/pdf" if kind == "document" else "image/jpeg")
+        mt = mimetypes.guess_type(url.split("?")[0])[0] or (
+            "application/pdf" if kind == "document" else "image/jpeg"
+        )
         return {"fileData": {"mimeType": mt, "fileUri": url}}
     if st == "text" and kind == "document":
         return {"text": str(src.get("data") or "")}
@@ -132,7 +142,9 @@ def _tool_result_parts(block: dict, where: str) -> tuple[Any, list[dict], list[s
     return "\n".join(texts), media, refs
 
 
-def translate(req: Mapping[str, Any], target: Target, signatures: Mapping[str, str] | None = None) -> Translated:
+def translate(
+    req: Mapping[str, Any], target: Target, signatures: Mapping[str, str] | None = None
+) -> Translated:
     """Translate a validated Messages request. `signatures` maps tool_use ids to Gemini thought signatures
     remembered from earlier answers, for clients that drop thinking blocks."""
     signatures = signatures or {}
@@ -241,8 +253,9 @@ def translate(req: Mapping[str, Any], target: Target, signatures: Mapping[str, s
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
 
-    dropped = [k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier")
-               if k in req]
+    dropped = [
+        k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier") if k in req
+    ]
     tools, tool_names = _tools(req.get("tools"), referenced_tools, target)
     if tools:
         body["tools"] = tools
@@ -289,8 +302,10 @@ def _fix_function_turns(turns: list[dict]) -> list[dict]:
         answered = [p for p in nxt["parts"] if "functionResponse" in p]
         others = [p for p in nxt["parts"] if "functionResponse" not in p]
         # A call the client never answered (interrupted) still needs a response for Gemini to accept the turn.
-        for name in calls[len(answered):]:
-            answered.append({"functionResponse": {"name": name, "response": {"error": "no result was returned"}}})
+        for name in calls[len(answered) :]:
+            answered.append(
+                {"functionResponse": {"name": name, "response": {"error": "no result was returned"}}}
+            )
         nxt["parts"] = answered + others
     # Orphan functionResponses (a user turn after a model turn without calls) become text.
     for idx, turn in enumerate(out):
@@ -301,7 +316,8 @@ def _fix_function_turns(turns: list[dict]) -> list[dict]:
         if not has_calls:
             turn["parts"] = [
                 {"text": f"[result of {p['functionResponse']['name']}] {p['functionResponse']['response']}"}
-                if "functionResponse" in p else p
+                if "functionResponse" in p
+                else p
                 for p in turn["parts"]
             ]
     return out
@@ -328,8 +344,10 @@ def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict
             raise invalid_request(f"{w}.type: server tool {ttype!r} is not available on a Gemini target")
         name = t.get("name")
         if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
-            raise invalid_request(f"{w}.name: {name!r} is not a valid function name for Gemini "
-                                  "(letters, digits, _ . : -, at most 64 characters)")
+            raise invalid_request(
+                f"{w}.name: {name!r} is not a valid function name for Gemini "
+                "(letters, digits, _ . : -, at most 64 characters)"
+            )
         # Deferred tools are loaded only once tool search has referenced them, as Anthropic does.
         if t.get("defer_loading") and name not in referenced:
             continue

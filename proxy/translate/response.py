@@ -6,8 +6,16 @@ from typing import Any
 
 from .request import SYNTHETIC_SIGNATURE_PREFIX
 
-_REFUSAL = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-            "IMAGE_PROHIBITED_CONTENT", "LANGUAGE"}
+_REFUSAL = {
+    "SAFETY",
+    "RECITATION",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "LANGUAGE",
+}
 
 
 def usage(meta: dict | None) -> dict[str, int]:
@@ -29,8 +37,10 @@ def usage(meta: dict | None) -> dict[str, int]:
 
 def anthropic_usage(u: dict[str, int]) -> dict[str, int]:
     """The usage object as the Messages API shows it (without our extra thinking count)."""
-    return {k: u[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                              "cache_creation_input_tokens")}
+    return {
+        k: u[k]
+        for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    }
 
 
 def stop_reason(finish: str | None, has_tool_call: bool) -> str:
@@ -47,7 +57,9 @@ def finish_note(finish: str | None, message: str | None = None) -> str | None:
     """Text to show when Gemini stopped for a reason the client would otherwise not see."""
     if finish in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"):
         detail = f": {message}" if message else ""
-        return f"[gatewatch] The upstream model produced an invalid tool call ({finish}){detail}. Please retry."
+        return (
+            f"[gatewatch] The upstream model produced an invalid tool call ({finish}){detail}. Please retry."
+        )
     if finish == "OTHER":
         return "[gatewatch] The upstream model stopped for an unspecified reason (OTHER)."
     return None
@@ -63,8 +75,14 @@ class IdSource:
         return "toolu_" + self._factory()
 
 
-def to_message(resp: dict, model: str, msg_id: str, ids: IdSource, thinking: bool,
-               signatures_out: dict[str, str] | None = None) -> dict[str, Any]:
+def to_message(
+    resp: dict,
+    model: str,
+    msg_id: str,
+    ids: IdSource,
+    thinking: bool,
+    signatures_out: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Build the Anthropic message. Thought signatures met on function calls go into `signatures_out`
     keyed by tool_use id, and into a thinking block when the client asked for thinking."""
     content: list[dict] = []
@@ -97,7 +115,9 @@ def to_message(resp: dict, model: str, msg_id: str, ids: IdSource, thinking: boo
                     content.append({"type": "thinking", "thinking": "", "signature": sig})
                 elif thinking and content[-1]["type"] == "thinking" and not content[-1]["signature"]:
                     content[-1]["signature"] = sig
-            content.append({"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": fc.get("args") or {}})
+            content.append(
+                {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": fc.get("args") or {}}
+            )
             has_call = True
             continue
         if "text" in part and part["text"]:

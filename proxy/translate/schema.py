@@ -6,9 +6,28 @@ from typing import Any
 
 # Keywords Gemini's Schema knows; anything else is rejected upstream with 'Unknown name'.
 _KNOWN = {
-    "type", "format", "title", "description", "nullable", "enum", "items", "minItems", "maxItems",
-    "properties", "required", "minProperties", "maxProperties", "minimum", "maximum", "minLength",
-    "maxLength", "pattern", "example", "anyOf", "propertyOrdering", "default",
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "items",
+    "minItems",
+    "maxItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
 }
 _TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 _STRING_FORMATS = {"enum", "date-time"}
@@ -89,7 +108,11 @@ def to_gemini(schema: Any, root: dict | None = None, depth: int = 0) -> dict:
             out[key] = v
     for key, excl in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
         v = schema.get(key)
-        if v is None and isinstance(schema.get(excl), (int, float)) and not isinstance(schema.get(excl), bool):
+        if (
+            v is None
+            and isinstance(schema.get(excl), (int, float))
+            and not isinstance(schema.get(excl), bool)
+        ):
             v = schema[excl]  # Gemini has no exclusive bounds; the inclusive one is the closest it can say
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[key] = v
@@ -102,7 +125,9 @@ def to_gemini(schema: Any, root: dict | None = None, depth: int = 0) -> dict:
 
     fmt = schema.get("format")
     if isinstance(fmt, str):
-        if (type_ == "string" and fmt in _STRING_FORMATS) or (type_ in ("number", "integer") and fmt in _NUMBER_FORMATS):
+        if (type_ == "string" and fmt in _STRING_FORMATS) or (
+            type_ in ("number", "integer") and fmt in _NUMBER_FORMATS
+        ):
             out["format"] = fmt
 
     enum = schema.get("enum")

@@ -23,8 +23,14 @@ class StreamTranslator:
     Also assembles the final message (`message`) so the record holds what the client saw.
     """
 
-    def __init__(self, model: str, msg_id: str, ids: IdSource, thinking: bool,
-                 signatures_out: dict[str, str] | None = None):
+    def __init__(
+        self,
+        model: str,
+        msg_id: str,
+        ids: IdSource,
+        thinking: bool,
+        signatures_out: dict[str, str] | None = None,
+    ):
         self.model = model
         self.msg_id = msg_id
         self.ids = ids
@@ -48,10 +54,19 @@ class StreamTranslator:
         self.started = True
         u = usage(first.get("usageMetadata"))
         msg = {
-            "id": self.msg_id, "type": "message", "role": "assistant", "content": [], "model": self.model,
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": u["input_tokens"], "output_tokens": 1,
-                      "cache_read_input_tokens": u["cache_read_input_tokens"], "cache_creation_input_tokens": 0},
+            "id": self.msg_id,
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": self.model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": u["input_tokens"],
+                "output_tokens": 1,
+                "cache_read_input_tokens": u["cache_read_input_tokens"],
+                "cache_creation_input_tokens": 0,
+            },
         }
         return [("message_start", {"type": "message_start", "message": msg})]
 
@@ -62,8 +77,16 @@ class StreamTranslator:
         if self.open_kind == "thinking":
             sig = self.open_sig or SYNTHETIC_SIGNATURE_PREFIX
             self.content[-1]["signature"] = sig
-            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                "delta": {"type": "signature_delta", "signature": sig}}))
+            out.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {"type": "signature_delta", "signature": sig},
+                    },
+                )
+            )
         out.append(("content_block_stop", {"type": "content_block_stop", "index": self.index}))
         self.open_kind, self.open_sig = None, None
         return out
@@ -73,8 +96,12 @@ class StreamTranslator:
         self.index += 1
         self.open_kind = kind
         self.content.append(dict(block))
-        out.append(("content_block_start", {"type": "content_block_start", "index": self.index,
-                                            "content_block": block}))
+        out.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": self.index, "content_block": block},
+            )
+        )
         return out
 
     # -- the machine ---------------------------------------------------------------------------------------
@@ -108,8 +135,16 @@ class StreamTranslator:
             if text:
                 self.first_content = True
                 self.content[-1]["thinking"] += text
-                out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                    "delta": {"type": "thinking_delta", "thinking": text}}))
+                out.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": self.index,
+                            "delta": {"type": "thinking_delta", "thinking": text},
+                        },
+                    )
+                )
             return out
         if "functionCall" in part:
             fc = part["functionCall"] or {}
@@ -125,12 +160,21 @@ class StreamTranslator:
                         out += self._open("thinking", {"type": "thinking", "thinking": ""})
                         self.open_sig = sig
             args = fc.get("args") or {}
-            out += self._open("tool_use", {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": {}})
+            out += self._open(
+                "tool_use", {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": {}}
+            )
             self.content[-1]["input"] = args
             self.first_content = True
-            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                "delta": {"type": "input_json_delta",
-                                                          "partial_json": orjson.dumps(args).decode()}}))
+            out.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(args).decode()},
+                    },
+                )
+            )
             out += self._close()
             self.has_call = True
             return out
@@ -140,8 +184,16 @@ class StreamTranslator:
                 out += self._open("text", {"type": "text", "text": ""})
             self.first_content = True
             self.content[-1]["text"] += text
-            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                "delta": {"type": "text_delta", "text": text}}))
+            out.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {"type": "text_delta", "text": text},
+                    },
+                )
+            )
         return out
 
     def open(self) -> list[Event]:
@@ -157,14 +209,29 @@ class StreamTranslator:
         if note:
             out += self._open("text", {"type": "text", "text": ""})
             self.content[-1]["text"] = note
-            out.append(("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                "delta": {"type": "text_delta", "text": note}}))
+            out.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {"type": "text_delta", "text": note},
+                    },
+                )
+            )
         out += self._close()
         reason = "refusal" if self.blocked else stop_reason(self.finish, self.has_call)
         u = usage(self.usage_meta)
-        out.append(("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": reason, "stop_sequence": None},
-                                      "usage": anthropic_usage(u)}))
+        out.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": reason, "stop_sequence": None},
+                    "usage": anthropic_usage(u),
+                },
+            )
+        )
         out.append(("message_stop", {"type": "message_stop"}))
         self.finished = True
         self.stop_reason = reason
@@ -173,6 +240,13 @@ class StreamTranslator:
     def message(self) -> dict[str, Any]:
         """The message as assembled so far (complete after `finish_events`)."""
         u = usage(self.usage_meta)
-        return {"id": self.msg_id, "type": "message", "role": "assistant", "model": self.model,
-                "content": self.content, "stop_reason": getattr(self, "stop_reason", None),
-                "stop_sequence": None, "usage": anthropic_usage(u)}
+        return {
+            "id": self.msg_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": self.content,
+            "stop_reason": getattr(self, "stop_reason", None),
+            "stop_sequence": None,
+            "usage": anthropic_usage(u),
+        }
