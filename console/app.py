@@ -1,11 +1,15 @@
-"""The console: runs the gateway in-process on the app's event loop, shows live panes and the history."""
+"""The console: hosts the gateway on a thread and event loop of its own, shows live panes and the history.
+
+The gateway never waits on the screen: its events reach the app through `post_message` (thread-safe, never
+blocking), and the screen reads the store through its own connections.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable
 
 from rich.text import Text
 from textual import on, work
@@ -18,12 +22,13 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from proxy import config as cfg
+from proxy.events import CallFinished, CallStarted, RecordsCommitted, RecordsLost
 from proxy.export import export_file
 from proxy.query import QueryError
 from proxy.query import compile as compile_query
 from proxy.record import Record
-from proxy.server import Gateway, InsecureBind, start
-from proxy.store import Store, StoreError
+from proxy.service import Service, ServiceError, ServiceThread
+from proxy.store import Store
 
 from .detail import DetailScreen
 from .hint import usage_hint
@@ -38,30 +43,29 @@ from .panes import (
     render_tokens,
 )
 
-REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish: each repaint costs the
-# gateway (same event loop) 15-40 ms of Textual rendering
+REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
 HISTORY_REFRESH_S = 1.0
+STOP_POLL_S = 0.2  # how often the "stopping" notice is rewritten while calls drain
 
 
-class RecordEvent(Message):
-    """The gateway reported a call event (`request`, `progress`, `response`)."""
+class CallBegan(Message):
+    """A call arrived at the gateway (posted from the gateway's thread)."""
 
-    def __init__(self, event: str, record: Record) -> None:
+    def __init__(self, record: Record) -> None:
         super().__init__()
-        self.event = event
         self.record = record
 
-    def can_replace(self, message: Message) -> bool:
-        # progress of the same call coalesces: only the latest matters
-        return (
-            isinstance(message, RecordEvent)
-            and message.event == self.event == "progress"
-            and message.record.id == self.record.id
-        )
+
+class CallEnded(Message):
+    """A call ended and was handed to the store (posted from the gateway's thread)."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__()
+        self.record = record
 
 
 class RecordsWritten(Message):
-    """The store committed a batch."""
+    """The store committed a batch (posted from the store's writer thread)."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RecordsWritten)
@@ -127,13 +131,15 @@ class GatewatchApp(App):
         self.banner_note = banner_note
         self.insecure = insecure
         self.stats = LiveStats()
-        self.gateway: Gateway | None = None
-        self.runner = None
+        self.service = Service(config, store, insecure=insecure)
+        self.host = ServiceThread(self.service)
+        self.in_flight: dict[str, Record] = {}
+        """calls in flight, kept from the gateway's events; the records are live (filled on its thread)"""
         self.url = ""
+        self.stopping = False
         self.problem: str | None = None
         self.filter_error: str | None = None
         self._dirty = True
-        self._tasks: set[asyncio.Task] = set()
         self._refresh_timer = None
         self._last_refresh = 0.0
         self.last_export: tuple[Path, int] | None = None
@@ -160,12 +166,18 @@ class GatewatchApp(App):
 
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        self.store.on_written(lambda batch: self.call_from_thread(self.post_message, RecordsWritten()))
+        bus = self.service.bus
+        # Subscribers run on the gateway's thread (calls) or the store's writer (commits): they only post.
+        bus.subscribe(CallStarted, lambda e: self.post_message(CallBegan(e.record)))
+        bus.subscribe(CallFinished, lambda e: self.post_message(CallEnded(e.record)))
+        bus.subscribe(RecordsCommitted, lambda e: self.post_message(RecordsWritten()))
+        bus.subscribe(RecordsLost, lambda e: self.post_message(RecordsWritten()))
+        self.store.on_written(lambda batch: self.post_message(RecordsWritten()))
         try:
-            await asyncio.to_thread(self.store.start)  # may replay a crashed writer's journal: off the loop
-        except StoreError as exc:
-            self.problem = f"{exc}"
-        await self._seed_stats()
+            await asyncio.to_thread(self.host.open_store)  # may replay a crashed writer's journal
+        except ServiceError as exc:
+            self.problem = str(exc)
+        await self._seed_stats()  # before the gateway listens, so no call is counted both here and live
         if self.problem is None:
             await self._start_gateway()
         self._render_banner()
@@ -173,45 +185,17 @@ class GatewatchApp(App):
         await self.query_one(HistoryTable).load("")
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
-        if self.on_ready is not None and self.gateway is not None and self.problem is None:
-            self._keep(asyncio.create_task(self.on_ready(self.url)))
-
-    def _keep(self, task: asyncio.Task) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self.on_ready is not None and self.service.gateway is not None:
+            self.host.run(self.on_ready(self.url))  # beside the gateway, on its loop: never the screen's
 
     async def _start_gateway(self) -> None:
-        g = self.config.gateway
         if self.config_error:
             self.problem = f"configuration error:\n{self.config_error}\nFix the file and restart gatewatch."
             return
-        if not self.config.targets:
-            self.problem = (
-                "no upstream target is configured. Set GEMINI_API_KEY (an API key, or a service-account "
-                "key together with GCP_PROJECT_ID) or start with --config gatewatch.toml. "
-                "Try `gatewatch demo` to see it work without credentials."
-            )
-            return
         try:
-            self.gateway = Gateway(self.config, on_record=self.store.submit)
-        except cfg.ConfigError as exc:
-            self.problem = f"configuration error:\n{exc}"
-            return
-        self.gateway.hub.subscribe(lambda ev, rec: self.post_message(RecordEvent(ev, rec)))
-        try:
-            self.runner, port = await start(self.gateway, g.host, g.port, self.insecure)
-        except InsecureBind as exc:
+            self.url = await asyncio.to_thread(self.host.start)
+        except ServiceError as exc:
             self.problem = str(exc)
-            self.gateway = None
-            return
-        except OSError as exc:
-            self.problem = (
-                f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or other "
-                f"program) holds the port: stop it, or start with --port {g.port + 1}."
-            )
-            self.gateway = None
-            return
-        self.url = f"http://{g.host}:{port}"
 
     async def on_unmount(self) -> None:
         await self.shutdown()
@@ -221,13 +205,27 @@ class GatewatchApp(App):
         self.exit()
 
     async def shutdown(self) -> None:
-        """Stop accepting, let calls in flight finish, flush every pending record."""
-        for t in list(self._tasks):
-            t.cancel()
-        if self.runner is not None:
-            runner, self.runner = self.runner, None
-            await runner.cleanup()
-        await asyncio.to_thread(self.store.close)
+        """Stop accepting, let the calls in flight finish, flush every pending record; say so meanwhile."""
+        if self.stopping:
+            return
+        self.stopping = True
+        timer = self.set_interval(STOP_POLL_S, self._render_stopping)
+        self._render_stopping()
+        try:
+            await asyncio.to_thread(self.host.stop)
+        finally:
+            timer.stop()
+
+    def _render_stopping(self) -> None:
+        try:
+            banner = self.query_one("#banner", Static)
+        except NoMatches:
+            return
+        calls, pending = self.service.in_flight, self.store.pending
+        t = Text("stopping: ", style="bold yellow")
+        t.append(f"{calls} call{'s' if calls != 1 else ''} in flight to finish, ")
+        t.append(f"{pending} record{'s' if pending != 1 else ''} to write")
+        banner.update(t)
 
     # -- rendering -----------------------------------------------------------------------------------------
     def _render_banner(self) -> None:
@@ -243,7 +241,8 @@ class GatewatchApp(App):
         t.append("   paste: ", style="dim")
         t.append(usage_hint(self.url, self.config), style="bold")
         t.append("\ntargets ", style="dim")
-        for p in self.gateway.providers:
+        gateway = self.service.gateway
+        for p in gateway.providers if gateway is not None else []:
             t.append(f"● {p.name}", style="green")
             t.append(f" {p.kind} {p.model}  ", style="dim")
         if self.banner_note:
@@ -276,9 +275,11 @@ class GatewatchApp(App):
         self.stats.cost_today += today
 
     def _tick(self) -> None:
-        in_flight = list(self.gateway.in_flight.values()) if self.gateway else []
-        self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight))
-        health = self.gateway.router.health() if self.gateway else {}
+        if self.stopping:
+            return
+        self.query_one("#pane-inflight", Pane).show(render_in_flight(list(self.in_flight.values())))
+        gateway = self.service.gateway
+        health = gateway.router.health() if gateway is not None else {}
         if any(h["state"] != "ok" for h in health.values()):
             self._dirty = True  # a cool-down counts down on screen
         if not self._dirty:
@@ -311,10 +312,13 @@ class GatewatchApp(App):
         self.query_one("#status-line", Static).update(t)
 
     # -- events --------------------------------------------------------------------------------------------
-    def on_record_event(self, message: RecordEvent) -> None:
-        if message.event == "response":
-            self.stats.add(message.record)
-            self._dirty = True
+    def on_call_began(self, message: CallBegan) -> None:
+        self.in_flight[message.record.id] = message.record
+
+    def on_call_ended(self, message: CallEnded) -> None:
+        self.in_flight.pop(message.record.id, None)
+        self.stats.add(message.record)
+        self._dirty = True
 
     def on_records_written(self, message: RecordsWritten) -> None:
         # Rebuilding the visible rows costs a few ms: at most HISTORY_REFRESH_S apart, however busy.
@@ -432,5 +436,6 @@ def run_console(
     try:
         app.run()
     finally:
+        app.host.stop()  # after a crash of the screen too: calls in flight drain, records are flushed
         store.close()
     return 0

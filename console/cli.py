@@ -20,11 +20,12 @@ from pathlib import Path
 
 from console.hint import usage_hint
 from proxy import config as cfg
+from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, stats, write
 from proxy.query import QueryError, parse_duration
 from proxy.query import compile as compile_query
 from proxy.record import Record
-from proxy.server import Gateway, InsecureBind, start
+from proxy.service import Service, ServiceError
 from proxy.store import Store, StoreError, default_path
 
 
@@ -116,34 +117,15 @@ def call_line(rec: Record) -> str:
 
 
 async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:
-    if not config.targets:
-        _die(
-            "no upstream target: set GEMINI_API_KEY (an API key, or a service-account key with GCP_PROJECT_ID),"
-            " or give --config gatewatch.toml"
-        )
+    service = Service(config, store, insecure=insecure)
+    service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True))
     try:
-        gateway = Gateway(config, on_record=store.submit)
-    except cfg.ConfigError as exc:
-        _die(f"configuration error:\n{exc}")
-    gateway.hub.subscribe(lambda ev, rec: print(call_line(rec), flush=True) if ev == "response" else None)
-    try:
-        store.start()
-    except StoreError as exc:
-        _die(str(exc), 1)
-    try:
-        runner, port = await start(gateway, config.gateway.host, config.gateway.port, insecure)
-    except InsecureBind as exc:
-        store.close()
-        _die(str(exc), 2)
-    except OSError as exc:
-        store.close()
-        _die(
-            f"cannot listen on {config.gateway.host}:{config.gateway.port}: {exc.strerror} "
-            "(another gatewatch running? pick one with --port)",
-            1,
-        )
-    url = f"http://{config.gateway.host}:{port}"
-    targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in gateway.providers)
+        url = await service.start()
+    except ServiceError as exc:
+        await service.stop()
+        _die(str(exc), exc.exit_code)
+    assert service.gateway is not None
+    targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in service.gateway.providers)
     print(
         f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
         flush=True,
@@ -153,9 +135,12 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    print("gatewatch: stopping; letting calls in flight finish…", file=sys.stderr, flush=True)
-    await runner.cleanup()  # stops accepting, waits for handlers (aiohttp's shutdown_timeout)
-    store.close()
+    print(
+        f"gatewatch: stopping; letting {service.in_flight} calls in flight finish…",
+        file=sys.stderr,
+        flush=True,
+    )
+    await service.stop()
     print(
         f"gatewatch: stopped; {store.stats.written} records written, {store.stats.lost} lost", file=sys.stderr
     )

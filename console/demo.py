@@ -380,5 +380,6 @@ def run_demo(args) -> int:
     try:
         app.run()
     finally:
+        app.host.stop()
         store.close()
     return 0

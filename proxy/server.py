@@ -19,7 +19,8 @@ from aiohttp import web
 from . import pricing, providers
 from .config import Config
 from .errors import GatewayError, from_google, invalid_request
-from .record import Attempt, Hub, Record, log, redact_headers
+from .events import Bus, CallFinished, CallProgressed, CallStarted
+from .record import Attempt, Record, log, redact_headers
 from .routing import Router
 from .translate import request as treq
 from .translate import response as tresp
@@ -72,10 +73,10 @@ class Gateway:
     """One gateway: its config, its upstream session, its hub. `app()` gives the aiohttp application."""
 
     def __init__(
-        self, config: Config, hub: Hub | None = None, on_record: Callable[[Record], None] | None = None
+        self, config: Config, bus: Bus | None = None, on_record: Callable[[Record], None] | None = None
     ):
         self.config = config
-        self.hub = hub or Hub()
+        self.bus = bus or Bus()
         self.on_record = on_record
         self.providers = [providers.make(t) for t in config.targets]
         self.router = Router(self.providers, config.balancer, config.routes)
@@ -172,7 +173,7 @@ class Gateway:
             request_headers=redact_headers(request.headers),
         )
         self.in_flight[rec.id] = rec
-        self.hub.emit("request", rec)
+        self.bus.emit(CallStarted(rec))
         resp: web.StreamResponse | None = None
         try:
             try:
@@ -206,7 +207,7 @@ class Gateway:
                     self.on_record(rec)
                 except Exception:
                     log.exception("recording %s failed", rec.id)
-            self.hub.emit("response", rec)
+            self.bus.emit(CallFinished(rec))
 
     def _price(self, rec: Record) -> None:
         u = rec.usage
@@ -388,7 +389,8 @@ class Gateway:
             return await self._count(provider, translated, rec, t0)
         if self.config.gateway.log_payloads:
             rec.upstream_request = translated.body
-        self.hub.emit("progress", rec)
+        if self.bus.wants(CallProgressed):
+            self.bus.emit(CallProgressed(rec))
         if rec.request_mode == "stream":
             return await self._stream(request, provider, translated, body, rec, t0)
         return await self._oneshot(provider, translated, body, rec, t0)
@@ -879,7 +881,8 @@ class Gateway:
                     rec.usage.time_to_first_token = (time.perf_counter() - t0) * 1000
                 if evs:
                     await send(evs)
-                    self.hub.emit("progress", rec)
+                    if self.bus.wants(CallProgressed):
+                        self.bus.emit(CallProgressed(rec))
             if st.finish is None and not st.blocked:
                 raise GatewayError(
                     502,

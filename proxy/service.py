@@ -1,0 +1,159 @@
+"""One service: the store, the gateway and their subscribers, started and stopped together.
+
+`serve` runs a `Service` on its own event loop; the console hosts one in a `ServiceThread`, a thread with an
+asyncio loop of its own, so nothing the screen does (a repaint, a slow query, an exception) can delay or stop
+a call. Both start and stop it the same way, and both learn what happens through its `bus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .config import Config, ConfigError
+from .events import Bus
+from .server import Gateway, InsecureBind, start
+from .store import Store, StoreError
+
+T = TypeVar("T")
+
+NO_TARGET = (
+    "no upstream target is configured: set GEMINI_API_KEY (an API key, or a service-account key together with "
+    "GCP_PROJECT_ID), or start with --config gatewatch.toml. `gatewatch demo` shows it working without "
+    "credentials."
+)
+
+
+class ServiceError(Exception):
+    """The service can't start; the message says why and what to do. `exit_code` is what `serve` exits with."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Service:
+    """Owns the start and stop of the store and the gateway, and the bus their events travel on."""
+
+    def __init__(
+        self, config: Config, store: Store, *, insecure: bool = False, bus: Bus | None = None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.insecure = insecure
+        self.bus = bus or Bus()
+        self.gateway: Gateway | None = None
+        self.url = ""
+        self.listening_since: float | None = None
+        """epoch seconds when the gateway began to accept calls: every call recorded before it is history"""
+        self._runner: web.AppRunner | None = None
+        self._store_open = False
+
+    async def open_store(self) -> None:
+        """Become the store's writer. It may replay a crashed writer's journal, so it runs off the loop."""
+        if self._store_open:
+            return
+        try:
+            await asyncio.to_thread(self.store.start)
+        except StoreError as exc:
+            raise ServiceError(str(exc)) from None
+        self._store_open = True
+
+    async def start(self) -> str:
+        """Open the store and listen; returns the gateway's URL. Raises ServiceError with a message for people."""
+        if not self.config.targets:
+            raise ServiceError(NO_TARGET, 2)
+        await self.open_store()
+        try:
+            gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit)
+        except ConfigError as exc:
+            raise ServiceError(f"configuration error:\n{exc}", 2) from None
+        g = self.config.gateway
+        try:
+            self._runner, port = await start(gateway, g.host, g.port, self.insecure)
+        except InsecureBind as exc:
+            raise ServiceError(str(exc), 2) from None
+        except OSError as exc:
+            raise ServiceError(
+                f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or another program) "
+                f"holds the port: stop it, or start with --port {g.port + 1}."
+            ) from None
+        self.gateway = gateway
+        self.url = f"http://{g.host}:{port}"
+        self.listening_since = time.time()
+        return self.url
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.gateway.in_flight) if self.gateway is not None else 0
+
+    async def stop(self) -> None:
+        """Stop accepting, let the calls in flight finish (up to `gateway.shutdown_grace`), flush every record."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        if self._store_open:
+            self._store_open = False
+            await asyncio.to_thread(self.store.close)
+
+
+class ServiceThread:
+    """A `Service` on an event loop of its own, in a thread of its own: the console's gateway.
+
+    Calls into the service go through `run()`, which hands a coroutine to the service's loop; the service
+    never calls back into its host (it only emits events, whose subscribers must not block).
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name="gatewatch-gateway", daemon=True)
+        self._tasks: set[concurrent.futures.Future[Any]] = set()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coro` on the service's loop; the caller may wait on the future (never from that loop)."""
+        if not self._thread.is_alive():
+            self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._tasks.add(fut)
+        fut.add_done_callback(self._tasks.discard)
+        return fut
+
+    def start(self, timeout: float = 60) -> str:
+        """Start the service (blocking the calling thread, not the service's loop); returns its URL."""
+        return self.run(self.service.start()).result(timeout)
+
+    def open_store(self, timeout: float = 60) -> None:
+        self.run(self.service.open_store()).result(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain and flush (see `Service.stop`), end whatever else runs on the loop, end the thread."""
+        if not self._thread.is_alive():
+            return
+        grace = self.service.config.gateway.shutdown_grace
+        try:
+            self.run(self._shutdown()).result(timeout if timeout is not None else grace + 30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+    async def _shutdown(self) -> None:
+        try:
+            await self.service.stop()
+        finally:
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
