@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 _VERTEX = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
@@ -36,7 +37,7 @@ class Reply:
     status: int = 200
     error_status: str = ""
     error_message: str = ""
-    error_details: list[Any] | None = None
+    error_details: list[dict[str, Any]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     """Send these bytes as the body, whatever else is set (junk, HTML)."""
@@ -74,7 +75,12 @@ class Reply:
 
     @classmethod
     def error(
-        cls, status: int, google_status: str, message: str, details: list[Any] | None = None, **kw: Any
+        cls,
+        status: int,
+        google_status: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        **kw: Any,
     ) -> "Reply":
         return cls(
             status=status, error_status=google_status, error_message=message, error_details=details, **kw
@@ -108,7 +114,7 @@ class GeminiSimulator:
         api_key: str = "sim-api-key",
         validator: Callable[[str, str, Any, str], str | None] | None = None,
         responder: Callable[[Any], Reply] | None = None,
-        middlewares: list[Any] | None = None,
+        middlewares: list[Middleware] | None = None,
     ):
         self.api_key = api_key
         self.validator = validator
@@ -227,8 +233,8 @@ class GeminiSimulator:
         status: int,
         google_status: str,
         message: str,
-        details: list[Any] | None = None,
-        headers: dict[str, Any] | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> web.Response:
         err: dict[str, Any] = {"code": status, "message": message, "status": google_status}
         if details:

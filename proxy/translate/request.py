@@ -120,7 +120,7 @@ def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]
     raise invalid_request(f"{where}.source.type: {st!r} is not supported by this gateway for {kind} blocks")
 
 
-def _tool_result_parts(block: dict[str, Any], where: str) -> tuple[Any, list[dict[str, Any]], list[str]]:
+def _tool_result_parts(block: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]], list[str]]:
     """→ (response text, extra media parts, tool names referenced)."""
     content = block.get("content")
     texts: list[str] = []
