@@ -31,8 +31,10 @@ def load_key(value: str, where: str) -> dict[str, Any]:
         info = json.loads(text)
     except json.JSONDecodeError:
         raise ConfigError(f"{where}: the service-account key is not valid JSON") from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"{where}: not a service-account key (not a JSON object)")
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
-    if not isinstance(info, dict) or missing:
+    if missing:
         raise ConfigError(f"{where}: not a service-account key (missing {', '.join(missing)})")
     return info
 
