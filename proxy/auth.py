@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -18,7 +19,7 @@ SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 REFRESH_MARGIN = dt.timedelta(minutes=5)  # refresh this long before expiry so no call meets a stale token
 
 
-def load_key(value: str, where: str) -> dict:
+def load_key(value: str, where: str) -> dict[str, Any]:
     """A service-account key given as a file path or as the JSON itself. Errors never quote the key."""
     text = value.strip()
     if not text.startswith("{"):
@@ -30,8 +31,10 @@ def load_key(value: str, where: str) -> dict:
         info = json.loads(text)
     except json.JSONDecodeError:
         raise ConfigError(f"{where}: the service-account key is not valid JSON") from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"{where}: not a service-account key (not a JSON object)")
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
-    if not isinstance(info, dict) or missing:
+    if missing:
         raise ConfigError(f"{where}: not a service-account key (missing {', '.join(missing)})")
     return info
 
@@ -39,7 +42,7 @@ def load_key(value: str, where: str) -> dict:
 class ServiceAccountTokens:
     """Bearer tokens from a service-account key; honours the key's `token_uri`."""
 
-    def __init__(self, info: dict, where: str = "service_account_json"):
+    def __init__(self, info: dict[str, Any], where: str = "service_account_json"):
         try:
             self._creds = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
         except (ValueError, KeyError) as exc:
@@ -51,16 +54,20 @@ class ServiceAccountTokens:
         self._request = google.auth.transport.requests.Request()
 
     def _fresh(self) -> bool:
-        c = self._creds
-        if not c.token or c.expiry is None:
+        expiry: dt.datetime | None = self._creds.expiry
+        if not self._creds.token or expiry is None:
             return False
         # google-auth keeps expiry as a naive UTC datetime
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        return c.expiry - now > REFRESH_MARGIN
+        return expiry - now > REFRESH_MARGIN
+
+    def _current(self) -> str:
+        token: str = self._creds.token  # google-auth leaves Credentials.token untyped
+        return token
 
     async def token(self) -> str:
         if self._fresh():
-            return self._creds.token
+            return self._current()
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -75,4 +82,4 @@ class ServiceAccountTokens:
                         "authentication_error",
                         retryable=True,
                     ) from None
-        return self._creds.token
+        return self._current()

@@ -187,7 +187,7 @@ def expand(value: Any, env: Mapping[str, str]) -> Any:
     return value
 
 
-def _describe(exc: ValidationError, source: str, raw: dict) -> str:
+def _describe(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
     lines = []
     for e in exc.errors():
         loc = list(e["loc"])
@@ -209,7 +209,7 @@ def _describe(exc: ValidationError, source: str, raw: dict) -> str:
     return "\n".join(lines)
 
 
-def from_mapping(raw: dict, source: str, env: Mapping[str, str] | None = None) -> Config:
+def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     data = expand(raw, env)
     data["source"] = source
@@ -227,7 +227,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     key = env.get("GEMINI_API_KEY", "").strip()
     model = env.get("GEMINI_MODEL", "").strip() or "gemini-2.5-flash"
-    targets: list[dict] = []
+    targets: list[dict[str, Any]] = []
     if env.get("GCP_PROJECT_ID", "").strip() and key:
         targets.append(
             {
@@ -253,7 +253,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
     return from_mapping({"targets": targets}, "environment", env)
 
 
-def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load `path`, else ./gatewatch.toml when present, else the environment."""
     if path is None and Path("gatewatch.toml").is_file():
         path = "gatewatch.toml"

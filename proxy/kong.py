@@ -71,7 +71,7 @@ def _resolve(value: Any, variables: Mapping[str, Any], env: Mapping[str, str]) -
             return env[name]
         return env.get(name.removeprefix("DECK_"), "")
 
-    def var(m: re.Match) -> str:
+    def var(m: re.Match[str]) -> str:
         name = m.group(1)
         spec = variables.get(name)
         if isinstance(spec, dict):
@@ -85,7 +85,7 @@ def _resolve(value: Any, variables: Mapping[str, Any], env: Mapping[str, str]) -
     return _VAR.sub(var, _ENV.sub(lambda m: env_lookup(m.group(1)), value))
 
 
-def _plugins(doc: Any) -> list[dict]:
+def _plugins(doc: Any) -> list[dict[str, Any]]:
     if isinstance(doc, dict) and "name" in doc and "config" in doc:
         return [doc]
     if isinstance(doc, list):
@@ -104,7 +104,7 @@ def _plugins(doc: Any) -> list[dict]:
     return [p for p in found if isinstance(p, dict)]
 
 
-def _target(t: dict, i: int, problems: list[str], where: str) -> dict:
+def _target(t: dict[str, Any], i: int, problems: list[str], where: str) -> dict[str, Any]:
     for k in set(t) - _TARGET_KEYS:
         problems.append(f"{where}.{k}: not supported")
     if t.get("route_type", "llm/v1/chat") != "llm/v1/chat":
@@ -170,7 +170,7 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
             variables.update(d["variables"])
     docs = _resolve(docs, variables, env)
     problems: list[str] = []
-    targets: list[dict] = []
+    targets: list[dict[str, Any]] = []
     raw: dict[str, Any] = {"gateway": {}, "balancer": {}}
     log_payloads: list[bool] = []
     plugins = [p for d in docs for p in _plugins(d)]

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 _VERTEX = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
@@ -30,13 +31,13 @@ _GEMINI = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<action>\w+)$")
 class Reply:
     """One scripted upstream answer."""
 
-    parts: list[dict] = field(default_factory=list)
+    parts: list[dict[str, Any]] = field(default_factory=list)
     finish: str | None = "STOP"
-    usage: dict | None = None
+    usage: dict[str, Any] | None = None
     status: int = 200
     error_status: str = ""
     error_message: str = ""
-    error_details: list | None = None
+    error_details: list[dict[str, Any]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     """Send these bytes as the body, whatever else is set (junk, HTML)."""
@@ -57,8 +58,10 @@ class Reply:
         return cls(parts=[{"text": text}], **kw)
 
     @classmethod
-    def call(cls, name: str, args: dict, signature: bool = True, text: str = "", **kw: Any) -> "Reply":
-        parts: list[dict] = [{"text": text}] if text else []
+    def call(
+        cls, name: str, args: dict[str, Any], signature: bool = True, text: str = "", **kw: Any
+    ) -> "Reply":
+        parts: list[dict[str, Any]] = [{"text": text}] if text else []
         fc: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         if signature:
             fc["thoughtSignature"] = base64.b64encode(secrets.token_bytes(48)).decode()
@@ -72,7 +75,12 @@ class Reply:
 
     @classmethod
     def error(
-        cls, status: int, google_status: str, message: str, details: list | None = None, **kw: Any
+        cls,
+        status: int,
+        google_status: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        **kw: Any,
     ) -> "Reply":
         return cls(
             status=status, error_status=google_status, error_message=message, error_details=details, **kw
@@ -88,7 +96,7 @@ class Received:
     model: str
 
 
-def _words(parts: list[dict]) -> int:
+def _words(parts: list[dict[str, Any]]) -> int:
     n = 0
     for p in parts:
         if "text" in p:
@@ -106,7 +114,7 @@ class GeminiSimulator:
         api_key: str = "sim-api-key",
         validator: Callable[[str, str, Any, str], str | None] | None = None,
         responder: Callable[[Any], Reply] | None = None,
-        middlewares: list | None = None,
+        middlewares: list[Middleware] | None = None,
     ):
         self.api_key = api_key
         self.validator = validator
@@ -120,7 +128,7 @@ class GeminiSimulator:
             str, Any
         ] = {}  # client_email → RSA public key (verified when cryptography is there)
         self.token_lifetime = 3600
-        self.caches: dict[str, dict] = {}
+        self.caches: dict[str, dict[str, Any]] = {}
         self.require_auth = True
         """False for benchmarks against peers that pass the key their own way."""
         self.url = ""
@@ -225,8 +233,8 @@ class GeminiSimulator:
         status: int,
         google_status: str,
         message: str,
-        details: list | None = None,
-        headers: dict | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> web.Response:
         err: dict[str, Any] = {"code": status, "message": message, "status": google_status}
         if details:
@@ -319,7 +327,7 @@ class GeminiSimulator:
         if reply.cached_tokens and not reply.usage:
             usage["cachedContentTokenCount"] = reply.cached_tokens
         if action == "generateContent":
-            resp = {
+            resp: dict[str, Any] = {
                 "candidates": [
                     {
                         "content": {"role": "model", "parts": reply.parts},
@@ -339,9 +347,9 @@ class GeminiSimulator:
         return await self._stream(request, reply, model, usage)
 
     @staticmethod
-    def _split(parts: list[dict], n: int) -> list[list[dict]]:
+    def _split(parts: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
         """Cut text parts into about n chunks; function calls arrive whole, as Gemini sends them."""
-        pieces: list[list[dict]] = []
+        pieces: list[list[dict[str, Any]]] = []
         for p in parts:
             if "text" in p and len(p["text"]) > 1 and n > 1:
                 text = p["text"]
@@ -357,7 +365,7 @@ class GeminiSimulator:
         return pieces or [[]]
 
     async def _stream(
-        self, request: web.Request, reply: Reply, model: str, usage: dict
+        self, request: web.Request, reply: Reply, model: str, usage: dict[str, Any]
     ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)

@@ -65,6 +65,13 @@ def test_a_key_file_path_works_and_bad_keys_say_what_is_wrong(tmp_path, sa_json)
         load_key(json.dumps({"client_email": "a", "token_uri": "b"}), "k")
 
 
+def test_a_key_file_holding_json_that_is_not_an_object_is_refused_as_not_a_key(tmp_path):
+    path = tmp_path / "key.json"
+    path.write_text('["not", "a", "key"]')
+    with pytest.raises(ConfigError, match="not a service-account key \\(not a JSON object\\)"):
+        load_key(str(path), "k")
+
+
 def test_global_location_uses_the_global_host(sa_json):
     from proxy.config import TargetConfig
     from proxy.providers.vertex import VertexProvider

@@ -8,7 +8,7 @@ import mimetypes
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Mapping, TypedDict
 
 import orjson
 
@@ -34,6 +34,13 @@ _DROPPED_BLOCKS = {
 }
 # A signature we made up ourselves (there was no thoughtSignature): never sent to Gemini.
 SYNTHETIC_SIGNATURE_PREFIX = "gw-none"
+
+
+class _Turn(TypedDict):
+    """One Gemini `Content`: a role and its parts, consecutive same-role messages merged."""
+
+    role: str
+    parts: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def _valid_signature(sig: Any) -> str | None:
     return sig
 
 
-def _source_part(block: dict, where: str, kind: str) -> dict:
+def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]:
     src = block.get("source")
     if not isinstance(src, dict):
         raise invalid_request(f"{where}.source: Field required")
@@ -113,11 +120,11 @@ def _source_part(block: dict, where: str, kind: str) -> dict:
     raise invalid_request(f"{where}.source.type: {st!r} is not supported by this gateway for {kind} blocks")
 
 
-def _tool_result_parts(block: dict, where: str) -> tuple[Any, list[dict], list[str]]:
+def _tool_result_parts(block: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]], list[str]]:
     """→ (response text, extra media parts, tool names referenced)."""
     content = block.get("content")
     texts: list[str] = []
-    media: list[dict] = []
+    media: list[dict[str, Any]] = []
     refs: list[str] = []
     if isinstance(content, str):
         texts.append(content)
@@ -164,10 +171,10 @@ def translate(
                 if isinstance(b, dict) and b.get("type") == "tool_use":
                     id_to_name[str(b.get("id"))] = str(b.get("name"))
 
-    turns: list[dict] = []  # {"role", "parts"} after merging
+    turns: list[_Turn] = []
     referenced_tools: list[str] = []
 
-    def add(role: str, parts: list[dict]) -> None:
+    def add(role: str, parts: list[dict[str, Any]]) -> None:
         if not parts:
             return
         if turns and turns[-1]["role"] == role:
@@ -192,8 +199,8 @@ def translate(
             continue
         if not isinstance(content, list):
             raise invalid_request(f"{where}.content: must be a string or a list of content blocks")
-        parts: list[dict] = []
-        responses: list[dict] = []
+        parts: list[dict[str, Any]] = []
+        responses: list[dict[str, Any]] = []
         pending_sig: str | None = None
         for j, b in enumerate(content):
             w = f"{where}.content.{j}"
@@ -282,9 +289,9 @@ def translate(
     return Translated(body=body, thinking=thinking_on, tool_names=tool_names, dropped=dropped)
 
 
-def _fix_function_turns(turns: list[dict]) -> list[dict]:
+def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
     """Gemini wants every model turn's function calls answered, one response each, in the next user turn."""
-    out: list[dict] = []
+    out: list[_Turn] = []
     for idx, turn in enumerate(turns):
         calls = [p["functionCall"]["name"] for p in turn["parts"] if "functionCall" in p]
         if turn["role"] == "model" and calls and not out:
@@ -323,14 +330,14 @@ def _fix_function_turns(turns: list[dict]) -> list[dict]:
     return out
 
 
-def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict], list[str]]:
+def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict[str, Any]], list[str]]:
     if tools is None:
         return [], []
     if not isinstance(tools, list):
         raise invalid_request("tools: must be a list")
-    decls: list[dict] = []
+    decls: list[dict[str, Any]] = []
     names: list[str] = []
-    extra: list[dict] = []
+    extra: list[dict[str, Any]] = []
     for i, t in enumerate(tools):
         w = f"tools.{i}"
         if not isinstance(t, dict):
@@ -361,7 +368,7 @@ def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict
 
 
 @lru_cache(maxsize=512)
-def _declaration(tool_json: bytes, schema_mode: str) -> dict:
+def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
     """A tool's functionDeclaration. Claude Code sends the same ~20 tools on every call, so the rewrite is
     memoised on the tool's exact JSON (still a pure function: same input, same output). The result is
     shared between calls: it is serialised, never mutated."""
@@ -381,7 +388,7 @@ def _declaration(tool_json: bytes, schema_mode: str) -> dict:
     return decl
 
 
-def _tool_choice(tc: Any, names: list[str]) -> dict:
+def _tool_choice(tc: Any, names: list[str]) -> dict[str, Any]:
     if not isinstance(tc, dict):
         raise invalid_request("tool_choice: must be an object")
     kind = tc.get("type")
@@ -401,7 +408,7 @@ def _tool_choice(tc: Any, names: list[str]) -> dict:
     return {"functionCallingConfig": cfg}
 
 
-def _thinking(thinking: Any, output_config: Any, model: str) -> tuple[dict | None, bool]:
+def _thinking(thinking: Any, output_config: Any, model: str) -> tuple[dict[str, Any] | None, bool]:
     """→ (thinkingConfig or None, whether the client wants thinking blocks back)."""
     if thinking is None:
         return None, False

@@ -35,7 +35,7 @@ _NUMBER_FORMATS = {"int32", "int64", "float", "double"}
 _MAX_DEPTH = 40  # recursive $refs are cut here rather than looping
 
 
-def _resolve_ref(ref: str, root: dict) -> dict:
+def _resolve_ref(ref: str, root: dict[str, Any]) -> dict[str, Any]:
     if not ref.startswith("#/"):
         return {}
     node: Any = root
@@ -47,7 +47,7 @@ def _resolve_ref(ref: str, root: dict) -> dict:
     return node if isinstance(node, dict) else {}
 
 
-def _merge_all_of(schema: dict) -> dict:
+def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in schema.items() if k != "allOf"}
     members = schema.get("allOf")
     for member in members if isinstance(members, list) else []:
@@ -55,17 +55,18 @@ def _merge_all_of(schema: dict) -> dict:
             continue
         for k, v in member.items():
             if k == "properties" and isinstance(v, dict):
-                have = out.get("properties") if isinstance(out.get("properties"), dict) else {}
-                out["properties"] = {**have, **v}
+                props = out.get("properties")
+                out["properties"] = {**(props if isinstance(props, dict) else {}), **v}
             elif k == "required" and isinstance(v, list):
-                have = out.get("required") if isinstance(out.get("required"), list) else []
+                req = out.get("required")
+                have = req if isinstance(req, list) else []
                 out["required"] = list(dict.fromkeys(r for r in [*have, *v] if isinstance(r, str)))
             else:
                 out.setdefault(k, v)
     return out
 
 
-def to_gemini(schema: Any, root: dict | None = None, depth: int = 0) -> dict:
+def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
     """Rewrite one JSON Schema node. Property *names* are data and are never stripped."""
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return {}
@@ -184,7 +185,7 @@ def to_gemini(schema: Any, root: dict | None = None, depth: int = 0) -> dict:
     return out
 
 
-def to_parameters(input_schema: Any) -> dict | None:
+def to_parameters(input_schema: Any) -> dict[str, Any] | None:
     """A tool's `input_schema` → `parameters`, or None when it declares no properties
     (Gemini rejects an OBJECT whose `properties` is empty)."""
     schema = to_gemini(input_schema)
@@ -193,7 +194,7 @@ def to_parameters(input_schema: Any) -> dict | None:
     return schema or None
 
 
-def to_json_schema(input_schema: Any) -> dict | None:
+def to_json_schema(input_schema: Any) -> dict[str, Any] | None:
     """A tool's `input_schema` → `parametersJsonSchema`: the schema as is, less `$schema`."""
     if not isinstance(input_schema, dict):
         return None
