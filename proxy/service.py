@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -22,6 +23,8 @@ from .server import Gateway, InsecureBind, start
 from .store import Store, StoreError
 
 T = TypeVar("T")
+
+SWITCH_INTERVAL_S = 0.001
 
 NO_TARGET = (
     "no upstream target is configured: set GEMINI_API_KEY (an API key, or a service-account key together with "
@@ -117,6 +120,10 @@ class ServiceThread:
         self._tasks: set[concurrent.futures.Future[Any]] = set()
 
     def _main(self) -> None:
+        # The host's thread (the console's rendering) and this one share the GIL. Python hands it over every
+        # 5 ms by default, so each wake-up of a call could wait that long behind a repaint, several times per
+        # SSE event; at 1 ms a call waits at most about that.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
