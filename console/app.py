@@ -18,9 +18,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from proxy import config as cfg
+from proxy import query
+from proxy.events import RecordsCommitted
 from proxy.export import export_file
-from proxy.query import QueryError
-from proxy.query import compile as compile_query
 from proxy.record import Record
 from proxy.server import Gateway, InsecureBind, start
 from proxy.store import Store, StoreError
@@ -84,13 +84,10 @@ class HelpScreen(ModalScreen):
         for b in DetailScreen.BINDINGS:
             t.append(f"  {b.key:<12}", style="bold cyan")
             t.append(f"{b.description}\n")
-        t.append("\nFilter language\n", style="bold")
-        t.append(
-            "  free text  model:flash  target:vertex*  status:4xx  status:>=400  since:15m\n"
-            "  until:2026-11-24  session:<id>  tool:Bash  cost>0.01  latency>2s  stream:yes\n"
-            "  a leading '-' negates a term: -model:pro\n",
-            style="dim",
-        )
+        t.append("\nFilter language (terms are ANDed)\n", style="bold")
+        for example, meaning in query.help_rows():
+            t.append(f"  {example:<36}", style="cyan")
+            t.append(f"{meaning}\n", style="dim")
         yield Static(t)
 
 
@@ -160,7 +157,8 @@ class GatewatchApp(App):
 
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        self.store.on_written(lambda batch: self.call_from_thread(self.post_message, RecordsWritten()))
+        # on the store's writer thread: post_message is thread-safe and never makes the writer wait on the UI
+        self.store.bus.subscribe(RecordsCommitted, lambda event: self.post_message(RecordsWritten()))
         try:
             await asyncio.to_thread(self.store.start)  # may replay a crashed writer's journal: off the loop
         except StoreError as exc:
@@ -170,7 +168,7 @@ class GatewatchApp(App):
             await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
-        await self.query_one(HistoryTable).load("")
+        await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
         if self.on_ready is not None and self.gateway is not None and self.problem is None:
@@ -256,24 +254,13 @@ class GatewatchApp(App):
         Awaited before the gateway starts, so no call is counted both here and live."""
         start_of_day = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
 
-        def read() -> tuple[float, float]:
-            return (
-                self.store.reader()
-                .execute(
-                    "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0) "
-                    "FROM records",
-                    (start_of_day,),
-                )
-                .fetchone()
-            )
-
         try:
-            total, today = await asyncio.to_thread(read)
+            totals = await asyncio.to_thread(self.store.totals, start_of_day)
         except Exception as exc:
             self.notify(f"could not read totals from the store: {exc}", severity="warning")
             return
-        self.stats.cost_all += total
-        self.stats.cost_today += today
+        self.stats.cost_all += totals.cost
+        self.stats.cost_today += totals.cost_since
 
     def _tick(self) -> None:
         in_flight = list(self.gateway.in_flight.values()) if self.gateway else []
@@ -301,7 +288,7 @@ class GatewatchApp(App):
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
         t.append(f"{total} calls", style="bold")
         if table.filter:
-            t.append(f" matching {table.filter!r}", style="dim")
+            t.append(f" matching {table.filter.text!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
         s = self.store.stats
         if s.lost:
@@ -329,7 +316,7 @@ class GatewatchApp(App):
             table = self.query_one(HistoryTable)
         except NoMatches:  # shutting down
             return
-        await table.refresh_new()
+        table.refresh_new()  # a worker: the status follows when it reports Loaded
         self._dirty = True
 
     def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:
@@ -340,27 +327,27 @@ class GatewatchApp(App):
 
     @on(Input.Submitted, "#search")
     async def _search_submitted(self, event: Input.Submitted) -> None:
-        await self._apply_filter(event.value)
+        self._apply_filter(event.value)
         self.query_one(HistoryTable).focus()
 
     @on(Input.Changed, "#search")
-    async def _search_changed(self, event: Input.Changed) -> None:
+    def _search_changed(self, event: Input.Changed) -> None:
         try:
-            compile_query(event.value)
-        except QueryError as exc:
+            flt = query.parse(event.value)  # once per keystroke; the table and export get the Filter
+        except query.QueryError as exc:
             self.filter_error = str(exc)  # shown until the filter reads again; the list stays as it was
             self._render_status()
             return
         self.filter_error = None
-        await self._apply_filter(event.value)
+        self.query_one(HistoryTable).load(flt)
 
-    async def _apply_filter(self, text: str) -> None:
+    def _apply_filter(self, text: str) -> None:
         try:
-            compile_query(text)
-        except QueryError as exc:
+            flt = query.parse(text)
+        except query.QueryError as exc:
             self.notify(str(exc), title="filter", severity="error")
             return
-        await self.query_one(HistoryTable).load(text)
+        self.query_one(HistoryTable).load(flt)
 
     @on(DataTable.RowSelected, "#history")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -374,7 +361,7 @@ class GatewatchApp(App):
         search = self.query_one("#search", Input)
         if search.value:
             search.value = ""
-            await self._apply_filter("")
+            self._apply_filter("")
         self.query_one(HistoryTable).focus()
 
     def action_open(self) -> None:
@@ -392,8 +379,8 @@ class GatewatchApp(App):
             return
         await self.push_screen(DetailScreen(rec, self.url or "http://127.0.0.1:8000"))
 
-    async def action_reload(self) -> None:
-        await self.query_one(HistoryTable).load()
+    def action_reload(self) -> None:
+        self.query_one(HistoryTable).load()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -407,7 +394,7 @@ class GatewatchApp(App):
         except OSError as exc:
             self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
             return None
-        what = f"matching {flt!r}" if flt else "(no filter)"
+        what = f"matching {flt.text!r}" if flt else "(no filter)"
         self.notify(f"Exported {n} calls {what} to {path}", title="export", timeout=8)
         self.last_export = (path, n)
         return path

@@ -1,0 +1,20 @@
+"""The record store: `RecordStore` (what gatewatch asks of one, with its typed rows) and its SQLite
+implementation, `Store`."""
+
+from .base import RecordStore, StoreError, Summary, Totals, WriterStats, default_path
+from .sqlite import SqliteStore, connect
+
+Store = SqliteStore
+"""the default implementation"""
+
+__all__ = [
+    "RecordStore",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "Summary",
+    "Totals",
+    "WriterStats",
+    "connect",
+    "default_path",
+]
