@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -71,7 +73,11 @@ class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 76; height: auto; border: round $primary; padding: 1 2; background: $surface; }
+    HelpScreen > Horizontal {
+        width: 116; max-width: 100%; height: auto; border: round $primary; padding: 1 2; background: $surface;
+    }
+    #help-keys { width: 26; height: auto; }
+    #help-terms { width: 1fr; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
@@ -84,11 +90,16 @@ class HelpScreen(ModalScreen):
         for b in DetailScreen.BINDINGS:
             t.append(f"  {b.key:<12}", style="bold cyan")
             t.append(f"{b.description}\n")
-        t.append("\nFilter language (terms are ANDed)\n", style="bold")
+        terms = Table.grid(padding=(0, 2))
+        terms.add_column(style="cyan", width=36)
+        terms.add_column(style="dim")
         for example, meaning in query.help_rows():
-            t.append(f"  {example:<36}", style="cyan")
-            t.append(f"{meaning}\n", style="dim")
-        yield Static(t)
+            terms.add_row(example, meaning)
+        with Horizontal():
+            yield Static(t, id="help-keys")
+            yield Static(
+                Group(Text("Filter language (terms are ANDed)\n", style="bold"), terms), id="help-terms"
+            )
 
 
 class GatewatchApp(App):

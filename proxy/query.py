@@ -206,7 +206,7 @@ TERMS: tuple[Term, ...] = (
     Term(
         "model",
         "model:flash  model:claude-*haiku*",
-        "the model asked for or the one that answered contains it (globs too)",
+        "model asked for or that answered (globs too)",
         lambda v, now: Glob(("request_model", "response_model"), v),
     ),
     Term(
@@ -221,13 +221,13 @@ TERMS: tuple[Term, ...] = (
     Term(
         "status",
         "status:200  status:4xx  status:>=400  status:error",
-        "HTTP status, a class, ok or error",
+        "HTTP status, a class, or ok / error",
         _status,
     ),
     Term(
         "since",
         "since:15m  since:2026-11-24",
-        "started at most this long ago, or on/after this date",
+        "started within this long, or from this date",
         lambda v, now: Compare("started_at", ">=", _time(v, now)),
     ),
     Term(
@@ -265,7 +265,7 @@ TERMS: tuple[Term, ...] = (
     _numeric("tokens", "total_tokens", "tokens", "tokens>10k", "all tokens of the call"),
     _numeric("input", "input_tokens", "tokens", "input>5000", "input tokens"),
     _numeric("output", "output_tokens", "tokens", "output>1k", "output tokens"),
-    Term("-", "-model:pro  -router", "negates a term, or leaves out records containing a word"),
+    Term("-", "-model:pro  -router", "negates a term; -word leaves out its matches"),
 )
 _FIELDS = {t.name: t for t in TERMS if t.parse is not None}
 _NUMBERS = {t.name: t for t in TERMS if t.unit}
