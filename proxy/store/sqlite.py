@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -97,7 +97,11 @@ COLUMNS: tuple[Column, ...] = (
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
 _INSERT = f"INSERT OR REPLACE INTO records ({', '.join(_NAMES)}, data) VALUES ({', '.join('?' * (len(_NAMES) + 1))})"
-_SUMMARY_COLS = ", ".join(["records.rowid AS rowid"] + [f"records.{n}" for n in _NAMES])
+# a summary row is read in `Summary`'s field order and built positionally: 100 rows a page, a page a keystroke
+_BY_NAME = {c.name: c for c in COLUMNS}
+_SUMMARY_FIELDS = [f.name for f in fields(Summary)][1:]  # after seq (the rowid)
+_SUMMARY_COLS = ", ".join(["records.rowid"] + [f"records.{n}" for n in _SUMMARY_FIELDS])
+_LOADS = [(i, _BY_NAME[n].load) for i, n in enumerate(_SUMMARY_FIELDS, 1) if _BY_NAME[n].load is not _same]
 
 
 def to_row(rec: Record, data: bytes) -> tuple[Any, ...]:
@@ -105,8 +109,11 @@ def to_row(rec: Record, data: bytes) -> tuple[Any, ...]:
     return (*(c.get(rec) for c in COLUMNS), data)
 
 
-def to_summary(row: sqlite3.Row) -> Summary:
-    return Summary(seq=row["rowid"], **{c.name: c.load(row[c.name]) for c in COLUMNS})
+def to_summary(row: sqlite3.Row | tuple[Any, ...]) -> Summary:
+    values = list(row)
+    for i, load in _LOADS:
+        values[i] = load(values[i])
+    return Summary(*values)
 
 
 # -- schema ------------------------------------------------------------------------------------------------
