@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable
@@ -18,6 +19,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import WorkerCancelled
 
 from proxy import config as cfg
 from proxy import query
@@ -179,7 +181,8 @@ class GatewatchApp(App):
             await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
-        await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
+        with contextlib.suppress(WorkerCancelled):  # a newer read took over: it shows the rows
+            await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
         if self.on_ready is not None and self.gateway is not None and self.problem is None:

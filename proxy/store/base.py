@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..events import Bus
 from ..query import EVERYTHING, Filter
 from ..record import Record
 
@@ -96,6 +97,8 @@ class RecordStore(Protocol):
     """
 
     stats: WriterStats
+    bus: Bus
+    """where the writer announces `RecordsCommitted` and `RecordsLost` (on its own thread)"""
 
     def start(self) -> RecordStore:
         """Become the writer (recovering what a crashed one left); reading needs no start."""
