@@ -12,7 +12,6 @@ import datetime as dt
 import difflib
 import re
 import shlex
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -59,6 +58,16 @@ class Compare:
 
 
 @dataclass(frozen=True, slots=True)
+class Ago:
+    """field op (now - seconds), with `now` taken when the filter is run: `since:15m` slides with the clock."""
+
+    field: str
+    op: Op
+    seconds: float
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Range:
     """lo <= field < hi"""
 
@@ -89,7 +98,7 @@ class UsedTool:
     negated: bool = False
 
 
-Condition = Glob | Equals | Prefix | Compare | Range | Present | Failed | UsedTool
+Condition = Glob | Equals | Prefix | Compare | Ago | Range | Present | Failed | UsedTool
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +131,11 @@ def parse_duration(value: str) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
-def _time(value: str, now: float) -> float:
+def _time(op: Op, value: str) -> Condition:
+    """A duration (how long ago) or a date: started_at compared with it."""
     seconds = parse_duration(value)
     if seconds is not None:
-        return now - seconds
+        return Ago("started_at", op, seconds)
     try:
         d = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -134,7 +144,7 @@ def _time(value: str, now: float) -> float:
         ) from None
     if d.tzinfo is None:
         d = d.astimezone()  # a bare date means local time, as a person typing it means
-    return d.timestamp()
+    return Compare("started_at", op, d.timestamp())
 
 
 def _yes(name: str, value: str) -> bool:
@@ -161,7 +171,7 @@ def _number(name: str, raw: str, unit: str) -> float:
         raise QueryError(f"{name}: {raw!r} is not a number") from None
 
 
-def _status(value: str, now: float) -> Condition:
+def _status(value: str) -> Condition:
     v = value.lower()
     if v in ("error", "err", "fail"):
         return Failed()
@@ -177,7 +187,7 @@ def _status(value: str, now: float) -> Condition:
     raise QueryError(f"status:{value}: use 200, 4xx, >=400, ok or error")
 
 
-def _kind(value: str, now: float) -> Condition:
+def _kind(value: str) -> Condition:
     return Equals("kind", "count_tokens" if value.lower().startswith("count") else value.lower())
 
 
@@ -186,13 +196,13 @@ def _kind(value: str, now: float) -> Condition:
 class Term:
     """One term of the language: its name, an example, what it means, and how its value is read.
 
-    `parse(value, now)` reads a `name:value` term; a numeric term (`unit` set) is written `name>value` with any
+    `parse(value)` reads a `name:value` term; a numeric term (`unit` set) is written `name>value` with any
     of > >= < <= = and compares `field`."""
 
     name: str
     example: str
     help: str
-    parse: Callable[[str, float], Condition] | None = None
+    parse: Callable[[str], Condition] | None = None
     field: str = ""
     unit: str = ""
 
@@ -207,17 +217,15 @@ TERMS: tuple[Term, ...] = (
         "model",
         "model:flash  model:claude-*haiku*",
         "model asked for or that answered (globs too)",
-        lambda v, now: Glob(("request_model", "response_model"), v),
+        lambda v: Glob(("request_model", "response_model"), v),
     ),
     Term(
         "target",
         "target:vertex*",
         "the target that answered (globs too)",
-        lambda v, now: Glob(("target",), v),
+        lambda v: Glob(("target",), v),
     ),
-    Term(
-        "provider", "provider:vertex", "the answering target's provider", lambda v, now: Equals("provider", v)
-    ),
+    Term("provider", "provider:vertex", "the answering target's provider", lambda v: Equals("provider", v)),
     Term(
         "status",
         "status:200  status:4xx  status:>=400  status:error",
@@ -228,36 +236,34 @@ TERMS: tuple[Term, ...] = (
         "since",
         "since:15m  since:2026-11-24",
         "started within this long, or from this date",
-        lambda v, now: Compare("started_at", ">=", _time(v, now)),
+        lambda v: _time(">=", v),
     ),
     Term(
         "until",
         "until:2h  until:2026-11-24",
         "started before that",
-        lambda v, now: Compare("started_at", "<", _time(v, now)),
+        lambda v: _time("<", v),
     ),
-    Term(
-        "session", "session:<id>", "Claude Code session id (a prefix)", lambda v, now: Prefix("session_id", v)
-    ),
-    Term("tool", "tool:Bash", "the model called this tool", lambda v, now: UsedTool(v)),
+    Term("session", "session:<id>", "Claude Code session id (a prefix)", lambda v: Prefix("session_id", v)),
+    Term("tool", "tool:Bash", "the model called this tool", lambda v: UsedTool(v)),
     Term(
         "stream",
         "stream:yes",
         "streamed (yes) or one-shot (no)",
-        lambda v, now: Equals("request_mode", "stream" if _yes("stream", v) else "oneshot"),
+        lambda v: Equals("request_mode", "stream" if _yes("stream", v) else "oneshot"),
     ),
     Term("kind", "kind:count", "messages or count (count_tokens)", _kind),
     Term(
         "error",
         "error:yes",
         "the call ended in an error",
-        lambda v, now: Present("error_type", negated=not _yes("error", v)),
+        lambda v: Present("error_type", negated=not _yes("error", v)),
     ),
     Term(
         "cancelled",
         "cancelled:yes",
         "the client went away before the answer ended",
-        lambda v, now: Equals("cancelled", _yes("cancelled", v)),
+        lambda v: Equals("cancelled", _yes("cancelled", v)),
     ),
     _numeric("cost", "cost", "usd", "cost>0.01", "USD (> >= < <= =, as every number term)"),
     _numeric("latency", "latency_ms", "ms", "latency>500  latency>2s", "whole call, ms (or s)"),
@@ -283,7 +289,7 @@ def _unknown(name: str) -> QueryError:
     return QueryError(f"unknown field {name!r}{hint}; fields: {', '.join(field_names())}")
 
 
-def _term(body: str, now: float) -> Condition | None:
+def _term(body: str) -> Condition | None:
     """The condition a `name:value` or `name>value` term stands for; None when it is free text."""
     m = _NUM_TERM.match(body)
     if m and m.group(1) in _NUMBERS:
@@ -299,16 +305,15 @@ def _term(body: str, now: float) -> Condition | None:
             raise QueryError(f"{key}: needs a value ({key}:…)")
         parse = _FIELDS[key].parse
         assert parse is not None
-        return parse(value, now)
+        return parse(value)
     # `modle:flash` is a typo, not a search for that text; `http://…`, `Note:` and `a:b:c` stay free text
     if _FIELD_NAME.match(name) and value and not value.startswith("/") and ":" not in value:
         raise _unknown(name)
     return None
 
 
-def parse(text: str, now: float | None = None) -> Filter:
+def parse(text: str) -> Filter:
     """Read a filter. Raises QueryError naming the offending term."""
-    now = time.time() if now is None else now
     try:
         tokens = shlex.split(text or "")
     except ValueError as exc:
@@ -319,7 +324,7 @@ def parse(text: str, now: float | None = None) -> Filter:
     for token in tokens:
         negated = token.startswith("-") and len(token) > 1
         body = token[1:] if negated else token
-        cond = _term(body, now)
+        cond = _term(body)
         if cond is None:
             (excluded if negated else words).append(body)
         elif negated:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from proxy import query
-from proxy.query import Compare, Failed, Glob, Present, Range, UsedTool
+from proxy.query import Ago, Compare, Failed, Glob, Present, Range, UsedTool
 from tests.test_store import filled, make
 
 
@@ -89,9 +89,7 @@ def test_bad_filters_say_what_is_wrong():
 
 
 def test_a_filter_is_data_parsed_once():
-    flt = query.parse(
-        'model:flash -tool:Bash status:4xx latency>2s -error:yes "two words" -router', now=1000.0
-    )
+    flt = query.parse('model:flash -tool:Bash status:4xx latency>2s -error:yes "two words" -router')
     assert flt.conditions == (
         Glob(("request_model", "response_model"), "flash"),
         UsedTool("Bash", negated=True),
@@ -100,7 +98,8 @@ def test_a_filter_is_data_parsed_once():
         Present("error_type", negated=True),
     )
     assert flt.words == ("two words",) and flt.excluded == ("router",)
-    assert query.parse("since:1h", now=7200.0).conditions == (Compare("started_at", ">=", 3600.0),)
+    assert query.parse("since:1h").conditions == (Ago("started_at", ">=", 3600.0),)  # now: when it runs
+    assert query.parse("-until:2d").conditions == (Ago("started_at", "<", 172800.0, negated=True),)
     assert query.parse("-status:error").conditions == (Failed(negated=True),)
     assert not query.parse("") and query.parse("x")
 
@@ -177,3 +176,16 @@ async def test_the_console_help_lists_every_term(tmp_path):
     for example, meaning in query.help_rows():
         assert " ".join(example.split()) in shown or all(w in shown for w in example.split())
         assert meaning in shown
+
+
+def test_a_duration_is_measured_when_the_filter_runs_not_when_it_was_typed(tmp_path, monkeypatch):
+    import time
+
+    import proxy.store.sql as sql
+
+    now = time.time()
+    store = filled(tmp_path, [make(1, started_at=now - 1800)])
+    flt = query.parse("since:1h")
+    assert store.count(flt) == 1
+    monkeypatch.setattr(sql.time, "time", lambda: now + 3600)  # the console stays open an hour
+    assert store.count(flt) == 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
-from ..query import Compare, Condition, Equals, Failed, Filter, Glob, Prefix, Present, Range, UsedTool
+from ..query import Ago, Compare, Condition, Equals, Failed, Filter, Glob, Prefix, Present, Range, UsedTool
 
 # the columns a condition may name (a filter never puts anything but these into SQL)
 FILTERABLE = frozenset(
@@ -84,6 +85,8 @@ def _clause(c: Condition) -> tuple[str, list[Param]]:
         return f"{_col(c.field)} LIKE ? ESCAPE '\\'", [_like(c.value) + "%"]
     if isinstance(c, Compare):
         return f"{_col(c.field)} {c.op} ?", [c.value]
+    if isinstance(c, Ago):
+        return f"{_col(c.field)} {c.op} ?", [time.time() - c.seconds]
     if isinstance(c, Range):
         return f"({_col(c.field)} >= ? AND {_col(c.field)} < ?)", [c.lo, c.hi]
     if isinstance(c, Present):
