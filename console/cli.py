@@ -195,9 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        rows = list(store.summaries(flt))
-        print(_table("model", aggregate(rows, "model")))
-        print(_table("target", aggregate(rows, "target")))
+        for by, groups in aggregate(store.summaries(flt)).items():
+            print(_table(by, groups))
         return 0
     if args.command == "prune":
         n = open_store(args).prune(_seconds(args.older_than))

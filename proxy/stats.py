@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,22 +52,31 @@ class Group:
         return percentile(self.ttfts, 0.95)
 
 
-def aggregate(rows: Iterable[Summary], by: Literal["model", "target"]) -> list[Group]:
-    """Group calls by the model that answered (else the one asked for) or by target; most requests first."""
-    groups: dict[str, Group] = {}
+Key = Literal["model", "target"]
+
+
+def aggregate(rows: Iterable[Summary], by: Sequence[Key] = ("model", "target")) -> dict[Key, list[Group]]:
+    """Group calls by the model that answered (else the one asked for) and by target, in one pass over `rows`
+    (holding only the groups); in each grouping, most requests first."""
+    groups: dict[Key, dict[str, Group]] = {k: {} for k in by}
     for r in rows:
-        key = (r.target if by == "target" else (r.response_model or r.request_model)) or "(none)"
-        g = groups.get(key) or groups.setdefault(key, Group(key))
-        g.requests += 1
-        g.errors += r.failed
-        g.input_tokens += r.input_tokens
-        g.output_tokens += r.output_tokens
-        if r.cost is None:
-            g.cost_unknown += 1
-        else:
-            g.cost += r.cost
-        if r.latency_ms is not None:
-            g.latencies.append(r.latency_ms)
-        if r.ttft_ms is not None:
-            g.ttfts.append(r.ttft_ms)
-    return sorted(groups.values(), key=lambda g: -g.requests)
+        for k in by:
+            key = (r.target if k == "target" else (r.response_model or r.request_model)) or "(none)"
+            g = groups[k].get(key) or groups[k].setdefault(key, Group(key))
+            _add(g, r)
+    return {k: sorted(gs.values(), key=lambda g: -g.requests) for k, gs in groups.items()}
+
+
+def _add(g: Group, r: Summary) -> None:
+    g.requests += 1
+    g.errors += r.failed
+    g.input_tokens += r.input_tokens
+    g.output_tokens += r.output_tokens
+    if r.cost is None:
+        g.cost_unknown += 1
+    else:
+        g.cost += r.cost
+    if r.latency_ms is not None:
+        g.latencies.append(r.latency_ms)
+    if r.ttft_ms is not None:
+        g.ttfts.append(r.ttft_ms)

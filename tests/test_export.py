@@ -99,11 +99,11 @@ def test_stats_group_by_model_and_target(tmp_path):
             make(3),
         ],
     )
-    rows = list(store.summaries())
-    by_model = {g.key: g for g in aggregate(rows, "model")}
+    grouped = aggregate(store.summaries())
+    by_model = {g.key: g for g in grouped["model"]}
     assert by_model["gemini-2.5-flash"].requests == 3 and by_model["gemini-2.5-flash"].errors == 1
     assert by_model["claude-x"].requests == 1
-    by_target = aggregate(rows, "target")
+    by_target = grouped["target"]
     assert [g.key for g in by_target] == ["vertex-flash", "b"]
     b = by_target[1]
     assert b.cost_unknown == 1 and b.cost == 0 and b.input_tokens == 7 and b.p50_ms == 101
