@@ -79,7 +79,7 @@ def row_cells(r: Summary) -> list[str | Text]:
 
 
 class HistoryTable(DataTable[str | Text]):
-    """Holds the rows loaded so far for the current filter; loads the next page when the cursor nears the end."""
+    """The rows loaded so far for the current filter; reads the next page when the cursor nears the end."""
 
     DEFAULT_CSS = "HistoryTable { height: 1fr; }"
 
@@ -124,8 +124,8 @@ class HistoryTable(DataTable[str | Text]):
         return self._read_first()
 
     def refresh_new(self) -> Worker[None]:
-        """Bring in calls recorded since the last look, without losing the pages already loaded. A long call
-        is recorded when it ends, after calls that started later: merge by id and re-sort, don't just prepend."""
+        """Bring in calls recorded since the last look, keeping the pages already loaded. A long call is
+        recorded when it ends, after calls that started later: merge by id and re-sort, don't just prepend."""
         return self._read_first()
 
     @work(exclusive=True, exit_on_error=False, group="history")

@@ -59,7 +59,7 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class Ago:
-    """field op (now - seconds), with `now` taken when the filter is run: `since:15m` slides with the clock."""
+    """field op (now - seconds), `now` taken when the filter runs: `since:15m` slides with the clock."""
 
     field: str
     op: Op

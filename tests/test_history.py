@@ -20,7 +20,12 @@ async def test_a_history_read_that_raises_is_a_notification_and_the_gateway_keep
     notes: list[str] = []
     async with app.run_test(size=(140, 40)) as pilot:
         notify = app.notify
-        app.notify = lambda message, **kw: (notes.append(message), notify(message, **kw))[1]  # type: ignore[method-assign]
+
+        def noted(message, **kw):
+            notes.append(message)
+            notify(message, **kw)
+
+        app.notify = noted
         table = app.query_one(HistoryTable)
         await call(app, "first")
         await wait_for(pilot, lambda: table.row_count == 1)
@@ -32,7 +37,7 @@ async def test_a_history_read_that_raises_is_a_notification_and_the_gateway_keep
                 raise failures.pop()
             return page(*args, **kw)
 
-        app.store.page = broken_once  # type: ignore[method-assign]
+        app.store.page = broken_once
         await call(app, "second")  # its commit triggers a refresh, and the refresh's read raises
         await wait_for(pilot, lambda: any("malformed" in n for n in notes))
         assert app.is_running and table.row_count == 1  # what was shown stays
@@ -60,7 +65,7 @@ async def test_a_filter_change_during_a_refresh_never_mixes_the_old_filters_rows
                 release.wait(10)
             return page(flt, *args, **kw)
 
-        app.store.page = slow_for_the_old_filter  # type: ignore[method-assign]
+        app.store.page = slow_for_the_old_filter
         table.refresh_new()
         await wait_for(pilot, entered.is_set)
         app.query_one("#search", Input).value = "banana"

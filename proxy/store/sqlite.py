@@ -33,7 +33,7 @@ BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is
 RETRIES = 5
 
 
-# -- the columns: one table writes the DDL, the column list, the record → row and the row → Summary ----------
+# -- the columns: one table writes the DDL, the column list, record → row and row → Summary ------------------
 def _int(v: Any) -> int:
     return int(v or 0)
 
@@ -274,7 +274,7 @@ _Item = tuple[Record, bytes, dict[str, bytes]]
 
 
 class SqliteStore:
-    """The SQLite `RecordStore`: the writer (a thread + queue) and the readers (a connection per calling thread).
+    """The SQLite `RecordStore`: the writer (a thread + queue), the readers (a connection per thread).
 
     Durability: `submit` appends the record to a journal file (one write() into the page cache, no fsync)
     before queueing it, so a process killed before the writer commits loses nothing: the next writer
