@@ -334,7 +334,8 @@ class GatewatchApp(App):
         self._dirty = True
 
     def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:
-        self._render_status()
+        with contextlib.suppress(NoMatches):  # a read that ended as the app shut down
+            self._render_status()
 
     def on_history_table_failed(self, message: HistoryTable.Failed) -> None:
         self.notify(message.error, title="history", severity="error")

@@ -139,7 +139,7 @@ class HistoryTable(DataTable[str | Text]):
         except Exception as exc:  # a locked file, a broken store: say so, keep what is shown
             self.post_message(self.Failed(f"could not read the history: {exc}"))
             return
-        if gen != self._generation:  # the filter changed while this read ran: its rows are not wanted
+        if gen != self._generation or not self.is_attached:  # the filter changed, or the app closed
             return
         keep = self.current_id()
         if self._shown == gen:
@@ -168,7 +168,7 @@ class HistoryTable(DataTable[str | Text]):
         except Exception as exc:
             self.post_message(self.Failed(f"could not read more history: {exc}"))
             return
-        if gen != self._generation or self._shown != gen:
+        if gen != self._generation or self._shown != gen or not self.is_attached:
             return
         self.exhausted = len(rows) < PAGE
         known = {r.id for r in self.rows_loaded}  # a refresh may have merged some of them meanwhile
