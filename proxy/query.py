@@ -342,7 +342,11 @@ def help_rows() -> list[tuple[str, str]]:
 
 def help_text(width: int = 34) -> str:
     """The language as plain text, for the CLI's help."""
-    lines = [f"  {ex:<{width}} {h}" for ex, h in help_rows()]
+    # an example longer than its column gets a line of its own
+    lines = [
+        f"  {ex:<{width}} {h}" if len(ex) <= width else f"  {ex}\n  {'':<{width}} {h}"
+        for ex, h in help_rows()
+    ]
     return "filter terms (ANDed):\n" + "\n".join(lines)
 
 
