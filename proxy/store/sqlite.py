@@ -21,8 +21,9 @@ import sqlite_utils
 
 from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
-from ..record import REDACTED, Record
+from ..record import Record
 from .base import StoreError, Summary, Totals, WriterStats, default_path
+from .payloads import SHARED, hydrate, serialize_parts
 from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
@@ -152,64 +153,6 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
-
-
-# -- payloads: repeated parts stored once ------------------------------------------------------------------
-_PAYLOADS = {"client_request", "upstream_request", "upstream_response", "response", "events", "metadata"}
-# Payload parts that repeat from call to call, stored once by hash: (payload field, keys inside it).
-_SHARED = {"client_request": ("system", "tools"), "upstream_request": ("systemInstruction", "tools")}
-BLOB_MIN = 2048  # bytes; smaller parts stay inline
-
-
-def _scrub(data: bytes, secrets: list[str]) -> bytes:
-    for s in secrets:  # defence in depth: a credential that slipped into a payload is cut here
-        if s and s.encode() in data:
-            data = data.replace(s.encode(), REDACTED.encode())
-    return data
-
-
-def serialize_parts(rec: Record, secrets: list[str]) -> tuple[bytes, dict[str, bytes]]:
-    """The record as JSON with its large repeated parts replaced by {"$blob": hash}, and those parts."""
-    # The payloads are plain JSON already: orjson writes them directly, pydantic only the small rest.
-    head = rec.model_dump(mode="json", exclude=_PAYLOADS)
-    blobs: dict[str, bytes] = {}
-    for k in _PAYLOADS:
-        value = getattr(rec, k)
-        keys = _SHARED.get(k)
-        if keys and isinstance(value, dict):
-            value = dict(value)
-            for key in keys:
-                if key in value:
-                    part = orjson.dumps(value[key])
-                    if len(part) >= BLOB_MIN:
-                        part = _scrub(part, secrets)
-                        h = hashlib.sha1(part).hexdigest()
-                        blobs[h] = part
-                        value[key] = {"$blob": h}
-        head[k] = value
-    return _scrub(orjson.dumps(head), secrets), blobs
-
-
-def hydrate(
-    data: bytes | str | dict[str, Any], blobs: dict[str, bytes] | sqlite3.Connection
-) -> dict[str, Any]:
-    """Put the shared parts back; `blobs` maps hash → bytes, or is a connection to read them from."""
-    doc: dict[str, Any] = orjson.loads(data) if isinstance(data, (bytes, str)) else data
-    for k, keys in _SHARED.items():
-        value = doc.get(k)
-        if not isinstance(value, dict):
-            continue
-        for key in keys:
-            ref = value.get(key)
-            if isinstance(ref, dict) and set(ref) == {"$blob"}:
-                if isinstance(blobs, dict):
-                    raw = blobs.get(ref["$blob"])
-                else:
-                    row = blobs.execute("SELECT data FROM blobs WHERE hash = ?", (ref["$blob"],)).fetchone()
-                    raw = row[0] if row else None
-                if raw is not None:
-                    value[key] = orjson.loads(raw)
-    return doc
 
 
 # -- connections -------------------------------------------------------------------------------------------
@@ -594,7 +537,7 @@ class SqliteStore:
                 # shared parts no remaining record names go too
                 refs = " UNION ".join(
                     f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"
-                    for field, keys in _SHARED.items()
+                    for field, keys in SHARED.items()
                     for key in keys
                 )
                 conn.execute(
