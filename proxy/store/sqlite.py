@@ -93,7 +93,13 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("attempts", "INTEGER", lambda r: len(r.tried_targets), _int),
     Column("preview", "TEXT", lambda r: r.preview, lambda v: v or ""),
-    Column("cache_creation_tokens", "INTEGER", lambda r: r.usage.cache_creation_tokens, _int, since=3),
+    Column(
+        "cache_creation_tokens",
+        "INTEGER NOT NULL DEFAULT 0",
+        lambda r: r.usage.cache_creation_tokens,
+        _int,
+        since=3,
+    ),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -146,9 +152,11 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     for c in COLUMNS:
         if c.since == 3:
             db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
+    # Most records wrote 0 (the column's default): a byte search skips them, only the rest are parsed as JSON.
     db.execute(
         "UPDATE records SET cache_creation_tokens = "
-        "coalesce(json_extract(data, '$.usage.cache_creation_tokens'), 0)"
+        "coalesce(json_extract(data, '$.usage.cache_creation_tokens'), 0) "
+        "WHERE instr(data, '\"cache_creation_tokens\":0,') = 0"
     )
 
 
