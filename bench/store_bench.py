@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from proxy.query import EVERYTHING, parse  # noqa: E402
 from proxy.record import Attempt, Record, Usage  # noqa: E402
 from proxy.store import Store  # noqa: E402
 
@@ -97,20 +98,20 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
     del recs
     reader = Store(tmp / f"s{n}.db")
     queries = {
-        "count all": lambda: reader.count(""),
-        "first page": lambda: reader.page("", 100),
+        "count all": lambda: reader.count(),
+        "first page": lambda: reader.page(EVERYTHING, 100),
         "page 50 (keyset)": None,
-        "model:haiku page": lambda: reader.page("model:haiku", 100),
-        "status:>=400 page": lambda: reader.page("status:>=400", 100),
-        "since:1h page": lambda: reader.page("since:1h", 100),
-        "tool:Bash cost>0.005 page": lambda: reader.page("tool:Bash cost>0.005", 100),
-        "free text 'bananas' page": lambda: reader.page("bananas", 100),
-        "free text + count": lambda: reader.count("bananas deploy"),
+        "model:haiku page": lambda: reader.page(parse("model:haiku"), 100),
+        "status:>=400 page": lambda: reader.page(parse("status:>=400"), 100),
+        "since:1h page": lambda: reader.page(parse("since:1h"), 100),
+        "tool:Bash cost>0.005 page": lambda: reader.page(parse("tool:Bash cost>0.005"), 100),
+        "free text 'bananas' page": lambda: reader.page(parse("bananas"), 100),
+        "free text + count": lambda: reader.count(parse("bananas deploy")),
     }
-    first = reader.page("", 100)
+    first = reader.page(EVERYTHING, 100)
     last = first[-1]
-    deep = reader.page("", 100, offset=4900)[-1]
-    queries["page 50 (keyset)"] = lambda: reader.page("", 100, (deep["started_at"], deep["rowid"]))
+    deep = reader.page(EVERYTHING, 100, offset=4900)[-1]
+    queries["page 50 (keyset)"] = lambda: reader.page(EVERYTHING, 100, after=deep)
     lat = {name: round(timed(fn), 2) for name, fn in queries.items()}
     size = sum(p.stat().st_size for p in tmp.glob(f"s{n}.db*"))
     del last
@@ -202,9 +203,9 @@ async def console_figures(tmp: Path) -> dict:
             while table.row_count == 0:
                 await pilot.pause(0.005)
             t = time.perf_counter()
-            await table.load("bananas")
+            await table.load(parse("bananas")).wait()
             out[f"search ms ({label})"] = round((time.perf_counter() - t) * 1000)
-            await table.load("")
+            await table.load(EVERYTHING).wait()
             if label == "100k records":
                 lags = await loop_lag_during_streams(app.url, 20)
                 lags.sort()

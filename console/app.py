@@ -7,10 +7,13 @@ blocking), and the screen reads the store through its own connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -20,12 +23,12 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import WorkerCancelled
 
 from proxy import config as cfg
+from proxy import query
 from proxy.events import CallFinished, CallStarted, RecordsCommitted, RecordsLost
 from proxy.export import export_file
-from proxy.query import QueryError
-from proxy.query import compile as compile_query
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.store import Store
@@ -75,7 +78,11 @@ class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 76; height: auto; border: round $primary; padding: 1 2; background: $surface; }
+    HelpScreen > Horizontal {
+        width: 116; max-width: 100%; height: auto; border: round $primary; padding: 1 2; background: $surface;
+    }
+    #help-keys { width: 26; height: auto; }
+    #help-terms { width: 1fr; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
@@ -88,14 +95,16 @@ class HelpScreen(ModalScreen):
         for b in DetailScreen.BINDINGS:
             t.append(f"  {b.key:<12}", style="bold cyan")
             t.append(f"{b.description}\n")
-        t.append("\nFilter language\n", style="bold")
-        t.append(
-            "  free text  model:flash  target:vertex*  status:4xx  status:>=400  since:15m\n"
-            "  until:2026-11-24  session:<id>  tool:Bash  cost>0.01  latency>2s  stream:yes\n"
-            "  a leading '-' negates a term: -model:pro\n",
-            style="dim",
-        )
-        yield Static(t)
+        terms = Table.grid(padding=(0, 2))
+        terms.add_column(style="cyan", width=36)
+        terms.add_column(style="dim")
+        for example, meaning in query.help_rows():
+            terms.add_row(example, meaning)
+        with Horizontal():
+            yield Static(t, id="help-keys")
+            yield Static(
+                Group(Text("Filter language (terms are ANDed)\n", style="bold"), terms), id="help-terms"
+            )
 
 
 class GatewatchApp(App):
@@ -167,12 +176,12 @@ class GatewatchApp(App):
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
         bus = self.service.bus
-        # Subscribers run on the gateway's thread (calls) or the store's writer (commits): they only post.
+        # Subscribers run on the gateway's thread (calls) or the store's writer (commits): they only post,
+        # which is thread-safe and never makes either wait on the screen.
         bus.subscribe(CallStarted, lambda e: self.post_message(CallBegan(e.record)))
         bus.subscribe(CallFinished, lambda e: self.post_message(CallEnded(e.record)))
         bus.subscribe(RecordsCommitted, lambda e: self.post_message(RecordsWritten()))
         bus.subscribe(RecordsLost, lambda e: self.post_message(RecordsWritten()))
-        self.store.on_written(lambda batch: self.post_message(RecordsWritten()))
         try:
             await asyncio.to_thread(self.host.open_store)  # may replay a crashed writer's journal
         except ServiceError as exc:
@@ -182,7 +191,8 @@ class GatewatchApp(App):
             await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
-        await self.query_one(HistoryTable).load("")
+        with contextlib.suppress(WorkerCancelled):  # a newer read took over: it shows the rows
+            await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
         if self.on_ready is not None and self.service.gateway is not None:
@@ -255,24 +265,13 @@ class GatewatchApp(App):
         Awaited before the gateway starts, so no call is counted both here and live."""
         start_of_day = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
 
-        def read() -> tuple[float, float]:
-            return (
-                self.store.reader()
-                .execute(
-                    "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0) "
-                    "FROM records",
-                    (start_of_day,),
-                )
-                .fetchone()
-            )
-
         try:
-            total, today = await asyncio.to_thread(read)
+            totals = await asyncio.to_thread(self.store.totals, start_of_day)
         except Exception as exc:
             self.notify(f"could not read totals from the store: {exc}", severity="warning")
             return
-        self.stats.cost_all += total
-        self.stats.cost_today += today
+        self.stats.cost_all += totals.cost
+        self.stats.cost_today += totals.cost_since
 
     def _tick(self) -> None:
         if self.stopping:
@@ -302,7 +301,7 @@ class GatewatchApp(App):
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
         t.append(f"{total} calls", style="bold")
         if table.filter:
-            t.append(f" matching {table.filter!r}", style="dim")
+            t.append(f" matching {table.filter.text!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
         s = self.store.stats
         if s.lost:
@@ -333,38 +332,39 @@ class GatewatchApp(App):
             table = self.query_one(HistoryTable)
         except NoMatches:  # shutting down
             return
-        await table.refresh_new()
+        table.refresh_new()  # a worker: the status follows when it reports Loaded
         self._dirty = True
 
     def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:
-        self._render_status()
+        with contextlib.suppress(NoMatches):  # a read that ended as the app shut down
+            self._render_status()
 
     def on_history_table_failed(self, message: HistoryTable.Failed) -> None:
         self.notify(message.error, title="history", severity="error")
 
     @on(Input.Submitted, "#search")
     async def _search_submitted(self, event: Input.Submitted) -> None:
-        await self._apply_filter(event.value)
+        self._apply_filter(event.value)
         self.query_one(HistoryTable).focus()
 
     @on(Input.Changed, "#search")
-    async def _search_changed(self, event: Input.Changed) -> None:
+    def _search_changed(self, event: Input.Changed) -> None:
         try:
-            compile_query(event.value)
-        except QueryError as exc:
+            flt = query.parse(event.value)  # once per keystroke; the table and export get the Filter
+        except query.QueryError as exc:
             self.filter_error = str(exc)  # shown until the filter reads again; the list stays as it was
             self._render_status()
             return
         self.filter_error = None
-        await self._apply_filter(event.value)
+        self.query_one(HistoryTable).load(flt)
 
-    async def _apply_filter(self, text: str) -> None:
+    def _apply_filter(self, text: str) -> None:
         try:
-            compile_query(text)
-        except QueryError as exc:
+            flt = query.parse(text)
+        except query.QueryError as exc:
             self.notify(str(exc), title="filter", severity="error")
             return
-        await self.query_one(HistoryTable).load(text)
+        self.query_one(HistoryTable).load(flt)
 
     @on(DataTable.RowSelected, "#history")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -378,7 +378,7 @@ class GatewatchApp(App):
         search = self.query_one("#search", Input)
         if search.value:
             search.value = ""
-            await self._apply_filter("")
+            self._apply_filter("")
         self.query_one(HistoryTable).focus()
 
     def action_open(self) -> None:
@@ -396,8 +396,8 @@ class GatewatchApp(App):
             return
         await self.push_screen(DetailScreen(rec, self.url or "http://127.0.0.1:8000"))
 
-    async def action_reload(self) -> None:
-        await self.query_one(HistoryTable).load()
+    def action_reload(self) -> None:
+        self.query_one(HistoryTable).load()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -411,7 +411,7 @@ class GatewatchApp(App):
         except OSError as exc:
             self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
             return None
-        what = f"matching {flt!r}" if flt else "(no filter)"
+        what = f"matching {flt.text!r}" if flt else "(no filter)"
         self.notify(f"Exported {n} calls {what} to {path}", title="export", timeout=8)
         self.last_export = (path, n)
         return path

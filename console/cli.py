@@ -20,12 +20,13 @@ from pathlib import Path
 
 from console.hint import usage_hint
 from proxy import config as cfg
+from proxy import query
 from proxy.events import CallFinished
-from proxy.export import FORMATS, export_file, stats, write
-from proxy.query import QueryError, parse_duration
-from proxy.query import compile as compile_query
+from proxy.export import FORMATS, export_file, write
+from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.service import Service, ServiceError
+from proxy.stats import Group, aggregate
 from proxy.store import Store, StoreError, default_path
 
 
@@ -54,12 +55,15 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--db", help="store for the demo (default: a throwaway file)")
     d.add_argument("--port", type=int, default=0, help="gateway port (default: any free one)")
     d.add_argument("--rate", type=float, default=1.5, help="simulated calls per second")
-    e = sub.add_parser("export", help="write the records matching a filter to a file")
+    terms = dict(epilog=query.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    e = sub.add_parser("export", help="write the records matching a filter to a file", **terms)
     e.add_argument("filter", nargs="*", help="filter terms, e.g. model:flash status:>=400 since:2h")
     e.add_argument("--format", choices=FORMATS, default="json")
     e.add_argument("--output", "-o", help="file to write (default: standard output)")
     _common(e, server=False)
-    st = sub.add_parser("stats", help="requests, errors, tokens, cost and latency per model and per target")
+    st = sub.add_parser(
+        "stats", help="requests, errors, tokens, cost and latency per model and per target", **terms
+    )
     st.add_argument("filter", nargs="*")
     _common(st, server=False)
     pr = sub.add_parser("prune", help="delete old records and vacuum")
@@ -93,9 +97,7 @@ def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
 def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Store:
     path = args.db or (config.store.path if config and config.store.path else None) or default_path()
     try:
-        return Store(
-            path, secrets=config.secrets() if config else [], file_log=config.log.file if config else None
-        )
+        return Store(path, secrets=config.secrets() if config else [])
     except StoreError as exc:
         _die(str(exc))
     raise AssertionError
@@ -160,10 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args)
         return asyncio.run(serve(config, open_store(args, config), args.insecure))
     if args.command in ("export", "stats"):
-        flt = " ".join(args.filter)
         try:
-            compile_query(flt)
-        except QueryError as exc:
+            flt = query.parse(" ".join(args.filter))
+        except query.QueryError as exc:
             _die(f"filter: {exc}")
         store = open_store(args)
         if args.command == "export":
@@ -176,13 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        rows = store.column_values(
-            flt,
-            "request_model, response_model, target, status, error_type, input_tokens, "
-            "output_tokens, cost, latency_ms, ttft_ms",
-        )
-        for by in ("model", "target"):
-            print(_table(by, stats(rows, by)))
+        for by, groups in aggregate(store.summaries(flt)).items():
+            print(_table(by, groups))
         return 0
     if args.command == "prune":
         n = open_store(args).prune(_seconds(args.older_than))
@@ -203,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
 
 
-def _fmt(v, kind: str) -> str:
+def _fmt(v: float | None, kind: str) -> str:
     if v is None:
         return "-"
     if kind == "ms":
@@ -213,7 +209,7 @@ def _fmt(v, kind: str) -> str:
     return str(v)
 
 
-def _table(by: str, rows: list[dict]) -> str:
+def _table(by: str, rows: list[Group]) -> str:
     head = [
         by,
         "requests",
@@ -228,23 +224,26 @@ def _table(by: str, rows: list[dict]) -> str:
     ]
     body = [
         [
-            r["key"],
-            str(r["requests"]),
-            str(r["errors"]),
-            str(r["input_tokens"]),
-            str(r["output_tokens"]),
-            _fmt(r["cost"], "cost") + ("+?" if r["cost_unknown"] else ""),
-            _fmt(r["p50_ms"], "ms"),
-            _fmt(r["p95_ms"], "ms"),
-            _fmt(r["ttft_p50_ms"], "ms"),
-            _fmt(r["ttft_p95_ms"], "ms"),
+            r.key,
+            str(r.requests),
+            str(r.errors),
+            str(r.input_tokens),
+            str(r.output_tokens),
+            _fmt(r.cost, "cost") + ("+?" if r.cost_unknown else ""),
+            _fmt(r.p50_ms, "ms"),
+            _fmt(r.p95_ms, "ms"),
+            _fmt(r.ttft_p50_ms, "ms"),
+            _fmt(r.ttft_p95_ms, "ms"),
         ]
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    line = lambda cells: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    )  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body), ""])
 
 

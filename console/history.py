@@ -1,16 +1,25 @@
-"""The history table: one row a call, newest first, paged from SQLite (never all rows in memory)."""
+"""The history table: one row a call, newest first, paged from the store (never all rows in memory).
+
+Reads run as workers that fail softly: a read that raises becomes a `Failed` message (the app shows a
+notification) and the table keeps what it showed. The first page (a load or a refresh) and the next page are
+each one exclusive worker group; a generation number, bumped by every `load`, keeps a read made for an older
+filter out of the list.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
+from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.worker import Worker
 
-from proxy.store import Store
+from proxy.query import EVERYTHING, Filter
+from proxy.store import RecordStore, Summary
 
 PAGE = 100
 COUNT_CAP = 10_000
@@ -34,133 +43,145 @@ def _ms(v: float | None) -> str:
     return f"{v / 1000:.1f}s" if v >= 1000 else f"{v:.0f}ms"
 
 
-def row_cells(r: sqlite3.Row) -> list:
-    status = r["status"]
-    err = r["error_type"]
-    kind = r["kind"]
-    style = "red" if (status or 0) >= 400 or err else ("green" if status == 200 else "yellow")
-    st = Text(str(status or "…"), style=style)
-    if r["cancelled"]:
+def row_cells(r: Summary) -> list[str | Text]:
+    err = r.error_type
+    style = "red" if r.failed else ("green" if r.status == 200 else "yellow")
+    st = Text(str(r.status or "…"), style=style)
+    if r.cancelled:
         st = Text("✕", style="yellow")
-    model = r["request_model"] or "?"
-    target = f"{r['target']}" if r["target"] else "–"
-    if r["attempts"] and r["attempts"] > 1:
-        target += f" (+{r['attempts'] - 1})"
-    route = Text(model, style="bold")
+    target = r.target or "–"
+    if r.attempts > 1:
+        target += f" (+{r.attempts - 1})"
+    route = Text(r.request_model or "?", style="bold")
     route.append(" → ", style="dim")
     route.append(target)
-    answered = (r["response_model"] or "").removeprefix("gemini-")
-    if answered and kind != "count_tokens":
+    answered = (r.response_model or "").removeprefix("gemini-")
+    if answered and r.kind != "count_tokens":
         route.append(f" {answered}", style="dim italic")
-    cost = "–" if kind == "count_tokens" else ("?" if r["cost"] is None else f"${r['cost']:.4f}")
-    tools = (r["tools_used"] or "").strip().replace(" ", ",")
-    preview = (r["preview"] or "").replace("\n", " ")
-    if kind == "count_tokens":
+    cost = "–" if r.kind == "count_tokens" else ("?" if r.cost is None else f"${r.cost:.4f}")
+    preview = r.preview.replace("\n", " ")
+    if r.kind == "count_tokens":
         preview = "[count_tokens] " + preview
     if err:
-        preview = f"[{err}] {r['error_message'] or ''}"
+        preview = f"[{err}] {r.error_message or ''}"
     return [
-        time.strftime("%H:%M:%S", time.localtime(r["started_at"])),
+        time.strftime("%H:%M:%S", time.localtime(r.started_at)),
         route,
         st,
-        str(r["input_tokens"] or 0),
-        str(r["output_tokens"] or 0),
+        str(r.input_tokens),
+        str(r.output_tokens),
         cost,
-        _ms(r["latency_ms"]),
-        _ms(r["ttft_ms"]),
-        tools,
+        _ms(r.latency_ms),
+        _ms(r.ttft_ms),
+        ",".join(r.tools_used),
         Text(preview[:120], style="red" if err else ""),
     ]
 
 
-class HistoryTable(DataTable):
-    """Holds the rows loaded so far for the current filter; loads the next page when the cursor nears the end."""
+class HistoryTable(DataTable[str | Text]):
+    """The rows loaded so far for the current filter; reads the next page when the cursor nears the end."""
 
     DEFAULT_CSS = "HistoryTable { height: 1fr; }"
 
     class Loaded(Message):
-        """A page (or a refresh) was read from the store."""
+        """A first page (a load or a refresh) was read from the store and shown."""
 
         def __init__(self, total: int) -> None:
             super().__init__()
             self.total = total
 
     class Failed(Message):
+        """A read from the store raised; the table still shows what it showed."""
+
         def __init__(self, error: str) -> None:
             super().__init__()
             self.error = error
 
-    def __init__(self, store: Store, **kw) -> None:
+    def __init__(self, store: RecordStore, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.store = store
-        self.filter = ""
-        self.rows_loaded: list[sqlite3.Row] = []
+        self.filter: Filter = EVERYTHING
+        self.rows_loaded: list[Summary] = []
         self.total = 0
         self.exhausted = False
-        self._loading = False
+        self._generation = 0
+        """bumped by every load: the filter (or reload) a read was made for"""
+        self._shown = -1
+        """the generation `rows_loaded` belongs to"""
 
     def on_mount(self) -> None:
         for name, width in COLUMNS:
             self.add_column(name, width=width, key=name)
 
-    async def load(self, filter_text: str | None = None) -> None:
-        """(Re)load the first page; keeps the cursor on the same call when it is still there."""
-        if filter_text is not None:
-            self.filter = filter_text
-        keep = self.current_id()
+    # -- reads ---------------------------------------------------------------------------------------------
+    def load(self, flt: Filter | None = None) -> Worker[None]:
+        """(Re)load the first page for `flt` (default: the current filter), replacing the list; keeps the
+        cursor on the same call when it is still there. Returns the worker (await `.wait()` to wait)."""
+        if flt is not None:
+            self.filter = flt
+        self._generation += 1
+        self.workers.cancel_group(self, "history-more")
+        return self._read_first()
+
+    def refresh_new(self) -> Worker[None]:
+        """Bring in calls recorded since the last look, keeping the pages already loaded. A long call is
+        recorded when it ends, after calls that started later: merge by id and re-sort, don't just prepend."""
+        return self._read_first()
+
+    @work(exclusive=True, exit_on_error=False, group="history")
+    async def _read_first(self) -> None:
+        gen, flt = self._generation, self.filter
         try:
-            rows, total = await asyncio.to_thread(self._read_first)
-        except Exception as exc:  # a filter error, a locked file: say so, keep what is shown
-            self.post_message(self.Failed(str(exc)))
+            # a free-text count over a million records is the slow part of a search: stop at COUNT_CAP
+            rows, total = await asyncio.to_thread(
+                lambda: (self.store.page(flt, PAGE), self.store.count(flt, COUNT_CAP))
+            )
+        except Exception as exc:  # a locked file, a broken store: say so, keep what is shown
+            self.post_message(self.Failed(f"could not read the history: {exc}"))
             return
-        self.rows_loaded = rows
+        if gen != self._generation or not self.is_attached:  # the filter changed, or the app closed
+            return
+        keep = self.current_id()
+        if self._shown == gen:
+            known = {r.id for r in self.rows_loaded}
+            fresh = [r for r in rows if r.id not in known]
+            if fresh:
+                self.rows_loaded = sorted(
+                    fresh + self.rows_loaded, key=lambda r: (r.started_at, r.seq), reverse=True
+                )
+                self._rebuild(keep)
+        else:
+            self.rows_loaded = rows
+            self.exhausted = len(rows) < PAGE
+            self._shown = gen
+            self._rebuild(keep)
         self.total = total
-        self.exhausted = len(rows) < PAGE
-        self._rebuild(keep)
         self.post_message(self.Loaded(total))
 
-    def _read_first(self) -> tuple[list[sqlite3.Row], int]:
-        # a free-text count over a million records is the slow part of a search: stop at COUNT_CAP
-        return self.store.page(self.filter, PAGE), self.store.count(self.filter, COUNT_CAP)
-
-    async def refresh_new(self) -> None:
-        """Bring in calls recorded since the last look, without losing the pages already loaded. A long call
-        is recorded when it ends, after calls that started later: merge by id and re-sort, don't just prepend."""
-        if not self.rows_loaded:
-            await self.load()
-            return
-        rows, total = await asyncio.to_thread(self._read_first)
-        known = {r["id"] for r in self.rows_loaded}
-        fresh = [r for r in rows if r["id"] not in known]
-        self.total = total
-        if fresh:
-            keep = self.current_id()
-            self.rows_loaded = sorted(
-                fresh + self.rows_loaded, key=lambda r: (r["started_at"], r["rowid"]), reverse=True
-            )
-            self._rebuild(keep)
-        self.post_message(self.Loaded(self.total))
-
+    @work(exclusive=True, exit_on_error=False, group="history-more")
     async def load_more(self) -> None:
-        if self.exhausted or self._loading or not self.rows_loaded:
+        if self.exhausted or not self.rows_loaded or self._shown != self._generation:
             return
-        self._loading = True
+        gen, flt, last = self._generation, self.filter, self.rows_loaded[-1]
         try:
-            last = self.rows_loaded[-1]
-            rows = await asyncio.to_thread(
-                self.store.page, self.filter, PAGE, (last["started_at"], last["rowid"])
-            )
-            self.exhausted = len(rows) < PAGE
-            self.rows_loaded.extend(rows)
-            for r in rows:
-                self.add_row(*row_cells(r), key=r["id"])
-        finally:
-            self._loading = False
+            rows = await asyncio.to_thread(self.store.page, flt, PAGE, last)
+        except Exception as exc:
+            self.post_message(self.Failed(f"could not read more history: {exc}"))
+            return
+        if gen != self._generation or self._shown != gen or not self.is_attached:
+            return
+        self.exhausted = len(rows) < PAGE
+        known = {r.id for r in self.rows_loaded}  # a refresh may have merged some of them meanwhile
+        for r in rows:
+            if r.id not in known:
+                self.rows_loaded.append(r)
+                self.add_row(*row_cells(r), key=r.id)
 
+    # -- display -------------------------------------------------------------------------------------------
     def _rebuild(self, keep: str | None) -> None:
         self.clear()
         for r in self.rows_loaded:
-            self.add_row(*row_cells(r), key=r["id"])
+            self.add_row(*row_cells(r), key=r.id)
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep), scroll=False)
@@ -175,6 +196,6 @@ class HistoryTable(DataTable):
         except Exception:
             return None
 
-    async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row >= self.row_count - 10:
-            await self.load_more()
+            self.load_more()

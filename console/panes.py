@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from proxy.export import percentile
 from proxy.record import Record
+from proxy.stats import percentile
 
 MINUTES = 30  # sparkline span
 

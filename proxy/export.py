@@ -1,8 +1,7 @@
-"""Export records as JSON, JSON lines or Kong file-log lines, streaming in constant memory; and `stats`."""
+"""Export records as JSON, JSON lines or Kong file-log lines, streaming in constant memory."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import IO, Any, Iterable
@@ -19,7 +18,7 @@ def _ms(v: float | None) -> int:
     return int(round(v or 0))
 
 
-def kong_record(rec: Record | dict) -> dict[str, Any]:
+def kong_record(rec: Record | dict[str, Any]) -> dict[str, Any]:
     """One record in the shape of Kong's file-log with the AI Proxy section (see docs in the README)."""
     r = rec if isinstance(rec, Record) else Record.model_validate(rec)
     u = r.usage
@@ -102,7 +101,7 @@ def kong_record(rec: Record | dict) -> dict[str, Any]:
     return out
 
 
-def write(records: Iterable[dict], fmt: str, out: IO[bytes]) -> int:
+def write(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) -> int:
     """Stream `records` (dicts) to `out`; returns how many."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
@@ -122,7 +121,7 @@ def write(records: Iterable[dict], fmt: str, out: IO[bytes]) -> int:
     return n
 
 
-def export_file(records: Iterable[dict], fmt: str, path: str | os.PathLike) -> int:
+def export_file(records: Iterable[dict[str, Any]], fmt: str, path: str | os.PathLike[str]) -> int:
     """Write to `path` (created 0600: exports hold prompts) atomically."""
     p = Path(path)
     tmp = p.with_name(p.name + ".part")
@@ -131,63 +130,3 @@ def export_file(records: Iterable[dict], fmt: str, path: str | os.PathLike) -> i
         n = write(records, fmt, f)
     os.replace(tmp, p)
     return n
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return None
-    k = (len(vals) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
-
-
-def stats(rows: Iterable[Any], by: str) -> list[dict[str, Any]]:
-    """Aggregate rows (with request_model/target, status, error_type, tokens, cost, latency_ms, ttft_ms)."""
-    groups: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        key = (r[by] if by == "target" else (r["response_model"] or r["request_model"])) or "(none)"
-        g = groups.setdefault(
-            key,
-            {
-                "key": key,
-                "requests": 0,
-                "errors": 0,
-                "input": 0,
-                "output": 0,
-                "cost": 0.0,
-                "cost_unknown": 0,
-                "lat": [],
-                "ttft": [],
-            },
-        )
-        g["requests"] += 1
-        if (r["status"] or 0) >= 400 or r["error_type"]:
-            g["errors"] += 1
-        g["input"] += r["input_tokens"] or 0
-        g["output"] += r["output_tokens"] or 0
-        if r["cost"] is None:
-            g["cost_unknown"] += 1
-        else:
-            g["cost"] += r["cost"]
-        g["lat"].append(r["latency_ms"])
-        if r["ttft_ms"] is not None:
-            g["ttft"].append(r["ttft_ms"])
-    out = []
-    for g in sorted(groups.values(), key=lambda g: -g["requests"]):
-        out.append(
-            {
-                "key": g["key"],
-                "requests": g["requests"],
-                "errors": g["errors"],
-                "input_tokens": g["input"],
-                "output_tokens": g["output"],
-                "cost": g["cost"],
-                "cost_unknown": g["cost_unknown"],
-                "p50_ms": percentile(g["lat"], 0.5),
-                "p95_ms": percentile(g["lat"], 0.95),
-                "ttft_p50_ms": percentile(g["ttft"], 0.5),
-                "ttft_p95_ms": percentile(g["ttft"], 0.95),
-            }
-        )
-    return out

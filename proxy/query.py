@@ -1,58 +1,128 @@
-"""The filter language shared by the CLI, the console and export: compiled once to SQL over the store.
+"""The filter language shared by the CLI, the console and export: `parse(text)` reads it once into a `Filter`
+(data, no SQL); each store compiles a Filter to its own query language.
 
-    free text            full-text search over prompts and responses
-    model:flash          requested or answering model contains "flash" (globs: model:claude-*haiku*)
-    target:vertex-flash  the target that answered (globs too)
-    status:200 | status:4xx | status:>=400 | status:error
-    since:15m | since:2h | since:3d | since:2026-11-24 | until:…
-    session:<id>         Claude Code session id (prefix)
-    tool:Bash            the model called this tool
-    cost>0.01  latency>500 (ms; 2s also)  ttft>300  tokens>10000
-    stream:yes|no  kind:messages|count  error:yes|no  cancelled:yes
-Terms are ANDed; a term may be negated with a leading '-' (-model:pro).
+Every term is described once, in `TERMS`: the help screen, the README table, the CLI help and the error for an
+unknown field are all written from it (the table below is appended from it too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import difflib
 import re
 import shlex
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 
 class QueryError(ValueError):
     """A filter the language can't read; the message says which term and why."""
 
 
-@dataclass
-class Compiled:
-    where: str
-    params: list = field(default_factory=list)
+# -- the conditions a filter is made of ---------------------------------------------------------------------
+Op = Literal[">", ">=", "<", "<=", "="]
+_OPS: dict[str, Op] = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "=", "": "="}
+
+
+@dataclass(frozen=True, slots=True)
+class Glob:
+    """Any of `fields` matches `pattern` (a glob; a plain word matches anywhere in the value)."""
+
+    fields: tuple[str, ...]
+    pattern: str
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Equals:
+    field: str
+    value: str | int | bool
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    field: str
+    value: str
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    field: str
+    op: Op
+    value: float
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ago:
+    """field op (now - seconds), `now` taken when the filter runs: `since:15m` slides with the clock."""
+
+    field: str
+    op: Op
+    seconds: float
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """lo <= field < hi"""
+
+    field: str
+    lo: float
+    hi: float
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """The field has a value (not null)."""
+
+    field: str
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The call failed: no status, a status >= 400 or an error type."""
+
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsedTool:
+    name: str
+    negated: bool = False
+
+
+Condition = Glob | Equals | Prefix | Compare | Ago | Range | Present | Failed | UsedTool
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A parsed filter: every condition and every free-text word must hold, no excluded word may match."""
+
+    conditions: tuple[Condition, ...] = ()
+    words: tuple[str, ...] = ()
+    """free text: each word (or quoted phrase) must appear in the prompt or the response"""
+    excluded: tuple[str, ...] = ()
+    """negated free text: records where any of these appears are left out"""
     text: str = ""
-    """the free-text part, for FTS5"""
-    match: str = ""
-    """the FTS5 MATCH expression ('' without free text)"""
-    base_where: str = ""
-    base_params: list = field(default_factory=list)
-    """the clauses other than free text (for queries that drive from the FTS index)"""
+    """what the user typed, to show back"""
 
-    def sql(self) -> tuple[str, list]:
-        return self.where or "1", self.params
+    def __bool__(self) -> bool:
+        return bool(self.conditions or self.words or self.excluded)
 
 
+EVERYTHING = Filter()
+
+
+# -- reading values ----------------------------------------------------------------------------------------
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_NUM_OPS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "="}
-_NUMERIC = {
-    "cost": "cost",
-    "latency": "latency_ms",
-    "ttft": "ttft_ms",
-    "tokens": "total_tokens",
-    "input": "input_tokens",
-    "output": "output_tokens",
-}
-_NUM_TERM = re.compile(r"^(cost|latency|ttft|tokens|input|output)(>=|<=|>|<|=)(.+)$")
 
 
 def parse_duration(value: str) -> float | None:
@@ -61,10 +131,11 @@ def parse_duration(value: str) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
-def _time(value: str, now: float) -> float:
+def _time(op: Op, value: str) -> Condition:
+    """A duration (how long ago) or a date: started_at compared with it."""
     seconds = parse_duration(value)
     if seconds is not None:
-        return now - seconds
+        return Ago("started_at", op, seconds)
     try:
         d = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -73,135 +144,219 @@ def _time(value: str, now: float) -> float:
         ) from None
     if d.tzinfo is None:
         d = d.astimezone()  # a bare date means local time, as a person typing it means
-    return d.timestamp()
+    return Compare("started_at", op, d.timestamp())
 
 
-def _glob(value: str) -> str:
-    """A glob → SQL LIKE; a plain word matches anywhere."""
-    v = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    if "*" in v or "?" in v:
-        return v.replace("*", "%").replace("?", "_")
-    return f"%{v}%"
-
-
-def _yes(value: str, term: str) -> bool:
+def _yes(name: str, value: str) -> bool:
     v = value.lower()
     if v in ("yes", "y", "true", "1", "on"):
         return True
     if v in ("no", "n", "false", "0", "off"):
         return False
-    raise QueryError(f"{term}: expected yes or no")
+    raise QueryError(f"{name}:{value}: expected yes or no")
 
 
-def _status(value: str) -> tuple[str, list]:
-    v = value.lower()
-    if v in ("error", "err", "fail"):
-        return "(status IS NULL OR status >= 400 OR error_type IS NOT NULL)", []
-    if v in ("ok", "success"):
-        return "(status < 400 AND error_type IS NULL)", []
-    m = re.fullmatch(r"([1-5])xx", v)
-    if m:
-        lo = int(m.group(1)) * 100
-        return "(status >= ? AND status < ?)", [lo, lo + 100]
-    m = re.fullmatch(r"(>=|<=|>|<|=)?(\d{3})", v)
-    if m:
-        return f"status {m.group(1) or '='} ?", [int(m.group(2))]
-    raise QueryError(f"status:{value}: use 200, 4xx, >=400, ok or error")
-
-
-def _number(key: str, raw: str) -> float:
+def _number(name: str, raw: str, unit: str) -> float:
     raw = raw.strip().lstrip("$")
     try:
-        if key in ("latency", "ttft"):
+        if unit == "ms":
             if raw.endswith("ms"):
                 return float(raw[:-2])
             if raw.endswith("s"):
                 return float(raw[:-1]) * 1000
-        if raw.lower().endswith("k") and key in ("tokens", "input", "output"):
+        if unit == "tokens" and raw.lower().endswith("k"):
             return float(raw[:-1]) * 1000
         return float(raw)
     except ValueError:
-        raise QueryError(f"{key}: {raw!r} is not a number") from None
+        raise QueryError(f"{name}: {raw!r} is not a number") from None
 
 
-def compile(text: str, now: float | None = None) -> Compiled:
-    """Compile a filter string. Raises QueryError with the offending term."""
-    now = time.time() if now is None else now
+def _status(value: str) -> Condition:
+    v = value.lower()
+    if v in ("error", "err", "fail"):
+        return Failed()
+    if v in ("ok", "success"):
+        return Failed(negated=True)
+    m = re.fullmatch(r"([1-5])xx", v)
+    if m:
+        lo = int(m.group(1)) * 100
+        return Range("status", lo, lo + 100)
+    m = re.fullmatch(r"(>=|<=|>|<|=)?(\d{3})", v)
+    if m:
+        return Compare("status", _OPS[m.group(1) or ""], int(m.group(2)))
+    raise QueryError(f"status:{value}: use 200, 4xx, >=400, ok or error")
+
+
+def _kind(value: str) -> Condition:
+    return Equals("kind", "count_tokens" if value.lower().startswith("count") else value.lower())
+
+
+# -- the terms ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One term of the language: its name, an example, what it means, and how its value is read.
+
+    `parse(value)` reads a `name:value` term; a numeric term (`unit` set) is written `name>value` with any
+    of > >= < <= = and compares `field`."""
+
+    name: str
+    example: str
+    help: str
+    parse: Callable[[str], Condition] | None = None
+    field: str = ""
+    unit: str = ""
+
+
+def _numeric(name: str, field: str, unit: str, example: str, help: str) -> Term:
+    return Term(name, example, help, field=field, unit=unit)
+
+
+TERMS: tuple[Term, ...] = (
+    Term("text", 'bananas  "two words"', "full-text search over prompts and responses"),
+    Term(
+        "model",
+        "model:flash  model:claude-*haiku*",
+        "model asked for or that answered (globs too)",
+        lambda v: Glob(("request_model", "response_model"), v),
+    ),
+    Term(
+        "target",
+        "target:vertex*",
+        "the target that answered (globs too)",
+        lambda v: Glob(("target",), v),
+    ),
+    Term("provider", "provider:vertex", "the answering target's provider", lambda v: Equals("provider", v)),
+    Term(
+        "status",
+        "status:200  status:4xx  status:>=400  status:error",
+        "HTTP status, a class, or ok / error",
+        _status,
+    ),
+    Term(
+        "since",
+        "since:15m  since:2026-11-24",
+        "started within this long, or from this date",
+        lambda v: _time(">=", v),
+    ),
+    Term(
+        "until",
+        "until:2h  until:2026-11-24",
+        "started before that",
+        lambda v: _time("<", v),
+    ),
+    Term("session", "session:<id>", "Claude Code session id (a prefix)", lambda v: Prefix("session_id", v)),
+    Term("tool", "tool:Bash", "the model called this tool", lambda v: UsedTool(v)),
+    Term(
+        "stream",
+        "stream:yes",
+        "streamed (yes) or one-shot (no)",
+        lambda v: Equals("request_mode", "stream" if _yes("stream", v) else "oneshot"),
+    ),
+    Term("kind", "kind:count", "messages or count (count_tokens)", _kind),
+    Term(
+        "error",
+        "error:yes",
+        "the call ended in an error",
+        lambda v: Present("error_type", negated=not _yes("error", v)),
+    ),
+    Term(
+        "cancelled",
+        "cancelled:yes",
+        "the client went away before the answer ended",
+        lambda v: Equals("cancelled", _yes("cancelled", v)),
+    ),
+    _numeric("cost", "cost", "usd", "cost>0.01", "USD (> >= < <= =, as every number term)"),
+    _numeric("latency", "latency_ms", "ms", "latency>500  latency>2s", "whole call, ms (or s)"),
+    _numeric("ttft", "ttft_ms", "ms", "ttft>300", "time to first token, ms (or s)"),
+    _numeric("tokens", "total_tokens", "tokens", "tokens>10k", "all tokens of the call"),
+    _numeric("input", "input_tokens", "tokens", "input>5000", "input tokens"),
+    _numeric("output", "output_tokens", "tokens", "output>1k", "output tokens"),
+    Term("-", "-model:pro  -router", "negates a term; -word leaves out its matches"),
+)
+_FIELDS = {t.name: t for t in TERMS if t.parse is not None}
+_NUMBERS = {t.name: t for t in TERMS if t.unit}
+_NUM_TERM = re.compile(r"^([a-z]+)(>=|<=|>|<|=)(.+)$")
+_FIELD_NAME = re.compile(r"^[a-z_]+$")
+
+
+def field_names() -> list[str]:
+    return [t.name for t in TERMS if t.parse is not None or t.unit]
+
+
+def _unknown(name: str) -> QueryError:
+    near = difflib.get_close_matches(name, field_names(), n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return QueryError(f"unknown field {name!r}{hint}; fields: {', '.join(field_names())}")
+
+
+def _term(body: str) -> Condition | None:
+    """The condition a `name:value` or `name>value` term stands for; None when it is free text."""
+    m = _NUM_TERM.match(body)
+    if m and m.group(1) in _NUMBERS:
+        name, op, raw = m.groups()
+        t = _NUMBERS[name]
+        return Compare(t.field, _OPS[op], _number(name, raw, t.unit))
+    name, sep, value = body.partition(":")
+    key = name.lower()
+    if not sep:
+        return None
+    if key in _FIELDS:
+        if not value:
+            raise QueryError(f"{key}: needs a value ({key}:…)")
+        parse = _FIELDS[key].parse
+        assert parse is not None
+        return parse(value)
+    # `modle:flash` is a typo, not a search for that text; `http://…`, `Note:` and `a:b:c` stay free text
+    if _FIELD_NAME.match(name) and value and not value.startswith("/") and ":" not in value:
+        raise _unknown(name)
+    return None
+
+
+def parse(text: str) -> Filter:
+    """Read a filter. Raises QueryError naming the offending term."""
     try:
-        terms = shlex.split(text or "")
+        tokens = shlex.split(text or "")
     except ValueError as exc:
         raise QueryError(f"unbalanced quotes: {exc}") from None
-    clauses: list[str] = []
-    params: list = []
+    conditions: list[Condition] = []
     words: list[str] = []
-    for term in terms:
-        neg = term.startswith("-") and len(term) > 1 and (":" in term or _NUM_TERM.match(term[1:]))
-        t = term[1:] if neg else term
-        clause: str | None = None
-        p: list = []
-        m = _NUM_TERM.match(t)
-        if m:
-            key, op, raw = m.groups()
-            clause, p = f"{_NUMERIC[key]} {_NUM_OPS[op]} ?", [_number(key, raw)]
-        elif ":" in t and t.split(":", 1)[0].lower() in (
-            "model",
-            "target",
-            "status",
-            "since",
-            "until",
-            "session",
-            "tool",
-            "stream",
-            "kind",
-            "error",
-            "cancelled",
-            "provider",
-        ):
-            key, value = t.split(":", 1)
-            key = key.lower()
-            if not value:
-                raise QueryError(f"{key}: needs a value ({key}:…)")
-            if key == "model":
-                clause, p = (
-                    "(request_model LIKE ? ESCAPE '\\' OR response_model LIKE ? ESCAPE '\\')",
-                    [_glob(value)] * 2,
-                )
-            elif key == "target":
-                clause, p = "target LIKE ? ESCAPE '\\'", [_glob(value)]
-            elif key == "provider":
-                clause, p = "provider = ?", [value]
-            elif key == "status":
-                clause, p = _status(value)
-            elif key == "since":
-                clause, p = "started_at >= ?", [_time(value, now)]
-            elif key == "until":
-                clause, p = "started_at < ?", [_time(value, now)]
-            elif key == "session":
-                clause, p = "session_id LIKE ?", [value.replace("%", "") + "%"]
-            elif key == "tool":
-                clause, p = "tools_used LIKE ?", [f"% {value} %"]
-            elif key == "stream":
-                clause, p = "request_mode = ?", ["stream" if _yes(value, term) else "oneshot"]
-            elif key == "kind":
-                v = "count_tokens" if value.lower().startswith("count") else value.lower()
-                clause, p = "kind = ?", [v]
-            elif key == "error":
-                clause = "(error_type IS NOT NULL)" if _yes(value, term) else "(error_type IS NULL)"
-            elif key == "cancelled":
-                clause, p = "cancelled = ?", [1 if _yes(value, term) else 0]
+    excluded: list[str] = []
+    for token in tokens:
+        negated = token.startswith("-") and len(token) > 1
+        body = token[1:] if negated else token
+        cond = _term(body)
+        if cond is None:
+            (excluded if negated else words).append(body)
+        elif negated:
+            conditions.append(dataclasses.replace(cond, negated=not cond.negated))
         else:
-            words.append(term)
-            continue
-        if neg:
-            clause = f"NOT ({clause})"
-        clauses.append(clause)
-        params.extend(p)
-    fts = " ".join(words)
-    base_where, base_params = " AND ".join(clauses), list(params)
-    match = ""
-    if fts:
-        # Each word as a quoted FTS5 string: user text never becomes FTS syntax.
-        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-        clauses.append("rowid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
-        params.append(match)
-    return Compiled(" AND ".join(clauses), params, fts, match, base_where, base_params)
+            conditions.append(cond)
+    return Filter(tuple(conditions), tuple(words), tuple(excluded), text.strip())
+
+
+# -- the help, written from TERMS --------------------------------------------------------------------------
+def help_rows() -> list[tuple[str, str]]:
+    """(example, meaning) for each term, in TERMS order."""
+    return [(t.example, t.help) for t in TERMS]
+
+
+def help_text(width: int = 34) -> str:
+    """The language as plain text, for the CLI's help."""
+    # an example longer than its column gets a line of its own
+    lines = [
+        f"  {ex:<{width}} {h}" if len(ex) <= width else f"  {ex}\n  {'':<{width}} {h}"
+        for ex, h in help_rows()
+    ]
+    return "filter terms (ANDed):\n" + "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's table of terms."""
+    rows = ["| term | example | meaning |", "|---|---|---|"]
+    for t in TERMS:
+        ex = "  ".join(f"`{e}`" for e in t.example.split("  "))
+        rows.append(f"| {t.name} | {ex} | {t.help} |")
+    return "\n".join(rows)
+
+
+__doc__ = f"{__doc__}\n{help_text()}\n"

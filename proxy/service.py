@@ -19,6 +19,7 @@ from aiohttp import web
 
 from .config import Config, ConfigError
 from .events import Bus
+from .filelog import FileLogMirror
 from .server import Gateway, InsecureBind, start
 from .store import Store, StoreError
 
@@ -44,13 +45,14 @@ class ServiceError(Exception):
 class Service:
     """Owns the start and stop of the store and the gateway, and the bus their events travel on."""
 
-    def __init__(
-        self, config: Config, store: Store, *, insecure: bool = False, bus: Bus | None = None
-    ) -> None:
+    def __init__(self, config: Config, store: Store, *, insecure: bool = False) -> None:
         self.config = config
         self.store = store
         self.insecure = insecure
-        self.bus = bus or Bus()
+        self.bus: Bus = store.bus
+        """one bus for the calls and the store's commits: a subscriber sees both"""
+        if config.log.file:
+            FileLogMirror(config.log.file, config.secrets()).attach(self.bus)
         self.gateway: Gateway | None = None
         self.url = ""
         self.listening_since: float | None = None

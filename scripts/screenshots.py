@@ -61,7 +61,7 @@ async def main() -> None:
         streamed = [
             i
             for i, r in enumerate(table.rows_loaded)
-            if r["request_mode"] == "stream" and r["status"] == 200 and (r["tools_used"] or "").strip()
+            if r.request_mode == "stream" and r.status == 200 and r.tools_used
         ]
         table.move_cursor(row=streamed[0] if streamed else 0)
         await pilot.press("enter")

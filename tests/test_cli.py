@@ -85,7 +85,7 @@ async def test_serve_with_the_seed_variables_answers_and_records(provider, fake,
     assert env_cwd == os.getcwd()
     from proxy.store import Store
 
-    assert Store(tmp_path / "s.db").count("") == 1
+    assert Store(tmp_path / "s.db").count() == 1
 
 
 async def test_a_config_error_names_file_and_key_and_exits_before_listening(tmp_path):

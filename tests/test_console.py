@@ -18,6 +18,7 @@ from console.detail import DetailScreen, as_curl
 from console.history import HistoryTable
 from console.panes import Pane
 from proxy import config as cfg
+from proxy.query import parse
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.conftest import API_KEY, target_for
@@ -82,7 +83,7 @@ async def test_a_call_appears_in_history_and_in_the_panes(fake, sa_json, tmp_pat
         table = app.query_one(HistoryTable)
         await wait_for(pilot, lambda: table.row_count == 1)
         row = table.rows_loaded[0]
-        assert row["preview"] == "first prompt about apples" and row["status"] == 200
+        assert row.preview == "first prompt about apples" and row.status == 200
         await wait_for(pilot, lambda: "321" in pane_text(app, "pane-tokens"))
         targets = pane_text(app, "pane-targets").splitlines()
         assert [line.split()[:4] for line in targets if "studio" in line.split()] == [
@@ -116,10 +117,10 @@ async def test_search_narrows_the_list_and_escape_clears_it(fake, sa_json, tmp_p
         assert app.focused is app.query_one("#search", Input)
         await pilot.press(*"bananas")
         await wait_for(pilot, lambda: table.row_count == 2)
-        assert {r["preview"] for r in table.rows_loaded} == {"talk about bananas", "more bananas please"}
+        assert {r.preview for r in table.rows_loaded} == {"talk about bananas", "more bananas please"}
         app.query_one("#search", Input).value = "model:pro"
         await wait_for(pilot, lambda: table.row_count == 1)
-        assert table.rows_loaded[0]["target"] == "pro"
+        assert table.rows_loaded[0].target == "pro"
         await pilot.press("enter")
         await pilot.press("escape")
         await wait_for(pilot, lambda: table.row_count == 3)
@@ -201,7 +202,7 @@ async def test_help_screen_and_every_binding_has_a_description(fake, sa_json, tm
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        text = plain(app.screen.query_one(Static).content)
+        text = "".join(plain(s.content) for s in app.screen.query(Static))  # keys, then filter terms
         assert "Export" in text and "tool:Bash" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -244,7 +245,7 @@ async def test_history_pages_from_sqlite_instead_of_loading_everything(tmp_path)
         table.focus()
         await pilot.press("ctrl+end")  # the cursor reaches the last loaded row: the next page is read
         await wait_for(pilot, lambda: table.row_count == 200)
-        assert table.rows_loaded[100]["id"] == "req_000899"
+        assert table.rows_loaded[100].id == "req_000899"
 
 
 def test_importing_proxy_leaves_textual_and_rich_out():
@@ -263,7 +264,7 @@ async def test_quitting_flushes_pending_records(fake, sa_json, tmp_path):
     async with app.run_test(size=(140, 40)) as pilot:
         await call(app, "last words", stream=False)
         await pilot.press("q")
-    assert Store(tmp_path / "c.db").count("last") == 1
+    assert Store(tmp_path / "c.db").count(parse("last")) == 1
     assert API_KEY.encode() not in (tmp_path / "c.db").read_bytes()
 
 
@@ -278,7 +279,7 @@ async def test_a_long_call_that_ends_after_newer_ones_still_appears(fake, sa_jso
         await wait_for(pilot, lambda: table.row_count == 1)
         await slow
         await wait_for(pilot, lambda: table.row_count == 2)
-        assert [r["preview"] for r in table.rows_loaded] == ["a quick one", "the long one"]  # by start time
+        assert [r.preview for r in table.rows_loaded] == ["a quick one", "the long one"]  # by start time
         assert table.total == 2
 
 

@@ -16,6 +16,7 @@ import anthropic
 import pytest
 from multidict import CIMultiDict
 
+from proxy.query import parse
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError
 from tests.conftest import API_KEY, run_gateway, target_for
@@ -212,20 +213,20 @@ def test_records_handed_over_survive_a_kill_before_the_commit(tmp_path):
     script = f"""
 import os, signal, sys
 sys.path.insert(0, {os.getcwd()!r})
-import proxy.store as st
+import proxy.store.sqlite as st
 st.BATCH_WAIT = 30  # the writer would wait 30 s to fill its batch: nothing is committed before the kill
 from tests.test_store import make
-s = st.Store({str(db)!r}).start()
+s = st.SqliteStore({str(db)!r}).start()
 for i in range(200):
     s.submit(make(i))
 os.kill(os.getpid(), signal.SIGKILL)
 """
     subprocess.run([sys.executable, "-c", script], timeout=60)
-    assert Store(db).count("") == 0  # nothing had been committed…
+    assert Store(db).count() == 0  # nothing had been committed…
     s = Store(db).start()  # …the next writer replays the journal
     assert s.replayed == 200
     s.close()
-    assert Store(db).count("") == 200 and Store(db).count("number") == 200
+    assert Store(db).count() == 200 and Store(db).count(parse("number")) == 200
 
 
 def free_port() -> int:
@@ -302,7 +303,7 @@ async def test_sigterm_lets_a_call_in_flight_finish_and_flushes_it(fake, tmp_pat
     assert code == 200 and "message_stop" in text
     await asyncio.wait_for(proc.wait(), 30)
     assert proc.returncode == 0
-    assert Store(tmp_path / "t.db").count("") == 1
+    assert Store(tmp_path / "t.db").count() == 1
 
 
 async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(fake, sa_json, tmp_path):
@@ -332,8 +333,8 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
         "t",
         {},
     )
-    store = Store(tmp_path / "s.db", secrets=config.secrets(), file_log=str(log))
-    app = GatewatchApp(config, store, export_dir=str(tmp_path))
+    store = Store(tmp_path / "s.db", secrets=config.secrets())
+    app = GatewatchApp(config, store, export_dir=str(tmp_path))  # its service mirrors to [log] file
     async with app.run_test(size=(160, 50)) as pilot:
         headers = {
             "x-api-key": "gw-token-SECRET-3333333",
@@ -363,7 +364,7 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
         await pilot.press("escape")
         await app.shutdown()
     export = tmp_path / "all.json"
-    export_file(Store(tmp_path / "s.db").iter_records(""), "kong", export)
+    export_file(Store(tmp_path / "s.db").iter_records(), "kong", export)
     key = json.loads(sa_json)["private_key"].split("\n")[1]
     blobs = {
         "database": b"".join(p.read_bytes() for p in tmp_path.glob("s.db*")),

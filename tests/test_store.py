@@ -9,12 +9,11 @@ import subprocess
 import sys
 import time
 
-import orjson
 import pytest
 
-from proxy import query
-from proxy.export import kong_record, write
-from proxy.record import Attempt, Record, Usage
+from proxy.events import Bus, RecordsCommitted, RecordsLost
+from proxy.query import parse
+from proxy.record import Record, Usage
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError, connect
 from tests import cc_requests
@@ -60,9 +59,9 @@ async def test_records_from_real_exchanges_land_with_usage_cost_and_attempts(tmp
         ) as s:
             await s.get_final_message()
     store.close()
-    rows = store.page("")
+    rows = store.page()
     assert len(rows) == 1
-    rec = store.get(rows[0]["id"])
+    rec = store.get(rows[0].id)
     assert (
         rec.usage.input_tokens == 800 and rec.usage.cache_read_tokens == 200 and rec.usage.output_tokens == 3
     )
@@ -111,130 +110,12 @@ async def test_no_secret_reaches_the_database_file(tmp_path, fake, sa_json):
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
 
 
-@pytest.mark.parametrize(
-    "flt,expected",
-    [
-        ("", 20),
-        ("model:flash", 20),
-        ("model:pro", 0),
-        ("target:vertex*", 20),
-        ("status:200", 18),
-        ("status:5xx", 2),
-        ("status:>=400", 2),
-        ("status:error", 2),
-        ("tool:Bash", 10),
-        ("-tool:Bash", 10),
-        ("latency>110", 9),
-        ("latency>0.11s", 9),
-        ("cost>0.0005", 20),
-        ("stream:yes", 5),
-        ("session:abc", 3),
-        ("number", 20),
-        ('"prompt number 7"', 1),
-        ("answer 12", 1),
-        ("since:2026-10-01", 0),
-        ("since:2026-01-01", 20),
-        ("until:2030-01-01 model:flash status:200", 18),
-        ("kind:count", 1),
-        ("cancelled:yes", 1),
-    ],
-)
-def test_each_filter_term(tmp_path, flt, expected):
-    recs = [
-        make(
-            i,
-            status=500 if i in (3, 4) else 200,
-            error_type="api_error" if i in (3, 4) else None,
-            request_mode="stream" if i < 5 else "oneshot",
-            session_id="abc-1" if i < 3 else "zzz",
-            kind="count_tokens" if i == 19 else "messages",
-            cancelled=i == 18,
-        )
-        for i in range(20)
-    ]
-    store = filled(tmp_path, recs)
-    assert store.count(flt) == expected
-
-
-def test_durations_parse_for_since_and_prune():
-    assert query.parse_duration("15m") == 900 and query.parse_duration("2h") == 7200
-    assert query.parse_duration("1.5d") == 129600 and query.parse_duration("soon") is None
-
-
-def test_bad_filters_say_what_is_wrong():
-    for flt, needle in [
-        ("since:yesterday", "since/until"),
-        ("status:abc", "status:abc"),
-        ("cost>cheap", "not a number"),
-        ("stream:maybe", "yes or no"),
-        ('"open', "quotes"),
-    ]:
-        with pytest.raises(query.QueryError, match=needle):
-            query.compile(flt)
-
-
 def test_pages_are_newest_first_and_keyset_paging_continues(tmp_path):
     store = filled(tmp_path, [make(i) for i in range(250)])
-    first = store.page("", limit=100)
-    assert first[0]["id"] == "req_000249"
-    nxt = store.page("", limit=100, before=(first[-1]["started_at"], first[-1]["rowid"]))
-    assert nxt[0]["id"] == "req_000149" and len(nxt) == 100
-
-
-def test_exports_json_jsonl_and_kong(tmp_path):
-    store = filled(
-        tmp_path,
-        [
-            make(
-                i,
-                tried_targets=[
-                    Attempt(
-                        target="a",
-                        provider="vertex",
-                        model="gemini-2.5-flash",
-                        status=429,
-                        error="rate",
-                        latency_ms=5,
-                    ),
-                    Attempt(
-                        target="b", provider="gemini", model="gemini-2.5-flash", status=200, latency_ms=50
-                    ),
-                ],
-                request_headers={"host": "localhost:8000", "x-api-key": "REDACTED"},
-                query="beta=true",
-                path="/v1/messages",
-                usage=Usage(
-                    input_tokens=100,
-                    cache_read_tokens=50,
-                    output_tokens=10,
-                    cost=0.5,
-                    time_to_first_token=40,
-                    time_per_token=5,
-                ),
-            )
-            for i in range(3)
-        ],
-    )
-    import io
-
-    buf = io.BytesIO()
-    assert write(store.iter_records(""), "json", buf) == 3
-    assert [r["id"] for r in json.loads(buf.getvalue())] == ["req_000000", "req_000001", "req_000002"]
-    buf = io.BytesIO()
-    write(store.iter_records("answer 1"), "jsonl", buf)
-    assert [json.loads(line)["id"] for line in buf.getvalue().splitlines()] == ["req_000001"]
-    buf = io.BytesIO()
-    write(store.iter_records(""), "kong", buf)
-    kong = [json.loads(line) for line in buf.getvalue().splitlines()]
-    k = kong[0]
-    assert k["request"]["querystring"] == {"beta": "true"} and k["request"]["url"].startswith(
-        "http://localhost:8000/"
-    )
-    assert k["ai"]["proxy"]["usage"]["prompt_tokens"] == 150
-    assert k["ai"]["proxy"]["usage"]["prompt_tokens_details"] == {"cached_tokens": 50}
-    assert k["ai"]["proxy"]["meta"]["request_mode"] == "oneshot"
-    assert [t["gatewatch"]["status"] for t in k["ai"]["proxy"]["tried_targets"]] == [429, 200]
-    assert k["upstream_status"] == "429, 200" and k["started_at"] == 1_790_000_000_000
+    first = store.page(limit=100)
+    assert first[0].id == "req_000249"
+    nxt = store.page(limit=100, after=first[-1])
+    assert nxt[0].id == "req_000149" and len(nxt) == 100
 
 
 def test_a_foreign_or_broken_file_gets_a_clear_message(tmp_path):
@@ -252,7 +133,7 @@ def test_a_foreign_or_broken_file_gets_a_clear_message(tmp_path):
 
 
 def test_a_locked_database_is_retried_not_lost(tmp_path, monkeypatch):
-    import proxy.store as st
+    import proxy.store.sqlite as st
 
     monkeypatch.setattr(st, "RETRIES", 20)
     store = Store(tmp_path / "g.db")
@@ -307,19 +188,7 @@ def test_prune_deletes_old_records(tmp_path):
     now = time.time()
     store = filled(tmp_path, [make(i, started_at=now - 86400 * 40 if i < 5 else now) for i in range(10)])
     assert store.prune(30 * 86400) == 5
-    assert store.count("") == 5 and store.count("number") == 5
-
-
-def test_the_file_log_mirror_writes_kong_lines_0600(tmp_path):
-    log = tmp_path / "claude.json"
-    store = Store(tmp_path / "g.db", secrets=["supersecretvalue"], file_log=str(log)).start()
-    store.submit(make(1, preview="leak supersecretvalue here"))
-    store.close()
-    lines = log.read_bytes().splitlines()
-    assert len(lines) == 1 and b"supersecretvalue" not in log.read_bytes()
-    assert orjson.loads(lines[0])["ai"]["proxy"]["meta"]["request_model"] == "claude-opus-5-5"
-    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
-    assert kong_record(make(2))["ai"]["proxy"]["usage"]["cost"] == 0.001
+    assert store.count() == 5 and store.count(parse("number")) == 5
 
 
 def test_repeated_system_and_tools_are_stored_once_and_read_back_whole(tmp_path):
@@ -336,7 +205,7 @@ def test_repeated_system_and_tools_are_stored_once_and_read_back_whole(tmp_path)
     assert all(len(r[0]) < 6000 for r in conn.execute("SELECT data FROM records"))
     assert store.get("req_000007").client_request == req
     assert store.get("req_000007").upstream_request == upstream
-    exported = list(store.iter_records("number 9"))
+    exported = list(store.iter_records(parse("number 9")))
     assert exported[0]["client_request"]["tools"] == req["tools"]
 
 
@@ -346,11 +215,11 @@ def test_a_kill_before_commit_replays_shared_parts_too(tmp_path):
     script = f"""
 import os, signal, sys
 sys.path.insert(0, {os.getcwd()!r})
-import proxy.store as st
+import proxy.store.sqlite as st
 st.BATCH_WAIT = 30
 from tests.test_store import make
 from tests import cc_requests
-s = st.Store({str(db)!r}).start()
+s = st.SqliteStore({str(db)!r}).start()
 for i in range(20):
     s.submit(make(i, client_request=cc_requests.first_turn()))
 os.kill(os.getpid(), signal.SIGKILL)
@@ -385,20 +254,161 @@ def test_prune_also_drops_shared_parts_no_record_names_any_more(tmp_path):
 
 def test_free_text_pages_newest_first_combined_with_filters_and_keyset(tmp_path):
     store = filled(tmp_path, [make(i) for i in range(250)])
-    first = store.page("number", limit=100)
-    assert first[0]["id"] == "req_000249" and len(first) == 100
-    nxt = store.page("number", limit=100, before=(first[-1]["started_at"], first[-1]["rowid"]))
-    assert nxt[0]["id"] == "req_000149" and len(nxt) == 100
-    assert [r["id"] for r in store.page("number tool:Bash", limit=3)] == [
+    first = store.page(parse("number"), limit=100)
+    assert first[0].id == "req_000249" and len(first) == 100
+    nxt = store.page(parse("number"), limit=100, after=first[-1])
+    assert nxt[0].id == "req_000149" and len(nxt) == 100
+    assert [r.id for r in store.page(parse("number tool:Bash"), limit=3)] == [
         "req_000249",
         "req_000247",
         "req_000245",
     ]
-    assert [r["id"] for r in store.page('"number 7" -tool:Bash', limit=5)] == []  # 7 is odd: it used Bash
-    assert store.page("nothing-matches-this") == []
+    assert [r.id for r in store.page(parse('"number 7" -tool:Bash'), limit=5)] == []  # 7 used Bash
+    assert store.page(parse("nothing-matches-this")) == []
 
 
 def test_a_capped_count_stops_early_but_an_uncapped_one_is_exact(tmp_path):
     store = filled(tmp_path, [make(i) for i in range(30)])
-    assert store.count("number") == 30 and store.count("number", cap=10) == 11
-    assert store.count("", cap=10) == 11 and store.count("status:200", cap=100) == 30
+    assert store.count(parse("number")) == 30 and store.count(parse("number"), cap=10) == 11
+    assert store.count(cap=10) == 11 and store.count(parse("status:200"), cap=100) == 30
+
+
+V2_RECORDS = """CREATE TABLE records (
+    rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, started_at REAL NOT NULL, ended_at REAL,
+    kind TEXT, status INTEGER, request_model TEXT, response_model TEXT, target TEXT, provider TEXT,
+    request_mode TEXT, session_id TEXT, client_ip TEXT, user_agent TEXT, path TEXT,
+    input_tokens INTEGER, output_tokens INTEGER, cache_read_tokens INTEGER, thinking_tokens INTEGER,
+    total_tokens INTEGER, cost REAL, latency_ms REAL, ttft_ms REAL, ttfb_ms REAL, time_per_token REAL,
+    stop_reason TEXT, error_type TEXT, error_message TEXT, cancelled INTEGER, tools_used TEXT,
+    attempts INTEGER, preview TEXT, data BLOB)"""
+
+
+def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
+    """The layout gatewatch wrote before cache_creation_tokens had a column, written by hand as it was."""
+    db = tmp_path / "v2.db"
+    rec = make(1, usage=Usage(input_tokens=10, cache_creation_tokens=4000, output_tokens=5, cost=0.01))
+    c = sqlite3.connect(db)
+    c.execute(V2_RECORDS)
+    c.execute("CREATE VIRTUAL TABLE records_fts USING fts5(prompt, response)")
+    c.execute("CREATE TABLE blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)")
+    c.execute(
+        "INSERT INTO records (id, started_at, status, request_model, input_tokens, output_tokens, cost, "
+        "tools_used, attempts, preview, data) VALUES (?, ?, 200, ?, 10, 5, 0.01, ' ', 0, ?, ?)",
+        (rec.id, rec.started_at, rec.request_model, rec.preview, rec.model_dump_json()),
+    )
+    c.execute("INSERT INTO records_fts(rowid, prompt, response) VALUES (1, ?, '')", (rec.preview,))
+    c.execute("PRAGMA user_version = 2")
+    c.commit()
+    c.close()
+    store = Store(db).start()
+    store.submit(make(2, usage=Usage(cache_creation_tokens=7)))
+    store.close()
+    assert store.reader().execute("PRAGMA user_version").fetchone()[0] == 3
+    old, new = store.page()[::-1]
+    assert old.id == "req_000001" and old.cache_creation_tokens == 4000  # filled in from the record's JSON
+    assert new.cache_creation_tokens == 7
+    assert store.get("req_000001").usage.cache_creation_tokens == 4000
+    assert store.count(parse("number")) == 2
+
+
+def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(tmp_path):
+    import threading
+
+    bus = Bus()
+    seen: list[tuple[list[str], str]] = []
+    bus.subscribe(
+        RecordsCommitted, lambda e: seen.append(([r.id for r in e.records], threading.current_thread().name))
+    )
+    store = Store(tmp_path / "g.db", bus=bus).start()
+    for i in range(3):
+        store.submit(make(i))
+    store.close()
+    assert sorted(i for ids, _ in seen for i in ids) == ["req_000000", "req_000001", "req_000002"]
+    assert {name for _, name in seen} == {"gatewatch-store-writer"}
+
+
+def test_a_batch_given_up_is_announced_as_lost(tmp_path, monkeypatch):
+    import proxy.store.sqlite as st
+
+    bus = Bus()
+    lost: list[RecordsLost] = []
+    bus.subscribe(RecordsLost, lost.append)
+    store = Store(tmp_path / "g.db", bus=bus)
+
+    def broken(p, create=True):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(st, "RETRIES", 2)
+    monkeypatch.setattr(st, "connect", broken)
+    store.start()
+    store.submit(make(1))
+    store.submit(make(2))
+    store.close()
+    assert sum(e.count for e in lost) == 2 and lost[-1].total == 2 and "disk I/O error" in lost[-1].error
+    assert store.stats.lost == 2
+
+
+def test_close_is_idempotent_and_a_closed_store_refuses_more(tmp_path):
+    store = Store(tmp_path / "g.db").start()
+    store.submit(make(1))
+    store.close()
+    store.close()
+    assert store.closed and store.stats.written == 1
+    store.submit(make(2))  # a call that ended after shutdown: counted, not silently queued for nobody
+    assert store.stats.lost == 1
+    with pytest.raises(StoreError, match="closed"):
+        store.start()
+    assert store.count() == 1  # reading still works
+
+
+def test_totals_and_summaries_are_typed_reads(tmp_path):
+    now = time.time()
+    store = filled(
+        tmp_path,
+        [
+            make(1, started_at=now - 60, usage=Usage(cost=0.25)),
+            make(2, started_at=now - 86400 * 40, usage=Usage(cost=1.0)),
+            make(3, started_at=now - 30, usage=Usage(cost=None), status=500, error_type="api_error"),
+        ],
+    )
+    t = store.totals(now - 3600)
+    assert t.cost == pytest.approx(1.25) and t.cost_since == pytest.approx(0.25) and t.records == 3
+    assert t.written == 3 and t.lost == 0
+    rows = list(store.summaries(parse("since:1h")))
+    assert [r.id for r in rows] == ["req_000001", "req_000003"]  # oldest first
+    assert rows[1].failed and not rows[0].failed and rows[0].tools_used == ("Bash",)
+
+
+def test_the_column_table_is_the_schema(tmp_path):
+    from proxy.store.sqlite import COLUMNS, to_row
+
+    store = Store(tmp_path / "g.db")
+    cols = [r[1] for r in store.reader().execute("PRAGMA table_info(records)")]
+    assert set(cols) == {"rowid", "data", *(c.name for c in COLUMNS)}
+    assert len(to_row(make(1), b"{}")) == len(COLUMNS) + 1
+    from dataclasses import fields
+
+    from proxy.store import Summary
+
+    assert {f.name for f in fields(Summary)} == {"seq", *(c.name for c in COLUMNS)}
+
+
+def test_the_console_speaks_no_sql_and_the_store_never_imports_export():
+    import ast
+    import pathlib
+
+    def imports(path: pathlib.Path) -> set[str]:
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.add(("." * node.level) + (node.module or ""))
+        return names
+
+    root = pathlib.Path(__file__).parent.parent
+    for path in (root / "console").glob("*.py"):
+        assert "sqlite3" not in imports(path), path
+        assert "SELECT " not in path.read_text(), path
+    for path in (root / "proxy" / "store").glob("*.py"):
+        assert not {n for n in imports(path) if n.endswith("export") or n.endswith("filelog")}, path

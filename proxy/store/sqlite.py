@@ -11,86 +11,124 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Final
 
 import orjson
 import sqlite_utils
 
-from .query import compile as compile_query
-from .record import REDACTED, Record
+from ..events import Bus, RecordsCommitted, RecordsLost
+from ..query import EVERYTHING, Filter
+from ..record import Record
+from .base import StoreError, Summary, Totals, WriterStats, default_path
+from .payloads import SHARED, hydrate, serialize_parts
+from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
 
 
-class StoreError(Exception):
-    """The database can't be used; the message says which file and what to do."""
+# -- the columns: one table writes the DDL, the column list, record → row and row → Summary ------------------
+def _int(v: Any) -> int:
+    return int(v or 0)
 
 
-def default_path() -> Path:
-    env = os.environ.get("GATEWATCH_DB")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gatewatch" / "gatewatch.db"
+def _same(v: Any) -> Any:
+    return v
 
 
-_COLUMNS = [
-    "id",
-    "started_at",
-    "ended_at",
-    "kind",
-    "status",
-    "request_model",
-    "response_model",
-    "target",
-    "provider",
-    "request_mode",
-    "session_id",
-    "client_ip",
-    "user_agent",
-    "path",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "thinking_tokens",
-    "total_tokens",
-    "cost",
-    "latency_ms",
-    "ttft_ms",
-    "ttfb_ms",
-    "time_per_token",
-    "stop_reason",
-    "error_type",
-    "error_message",
-    "cancelled",
-    "tools_used",
-    "attempts",
-    "preview",
-    "data",
-]
-_INSERT = f"INSERT OR REPLACE INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    ddl: str
+    """SQL type and constraints"""
+    get: Callable[[Record], Any]
+    load: Callable[[Any], Any] = _same
+    """the column's value as `Summary` holds it"""
+    since: int = 1
+    """the schema version that added it"""
 
 
+COLUMNS: tuple[Column, ...] = (
+    Column("id", "TEXT UNIQUE NOT NULL", lambda r: r.id),
+    Column("started_at", "REAL NOT NULL", lambda r: r.started_at),
+    Column("ended_at", "REAL", lambda r: r.ended_at),
+    Column("kind", "TEXT", lambda r: r.kind),
+    Column("status", "INTEGER", lambda r: r.status),
+    Column("request_model", "TEXT", lambda r: r.request_model, lambda v: v or ""),
+    Column("response_model", "TEXT", lambda r: r.response_model),
+    Column("target", "TEXT", lambda r: r.target),
+    Column("provider", "TEXT", lambda r: r.provider),
+    Column("request_mode", "TEXT", lambda r: r.request_mode),
+    Column("session_id", "TEXT", lambda r: r.session_id),
+    Column("client_ip", "TEXT", lambda r: r.client_ip, lambda v: v or ""),
+    Column("user_agent", "TEXT", lambda r: r.user_agent, lambda v: v or ""),
+    Column("path", "TEXT", lambda r: r.path, lambda v: v or ""),
+    Column("input_tokens", "INTEGER", lambda r: r.usage.input_tokens, _int),
+    Column("output_tokens", "INTEGER", lambda r: r.usage.output_tokens, _int),
+    Column("cache_read_tokens", "INTEGER", lambda r: r.usage.cache_read_tokens, _int),
+    Column("thinking_tokens", "INTEGER", lambda r: r.usage.thinking_tokens, _int),
+    Column("total_tokens", "INTEGER", lambda r: r.usage.total_tokens, _int),
+    Column("cost", "REAL", lambda r: r.usage.cost),
+    Column("latency_ms", "REAL", lambda r: r.latency_ms),
+    Column("ttft_ms", "REAL", lambda r: r.usage.time_to_first_token),
+    Column("ttfb_ms", "REAL", lambda r: r.usage.time_to_first_byte),
+    Column("time_per_token", "REAL", lambda r: r.usage.time_per_token),
+    Column("stop_reason", "TEXT", lambda r: r.stop_reason),
+    Column("error_type", "TEXT", lambda r: r.error_type),
+    Column("error_message", "TEXT", lambda r: r.error_message),
+    Column("cancelled", "INTEGER", lambda r: int(r.cancelled), bool),
+    # spaces around every name, so `tool:Bash` is one LIKE '% Bash %'
+    Column(
+        "tools_used",
+        "TEXT",
+        lambda r: " " + " ".join(r.tools_used) + " ",
+        lambda v: tuple((v or "").split()),
+    ),
+    Column("attempts", "INTEGER", lambda r: len(r.tried_targets), _int),
+    Column("preview", "TEXT", lambda r: r.preview, lambda v: v or ""),
+    Column(
+        "cache_creation_tokens",
+        "INTEGER NOT NULL DEFAULT 0",
+        lambda r: r.usage.cache_creation_tokens,
+        _int,
+        since=3,
+    ),
+)
+_NAMES = [c.name for c in COLUMNS]
+# the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
+_INSERT = f"INSERT OR REPLACE INTO records ({', '.join(_NAMES)}, data) VALUES ({', '.join('?' * (len(_NAMES) + 1))})"
+# a summary row is read in `Summary`'s field order and built positionally: 100 rows a page, a page a keystroke
+_BY_NAME = {c.name: c for c in COLUMNS}
+_SUMMARY_FIELDS = [f.name for f in fields(Summary)][1:]  # after seq (the rowid)
+_SUMMARY_COLS = ", ".join(["records.rowid"] + [f"records.{n}" for n in _SUMMARY_FIELDS])
+_LOADS = [(i, _BY_NAME[n].load) for i, n in enumerate(_SUMMARY_FIELDS, 1) if _BY_NAME[n].load is not _same]
+
+
+def to_row(rec: Record, data: bytes) -> tuple[Any, ...]:
+    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`."""
+    return (*(c.get(rec) for c in COLUMNS), data)
+
+
+def to_summary(row: sqlite3.Row | tuple[Any, ...]) -> Summary:
+    values = list(row)
+    for i, load in _LOADS:
+        values[i] = load(values[i])
+    return Summary(*values)
+
+
+# -- schema ------------------------------------------------------------------------------------------------
 def _migrate_1(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE IF NOT EXISTS records (
-            rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, started_at REAL NOT NULL, ended_at REAL,
-            kind TEXT, status INTEGER, request_model TEXT, response_model TEXT, target TEXT, provider TEXT,
-            request_mode TEXT, session_id TEXT, client_ip TEXT, user_agent TEXT, path TEXT,
-            input_tokens INTEGER, output_tokens INTEGER, cache_read_tokens INTEGER, thinking_tokens INTEGER,
-            total_tokens INTEGER, cost REAL, latency_ms REAL, ttft_ms REAL, ttfb_ms REAL, time_per_token REAL,
-            stop_reason TEXT, error_type TEXT, error_message TEXT, cancelled INTEGER, tools_used TEXT,
-            attempts INTEGER, preview TEXT, data BLOB)"""
-    )
+    cols = ", ".join(f"{c.name} {c.ddl}" for c in COLUMNS if c.since == 1)
+    db.execute(f"CREATE TABLE IF NOT EXISTS records (rowid INTEGER PRIMARY KEY, {cols}, data BLOB)")
     # Indexes for the history filters; started_at orders every page.
-    for cols in (
+    for index in (
         ["started_at"],
         ["request_model", "started_at"],
         ["target", "started_at"],
@@ -99,7 +137,7 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         ["cost"],
         ["latency_ms"],
     ):
-        db["records"].create_index(cols, if_not_exists=True)
+        db.table("records").create_index(index, if_not_exists=True)
     db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(prompt, response)")
 
 
@@ -109,105 +147,23 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
-
-
-_PAYLOADS = {"client_request", "upstream_request", "upstream_response", "response", "events", "metadata"}
-
-
-# Payload parts that repeat from call to call, stored once by hash: (payload field, keys inside it).
-_SHARED = {"client_request": ("system", "tools"), "upstream_request": ("systemInstruction", "tools")}
-BLOB_MIN = 2048  # bytes; smaller parts stay inline
-
-
-def _scrub(data: bytes, secrets: list[str]) -> bytes:
-    for s in secrets:  # defence in depth: a credential that slipped into a payload is cut here
-        if s and s.encode() in data:
-            data = data.replace(s.encode(), REDACTED.encode())
-    return data
-
-
-def serialize_parts(rec: Record, secrets: list[str]) -> tuple[bytes, dict[str, bytes]]:
-    """The record as JSON with its large repeated parts replaced by {"$blob": hash}, and those parts."""
-    # The payloads are plain JSON already: orjson writes them directly, pydantic only the small rest.
-    head = rec.model_dump(mode="json", exclude=_PAYLOADS)
-    blobs: dict[str, bytes] = {}
-    for k in _PAYLOADS:
-        value = getattr(rec, k)
-        keys = _SHARED.get(k)
-        if keys and isinstance(value, dict):
-            value = dict(value)
-            for key in keys:
-                if key in value:
-                    part = orjson.dumps(value[key])
-                    if len(part) >= BLOB_MIN:
-                        part = _scrub(part, secrets)
-                        h = hashlib.sha1(part).hexdigest()
-                        blobs[h] = part
-                        value[key] = {"$blob": h}
-        head[k] = value
-    return _scrub(orjson.dumps(head), secrets), blobs
-
-
-def hydrate(data: bytes | dict, blobs: Any) -> dict:
-    """Put the shared parts back; `blobs` maps hash → bytes, or is a connection to read them from."""
-    doc = orjson.loads(data) if isinstance(data, (bytes, str)) else data
-    for k, keys in _SHARED.items():
-        value = doc.get(k)
-        if not isinstance(value, dict):
-            continue
-        for key in keys:
-            ref = value.get(key)
-            if isinstance(ref, dict) and set(ref) == {"$blob"}:
-                if isinstance(blobs, dict):
-                    raw = blobs.get(ref["$blob"])
-                else:
-                    row = blobs.execute("SELECT data FROM blobs WHERE hash = ?", (ref["$blob"],)).fetchone()
-                    raw = row[0] if row else None
-                if raw is not None:
-                    value[key] = orjson.loads(raw)
-    return doc
-
-
-def to_row(rec: Record, data: bytes) -> tuple:
-    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`."""
-    u = rec.usage
-    return (
-        rec.id,
-        rec.started_at,
-        rec.ended_at,
-        rec.kind,
-        rec.status,
-        rec.request_model,
-        rec.response_model,
-        rec.target,
-        rec.provider,
-        rec.request_mode,
-        rec.session_id,
-        rec.client_ip,
-        rec.user_agent,
-        rec.path,
-        u.input_tokens,
-        u.output_tokens,
-        u.cache_read_tokens,
-        u.thinking_tokens,
-        u.total_tokens,
-        u.cost,
-        rec.latency_ms,
-        u.time_to_first_token,
-        u.time_to_first_byte,
-        u.time_per_token,
-        rec.stop_reason,
-        rec.error_type,
-        rec.error_message,
-        int(rec.cancelled),
-        " " + " ".join(rec.tools_used) + " ",
-        len(rec.tried_targets),
-        rec.preview,
-        data,
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    # cache_creation_tokens: priced and exported, so it gets a column; older records have it in their JSON
+    for c in COLUMNS:
+        if c.since == 3:
+            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
+    # Most records wrote 0 (the column's default): a byte search skips them, only the rest are parsed as JSON.
+    db.execute(
+        "UPDATE records SET cache_creation_tokens = "
+        "coalesce(json_extract(data, '$.usage.cache_creation_tokens'), 0) "
+        "WHERE instr(data, '\"cache_creation_tokens\":0,') = 0"
     )
 
 
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
+
+
+# -- connections -------------------------------------------------------------------------------------------
 def _create_private(path: Path) -> None:
     """Create the file 0600 before SQLite does (it would use the umask); the WAL and shm follow its mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +172,7 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def connect(path: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
+def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connection:
     """Open (and migrate) the store; a clear StoreError for a file that isn't ours."""
     p = Path(path)
     if create:
@@ -249,51 +205,62 @@ def connect(path: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
         db = sqlite_utils.Database(conn)
         for v in range(version, SCHEMA_VERSION):
             with conn:
-                conn.execute("BEGIN")
+                conn.execute("BEGIN IMMEDIATE")
+                # another process may have migrated between our read of the version and our lock
+                if conn.execute("PRAGMA user_version").fetchone()[0] > v:
+                    continue
                 MIGRATIONS[v](db)
                 conn.execute(f"PRAGMA user_version = {v + 1}")
     return conn
 
 
-@dataclass
-class WriterStats:
-    written: int = 0
-    lost: int = 0
-    retries: int = 0
-    last_error: str | None = None
+# -- the store ---------------------------------------------------------------------------------------------
+class _Stop:
+    """Put on the queue by `close`: the writer commits what came before it and ends."""
 
 
-class Store:
-    """The writer (a thread + queue) and the readers (a connection per calling thread).
+_STOP: Final = _Stop()
+_Item = tuple[Record, bytes, dict[str, bytes]]
+"""a submitted record, its JSON, and the shared parts that JSON names"""
+
+
+class SqliteStore:
+    """The SQLite `RecordStore`: the writer (a thread + queue), the readers (a connection per thread).
 
     Durability: `submit` appends the record to a journal file (one write() into the page cache, no fsync)
     before queueing it, so a process killed before the writer commits loses nothing: the next writer
     replays the journal. The journal is emptied whenever the writer has committed everything queued.
+
+    After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
+    a batch up; both on the writer thread.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike | None = None,
+        path: str | os.PathLike[str] | None = None,
         secrets: list[str] | None = None,
-        file_log: str | None = None,
+        bus: Bus | None = None,
     ):
         self.path = Path(path) if path is not None else default_path()
         self.secrets = [s for s in (secrets or []) if len(s) >= 8]
-        self.file_log = file_log
+        self.bus = bus if bus is not None else Bus()
         connect(self.path).close()  # fail now, with a clear message, not in the writer
         self.stats = WriterStats()
+        self.replayed = 0
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self._journal: int | None = None
         self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
-        self._q: queue.Queue[tuple[Record, bytes] | None] = queue.Queue()
+        self._q: queue.Queue[_Item | _Stop] = queue.Queue()
         self._local = threading.local()
         self._thread: threading.Thread | None = None
-        self._listeners: list[Callable[[list[Record]], None]] = []
+        self._closed = False
 
     # -- writing -------------------------------------------------------------------------------------------
-    def start(self) -> "Store":
+    def start(self) -> SqliteStore:
         """Become the writer: take the journal's lock, replay what a crashed writer left, start the thread."""
+        if self._closed:
+            raise StoreError(f"{self.path}: this store was closed; open a new one")
         if self._thread is None:
             fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
@@ -353,6 +320,10 @@ class Store:
 
     def submit(self, rec: Record) -> None:
         """Journal and queue a finished record; one small write(), never a wait on SQLite."""
+        if self._closed:  # a call that ended after shutdown: say so rather than queue it for nobody
+            self.stats.lost += 1
+            log.error("store: record %s arrived after the store was closed and is lost", rec.id)
+            return
         data, blobs = serialize_parts(rec, self.secrets)
         with self._jlock:
             if self._journal is not None:
@@ -366,18 +337,21 @@ class Store:
                     self.stats.last_error = f"journal: {exc.strerror}"
             self._q.put((rec, data, blobs))
 
-    def on_written(self, fn: Callable[[list[Record]], None]) -> None:
-        """Called from the writer thread after each committed batch."""
-        self._listeners.append(fn)
-
     @property
     def pending(self) -> int:
         return self._q.qsize()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self, timeout: float = 10) -> None:
-        """Flush everything queued, then stop the writer."""
+        """Flush everything queued, then stop the writer. Idempotent; reading still works afterwards."""
+        if self._closed:
+            return
+        self._closed = True
         if self._thread is not None:
-            self._q.put(None)
+            self._q.put(_STOP)
             self._thread.join(timeout)
             self._thread = None
         if self._journal is not None:
@@ -392,7 +366,7 @@ class Store:
         stop = False
         while not stop:
             item = self._q.get()
-            if item is None:
+            if isinstance(item, _Stop):
                 break
             batch = [item]
             deadline = time.monotonic() + BATCH_WAIT
@@ -401,7 +375,7 @@ class Store:
                     nxt = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if nxt is None:
+                if isinstance(nxt, _Stop):
                     stop = True
                     break
                 batch.append(nxt)
@@ -409,9 +383,7 @@ class Store:
         if conn is not None:
             conn.close()
 
-    def _write(
-        self, conn: sqlite3.Connection | None, items: list[tuple[Record, bytes, dict[str, bytes]]]
-    ) -> sqlite3.Connection | None:
+    def _write(self, conn: sqlite3.Connection | None, items: list[_Item]) -> sqlite3.Connection | None:
         batch = [rec for rec, _, _ in items]
         rows = [to_row(rec, data) for rec, data, _ in items]
         blobs = {h: part for _, _, parts in items for h, part in parts.items()}
@@ -434,12 +406,8 @@ class Store:
                 with self._jlock:  # everything queued is committed: the journal has done its job
                     if self._journal is not None and self._q.empty():
                         os.ftruncate(self._journal, 0)
-                self._mirror(batch)
-                for fn in self._listeners:
-                    try:
-                        fn(batch)
-                    except Exception:
-                        log.exception("store listener failed")
+                if self.bus.wants(RecordsCommitted):
+                    self.bus.emit(RecordsCommitted(tuple(batch)))
                 return conn
             except (sqlite3.Error, StoreError, OSError) as exc:
                 self.stats.retries += 1
@@ -460,114 +428,108 @@ class Store:
             len(batch),
             self.stats.last_error,
         )
+        self.bus.emit(RecordsLost(len(batch), self.stats.lost, self.stats.last_error or ""))
         return conn
-
-    def _mirror(self, batch: list[Record]) -> None:
-        """`[log] file`: append Kong file-log lines, as Kong's file-log plugin does."""
-        if not self.file_log:
-            return
-        from .export import kong_record
-
-        p = Path(self.file_log)
-        try:
-            if not p.exists():
-                p.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
-            with open(p, "ab") as f:
-                for rec in batch:
-                    line = orjson.dumps(kong_record(rec))
-                    for s in self.secrets:
-                        line = line.replace(s.encode(), REDACTED.encode())
-                    f.write(line + b"\n")
-        except OSError as exc:
-            log.warning("file log %s: %s", p, exc.strerror)
 
     # -- reading -------------------------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        """This thread's read connection (SQLite's own rows: for this module and the tests of its layout)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
         return conn
 
-    def count(self, filter_text: str = "", cap: int | None = None) -> int:
+    def count(self, flt: Filter = EVERYTHING, cap: int | None = None) -> int:
         """How many records match; with `cap`, stop counting past it (returns cap + 1: "more than cap")."""
-        compiled = compile_query(filter_text)
-        if compiled.match:
-            where = "records_fts MATCH ?" + (f" AND ({compiled.base_where})" if compiled.base_where else "")
-            inner = f"SELECT 1 FROM records_fts JOIN records r ON r.rowid = records_fts.rowid WHERE {where}"
-            params = [compiled.match, *compiled.base_params]
+        c = compile_filter(flt)
+        if c.match:
+            inner, params = self._from_text(c, "1")
         else:
-            where, params = compiled.sql()
+            where, params = c.full()
             inner = f"SELECT 1 FROM records WHERE {where}"
         if cap is not None:
             inner += f" LIMIT {int(cap) + 1}"
-        return self.reader().execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]
+        n: int = self.reader().execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]
+        return n
+
+    @staticmethod
+    def _from_text(c: Compiled, cols: str) -> tuple[str, list[Param]]:
+        """Free text: drive from the full-text index, newest-first in rowid order (the order calls were
+        recorded), so a page stops at its end instead of collecting every match and sorting it by time: a
+        word found in half of a million records costs what a rare one does."""
+        where = "records_fts MATCH ?" + (f" AND ({c.where})" if c.where else "")
+        sql = (
+            f"SELECT {cols} FROM records_fts JOIN records ON records.rowid = records_fts.rowid WHERE {where}"
+        )
+        return sql, [c.match, *c.params]
 
     def page(
-        self,
-        filter_text: str = "",
-        limit: int = 100,
-        before: tuple[float, int] | None = None,
-        offset: int = 0,
-    ) -> list[sqlite3.Row]:
-        """Newest first, without the payload blob. `before` = (started_at, rowid) of the last row seen
-        (keyset paging: as fast on page 1,000 as on page 1)."""
-        compiled = compile_query(filter_text)
-        if compiled.match:
-            return self._text_page(compiled, limit, before, offset)
-        where, params = compiled.sql()
-        cols = ", ".join(["rowid"] + [c for c in _COLUMNS if c != "data"])
-        if before is not None:
-            where = f"({where}) AND (started_at < ? OR (started_at = ? AND rowid < ?))"
-            params = [*params, before[0], before[0], before[1]]
-        sql = (
-            f"SELECT {cols} FROM records WHERE {where} ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        )
-        return self.reader().execute(sql, [*params, limit, offset]).fetchall()
-
-    def _text_page(
-        self, compiled, limit: int, before: tuple[float, int] | None, offset: int
-    ) -> list[sqlite3.Row]:
-        """Free text: walk the full-text index newest-first (rowid order, i.e. the order calls were recorded)
-        and stop at the page's end, instead of collecting every match and sorting it by time — a word found in
-        half of a million records costs what a rare one does."""
-        cols = ", ".join(["r.rowid AS rowid"] + [f"r.{c}" for c in _COLUMNS if c != "data"])
-        where = "records_fts MATCH ?" + (f" AND ({compiled.base_where})" if compiled.base_where else "")
-        params = [compiled.match, *compiled.base_params]
-        if before is not None:
-            where += " AND records_fts.rowid < ?"
-            params.append(before[1])
-        sql = (
-            f"SELECT {cols} FROM records_fts JOIN records r ON r.rowid = records_fts.rowid WHERE {where} "
-            f"ORDER BY records_fts.rowid DESC LIMIT ? OFFSET ?"
-        )
-        return self.reader().execute(sql, [*params, limit, offset]).fetchall()
+        self, flt: Filter = EVERYTHING, limit: int = 100, after: Summary | None = None, offset: int = 0
+    ) -> list[Summary]:
+        """Newest first, without the payloads. `after` is the last row seen (keyset paging: as fast on page
+        1,000 as on page 1)."""
+        c = compile_filter(flt)
+        if c.match:
+            sql, params = self._from_text(c, _SUMMARY_COLS)
+            if after is not None:
+                sql += " AND records_fts.rowid < ?"
+                params.append(after.seq)
+            sql += " ORDER BY records_fts.rowid DESC LIMIT ? OFFSET ?"
+        else:
+            where, params = c.full()
+            if after is not None:
+                where = f"({where}) AND (started_at < ? OR (started_at = ? AND records.rowid < ?))"
+                params += [after.started_at, after.started_at, after.seq]
+            sql = (
+                f"SELECT {_SUMMARY_COLS} FROM records WHERE {where} "
+                "ORDER BY started_at DESC, records.rowid DESC LIMIT ? OFFSET ?"
+            )
+        rows = self.reader().execute(sql, [*params, limit, offset]).fetchall()
+        return [to_summary(r) for r in rows]
 
     def get(self, record_id: str) -> Record | None:
         conn = self.reader()
         row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
         return Record.model_validate(hydrate(row[0], conn)) if row else None
 
-    def iter_records(self, filter_text: str = "", batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Every matching record as a dict, oldest first, in constant memory."""
-        where, params = compile_query(filter_text).sql()
-        conn = connect(self.path)  # its own cursor: the caller may interleave other reads
+    def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[sqlite3.Row]:
+        """Every matching row, oldest first, on a connection of its own (the caller may interleave reads)."""
+        where, params = compile_filter(flt).full()
+        conn = connect(self.path)
+        conn.row_factory = sqlite3.Row
         try:
-            cur = conn.execute(f"SELECT data FROM records WHERE {where} ORDER BY started_at, rowid", params)
-            while True:
-                rows = cur.fetchmany(batch)
-                if not rows:
-                    break
-                for (data,) in rows:
-                    yield hydrate(data, conn)
+            cur = conn.execute(
+                f"SELECT {cols} FROM records WHERE {where} ORDER BY started_at, records.rowid", params
+            )
+            while rows := cur.fetchmany(batch):
+                yield from rows
         finally:
             conn.close()
 
-    def column_values(self, filter_text: str, columns: str) -> list[sqlite3.Row]:
-        where, params = compile_query(filter_text).sql()
-        return self.reader().execute(f"SELECT {columns} FROM records WHERE {where}", params).fetchall()
+    def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
+        """Every matching record as a dict, oldest first, in constant memory."""
+        conn = self.reader()
+        for row in self._scan(flt, "data"):
+            yield hydrate(row["data"], conn)
+
+    def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
+        for row in self._scan(flt, _SUMMARY_COLS):
+            yield to_summary(row)
+
+    def totals(self, since: float) -> Totals:
+        """A full scan of the cost column: call it off the event loop."""
+        cost, cost_since, n = (
+            self.reader()
+            .execute(
+                "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0), "
+                "count(*) FROM records",
+                (since,),
+            )
+            .fetchone()
+        )
+        return Totals(cost, cost_since, since, n, self.stats.written, self.stats.lost)
 
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
@@ -579,11 +541,11 @@ class Store:
                     "DELETE FROM records_fts WHERE rowid IN (SELECT rowid FROM records WHERE started_at < ?)",
                     (cutoff,),
                 )
-                n = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
+                n: int = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
                 # shared parts no remaining record names go too
                 refs = " UNION ".join(
                     f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"
-                    for field, keys in _SHARED.items()
+                    for field, keys in SHARED.items()
                     for key in keys
                 )
                 conn.execute(

@@ -1,0 +1,82 @@
+"""Aggregates over stored calls: percentiles, and `gatewatch stats`' rows per model or per target."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .store.base import Summary
+
+
+def percentile(values: Iterable[float | None], q: float) -> float | None:
+    """The q-quantile (0..1) by linear interpolation, ignoring None; None when there is no value."""
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return None
+    k = (len(vals) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
+
+
+@dataclass
+class Group:
+    """One row of `gatewatch stats`."""
+
+    key: str
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    cost_unknown: int = 0
+    """calls whose price is unknown (not counted in `cost`)"""
+    latencies: list[float] = field(default_factory=list, repr=False)
+    ttfts: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def p50_ms(self) -> float | None:
+        return percentile(self.latencies, 0.5)
+
+    @property
+    def p95_ms(self) -> float | None:
+        return percentile(self.latencies, 0.95)
+
+    @property
+    def ttft_p50_ms(self) -> float | None:
+        return percentile(self.ttfts, 0.5)
+
+    @property
+    def ttft_p95_ms(self) -> float | None:
+        return percentile(self.ttfts, 0.95)
+
+
+Key = Literal["model", "target"]
+
+
+def aggregate(rows: Iterable[Summary], by: Sequence[Key] = ("model", "target")) -> dict[Key, list[Group]]:
+    """Group calls by the model that answered (else the one asked for) and by target, in one pass over `rows`
+    (holding only the groups); in each grouping, most requests first."""
+    groups: dict[Key, dict[str, Group]] = {k: {} for k in by}
+    for r in rows:
+        for k in by:
+            key = (r.target if k == "target" else (r.response_model or r.request_model)) or "(none)"
+            g = groups[k].get(key) or groups[k].setdefault(key, Group(key))
+            _add(g, r)
+    return {k: sorted(gs.values(), key=lambda g: -g.requests) for k, gs in groups.items()}
+
+
+def _add(g: Group, r: Summary) -> None:
+    g.requests += 1
+    g.errors += r.failed
+    g.input_tokens += r.input_tokens
+    g.output_tokens += r.output_tokens
+    if r.cost is None:
+        g.cost_unknown += 1
+    else:
+        g.cost += r.cost
+    if r.latency_ms is not None:
+        g.latencies.append(r.latency_ms)
+    if r.ttft_ms is not None:
+        g.ttfts.append(r.ttft_ms)

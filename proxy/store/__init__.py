@@ -1,0 +1,25 @@
+"""The record store: `RecordStore` (what gatewatch asks of one, with its typed rows) and its SQLite
+implementation, `Store`."""
+
+from typing import TYPE_CHECKING
+
+from .base import RecordStore, StoreError, Summary, Totals, WriterStats, default_path
+from .sqlite import SqliteStore, connect
+
+Store = SqliteStore
+"""the default implementation"""
+
+if TYPE_CHECKING:  # mypy holds the implementation to the protocol
+    _conforms: type[RecordStore] = SqliteStore
+
+__all__ = [
+    "RecordStore",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "Summary",
+    "Totals",
+    "WriterStats",
+    "connect",
+    "default_path",
+]

@@ -1,0 +1,139 @@
+"""What the rest of gatewatch asks of a record store (`RecordStore`), and the typed rows it answers with."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..events import Bus
+from ..query import EVERYTHING, Filter
+from ..record import Record
+
+
+class StoreError(Exception):
+    """The database can't be used; the message says which file and what to do."""
+
+
+def default_path() -> Path:
+    env = os.environ.get("GATEWATCH_DB")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gatewatch" / "gatewatch.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One call as the history lists it: the indexed facts of its record, without the payloads."""
+
+    seq: int
+    """the order records were committed in (the store's row number): a tiebreak for keyset paging"""
+    id: str
+    started_at: float
+    ended_at: float | None
+    kind: str
+    status: int | None
+    request_model: str
+    response_model: str | None
+    target: str | None
+    provider: str | None
+    request_mode: str
+    session_id: str | None
+    client_ip: str
+    user_agent: str
+    path: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    thinking_tokens: int
+    total_tokens: int
+    cost: float | None
+    latency_ms: float | None
+    ttft_ms: float | None
+    ttfb_ms: float | None
+    time_per_token: float | None
+    stop_reason: str | None
+    error_type: str | None
+    error_message: str | None
+    cancelled: bool
+    tools_used: tuple[str, ...]
+    attempts: int
+    preview: str
+
+    @property
+    def failed(self) -> bool:
+        return (self.status or 0) >= 400 or self.error_type is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Cost over every stored record and over those started since `since`; this writer's counts."""
+
+    cost: float
+    cost_since: float
+    since: float
+    records: int
+    written: int
+    lost: int
+
+
+@dataclass
+class WriterStats:
+    written: int = 0
+    lost: int = 0
+    retries: int = 0
+    last_error: str | None = None
+
+
+class RecordStore(Protocol):
+    """A store of call records: a writer fed by `submit`, and reads by `Filter`.
+
+    Reads return typed rows (`Summary`, `Record`, `Totals`), never a database's own rows or query language, so
+    the console, the CLI and export work the same over any implementation.
+    """
+
+    stats: WriterStats
+    bus: Bus
+    """where the writer announces `RecordsCommitted` and `RecordsLost` (on its own thread)"""
+
+    def start(self) -> RecordStore:
+        """Become the writer (recovering what a crashed one left); reading needs no start."""
+        ...
+
+    def submit(self, rec: Record) -> None:
+        """Hand over a finished record; never waits on the database."""
+        ...
+
+    def close(self, timeout: float = 10) -> None:
+        """Flush everything submitted and stop the writer; idempotent."""
+        ...
+
+    def page(
+        self, flt: Filter = EVERYTHING, limit: int = 100, after: Summary | None = None, offset: int = 0
+    ) -> list[Summary]:
+        """Newest first; `after` is the last row of the previous page (keyset paging)."""
+        ...
+
+    def count(self, flt: Filter = EVERYTHING, cap: int | None = None) -> int:
+        """How many records match; with `cap`, stop past it (cap + 1 means "more than cap")."""
+        ...
+
+    def get(self, record_id: str) -> Record | None: ...
+
+    def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
+        """Every matching record, whole, as JSON-ready dicts, oldest first, in constant memory (export)."""
+        ...
+
+    def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
+        """Every matching record's summary, oldest first, in constant memory (stats)."""
+        ...
+
+    def totals(self, since: float) -> Totals: ...
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete records started more than this many seconds ago; returns how many."""
+        ...
