@@ -60,7 +60,16 @@ class Serve:
         self.port = free_port()
         cfg = write_config(tmp, self.port, standin.url)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        cmd = [sys.executable, "-m", "console.cli", "serve", "--config", str(cfg), "--db", str(tmp / "serve.db")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "serve",
+            "--config",
+            str(cfg),
+            "--db",
+            str(tmp / "serve.db"),
+        ]
         self.proc = subprocess.Popen(
             pinned(cmd, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
@@ -81,7 +90,10 @@ class Console:
         cfg = write_config(tmp, self.port, standin.url)
         self.session = f"gwbench{self.port}"
         cmd = " ".join(
-            pinned([sys.executable, os.environ.get("GW_CONSOLE_MAIN", "-m console.cli").split()[0]] + os.environ.get("GW_CONSOLE_MAIN", "-m console.cli").split()[1:] + ["--config", str(cfg), "--db", str(tmp / "console.db")], 1)
+            pinned(
+                [sys.executable, "-m", "console.cli", "--config", str(cfg), "--db", str(tmp / "console.db")],
+                1,
+            )
         )
         subprocess.run(
             ["tmux", "new-session", "-d", "-s", self.session, "-x", str(SIZE[0]), "-y", str(SIZE[1]),
@@ -92,7 +104,9 @@ class Console:
         time.sleep(2)  # the first screen is drawn
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True)
+        out = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True
+        )
         return out.stdout
 
     def stop(self) -> None:
@@ -160,7 +174,9 @@ def main() -> None:
     body = json.dumps(claude_code_request(True)).encode()
     print(f"request {len(body) / 1024:.1f} KB, c={args.concurrency}, pinned: {PIN}", flush=True)
     standin = Standin(100, 20, 0.020)
-    pooled: dict[str, dict[str, list[float]]] = {k: {"ttfe_ms": [], "gap_ms": []} for k in ("serve", "console")}
+    pooled: dict[str, dict[str, list[float]]] = {
+        k: {"ttfe_ms": [], "gap_ms": []} for k in ("serve", "console")
+    }
     errors = {"serve": 0, "console": 0}
     try:
         for i in range(args.rounds):

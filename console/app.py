@@ -20,20 +20,20 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import WorkerCancelled
 
 from proxy import config as cfg
 from proxy import query
-from proxy.events import CallFinished, CallStarted, RecordsCommitted, RecordsLost
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.store import Store
 
+from .collector import IdleCollector
 from .detail import DetailScreen
+from .feed import Feed
 from .hint import usage_hint
 from .history import COUNT_CAP, HistoryTable
 from .panes import (
@@ -49,29 +49,6 @@ from .panes import (
 REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
 HISTORY_REFRESH_S = 1.0
 STOP_POLL_S = 0.2  # how often the "stopping" notice is rewritten while calls drain
-
-
-class CallBegan(Message):
-    """A call arrived at the gateway (posted from the gateway's thread)."""
-
-    def __init__(self, record: Record) -> None:
-        super().__init__()
-        self.record = record
-
-
-class CallEnded(Message):
-    """A call ended and was handed to the store (posted from the gateway's thread)."""
-
-    def __init__(self, record: Record) -> None:
-        super().__init__()
-        self.record = record
-
-
-class RecordsWritten(Message):
-    """The store committed a batch (posted from the store's writer thread)."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RecordsWritten)
 
 
 class HelpScreen(ModalScreen):
@@ -146,6 +123,8 @@ class GatewatchApp(App):
         """calls in flight, kept from the gateway's events; the records are live (filled on its thread)"""
         self.url = ""
         self.stopping = False
+        self.collector = IdleCollector()
+        self.feed = Feed(self.service.bus)
         self.problem: str | None = None
         self.filter_error: str | None = None
         self._dirty = True
@@ -175,13 +154,6 @@ class GatewatchApp(App):
 
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        bus = self.service.bus
-        # Subscribers run on the gateway's thread (calls) or the store's writer (commits): they only post,
-        # which is thread-safe and never makes either wait on the screen.
-        bus.subscribe(CallStarted, lambda e: self.post_message(CallBegan(e.record)))
-        bus.subscribe(CallFinished, lambda e: self.post_message(CallEnded(e.record)))
-        bus.subscribe(RecordsCommitted, lambda e: self.post_message(RecordsWritten()))
-        bus.subscribe(RecordsLost, lambda e: self.post_message(RecordsWritten()))
         try:
             await asyncio.to_thread(self.host.open_store)  # may replay a crashed writer's journal
         except ServiceError as exc:
@@ -195,6 +167,7 @@ class GatewatchApp(App):
             await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
+        self.collector.start()
         if self.on_ready is not None and self.service.gateway is not None:
             self.host.run(self.on_ready(self.url))  # beside the gateway, on its loop: never the screen's
 
@@ -225,6 +198,8 @@ class GatewatchApp(App):
             await asyncio.to_thread(self.host.stop)
         finally:
             timer.stop()
+            self.collector.stop()
+            self.feed.close()
 
     def _render_stopping(self) -> None:
         try:
@@ -276,6 +251,8 @@ class GatewatchApp(App):
     def _tick(self) -> None:
         if self.stopping:
             return
+        self._take_feed()
+        self.collector.tick(busy=bool(self.in_flight))
         self.query_one("#pane-inflight", Pane).show(render_in_flight(list(self.in_flight.values())))
         gateway = self.service.gateway
         health = gateway.router.health() if gateway is not None else {}
@@ -311,17 +288,16 @@ class GatewatchApp(App):
         self.query_one("#status-line", Static).update(t)
 
     # -- events --------------------------------------------------------------------------------------------
-    def on_call_began(self, message: CallBegan) -> None:
-        self.in_flight[message.record.id] = message.record
-
-    def on_call_ended(self, message: CallEnded) -> None:
-        self.in_flight.pop(message.record.id, None)
-        self.stats.add(message.record)
-        self._dirty = True
-
-    def on_records_written(self, message: RecordsWritten) -> None:
+    def _take_feed(self) -> None:
+        for started, rec in self.feed.calls():
+            if started:
+                self.in_flight[rec.id] = rec
+            else:
+                self.in_flight.pop(rec.id, None)
+                self.stats.add(rec)
+                self._dirty = True
         # Rebuilding the visible rows costs a few ms: at most HISTORY_REFRESH_S apart, however busy.
-        if self._refresh_timer is None:
+        if self.feed.written() and self._refresh_timer is None:
             wait = max(0.01, HISTORY_REFRESH_S - (time.monotonic() - self._last_refresh))
             self._refresh_timer = self.set_timer(wait, self._refresh_history)
 

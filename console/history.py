@@ -43,6 +43,17 @@ def _ms(v: float | None) -> str:
     return f"{v / 1000:.1f}s" if v >= 1000 else f"{v:.0f}ms"
 
 
+class _When(str):
+    """The time cell, carrying the row's place in the list (newest first) so the table can be re-sorted."""
+
+    order: tuple[float, int]
+
+    def __new__(cls, r: Summary) -> _When:
+        cell = super().__new__(cls, time.strftime("%H:%M:%S", time.localtime(r.started_at)))
+        cell.order = (r.started_at, r.seq)
+        return cell
+
+
 def row_cells(r: Summary) -> list[str | Text]:
     err = r.error_type
     style = "red" if r.failed else ("green" if r.status == 200 else "yellow")
@@ -65,7 +76,7 @@ def row_cells(r: Summary) -> list[str | Text]:
     if err:
         preview = f"[{err}] {r.error_message or ''}"
     return [
-        time.strftime("%H:%M:%S", time.localtime(r.started_at)),
+        _When(r),
         route,
         st,
         str(r.input_tokens),
@@ -149,7 +160,7 @@ class HistoryTable(DataTable[str | Text]):
                 self.rows_loaded = sorted(
                     fresh + self.rows_loaded, key=lambda r: (r.started_at, r.seq), reverse=True
                 )
-                self._rebuild(keep)
+                self._merge(fresh, keep)
         else:
             self.rows_loaded = rows
             self.exhausted = len(rows) < PAGE
@@ -182,6 +193,18 @@ class HistoryTable(DataTable[str | Text]):
         self.clear()
         for r in self.rows_loaded:
             self.add_row(*row_cells(r), key=r.id)
+        self._restore(keep)
+
+    def _merge(self, fresh: list[Summary], keep: str | None) -> None:
+        """Add new rows and re-sort, instead of clearing the table: a clear drops every render cache of the
+        table at once, as cyclic garbage whose collection (100+ ms every few seconds at 200x50, GIL held)
+        stalls the gateway thread beside it."""
+        for r in fresh:
+            self.add_row(*row_cells(r), key=r.id)
+        self.sort("time", key=lambda cell: cell.order, reverse=True)
+        self._restore(keep)
+
+    def _restore(self, keep: str | None) -> None:
         if keep is not None:
             try:
                 self.move_cursor(row=self.get_row_index(keep), scroll=False)

@@ -1,0 +1,45 @@
+"""What the gateway and the store report, queued for the screen to take on its own time.
+
+Subscribers run on the gateway's thread (call events) and the store's writer (commits). They only append to a
+deque (atomic, never blocking) and never wake the screen: the screen drains the feed on its own timer. Waking it
+per call (a `post_message` each) made it run exactly when the gateway was busiest, as calls end and the next
+ones start, and cost those calls time to first token.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from proxy.events import Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
+from proxy.record import Record
+
+
+class Feed:
+    def __init__(self, bus: Bus) -> None:
+        self._calls: deque[tuple[bool, Record]] = deque()
+        self._written = False
+        self._unsubscribe = [
+            bus.subscribe(CallStarted, lambda e: self._calls.append((True, e.record))),
+            bus.subscribe(CallFinished, lambda e: self._calls.append((False, e.record))),
+            bus.subscribe(RecordsCommitted, self._commit),
+            bus.subscribe(RecordsLost, self._commit),
+        ]
+
+    def _commit(self, _: RecordsCommitted | RecordsLost) -> None:
+        self._written = True
+
+    def calls(self) -> list[tuple[bool, Record]]:
+        """(started?, record) for every call event since the last look, oldest first."""
+        out = []
+        while self._calls:
+            out.append(self._calls.popleft())
+        return out
+
+    def written(self) -> bool:
+        """Whether the store committed (or lost) records since the last look."""
+        was, self._written = self._written, False
+        return was
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
