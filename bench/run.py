@@ -384,6 +384,7 @@ def main() -> None:
         help="also run these peers (comma-separated: ccr, litellm; bare --peers runs both)",
     )
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument(
         "--netns",
@@ -419,6 +420,8 @@ def main() -> None:
     results: list[dict] = []
     peers: list[type] = [Gatewatch] + [PEERS[p.strip()] for p in args.peers.split(",") if p.strip()]
     for name, c, n, stream, delay, chunks in SCENARIOS:
+        if args.only not in name:
+            continue
         if args.quick:
             n = max(c * 5, n // 10)
         standin = Standin(100 if chunks <= 100 else 5 * chunks, chunks, delay)

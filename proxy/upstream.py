@@ -181,6 +181,16 @@ class Body:
                         self.advanced()
                         yield payload
                 return
+            if not buf and data.startswith(b"data:"):  # the usual read: exactly one single-line frame
+                line = data.rstrip(b"\r\n")
+                if (
+                    len(data) - len(line) in (2, 4)
+                    and data.endswith((b"\n\n", b"\r\n\r\n"))
+                    and b"\n" not in line
+                ):
+                    self.advanced()
+                    yield line[5:].lstrip()
+                    continue
             if b"\r" in data or buf.endswith(b"\r"):  # CRLF framing: normalise (a CR may end one read)
                 buf = (buf + data).replace(b"\r\n", b"\n")
                 start = 0

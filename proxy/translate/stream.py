@@ -13,9 +13,15 @@ from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
 Event = tuple[str, dict[str, Any]]
 
 
+_PREFIX: dict[str, bytes] = {}
+
+
 def sse(event: str, data: dict[str, Any]) -> bytes:
     """One SSE frame, as the Messages API frames it."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    prefix = _PREFIX.get(event)
+    if prefix is None:  # a handful of event names: each prefix is built once
+        prefix = _PREFIX[event] = b"event: " + event.encode() + b"\ndata: "
+    return b"".join((prefix, orjson.dumps(data), b"\n\n"))
 
 
 class StreamTranslator:
