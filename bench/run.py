@@ -2,6 +2,7 @@
 
     python bench/run.py                 # gatewatch vs direct, every scenario (~4 minutes)
     python bench/run.py --peers         # also claude-code-router and LiteLLM, installed into bench/out/peers
+    python bench/run.py --peers ccr     # only the peers named (ccr, litellm; comma-separated)
     python bench/run.py --quick         # fewer requests, for a smoke run
 
 Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
@@ -346,20 +347,44 @@ def valid_anthropic_stream(url: str, body: bytes, key: str) -> str:
 
 
 SCENARIOS = [
-    # name, concurrency, requests, stream, chunk delay (s)
-    ("c1 oneshot", 1, 300, False, 0.0),
-    ("c1 stream", 1, 300, True, 0.0),
-    ("c10 oneshot", 10, 1000, False, 0.0),
-    ("c10 stream 10ms chunks", 10, 300, True, 0.010),
-    ("c50 oneshot", 50, 2000, False, 0.0),
-    ("c50 stream", 50, 1500, True, 0.0),
+    # name, concurrency, requests, stream, chunk delay (s), upstream chunks
+    ("c1 oneshot", 1, 300, False, 0.0, 20),
+    ("c1 stream", 1, 300, True, 0.0, 20),
+    ("c10 oneshot", 10, 1000, False, 0.0, 20),
+    ("c10 stream 10ms chunks", 10, 300, True, 0.010, 20),
+    # a long answer, chunks unbatched as a real model sends them: the per-chunk cost dominates here
+    ("c10 stream 200x10ms chunks", 10, 100, True, 0.010, 200),
+    ("c50 oneshot", 50, 2000, False, 0.0, 20),
+    ("c50 stream", 50, 1500, True, 0.0, 20),
 ]
+PEERS = {"ccr": ClaudeCodeRouter, "litellm": LiteLLM}
+
+
+def ratios(results: list[dict]) -> None:
+    """gatewatch CPU per request ÷ each peer's, per scenario (the goal is ≤ 0.5 against claude-code-router)."""
+    ours = {
+        r["scenario"]: r["cpu_ms_per_req"] for r in results if r["peer"] == "gatewatch" and "error" not in r
+    }
+    for r in results:
+        if r["peer"] != "gatewatch" and "error" not in r and r["scenario"] in ours:
+            print(
+                f"{r['scenario']:28} gatewatch {ours[r['scenario']]:.2f} ms ÷ {r['peer']} "
+                f"{r['cpu_ms_per_req']:.2f} ms = {ours[r['scenario']] / r['cpu_ms_per_req']:.2f}",
+                flush=True,
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--peers", action="store_true")
+    ap.add_argument(
+        "--peers",
+        nargs="?",
+        const="ccr,litellm",
+        default="",
+        help="also run these peers (comma-separated: ccr, litellm; bare --peers runs both)",
+    )
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument(
         "--netns",
@@ -393,11 +418,13 @@ def main() -> None:
         flush=True,
     )
     results: list[dict] = []
-    peers = [Gatewatch] + ([ClaudeCodeRouter, LiteLLM] if args.peers else [])
-    for name, c, n, stream, delay in SCENARIOS:
+    peers: list[type] = [Gatewatch] + [PEERS[p.strip()] for p in args.peers.split(",") if p.strip()]
+    for name, c, n, stream, delay, chunks in SCENARIOS:
+        if args.only not in name:
+            continue
         if args.quick:
             n = max(c * 5, n // 10)
-        standin = Standin(100, 20, delay)
+        standin = Standin(100 if chunks <= 100 else 5 * chunks, chunks, delay)
         try:
             direct_url = f"{standin.url}/v1beta/models/gemini-2.5-flash:" + (
                 "streamGenerateContent?alt=sse" if stream else "generateContent"
@@ -459,7 +486,7 @@ def main() -> None:
                         )
                     results.append(row)
                     print(
-                        f"{name:24} {peer.name:18} p50 +{row['gw_p50'] - row['direct_p50']:.2f} ms "
+                        f"{name:28} {peer.name:18} p50 +{row['gw_p50'] - row['direct_p50']:.2f} ms "
                         f"(x{row['gw_p50'] / row['direct_p50']:.2f}) p99 +{row['gw_p99'] - row['direct_p99']:.2f} "
                         f"ttfe +{row['gw_ttfe'] - row['direct_ttfe']:.2f} ms rps {row['gw_rps']:.0f}/"
                         f"{row['direct_rps']:.0f} cpu {row['cpu_ms_per_req']:.2f} ms/req "
@@ -470,6 +497,7 @@ def main() -> None:
                     peer.stop()
         finally:
             standin.stop()
+    ratios(results)
     (OUT / "gateway.json").write_text(json.dumps(results, indent=1))
     print(f"wrote {OUT / 'gateway.json'}")
 

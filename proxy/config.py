@@ -100,7 +100,6 @@ class TargetConfig(_Strict):
                 raise ValueError(
                     "provider 'vertex' needs service_account_json (a key file path or the key JSON)"
                 )
-            self.location_id = self.location_id or "us-central1"
         elif self.provider == "gemini":
             if not self.api_key or not self.api_key.get_secret_value().strip():
                 raise ValueError("provider 'gemini' needs api_key")
@@ -235,7 +234,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
                 "provider": "vertex",
                 "model": model,
                 "project_id": env["GCP_PROJECT_ID"],
-                "location_id": env.get("GEMINI_LOCATION_ID", "") or "us-central1",
+                "location_id": env.get("GEMINI_LOCATION_ID", ""),  # blank: the provider's default
                 "api_endpoint": env.get("GEMINI_API_ENDPOINT", ""),
                 "service_account_json": key,
             }

@@ -71,6 +71,8 @@ class GatewayError(Exception):
         self.retryable = retryable if retryable is not None else status in (408, 429, 500, 502, 503, 504, 529)
         self.raw: bytes | None = None
         """An upstream's own Anthropic-format error body, passed through verbatim."""
+        self.upstream_status: int | None = None
+        """The HTTP status the upstream answered, when this error is its answer."""
 
     def body(self) -> dict[str, Any]:
         return error_body(self.type, self.message)

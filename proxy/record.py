@@ -1,13 +1,10 @@
-"""The record of one exchange, and the hub that tells subscribers (the console, the store) about it."""
+"""The record of one exchange: what the store keeps and what subscribers are shown."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-
-log = logging.getLogger("gatewatch")
 
 SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization", "set-cookie"}
@@ -103,27 +100,3 @@ class Record(BaseModel):
     upstream_response: Any = None
     response: Any = None
     events: list[Any] | None = None
-
-
-Listener = Callable[[str, Record], None]
-
-
-class Hub:
-    """Tiny typed event hub: `request` (a call began), `progress` (a stream advanced), `response` (it ended).
-
-    Listeners must not block: the gateway calls them on its event loop.
-    """
-
-    def __init__(self) -> None:
-        self._listeners: list[Listener] = []
-
-    def subscribe(self, fn: Listener) -> Callable[[], None]:
-        self._listeners.append(fn)
-        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
-
-    def emit(self, event: str, record: Record) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn(event, record)
-            except Exception:  # a broken subscriber must not break a call
-                log.exception("record subscriber failed on %s", event)

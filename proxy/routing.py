@@ -6,7 +6,7 @@ import fnmatch
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from .config import BalancerSettings, RouteConfig
 from .providers import Provider
@@ -115,7 +115,7 @@ class Router:
         if s.consecutive_failures >= self.balancer.failure_threshold:
             s.cooled_until = now + self.balancer.cooldown
 
-    def health(self, now: float | None = None) -> dict[str, dict]:
+    def health(self, now: float | None = None) -> dict[str, dict[str, Any]]:
         now = time.monotonic() if now is None else now
         out = {}
         for p in self.providers:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy import config as cfg
+from proxy.events import Bus
 from proxy.record import Record
 from proxy.server import Gateway, start
 from proxy.simulator import GeminiSimulator
@@ -87,10 +88,10 @@ class Running:
     fake: GeminiSimulator
 
 
-async def run_gateway(raw: dict, fake: GeminiSimulator) -> AsyncIterator[Running]:
+async def run_gateway(raw: dict, fake: GeminiSimulator, bus: Bus | None = None) -> AsyncIterator[Running]:
     config = cfg.from_mapping(raw, "test")
     records: list[Record] = []
-    gw = Gateway(config, on_record=records.append)
+    gw = Gateway(config, bus, on_record=records.append)
     runner, port = await start(gw, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{port}"
     client = anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-test-secret-key", max_retries=0)

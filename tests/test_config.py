@@ -3,6 +3,7 @@
 import pytest
 
 from proxy import config as cfg
+from proxy import providers
 from tests.conftest import API_KEY
 
 
@@ -43,12 +44,10 @@ def test_gatewatch_token_in_the_environment_becomes_the_gateway_token():
 def test_the_seed_variables_with_a_project_make_a_vertex_target(sa_json):
     c = cfg.from_env({"GEMINI_API_KEY": sa_json, "GCP_PROJECT_ID": "p", "GEMINI_MODEL": "gemini-2.5-pro"})
     t = c.targets[0]
-    assert (t.provider, t.project_id, t.location_id, t.model) == (
-        "vertex",
-        "p",
-        "us-central1",
-        "gemini-2.5-pro",
-    )
+    assert (t.provider, t.project_id, t.model) == ("vertex", "p", "gemini-2.5-pro")
+    # the region is left to the provider, whose default is us-central1 for Gemini (us-east5 for Claude)
+    assert t.location_id is None
+    assert "/locations/us-central1/" in providers.make(t).url("generateContent")
 
 
 def test_the_seed_api_key_alone_makes_a_gemini_api_target():

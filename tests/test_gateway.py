@@ -362,3 +362,40 @@ async def test_claude_code_shaped_requests_pass_through_the_strict_fake(gw, name
         assert text.startswith("event: message_start") and "event: message_stop" in text
     rec = gw.records[-1]
     assert rec.session_id == cc_requests.SESSION and rec.request_headers["x-api-key"] == "REDACTED"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda: Reply.text("Plain words, a few of them.", chunks=3),
+        lambda: Reply.call("Bash", {"command": "ls"}, text="Let me look."),
+        lambda: Reply.thinking("Ponder the question.", "Forty-two."),
+        lambda: Reply.text("cut short", finish="MAX_TOKENS"),
+        lambda: Reply.text("", finish="MALFORMED_FUNCTION_CALL"),
+    ],
+)
+async def test_oneshot_and_streamed_answers_of_the_same_reply_are_the_same_message(gw, reply):
+    """One state machine for both: the whole answer is the stream translator fed one chunk."""
+    args = {
+        "model": "gemini-2.5-flash",
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "go"}],
+        "thinking": {"type": "enabled", "budget_tokens": 500},
+    }
+    r = reply()
+    gw.fake.script(r)
+    oneshot = await gw.client.messages.create(**args)
+    gw.fake.script(r)
+    async with gw.client.messages.stream(**args) as s:
+        streamed = await s.get_final_message()
+
+    def shape(m):
+        d = m.model_dump()
+        for b in d["content"]:
+            if b["type"] == "tool_use":
+                b["id"] = "toolu_x"  # minted per call
+        return {k: d[k] for k in ("content", "stop_reason", "model", "role")} | {
+            "output_tokens": d["usage"]["output_tokens"]
+        }
+
+    assert shape(oneshot) == shape(streamed)

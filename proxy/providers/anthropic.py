@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 import orjson
 
-from .base import Provider, base_url
+from ..config import TargetConfig
+from .base import PassthroughProvider, base_url
 from .vertex import service_account, vertex_base
 
 # Hop-by-hop and transport headers are the connection's, not the request's; everything else is forwarded.
@@ -29,13 +30,12 @@ _NOT_FORWARDED = frozenset(
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(PassthroughProvider):
     """Forwards byte-for-byte to the Anthropic API, with the client's key unless the config gives one."""
 
     kind = "anthropic"
-    passthrough = True
 
-    def __init__(self, target):
+    def __init__(self, target: TargetConfig):
         super().__init__(target)
         self._base = base_url(target.api_endpoint, "api.anthropic.com")
         self._key = target.api_key.get_secret_value().strip() if target.api_key else ""
@@ -67,15 +67,15 @@ class AnthropicProvider(Provider):
         return orjson.dumps({**body, "model": self.model})
 
 
-class VertexAnthropicProvider(Provider):
+class VertexAnthropicProvider(PassthroughProvider):
     """Claude on Vertex AI: the Messages body less `model`, plus `anthropic_version`, to rawPredict."""
 
     kind = "vertex-anthropic"
-    passthrough = True
+    DEFAULT_LOCATION = "us-east5"  # Claude's usual Vertex region
 
-    def __init__(self, target):
+    def __init__(self, target: TargetConfig):
         super().__init__(target)
-        self._base, loc = vertex_base(target, "us-east5")  # Claude's usual Vertex region
+        self._base, loc = vertex_base(target, self.DEFAULT_LOCATION)
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/anthropic/models"
         self.tokens, self.credential = service_account(target)
 

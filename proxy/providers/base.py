@@ -1,10 +1,14 @@
-"""What every Gemini-speaking upstream has in common."""
+"""What every upstream has in common, and what each dialect adds."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from ..config import TargetConfig
+
+Dialect = Literal["gemini", "anthropic"]
 
 
 def base_url(api_endpoint: str | None, default_host: str) -> str:
@@ -14,12 +18,12 @@ def base_url(api_endpoint: str | None, default_host: str) -> str:
 
 
 class Provider:
-    """A configured target: builds upstream URLs and headers."""
+    """A configured target: builds upstream URLs and headers. `dialect` picks the relay that carries calls."""
 
-    kind = ""
+    kind: ClassVar[str] = ""
+    dialect: ClassVar[Dialect] = "gemini"
+    """gemini: the request is translated; anthropic: the upstream speaks the Messages API itself."""
     credential = ""
-    passthrough = False
-    """True for upstreams that speak the Messages API themselves (no translation)."""
 
     def __init__(self, target: TargetConfig):
         self.target = target
@@ -32,7 +36,7 @@ class Provider:
     async def headers(self) -> dict[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def count_body(self, body: dict) -> dict:
+    def count_body(self, body: dict[str, Any]) -> dict[str, Any]:
         """A countTokens body from a generateContent body."""
         return {k: body[k] for k in ("contents", "systemInstruction", "tools") if k in body}
 
@@ -41,3 +45,18 @@ class Provider:
         u = urlsplit(self.url("generateContent"))
         port = u.port or (443 if u.scheme == "https" else 80)
         return u.scheme, port, u.hostname or "", u.path
+
+
+class PassthroughProvider(Provider):
+    """An upstream that speaks the Messages API: the request goes through untranslated."""
+
+    dialect: ClassVar[Dialect] = "anthropic"
+
+    def request_url(self, count: bool, stream: bool, query: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def request_headers(self, client: Mapping[str, str]) -> dict[str, str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def request_body(self, raw: bytes, body: dict[str, Any], count: bool) -> bytes:  # pragma: no cover
+        raise NotImplementedError

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from ..auth import ServiceAccountTokens, load_key
+from ..config import TargetConfig
 from .base import Provider, base_url
 
 
-def vertex_base(target, default_location: str) -> tuple[str, str]:
+def vertex_base(target: TargetConfig, default_location: str) -> tuple[str, str]:
     """(base URL, location): `global` has no regional host; `api_endpoint` overrides either."""
     loc = target.location_id or default_location
     host = "aiplatform.googleapis.com" if loc == "global" else f"{loc}-aiplatform.googleapis.com"
     return base_url(target.api_endpoint, host), loc
 
 
-def service_account(target) -> tuple[ServiceAccountTokens, str]:
+def service_account(target: TargetConfig) -> tuple[ServiceAccountTokens, str]:
     """Token source and the name of the credential (for error messages) from the target's key."""
     where = f"targets.{target.name}.service_account_json"
+    assert target.service_account_json is not None  # the config demands it for vertex providers
     info = load_key(target.service_account_json.get_secret_value(), where)
     return ServiceAccountTokens(
         info, where
@@ -24,10 +26,11 @@ def service_account(target) -> tuple[ServiceAccountTokens, str]:
 
 class VertexProvider(Provider):
     kind = "vertex"
+    DEFAULT_LOCATION = "us-central1"
 
-    def __init__(self, target):
+    def __init__(self, target: TargetConfig):
         super().__init__(target)
-        self._base, loc = vertex_base(target, "us-central1")
+        self._base, loc = vertex_base(target, self.DEFAULT_LOCATION)
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{self.model}"
         self.tokens, self.credential = service_account(target)
 

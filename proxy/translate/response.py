@@ -1,10 +1,10 @@
-"""Gemini generateContent response → Anthropic message."""
+"""The leaves shared by both Gemini→Anthropic answers (the state machine is `stream.StreamTranslator`):
+usage, stop reason, notes, tool ids."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-from .request import SYNTHETIC_SIGNATURE_PREFIX
 
 _REFUSAL = {
     "SAFETY",
@@ -18,7 +18,7 @@ _REFUSAL = {
 }
 
 
-def usage(meta: dict | None) -> dict[str, int]:
+def usage(meta: dict[str, Any] | None) -> dict[str, int]:
     """Gemini usageMetadata → Anthropic usage. Thinking is billed as output, cached tokens are read, not input."""
     meta = meta or {}
     prompt = int(meta.get("promptTokenCount") or 0)
@@ -68,82 +68,8 @@ def finish_note(finish: str | None, message: str | None = None) -> str | None:
 class IdSource:
     """Makes `toolu_…` ids; injected so translation stays pure and tests can predict ids."""
 
-    def __init__(self, factory):
+    def __init__(self, factory: Callable[[], str]) -> None:
         self._factory = factory
 
     def tool_id(self) -> str:
         return "toolu_" + self._factory()
-
-
-def to_message(
-    resp: dict,
-    model: str,
-    msg_id: str,
-    ids: IdSource,
-    thinking: bool,
-    signatures_out: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Build the Anthropic message. Thought signatures met on function calls go into `signatures_out`
-    keyed by tool_use id, and into a thinking block when the client asked for thinking."""
-    content: list[dict] = []
-    candidates = resp.get("candidates") or []
-    cand = candidates[0] if candidates else {}
-    parts = ((cand.get("content") or {}).get("parts")) or []
-    has_call = False
-    for part in parts:
-        sig = part.get("thoughtSignature")
-        if part.get("thought"):
-            if not thinking:
-                continue
-            if content and content[-1]["type"] == "thinking":
-                content[-1]["thinking"] += part.get("text", "")
-                if sig:
-                    content[-1]["signature"] = sig
-            else:
-                content.append({"type": "thinking", "thinking": part.get("text", ""), "signature": sig or ""})
-            continue
-        if "functionCall" in part:
-            fc = part["functionCall"] or {}
-            tid = fc.get("id") or ids.tool_id()
-            if not str(tid).startswith("toolu_"):
-                tid = "toolu_" + str(tid)
-            if sig:
-                if signatures_out is not None:
-                    signatures_out[tid] = sig
-                if thinking and not (content and content[-1]["type"] == "thinking"):
-                    # Carry the signature the way Anthropic clients already echo back: a thinking block.
-                    content.append({"type": "thinking", "thinking": "", "signature": sig})
-                elif thinking and content[-1]["type"] == "thinking" and not content[-1]["signature"]:
-                    content[-1]["signature"] = sig
-            content.append(
-                {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": fc.get("args") or {}}
-            )
-            has_call = True
-            continue
-        if "text" in part and part["text"]:
-            if content and content[-1]["type"] == "text":
-                content[-1]["text"] += part["text"]
-            else:
-                content.append({"type": "text", "text": part["text"]})
-    for block in content:
-        if block["type"] == "thinking" and not block["signature"]:
-            block["signature"] = SYNTHETIC_SIGNATURE_PREFIX
-    finish = cand.get("finishReason")
-    if not candidates and (resp.get("promptFeedback") or {}).get("blockReason"):
-        reason = "refusal"
-    else:
-        reason = stop_reason(finish, has_call)
-    note = finish_note(finish, cand.get("finishMessage"))
-    if note:
-        content.append({"type": "text", "text": note})
-    u = usage(resp.get("usageMetadata"))
-    return {
-        "id": msg_id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": None,
-        "usage": anthropic_usage(u),
-    }

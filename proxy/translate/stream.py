@@ -1,4 +1,5 @@
-"""Gemini SSE chunks → Anthropic SSE events: a small state machine, fed one parsed chunk at a time."""
+"""Gemini → Anthropic: one state machine for both answers. A stream feeds it chunk by chunk and sends the
+events; a whole generateContent answer is the same machine fed one chunk (`whole`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
 Event = tuple[str, dict[str, Any]]
 
 
+_PREFIX: dict[str, bytes] = {}
+
+
 def sse(event: str, data: dict[str, Any]) -> bytes:
     """One SSE frame, as the Messages API frames it."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    prefix = _PREFIX.get(event)
+    if prefix is None:  # a handful of event names: each prefix is built once
+        prefix = _PREFIX[event] = b"event: " + event.encode() + b"\ndata: "
+    return b"".join((prefix, orjson.dumps(data), b"\n\n"))
 
 
 class StreamTranslator:
@@ -45,15 +52,16 @@ class StreamTranslator:
         self.finish: str | None = None
         self.finish_message: str | None = None
         self.blocked = False
-        self.usage_meta: dict | None = None
-        self.content: list[dict] = []
+        self.usage_meta: dict[str, Any] | None = None
+        self.content: list[dict[str, Any]] = []
         self.first_content = False  # set once a real content token was emitted (time to first token)
+        self.stop_reason: str | None = None
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _start(self, first: dict) -> list[Event]:
+    def _start(self, first: dict[str, Any]) -> list[Event]:
         self.started = True
         u = usage(first.get("usageMetadata"))
-        msg = {
+        msg: dict[str, Any] = {
             "id": self.msg_id,
             "type": "message",
             "role": "assistant",
@@ -91,7 +99,7 @@ class StreamTranslator:
         self.open_kind, self.open_sig = None, None
         return out
 
-    def _open(self, kind: str, block: dict) -> list[Event]:
+    def _open(self, kind: str, block: dict[str, Any]) -> list[Event]:
         out = self._close()
         self.index += 1
         self.open_kind = kind
@@ -105,7 +113,7 @@ class StreamTranslator:
         return out
 
     # -- the machine ---------------------------------------------------------------------------------------
-    def feed(self, chunk: dict) -> list[Event]:
+    def feed(self, chunk: dict[str, Any]) -> list[Event]:
         out: list[Event] = []
         if not self.started:
             out += self._start(chunk)
@@ -121,7 +129,7 @@ class StreamTranslator:
                 self.finish_message = cand.get("finishMessage")
         return out
 
-    def _part(self, part: dict) -> list[Event]:
+    def _part(self, part: dict[str, Any]) -> list[Event]:
         out: list[Event] = []
         sig = part.get("thoughtSignature")
         if part.get("thought"):
@@ -237,6 +245,12 @@ class StreamTranslator:
         self.stop_reason = reason
         return out
 
+    def whole(self, resp: dict[str, Any]) -> dict[str, Any]:
+        """The message for a whole (non-streamed) generateContent answer: the machine fed one chunk."""
+        self.feed(resp)
+        self.finish_events()
+        return self.message()
+
     def message(self) -> dict[str, Any]:
         """The message as assembled so far (complete after `finish_events`)."""
         u = usage(self.usage_meta)
@@ -246,7 +260,7 @@ class StreamTranslator:
             "role": "assistant",
             "model": self.model,
             "content": self.content,
-            "stop_reason": getattr(self, "stop_reason", None),
+            "stop_reason": self.stop_reason,
             "stop_sequence": None,
             "usage": anthropic_usage(u),
         }

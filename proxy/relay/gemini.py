@@ -1,0 +1,238 @@
+"""The Gemini dialect: translate the request, call generateContent / streamGenerateContent / countTokens, and
+answer in Anthropic's format. Both answers go through the one state machine in `translate.stream`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .. import upstream
+from ..errors import GatewayError, from_google
+from ..providers import Provider
+from ..recorder import Call, Event, new_id
+from ..translate import request as treq
+from ..translate.response import IdSource, usage
+from ..translate.stream import StreamTranslator, sse
+from . import Leg
+
+PING = ("ping", {"type": "ping"})
+
+
+async def relay(leg: Leg) -> web.StreamResponse:
+    p = leg.provider
+    translated = treq.translate(
+        leg.inbound.body, treq.Target(p.model, p.target.max_tokens, p.target.schema_mode), leg.signatures
+    )
+    if leg.inbound.count:
+        return await count(leg, translated.body)
+    leg.call.upstream_request(translated.body)
+    leg.call.progress()
+    st = StreamTranslator(leg.inbound.model, "msg_" + new_id(), IdSource(new_id), translated.thinking)
+    try:
+        if leg.inbound.stream:
+            return await stream(leg, translated.body, st)
+        return await oneshot(leg, translated.body, st)
+    finally:
+        leg.signatures.remember(st.signatures_out)
+        leg.call.gemini_usage(usage(st.usage_meta))
+
+
+async def _post(leg: Leg, action: str, payload: dict[str, Any]) -> Any:
+    p = leg.provider
+    headers = {"content-type": "application/json", **await p.headers()}
+
+    def on_error(status: int, body: bytes, h: Any) -> GatewayError:
+        return from_google(status, body, p.credential, h)
+
+    resp = await upstream.post(
+        leg.session, p.name, p.url(action), orjson.dumps(payload), headers, leg.timeouts, on_error
+    )
+    leg.call.answered(resp.status)
+    return resp
+
+
+def parse_chunk(data: bytes, provider: Provider) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise GatewayError(
+            502,
+            f"upstream target '{provider.name}' sent a stream chunk that is not JSON: {data[:120]!r}",
+            "api_error",
+        ) from None
+    if not isinstance(chunk, dict):
+        raise GatewayError(
+            502, f"upstream target '{provider.name}' sent a stream chunk that is not an object", "api_error"
+        )
+    if isinstance(chunk.get("error"), dict):
+        raise from_google(int(chunk["error"].get("code") or 500), data, provider.credential)
+    return chunk
+
+
+async def oneshot(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web.Response:
+    call, p = leg.call, leg.provider
+    with call.attempt(p, "generateContent"):
+        resp = await _post(leg, "generateContent", payload)
+        try:
+            raw = await upstream.read_all(resp, p.name, leg.timeouts)
+        finally:
+            resp.release()
+        try:
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except (orjson.JSONDecodeError, ValueError):
+            raise GatewayError(
+                502,
+                f"upstream target '{p.name}' answered 200 with a body that is not a Gemini response: {raw[:120]!r}",
+                "api_error",
+            ) from None
+    call.answered_whole()
+    call.upstream_response(data)
+    msg = st.whole(data)
+    call.response_model(data.get("modelVersion") or p.model)
+    call.message(msg)
+    out = orjson.dumps(msg)
+    call.responding()
+    call.body_size(len(out))
+    return web.Response(body=out, content_type="application/json", headers={"request-id": call.id})
+
+
+class Sink:
+    """The client's SSE response, opened by the first write: until then a failure can still fall back.
+
+    Two writers share it (the relay and the pinger). A frame is one `write`, which aiohttp puts on the
+    transport whole before it can yield, so frames never interleave; only opening needs coordination.
+    """
+
+    def __init__(self, request: web.Request, call: Call) -> None:
+        self._request = request
+        self._call = call
+        self.out: web.StreamResponse | None = None
+        self._opening: asyncio.Future[None] | None = None
+
+    async def open(self) -> web.StreamResponse:
+        if self._opening is not None:
+            await self._opening
+            assert self.out is not None
+            return self.out
+        self._opening = asyncio.get_running_loop().create_future()
+        out = web.StreamResponse(
+            status=200,
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "request-id": self._call.id,
+                "x-accel-buffering": "no",
+            },
+        )
+        out.enable_chunked_encoding()
+        try:
+            await out.prepare(self._request)
+        except BaseException as exc:
+            self._opening.set_exception(exc)
+            self._opening.exception()  # retrieved: the other writer may never look
+            raise
+        self._call.responding()
+        self.out = out
+        self._opening.set_result(None)
+        return out
+
+    async def send(self, events: list[Event]) -> None:
+        out = self.out if self.out is not None else await self.open()
+        frame = b"".join([sse(e, d) for e, d in events]) if len(events) > 1 else sse(*events[0])
+        self._call.sent(events, len(frame))
+        await out.write(frame)
+
+
+async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web.StreamResponse:
+    call, p = leg.call, leg.provider
+    sink = Sink(leg.inbound.request, call)
+    interval = leg.settings.ping_interval
+    with call.attempt(p, "streamGenerateContent"):
+        resp = await _post(leg, "streamGenerateContent", payload)
+        try:
+            with upstream.Body(resp, p.name, leg.timeouts) as body:
+                # a silent upstream still gets the client keep-alive pings; before the first chunk the
+                # stream is opened so the client sees life. One timer per stream, not one per chunk.
+                pinger = asyncio.create_task(_pinger(body, sink, st, interval))
+                try:
+                    await _pump(leg, body, sink, st)
+                except GatewayError as err:
+                    if sink.out is None:
+                        raise
+                    # already streaming: the status line is gone, so the error travels as an SSE event
+                    call.failed_midstream(err)
+                    await sink.send([("error", err.body())])
+                finally:
+                    pinger.cancel()
+        finally:
+            resp.release()
+            call.message(st.message())
+    assert sink.out is not None
+    # No write_eof here: aiohttp ends the body once the handler has returned, which is after the
+    # record was handed to the store, so a client that saw the end of its response has a record.
+    return sink.out
+
+
+async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator) -> None:
+    call, p = leg.call, leg.provider
+    first_token = False
+    async for data in body.events():
+        chunk = parse_chunk(data, p)
+        call.chunk(chunk)
+        evs = st.feed(chunk)
+        if evs:
+            if not first_token and st.first_content:
+                first_token = True
+                call.first_token()
+            await sink.send(evs)
+    if st.finish is None and not st.blocked:
+        raise GatewayError(
+            502, f"upstream target '{p.name}' ended the stream without a finish reason (cut off)", "api_error"
+        )
+    await sink.send(st.finish_events())
+
+
+async def _pinger(body: upstream.Body, sink: Sink, st: StreamTranslator, interval: float) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        if body.waiting and loop.time() - body.last_frame >= interval * 0.9:
+            if sink.out is None:
+                opening = st.open()
+                if opening:
+                    await sink.send(opening)
+            await sink.send([PING])
+
+
+async def count(leg: Leg, translated: dict[str, Any]) -> web.Response:
+    call, p = leg.call, leg.provider
+    payload = p.count_body(translated)
+    call.upstream_request(payload)
+    estimated = False
+    with call.attempt(p, "countTokens"):
+        try:
+            resp = await _post(leg, "countTokens", payload)
+            try:
+                data = orjson.loads(await upstream.read_all(resp, p.name, leg.timeouts))
+            finally:
+                resp.release()
+            n = int(data.get("totalTokens", 0))
+            call.upstream_response(data)
+        except (GatewayError, orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            # /context fires ~25 counts at once; an estimate beats an error the user can't act on.
+            if isinstance(exc, GatewayError):
+                call.attempt_failed(exc.message, exc.upstream_status)
+            else:
+                call.attempt_failed(f"unreadable countTokens answer: {exc}")
+            n = max(1, len(orjson.dumps(payload)) // 4)
+            estimated = True
+    out = {"input_tokens": n}
+    call.counted(n, estimated, out)
+    body = orjson.dumps(out)
+    call.body_size(len(body))
+    return web.Response(body=body, content_type="application/json", headers={"request-id": call.id})

@@ -1,0 +1,119 @@
+"""Upstream I/O: SSE read by whole frames under one deadline per stream, large chunks, stalls, timeouts."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxy import upstream
+from proxy.config import GatewaySettings, TargetConfig
+from proxy.errors import GatewayError
+from proxy.simulator import Reply
+from tests.conftest import run_gateway, target_for
+
+FAST = upstream.Timeouts(connect=5, first_byte=0.4, idle=0.3)
+
+
+@asynccontextmanager
+async def serve(writes: list[bytes | float]) -> AsyncIterator[str]:
+    """A server that writes the given pieces (a float is a pause in seconds)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for w in writes:
+            if isinstance(w, float):
+                await asyncio.sleep(w)
+            else:
+                await resp.write(w)
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+    finally:
+        await runner.cleanup()
+
+
+async def events_of(writes: list[bytes | float], timeouts: upstream.Timeouts = FAST) -> list[bytes]:
+    async with serve(writes) as url, aiohttp.ClientSession() as http:
+        resp = await upstream.post(http, "t", url, b"{}", {}, timeouts, lambda s, b, h: GatewayError(s, "x"))
+        try:
+            with upstream.Body(resp, "t", timeouts) as body:
+                return [e async for e in body.events()]
+        finally:
+            resp.release()
+
+
+async def test_frames_split_across_reads_and_crlf_framing_come_out_whole():
+    out = await events_of([b'data: {"a":', 0.02, b" 1}\r", 0.02, b"\n\r\ndata: 2\n\n", b"data: 3\n\ndata: 4"])
+    assert out == [b'{"a": 1}', b"2", b"3", b"4"]
+
+
+async def test_an_event_of_several_data_lines_is_joined_and_other_fields_are_ignored():
+    out = await events_of([b"event: x\nid: 7\ndata: [1,\ndata: 2]\n\n: a comment\n\n"])
+    assert out == [b"[1,2]"]
+
+
+async def test_a_frame_over_a_megabyte_is_one_event():
+    big = b'data: {"text": "' + b"x" * 1_500_000 + b'"}\n\n'
+    out = await events_of([big[:70_000], big[70_000:], b"data: 2\n\n"])
+    assert len(out) == 2 and len(json.loads(out[0])["text"]) == 1_500_000
+
+
+async def test_no_first_frame_in_time_is_a_first_byte_stall():
+    with pytest.raises(GatewayError) as e:
+        await events_of([b": still thinking\n", 2.0])
+    assert e.value.status == 504 and "no first chunk within 0.4s (first_byte_timeout)" in e.value.message
+
+
+async def test_silence_after_a_frame_is_an_idle_stall():
+    with pytest.raises(GatewayError) as e:
+        await events_of([b"data: 1\n\n", 2.0])
+    assert e.value.status == 504 and "no next chunk within 0.3s (idle_timeout)" in e.value.message
+
+
+async def test_frames_that_keep_coming_never_stall_however_long_the_stream():
+    out = await events_of([x for i in range(8) for x in (f"data: {i}\n\n".encode(), 0.1)])
+    assert out == [str(i).encode() for i in range(8)]  # 0.8 s in all, more than either timeout
+
+
+def test_a_target_s_timeouts_override_the_gateway_s():
+    t = TargetConfig(name="t", provider="gemini", model="m", api_key="k", idle_timeout=5)
+    g = GatewaySettings(connect_timeout=1, first_byte_timeout=2, idle_timeout=3)
+    assert upstream.Timeouts.of(g, t) == upstream.Timeouts(connect=1, first_byte=2, idle=5)
+
+
+# -- through the gateway -------------------------------------------------------------------------------------
+async def test_a_function_call_of_several_megabytes_streams_through_intact(fake, sa_json):
+    content = "".join(f"line {i}: " + "y" * 60 + "\n" for i in range(25_000))  # ~1.7 MB: Claude Code's Write
+    raw = {"targets": [target_for("gemini", fake, sa_json)]}
+    async for gw in run_gateway(raw, fake):
+        fake.script(Reply.call("Write", {"file_path": "/tmp/big.txt", "content": content}))
+        async with gw.client.messages.stream(
+            model="m", max_tokens=100, messages=[{"role": "user", "content": "write it"}]
+        ) as s:
+            final = await s.get_final_message()
+        block = next(b for b in final.content if b.type == "tool_use")
+        assert block.input == {"file_path": "/tmp/big.txt", "content": content}
+        assert final.stop_reason == "tool_use" and gw.records[-1].status == 200
+
+
+async def test_a_text_chunk_of_over_a_megabyte_streams_through_intact(fake, sa_json):
+    text = "z" * 1_200_000
+    async for gw in run_gateway({"targets": [target_for("gemini", fake, sa_json)]}, fake):
+        fake.script(Reply.text(text, chunks=1))
+        async with gw.client.messages.stream(
+            model="m", max_tokens=100, messages=[{"role": "user", "content": "say it"}]
+        ) as s:
+            final = await s.get_final_message()
+        assert final.content[0].text == text
