@@ -254,8 +254,7 @@ class GatewatchApp(App):
         self._take_feed()
         self.collector.tick(busy=bool(self.in_flight))
         self.query_one("#pane-inflight", Pane).show(render_in_flight(list(self.in_flight.values())))
-        gateway = self.service.gateway
-        health = gateway.router.health() if gateway is not None else {}
+        health = self.service.target_health()
         if any(h["state"] != "ok" for h in health.values()):
             self._dirty = True  # a cool-down counts down on screen
         if not self._dirty:

@@ -16,6 +16,8 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from proxy.record import Record
 
+from . import fmt
+
 _MAX_SHOWN = 200_000  # characters of JSON per tab; the rest is one keypress away via copy
 
 
@@ -34,8 +36,8 @@ def timing_table(rec: Record) -> Table:
     t.add_column(style="dim")
     t.add_column()
 
-    def ms(v):
-        return "–" if v is None else f"{v:.1f} ms"
+    def ms(v: float | None) -> str:
+        return fmt.duration(v, precise=True)
 
     rows = [
         ("status", str(rec.status)),

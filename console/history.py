@@ -21,6 +21,8 @@ from textual.worker import Worker
 from proxy.query import EVERYTHING, Filter
 from proxy.store import RecordStore, Summary
 
+from . import fmt
+
 PAGE = 100
 COUNT_CAP = 10_000
 COLUMNS = [
@@ -35,12 +37,6 @@ COLUMNS = [
     ("tools", 14),
     ("prompt", 50),
 ]
-
-
-def _ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v / 1000:.1f}s" if v >= 1000 else f"{v:.0f}ms"
 
 
 class _When(str):
@@ -69,7 +65,7 @@ def row_cells(r: Summary) -> list[str | Text]:
     answered = (r.response_model or "").removeprefix("gemini-")
     if answered and r.kind != "count_tokens":
         route.append(f" {answered}", style="dim italic")
-    cost = "–" if r.kind == "count_tokens" else ("?" if r.cost is None else f"${r.cost:.4f}")
+    cost = fmt.NONE if r.kind == "count_tokens" else fmt.usd(r.cost)
     preview = r.preview.replace("\n", " ")
     if r.kind == "count_tokens":
         preview = "[count_tokens] " + preview
@@ -82,8 +78,8 @@ def row_cells(r: Summary) -> list[str | Text]:
         str(r.input_tokens),
         str(r.output_tokens),
         cost,
-        _ms(r.latency_ms),
-        _ms(r.ttft_ms),
+        fmt.duration(r.latency_ms),
+        fmt.duration(r.ttft_ms),
         ",".join(r.tools_used),
         Text(preview[:120], style="red" if err else ""),
     ]

@@ -15,6 +15,8 @@ from textual.widgets import Sparkline, Static
 from proxy.record import Record
 from proxy.stats import percentile
 
+from . import fmt
+
 MINUTES = 30  # sparkline span
 
 
@@ -88,22 +90,6 @@ class LiveStats:
         return [float(self.per_minute.get(m, 0)) for m in range(now_min - MINUTES + 1, now_min + 1)]
 
 
-def _ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.0f}ms"
-
-
-def _n(v: int) -> str:
-    if v >= 1_000_000:
-        return f"{v / 1_000_000:.1f}M"
-    if v >= 10_000:
-        return f"{v / 1000:.0f}k"
-    if v >= 1000:
-        return f"{v / 1000:.1f}k"
-    return str(v)
-
-
 class Pane(Vertical):
     """A bordered pane with a title and a body Static."""
 
@@ -156,7 +142,7 @@ def render_targets(stats: LiveStats, health: dict[str, dict]) -> Table:
             Text(str(s.errors), style="red" if s.errors else ""),
             str(s.fallbacks),
             Text(str(last or "–"), style=style),
-            _ms(percentile(list(s.latencies), 0.5)),
+            fmt.duration(percentile(list(s.latencies), 0.5)),
         )
     return t
 
@@ -166,7 +152,7 @@ def render_tokens(stats: LiveStats) -> Table:
     t.add_column(no_wrap=True)
     t.add_column(justify="right", no_wrap=True)
     for k in ("input", "output", "cached", "thinking"):
-        t.add_row(Text(k, style="dim"), _n(stats.tokens[k]))
+        t.add_row(Text(k, style="dim"), fmt.count(stats.tokens[k]))
     return t
 
 
@@ -174,11 +160,11 @@ def render_cost(stats: LiveStats) -> Table:
     t = Table.grid(padding=(0, 1), expand=True)
     t.add_column(no_wrap=True)
     t.add_column(justify="right", no_wrap=True)
-    t.add_row(Text("session", style="dim"), f"${stats.cost_session:.4f}")
-    t.add_row(Text("today", style="dim"), f"${stats.cost_today:.4f}")
-    t.add_row(Text("all time", style="dim"), f"${stats.cost_all:.4f}")
+    t.add_row(Text("session", style="dim"), fmt.usd(stats.cost_session))
+    t.add_row(Text("today", style="dim"), fmt.usd(stats.cost_today))
+    t.add_row(Text("all time", style="dim"), fmt.usd(stats.cost_all))
     for model, c in sorted(stats.cost_by_model.items(), key=lambda kv: -kv[1])[:2]:
-        t.add_row(Text(model.removeprefix("gemini-")[:10], style="italic"), f"${c:.4f}")
+        t.add_row(Text(model.removeprefix("gemini-")[:10], style="italic"), fmt.usd(c))
     if stats.cost_unknown:
         t.add_row(Text("unpriced", style="yellow"), str(stats.cost_unknown))
     return t
@@ -191,10 +177,14 @@ def render_latency(stats: LiveStats) -> Table:
     t.add_column(justify="right", no_wrap=True)
     t.add_row(Text("", style="dim"), Text("p50", style="dim"), Text("p95", style="dim"))
     lat, ttft = list(stats.latencies), list(stats.ttfts)
-    t.add_row(Text("total", style="dim"), _ms(percentile(lat, 0.5)), _ms(percentile(lat, 0.95)))
-    t.add_row(Text("ttft", style="dim"), _ms(percentile(ttft, 0.5)), _ms(percentile(ttft, 0.95)))
+    t.add_row(
+        Text("total", style="dim"), fmt.duration(percentile(lat, 0.5)), fmt.duration(percentile(lat, 0.95))
+    )
+    t.add_row(
+        Text("ttft", style="dim"), fmt.duration(percentile(ttft, 0.5)), fmt.duration(percentile(ttft, 0.95))
+    )
     tpt = percentile(list(stats.tpts), 0.5)
-    t.add_row(Text("per token", style="dim"), "–" if tpt is None else f"{tpt:.1f}ms", "")
+    t.add_row(Text("per token", style="dim"), fmt.NONE if tpt is None else f"{tpt:.1f}ms", "")
     return t
 
 

@@ -94,6 +94,10 @@ class Service:
         self.listening_since = time.time()
         return self.url
 
+    def target_health(self) -> dict[str, dict[str, Any]]:
+        """Each target's circuit state (plain data: a screen on another thread may read it)."""
+        return self.gateway.router.health() if self.gateway is not None else {}
+
     @property
     def in_flight(self) -> int:
         return len(self.gateway.in_flight) if self.gateway is not None else 0

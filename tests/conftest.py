@@ -3,7 +3,9 @@ loopback port, for each provider."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -34,6 +36,20 @@ async def fake() -> AsyncIterator[GeminiSimulator]:
     await sim.start()
     yield sim
     await sim.stop()
+
+
+@pytest.fixture
+def fake_in_thread():
+    """The strict fake on a loop of its own, for tests whose own thread blocks (as the console's would)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    sim = GeminiSimulator(api_key=API_KEY, validator=strict.validate)
+    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
+    yield sim
+    asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
 
 
 def service_account_info(rsa_key, token_uri: str) -> dict:

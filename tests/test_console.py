@@ -299,3 +299,47 @@ async def test_cost_today_and_all_time_are_seeded_from_the_store(tmp_path):
         assert app.stats.cost_today == pytest.approx(0.25) and app.stats.cost_all == pytest.approx(1.25)
         text = pane_text(app, "pane-cost")
         assert "$0.2500" in text and "$1.2500" in text and "$0.0000" in text  # session starts at zero
+
+
+async def test_the_gateway_answers_while_the_screen_is_blocked(fake_in_thread, tmp_path):
+    import threading
+
+    fake = fake_in_thread  # on a loop of its own: this test blocks its own
+    app = make_app(fake, "", tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        fake.script(Reply.text("answered while the screen slept"))
+        answers: list[str] = []
+
+        def ask() -> None:
+            client = anthropic.Anthropic(base_url=app.url, api_key="sk-ant-console-test", max_retries=0)
+            reply = client.messages.create(
+                model="claude-opus-5-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+            )
+            answers.append(reply.content[0].text)
+
+        caller = threading.Thread(target=ask)
+        caller.start()
+        caller.join(timeout=5)  # blocks the screen's own loop (this test runs on it) for the whole call
+        assert answers == ["answered while the screen slept"]
+        await wait_for(pilot, lambda: app.query_one(HistoryTable).row_count == 1)
+
+
+async def test_quitting_while_a_stream_is_in_flight_says_so_and_lets_it_finish(fake, sa_json, tmp_path):
+    app = make_app(fake, sa_json, tmp_path)
+    notices: list[str] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        fake.script(Reply.text("one two three four five six", chunks=6, chunk_delay=0.25))
+        task = asyncio.create_task(call(app, "a slow answer"))
+        await wait_for(pilot, lambda: app.service.in_flight == 1)
+        render = app._render_stopping
+
+        def seen() -> None:
+            render()
+            notices.append(plain(app.query_one("#banner", Static).content))
+
+        app._render_stopping = seen
+        await pilot.press("q")
+        reply = await task
+    assert reply.content[0].text == "one two three four five six"  # the client got the whole answer
+    assert any("stopping: 1 call in flight to finish" in n for n in notices), notices
+    assert Store(tmp_path / "c.db").count(parse("slow")) == 1  # and its record was written

@@ -11,24 +11,9 @@ from proxy import config as cfg
 from proxy.events import CallFinished, CallStarted, RecordsCommitted
 from proxy.query import parse
 from proxy.service import Service, ServiceError, ServiceThread
-from proxy.simulator import GeminiSimulator, Reply
+from proxy.simulator import Reply
 from proxy.store import Store
-from tests import strict
-from tests.conftest import API_KEY, target_for
-
-
-@pytest.fixture
-def fake_in_thread():
-    """The strict fake on a loop of its own, for tests whose own thread blocks (as the console's would)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sim = GeminiSimulator(api_key=API_KEY, validator=strict.validate)
-    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
-    yield sim
-    asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+from tests.conftest import target_for
 
 
 def config_for(fake, sa_json, **gateway) -> cfg.Config:
