@@ -2,7 +2,7 @@
 
     python bench/run.py                 # gatewatch vs direct, every scenario (~4 minutes)
     python bench/run.py --peers         # also claude-code-router and LiteLLM, installed into bench/out/peers
-    python bench/run.py --peers ccr     # only the peers named (ccr, litellm; comma-separated)
+    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio: comma-separated)
     python bench/run.py --quick         # fewer requests, for a smoke run
 
 Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
@@ -106,6 +106,7 @@ class Standin:
 
 class Gatewatch:
     name = "gatewatch"
+    loop = ""  # the default: uvloop where installed (proxy/loop.py)
 
     def __init__(self, standin: Standin, tmp: Path):
         self.port = free_port()
@@ -121,6 +122,8 @@ api_key = "bench-key"
 api_endpoint = "{standin.url}"
 """)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        if self.loop:
+            env["GATEWATCH_LOOP"] = self.loop
         self.proc = subprocess.Popen(
             pinned(
                 [
@@ -146,6 +149,13 @@ api_endpoint = "{standin.url}"
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(30)
+
+
+class GatewatchAsyncio(Gatewatch):
+    """The same gateway on asyncio's own loop, to see what uvloop buys (`--peers asyncio`)."""
+
+    name = "gatewatch-asyncio"
+    loop = "asyncio"
 
 
 class ClaudeCodeRouter:
@@ -357,7 +367,7 @@ SCENARIOS = [
     ("c50 oneshot", 50, 2000, False, 0.0, 20),
     ("c50 stream", 50, 1500, True, 0.0, 20),
 ]
-PEERS = {"ccr": ClaudeCodeRouter, "litellm": LiteLLM}
+PEERS = {"ccr": ClaudeCodeRouter, "litellm": LiteLLM, "asyncio": GatewatchAsyncio}
 
 
 def ratios(results: list[dict]) -> None:

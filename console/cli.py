@@ -20,6 +20,7 @@ from pathlib import Path
 
 from console.hint import usage_hint
 from proxy import config as cfg
+from proxy import loop as loops
 from proxy import query
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, write
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "serve":
         config = load_config(args)
-        return asyncio.run(serve(config, open_store(args, config), args.insecure))
+        return loops.run(serve(config, open_store(args, config), args.insecure))
     if args.command in ("export", "stats"):
         try:
             flt = query.parse(" ".join(args.filter))

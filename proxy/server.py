@@ -165,7 +165,5 @@ async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) 
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    bound: int = server.sockets[0].getsockname()[1]
+    bound: int = runner.addresses[0][1]
     return runner, bound

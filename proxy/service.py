@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from . import loop as loops
 from .config import Config, ConfigError
 from .events import Bus
 from .filelog import FileLogMirror
@@ -121,7 +122,7 @@ class ServiceThread:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.loop = asyncio.new_event_loop()
+        self.loop = loops.new_loop()
         self._thread = threading.Thread(target=self._main, name="gatewatch-gateway", daemon=True)
         self._tasks: set[concurrent.futures.Future[Any]] = set()
 
