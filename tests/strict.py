@@ -88,6 +88,14 @@ def _request_problem(body: dict, model: str = "") -> str | None:
                 return f"contents[{i}].parts[{j}]: exactly one data field is required, got {data}"
             if "text" in p and p["text"] == "":
                 return "Unable to submit request because it has an empty text parameter."
+        for j, p in enumerate(parts):
+            for kind in ("functionCall", "functionResponse"):
+                if kind in p and not _NAME.match(p[kind].get("name", "")):
+                    return (
+                        f"contents[{i}].parts[{j}].{kind}.name: Invalid function name. Must start with a "
+                        "letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots "
+                        "(.), colons (:), or dashes (-), with a maximum length of 64."
+                    )
         calls = [p["functionCall"]["name"] for p in parts if "functionCall" in p]
         responses = [p["functionResponse"]["name"] for p in parts if "functionResponse" in p]
         if calls:
@@ -128,6 +136,10 @@ def _request_problem(body: dict, model: str = "") -> str | None:
             p = _schema_problem(decl.get("parameters"), f"tools[{t}].function_declarations[{d}].parameters")
             if p:
                 return p
+    allowed = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("allowedFunctionNames")
+    for name in allowed or []:
+        if not _NAME.match(name):
+            return "tool_config.function_calling_config.allowed_function_names: invalid function name"
     gen = body.get("generationConfig") or {}
     if len(gen.get("stopSequences") or []) > 5:
         return "generation_config.stop_sequences: at most 5 are allowed"

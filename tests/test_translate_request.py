@@ -235,7 +235,7 @@ def test_thinking_modes(thinking, model, expected):
         (
             {
                 "messages": [{"role": "user", "content": "x"}],
-                "tools": [{"name": "bad name!", "input_schema": {}}],
+                "tools": [{"name": "", "input_schema": {}}],
             },
             "tools.0.name",
         ),

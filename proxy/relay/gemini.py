@@ -30,7 +30,13 @@ async def relay(leg: Leg) -> web.StreamResponse:
         return await count(leg, translated.body)
     leg.call.upstream_request(translated.body)
     leg.call.progress()
-    st = StreamTranslator(leg.inbound.model, "msg_" + new_id(), IdSource(new_id), translated.thinking)
+    st = StreamTranslator(
+        leg.inbound.model,
+        "msg_" + new_id(),
+        IdSource(new_id),
+        translated.thinking,
+        names=translated.names,
+    )
     try:
         if leg.inbound.stream:
             return await stream(leg, translated.body, st)

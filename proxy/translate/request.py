@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import mimetypes
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, TypedDict
@@ -14,13 +13,13 @@ import orjson
 
 from ..errors import invalid_request
 from . import schema as _schema
+from .names import ToolNames, to_gemini
 
 # Gemini models' own output ceiling; a target's `max_tokens` caps further.
 MODEL_MAX_OUTPUT = 65536
 # Thinking budget per Claude Code `output_config.effort` when thinking is adaptive; -1 lets Gemini decide.
 EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": -1, "xhigh": -1, "max": -1}
 MAX_STOP_SEQUENCES = 5
-_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 # Blocks that only Anthropic's own servers produce: accepted, and dropped because Gemini has no equivalent.
 _DROPPED_BLOCKS = {
     "redacted_thinking",
@@ -60,6 +59,9 @@ class Translated:
     thinking: bool = False
     """The client asked for thinking: answer with thinking blocks."""
     tool_names: list[str] = field(default_factory=list)
+    """The declared tools, by the client's names."""
+    names: ToolNames = field(default_factory=ToolNames)
+    """Gemini's names for the client's tools, to map answers back."""
     dropped: list[str] = field(default_factory=list)
     """Fields accepted from the client but not sent upstream (recorded, for the curious)."""
 
@@ -172,7 +174,9 @@ def translate(
                     id_to_name[str(b.get("id"))] = str(b.get("name"))
 
     turns: list[_Turn] = []
-    referenced_tools: list[str] = []
+    # A tool the history already called is declared even when deferred: the model may call it again.
+    referenced_tools: list[str] = list(id_to_name.values())
+    names = ToolNames()
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
         if not parts:
@@ -222,7 +226,7 @@ def translate(
                     raise invalid_request(f"{w}.name: Field required")
                 if not isinstance(args, dict):
                     raise invalid_request(f"{w}.input: must be an object")
-                part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+                part: dict[str, Any] = {"functionCall": {"name": names.out(name), "args": args}}
                 sig = _valid_signature(signatures.get(str(b.get("id")))) or pending_sig
                 if sig:
                     part["thoughtSignature"] = sig
@@ -236,7 +240,9 @@ def translate(
                 referenced_tools.extend(refs)
                 if tid in id_to_name:
                     key = "error" if b.get("is_error") else "content"
-                    responses.append({"functionResponse": {"name": id_to_name[tid], "response": {key: text}}})
+                    responses.append(
+                        {"functionResponse": {"name": names.out(id_to_name[tid]), "response": {key: text}}}
+                    )
                     parts.extend(media)
                 else:
                     # No matching call (history compacted away): Gemini refuses an orphan functionResponse.
@@ -263,12 +269,12 @@ def translate(
     dropped = [
         k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier") if k in req
     ]
-    tools, tool_names = _tools(req.get("tools"), referenced_tools, target)
+    tools, tool_names = _tools(req.get("tools"), referenced_tools, target, names)
     if tools:
         body["tools"] = tools
     tc = req.get("tool_choice")
     if tc is not None and tool_names:
-        body["toolConfig"] = _tool_choice(tc, tool_names)
+        body["toolConfig"] = _tool_choice(tc, tool_names, names)
 
     gen: dict[str, Any] = {}
     max_tokens = req.get("max_tokens")
@@ -286,7 +292,7 @@ def translate(
         gen["thinkingConfig"] = thinking_cfg
     if gen:
         body["generationConfig"] = gen
-    return Translated(body=body, thinking=thinking_on, tool_names=tool_names, dropped=dropped)
+    return Translated(body=body, thinking=thinking_on, tool_names=tool_names, names=names, dropped=dropped)
 
 
 def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
@@ -306,14 +312,21 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
             continue  # the model's last word: nothing to answer yet
         if nxt["role"] != "user":
             continue
-        answered = [p for p in nxt["parts"] if "functionResponse" in p]
+        given = [p for p in nxt["parts"] if "functionResponse" in p]
         others = [p for p in nxt["parts"] if "functionResponse" not in p]
-        # A call the client never answered (interrupted) still needs a response for Gemini to accept the turn.
-        for name in calls[len(answered) :]:
-            answered.append(
-                {"functionResponse": {"name": name, "response": {"error": "no result was returned"}}}
-            )
-        nxt["parts"] = answered + others
+        # One response per call, in the calls' order; a call the client never answered (interrupted, any
+        # of a parallel batch) gets a filled-in response under its own name.
+        answered: list[dict[str, Any]] = []
+        for name in calls:
+            match = next((p for p in given if p["functionResponse"]["name"] == name), None)
+            if match is not None:
+                given.remove(match)
+                answered.append(match)
+            else:
+                answered.append(
+                    {"functionResponse": {"name": name, "response": {"error": "no result was returned"}}}
+                )
+        nxt["parts"] = answered + given + others
     # Orphan functionResponses (a user turn after a model turn without calls) become text.
     for idx, turn in enumerate(out):
         if turn["role"] != "user":
@@ -330,13 +343,15 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
     return out
 
 
-def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict[str, Any]], list[str]]:
+def _tools(
+    tools: Any, referenced: list[str], target: Target, names: ToolNames
+) -> tuple[list[dict[str, Any]], list[str]]:
     if tools is None:
         return [], []
     if not isinstance(tools, list):
         raise invalid_request("tools: must be a list")
     decls: list[dict[str, Any]] = []
-    names: list[str] = []
+    declared: list[str] = []
     extra: list[dict[str, Any]] = []
     for i, t in enumerate(tools):
         w = f"tools.{i}"
@@ -350,21 +365,19 @@ def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict
                 continue
             raise invalid_request(f"{w}.type: server tool {ttype!r} is not available on a Gemini target")
         name = t.get("name")
-        if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
-            raise invalid_request(
-                f"{w}.name: {name!r} is not a valid function name for Gemini "
-                "(letters, digits, _ . : -, at most 64 characters)"
-            )
+        if not isinstance(name, str) or not name:
+            raise invalid_request(f"{w}.name: Field required")
         # Deferred tools are loaded only once tool search has referenced them, as Anthropic does.
         if t.get("defer_loading") and name not in referenced:
             continue
+        names.out(name)
         schema = t.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise invalid_request(f"{w}.input_schema: must be an object")
         decls.append(_declaration(orjson.dumps(t), target.schema_mode))
-        names.append(name)
+        declared.append(name)
     out = [{"functionDeclarations": decls}] if decls else []
-    return out + extra, names
+    return out + extra, declared
 
 
 @lru_cache(maxsize=512)
@@ -373,7 +386,7 @@ def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
     memoised on the tool's exact JSON (still a pure function: same input, same output). The result is
     shared between calls: it is serialised, never mutated."""
     t = orjson.loads(tool_json)
-    decl: dict[str, Any] = {"name": t["name"]}
+    decl: dict[str, Any] = {"name": to_gemini(t["name"])}
     if t.get("description"):
         decl["description"] = str(t["description"])
     schema = t.get("input_schema")
@@ -388,7 +401,7 @@ def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
     return decl
 
 
-def _tool_choice(tc: Any, names: list[str]) -> dict[str, Any]:
+def _tool_choice(tc: Any, declared: list[str], names: ToolNames) -> dict[str, Any]:
     if not isinstance(tc, dict):
         raise invalid_request("tool_choice: must be an object")
     kind = tc.get("type")
@@ -400,9 +413,9 @@ def _tool_choice(tc: Any, names: list[str]) -> dict[str, Any]:
         cfg = {"mode": "NONE"}
     elif kind == "tool":
         name = tc.get("name")
-        if name not in names:
+        if not isinstance(name, str) or name not in declared:
             raise invalid_request(f"tool_choice.name: {name!r} is not one of the declared tools")
-        cfg = {"mode": "ANY", "allowedFunctionNames": [name]}
+        cfg = {"mode": "ANY", "allowedFunctionNames": [names.out(name)]}
     else:
         raise invalid_request(f"tool_choice.type: must be auto, any, tool or none, got {kind!r}")
     return {"functionCallingConfig": cfg}

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from .names import ToolNames
 from .request import SYNTHETIC_SIGNATURE_PREFIX
 from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
 
@@ -37,12 +38,14 @@ class StreamTranslator:
         ids: IdSource,
         thinking: bool,
         signatures_out: dict[str, str] | None = None,
+        names: ToolNames | None = None,
     ):
         self.model = model
         self.msg_id = msg_id
         self.ids = ids
         self.thinking = thinking
         self.signatures_out = signatures_out if signatures_out is not None else {}
+        self.names = names if names is not None else ToolNames()
         self.started = False
         self.finished = False
         self.index = -1
@@ -169,7 +172,8 @@ class StreamTranslator:
                         self.open_sig = sig
             args = fc.get("args") or {}
             out += self._open(
-                "tool_use", {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": {}}
+                "tool_use",
+                {"type": "tool_use", "id": tid, "name": self.names.back(fc.get("name", "")), "input": {}},
             )
             self.content[-1]["input"] = args
             self.first_content = True
