@@ -10,6 +10,8 @@ from typing import Any
 from google.ai.generativelanguage_v1beta.types import CountTokensRequest, GenerateContentRequest
 from google.protobuf import json_format
 
+from proxy.simulator import genuine_signature
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 _PART_FIELDS = {
     "text",
@@ -56,6 +58,43 @@ def _schema_problem(schema: Any, where: str) -> str | None:
     return _schema_problem(schema.get("items"), f"{where}.items")
 
 
+SKIP = "skip_thought_signature_validator"
+
+
+def generation(model: str) -> float:
+    m = re.search(r"gemini-(\d+(?:\.\d+)?)", model)
+    return float(m.group(1)) if m else 0.0
+
+
+def _signature_problem(contents: list) -> str | None:
+    """Gemini 3's rule: every signature must be one Gemini issued (or Google's skip value), and the first
+    function call of each model step since the last user message that holds no function response must
+    carry one. (Gemini 2.5 checks neither.)"""
+    for i, c in enumerate(contents):
+        for j, p in enumerate(c.get("parts") or []):
+            sig = p.get("thoughtSignature")
+            if sig is not None and sig != SKIP and not genuine_signature(sig):
+                return f"Corrupted thought signature. (contents[{i}].parts[{j}])"
+    start = 0
+    for i, c in enumerate(contents):
+        if c["role"] == "user" and not any("functionResponse" in p for p in c.get("parts") or []):
+            start = i
+    for i, c in enumerate(contents[start:], start):
+        if c["role"] != "model":
+            continue
+        for j, p in enumerate(c.get("parts") or []):
+            if "functionCall" in p:
+                if not p.get("thoughtSignature"):
+                    return (
+                        "Function call is missing a thought_signature in functionCall parts. This is required "
+                        "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                        f"performance. Additional data, function call `default_api:{p['functionCall']['name']}`"
+                        f" , position {j + 1}. (contents[{i}])"
+                    )
+                break
+    return None
+
+
 def _parse(body: dict, proto, request: dict) -> str | None:
     """Parse with Google's proto type after upper-casing the schema types inside `request`'s tools."""
     for tool in request.get("tools") or []:
@@ -86,7 +125,8 @@ def _request_problem(body: dict, model: str = "") -> str | None:
             data = [k for k in p if k in _PART_FIELDS]
             if len(data) != 1:
                 return f"contents[{i}].parts[{j}]: exactly one data field is required, got {data}"
-            if "text" in p and p["text"] == "":
+            if "text" in p and p["text"] == "" and not p.get("thoughtSignature"):
+                # Gemini's own trailing empty part carries a signature, and goes back as it came
                 return "Unable to submit request because it has an empty text parameter."
         for j, p in enumerate(parts):
             for kind in ("functionCall", "functionResponse"):
@@ -127,6 +167,10 @@ def _request_problem(body: dict, model: str = "") -> str | None:
                 )
             if sorted(prev_calls) != sorted(responses):
                 return "function response names do not match the function calls"
+    if generation(model) >= 3:
+        problem = _signature_problem(contents)
+        if problem:
+            return problem
     for t, tool in enumerate(body.get("tools") or []):
         for d, decl in enumerate(tool.get("functionDeclarations") or []):
             if not _NAME.match(decl.get("name", "")):

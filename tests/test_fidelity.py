@@ -3,6 +3,7 @@ and on a gemini-2.5 and a gemini-3 model."""
 
 from __future__ import annotations
 
+import base64
 from typing import AsyncIterator
 
 import pytest
@@ -121,3 +122,106 @@ def test_the_strict_fake_refuses_a_65_character_name_anywhere():
     assert "invalid function name" in strict.validate("gemini", "generateContent", body, "gemini-2.5-flash")
     body["tools"] = [{"functionDeclarations": [{"name": "a" * 64}]}]
     assert strict.validate("gemini", "generateContent", body, "gemini-2.5-flash") is None
+
+
+# -- 2. thought signatures -------------------------------------------------------------------------------------
+CLAUDE_SIG = base64.b64encode(b"\x12\x08claude-issued-signature" * 4).decode()
+
+
+def sigs_sent(body: dict) -> list[str]:
+    return [p["thoughtSignature"] for c in body["contents"] for p in c["parts"] if "thoughtSignature" in p]
+
+
+def claude_history(signature: str | None) -> list[dict]:
+    """A tool step signed by Claude (a session that started on a Claude model), then its result."""
+    assistant = [{"type": "text", "text": "Let me look."}]
+    if signature:
+        assistant.insert(0, {"type": "thinking", "thinking": "Listing files.", "signature": signature})
+    assistant.append({"type": "tool_use", "id": "toolu_c1", "name": "Bash", "input": {"q": "ls"}})
+    return [
+        {"role": "user", "content": "what is here?"},
+        {"role": "assistant", "content": assistant},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_c1", "content": "a.txt"}]},
+    ]
+
+
+@pytest.mark.parametrize("signature", [CLAUDE_SIG, None], ids=["claude-signed", "unsigned"])
+async def test_history_gemini_did_not_sign_is_accepted_and_no_foreign_signature_is_sent(gwm, signature):
+    gwm.fake.script(Reply.text("There is a.txt."))
+    msg = await gwm.client.messages.create(
+        model="x",
+        max_tokens=1000,
+        tools=[tool("Bash")],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=claude_history(signature),
+    )
+    assert msg.content[-1].text == "There is a.txt."
+    body = gwm.fake.received[-1].body
+    gemini3 = "gemini-3" in gwm.gateway.providers[0].model
+    assert sigs_sent(body) == (["skip_thought_signature_validator"] if gemini3 else [])
+    call = body["contents"][1]["parts"][-1]
+    assert "functionCall" in call and ("thoughtSignature" in call) == gemini3
+    notes = gwm.records[-1].notes
+    assert ("foreign signature dropped (x1)" in notes) == bool(signature)
+    assert ("signature injected (x1)" in notes) == gemini3
+
+
+async def test_gemini_signatures_round_trip_through_the_client_unchanged(gwm):
+    gwm.fake.script(Reply.call("Bash", {"q": "ls"}, text="Looking."))
+    args = {
+        "model": "x",
+        "max_tokens": 1000,
+        "tools": [tool("Bash")],
+        "thinking": {"type": "adaptive"},
+        "messages": [{"role": "user", "content": "what is here?"}],
+    }
+    async with gwm.client.messages.stream(**args) as s:
+        first = await s.get_final_message()
+    issued = gwm.fake.received[-1]  # the fake issued a signature with its answer
+    given = [b.signature for b in first.content if b.type == "thinking"]
+    assert len(given) == 1 and given[0].startswith("gw1.")  # marked as ours on the way out
+    tool_use = first.content[-1]
+    args["messages"] = args["messages"] + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "a"}]},
+    ]
+    gwm.fake.script(Reply.text("Done."))
+    await gwm.client.messages.create(**args)
+    body = gwm.fake.received[-1].body
+    assert issued is not gwm.fake.received[-1]
+    assert sigs_sent(body) == [given[0].removeprefix("gw1.")]  # unwrapped, byte for byte
+    assert body["contents"][1]["parts"][-1]["thoughtSignature"] == given[0].removeprefix("gw1.")
+    assert not gwm.records[-1].notes  # nothing injected: the call is in the current turn, signed by Gemini
+
+
+def test_the_strict_fake_knows_googles_gemini_3_signature_rule():
+    from proxy.simulator import issue_signature
+    from tests import strict
+
+    def body(sig):
+        call = {"functionCall": {"name": "Bash", "args": {}}}
+        if sig:
+            call["thoughtSignature"] = sig
+        return {
+            "contents": [
+                {"role": "user", "parts": [{"text": "x"}]},
+                {"role": "model", "parts": [{"text": "ok"}, call]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "Bash", "response": {}}}]},
+            ]
+        }
+
+    for model in ("gemini-3-pro-preview", "gemini-3.1-flash"):
+        assert "missing a thought_signature" in strict.validate(
+            "gemini", "generateContent", body(None), model
+        )
+        assert "Corrupted thought signature" in strict.validate("vertex", "x", body(CLAUDE_SIG), model)
+        assert strict.validate("gemini", "generateContent", body(issue_signature()), model) is None
+        assert strict.validate("gemini", "generateContent", body(strict.SKIP), model) is None
+    # Gemini 2.5 is lenient; a new user message starts a new turn on Gemini 3
+    assert strict.validate("gemini", "generateContent", body(None), "gemini-2.5-flash") is None
+    later = body(None)
+    later["contents"] += [
+        {"role": "model", "parts": [{"text": "a"}]},
+        {"role": "user", "parts": [{"text": "b"}]},
+    ]
+    assert strict.validate("gemini", "generateContent", later, "gemini-3-pro-preview") is None

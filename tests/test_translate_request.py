@@ -5,8 +5,8 @@ import base64
 import pytest
 
 from proxy.errors import GatewayError
+from proxy.translate import marks, schema
 from proxy.translate import request as treq
-from proxy.translate import schema
 from tests import cc_requests, strict
 
 TARGET = treq.Target("gemini-2.5-flash", max_tokens=8192)
@@ -65,11 +65,22 @@ def test_an_error_tool_result_is_sent_as_error():
     assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {"error": "denied"}
 
 
-def test_an_echoed_thinking_signature_returns_on_the_function_call():
+def test_an_echoed_signature_returns_on_the_part_that_followed_its_thinking_block():
     sig = base64.b64encode(b"gemini-thought-signature").decode()
-    body = treq.translate(cc_requests.tool_turn(signature=sig), TARGET).body
-    call = [p for p in body["contents"][1]["parts"] if "functionCall" in p][0]
-    assert call["thoughtSignature"] == sig
+    # thinking, text, tool_use: Gemini had signed the text
+    body = treq.translate(cc_requests.tool_turn(signature=marks.wrap(sig)), TARGET).body
+    assert body["contents"][1]["parts"][0] == {"text": "Running it.", "thoughtSignature": sig}
+    # text, thinking, tool_use: Gemini had signed the call
+    req = cc_requests.tool_turn(signature=marks.wrap(sig))
+    blocks = req["messages"][2]["content"]
+    blocks[0], blocks[1] = blocks[1], blocks[0]
+    parts = treq.translate(req, TARGET).body["contents"][1]["parts"]
+    assert parts[0] == {"text": "Running it."} and parts[1]["thoughtSignature"] == sig
+    # a thinking block last: Gemini's trailing empty part, signed
+    req["messages"][2]["content"] = [blocks[0], blocks[2], blocks[1]]
+    parts = treq.translate(req, TARGET).body["contents"][1]["parts"]
+    assert parts[-1] == {"text": "", "thoughtSignature": sig}
+    assert strict.validate("gemini", "generateContent", treq.translate(req, TARGET).body) is None
 
 
 def test_a_remembered_signature_is_used_when_the_client_dropped_thinking():
@@ -79,11 +90,11 @@ def test_a_remembered_signature_is_used_when_the_client_dropped_thinking():
     assert call["thoughtSignature"] == sig
 
 
-def test_a_foreign_or_synthetic_signature_is_never_sent_to_gemini():
-    body = treq.translate(cc_requests.tool_turn(signature="gw-none"), TARGET).body
-    assert all("thoughtSignature" not in p for c in body["contents"] for p in c["parts"])
-    body = treq.translate(cc_requests.tool_turn(signature="EqQB not base64 !!"), TARGET).body
-    assert all("thoughtSignature" not in p for c in body["contents"] for p in c["parts"])
+@pytest.mark.parametrize("sig", ["gw-none", "EqQB not base64 !!", base64.b64encode(b"claude's").decode()])
+def test_a_foreign_or_synthetic_signature_is_never_sent_to_gemini(sig):
+    t = treq.translate(cc_requests.tool_turn(signature=sig), TARGET)
+    assert all("thoughtSignature" not in p for c in t.body["contents"] for p in c["parts"])
+    assert t.notes == ([] if sig == "gw-none" else ["foreign signature dropped (x1)"])
 
 
 def test_an_unanswered_call_gets_a_response_so_gemini_accepts_the_turn():

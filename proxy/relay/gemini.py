@@ -26,6 +26,7 @@ async def relay(leg: Leg) -> web.StreamResponse:
     translated = treq.translate(
         leg.inbound.body, treq.Target(p.model, p.target.max_tokens, p.target.schema_mode), leg.signatures
     )
+    leg.call.note(*translated.notes)
     if leg.inbound.count:
         return await count(leg, translated.body)
     leg.call.upstream_request(translated.body)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, TypedDict
@@ -12,6 +11,7 @@ from typing import Any, Mapping, TypedDict
 import orjson
 
 from ..errors import invalid_request
+from . import marks
 from . import schema as _schema
 from .names import ToolNames, to_gemini
 
@@ -31,8 +31,6 @@ _DROPPED_BLOCKS = {
     "mcp_tool_result",
     "container_upload",
 }
-# A signature we made up ourselves (there was no thoughtSignature): never sent to Gemini.
-SYNTHETIC_SIGNATURE_PREFIX = "gw-none"
 
 
 class _Turn(TypedDict):
@@ -64,6 +62,8 @@ class Translated:
     """Gemini's names for the client's tools, to map answers back."""
     dropped: list[str] = field(default_factory=list)
     """Fields accepted from the client but not sent upstream (recorded, for the curious)."""
+    notes: list[str] = field(default_factory=list)
+    """What translation did that the client can't see (signatures injected or dropped…), for the record."""
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -83,14 +83,10 @@ def _text_of(content: Any, where: str) -> str:
     raise invalid_request(f"{where}: must be a string or a list of text blocks")
 
 
-def _valid_signature(sig: Any) -> str | None:
-    if not isinstance(sig, str) or not sig or sig.startswith(SYNTHETIC_SIGNATURE_PREFIX):
-        return None
-    try:
-        base64.b64decode(sig, validate=True)
-    except (binascii.Error, ValueError):
-        return None  # an Anthropic signature from another upstream: not Gemini's to judge
-    return sig
+def generation(model: str) -> float:
+    """gemini-2.5-flash → 2.5, gemini-3-pro-preview → 3.0; 0 for a name without a version."""
+    m = re.search(r"gemini-(\d+(?:\.\d+)?)", model)
+    return float(m.group(1)) if m else 0.0
 
 
 def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]:
@@ -155,8 +151,16 @@ def translate(
     req: Mapping[str, Any], target: Target, signatures: Mapping[str, str] | None = None
 ) -> Translated:
     """Translate a validated Messages request. `signatures` maps tool_use ids to Gemini thought signatures
-    remembered from earlier answers, for clients that drop thinking blocks."""
+    remembered from earlier answers (trusted: the gateway kept them), for clients that drop thinking blocks."""
     signatures = signatures or {}
+    foreign = 0
+
+    def client_sig(sig: Any) -> tuple[str | None, bool]:
+        nonlocal foreign
+        gemini, dropped, prev = marks.unwrap(sig)
+        foreign += dropped
+        return gemini, prev
+
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid_request("messages: at least one message is required")
@@ -216,6 +220,8 @@ def translate(
                     raise invalid_request(f"{w}.text: Field required")
                 if b["text"]:
                     parts.append({"text": b["text"]})
+                    if pending_sig and role == "assistant":  # Gemini signed this text part: kept on it
+                        parts[-1]["thoughtSignature"], pending_sig = pending_sig, None
             elif t in ("image", "document"):
                 parts.append(_source_part(b, w, t))
             elif t == "tool_use":
@@ -227,7 +233,7 @@ def translate(
                 if not isinstance(args, dict):
                     raise invalid_request(f"{w}.input: must be an object")
                 part: dict[str, Any] = {"functionCall": {"name": names.out(name), "args": args}}
-                sig = _valid_signature(signatures.get(str(b.get("id")))) or pending_sig
+                sig = pending_sig or signatures.get(str(b.get("id")))
                 if sig:
                     part["thoughtSignature"] = sig
                     pending_sig = None
@@ -250,16 +256,36 @@ def translate(
                     parts.extend(media)
             elif t == "thinking":
                 if role == "assistant":
-                    pending_sig = _valid_signature(b.get("signature")) or pending_sig
+                    sig, prev = client_sig(b.get("signature"))
+                    last = parts[-1] if parts else None
+                    if (
+                        sig
+                        and prev
+                        and last is not None
+                        and "text" in last
+                        and "thoughtSignature" not in last
+                    ):
+                        last["thoughtSignature"] = sig  # back on the text part Gemini signed
+                    else:
+                        pending_sig = sig or pending_sig
             elif isinstance(t, str) and t in _DROPPED_BLOCKS:
                 continue
             else:
                 raise invalid_request(f"{w}.type: unknown content block type {t!r}")
+        if pending_sig:  # Gemini's trailing empty part, signed: given back as it came
+            parts.append({"text": "", "thoughtSignature": pending_sig})
         add("user" if role == "user" else "model", responses + parts)
 
     contents = _fix_function_turns(turns)
     if not contents:
         raise invalid_request("messages: all messages are empty; at least one must have content")
+    notes: list[str] = []
+    if foreign:
+        notes.append(f"foreign signature dropped (x{foreign})")
+    if generation(target.model) >= 3:
+        injected = _sign_current_turn(contents)
+        if injected:
+            notes.append(f"signature injected (x{injected})")
 
     body: dict[str, Any] = {"contents": contents}
     system = "\n\n".join(s for s in system_texts if s)
@@ -292,7 +318,28 @@ def translate(
         gen["thinkingConfig"] = thinking_cfg
     if gen:
         body["generationConfig"] = gen
-    return Translated(body=body, thinking=thinking_on, tool_names=tool_names, names=names, dropped=dropped)
+    return Translated(
+        body=body, thinking=thinking_on, tool_names=tool_names, names=names, dropped=dropped, notes=notes
+    )
+
+
+def _sign_current_turn(contents: list[_Turn]) -> int:
+    """Gemini 3 wants a signature it issued on the first function call of every model step since the last
+    user message that is not only function responses; where there is none, Google's documented skip value.
+    Returns how many were put in."""
+    start = 0
+    for i, c in enumerate(contents):
+        if c["role"] == "user" and not any("functionResponse" in p for p in c["parts"]):
+            start = i
+    n = 0
+    for c in contents[start:]:
+        if c["role"] != "model":
+            continue
+        first = next((p for p in c["parts"] if "functionCall" in p), None)
+        if first is not None and not first.get("thoughtSignature"):
+            first["thoughtSignature"] = marks.SKIP
+            n += 1
+    return n
 
 
 def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
+from . import marks
 from .names import ToolNames
-from .request import SYNTHETIC_SIGNATURE_PREFIX
 from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
 
 Event = tuple[str, dict[str, Any]]
@@ -51,6 +51,8 @@ class StreamTranslator:
         self.index = -1
         self.open_kind: str | None = None  # "text" | "thinking" | None
         self.open_sig: str | None = None
+        self.after_sig: str | None = None
+        """A signature that came on a text part (wrapped): given to the client after that text."""
         self.has_call = False
         self.finish: str | None = None
         self.finish_message: str | None = None
@@ -86,7 +88,7 @@ class StreamTranslator:
             return []
         out: list[Event] = []
         if self.open_kind == "thinking":
-            sig = self.open_sig or SYNTHETIC_SIGNATURE_PREFIX
+            sig = self.open_sig or marks.SYNTHETIC
             self.content[-1]["signature"] = sig
             out.append(
                 (
@@ -104,6 +106,8 @@ class StreamTranslator:
 
     def _open(self, kind: str, block: dict[str, Any]) -> list[Event]:
         out = self._close()
+        if self.after_sig:
+            out += self._signed_block(self.after_sig)
         self.index += 1
         self.open_kind = kind
         self.content.append(dict(block))
@@ -114,6 +118,14 @@ class StreamTranslator:
             )
         )
         return out
+
+    def _signed_block(self, sig: str) -> list[Event]:
+        """An empty thinking block carrying a (wrapped) signature Gemini put on a text part: the client echoes
+        it and the request translation puts it back where it came from."""
+        self.after_sig = None
+        out = self._open("thinking", {"type": "thinking", "thinking": ""})
+        self.open_sig = sig
+        return out + self._close()
 
     # -- the machine ---------------------------------------------------------------------------------------
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
@@ -141,7 +153,7 @@ class StreamTranslator:
             if self.open_kind != "thinking":
                 out += self._open("thinking", {"type": "thinking", "thinking": ""})
             if sig:
-                self.open_sig = sig
+                self.open_sig = marks.wrap(sig)
             text = part.get("text", "")
             if text:
                 self.first_content = True
@@ -166,10 +178,10 @@ class StreamTranslator:
                 self.signatures_out[tid] = sig
                 if self.thinking:
                     if self.open_kind == "thinking":
-                        self.open_sig = self.open_sig or sig
+                        self.open_sig = self.open_sig or marks.wrap(sig)
                     else:
                         out += self._open("thinking", {"type": "thinking", "thinking": ""})
-                        self.open_sig = sig
+                        self.open_sig = marks.wrap(sig)
             args = fc.get("args") or {}
             out += self._open(
                 "tool_use",
@@ -192,7 +204,7 @@ class StreamTranslator:
             return out
         text = part.get("text")
         if text:
-            if self.open_kind != "text":
+            if self.open_kind != "text" or self.after_sig:  # a signed text part ended: a new one begins
                 out += self._open("text", {"type": "text", "text": ""})
             self.first_content = True
             self.content[-1]["text"] += text
@@ -206,6 +218,11 @@ class StreamTranslator:
                     },
                 )
             )
+        if sig and self.thinking:
+            if self.after_sig:
+                out += self._close() + self._signed_block(self.after_sig)
+            # after the text, streamed or not: a signed text part is given back signed, an empty one as is
+            self.after_sig = marks.wrap(sig, prev=bool(text))
         return out
 
     def open(self) -> list[Event]:
@@ -217,6 +234,8 @@ class StreamTranslator:
         out: list[Event] = []
         if not self.started:
             out += self._start({})
+        if self.after_sig:
+            out += self._close() + self._signed_block(self.after_sig)
         note = finish_note(self.finish, self.finish_message)
         if note:
             out += self._open("text", {"type": "text", "text": ""})
