@@ -107,9 +107,28 @@ def _parse(body: dict, proto, request: dict) -> str | None:
     return None
 
 
+LEVELS = {"MINIMAL", "LOW", "MEDIUM", "HIGH"}
+
+
+def _thinking_level_problem(body: dict, model: str) -> str | None:
+    """The published proto predates `thinkingLevel`: check it as Google does, then take it out for the parse."""
+    gen = body.get("generationConfig") or body.get("generation_config") or {}
+    cfg = gen.get("thinkingConfig") or gen.get("thinking_config") or {}
+    level = cfg.pop("thinkingLevel", cfg.pop("thinking_level", None))
+    if level is None:
+        return None
+    if model and generation(model) < 3:
+        return "Thinking level is not supported for this model."
+    if level not in LEVELS:
+        return f"Invalid value at 'generation_config.thinking_config.thinking_level' ({level!r})"
+    if "thinkingBudget" in cfg or "thinking_budget" in cfg:
+        return "You can only set only one of thinking budget and thinking level."
+    return None
+
+
 def _request_problem(body: dict, model: str = "") -> str | None:
     body = copy.deepcopy(body)
-    problem = _parse(body, GenerateContentRequest, body)
+    problem = _thinking_level_problem(body, model) or _parse(body, GenerateContentRequest, body)
     if problem:
         return problem
     contents = body.get("contents") or []
@@ -190,6 +209,8 @@ def _request_problem(body: dict, model: str = "") -> str | None:
     budget = (gen.get("thinkingConfig") or {}).get("thinkingBudget")
     if budget == 0 and "pro" in model:
         return "Budget 0 is invalid. This model only works in thinking mode."
+    if budget and 0 < generation(model) < 2.5:
+        return "Thinking is not supported for this model."
     return None
 
 

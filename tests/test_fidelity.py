@@ -9,7 +9,9 @@ from typing import AsyncIterator
 import pytest
 
 from proxy.simulator import Reply
+from tests import cc_requests
 from tests.conftest import Running, run_gateway, target_for
+from tests.test_gateway import sdk_args
 
 MODELS = ["gemini-2.5-flash", "gemini-3-pro-preview"]
 
@@ -225,3 +227,22 @@ def test_the_strict_fake_knows_googles_gemini_3_signature_rule():
         {"role": "user", "parts": [{"text": "b"}]},
     ]
     assert strict.validate("gemini", "generateContent", later, "gemini-3-pro-preview") is None
+
+
+# -- 3. thinking -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("effort", ["low", "medium", "high", None])
+async def test_claude_codes_adaptive_thinking_becomes_a_level_or_a_budget_that_leaves_room(gwm, effort):
+    req = cc_requests.first_turn(stream=False)
+    req["max_tokens"] = 8192  # the Kong how-to's cap: thinking must not take all of it
+    if effort:
+        req["output_config"] = {"effort": effort}
+    else:
+        del req["output_config"]
+    gwm.fake.script(Reply.text("Hello."))
+    await gwm.client.messages.create(**sdk_args(req))
+    gen = gwm.fake.received[-1].body["generationConfig"]
+    cfg = gen["thinkingConfig"]
+    if "gemini-3" in gwm.gateway.providers[0].model:
+        assert "thinkingBudget" not in cfg and cfg["thinkingLevel"] in ("LOW", "HIGH")
+    else:
+        assert "thinkingLevel" not in cfg and 0 < cfg["thinkingBudget"] <= gen["maxOutputTokens"] - 2048

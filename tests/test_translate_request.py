@@ -40,7 +40,8 @@ def test_max_tokens_is_capped_by_the_target_and_effort_sets_a_thinking_budget():
     body = treq.translate(cc_requests.first_turn(), TARGET).body
     gen = body["generationConfig"]
     assert gen["maxOutputTokens"] == 8192
-    assert gen["thinkingConfig"] == {"thinkingBudget": 8192, "includeThoughts": False}
+    # effort medium asks 8192, but a quarter of the 8192 cap stays for the answer
+    assert gen["thinkingConfig"] == {"thinkingBudget": 6144, "includeThoughts": False}
 
 
 def test_unreferenced_deferred_tools_are_not_declared_but_referenced_ones_are():
@@ -205,6 +206,7 @@ def test_sampling_parameters_and_stop_sequences():
         "topP": 0.9,
         "topK": 40,
         "stopSequences": ["a", "b", "c", "d", "e"],
+        "thinkingConfig": {"thinkingBudget": 0},  # no thinking asked: none, as on Anthropic
     }
 
 
@@ -218,13 +220,27 @@ def test_sampling_parameters_and_stop_sequences():
         ),
         ({"type": "disabled"}, "gemini-2.5-flash", {"thinkingBudget": 0}),
         ({"type": "disabled"}, "gemini-2.5-pro", {"thinkingBudget": 128}),
-        ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": -1, "includeThoughts": True}),
+        ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": 15000, "includeThoughts": True}),
+        (
+            {"type": "enabled", "budget_tokens": 90000},
+            "gemini-2.5-flash",
+            {"thinkingBudget": 15000, "includeThoughts": True},
+        ),
+        ({"type": "adaptive"}, "gemini-3-pro-preview", {"thinkingLevel": "HIGH", "includeThoughts": True}),
+        ({"type": "adaptive", "display": "omitted"}, "gemini-3-flash-preview", {"thinkingLevel": "HIGH"}),
+        (
+            {"type": "enabled", "budget_tokens": 1000},
+            "gemini-3-flash-preview",
+            {"thinkingLevel": "LOW", "includeThoughts": True},
+        ),
+        ({"type": "disabled"}, "gemini-3-flash-preview", {"thinkingLevel": "MINIMAL"}),
+        ({"type": "disabled"}, "gemini-3-pro-preview", {"thinkingLevel": "LOW"}),
     ],
 )
 def test_thinking_modes(thinking, model, expected):
     req = {
         "model": "m",
-        "max_tokens": 100,
+        "max_tokens": 20000,
         "thinking": thinking,
         "messages": [{"role": "user", "content": "x"}],
     }
@@ -307,3 +323,53 @@ def test_a_tool_without_properties_is_declared_without_parameters():
     }
     body = treq.translate(req, TARGET).body
     assert body["tools"][0]["functionDeclarations"] == [{"name": "Ping"}]
+
+
+@pytest.mark.parametrize(
+    "effort,model,expected",
+    [
+        ("low", "gemini-2.5-flash", {"thinkingBudget": 1024}),
+        ("medium", "gemini-2.5-flash", {"thinkingBudget": 8192}),
+        ("high", "gemini-2.5-flash", {"thinkingBudget": 24000}),
+        ("max", "gemini-2.5-pro", {"thinkingBudget": 24000}),
+        ("low", "gemini-3-pro-preview", {"thinkingLevel": "LOW"}),
+        ("medium", "gemini-3-pro-preview", {"thinkingLevel": "HIGH"}),  # 3 Pro has no MEDIUM
+        ("medium", "gemini-3-flash-preview", {"thinkingLevel": "MEDIUM"}),
+        ("medium", "gemini-3.1-pro-preview", {"thinkingLevel": "MEDIUM"}),
+    ],
+)
+def test_effort_maps_to_a_budget_that_leaves_room_or_to_a_level(effort, model, expected):
+    req = cc_requests.first_turn()  # max_tokens 32000, adaptive thinking, display omitted
+    req["output_config"] = {"effort": effort}
+    body = treq.translate(req, treq.Target(model)).body
+    cfg = body["generationConfig"]["thinkingConfig"]
+    assert {k: v for k, v in cfg.items() if k != "includeThoughts"} == expected
+    assert cfg.get("thinkingBudget", 0) < body["generationConfig"]["maxOutputTokens"]
+    assert strict.validate("gemini", "generateContent", body, model) is None
+
+
+@pytest.mark.parametrize(
+    "model,ceiling",
+    [("gemini-2.0-flash", 8192), ("gemini-2.5-flash", 65536), ("gemini-3-pro-preview", 65536)],
+)
+def test_each_model_has_its_own_output_ceiling(model, ceiling):
+    req = {**cc_requests.first_turn(), "max_tokens": 128000}
+    body = treq.translate(req, treq.Target(model)).body
+    assert body["generationConfig"]["maxOutputTokens"] == ceiling
+    assert strict.validate("gemini", "generateContent", body, model) is None
+
+
+@pytest.mark.parametrize(
+    "cfg,model,needle",
+    [
+        ({"thinkingLevel": "HIGH"}, "gemini-2.5-flash", "not supported"),
+        ({"thinkingLevel": "EXTREME"}, "gemini-3-pro-preview", "thinking_level"),
+        ({"thinkingLevel": "LOW", "thinkingBudget": 1024}, "gemini-3-pro-preview", "only one of"),
+    ],
+)
+def test_the_strict_fake_checks_thinking_level_as_google_does(cfg, model, needle):
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+        "generationConfig": {"thinkingConfig": cfg},
+    }
+    assert needle in strict.validate("gemini", "generateContent", body, model)

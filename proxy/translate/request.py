@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mimetypes
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, TypedDict
@@ -13,12 +12,16 @@ import orjson
 from ..errors import invalid_request
 from . import marks
 from . import schema as _schema
+from .models import ModelFacts, facts
 from .names import ToolNames, to_gemini
 
-# Gemini models' own output ceiling; a target's `max_tokens` caps further.
-MODEL_MAX_OUTPUT = 65536
-# Thinking budget per Claude Code `output_config.effort` when thinking is adaptive; -1 lets Gemini decide.
-EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": -1, "xhigh": -1, "max": -1}
+# Thinking budget (Gemini 2.5) per `output_config.effort` when thinking is adaptive; "high" without one.
+EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
+# Thinking level (Gemini 3+) per effort, before it is fitted to the levels the model takes.
+EFFORT_LEVEL = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "HIGH", "max": "HIGH"}
+LEVEL_ORDER = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+ANSWER_FLOOR = 1024
+"""Output tokens always left for the answer by a thinking budget (thoughts count toward maxOutputTokens)."""
 MAX_STOP_SEQUENCES = 5
 # Blocks that only Anthropic's own servers produce: accepted, and dropped because Gemini has no equivalent.
 _DROPPED_BLOCKS = {
@@ -81,12 +84,6 @@ def _text_of(content: Any, where: str) -> str:
     if content is None:
         return ""
     raise invalid_request(f"{where}: must be a string or a list of text blocks")
-
-
-def generation(model: str) -> float:
-    """gemini-2.5-flash → 2.5, gemini-3-pro-preview → 3.0; 0 for a name without a version."""
-    m = re.search(r"gemini-(\d+(?:\.\d+)?)", model)
-    return float(m.group(1)) if m else 0.0
 
 
 def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]:
@@ -282,7 +279,8 @@ def translate(
     notes: list[str] = []
     if foreign:
         notes.append(f"foreign signature dropped (x{foreign})")
-    if generation(target.model) >= 3:
+    model = facts(target.model)
+    if model.generation >= 3:
         injected = _sign_current_turn(contents)
         if injected:
             notes.append(f"signature injected (x{injected})")
@@ -304,8 +302,8 @@ def translate(
 
     gen: dict[str, Any] = {}
     max_tokens = req.get("max_tokens")
+    cap = min(target.max_tokens or model.max_output, model.max_output)
     if isinstance(max_tokens, int):
-        cap = min(target.max_tokens or MODEL_MAX_OUTPUT, MODEL_MAX_OUTPUT)
         gen["maxOutputTokens"] = max(1, min(max_tokens, cap))
     for a, g in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         if req.get(a) is not None:
@@ -313,7 +311,9 @@ def translate(
     stops = req.get("stop_sequences")
     if isinstance(stops, list) and stops:
         gen["stopSequences"] = [s for s in stops if isinstance(s, str) and s][:MAX_STOP_SEQUENCES]
-    thinking_cfg, thinking_on = _thinking(req.get("thinking"), req.get("output_config"), target.model)
+    thinking_cfg, thinking_on = _thinking(
+        req.get("thinking"), req.get("output_config"), model, gen.get("maxOutputTokens", cap)
+    )
     if thinking_cfg is not None:
         gen["thinkingConfig"] = thinking_cfg
     if gen:
@@ -468,27 +468,52 @@ def _tool_choice(tc: Any, declared: list[str], names: ToolNames) -> dict[str, An
     return {"functionCallingConfig": cfg}
 
 
-def _thinking(thinking: Any, output_config: Any, model: str) -> tuple[dict[str, Any] | None, bool]:
-    """→ (thinkingConfig or None, whether the client wants thinking blocks back)."""
+def _thinking(
+    thinking: Any, output_config: Any, model: ModelFacts, max_out: int
+) -> tuple[dict[str, Any] | None, bool]:
+    """→ (thinkingConfig or None, whether the client wants thinking blocks back). No `thinking` means no
+    thinking, as on Anthropic: off where the model allows, else its least."""
     if thinking is None:
-        return None, False
+        thinking = {"type": "disabled"}
     if not isinstance(thinking, dict):
         raise invalid_request("thinking: must be an object")
     kind = thinking.get("type")
     # Claude Code's `display: omitted` means it shows no thinking text: don't pay to stream it.
     include = thinking.get("display") != "omitted"
-    ceiling = 32768 if "pro" in model else 24576
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 0:
             raise invalid_request("thinking.budget_tokens: must be a positive integer")
-        return {"thinkingBudget": min(budget, ceiling), "includeThoughts": include}, True
-    if kind == "adaptive":
-        effort = output_config.get("effort") if isinstance(output_config, dict) else None
-        budget = EFFORT_BUDGET.get(str(effort), -1) if effort else -1
-        return {"thinkingBudget": budget, "includeThoughts": include}, True
-    if kind == "disabled":
-        if "pro" in model:  # 2.5 pro cannot switch thinking off; its smallest budget is the nearest thing
-            return {"thinkingBudget": 128}, False
-        return {"thinkingBudget": 0}, False
-    raise invalid_request(f"thinking.type: must be enabled, adaptive or disabled, got {kind!r}")
+    elif kind == "adaptive":
+        budget = EFFORT_BUDGET.get(str(effort or "high"), EFFORT_BUDGET["high"])
+    elif kind == "disabled":
+        budget, include = 0, False
+    else:
+        raise invalid_request(f"thinking.type: must be enabled, adaptive or disabled, got {kind!r}")
+    on = kind != "disabled"
+    if model.uses_level:  # Gemini 3+: a level, never a budget beside it
+        if kind == "adaptive":
+            want = EFFORT_LEVEL.get(str(effort or "high"), "HIGH")
+        elif kind == "enabled":
+            want = "LOW" if budget <= 1024 else "MEDIUM" if budget <= 8192 else "HIGH"
+        else:
+            want = "MINIMAL"
+        cfg: dict[str, Any] = {"thinkingLevel": _fit_level(want, model.levels)}
+        return (cfg | {"includeThoughts": True} if on and include else cfg), on
+    lo, hi = model.budget_range
+    if hi == 0:  # a model that does not think (2.0, 1.5)
+        return None, False
+    # Thoughts count toward maxOutputTokens: leave the answer a quarter of it, and never less than the floor.
+    room = max_out - max(ANSWER_FLOOR, max_out // 4)
+    budget = max(0, min(budget, hi, room))
+    if budget < lo:  # a model that can't stop thinking (2.5 pro) gets its least
+        budget = lo
+    cfg = {"thinkingBudget": budget}
+    return (cfg | {"includeThoughts": include} if on else cfg), on
+
+
+def _fit_level(want: str, levels: tuple[str, ...]) -> str:
+    """The level asked for if the model takes it, else the nearest above, else its highest."""
+    rank = LEVEL_ORDER.index(want)
+    return next((lv for lv in levels if LEVEL_ORDER.index(lv) >= rank), levels[-1])
