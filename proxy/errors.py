@@ -49,6 +49,7 @@ _HTTP_FALLBACK = {
     504: "DEADLINE_EXCEEDED",
 }
 DEFAULT_RETRY_AFTER = 5  # seconds, when Google gives no RetryInfo
+OVERLOADED_RETRY_AFTER = 2  # seconds: an overloaded (529) answer is worth retrying soon
 
 
 class GatewayError(Exception):
@@ -67,6 +68,10 @@ class GatewayError(Exception):
         self.message = message
         self.type = type_ or _TYPE_FOR_STATUS.get(status, "api_error")
         self.headers = headers or {}
+        if status in (429, 529) and "retry-after" not in self.headers:
+            self.headers["retry-after"] = str(
+                DEFAULT_RETRY_AFTER if status == 429 else OVERLOADED_RETRY_AFTER
+            )
         # Retryable on another target: the failure says nothing about the request itself.
         self.retryable = retryable if retryable is not None else status in (408, 429, 500, 502, 503, 504, 529)
         self.raw: bytes | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import AsyncIterator
 
+import anthropic
 import pytest
 
 from proxy.simulator import Reply
@@ -246,3 +247,63 @@ async def test_claude_codes_adaptive_thinking_becomes_a_level_or_a_budget_that_l
         assert "thinkingBudget" not in cfg and cfg["thinkingLevel"] in ("LOW", "HIGH")
     else:
         assert "thinkingLevel" not in cfg and 0 < cfg["thinkingBudget"] <= gen["maxOutputTokens"] - 2048
+
+
+# -- 4. empty answers ------------------------------------------------------------------------------------------
+EMPTY = [
+    pytest.param(lambda: Reply(parts=[], finish="STOP"), id="stop-no-content"),
+    pytest.param(lambda: Reply(parts=[], finish="MALFORMED_FUNCTION_CALL"), id="malformed-call"),
+]
+
+
+@pytest.mark.parametrize("empty", EMPTY)
+@pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
+async def test_an_empty_answer_is_asked_again_once_on_the_same_target(gwm, empty, stream):
+    gwm.fake.script(empty(), Reply.text("Here it is."))
+    args = {"model": "x", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
+    if stream:
+        async with gwm.client.messages.stream(**args) as s:
+            msg = await s.get_final_message()
+    else:
+        msg = await gwm.client.messages.create(**args)
+    assert msg.content[0].text == "Here it is." and msg.stop_reason == "end_turn"
+    rec = gwm.records[-1]
+    assert len(gwm.fake.received) == 2 and len(rec.tried_targets) == 2
+    assert rec.tried_targets[0].error and "empty answer" in rec.tried_targets[0].error
+    assert any("asked again" in n for n in rec.notes)
+
+
+@pytest.mark.parametrize("empty", EMPTY)
+@pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
+async def test_twice_empty_is_an_overloaded_error_claude_code_retries(gwm, empty, stream):
+    gwm.fake.script(empty(), empty())
+    args = {"model": "x", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(anthropic.APIStatusError) as e:
+        if stream:
+            async with gwm.client.messages.stream(**args) as s:
+                await s.get_final_message()
+        else:
+            await gwm.client.messages.create(**args)
+    assert e.value.status_code == 529 and e.value.body["error"]["type"] == "overloaded_error"
+    assert e.value.response.headers.get("retry-after")
+    rec = gwm.records[-1]
+    assert rec.status == 529 and len(rec.tried_targets) == 2
+    assert any("again" in n and "failed as overloaded" in n for n in rec.notes)
+
+
+@pytest.mark.parametrize("provider", ["vertex", "gemini"])
+@pytest.mark.parametrize("model", MODELS)
+async def test_twice_empty_falls_back_to_the_next_target(fake, sa_json, provider, model):
+    raw = {
+        "targets": [
+            target_for(provider, fake, sa_json, model=model, name="first"),
+            target_for(provider, fake, sa_json, model=model, name="second"),
+        ]
+    }
+    fake.script(Reply(parts=[], finish="STOP"), Reply(parts=[], finish="STOP"), Reply.text("From second."))
+    async for gw in run_gateway(raw, fake):
+        msg = await gw.client.messages.create(
+            model="x", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert msg.content[0].text == "From second."
+        assert [a.target for a in gw.records[-1].tried_targets] == ["first", "first", "second"]

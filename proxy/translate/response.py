@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-_REFUSAL = {
+REFUSAL = {
     "SAFETY",
     "RECITATION",
     "BLOCKLIST",
@@ -48,7 +48,7 @@ def stop_reason(finish: str | None, has_tool_call: bool) -> str:
     says which sequence, so that case reads as end_turn."""
     if finish == "MAX_TOKENS":
         return "max_tokens"
-    if finish in _REFUSAL:
+    if finish in REFUSAL:
         return "refusal"
     return "tool_use" if has_tool_call else "end_turn"
 

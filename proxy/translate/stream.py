@@ -9,7 +9,7 @@ import orjson
 
 from . import marks
 from .names import ToolNames
-from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
+from .response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
 
 Event = tuple[str, dict[str, Any]]
 
@@ -224,6 +224,20 @@ class StreamTranslator:
             # after the text, streamed or not: a signed text part is given back signed, an empty one as is
             self.after_sig = marks.wrap(sig, prev=bool(text))
         return out
+
+    def empty(self) -> str | None:
+        """Why the answer is no answer (retried, then a retryable failure), or None. Call at the end."""
+        if self.blocked or self.finish == "MAX_TOKENS" or self.finish in REFUSAL:
+            return None
+        if self.finish == "MALFORMED_FUNCTION_CALL":
+            return "MALFORMED_FUNCTION_CALL" + (f": {self.finish_message}" if self.finish_message else "")
+        if any(b["type"] != "thinking" for b in self.content):
+            return None
+        return f"finishReason {self.finish or 'missing'} with no content"
+
+    def abort(self) -> list[Event]:
+        """Close the open block before an error event ends the stream."""
+        return self._close()
 
     def open(self) -> list[Event]:
         """`message_start` before any chunk arrived (the gateway opens a silent stream to send pings)."""
