@@ -307,3 +307,21 @@ async def test_twice_empty_falls_back_to_the_next_target(fake, sa_json, provider
         )
         assert msg.content[0].text == "From second."
         assert [a.target for a in gw.records[-1].tried_targets] == ["first", "first", "second"]
+
+
+# -- 5. the billing header -------------------------------------------------------------------------------------
+async def test_the_billing_header_stays_off_the_upstream_prompt_and_on_the_record(gwm):
+    for subagent in (False, True):
+        req = cc_requests.first_turn(stream=False)
+        header = f"x-anthropic-billing-header: cc_version=2.1.331.a1{int(subagent)}; cc_entrypoint=sdk-cli;"
+        req["system"][0]["text"] = header + (" cc_is_subagent=true;" if subagent else "")
+        req["max_tokens"] = 8192  # the SDK wants a stream above that
+        gwm.fake.script(Reply.text("ok"))
+        await gwm.client.messages.create(**sdk_args(req))
+        system = gwm.fake.received[-1].body["systemInstruction"]["parts"][0]["text"]
+        assert "billing" not in system and system.startswith("You are a coding agent")
+        rec = gwm.records[-1]
+        assert rec.cc_version == f"2.1.331.a1{int(subagent)}" and rec.cc_is_subagent is subagent
+    # the prompt's prefix is now the same on every call: Gemini's implicit cache can hit at token 0
+    firsts = [r.body["systemInstruction"]["parts"][0]["text"] for r in gwm.fake.received[-2:]]
+    assert firsts[0] == firsts[1]

@@ -32,7 +32,8 @@ def test_every_shape_also_translates_with_json_schema_parameters(name):
 def test_system_blocks_and_role_system_messages_join_in_order_into_system_instruction():
     body = treq.translate(cc_requests.first_turn(), TARGET).body
     text = body["systemInstruction"]["parts"][0]["text"]
-    assert text.index("billing-header") < text.index("coding agent") < text.index("# Environment")
+    assert text.index("coding agent") < text.index("# Environment")
+    assert text.startswith("You are a coding agent") and "billing-header" not in text
     assert [c["role"] for c in body["contents"]] == ["user"]
 
 

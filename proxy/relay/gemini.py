@@ -44,6 +44,7 @@ async def relay(leg: Leg) -> web.StreamResponse:
         leg.inbound.body, treq.Target(p.model, p.target.max_tokens, p.target.schema_mode), leg.signatures
     )
     leg.call.note(*translated.notes)
+    leg.call.billing(translated.billing)
     if leg.inbound.count:
         return await count(leg, translated.body)
     leg.call.upstream_request(translated.body)

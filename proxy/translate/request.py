@@ -65,6 +65,8 @@ class Translated:
     """Gemini's names for the client's tools, to map answers back."""
     dropped: list[str] = field(default_factory=list)
     """Fields accepted from the client but not sent upstream (recorded, for the curious)."""
+    billing: dict[str, str] = field(default_factory=dict)
+    """Claude Code's `x-anthropic-billing-header` fields (cc_version, cc_entrypoint, cc_is_subagent…)."""
     notes: list[str] = field(default_factory=list)
     """What translation did that the client can't see (signatures injected or dropped…), for the record."""
 
@@ -84,6 +86,37 @@ def _text_of(content: Any, where: str) -> str:
     if content is None:
         return ""
     raise invalid_request(f"{where}: must be a string or a list of text blocks")
+
+
+BILLING_PREFIX = "x-anthropic-billing-header:"
+
+
+def billing_header(system: Any) -> tuple[Any, dict[str, str]]:
+    """Claude Code's first system block, `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`, changes
+    per prompt and per sub-agent: sent upstream it would defeat Gemini's implicit prefix cache at token 0.
+    → (the system without it, its fields)."""
+    fields: dict[str, str] = {}
+
+    def parse(text: str) -> None:
+        for item in text[len(BILLING_PREFIX) :].split(";"):
+            k, sep, v = item.strip().partition("=")
+            if sep and k:
+                fields[k.strip()] = v.strip()
+
+    if isinstance(system, list):
+        kept = []
+        for b in system:
+            text = b.get("text") if isinstance(b, dict) else None
+            if isinstance(text, str) and text.startswith(BILLING_PREFIX) and "\n" not in text.strip():
+                parse(text.strip())
+            else:
+                kept.append(b)
+        return kept, fields
+    if isinstance(system, str) and system.startswith(BILLING_PREFIX):
+        first, _, rest = system.partition("\n")
+        parse(first)
+        return rest.lstrip("\n"), fields
+    return system, fields
 
 
 def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]:
@@ -163,8 +196,9 @@ def translate(
         raise invalid_request("messages: at least one message is required")
 
     system_texts: list[str] = []
-    if req.get("system") is not None:
-        system_texts.append(_text_of(req.get("system"), "system"))
+    system, billing = billing_header(req.get("system"))
+    if system is not None:
+        system_texts.append(_text_of(system, "system"))
 
     # Every tool_use id → name first: a tool_result needs the function's name, and Gemini gets no ids.
     id_to_name: dict[str, str] = {}
@@ -319,7 +353,13 @@ def translate(
     if gen:
         body["generationConfig"] = gen
     return Translated(
-        body=body, thinking=thinking_on, tool_names=tool_names, names=names, dropped=dropped, notes=notes
+        body=body,
+        thinking=thinking_on,
+        tool_names=tool_names,
+        names=names,
+        dropped=dropped,
+        billing=billing,
+        notes=notes,
     )
 
 
