@@ -4,9 +4,13 @@ and on a gemini-2.5 and a gemini-3 model."""
 from __future__ import annotations
 
 import base64
+import json
+import re
 from typing import AsyncIterator
 
+import aiohttp
 import anthropic
+import orjson
 import pytest
 
 from proxy.simulator import Reply
@@ -325,3 +329,94 @@ async def test_the_billing_header_stays_off_the_upstream_prompt_and_on_the_recor
     # the prompt's prefix is now the same on every call: Gemini's implicit cache can hit at token 0
     firsts = [r.body["systemInstruction"]["parts"][0]["text"] for r in gwm.fake.received[-2:]]
     assert firsts[0] == firsts[1]
+
+
+# -- 6. errors -------------------------------------------------------------------------------------------------
+async def post_raw(url: str, body: dict) -> tuple[int, dict, bytes]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/v1/messages", json=body) as r:
+            return r.status, dict(r.headers), await r.read()
+
+
+async def test_context_overflow_reads_as_anthropics_prompt_too_long(gwm):
+    msg = "The input token count (1250000) exceeds the maximum number of tokens allowed (1048576)."
+    gwm.fake.script(Reply.error(400, "INVALID_ARGUMENT", msg))
+    status, headers, raw = await post_raw(
+        gwm.url, {"model": "x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    body = json.loads(raw)
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert re.fullmatch(r"prompt is too long: \d+ tokens > \d+ maximum", body["error"]["message"])
+    assert body["request_id"] == headers["request-id"] == gwm.records[-1].id
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda: Reply.error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."),
+        lambda: Reply.error(403, "PERMISSION_DENIED", "Permission denied on resource project x."),
+        lambda: Reply.error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
+    ],
+    ids=["401", "403", "400-bad-key-no-details"],
+)
+async def test_credential_failures_are_403s_the_client_is_told_not_to_retry(gwm, reply):
+    gwm.fake.script(reply())
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        await gwm.client.messages.create(
+            model="x", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.response.headers["x-should-retry"] == "false"
+    assert e.value.body["request_id"] == e.value.response.headers["request-id"]
+
+
+async def test_a_real_bad_api_key_is_a_403_too(fake, sa_json):
+    raw = {"targets": [target_for("gemini", fake, sa_json, api_key="AIzaSy-wrong")]}
+    async for gw in run_gateway(raw, fake):
+        with pytest.raises(anthropic.PermissionDeniedError) as e:
+            await gw.client.messages.create(
+                model="x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+        assert e.value.response.headers["x-should-retry"] == "false" and "API key" in e.value.message
+
+
+async def test_every_response_carries_a_request_id_even_a_404(gwm):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(gwm.url + "/nowhere") as r:
+            assert r.status == 404 and r.headers["request-id"].startswith("req_")
+            assert (await r.json())["request_id"] == r.headers["request-id"]
+        async with http.head(gwm.url + "/") as r:
+            assert r.headers["request-id"]
+
+
+async def test_a_stream_error_closes_the_open_block_first(gwm):
+    gwm.fake.script(Reply.text("one two three four five six seven eight", chunks=4, cut_after=2))
+    body = {"model": "x", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    status, _, raw = await post_raw(gwm.url, body)
+    events = [line[7:] for line in raw.decode().split("\n") if line.startswith("event: ")]
+    assert status == 200 and events[-3:] == ["content_block_delta", "content_block_stop", "error"]
+    last = json.loads(raw.decode().strip().split("\n")[-1][6:])
+    assert last["request_id"] == gwm.records[-1].id
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
+async def test_a_refusal_says_why_in_googles_words(gwm, stream):
+    gwm.fake.script(Reply(parts=[], finish="PROHIBITED_CONTENT"))
+    args = {"model": "x", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    if stream:
+        async with gwm.client.messages.stream(**args) as s:
+            msg = await s.get_final_message()
+    else:
+        msg = await gwm.client.messages.create(**args)
+    assert msg.stop_reason == "refusal" and "PROHIBITED_CONTENT" in msg.content[0].text
+
+
+async def test_a_model_armor_block_says_why(gwm):
+    blocked = {
+        "promptFeedback": {"blockReason": "MODEL_ARMOR", "blockReasonMessage": "Blocked by Model Armor."},
+        "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3},
+    }
+    gwm.fake.script(Reply(raw=orjson.dumps(blocked)))
+    msg = await gwm.client.messages.create(
+        model="x", max_tokens=9, messages=[{"role": "user", "content": "x"}]
+    )
+    assert msg.stop_reason == "refusal" and "Blocked by Model Armor." in msg.content[0].text

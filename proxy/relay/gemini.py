@@ -209,7 +209,7 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
                     # already streaming: the status line is gone, so the error travels as an SSE event,
                     # after the open block is closed
                     call.failed_midstream(err)
-                    await sink.send(st.abort() + [("error", err.body())])
+                    await sink.send(st.abort() + [("error", {**err.body(), "request_id": call.id})])
                 finally:
                     pinger.cancel()
         finally:

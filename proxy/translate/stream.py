@@ -134,8 +134,11 @@ class StreamTranslator:
             out += self._start(chunk)
         if chunk.get("usageMetadata"):
             self.usage_meta = chunk["usageMetadata"]
-        if not chunk.get("candidates") and (chunk.get("promptFeedback") or {}).get("blockReason"):
+        feedback = chunk.get("promptFeedback") or {}
+        if not chunk.get("candidates") and feedback.get("blockReason"):
             self.blocked = True
+            self.finish = str(feedback["blockReason"])  # SAFETY, PROHIBITED_CONTENT, MODEL_ARMOR…
+            self.finish_message = feedback.get("blockReasonMessage")
         for cand in (chunk.get("candidates") or [])[:1]:
             for part in ((cand.get("content") or {}).get("parts")) or []:
                 out += self._part(part)
