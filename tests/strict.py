@@ -190,6 +190,13 @@ def _request_problem(body: dict, model: str = "") -> str | None:
         problem = _signature_problem(contents)
         if problem:
             return problem
+    tools = body.get("tools") or []
+    if (
+        0 < generation(model) < 3
+        and any("googleSearch" in t for t in tools)
+        and any(t.get("functionDeclarations") for t in tools)
+    ):
+        return "Tool use with function calling is unsupported"
     for t, tool in enumerate(body.get("tools") or []):
         for d, decl in enumerate(tool.get("functionDeclarations") or []):
             if not _NAME.match(decl.get("name", "")):

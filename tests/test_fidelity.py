@@ -420,3 +420,88 @@ async def test_a_model_armor_block_says_why(gwm):
         model="x", max_tokens=9, messages=[{"role": "user", "content": "x"}]
     )
     assert msg.stop_reason == "refusal" and "Blocked by Model Armor." in msg.content[0].text
+
+
+# -- 7. the rest -----------------------------------------------------------------------------------------------
+async def test_web_search_is_declared_only_where_the_model_takes_it_beside_functions(gwm):
+    web = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    gwm.fake.script(Reply.text("ok"), Reply.text("ok"))
+    for tools in ([web, tool("Bash")], [web]):
+        await gwm.client.messages.create(
+            model="x", max_tokens=10, tools=tools, messages=[{"role": "user", "content": "news?"}]
+        )
+        sent = gwm.fake.received[-1].body["tools"]
+        alone = len(tools) == 1
+        gemini3 = "gemini-3" in gwm.gateway.providers[0].model
+        assert any("googleSearch" in t for t in sent) == (alone or gemini3)
+    assert not any("web search" in n for n in gwm.records[-1].notes)
+
+
+async def test_a_deferred_tool_called_in_history_without_its_reference_is_declared(gwm):
+    tools = [tool("Bash"), tool("WebFetch", deferred=True)]
+    history = [
+        {"role": "user", "content": "fetch"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_w", "name": "WebFetch", "input": {}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_w", "content": "page"}]},
+    ]
+    gwm.fake.script(Reply.text("ok"))
+    await gwm.client.messages.create(model="x", max_tokens=10, tools=tools, messages=history)
+    assert declared(gwm.fake.received[-1].body) == ["Bash", "WebFetch"]
+
+
+async def test_an_interrupted_parallel_call_gets_a_response_under_its_own_name(gwm):
+    history = [
+        {"role": "user", "content": "both"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_a", "name": "Bash", "input": {"q": "a"}},
+                {"type": "tool_use", "id": "toolu_b", "name": LONG, "input": {"q": "b"}},
+            ],
+        },
+        # only the second was answered (the first interrupted)
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_b", "content": "b done"}]},
+    ]
+    gwm.fake.script(Reply.text("ok"))
+    await gwm.client.messages.create(
+        model="x", max_tokens=10, tools=[tool("Bash"), tool(LONG)], messages=history
+    )
+    responses = [p["functionResponse"] for p in gwm.fake.received[-1].body["contents"][2]["parts"]]
+    assert [r["name"] for r in responses] == ["Bash", declared(gwm.fake.received[-1].body)[1]]
+    assert responses[0]["response"] == {"error": "no result was returned"}
+    assert responses[1]["response"] == {"content": "b done"}
+
+
+async def test_enum_values_keep_their_json_type(gwm):
+    t = tool("Pick")
+    t["input_schema"]["properties"] = {"n": {"enum": [1, 2, 3]}, "flag": {"const": True}}
+    t["input_schema"]["required"] = ["n"]
+    gwm.fake.script(Reply.text("ok"))
+    await gwm.client.messages.create(
+        model="x", max_tokens=10, tools=[t], messages=[{"role": "user", "content": "pick"}]
+    )
+    props = gwm.fake.received[-1].body["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]
+    assert props["n"]["type"] == "integer" and "1, 2, 3" in props["n"]["description"]
+    assert props["flag"]["type"] == "boolean" and "true" in props["flag"]["description"]
+
+
+@pytest.mark.parametrize(
+    "loc,host",
+    [
+        ("us", "aiplatform.us.rep.googleapis.com"),
+        ("eu", "aiplatform.eu.rep.googleapis.com"),
+        ("global", "aiplatform.googleapis.com"),
+        ("europe-west4", "europe-west4-aiplatform.googleapis.com"),
+    ],
+)
+async def test_vertex_hosts_for_regions_multi_regions_and_global(loc, host, fake, sa_json):
+    from proxy import config as cfg
+    from proxy.providers import make
+
+    raw = target_for("vertex", fake, sa_json, location_id=loc)
+    del raw["api_endpoint"]
+    p = make(cfg.from_mapping({"targets": [raw]}, "t").targets[0])
+    assert p.url("generateContent").startswith(f"https://{host}/v1/projects/example-project/locations/{loc}/")

@@ -328,6 +328,10 @@ def translate(
         k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier") if k in req
     ]
     tools, tool_names = _tools(req.get("tools"), referenced_tools, target, names)
+    if len(tools) > 1 and not model.search_with_functions:
+        # Gemini before 3 refuses Google Search beside function declarations: the functions win.
+        tools = [t for t in tools if "googleSearch" not in t]
+        notes.append(f"web search not declared: {target.model} does not take it beside function tools")
     if tools:
         body["tools"] = tools
     tc = req.get("tool_choice")
