@@ -505,3 +505,46 @@ async def test_vertex_hosts_for_regions_multi_regions_and_global(loc, host, fake
     del raw["api_endpoint"]
     p = make(cfg.from_mapping({"targets": [raw]}, "t").targets[0])
     assert p.url("generateContent").startswith(f"https://{host}/v1/projects/example-project/locations/{loc}/")
+
+
+# -- 9. a Claude session continued on Gemini 3 ----------------------------------------------------------------
+def claude_session() -> dict:
+    """A Claude-Code-shaped session recorded with a Claude model: Claude-signed thinking, a redacted thinking
+    block, two sequential tool steps in the current turn (the second a parallel pair), then resumed."""
+    req = cc_requests.first_turn("list the files, then read both")
+    req["model"] = "claude-opus-5-5"
+    req["messages"][1]["content"] = "# Environment\n - cwd: /home/dev/project"
+
+    def step(n: int, calls: list[tuple[str, dict]]) -> list[dict]:
+        assistant = [
+            {"type": "thinking", "thinking": f"Step {n}.", "signature": CLAUDE_SIG},
+            {"type": "redacted_thinking", "data": "RWFybGllciB0aG91Z2h0cw=="},
+            {"type": "text", "text": f"Doing step {n}."},
+        ]
+        results = []
+        for i, (name, args) in enumerate(calls):
+            tid = f"toolu_01claude{n}{i}"
+            assistant.append({"type": "tool_use", "id": tid, "name": name, "input": args})
+            results.append({"type": "tool_result", "tool_use_id": tid, "content": f"{name} output {n}{i}"})
+        return [{"role": "assistant", "content": assistant}, {"role": "user", "content": results}]
+
+    req["messages"] += step(1, [("Bash", {"command": "ls", "description": "List"})])
+    req["messages"] += step(2, [("Read", {"file_path": "/a"}), ("Read", {"file_path": "/b"})])
+    return req
+
+
+@pytest.mark.parametrize("provider", ["vertex", "gemini"])
+async def test_a_claude_session_continues_on_a_gemini_3_target(fake, sa_json, provider):
+    raw = {"targets": [target_for(provider, fake, sa_json, model="gemini-3-pro-preview")]}
+    async for gw in run_gateway(raw, fake):
+        fake.script(Reply.call("Bash", {"command": "wc -l /a /b", "description": "Count"}, text="Counting."))
+        async with gw.client.messages.stream(**sdk_args(claude_session())) as s:
+            msg = await s.get_final_message()
+        assert msg.stop_reason == "tool_use" and msg.content[-1].name == "Bash"
+        sent = fake.received[-1].body
+        assert CLAUDE_SIG not in json.dumps(sent)  # never forwarded
+        model_turns = [c for c in sent["contents"] if c["role"] == "model"]
+        firsts = [next(p for p in c["parts"] if "functionCall" in p) for c in model_turns]
+        assert [p["thoughtSignature"] for p in firsts] == ["skip_thought_signature_validator"] * 2
+        assert gw.records[-1].notes == ["foreign signature dropped (x2)", "signature injected (x2)"]
+        assert sent["generationConfig"]["thinkingConfig"]["thinkingLevel"] in ("LOW", "HIGH")
