@@ -49,6 +49,7 @@ _HTTP_FALLBACK = {
     504: "DEADLINE_EXCEEDED",
 }
 DEFAULT_RETRY_AFTER = 5  # seconds, when Google gives no RetryInfo
+OVERLOADED_RETRY_AFTER = 2  # seconds: an overloaded (529) answer is worth retrying soon
 
 
 class GatewayError(Exception):
@@ -67,6 +68,10 @@ class GatewayError(Exception):
         self.message = message
         self.type = type_ or _TYPE_FOR_STATUS.get(status, "api_error")
         self.headers = headers or {}
+        if status in (429, 529) and "retry-after" not in self.headers:
+            self.headers["retry-after"] = str(
+                DEFAULT_RETRY_AFTER if status == 429 else OVERLOADED_RETRY_AFTER
+            )
         # Retryable on another target: the failure says nothing about the request itself.
         self.retryable = retryable if retryable is not None else status in (408, 429, 500, 502, 503, 504, 529)
         self.raw: bytes | None = None
@@ -87,6 +92,12 @@ def error_body(type_: str, message: str) -> dict[str, Any]:
 
 def invalid_request(message: str) -> GatewayError:
     return GatewayError(400, message, "invalid_request_error", retryable=False)
+
+
+_OVERFLOW = re.compile(
+    r"input token count \(?(\d+)\)? exceeds the maximum number of tokens allowed \(?(\d+)\)?"
+)
+_BAD_KEY = re.compile(r"API key not valid|API key expired|API_KEY_INVALID", re.IGNORECASE)
 
 
 def _parse_duration(value: str) -> float | None:
@@ -119,8 +130,18 @@ def from_google(status: int, body: bytes, credential: str, headers: Any = None) 
     if status == 503:
         http, type_ = 529, "overloaded_error"
     reasons = {str(d.get("reason")) for d in err.get("details") or [] if isinstance(d, dict)}
-    if "API_KEY_INVALID" in reasons:  # the Gemini API answers a bad key with 400, but it is an auth failure
-        http, type_ = 401, "authentication_error"
+    raw_message = str(err.get("message") or "")
+    # The Gemini API answers a bad key with 400, sometimes without details; Vertex an expired token with 401.
+    credential_failure = (
+        http in (401, 403) or "API_KEY_INVALID" in reasons or bool(_BAD_KEY.search(raw_message))
+    )
+    overflow = _OVERFLOW.search(raw_message)
+    if overflow and http == 400:
+        # Claude Code compacts the conversation on exactly Anthropic's wording, and on nothing else.
+        n, m = overflow.groups()
+        return GatewayError(
+            400, f"prompt is too long: {n} tokens > {m} maximum", "invalid_request_error", retryable=False
+        )
     message = err.get("message")
     if not message:
         text = body[:300].decode("utf-8", "replace").strip()
@@ -132,10 +153,12 @@ def from_google(status: int, body: bytes, credential: str, headers: Any = None) 
     else:
         message = f"{google_status}: {message}"
     out_headers: dict[str, str] = {}
-    if http == 401:
-        message = f"{credential} was rejected by the upstream ({message})"
-    elif http == 403:
-        message = f"{credential} lacks permission ({message})"
+    if credential_failure:
+        # Whatever Google calls it, the client can't fix it by retrying: say so (Claude Code honours the header).
+        verb = "lacks permission" if http == 403 else "was rejected by the upstream"
+        message = f"{credential} {verb} ({message})"
+        http, type_ = 403, "permission_error"
+        out_headers["x-should-retry"] = "false"
     elif http == 429:
         retry = None
         for d in err.get("details") or []:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from .config import GatewaySettings
 from .errors import GatewayError, invalid_request
-from .recorder import Call
+from .recorder import Call, new_id
 
 PATH = re.compile(r"^(?:/.*)?/v1/messages(?P<count>/count_tokens)?/?$")
 PREVIEW_CHARS = 200
@@ -42,9 +42,14 @@ class Inbound:
 
 
 def error_response(err: GatewayError, rid: str) -> web.Response:
-    headers = {"request-id": rid, **err.headers} if rid else dict(err.headers)
+    """The error as Anthropic answers it: `request_id` in the body and a `request-id` header, always."""
+    rid = rid or "req_" + new_id()
+    body = err.to_bytes() if err.raw is not None else orjson.dumps({**err.body(), "request_id": rid})
     return web.Response(
-        status=err.status, body=err.to_bytes(), content_type="application/json", headers=headers
+        status=err.status,
+        body=body,
+        content_type="application/json",
+        headers={"request-id": rid, **err.headers},
     )
 
 

@@ -95,6 +95,11 @@ class Record(BaseModel):
     request_size: int = 0
     response_size: int = 0
     metadata: dict[str, Any] | None = None
+    cc_version: str | None = None
+    """Claude Code's version, from the billing header it sends as its first system block (not sent upstream)"""
+    cc_is_subagent: bool | None = None
+    notes: list[str] = Field(default_factory=list)
+    """What the gateway did that the client can't see: "signature injected", "empty answer, retried"…"""
     client_request: Any = None
     upstream_request: Any = None
     upstream_response: Any = None

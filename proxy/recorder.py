@@ -129,6 +129,16 @@ class Call:
         self._attempt.error = message
         self._attempt.status = status or self._attempt.status
 
+    def note(self, *notes: str) -> None:
+        """What translation or the relay did that the client can't see (shown in the detail view)."""
+        self.record.notes.extend(n for n in notes if n not in self.record.notes)  # once, even after fallback
+
+    def billing(self, fields: Mapping[str, str]) -> None:
+        """Claude Code's billing-header fields, kept on the record though not sent upstream."""
+        if fields:
+            self.record.cc_version = fields.get("cc_version")
+            self.record.cc_is_subagent = fields.get("cc_is_subagent", "false").lower() == "true"
+
     def upstream_request(self, payload: Any) -> None:
         if self.keep:
             self.record.upstream_request = payload

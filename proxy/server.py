@@ -19,7 +19,7 @@ from .events import Bus, CallFinished, CallStarted
 from .exchange import Exchange
 from .log import log
 from .record import Record
-from .recorder import Call
+from .recorder import Call, new_id
 from .routing import Router
 from .translate.signatures import Signatures
 
@@ -48,6 +48,7 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.gateway.max_body_bytes)
         app.cleanup_ctx.append(self._session_ctx)
+        app.on_response_prepare.append(_request_id)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -133,6 +134,12 @@ class Gateway:
                 except Exception:
                     log.exception("recording %s failed", rec.id)
             self.bus.emit(CallFinished(rec))
+
+
+async def _request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer carries a `request-id`, as Anthropic's do (a call's own is set where it is answered)."""
+    if "request-id" not in response.headers:
+        response.headers["request-id"] = "req_" + new_id()
 
 
 def is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import re
 import secrets
@@ -25,6 +26,24 @@ _VERTEX = re.compile(
     r"(?P<model>[^/:]+):(?P<action>\w+)$"
 )
 _GEMINI = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<action>\w+)$")
+_SIGNING_KEY = secrets.token_bytes(32)
+
+
+def issue_signature() -> str:
+    """A thought signature as Gemini hands them out: opaque base64 that only its issuer can verify."""
+    nonce = secrets.token_bytes(24)
+    return base64.b64encode(nonce + hmac.digest(_SIGNING_KEY, nonce, "sha256")[:16]).decode()
+
+
+def genuine_signature(sig: str) -> bool:
+    """Whether this simulator issued `sig` (what Google checks before it says "Corrupted thought signature")."""
+    try:
+        raw = base64.b64decode(sig, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == 40 and hmac.compare_digest(
+        hmac.digest(_SIGNING_KEY, raw[:24], "sha256")[:16], raw[24:]
+    )
 
 
 @dataclass
@@ -64,13 +83,13 @@ class Reply:
         parts: list[dict[str, Any]] = [{"text": text}] if text else []
         fc: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         if signature:
-            fc["thoughtSignature"] = base64.b64encode(secrets.token_bytes(48)).decode()
+            fc["thoughtSignature"] = issue_signature()
         parts.append(fc)
         return cls(parts=parts, **kw)
 
     @classmethod
     def thinking(cls, thought: str, text: str, **kw: Any) -> "Reply":
-        sig = base64.b64encode(secrets.token_bytes(32)).decode()
+        sig = issue_signature()
         return cls(parts=[{"text": thought, "thought": True}, {"text": text, "thoughtSignature": sig}], **kw)
 
     @classmethod

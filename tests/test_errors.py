@@ -1,6 +1,9 @@
 """Google's errors → the Anthropic errors Claude Code understands (status, type, message, retry-after)."""
 
+import re
+
 import orjson
+import pytest
 
 from proxy.errors import DEFAULT_RETRY_AFTER, GatewayError, from_google
 
@@ -47,22 +50,34 @@ def test_invalid_argument_is_a_400_invalid_request_that_no_other_target_is_asked
     )
 
 
-def test_a_401_names_the_credential_that_was_rejected():
+def test_a_401_names_the_credential_that_was_rejected_and_says_not_to_retry():
     e = from_google(401, google_error("UNAUTHENTICATED", "token expired"), KEY)
-    assert (e.status, e.type) == (401, "authentication_error")
+    assert (e.status, e.type, e.headers["x-should-retry"]) == (403, "permission_error", "false")
     assert e.message == f"{KEY} was rejected by the upstream (UNAUTHENTICATED: token expired)"
 
 
 def test_a_403_names_the_credential_that_lacks_permission():
     e = from_google(403, google_error("PERMISSION_DENIED", "no access"), KEY)
-    assert (e.status, e.type) == (403, "permission_error")
+    assert (e.status, e.type, e.headers["x-should-retry"]) == (403, "permission_error", "false")
     assert e.message == f"{KEY} lacks permission (PERMISSION_DENIED: no access)"
 
 
-def test_a_bad_gemini_api_key_answered_with_400_is_an_authentication_error():
-    body = google_error("INVALID_ARGUMENT", "API key not valid", details=[{"reason": "API_KEY_INVALID"}])
+@pytest.mark.parametrize("details", [[{"reason": "API_KEY_INVALID"}], None], ids=["details", "bare"])
+def test_a_bad_gemini_api_key_answered_with_400_is_a_permission_error_not_worth_retrying(details):
+    body = google_error(
+        "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", details=details
+    )
     e = from_google(400, body, KEY)
-    assert (e.status, e.type) == (401, "authentication_error") and KEY in e.message
+    assert (e.status, e.type) == (403, "permission_error") and KEY in e.message
+    assert e.headers["x-should-retry"] == "false" and not e.retryable
+
+
+def test_context_overflow_is_worded_as_anthropic_does_so_claude_code_compacts():
+    msg = "The input token count (1250000) exceeds the maximum number of tokens allowed (1048576)."
+    e = from_google(400, google_error("INVALID_ARGUMENT", msg), KEY)
+    assert (e.status, e.type) == (400, "invalid_request_error")
+    assert re.fullmatch(r"prompt is too long: \d+ tokens > \d+ maximum", e.message)
+    assert e.message == "prompt is too long: 1250000 tokens > 1048576 maximum"
 
 
 def test_a_google_status_we_do_not_know_becomes_a_retryable_500_api_error():

@@ -5,8 +5,8 @@ import base64
 import pytest
 
 from proxy.errors import GatewayError
+from proxy.translate import marks, schema
 from proxy.translate import request as treq
-from proxy.translate import schema
 from tests import cc_requests, strict
 
 TARGET = treq.Target("gemini-2.5-flash", max_tokens=8192)
@@ -32,7 +32,8 @@ def test_every_shape_also_translates_with_json_schema_parameters(name):
 def test_system_blocks_and_role_system_messages_join_in_order_into_system_instruction():
     body = treq.translate(cc_requests.first_turn(), TARGET).body
     text = body["systemInstruction"]["parts"][0]["text"]
-    assert text.index("billing-header") < text.index("coding agent") < text.index("# Environment")
+    assert text.index("coding agent") < text.index("# Environment")
+    assert text.startswith("You are a coding agent") and "billing-header" not in text
     assert [c["role"] for c in body["contents"]] == ["user"]
 
 
@@ -40,7 +41,8 @@ def test_max_tokens_is_capped_by_the_target_and_effort_sets_a_thinking_budget():
     body = treq.translate(cc_requests.first_turn(), TARGET).body
     gen = body["generationConfig"]
     assert gen["maxOutputTokens"] == 8192
-    assert gen["thinkingConfig"] == {"thinkingBudget": 8192, "includeThoughts": False}
+    # effort medium asks 8192, but a quarter of the 8192 cap stays for the answer
+    assert gen["thinkingConfig"] == {"thinkingBudget": 6144, "includeThoughts": False}
 
 
 def test_unreferenced_deferred_tools_are_not_declared_but_referenced_ones_are():
@@ -65,11 +67,22 @@ def test_an_error_tool_result_is_sent_as_error():
     assert body["contents"][2]["parts"][0]["functionResponse"]["response"] == {"error": "denied"}
 
 
-def test_an_echoed_thinking_signature_returns_on_the_function_call():
+def test_an_echoed_signature_returns_on_the_part_that_followed_its_thinking_block():
     sig = base64.b64encode(b"gemini-thought-signature").decode()
-    body = treq.translate(cc_requests.tool_turn(signature=sig), TARGET).body
-    call = [p for p in body["contents"][1]["parts"] if "functionCall" in p][0]
-    assert call["thoughtSignature"] == sig
+    # thinking, text, tool_use: Gemini had signed the text
+    body = treq.translate(cc_requests.tool_turn(signature=marks.wrap(sig)), TARGET).body
+    assert body["contents"][1]["parts"][0] == {"text": "Running it.", "thoughtSignature": sig}
+    # text, thinking, tool_use: Gemini had signed the call
+    req = cc_requests.tool_turn(signature=marks.wrap(sig))
+    blocks = req["messages"][2]["content"]
+    blocks[0], blocks[1] = blocks[1], blocks[0]
+    parts = treq.translate(req, TARGET).body["contents"][1]["parts"]
+    assert parts[0] == {"text": "Running it."} and parts[1]["thoughtSignature"] == sig
+    # a thinking block last: Gemini's trailing empty part, signed
+    req["messages"][2]["content"] = [blocks[0], blocks[2], blocks[1]]
+    parts = treq.translate(req, TARGET).body["contents"][1]["parts"]
+    assert parts[-1] == {"text": "", "thoughtSignature": sig}
+    assert strict.validate("gemini", "generateContent", treq.translate(req, TARGET).body) is None
 
 
 def test_a_remembered_signature_is_used_when_the_client_dropped_thinking():
@@ -79,11 +92,11 @@ def test_a_remembered_signature_is_used_when_the_client_dropped_thinking():
     assert call["thoughtSignature"] == sig
 
 
-def test_a_foreign_or_synthetic_signature_is_never_sent_to_gemini():
-    body = treq.translate(cc_requests.tool_turn(signature="gw-none"), TARGET).body
-    assert all("thoughtSignature" not in p for c in body["contents"] for p in c["parts"])
-    body = treq.translate(cc_requests.tool_turn(signature="EqQB not base64 !!"), TARGET).body
-    assert all("thoughtSignature" not in p for c in body["contents"] for p in c["parts"])
+@pytest.mark.parametrize("sig", ["gw-none", "EqQB not base64 !!", base64.b64encode(b"claude's").decode()])
+def test_a_foreign_or_synthetic_signature_is_never_sent_to_gemini(sig):
+    t = treq.translate(cc_requests.tool_turn(signature=sig), TARGET)
+    assert all("thoughtSignature" not in p for c in t.body["contents"] for p in c["parts"])
+    assert t.notes == ([] if sig == "gw-none" else ["foreign signature dropped (x1)"])
 
 
 def test_an_unanswered_call_gets_a_response_so_gemini_accepts_the_turn():
@@ -194,6 +207,7 @@ def test_sampling_parameters_and_stop_sequences():
         "topP": 0.9,
         "topK": 40,
         "stopSequences": ["a", "b", "c", "d", "e"],
+        "thinkingConfig": {"thinkingBudget": 0},  # no thinking asked: none, as on Anthropic
     }
 
 
@@ -207,13 +221,27 @@ def test_sampling_parameters_and_stop_sequences():
         ),
         ({"type": "disabled"}, "gemini-2.5-flash", {"thinkingBudget": 0}),
         ({"type": "disabled"}, "gemini-2.5-pro", {"thinkingBudget": 128}),
-        ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": -1, "includeThoughts": True}),
+        ({"type": "adaptive"}, "gemini-2.5-pro", {"thinkingBudget": 15000, "includeThoughts": True}),
+        (
+            {"type": "enabled", "budget_tokens": 90000},
+            "gemini-2.5-flash",
+            {"thinkingBudget": 15000, "includeThoughts": True},
+        ),
+        ({"type": "adaptive"}, "gemini-3-pro-preview", {"thinkingLevel": "HIGH", "includeThoughts": True}),
+        ({"type": "adaptive", "display": "omitted"}, "gemini-3-flash-preview", {"thinkingLevel": "HIGH"}),
+        (
+            {"type": "enabled", "budget_tokens": 1000},
+            "gemini-3-flash-preview",
+            {"thinkingLevel": "LOW", "includeThoughts": True},
+        ),
+        ({"type": "disabled"}, "gemini-3-flash-preview", {"thinkingLevel": "MINIMAL"}),
+        ({"type": "disabled"}, "gemini-3-pro-preview", {"thinkingLevel": "LOW"}),
     ],
 )
 def test_thinking_modes(thinking, model, expected):
     req = {
         "model": "m",
-        "max_tokens": 100,
+        "max_tokens": 20000,
         "thinking": thinking,
         "messages": [{"role": "user", "content": "x"}],
     }
@@ -235,7 +263,7 @@ def test_thinking_modes(thinking, model, expected):
         (
             {
                 "messages": [{"role": "user", "content": "x"}],
-                "tools": [{"name": "bad name!", "input_schema": {}}],
+                "tools": [{"name": "", "input_schema": {}}],
             },
             "tools.0.name",
         ),
@@ -296,3 +324,53 @@ def test_a_tool_without_properties_is_declared_without_parameters():
     }
     body = treq.translate(req, TARGET).body
     assert body["tools"][0]["functionDeclarations"] == [{"name": "Ping"}]
+
+
+@pytest.mark.parametrize(
+    "effort,model,expected",
+    [
+        ("low", "gemini-2.5-flash", {"thinkingBudget": 1024}),
+        ("medium", "gemini-2.5-flash", {"thinkingBudget": 8192}),
+        ("high", "gemini-2.5-flash", {"thinkingBudget": 24000}),
+        ("max", "gemini-2.5-pro", {"thinkingBudget": 24000}),
+        ("low", "gemini-3-pro-preview", {"thinkingLevel": "LOW"}),
+        ("medium", "gemini-3-pro-preview", {"thinkingLevel": "HIGH"}),  # 3 Pro has no MEDIUM
+        ("medium", "gemini-3-flash-preview", {"thinkingLevel": "MEDIUM"}),
+        ("medium", "gemini-3.1-pro-preview", {"thinkingLevel": "MEDIUM"}),
+    ],
+)
+def test_effort_maps_to_a_budget_that_leaves_room_or_to_a_level(effort, model, expected):
+    req = cc_requests.first_turn()  # max_tokens 32000, adaptive thinking, display omitted
+    req["output_config"] = {"effort": effort}
+    body = treq.translate(req, treq.Target(model)).body
+    cfg = body["generationConfig"]["thinkingConfig"]
+    assert {k: v for k, v in cfg.items() if k != "includeThoughts"} == expected
+    assert cfg.get("thinkingBudget", 0) < body["generationConfig"]["maxOutputTokens"]
+    assert strict.validate("gemini", "generateContent", body, model) is None
+
+
+@pytest.mark.parametrize(
+    "model,ceiling",
+    [("gemini-2.0-flash", 8192), ("gemini-2.5-flash", 65536), ("gemini-3-pro-preview", 65536)],
+)
+def test_each_model_has_its_own_output_ceiling(model, ceiling):
+    req = {**cc_requests.first_turn(), "max_tokens": 128000}
+    body = treq.translate(req, treq.Target(model)).body
+    assert body["generationConfig"]["maxOutputTokens"] == ceiling
+    assert strict.validate("gemini", "generateContent", body, model) is None
+
+
+@pytest.mark.parametrize(
+    "cfg,model,needle",
+    [
+        ({"thinkingLevel": "HIGH"}, "gemini-2.5-flash", "not supported"),
+        ({"thinkingLevel": "EXTREME"}, "gemini-3-pro-preview", "thinking_level"),
+        ({"thinkingLevel": "LOW", "thinkingBudget": 1024}, "gemini-3-pro-preview", "only one of"),
+    ],
+)
+def test_the_strict_fake_checks_thinking_level_as_google_does(cfg, model, needle):
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+        "generationConfig": {"thinkingConfig": cfg},
+    }
+    assert needle in strict.validate("gemini", "generateContent", body, model)

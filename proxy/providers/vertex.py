@@ -6,11 +6,18 @@ from ..auth import ServiceAccountTokens, load_key
 from ..config import TargetConfig
 from .base import Provider, base_url
 
+MULTI_REGIONS = frozenset({"us", "eu"})
+
 
 def vertex_base(target: TargetConfig, default_location: str) -> tuple[str, str]:
     """(base URL, location): `global` has no regional host; `api_endpoint` overrides either."""
     loc = target.location_id or default_location
-    host = "aiplatform.googleapis.com" if loc == "global" else f"{loc}-aiplatform.googleapis.com"
+    if loc == "global":
+        host = "aiplatform.googleapis.com"
+    elif loc in MULTI_REGIONS:  # multi-regions have hosts of their own
+        host = f"aiplatform.{loc}.rep.googleapis.com"
+    else:
+        host = f"{loc}-aiplatform.googleapis.com"
     return base_url(target.api_endpoint, host), loc
 
 

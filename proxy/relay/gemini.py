@@ -21,23 +21,56 @@ from . import Leg
 PING = ("ping", {"type": "ping"})
 
 
+class EmptyAnswer(GatewayError):
+    """Gemini answered with nothing the client can use (no content, or a malformed function call)."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(
+            529,
+            f"upstream target '{target}' gave an empty answer ({reason})",
+            "overloaded_error",
+            retryable=True,
+        )
+        self.reason = reason
+
+
+TRIES_ON_EMPTY = 2
+"""An empty answer is asked again once on the same target before it counts as the target's failure."""
+
+
 async def relay(leg: Leg) -> web.StreamResponse:
     p = leg.provider
     translated = treq.translate(
         leg.inbound.body, treq.Target(p.model, p.target.max_tokens, p.target.schema_mode), leg.signatures
     )
+    leg.call.note(*translated.notes)
+    leg.call.billing(translated.billing)
     if leg.inbound.count:
         return await count(leg, translated.body)
     leg.call.upstream_request(translated.body)
     leg.call.progress()
-    st = StreamTranslator(leg.inbound.model, "msg_" + new_id(), IdSource(new_id), translated.thinking)
-    try:
-        if leg.inbound.stream:
-            return await stream(leg, translated.body, st)
-        return await oneshot(leg, translated.body, st)
-    finally:
-        leg.signatures.remember(st.signatures_out)
-        leg.call.gemini_usage(usage(st.usage_meta))
+    for n in range(1, TRIES_ON_EMPTY + 1):
+        st = StreamTranslator(
+            leg.inbound.model,
+            "msg_" + new_id(),
+            IdSource(new_id),
+            translated.thinking,
+            names=translated.names,
+        )
+        try:
+            if leg.inbound.stream:
+                return await stream(leg, translated.body, st)
+            return await oneshot(leg, translated.body, st)
+        except EmptyAnswer as empty:
+            if n < TRIES_ON_EMPTY:
+                leg.call.note(f"empty answer from {p.name} ({empty.reason}): asked again")
+                continue
+            leg.call.note(f"empty answer from {p.name} again ({empty.reason}): failed as overloaded")
+            raise
+        finally:
+            leg.signatures.remember(st.signatures_out)
+            leg.call.gemini_usage(usage(st.usage_meta))
+    raise AssertionError("unreachable")
 
 
 async def _post(leg: Leg, action: str, payload: dict[str, Any]) -> Any:
@@ -90,9 +123,14 @@ async def oneshot(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> we
                 f"upstream target '{p.name}' answered 200 with a body that is not a Gemini response: {raw[:120]!r}",
                 "api_error",
             ) from None
-    call.answered_whole()
-    call.upstream_response(data)
-    msg = st.whole(data)
+        call.answered_whole()
+        call.upstream_response(data)
+        st.feed(data)
+        empty = st.empty()
+        if empty:  # inside the attempt: its entry in tried_targets says so
+            raise EmptyAnswer(p.name, empty)
+    st.finish_events()
+    msg = st.message()
     call.response_model(data.get("modelVersion") or p.model)
     call.message(msg)
     out = orjson.dumps(msg)
@@ -113,6 +151,8 @@ class Sink:
         self._call = call
         self.out: web.StreamResponse | None = None
         self._opening: asyncio.Future[None] | None = None
+        self.held: list[Event] = []
+        """Events kept back until the answer shows content: until then an empty answer can be asked again."""
 
     async def open(self) -> web.StreamResponse:
         if self._opening is not None:
@@ -142,6 +182,8 @@ class Sink:
         return out
 
     async def send(self, events: list[Event]) -> None:
+        if self.held:
+            events, self.held = self.held + events, []
         out = self.out if self.out is not None else await self.open()
         frame = b"".join([sse(e, d) for e, d in events]) if len(events) > 1 else sse(*events[0])
         self._call.sent(events, len(frame))
@@ -164,9 +206,10 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
                 except GatewayError as err:
                     if sink.out is None:
                         raise
-                    # already streaming: the status line is gone, so the error travels as an SSE event
+                    # already streaming: the status line is gone, so the error travels as an SSE event,
+                    # after the open block is closed
                     call.failed_midstream(err)
-                    await sink.send([("error", err.body())])
+                    await sink.send(st.abort() + [("error", {**err.body(), "request_id": call.id})])
                 finally:
                     pinger.cancel()
         finally:
@@ -185,6 +228,9 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
         chunk = parse_chunk(data, p)
         call.chunk(chunk)
         evs = st.feed(chunk)
+        if evs and sink.out is None and st.index < 0:
+            sink.held += evs  # no content yet
+            continue
         if evs:
             if not first_token and st.first_content:
                 first_token = True
@@ -194,6 +240,9 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
         raise GatewayError(
             502, f"upstream target '{p.name}' ended the stream without a finish reason (cut off)", "api_error"
         )
+    empty = st.empty()
+    if empty:
+        raise EmptyAnswer(p.name, empty)
     await sink.send(st.finish_events())
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, TypedDict
@@ -13,14 +10,19 @@ from typing import Any, Mapping, TypedDict
 import orjson
 
 from ..errors import invalid_request
+from . import marks
 from . import schema as _schema
+from .models import ModelFacts, facts
+from .names import ToolNames, to_gemini
 
-# Gemini models' own output ceiling; a target's `max_tokens` caps further.
-MODEL_MAX_OUTPUT = 65536
-# Thinking budget per Claude Code `output_config.effort` when thinking is adaptive; -1 lets Gemini decide.
-EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": -1, "xhigh": -1, "max": -1}
+# Thinking budget (Gemini 2.5) per `output_config.effort` when thinking is adaptive; "high" without one.
+EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
+# Thinking level (Gemini 3+) per effort, before it is fitted to the levels the model takes.
+EFFORT_LEVEL = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "HIGH", "max": "HIGH"}
+LEVEL_ORDER = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+ANSWER_FLOOR = 1024
+"""Output tokens always left for the answer by a thinking budget (thoughts count toward maxOutputTokens)."""
 MAX_STOP_SEQUENCES = 5
-_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 # Blocks that only Anthropic's own servers produce: accepted, and dropped because Gemini has no equivalent.
 _DROPPED_BLOCKS = {
     "redacted_thinking",
@@ -32,8 +34,6 @@ _DROPPED_BLOCKS = {
     "mcp_tool_result",
     "container_upload",
 }
-# A signature we made up ourselves (there was no thoughtSignature): never sent to Gemini.
-SYNTHETIC_SIGNATURE_PREFIX = "gw-none"
 
 
 class _Turn(TypedDict):
@@ -60,8 +60,15 @@ class Translated:
     thinking: bool = False
     """The client asked for thinking: answer with thinking blocks."""
     tool_names: list[str] = field(default_factory=list)
+    """The declared tools, by the client's names."""
+    names: ToolNames = field(default_factory=ToolNames)
+    """Gemini's names for the client's tools, to map answers back."""
     dropped: list[str] = field(default_factory=list)
     """Fields accepted from the client but not sent upstream (recorded, for the curious)."""
+    billing: dict[str, str] = field(default_factory=dict)
+    """Claude Code's `x-anthropic-billing-header` fields (cc_version, cc_entrypoint, cc_is_subagent…)."""
+    notes: list[str] = field(default_factory=list)
+    """What translation did that the client can't see (signatures injected or dropped…), for the record."""
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -81,14 +88,35 @@ def _text_of(content: Any, where: str) -> str:
     raise invalid_request(f"{where}: must be a string or a list of text blocks")
 
 
-def _valid_signature(sig: Any) -> str | None:
-    if not isinstance(sig, str) or not sig or sig.startswith(SYNTHETIC_SIGNATURE_PREFIX):
-        return None
-    try:
-        base64.b64decode(sig, validate=True)
-    except (binascii.Error, ValueError):
-        return None  # an Anthropic signature from another upstream: not Gemini's to judge
-    return sig
+BILLING_PREFIX = "x-anthropic-billing-header:"
+
+
+def billing_header(system: Any) -> tuple[Any, dict[str, str]]:
+    """Claude Code's first system block, `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`, changes
+    per prompt and per sub-agent: sent upstream it would defeat Gemini's implicit prefix cache at token 0.
+    → (the system without it, its fields)."""
+    fields: dict[str, str] = {}
+
+    def parse(text: str) -> None:
+        for item in text[len(BILLING_PREFIX) :].split(";"):
+            k, sep, v = item.strip().partition("=")
+            if sep and k:
+                fields[k.strip()] = v.strip()
+
+    if isinstance(system, list):
+        kept = []
+        for b in system:
+            text = b.get("text") if isinstance(b, dict) else None
+            if isinstance(text, str) and text.startswith(BILLING_PREFIX) and "\n" not in text.strip():
+                parse(text.strip())
+            else:
+                kept.append(b)
+        return kept, fields
+    if isinstance(system, str) and system.startswith(BILLING_PREFIX):
+        first, _, rest = system.partition("\n")
+        parse(first)
+        return rest.lstrip("\n"), fields
+    return system, fields
 
 
 def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]:
@@ -153,15 +181,24 @@ def translate(
     req: Mapping[str, Any], target: Target, signatures: Mapping[str, str] | None = None
 ) -> Translated:
     """Translate a validated Messages request. `signatures` maps tool_use ids to Gemini thought signatures
-    remembered from earlier answers, for clients that drop thinking blocks."""
+    remembered from earlier answers (trusted: the gateway kept them), for clients that drop thinking blocks."""
     signatures = signatures or {}
+    foreign = 0
+
+    def client_sig(sig: Any) -> tuple[str | None, bool]:
+        nonlocal foreign
+        gemini, dropped, prev = marks.unwrap(sig)
+        foreign += dropped
+        return gemini, prev
+
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid_request("messages: at least one message is required")
 
     system_texts: list[str] = []
-    if req.get("system") is not None:
-        system_texts.append(_text_of(req.get("system"), "system"))
+    system, billing = billing_header(req.get("system"))
+    if system is not None:
+        system_texts.append(_text_of(system, "system"))
 
     # Every tool_use id → name first: a tool_result needs the function's name, and Gemini gets no ids.
     id_to_name: dict[str, str] = {}
@@ -172,7 +209,9 @@ def translate(
                     id_to_name[str(b.get("id"))] = str(b.get("name"))
 
     turns: list[_Turn] = []
-    referenced_tools: list[str] = []
+    # A tool the history already called is declared even when deferred: the model may call it again.
+    referenced_tools: list[str] = list(id_to_name.values())
+    names = ToolNames()
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
         if not parts:
@@ -212,6 +251,8 @@ def translate(
                     raise invalid_request(f"{w}.text: Field required")
                 if b["text"]:
                     parts.append({"text": b["text"]})
+                    if pending_sig and role == "assistant":  # Gemini signed this text part: kept on it
+                        parts[-1]["thoughtSignature"], pending_sig = pending_sig, None
             elif t in ("image", "document"):
                 parts.append(_source_part(b, w, t))
             elif t == "tool_use":
@@ -222,8 +263,8 @@ def translate(
                     raise invalid_request(f"{w}.name: Field required")
                 if not isinstance(args, dict):
                     raise invalid_request(f"{w}.input: must be an object")
-                part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
-                sig = _valid_signature(signatures.get(str(b.get("id")))) or pending_sig
+                part: dict[str, Any] = {"functionCall": {"name": names.out(name), "args": args}}
+                sig = pending_sig or signatures.get(str(b.get("id")))
                 if sig:
                     part["thoughtSignature"] = sig
                     pending_sig = None
@@ -236,7 +277,9 @@ def translate(
                 referenced_tools.extend(refs)
                 if tid in id_to_name:
                     key = "error" if b.get("is_error") else "content"
-                    responses.append({"functionResponse": {"name": id_to_name[tid], "response": {key: text}}})
+                    responses.append(
+                        {"functionResponse": {"name": names.out(id_to_name[tid]), "response": {key: text}}}
+                    )
                     parts.extend(media)
                 else:
                     # No matching call (history compacted away): Gemini refuses an orphan functionResponse.
@@ -244,16 +287,37 @@ def translate(
                     parts.extend(media)
             elif t == "thinking":
                 if role == "assistant":
-                    pending_sig = _valid_signature(b.get("signature")) or pending_sig
+                    sig, prev = client_sig(b.get("signature"))
+                    last = parts[-1] if parts else None
+                    if (
+                        sig
+                        and prev
+                        and last is not None
+                        and "text" in last
+                        and "thoughtSignature" not in last
+                    ):
+                        last["thoughtSignature"] = sig  # back on the text part Gemini signed
+                    else:
+                        pending_sig = sig or pending_sig
             elif isinstance(t, str) and t in _DROPPED_BLOCKS:
                 continue
             else:
                 raise invalid_request(f"{w}.type: unknown content block type {t!r}")
+        if pending_sig:  # Gemini's trailing empty part, signed: given back as it came
+            parts.append({"text": "", "thoughtSignature": pending_sig})
         add("user" if role == "user" else "model", responses + parts)
 
     contents = _fix_function_turns(turns)
     if not contents:
         raise invalid_request("messages: all messages are empty; at least one must have content")
+    notes: list[str] = []
+    if foreign:
+        notes.append(f"foreign signature dropped (x{foreign})")
+    model = facts(target.model)
+    if model.generation >= 3:
+        injected = _sign_current_turn(contents)
+        if injected:
+            notes.append(f"signature injected (x{injected})")
 
     body: dict[str, Any] = {"contents": contents}
     system = "\n\n".join(s for s in system_texts if s)
@@ -263,17 +327,21 @@ def translate(
     dropped = [
         k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier") if k in req
     ]
-    tools, tool_names = _tools(req.get("tools"), referenced_tools, target)
+    tools, tool_names = _tools(req.get("tools"), referenced_tools, target, names)
+    if len(tools) > 1 and not model.search_with_functions:
+        # Gemini before 3 refuses Google Search beside function declarations: the functions win.
+        tools = [t for t in tools if "googleSearch" not in t]
+        notes.append(f"web search not declared: {target.model} does not take it beside function tools")
     if tools:
         body["tools"] = tools
     tc = req.get("tool_choice")
     if tc is not None and tool_names:
-        body["toolConfig"] = _tool_choice(tc, tool_names)
+        body["toolConfig"] = _tool_choice(tc, tool_names, names)
 
     gen: dict[str, Any] = {}
     max_tokens = req.get("max_tokens")
+    cap = min(target.max_tokens or model.max_output, model.max_output)
     if isinstance(max_tokens, int):
-        cap = min(target.max_tokens or MODEL_MAX_OUTPUT, MODEL_MAX_OUTPUT)
         gen["maxOutputTokens"] = max(1, min(max_tokens, cap))
     for a, g in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         if req.get(a) is not None:
@@ -281,12 +349,41 @@ def translate(
     stops = req.get("stop_sequences")
     if isinstance(stops, list) and stops:
         gen["stopSequences"] = [s for s in stops if isinstance(s, str) and s][:MAX_STOP_SEQUENCES]
-    thinking_cfg, thinking_on = _thinking(req.get("thinking"), req.get("output_config"), target.model)
+    thinking_cfg, thinking_on = _thinking(
+        req.get("thinking"), req.get("output_config"), model, gen.get("maxOutputTokens", cap)
+    )
     if thinking_cfg is not None:
         gen["thinkingConfig"] = thinking_cfg
     if gen:
         body["generationConfig"] = gen
-    return Translated(body=body, thinking=thinking_on, tool_names=tool_names, dropped=dropped)
+    return Translated(
+        body=body,
+        thinking=thinking_on,
+        tool_names=tool_names,
+        names=names,
+        dropped=dropped,
+        billing=billing,
+        notes=notes,
+    )
+
+
+def _sign_current_turn(contents: list[_Turn]) -> int:
+    """Gemini 3 wants a signature it issued on the first function call of every model step since the last
+    user message that is not only function responses; where there is none, Google's documented skip value.
+    Returns how many were put in."""
+    start = 0
+    for i, c in enumerate(contents):
+        if c["role"] == "user" and not any("functionResponse" in p for p in c["parts"]):
+            start = i
+    n = 0
+    for c in contents[start:]:
+        if c["role"] != "model":
+            continue
+        first = next((p for p in c["parts"] if "functionCall" in p), None)
+        if first is not None and not first.get("thoughtSignature"):
+            first["thoughtSignature"] = marks.SKIP
+            n += 1
+    return n
 
 
 def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
@@ -306,14 +403,21 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
             continue  # the model's last word: nothing to answer yet
         if nxt["role"] != "user":
             continue
-        answered = [p for p in nxt["parts"] if "functionResponse" in p]
+        given = [p for p in nxt["parts"] if "functionResponse" in p]
         others = [p for p in nxt["parts"] if "functionResponse" not in p]
-        # A call the client never answered (interrupted) still needs a response for Gemini to accept the turn.
-        for name in calls[len(answered) :]:
-            answered.append(
-                {"functionResponse": {"name": name, "response": {"error": "no result was returned"}}}
-            )
-        nxt["parts"] = answered + others
+        # One response per call, in the calls' order; a call the client never answered (interrupted, any
+        # of a parallel batch) gets a filled-in response under its own name.
+        answered: list[dict[str, Any]] = []
+        for name in calls:
+            match = next((p for p in given if p["functionResponse"]["name"] == name), None)
+            if match is not None:
+                given.remove(match)
+                answered.append(match)
+            else:
+                answered.append(
+                    {"functionResponse": {"name": name, "response": {"error": "no result was returned"}}}
+                )
+        nxt["parts"] = answered + given + others
     # Orphan functionResponses (a user turn after a model turn without calls) become text.
     for idx, turn in enumerate(out):
         if turn["role"] != "user":
@@ -330,13 +434,15 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
     return out
 
 
-def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict[str, Any]], list[str]]:
+def _tools(
+    tools: Any, referenced: list[str], target: Target, names: ToolNames
+) -> tuple[list[dict[str, Any]], list[str]]:
     if tools is None:
         return [], []
     if not isinstance(tools, list):
         raise invalid_request("tools: must be a list")
     decls: list[dict[str, Any]] = []
-    names: list[str] = []
+    declared: list[str] = []
     extra: list[dict[str, Any]] = []
     for i, t in enumerate(tools):
         w = f"tools.{i}"
@@ -350,21 +456,19 @@ def _tools(tools: Any, referenced: list[str], target: Target) -> tuple[list[dict
                 continue
             raise invalid_request(f"{w}.type: server tool {ttype!r} is not available on a Gemini target")
         name = t.get("name")
-        if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
-            raise invalid_request(
-                f"{w}.name: {name!r} is not a valid function name for Gemini "
-                "(letters, digits, _ . : -, at most 64 characters)"
-            )
+        if not isinstance(name, str) or not name:
+            raise invalid_request(f"{w}.name: Field required")
         # Deferred tools are loaded only once tool search has referenced them, as Anthropic does.
         if t.get("defer_loading") and name not in referenced:
             continue
+        names.out(name)
         schema = t.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise invalid_request(f"{w}.input_schema: must be an object")
         decls.append(_declaration(orjson.dumps(t), target.schema_mode))
-        names.append(name)
+        declared.append(name)
     out = [{"functionDeclarations": decls}] if decls else []
-    return out + extra, names
+    return out + extra, declared
 
 
 @lru_cache(maxsize=512)
@@ -373,7 +477,7 @@ def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
     memoised on the tool's exact JSON (still a pure function: same input, same output). The result is
     shared between calls: it is serialised, never mutated."""
     t = orjson.loads(tool_json)
-    decl: dict[str, Any] = {"name": t["name"]}
+    decl: dict[str, Any] = {"name": to_gemini(t["name"])}
     if t.get("description"):
         decl["description"] = str(t["description"])
     schema = t.get("input_schema")
@@ -388,7 +492,7 @@ def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
     return decl
 
 
-def _tool_choice(tc: Any, names: list[str]) -> dict[str, Any]:
+def _tool_choice(tc: Any, declared: list[str], names: ToolNames) -> dict[str, Any]:
     if not isinstance(tc, dict):
         raise invalid_request("tool_choice: must be an object")
     kind = tc.get("type")
@@ -400,35 +504,60 @@ def _tool_choice(tc: Any, names: list[str]) -> dict[str, Any]:
         cfg = {"mode": "NONE"}
     elif kind == "tool":
         name = tc.get("name")
-        if name not in names:
+        if not isinstance(name, str) or name not in declared:
             raise invalid_request(f"tool_choice.name: {name!r} is not one of the declared tools")
-        cfg = {"mode": "ANY", "allowedFunctionNames": [name]}
+        cfg = {"mode": "ANY", "allowedFunctionNames": [names.out(name)]}
     else:
         raise invalid_request(f"tool_choice.type: must be auto, any, tool or none, got {kind!r}")
     return {"functionCallingConfig": cfg}
 
 
-def _thinking(thinking: Any, output_config: Any, model: str) -> tuple[dict[str, Any] | None, bool]:
-    """→ (thinkingConfig or None, whether the client wants thinking blocks back)."""
+def _thinking(
+    thinking: Any, output_config: Any, model: ModelFacts, max_out: int
+) -> tuple[dict[str, Any] | None, bool]:
+    """→ (thinkingConfig or None, whether the client wants thinking blocks back). No `thinking` means no
+    thinking, as on Anthropic: off where the model allows, else its least."""
     if thinking is None:
-        return None, False
+        thinking = {"type": "disabled"}
     if not isinstance(thinking, dict):
         raise invalid_request("thinking: must be an object")
     kind = thinking.get("type")
     # Claude Code's `display: omitted` means it shows no thinking text: don't pay to stream it.
     include = thinking.get("display") != "omitted"
-    ceiling = 32768 if "pro" in model else 24576
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 0:
             raise invalid_request("thinking.budget_tokens: must be a positive integer")
-        return {"thinkingBudget": min(budget, ceiling), "includeThoughts": include}, True
-    if kind == "adaptive":
-        effort = output_config.get("effort") if isinstance(output_config, dict) else None
-        budget = EFFORT_BUDGET.get(str(effort), -1) if effort else -1
-        return {"thinkingBudget": budget, "includeThoughts": include}, True
-    if kind == "disabled":
-        if "pro" in model:  # 2.5 pro cannot switch thinking off; its smallest budget is the nearest thing
-            return {"thinkingBudget": 128}, False
-        return {"thinkingBudget": 0}, False
-    raise invalid_request(f"thinking.type: must be enabled, adaptive or disabled, got {kind!r}")
+    elif kind == "adaptive":
+        budget = EFFORT_BUDGET.get(str(effort or "high"), EFFORT_BUDGET["high"])
+    elif kind == "disabled":
+        budget, include = 0, False
+    else:
+        raise invalid_request(f"thinking.type: must be enabled, adaptive or disabled, got {kind!r}")
+    on = kind != "disabled"
+    if model.uses_level:  # Gemini 3+: a level, never a budget beside it
+        if kind == "adaptive":
+            want = EFFORT_LEVEL.get(str(effort or "high"), "HIGH")
+        elif kind == "enabled":
+            want = "LOW" if budget <= 1024 else "MEDIUM" if budget <= 8192 else "HIGH"
+        else:
+            want = "MINIMAL"
+        cfg: dict[str, Any] = {"thinkingLevel": _fit_level(want, model.levels)}
+        return (cfg | {"includeThoughts": True} if on and include else cfg), on
+    lo, hi = model.budget_range
+    if hi == 0:  # a model that does not think (2.0, 1.5)
+        return None, False
+    # Thoughts count toward maxOutputTokens: leave the answer a quarter of it, and never less than the floor.
+    room = max_out - max(ANSWER_FLOOR, max_out // 4)
+    budget = max(0, min(budget, hi, room))
+    if budget < lo:  # a model that can't stop thinking (2.5 pro) gets its least
+        budget = lo
+    cfg = {"thinkingBudget": budget}
+    return (cfg | {"includeThoughts": include} if on else cfg), on
+
+
+def _fit_level(want: str, levels: tuple[str, ...]) -> str:
+    """The level asked for if the model takes it, else the nearest above, else its highest."""
+    rank = LEVEL_ORDER.index(want)
+    return next((lv for lv in levels if LEVEL_ORDER.index(lv) >= rank), levels[-1])

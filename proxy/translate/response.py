@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-_REFUSAL = {
+REFUSAL = {
     "SAFETY",
     "RECITATION",
     "BLOCKLIST",
@@ -48,7 +48,7 @@ def stop_reason(finish: str | None, has_tool_call: bool) -> str:
     says which sequence, so that case reads as end_turn."""
     if finish == "MAX_TOKENS":
         return "max_tokens"
-    if finish in _REFUSAL:
+    if finish in REFUSAL:
         return "refusal"
     return "tool_use" if has_tool_call else "end_turn"
 
@@ -60,6 +60,10 @@ def finish_note(finish: str | None, message: str | None = None) -> str | None:
         return (
             f"[gatewatch] The upstream model produced an invalid tool call ({finish}){detail}. Please retry."
         )
+    if finish in REFUSAL or finish in ("MODEL_ARMOR", "BLOCKED_REASON_UNSPECIFIED", "OTHER_BLOCK"):
+        # a refusal says why, in Google's words: the client would otherwise see nothing at all
+        detail = f": {message}" if message else ""
+        return f"[gatewatch] Gemini declined to answer ({finish}){detail}"
     if finish == "OTHER":
         return "[gatewatch] The upstream model stopped for an unspecified reason (OTHER)."
     return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 # Keywords Gemini's Schema knows; anything else is rejected upstream with 'Unknown name'.
 _KNOWN = {
     "type",
@@ -33,6 +35,16 @@ _TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 _STRING_FORMATS = {"enum", "date-time"}
 _NUMBER_FORMATS = {"int32", "int64", "float", "double"}
 _MAX_DEPTH = 40  # recursive $refs are cut here rather than looping
+
+
+def _json_type(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    return "string" if isinstance(v, str) else None
 
 
 def _resolve_ref(ref: str, root: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +153,13 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
             out["type"] = type_ = "string"
             out["enum"] = values
         else:
-            # Gemini takes string enums only; keep the allowed values where the model can read them.
-            allowed = ", ".join(str(v) for v in values)
+            # Gemini takes string enums only; keep the allowed values where the model can read them, written
+            # as JSON (true, not True), and the values' own JSON type where the schema gave none.
+            allowed = ", ".join(orjson.dumps(v).decode() for v in values)
             out["description"] = (out.get("description", "") + f" (allowed values: {allowed})").strip()
+            kinds = {_json_type(v) for v in values}
+            if type_ is None and len(kinds) == 1 and None not in kinds:
+                out["type"] = type_ = kinds.pop()
 
     members = schema.get("anyOf") or schema.get("oneOf")
     if isinstance(members, list) and members:

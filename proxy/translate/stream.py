@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
-from .request import SYNTHETIC_SIGNATURE_PREFIX
-from .response import IdSource, anthropic_usage, finish_note, stop_reason, usage
+from . import marks
+from .names import ToolNames
+from .response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
 
 Event = tuple[str, dict[str, Any]]
 
@@ -37,17 +38,21 @@ class StreamTranslator:
         ids: IdSource,
         thinking: bool,
         signatures_out: dict[str, str] | None = None,
+        names: ToolNames | None = None,
     ):
         self.model = model
         self.msg_id = msg_id
         self.ids = ids
         self.thinking = thinking
         self.signatures_out = signatures_out if signatures_out is not None else {}
+        self.names = names if names is not None else ToolNames()
         self.started = False
         self.finished = False
         self.index = -1
         self.open_kind: str | None = None  # "text" | "thinking" | None
         self.open_sig: str | None = None
+        self.after_sig: str | None = None
+        """A signature that came on a text part (wrapped): given to the client after that text."""
         self.has_call = False
         self.finish: str | None = None
         self.finish_message: str | None = None
@@ -83,7 +88,7 @@ class StreamTranslator:
             return []
         out: list[Event] = []
         if self.open_kind == "thinking":
-            sig = self.open_sig or SYNTHETIC_SIGNATURE_PREFIX
+            sig = self.open_sig or marks.SYNTHETIC
             self.content[-1]["signature"] = sig
             out.append(
                 (
@@ -101,6 +106,8 @@ class StreamTranslator:
 
     def _open(self, kind: str, block: dict[str, Any]) -> list[Event]:
         out = self._close()
+        if self.after_sig:
+            out += self._signed_block(self.after_sig)
         self.index += 1
         self.open_kind = kind
         self.content.append(dict(block))
@@ -112,6 +119,14 @@ class StreamTranslator:
         )
         return out
 
+    def _signed_block(self, sig: str) -> list[Event]:
+        """An empty thinking block carrying a (wrapped) signature Gemini put on a text part: the client echoes
+        it and the request translation puts it back where it came from."""
+        self.after_sig = None
+        out = self._open("thinking", {"type": "thinking", "thinking": ""})
+        self.open_sig = sig
+        return out + self._close()
+
     # -- the machine ---------------------------------------------------------------------------------------
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         out: list[Event] = []
@@ -119,8 +134,11 @@ class StreamTranslator:
             out += self._start(chunk)
         if chunk.get("usageMetadata"):
             self.usage_meta = chunk["usageMetadata"]
-        if not chunk.get("candidates") and (chunk.get("promptFeedback") or {}).get("blockReason"):
+        feedback = chunk.get("promptFeedback") or {}
+        if not chunk.get("candidates") and feedback.get("blockReason"):
             self.blocked = True
+            self.finish = str(feedback["blockReason"])  # SAFETY, PROHIBITED_CONTENT, MODEL_ARMOR…
+            self.finish_message = feedback.get("blockReasonMessage")
         for cand in (chunk.get("candidates") or [])[:1]:
             for part in ((cand.get("content") or {}).get("parts")) or []:
                 out += self._part(part)
@@ -138,7 +156,7 @@ class StreamTranslator:
             if self.open_kind != "thinking":
                 out += self._open("thinking", {"type": "thinking", "thinking": ""})
             if sig:
-                self.open_sig = sig
+                self.open_sig = marks.wrap(sig)
             text = part.get("text", "")
             if text:
                 self.first_content = True
@@ -163,13 +181,14 @@ class StreamTranslator:
                 self.signatures_out[tid] = sig
                 if self.thinking:
                     if self.open_kind == "thinking":
-                        self.open_sig = self.open_sig or sig
+                        self.open_sig = self.open_sig or marks.wrap(sig)
                     else:
                         out += self._open("thinking", {"type": "thinking", "thinking": ""})
-                        self.open_sig = sig
+                        self.open_sig = marks.wrap(sig)
             args = fc.get("args") or {}
             out += self._open(
-                "tool_use", {"type": "tool_use", "id": tid, "name": fc.get("name", ""), "input": {}}
+                "tool_use",
+                {"type": "tool_use", "id": tid, "name": self.names.back(fc.get("name", "")), "input": {}},
             )
             self.content[-1]["input"] = args
             self.first_content = True
@@ -188,7 +207,7 @@ class StreamTranslator:
             return out
         text = part.get("text")
         if text:
-            if self.open_kind != "text":
+            if self.open_kind != "text" or self.after_sig:  # a signed text part ended: a new one begins
                 out += self._open("text", {"type": "text", "text": ""})
             self.first_content = True
             self.content[-1]["text"] += text
@@ -202,7 +221,26 @@ class StreamTranslator:
                     },
                 )
             )
+        if sig and self.thinking:
+            if self.after_sig:
+                out += self._close() + self._signed_block(self.after_sig)
+            # after the text, streamed or not: a signed text part is given back signed, an empty one as is
+            self.after_sig = marks.wrap(sig, prev=bool(text))
         return out
+
+    def empty(self) -> str | None:
+        """Why the answer is no answer (retried, then a retryable failure), or None. Call at the end."""
+        if self.blocked or self.finish == "MAX_TOKENS" or self.finish in REFUSAL:
+            return None
+        if self.finish == "MALFORMED_FUNCTION_CALL":
+            return "MALFORMED_FUNCTION_CALL" + (f": {self.finish_message}" if self.finish_message else "")
+        if any(b["type"] != "thinking" for b in self.content):
+            return None
+        return f"finishReason {self.finish or 'missing'} with no content"
+
+    def abort(self) -> list[Event]:
+        """Close the open block before an error event ends the stream."""
+        return self._close()
 
     def open(self) -> list[Event]:
         """`message_start` before any chunk arrived (the gateway opens a silent stream to send pings)."""
@@ -213,6 +251,8 @@ class StreamTranslator:
         out: list[Event] = []
         if not self.started:
             out += self._start({})
+        if self.after_sig:
+            out += self._close() + self._signed_block(self.after_sig)
         note = finish_note(self.finish, self.finish_message)
         if note:
             out += self._open("text", {"type": "text", "text": ""})
