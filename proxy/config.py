@@ -48,6 +48,19 @@ class GatewaySettings(_Strict):
     """Seconds a client may take to send its request body (slow-body clients are cut off)."""
     shutdown_grace: float = Field(30, ge=0)
     """On stop: seconds calls in flight may take to finish before they are cancelled."""
+    header_timeout: float = Field(10, gt=0)
+    """Seconds a client may take to send a request's line and headers (slow-header clients are cut off)."""
+    keepalive_timeout: float = Field(75, gt=0)
+    """Seconds an idle keep-alive connection is kept open between requests."""
+    max_idle_connections: int = Field(256, ge=1)
+    """Connections waiting for a request beyond this are closed, oldest first (so idle or half-open
+    connections can't use up the file descriptors real calls need)."""
+    allowed_origins: list[str] = []
+    """Browser origins (e.g. "http://localhost:3000") allowed to call the gateway. Requests carrying any
+    other `Origin` header are refused: a web page must not spend the user's quota."""
+    refused_records_per_s: float = Field(20, gt=0)
+    """Refused calls (401, 403, 415) are recorded, their headers cut short, up to this rate; past it they are
+    only counted (in /health and the store's stats)."""
 
     @field_validator("auth_token", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import SecretStr
 
 from .config import GatewaySettings
@@ -53,12 +54,73 @@ def error_response(err: GatewayError, rid: str) -> web.Response:
     )
 
 
+SHUTDOWN = "gatewatch is shutting down"
+"""The cancel message of a call ended by a shutdown past `gateway.shutdown_grace`."""
+MAX_DEPTH = 48
+"""Deepest JSON nesting accepted in a body. orjson reads 1,024 levels but writes 255, and the record nests
+the body a few levels further down: deeper bodies are refused up front, never served and then lost."""
+_BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def is_shutdown(exc: BaseException) -> bool:
+    return bool(exc.args) and exc.args[0] == SHUTDOWN
+
+
+def shutting_down() -> GatewayError:
+    return GatewayError(
+        529, "gatewatch is shutting down (gateway.shutdown_grace passed); retry", "overloaded_error"
+    )
+
+
+def _given(headers: Mapping[str, str]) -> list[str]:
+    return [headers.get("x-api-key", ""), _BEARER.sub("", headers.get("authorization", "")).strip()]
+
+
 def authorized(token: SecretStr | None, headers: Mapping[str, str]) -> bool:
     if token is None:
         return True
     want = token.get_secret_value().encode()
-    given = [headers.get("x-api-key", ""), headers.get("authorization", "").removeprefix("Bearer ").strip()]
-    return any(hmac.compare_digest(g.encode(), want) for g in given if g)
+    given = [g.encode("utf-8", "surrogateescape") for g in _given(headers) if g]
+    return any(hmac.compare_digest(g, want) for g in given)
+
+
+def auth_error(token: SecretStr | None, headers: Mapping[str, str]) -> GatewayError | None:
+    """401 for a missing or wrong token, and for a credential that is not ASCII (no key is)."""
+    if any(g and not g.isascii() for g in _given(headers)):
+        return GatewayError(
+            401,
+            "x-api-key / authorization holds non-ASCII characters: not a valid key or token",
+            "authentication_error",
+            retryable=False,
+        )
+    if not authorized(token, headers):
+        return GatewayError(
+            401,
+            "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
+            "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
+            "authentication_error",
+            retryable=False,
+        )
+    return None
+
+
+def depth(raw: bytes) -> int:
+    """How deep a JSON text nests (strings skipped), counted over the whole body, in C-speed passes; exact
+    from MAX_DEPTH up (below it, an upper bound)."""
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    if len(brackets) < 2 * MAX_DEPTH:
+        return len(brackets) // 2
+    level = deepest = 0
+    for b in brackets:
+        if b in (91, 123):
+            level += 1
+            if level > deepest:
+                deepest = level
+        else:
+            level -= 1
+    return deepest
 
 
 def client_headers(token: SecretStr | None, headers: Mapping[str, str]) -> dict[str, str]:
@@ -73,15 +135,16 @@ def client_headers(token: SecretStr | None, headers: Mapping[str, str]) -> dict[
 
 async def accept(request: web.Request, settings: GatewaySettings, call: Call, count: bool) -> Inbound:
     """Check the token, read and validate the body, and tell the call what was asked."""
-    if not authorized(settings.auth_token, request.headers):
-        raise GatewayError(
-            401,
-            "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
-            "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
-            "authentication_error",
-            retryable=False,
-        )
+    err = auth_error(settings.auth_token, request.headers)
+    if err is not None:
+        raise err
     raw, body = await read_json(request, settings)
+    deepest = depth(raw)
+    if deepest > MAX_DEPTH:
+        call.refused_body(len(raw), f"body not kept: nested {deepest} levels deep")
+        raise invalid_request(
+            f"request body nests {deepest} levels deep; the gateway accepts at most {MAX_DEPTH}"
+        )
     call.request_read(raw, body)
     validate(body, count)
     inbound = Inbound(request, raw, body, count)
@@ -109,6 +172,8 @@ async def read_json(request: web.Request, settings: GatewaySettings) -> tuple[by
             "invalid_request_error",
             retryable=False,
         ) from None
+    except HttpProcessingError as exc:  # a body that does not decode (bad gzip, bad chunking)
+        raise invalid_request(f"the request body could not be read: {exc.message}") from None
     except web.HTTPRequestEntityTooLarge:
         raise GatewayError(
             413,
@@ -159,8 +224,12 @@ def last_user_text(messages: Any) -> str:
         if isinstance(c, str):
             return c[:PREVIEW_CHARS]
         if isinstance(c, list):
-            texts = [b.get("text", "") for b in c if isinstance(b, dict) and b.get("type") == "text"]
-            texts = [t for t in texts if t and not t.lstrip().startswith("<system-reminder>")]
+            texts = [b.get("text") for b in c if isinstance(b, dict) and b.get("type") == "text"]
+            texts = [
+                t
+                for t in texts
+                if isinstance(t, str) and t and not t.lstrip().startswith("<system-reminder>")
+            ]
             if texts:
                 return str(texts[-1])[:PREVIEW_CHARS]
             for b in c:
