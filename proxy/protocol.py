@@ -19,7 +19,6 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-
 IDLE_MIN_S = 1.0
 """A connection waiting less than this is never closed to make room."""
 
