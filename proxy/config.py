@@ -221,6 +221,31 @@ def _describe(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_SECRET_KEY = re.compile(r"key|token|secret|auth|password|credential|header_value|service_account", re.I)
+
+
+def secret_values(value: Any, secret: bool = False) -> list[str]:
+    """Every string held under a key that names a credential, at any depth (for scrubbing messages)."""
+    if isinstance(value, str):
+        return [value] if secret and len(value) >= 8 else []
+    if isinstance(value, dict):
+        return [
+            s for k, v in value.items() for s in secret_values(v, secret or bool(_SECRET_KEY.search(str(k))))
+        ]
+    if isinstance(value, list):
+        return [s for v in value for s in secret_values(v, secret)]
+    return []
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """`message` with every secret (and its first line, for a multi-line key) replaced."""
+    for sec in sorted(secrets, key=len, reverse=True):
+        for piece in (sec, sec.strip().splitlines()[0] if sec.strip() else ""):
+            if len(piece) >= 8:
+                message = message.replace(piece, "REDACTED")
+    return message
+
+
 def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     data = expand(raw, env)
@@ -230,7 +255,7 @@ def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, data)) from None
+        raise ConfigError(scrub(_describe(exc, source, data), secret_values(data))) from None
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Config:
