@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from .config import GatewaySettings
@@ -172,8 +173,11 @@ async def read_json(request: web.Request, settings: GatewaySettings) -> tuple[by
             "invalid_request_error",
             retryable=False,
         ) from None
-    except HttpProcessingError as exc:  # a body that does not decode (bad gzip, bad chunking)
-        raise invalid_request(f"the request body could not be read: {exc.message}") from None
+    except (HttpProcessingError, RequestPayloadError) as exc:  # a body that does not decode (bad gzip)
+        cause = exc.__cause__ or exc
+        raise invalid_request(
+            f"the request body could not be read: {type(cause).__name__}: {cause}"
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise GatewayError(
             413,

@@ -567,9 +567,12 @@ class SqliteStore:
                 os.ftruncate(self._journal, 0)
                 self._journaled_blobs.clear()  # the next journal must hold the shared parts it names
                 return
-            if os.fstat(self._journal).st_size < COMPACT_BYTES:
+            size = os.fstat(self._journal).st_size
+            if size < COMPACT_BYTES:
                 return
             pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
+            if sum(len(data) for _, data, _ in pending) > size // 2:
+                return  # mostly backlog, not committed prefix: rewriting it now would gain little
             seen: set[str] = set()
             lines: list[bytes] = []
             for _, data, blobs in pending:
