@@ -10,6 +10,9 @@ server makes `Connection`s, aiohttp's `RequestHandler` with those three addition
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import sys
+import termios
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-IDLE_MIN_S = 1.0
+IDLE_MIN_S = 2.0
 """A connection waiting less than this is never closed to make room."""
 
 
@@ -73,7 +76,22 @@ class Connection(RequestHandler):
         return not self._request_in_progress and not self._messages
 
     def _idle_for(self, now: float) -> float:
-        return now - self._gw_since if self._idle() else 0.0
+        """How long it has waited for a request; 0 when one is being handled, or when bytes sit unread in
+        the socket (a busy loop has not read them yet: that client is not idle, the gateway is slow)."""
+        if not self._idle() or self._unread():
+            return 0.0
+        return now - self._gw_since
+
+    def _unread(self) -> bool:
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        try:
+            buf = bytearray(4)
+            fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+        except (OSError, ValueError):
+            return False
+        return int.from_bytes(buf, sys.byteorder) > 0
 
     def _arm(self, server: GuardedServer) -> None:
         if self._gw_timer is None:
@@ -100,6 +118,9 @@ class Connection(RequestHandler):
         self._gw_timer = None
         server = self._gw_server()
         if server is None or not self._idle() or self.transport is None:
+            return
+        if self._unread():  # the headers are here, the loop has not read them yet: not the client's fault
+            self._arm(server)
             return
         server.stats.header_timeouts += 1
         t = server.limits.header_timeout

@@ -396,7 +396,7 @@ async def test_with_a_token_any_host_may_call_with_the_token(fake, sa_json, tmp_
 
 # -- 5: slow headers and idle connections ----------------------------------------------------------------
 async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake, sa_json, tmp_path):
-    async with stored(fake, sa_json, tmp_path, header_timeout=2.5, max_idle_connections=20) as (
+    async with stored(fake, sa_json, tmp_path, header_timeout=3.5, max_idle_connections=20) as (
         gw,
         url,
         _,
@@ -406,7 +406,7 @@ async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake,
             r, w = await asyncio.open_connection("127.0.0.1", gw.port)
             w.write(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and never the rest
             slow.append((r, w))
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(2.2)
         client = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
         msg = await asyncio.wait_for(client.messages.create(**MSG), 10)
         assert msg.content[0].text
@@ -422,7 +422,7 @@ async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake,
 async def test_idle_connections_beyond_the_cap_are_closed_oldest_first(fake, sa_json, tmp_path):
     async with stored(fake, sa_json, tmp_path, header_timeout=60, max_idle_connections=10) as (gw, url, _):
         idle = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(30)]
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(2.2)
         client = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
         await asyncio.wait_for(client.messages.create(**MSG), 10)
         await client.close()
