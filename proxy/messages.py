@@ -61,8 +61,8 @@ MAX_DEPTH = 48
 """Deepest JSON nesting accepted in a body. orjson reads 1,024 levels but writes 255, and the record nests
 the body a few levels further down: deeper bodies are refused up front, never served and then lost."""
 _BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 def is_shutdown(exc: BaseException) -> bool:
@@ -107,21 +107,16 @@ def auth_error(token: SecretStr | None, headers: Mapping[str, str]) -> GatewayEr
     return None
 
 
-def depth(raw: bytes) -> int:
-    """How deep a JSON text nests (strings skipped), counted over the whole body, in C-speed passes; exact
-    from MAX_DEPTH up (below it, an upper bound)."""
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
-    if len(brackets) < 2 * MAX_DEPTH:
-        return len(brackets) // 2
-    level = deepest = 0
-    for b in brackets:
-        if b in (91, 123):
-            level += 1
-            if level > deepest:
-                deepest = level
-        else:
-            level -= 1
-    return deepest
+def depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
+    """How deep a (valid) JSON text nests, strings skipped, counted up to `limit` + 1. Each pass deletes the
+    innermost pairs (`[]`, `{}`), so the passes count the levels: all in C, a few passes for a usual body."""
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")  # what is left of `"` opens or closes a string
+    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKET)  # outside strings only
+    level = 0
+    while brackets and level <= limit:
+        brackets = _PAIR.sub(b"", brackets)
+        level += 1
+    return level
 
 
 def client_headers(token: SecretStr | None, headers: Mapping[str, str]) -> dict[str, str]:
@@ -142,9 +137,9 @@ async def accept(request: web.Request, settings: GatewaySettings, call: Call, co
     raw, body = await read_json(request, settings)
     deepest = depth(raw)
     if deepest > MAX_DEPTH:
-        call.refused_body(len(raw), f"body not kept: nested {deepest} levels deep")
+        call.refused_body(len(raw), f"body not kept: nested more than {MAX_DEPTH} levels deep")
         raise invalid_request(
-            f"request body nests {deepest} levels deep; the gateway accepts at most {MAX_DEPTH}"
+            f"request body nests more than {MAX_DEPTH} levels deep; the gateway accepts at most {MAX_DEPTH}"
         )
     call.request_read(raw, body)
     validate(body, count)

@@ -188,6 +188,19 @@ async def test_the_worst_inputs_through_real_sockets_each_leave_a_record(fake, s
         assert b"AIzaLEAK-in-query" not in blob
 
 
+def test_a_record_that_cannot_be_serialised_whole_is_kept_without_its_payloads(tmp_path):
+    store = Store(tmp_path / "g.db").start()
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    store.submit(make(1, error_message="bad \udcff byte", client_request={"deep": deep}))
+    store.close()
+    rec = Store(tmp_path / "g.db").get("req_000001")
+    assert store.stats.lost == 0 and rec is not None
+    assert rec.client_request is None and rec.error_message == "bad \\xff byte"
+    assert any(n.startswith("payloads not stored") for n in rec.notes)
+
+
 # -- 3: lost means kept ----------------------------------------------------------------------------------
 def make(i: int, **kw) -> Record:
     base = dict(id=f"req_{i:06d}", started_at=time.time(), request_model="m", preview=f"number {i}")

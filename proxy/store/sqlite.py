@@ -339,6 +339,8 @@ class SqliteStore:
         self._jlock = threading.Lock()
         self._q: queue.Queue[_Item | _Stop] = queue.Queue()
         self._unwritten: list[_Item] = []
+        self._queued_bytes = 0
+        """journal bytes of the records not committed yet (what a compaction would keep)"""
         """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._local = threading.local()
         self._thread: threading.Thread | None = None
@@ -426,7 +428,8 @@ class SqliteStore:
             try:
                 data, blobs = serialize_parts(rec, self.secrets)
             except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError is a TypeError
-                data, blobs = serialize_parts(_without_payloads(rec, exc), self.secrets)
+                rec = _without_payloads(rec, exc)
+                data, blobs = serialize_parts(rec, self.secrets)
         except Exception as exc:
             self._lose(1, f"record {rec.id} could not be serialised: {exc}")
             return
@@ -440,6 +443,7 @@ class SqliteStore:
                     self._journaled_blobs.update(new)
                 except OSError as exc:  # a full disk: the queue still has it; say so once per failure
                     self.stats.last_error = f"journal: {exc.strerror}"
+            self._queued_bytes += len(data)
             self._q.put((rec, data, blobs))
 
     def _lose(self, n: int, why: str) -> None:
@@ -499,7 +503,11 @@ class SqliteStore:
                     stop = True
                     break
                 batch.append(nxt)
-            conn = self._write(conn, batch)
+            try:
+                conn = self._write(conn, batch)
+            except Exception as exc:  # a bug must not end the writer: everything after it would be lost
+                log.exception("store: writing a batch failed unexpectedly")
+                self._lose(len(batch), f"{type(exc).__name__}: {exc}")
         if conn is not None:
             conn.close()
 
@@ -524,6 +532,8 @@ class SqliteStore:
                         )
                 self.stats.written += len(batch)
                 self.stats.last_error = None
+                with self._jlock:
+                    self._queued_bytes -= sum(len(data) for _, data, _ in items)
                 if self._unwritten:
                     n = len(self._unwritten)
                     self.stats.lost -= n
@@ -570,9 +580,9 @@ class SqliteStore:
             size = os.fstat(self._journal).st_size
             if size < COMPACT_BYTES:
                 return
-            pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
-            if sum(len(data) for _, data, _ in pending) > size // 2:
+            if self._queued_bytes > size // 2:
                 return  # mostly backlog, not committed prefix: rewriting it now would gain little
+            pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
             seen: set[str] = set()
             lines: list[bytes] = []
             for _, data, blobs in pending:
