@@ -61,7 +61,7 @@ MAX_DEPTH = 48
 """Deepest JSON nesting accepted in a body. orjson reads 1,024 levels but writes 255, and the record nests
 the body a few levels further down: deeper bodies are refused up front, never served and then lost."""
 _BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_MARK = bytes(b for b in range(256) if b not in b'"[]{}')
 _PAIR = re.compile(rb"\[\]|\{\}")
 
 
@@ -110,8 +110,9 @@ def auth_error(token: SecretStr | None, headers: Mapping[str, str]) -> GatewayEr
 def depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
     """How deep a (valid) JSON text nests, strings skipped, counted up to `limit` + 1. Each pass deletes the
     innermost pairs (`[]`, `{}`), so the passes count the levels: all in C, a few passes for a usual body."""
-    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")  # what is left of `"` opens or closes a string
-    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKET)  # outside strings only
+    # escapes gone, every `"` left opens or closes a string; keep only quotes and brackets, drop the strings
+    marks = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_MARK)
+    brackets = b"".join(marks.split(b'"')[::2])
     level = 0
     while brackets and level <= limit:
         brackets = _PAIR.sub(b"", brackets)
