@@ -11,6 +11,7 @@ import os
 import queue
 import sqlite3
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -234,10 +235,6 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
     elif not p.exists():
         raise StoreError(f"{p}: no such database")
     try:
-        os.close(os.open(p, os.O_RDONLY))  # out of fds / no permission: say so, not "not a database"
-    except OSError as exc:
-        raise _explain(p, exc) from None
-    try:
         conn = sqlite3.connect(p, timeout=10, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
@@ -268,6 +265,24 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
 
 
 # -- the store ---------------------------------------------------------------------------------------------
+def _lock_path(db: Path) -> Path:
+    """The writer's lock file, named for the database file's identity (device, inode), not its path: a
+    symlink or a hard link to the same file finds the same lock. It lives in a private directory of this
+    user's (not beside the database: closing any descriptor of the database file would drop the POSIX locks
+    SQLite holds on it in this process)."""
+    st = os.stat(db)
+    uid = os.getuid()
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"gatewatch-{uid}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:
+        pass
+    own = os.lstat(base)
+    if not stat.S_ISDIR(own.st_mode) or own.st_uid != uid or own.st_mode & 0o077:
+        raise StoreError(f"{base}: the lock directory is not a private directory of this user's; remove it")
+    return base / f"{st.st_dev:x}-{st.st_ino:x}.lock"
+
+
 def _open_journal(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
 
@@ -311,8 +326,8 @@ class SqliteStore:
     are retried) until they are written. Every journal is self-contained: a shared part is written into it
     again after each emptying, so a record replayed after a `prune` still finds its system prompt.
 
-    One writer per database: the lock is a `flock` on the database file itself, so it holds whatever path,
-    symlink or hard link names the file (its device and inode).
+    One writer per database: the lock is a `flock` on a lock file named for the database file's device and
+    inode, so it holds whatever path, symlink or hard link names the file.
 
     After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
     a batch up; both on the writer thread.
@@ -353,7 +368,7 @@ class SqliteStore:
             raise StoreError(f"{self.path}: this store was closed; open a new one")
         if self._thread is None:
             try:
-                lock = os.open(self.path, os.O_RDONLY)
+                lock = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             except OSError as exc:
                 raise _explain(self.path, exc) from None
             try:
