@@ -14,6 +14,7 @@ import fcntl
 import sys
 import termios
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -142,15 +143,23 @@ class Connection(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        """aiohttp's rejections (and a handler's escaped exception) in Anthropic's error shape."""
-        resp = super().handle_error(request, status, exc, message)  # logs, and refuses once data was sent
+        """aiohttp's rejections (and a handler's escaped exception) in Anthropic's error shape, counted and
+        logged at debug level only (a client sending junk must not fill the log)."""
+        if request.writer.output_size > 0:  # as aiohttp's own: the answer has begun, the connection is broken
+            raise ConnectionError("the response has begun; cannot send an error response")
         server = self._gw_server()
         if server is not None:
             server.stats.rejected += 1
-        text = message if status != 500 else "gatewatch internal error"
+        if status >= 500:
+            self.log_exception("error handling a request from %s", request.remote, exc_info=exc)
+        else:
+            self.log_debug("refused a malformed request from %s: %s", request.remote, message)
+        text = message or (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
         out = web.Response(
             status=status,
-            body=error_body(status, f"malformed request: {text or resp.reason}"),
+            body=error_body(
+                status, f"malformed request: {text}" if status < 500 else "gatewatch internal error"
+            ),
             content_type="application/json",
         )
         out.force_close()
