@@ -25,6 +25,8 @@ from aiohttp.web_server import Server
 
 IDLE_MIN_S = 2.0
 """A connection waiting less than this is never closed to make room."""
+SCAN_EVERY_S = 0.1
+"""At most one look for idle connections to close per this many seconds."""
 
 
 @dataclass
@@ -79,7 +81,7 @@ class Connection(RequestHandler):
     def _idle_for(self, now: float) -> float:
         """How long it has waited for a request; 0 when one is being handled, or when bytes sit unread in
         the socket (a busy loop has not read them yet: that client is not idle, the gateway is slow)."""
-        if not self._idle() or self._unread():
+        if not self._idle() or now - self._gw_since < IDLE_MIN_S or self._unread():
             return 0.0
         return now - self._gw_since
 
@@ -171,6 +173,7 @@ class GuardedServer(Server):
 
     limits: Limits
     stats: ConnectionStats
+    _scanned = float("-inf")
 
     def __call__(self) -> RequestHandler:
         return Connection(self, loop=self._loop, **self._kwargs)
@@ -182,6 +185,9 @@ class GuardedServer(Server):
         if len(self._connections) <= self.limits.max_idle:
             return
         now = self._loop.time()
+        if now - self._scanned < SCAN_EVERY_S:  # a burst of connections costs one scan, not one each
+            return
+        self._scanned = now
         idle = sorted(
             (c._idle_for(now), id(c), c)
             for c in self._connections
