@@ -794,3 +794,53 @@ def test_filter_wildcards_are_literal_and_huge_or_nul_filters_are_clear_errors(t
     with pytest.raises(QueryError, match="NUL"):
         parse("model:a\x00b")
     assert q.count(parse(" ".join(f"-w{i}" for i in range(200)))) == 2  # 200 terms still run
+
+
+async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake):
+    from aiohttp import web
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        start = {"type": "message_start", "message": {"id": "m", "content": [], "usage": {"input_tokens": 3}}}
+        await resp.write(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
+        await asyncio.sleep(30)  # and nothing more
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", slow)
+    up = web.AppRunner(app)
+    await up.setup()
+    site = web.TCPSite(up, "127.0.0.1", 0)
+    await site.start()
+    upstream = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    config = cfg.from_mapping(
+        {
+            "gateway": {"shutdown_grace": 0.5},
+            "targets": [{"name": "a", "provider": "anthropic", "model": "*", "api_endpoint": upstream}],
+        },
+        "t",
+        {},
+    )
+    records: list[Record] = []
+    gw = Gateway(config, on_record=records.append)
+    runner, port = await start(gw, "127.0.0.1", 0)
+    async with aiohttp.ClientSession() as http:
+
+        async def call() -> str:
+            async with http.post(
+                f"http://127.0.0.1:{port}/v1/messages",
+                json={**MSG, "stream": True},
+                headers={"x-api-key": "k"},
+            ) as r:
+                return await r.text()
+
+        task = asyncio.create_task(call())
+        await asyncio.sleep(0.3)
+        await stop(gw, runner)
+        text = await asyncio.wait_for(task, 5)
+    await up.cleanup()
+    assert "event: message_start" in text
+    assert text.rstrip().split("\n\n")[-1].startswith("event: error") and "shutting down" in text
+    assert len(records) == 1 and records[0].error_type == "overloaded_error"
