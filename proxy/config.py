@@ -48,6 +48,19 @@ class GatewaySettings(_Strict):
     """Seconds a client may take to send its request body (slow-body clients are cut off)."""
     shutdown_grace: float = Field(30, ge=0)
     """On stop: seconds calls in flight may take to finish before they are cancelled."""
+    header_timeout: float = Field(10, gt=0)
+    """Seconds a client may take to send a request's line and headers (slow-header clients are cut off)."""
+    keepalive_timeout: float = Field(75, gt=0)
+    """Seconds an idle keep-alive connection is kept open between requests."""
+    max_idle_connections: int = Field(256, ge=1)
+    """Connections waiting for a request beyond this are closed, oldest first (so idle or half-open
+    connections can't use up the file descriptors real calls need)."""
+    allowed_origins: list[str] = []
+    """Browser origins (e.g. "http://localhost:3000") allowed to call the gateway. Requests carrying any
+    other `Origin` header are refused: a web page must not spend the user's quota."""
+    refused_records_per_s: float = Field(20, gt=0)
+    """Refused calls (401, 403, 415) are recorded, their headers cut short, up to this rate; past it they are
+    only counted (in /health and the store's stats)."""
 
     @field_validator("auth_token", mode="before")
     @classmethod
@@ -208,6 +221,31 @@ def _describe(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_SECRET_KEY = re.compile(r"key|token|secret|auth|password|credential|header_value|service_account", re.I)
+
+
+def secret_values(value: Any, secret: bool = False) -> list[str]:
+    """Every string held under a key that names a credential, at any depth (for scrubbing messages)."""
+    if isinstance(value, str):
+        return [value] if secret and len(value) >= 8 else []
+    if isinstance(value, dict):
+        return [
+            s for k, v in value.items() for s in secret_values(v, secret or bool(_SECRET_KEY.search(str(k))))
+        ]
+    if isinstance(value, list):
+        return [s for v in value for s in secret_values(v, secret)]
+    return []
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """`message` with every secret (and its first line, for a multi-line key) replaced."""
+    for sec in sorted(secrets, key=len, reverse=True):
+        for piece in (sec, sec.strip().splitlines()[0] if sec.strip() else ""):
+            if len(piece) >= 8:
+                message = message.replace(piece, "REDACTED")
+    return message
+
+
 def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     data = expand(raw, env)
@@ -217,7 +255,7 @@ def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, data)) from None
+        raise ConfigError(scrub(_describe(exc, source, data), secret_values(data))) from None
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Config:

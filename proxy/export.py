@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable
 from urllib.parse import parse_qsl
@@ -122,11 +125,18 @@ def write(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) -> int:
 
 
 def export_file(records: Iterable[dict[str, Any]], fmt: str, path: str | os.PathLike[str]) -> int:
-    """Write to `path` (created 0600: exports hold prompts) atomically."""
+    """Write to `path` (0600: exports hold prompts) atomically: into a temp file created beside it with
+    O_EXCL (never through a planted symlink), renamed over it when complete, removed on any failure."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".part")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        n = write(records, fmt, f)
-    os.replace(tmp, p)
+    if p.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory; give a file name", str(p))
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            n = write(records, fmt, f)
+        os.replace(tmp, p)  # replaces a symlink at `p` itself, never its target
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return n

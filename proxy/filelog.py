@@ -23,6 +23,7 @@ class FileLogMirror:
     def __init__(self, path: str | os.PathLike[str], secrets: list[str] | None = None) -> None:
         self.path = Path(path)
         self.secrets = [s.encode() for s in (secrets or []) if len(s) >= 8]
+        self._checked = False
 
     def attach(self, bus: Bus) -> Callable[[], None]:
         """Subscribe to committed batches; returns the function that detaches it."""
@@ -37,10 +38,22 @@ class FileLogMirror:
                 line = line.replace(s, REDACTED.encode())
             lines.append(line + b"\n")
         try:
-            if not self.path.exists():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            with open(self.path, "ab") as f:
-                f.write(b"".join(lines))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # O_NOFOLLOW: a symlink planted at the path is refused, never appended through
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            try:
+                if not self._checked:
+                    self._checked = True
+                    _tighten(fd, self.path)
+                os.write(fd, b"".join(lines))
+            finally:
+                os.close(fd)
         except OSError as exc:
             log.warning("file log %s: %s", self.path, exc.strerror)
+
+
+def _tighten(fd: int, path: Path) -> None:
+    st = os.fstat(fd)
+    if st.st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+        log.warning("file log %s was readable by others (mode %o); now 0600", path, st.st_mode & 0o777)

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import Config, ConfigError, from_mapping
+from .config import Config, ConfigError, from_mapping, scrub, secret_values
 
 _ENV = re.compile(r"\$\{\{\s*env\s+\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\}\}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -163,7 +163,7 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
         # several documents (`---`) are read as one: the how-to gives the AI plugin and file-log separately
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_error(exc)}") from None
     variables: dict[str, Any] = {}
     for d in docs:
         if isinstance(d, dict) and isinstance(d.get("variables"), dict):
@@ -222,9 +222,21 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
             raw["log"] = {"file": p["config"]["path"]}
     if problems:
         raise ConfigError(
-            f"{source}: this Kong configuration uses what gatewatch does not support:\n  "
-            + "\n  ".join(problems)
+            scrub(
+                f"{source}: this Kong configuration uses what gatewatch does not support:\n  "
+                + "\n  ".join(problems),
+                secret_values(docs),
+            )
         )
     raw["targets"] = targets
     raw["gateway"]["log_payloads"] = any(log_payloads)
     return from_mapping(raw, source, env)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """Where and what, never the offending line: PyYAML quotes it, and it may hold an API key."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return where + " ".join(p for p in (exc.context, exc.problem) if p)
+    return type(exc).__name__

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from .config import GatewaySettings
@@ -53,12 +55,69 @@ def error_response(err: GatewayError, rid: str) -> web.Response:
     )
 
 
+SHUTDOWN = "gatewatch is shutting down"
+"""The cancel message of a call ended by a shutdown past `gateway.shutdown_grace`."""
+MAX_DEPTH = 48
+"""Deepest JSON nesting accepted in a body. orjson reads 1,024 levels but writes 255, and the record nests
+the body a few levels further down: deeper bodies are refused up front, never served and then lost."""
+_BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
+_NOT_MARK = bytes(b for b in range(256) if b not in b'"[]{}')
+_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def is_shutdown(exc: BaseException) -> bool:
+    return bool(exc.args) and exc.args[0] == SHUTDOWN
+
+
+def shutting_down() -> GatewayError:
+    return GatewayError(
+        529, "gatewatch is shutting down (gateway.shutdown_grace passed); retry", "overloaded_error"
+    )
+
+
+def _given(headers: Mapping[str, str]) -> list[str]:
+    return [headers.get("x-api-key", ""), _BEARER.sub("", headers.get("authorization", "")).strip()]
+
+
 def authorized(token: SecretStr | None, headers: Mapping[str, str]) -> bool:
     if token is None:
         return True
     want = token.get_secret_value().encode()
-    given = [headers.get("x-api-key", ""), headers.get("authorization", "").removeprefix("Bearer ").strip()]
-    return any(hmac.compare_digest(g.encode(), want) for g in given if g)
+    given = [g.encode("utf-8", "surrogateescape") for g in _given(headers) if g]
+    return any(hmac.compare_digest(g, want) for g in given)
+
+
+def auth_error(token: SecretStr | None, headers: Mapping[str, str]) -> GatewayError | None:
+    """401 for a missing or wrong token, and for a credential that is not ASCII (no key is)."""
+    if any(g and not g.isascii() for g in _given(headers)):
+        return GatewayError(
+            401,
+            "x-api-key / authorization holds non-ASCII characters: not a valid key or token",
+            "authentication_error",
+            retryable=False,
+        )
+    if not authorized(token, headers):
+        return GatewayError(
+            401,
+            "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
+            "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
+            "authentication_error",
+            retryable=False,
+        )
+    return None
+
+
+def depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
+    """How deep a (valid) JSON text nests, strings skipped, counted up to `limit` + 1. Each pass deletes the
+    innermost pairs (`[]`, `{}`), so the passes count the levels: all in C, a few passes for a usual body."""
+    # escapes gone, every `"` left opens or closes a string; keep only quotes and brackets, drop the strings
+    marks = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_MARK)
+    brackets = b"".join(marks.split(b'"')[::2])
+    level = 0
+    while brackets and level <= limit:
+        brackets = _PAIR.sub(b"", brackets)
+        level += 1
+    return level
 
 
 def client_headers(token: SecretStr | None, headers: Mapping[str, str]) -> dict[str, str]:
@@ -73,15 +132,16 @@ def client_headers(token: SecretStr | None, headers: Mapping[str, str]) -> dict[
 
 async def accept(request: web.Request, settings: GatewaySettings, call: Call, count: bool) -> Inbound:
     """Check the token, read and validate the body, and tell the call what was asked."""
-    if not authorized(settings.auth_token, request.headers):
-        raise GatewayError(
-            401,
-            "this gateway requires its token: set ANTHROPIC_AUTH_TOKEN (or "
-            "ANTHROPIC_API_KEY) to the value of gateway.auth_token / GATEWATCH_TOKEN",
-            "authentication_error",
-            retryable=False,
-        )
+    err = auth_error(settings.auth_token, request.headers)
+    if err is not None:
+        raise err
     raw, body = await read_json(request, settings)
+    deepest = depth(raw)
+    if deepest > MAX_DEPTH:
+        call.refused_body(len(raw), f"body not kept: nested more than {MAX_DEPTH} levels deep")
+        raise invalid_request(
+            f"request body nests more than {MAX_DEPTH} levels deep; the gateway accepts at most {MAX_DEPTH}"
+        )
     call.request_read(raw, body)
     validate(body, count)
     inbound = Inbound(request, raw, body, count)
@@ -108,6 +168,11 @@ async def read_json(request: web.Request, settings: GatewaySettings) -> tuple[by
             f"the request body did not arrive within {settings.client_timeout:g}s (gateway.client_timeout)",
             "invalid_request_error",
             retryable=False,
+        ) from None
+    except (HttpProcessingError, RequestPayloadError) as exc:  # a body that does not decode (bad gzip)
+        cause = exc.__cause__ or exc
+        raise invalid_request(
+            f"the request body could not be read: {type(cause).__name__}: {cause}"
         ) from None
     except web.HTTPRequestEntityTooLarge:
         raise GatewayError(
@@ -159,8 +224,12 @@ def last_user_text(messages: Any) -> str:
         if isinstance(c, str):
             return c[:PREVIEW_CHARS]
         if isinstance(c, list):
-            texts = [b.get("text", "") for b in c if isinstance(b, dict) and b.get("type") == "text"]
-            texts = [t for t in texts if t and not t.lstrip().startswith("<system-reminder>")]
+            texts = [b.get("text") for b in c if isinstance(b, dict) and b.get("type") == "text"]
+            texts = [
+                t
+                for t in texts
+                if isinstance(t, str) and t and not t.lstrip().startswith("<system-reminder>")
+            ]
             if texts:
                 return str(texts[-1])[:PREVIEW_CHARS]
             for b in c:

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+MAX_TERMS = 200
+"""More terms than this is refused (SQLite's expression depth ends near 1,000, with a traceback)."""
+
 
 class QueryError(ValueError):
     """A filter the language can't read; the message says which term and why."""
@@ -314,10 +317,14 @@ def _term(body: str) -> Condition | None:
 
 def parse(text: str) -> Filter:
     """Read a filter. Raises QueryError naming the offending term."""
+    if "\x00" in (text or ""):
+        raise QueryError("a filter can't contain a NUL character")
     try:
         tokens = shlex.split(text or "")
     except ValueError as exc:
         raise QueryError(f"unbalanced quotes: {exc}") from None
+    if len(tokens) > MAX_TERMS:
+        raise QueryError(f"too many terms ({len(tokens)}); a filter takes at most {MAX_TERMS}")
     conditions: list[Condition] = []
     words: list[str] = []
     excluded: list[str] = []

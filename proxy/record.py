@@ -9,15 +9,57 @@ from pydantic import BaseModel, Field
 SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization", "set-cookie"}
 )
+SECRET_WORDS = ("key", "token", "secret", "auth", "cookie", "password")
+"""A header whose name contains one of these is a credential, whatever its exact name (`api-key`,
+`x-auth-token`, `anthropic-api-key`…)."""
+SECRET_PARAMS = frozenset({"key", "api_key", "access_token", "token"})
+"""Query parameters that carry credentials (Google's `?key=`)."""
 REDACTED = "REDACTED"
+HEADERS_KEPT = 32
+HEADER_CHARS = 256
+"""A refused call's record keeps this many headers, each cut to this many characters."""
+
+
+def safe_text(value: str) -> str:
+    """Text that can be stored: bytes that were not UTF-8 (kept by the HTTP parser as surrogate escapes)
+    become `\\xNN`, never an error that loses the record."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_secret_header(name: str) -> bool:
+    n = name.lower()
+    return n in SECRET_HEADERS or any(w in n for w in SECRET_WORDS)
 
 
 def redact_headers(headers: Any) -> dict[str, str]:
     """Lower-cased headers with every credential replaced; the only way headers enter a record."""
     out: dict[str, str] = {}
     for k, v in headers.items():
-        lk = k.lower()
-        out[lk] = REDACTED if lk in SECRET_HEADERS else v
+        lk = safe_text(k.lower())
+        out[lk] = REDACTED if is_secret_header(lk) else safe_text(v)
+    return out
+
+
+def redact_query(query: str) -> str:
+    """The query string with credential parameters (`key=…`) replaced."""
+    if not query:
+        return query
+    parts = []
+    for part in query.split("&"):
+        name, sep, _ = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if sep and name.lower() in SECRET_PARAMS else part)
+    return safe_text("&".join(parts))
+
+
+def cut_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A refused call's headers: the first HEADERS_KEPT, each value at most HEADER_CHARS long."""
+    out = {k[:HEADER_CHARS]: v[:HEADER_CHARS] for k, v in list(headers.items())[:HEADERS_KEPT]}
+    if len(headers) > HEADERS_KEPT:
+        out["x-gatewatch-cut"] = f"{len(headers) - HEADERS_KEPT} more headers not kept"
     return out
 
 

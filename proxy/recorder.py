@@ -21,7 +21,7 @@ from .config import TargetConfig
 from .errors import GatewayError
 from .events import Bus, CallProgressed
 from .providers import Provider
-from .record import Attempt, Record, redact_headers
+from .record import HEADER_CHARS, Attempt, Record, cut_headers, redact_headers, redact_query, safe_text
 
 Event = tuple[str, dict[str, Any]]
 RESPONSE_TEXT_CHARS = 4000
@@ -43,10 +43,10 @@ class Call:
             kind="count_tokens" if count else "messages",
             started_at=time.time(),
             client_ip=request.remote or "",
-            user_agent=request.headers.get("user-agent", ""),
+            user_agent=safe_text(request.headers.get("user-agent", ""))[: HEADER_CHARS * 4],
             method=request.method,
-            path=request.path,
-            query=request.query_string,
+            path=safe_text(request.path),
+            query=redact_query(request.query_string),
             request_headers=redact_headers(request.headers),
         )
         self.chunks = 0
@@ -248,6 +248,21 @@ class Call:
         r.status, r.error_type, r.error_message = err.status, err.type, err.message
         r.response = err.body() if self.keep else None
         r.response_size = len(answer.body) if isinstance(answer.body, bytes) else 0
+
+    def refused(self, err: GatewayError, answer: web.Response) -> None:
+        """Refused at the door (401, 403, 415): the record keeps only the first headers, cut short, so
+        unauthenticated traffic can't fill the disk."""
+        self.failed(err, answer)
+        r = self.record
+        r.request_headers = cut_headers(r.request_headers)
+        r.user_agent = r.user_agent[:HEADER_CHARS]
+        r.path = r.path[:HEADER_CHARS]
+        r.query = r.query[:HEADER_CHARS]
+
+    def refused_body(self, size: int, reason: str) -> None:
+        """A body read but not kept (nested too deep to store)."""
+        self.record.request_size = size
+        self.note(reason)
 
     def cancelled(self) -> None:
         """The client went away: the upstream call was cancelled with us. Keep what we know."""

@@ -12,12 +12,13 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import messages, providers
+from . import guard, messages, providers
 from .config import Config
 from .errors import GatewayError
 from .events import Bus, CallFinished, CallStarted
 from .exchange import Exchange
 from .log import log
+from .protocol import ConnectionStats, Limits, Runner
 from .record import Record
 from .recorder import Call, new_id
 from .routing import Router
@@ -43,7 +44,15 @@ class Gateway:
         self.exchange = Exchange(config.gateway, self.router, self.signatures)
         self.session: aiohttp.ClientSession | None = None
         self.in_flight: dict[str, Record] = {}
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        """the handler of each call in flight, so a shutdown past its grace can end them with an error"""
         self.started_at = time.time()
+        self.bound_host = config.gateway.host
+        """the address listened on (set by `start`): the one `Host` besides loopback names let in"""
+        self.refusals = guard.Refusals(config.gateway.refused_records_per_s)
+        self.connections = ConnectionStats()
+        self.unrecorded = 0
+        """records the store would not take (counted as lost; the store says why in its log)"""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.gateway.max_body_bytes)
@@ -66,6 +75,13 @@ class Gateway:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path, method = request.path, request.method
+        m = messages.PATH.match(path)
+        refusal = guard.check(method, request.headers, self.config.gateway, self.bound_host)
+        if refusal is not None:
+            if m is not None and method == "POST":
+                return self.refuse(request, refusal, count=bool(m.group("count")))
+            self.refusals.counted += 1
+            return messages.error_response(refusal, "")
         if method == "HEAD" and path in ("/", ""):
             return web.Response(status=200)  # Claude Code probes the base URL
         if path == "/health" and method == "GET":
@@ -73,7 +89,6 @@ class Gateway:
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
             return web.json_response(self.health())
-        m = messages.PATH.match(path)
         if m is None:
             return messages.error_response(
                 GatewayError(404, f"no route for {method} {path}", "not_found_error"), ""
@@ -91,18 +106,56 @@ class Gateway:
             "status": "ok" if not cooling else ("down" if len(cooling) == len(states) else "degraded"),
             "uptime_s": round(time.time() - self.started_at, 1),
             "in_flight": len(self.in_flight),
+            "refused": {"recorded": self.refusals.recorded, "counted_only": self.refusals.counted},
+            "connections": {
+                "header_timeouts": self.connections.header_timeouts,
+                "idle_closed": self.connections.idle_closed,
+                "rejected_by_parser": self.connections.rejected,
+            },
+            "unrecorded": self.unrecorded,
             "targets": [
                 {"name": p.name, "provider": p.kind, "model": p.model, "host": p.where()[2], **states[p.name]}
                 for p in self.providers
             ],
         }
 
+    def refuse(self, request: web.Request, err: GatewayError, count: bool) -> web.Response:
+        """A call refused at the door: answered, and recorded (headers cut short) while refusals stay under
+        `gateway.refused_records_per_s`; past that only counted."""
+        if not self.refusals.allow():
+            return messages.error_response(err, "")
+        call = Call(request, count, False, self.bus)
+        resp = messages.error_response(err, call.id)
+        call.refused(err, resp)
+        self.bus.emit(CallStarted(call.record))
+        self._finish(call, resp)
+        return resp
+
+    def _finish(self, call: Call, resp: web.StreamResponse | None) -> None:
+        rec = call.record
+        target = self.router.by_name.get(rec.target or "")
+        call.close(resp, target.target if target is not None else None)
+        if self.on_record is not None:
+            # on the loop on purpose: the store's submit is cheap and benchmarked (see store.py)
+            try:
+                self.on_record(rec)
+            except Exception:
+                self.unrecorded += 1
+                log.exception("recording %s failed; counted as lost", rec.id)
+        self.bus.emit(CallFinished(rec))
+
     async def handle(self, request: web.Request, count: bool) -> web.StreamResponse:
         """One call, from arrival to its record: whatever happens, the client gets an answer in Anthropic's
         shape and the store gets a record."""
+        auth = messages.auth_error(self.config.gateway.auth_token, request.headers)
+        if auth is not None:
+            return self.refuse(request, auth, count)
         call = Call(request, count, self.config.gateway.log_payloads, self.bus)
         rec = call.record
         self.in_flight[rec.id] = rec
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks[rec.id] = task
         self.bus.emit(CallStarted(rec))
         resp: web.StreamResponse | None = None
         try:
@@ -114,9 +167,16 @@ class Gateway:
                 resp = messages.error_response(err, rec.id)
                 call.failed(err, resp)
             return resp
-        except asyncio.CancelledError:
-            call.cancelled()
-            raise
+        except asyncio.CancelledError as exc:
+            if not messages.is_shutdown(exc) or resp is not None:
+                call.cancelled()
+                raise
+            # past shutdown_grace, before any answer: an error the client can retry elsewhere
+            _uncancel()
+            cut = messages.shutting_down()
+            resp = messages.error_response(cut, rec.id)
+            call.failed(cut, resp)
+            return resp
         except Exception as exc:  # a bug must still give the client an Anthropic error and leave a record
             log.exception("unexpected error in %s", rec.id)
             bug = GatewayError(500, f"gatewatch internal error: {type(exc).__name__}", "api_error")
@@ -125,15 +185,27 @@ class Gateway:
             return resp
         finally:
             self.in_flight.pop(rec.id, None)
-            target = self.router.by_name.get(rec.target or "")
-            call.close(resp, target.target if target is not None else None)
-            if self.on_record is not None:
-                # on the loop on purpose: the store's submit is cheap and benchmarked (see store.py)
-                try:
-                    self.on_record(rec)
-                except Exception:
-                    log.exception("recording %s failed", rec.id)
-            self.bus.emit(CallFinished(rec))
+            self.tasks.pop(rec.id, None)
+            self._finish(call, resp)
+
+    async def drain(self, grace: float) -> None:
+        """Let the calls in flight finish for up to `grace` seconds, then end the rest: a stream gets an SSE
+        `error` event and its end, a call not yet answered a 529; every one keeps its record."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.tasks and loop.time() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        left = list(self.tasks.values())
+        for t in left:
+            t.cancel(messages.SHUTDOWN)
+        if left:
+            await asyncio.wait(left, timeout=5)
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def _request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -162,15 +234,28 @@ async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) 
             f"refusing to listen on {host} without gateway.auth_token (or GATEWATCH_TOKEN): anyone "
             "who can reach it could spend your Gemini credentials. Set a token, or pass --insecure."
         )
+    g = gateway.config.gateway
     # handler_cancellation: a client that disconnects cancels its handler, and so its upstream call.
-    runner = web.AppRunner(
+    runner = Runner(
         gateway.app(),
+        Limits(g.header_timeout, g.max_idle_connections),
+        gateway.connections,
         handler_cancellation=True,
         access_log=None,
-        shutdown_timeout=gateway.config.gateway.shutdown_grace,
+        keepalive_timeout=g.keepalive_timeout,
+        shutdown_timeout=g.shutdown_grace,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    gateway.bound_host = host
     bound: int = runner.addresses[0][1]
     return runner, bound
+
+
+async def stop(gateway: Gateway, runner: web.AppRunner) -> None:
+    """Stop listening, drain the calls in flight for `shutdown_grace` (then end them with an error), close."""
+    for site in list(runner.sites):
+        await site.stop()
+    await gateway.drain(gateway.config.gateway.shutdown_grace)
+    await runner.cleanup()

@@ -21,7 +21,7 @@ from . import loop as loops
 from .config import Config, ConfigError
 from .events import Bus
 from .filelog import FileLogMirror
-from .server import Gateway, InsecureBind, start
+from .server import Gateway, InsecureBind, start, stop
 from .store import Store, StoreError
 
 T = TypeVar("T")
@@ -107,7 +107,10 @@ class Service:
         """Stop accepting, let the calls in flight finish (up to `gateway.shutdown_grace`), flush every record."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
-            await runner.cleanup()
+            if self.gateway is not None:
+                await stop(self.gateway, runner)
+            else:
+                await runner.cleanup()
         if self._store_open:
             self._store_open = False
             await asyncio.to_thread(self.store.close)

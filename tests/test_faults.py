@@ -146,7 +146,7 @@ async def test_a_slow_body_is_cut_off_and_other_clients_are_served(fake, sa_json
         port = int(gw.url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
-            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b'Content-Length: 1000\r\n\r\n{"model":'
         )
         await writer.drain()

@@ -6,7 +6,9 @@ import asyncio
 import copy
 import json
 import os
+import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -17,6 +19,7 @@ from proxy import config as cfg
 from proxy.errors import GatewayError
 from proxy.server import Gateway, start
 from proxy.simulator import GeminiSimulator
+from proxy.store.payloads import serialize_parts
 from proxy.translate import request as treq
 from tests import cc_requests, strict
 
@@ -163,6 +166,13 @@ def test_mutated_claude_code_requests_translate_to_valid_bodies_or_a_400(req):
     check(req)
 
 
+def deep_body(depth: int) -> bytes:
+    """A Messages body whose metadata nests `depth` levels (orjson reads 1,024 and writes 255)."""
+    return b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":' + (
+        b'{"a":' * depth + b"1" + b"}" * (depth + 1)
+    )
+
+
 @pytest.fixture(scope="module")
 def live_gateway():
     """A gateway and a (lenient) simulator on their own loop in a thread, for sync hypothesis tests."""
@@ -190,7 +200,9 @@ def live_gateway():
         records = []
         gw = Gateway(config, on_record=records.append)
         runner, port = await start(gw, "127.0.0.1", 0)
-        state.update(sim=sim, runner=runner, url=f"http://127.0.0.1:{port}", records=records)
+        state.update(
+            sim=sim, runner=runner, url=f"http://127.0.0.1:{port}", records=records, gw=gw, port=port
+        )
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -215,6 +227,7 @@ def live_gateway():
         json_values.map(lambda v: json.dumps(v).encode()),
         st.binary(max_size=200),
         mutated_requests().map(lambda r: json.dumps(r).encode()),
+        st.integers(40, 1000).map(deep_body),
     )
 )
 def test_the_server_never_answers_500_to_any_body(live_gateway, body):
@@ -238,7 +251,74 @@ def test_the_server_never_answers_500_to_any_body(live_gateway, body):
     for _ in range(100):  # the record is handed over as the response ends
         if len(live_gateway["records"]) > n:
             break
-        import time
-
         time.sleep(0.01)
     assert len(live_gateway["records"]) == n + 1
+    serialize_parts(live_gateway["records"][-1], [])  # and the record can be stored
+
+
+header_bytes = st.binary(min_size=1, max_size=60).map(
+    lambda b: bytes(c for c in b if c not in b"\r\n\x00").strip(b" \t") or b"x"
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    deadline=None,
+)
+@given(
+    name=st.sampled_from([b"User-Agent", b"X-Api-Key", b"Authorization", b"X-Custom", b"Anthropic-Beta"]),
+    value=header_bytes,
+    depth=st.integers(1, 400),
+    where=st.sampled_from(["metadata", "schema", "input"]),
+)
+def test_any_header_bytes_and_any_nesting_leave_a_record_or_a_count(live_gateway, name, value, depth, where):
+    inner = b'{"a":' * depth + b"1" + b"}" * depth
+    msgs = b'[{"role":"user","content":"x"}]'
+    if where == "metadata":
+        body = b'{"model":"m","max_tokens":5,"messages":' + msgs + b',"metadata":' + inner + b"}"
+    elif where == "schema":
+        body = (
+            b'{"model":"m","max_tokens":5,"messages":' + msgs + b',"tools":[{"name":"t","input_schema":'
+            b'{"type":"object","properties":{"p":' + inner + b"}}}]}"
+        )
+    else:
+        body = (
+            b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"},{"role":"assistant",'
+            b'"content":[{"type":"tool_use","id":"t1","name":"t","input":' + inner + b'}]},{"role":"user",'
+            b'"content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}]}'
+        )
+    gw, records = live_gateway["gw"], live_gateway["records"]
+    n, rejected, counted = len(records), gw.connections.rejected, gw.refusals.counted
+    req = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + name
+        + b": "
+        + value
+        + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", live_gateway["port"]), timeout=30) as sock:
+        sock.sendall(req)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (200, 400, 401), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["type"] in ("message", "error")
+    for _ in range(100):
+        if len(records) > n or gw.connections.rejected > rejected or gw.refusals.counted > counted:
+            break
+        time.sleep(0.01)
+    if gw.connections.rejected > rejected:  # refused by the HTTP parser itself: counted, never served
+        assert status == 400
+        return
+    if gw.refusals.counted > counted:  # refused past gateway.refused_records_per_s: counted
+        assert status == 401
+        return
+    assert len(records) == n + 1
+    serialize_parts(records[-1], [])
+    if status == 401:  # a non-ASCII key is refused before the body is read
+        assert name in (b"X-Api-Key", b"Authorization") and not value.isascii()
+    elif depth >= 48:  # the body nests deeper than messages.MAX_DEPTH wherever it sits
+        assert status == 400 and "levels deep" in records[-1].error_message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -9,7 +10,9 @@ import aiohttp
 from aiohttp import web
 
 from ..config import GatewaySettings
-from ..messages import Inbound
+from ..errors import GatewayError
+from ..log import log
+from ..messages import Inbound, is_shutdown, shutting_down
 from ..providers import Provider
 from ..recorder import Call
 from ..translate.signatures import Signatures
@@ -30,3 +33,21 @@ class Leg:
 
 
 Relay = Callable[[Leg], Awaitable[web.StreamResponse]]
+
+
+def midstream_error(exc: BaseException, started: bool) -> GatewayError:
+    """The error that ends a stream already started (re-raising what can still be answered otherwise): a
+    stream that fails always ends with an SSE `error` event, whatever failed."""
+    if not started:
+        raise exc
+    if isinstance(exc, asyncio.CancelledError):
+        if not is_shutdown(exc):
+            raise exc  # the client went away: nobody to tell
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return shutting_down()
+    if isinstance(exc, GatewayError):
+        return exc
+    log.exception("unexpected error mid-stream")
+    return GatewayError(500, f"gatewatch internal error: {type(exc).__name__}", "api_error")

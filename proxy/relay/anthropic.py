@@ -3,6 +3,7 @@ watch what passes for the record: usage, blocks, time to first token."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..errors import GatewayError
 from ..messages import client_headers
 from ..providers import PassthroughProvider
 from ..recorder import Call
-from . import Leg
+from . import Leg, midstream_error
 
 
 def _error(provider: PassthroughProvider) -> upstream.ErrorMapper:
@@ -94,9 +95,12 @@ async def _stream(leg: Leg, resp: Any, ctype: str) -> web.StreamResponse:
                 call.chunk()
                 call.sent([], len(chunk))
                 seen.feed(chunk)
-    except GatewayError as err:
+    except (Exception, asyncio.CancelledError) as exc:
+        err = midstream_error(exc, True)
         call.failed_midstream(err)
-        await out.write(b"event: error\ndata: " + orjson.dumps(err.body()) + b"\n\n")
+        await out.write(
+            b"\n\nevent: error\ndata: " + orjson.dumps({**err.body(), "request_id": call.id}) + b"\n\n"
+        )
     finally:
         resp.release()
         call.message(seen.message)

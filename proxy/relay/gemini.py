@@ -16,7 +16,7 @@ from ..recorder import Call, Event, new_id
 from ..translate import request as treq
 from ..translate.response import IdSource, usage
 from ..translate.stream import StreamTranslator, sse
-from . import Leg
+from . import Leg, midstream_error
 
 PING = ("ping", {"type": "ping"})
 
@@ -203,9 +203,8 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
                 pinger = asyncio.create_task(_pinger(body, sink, st, interval))
                 try:
                     await _pump(leg, body, sink, st)
-                except GatewayError as err:
-                    if sink.out is None:
-                        raise
+                except (GatewayError, Exception, asyncio.CancelledError) as exc:
+                    err = midstream_error(exc, sink.out is not None)
                     # already streaming: the status line is gone, so the error travels as an SSE event,
                     # after the open block is closed
                     call.failed_midstream(err)

@@ -85,8 +85,13 @@ class Totals:
 class WriterStats:
     written: int = 0
     lost: int = 0
+    """records not written (yet): kept in the journal and retried, so this can fall again"""
     retries: int = 0
     last_error: str | None = None
+    recovered: int = 0
+    """records counted as lost and written later"""
+    compactions: int = 0
+    """times the journal was rewritten without its committed prefix"""
 
 
 class RecordStore(Protocol):

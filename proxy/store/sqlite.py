@@ -3,12 +3,15 @@ connections under WAL, full-text search over prompts and responses, a schema ver
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import logging
 import os
 import queue
 import sqlite3
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +24,9 @@ import sqlite_utils
 
 from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
-from ..record import Record
+from ..record import Record, safe_text
 from .base import StoreError, Summary, Totals, WriterStats, default_path
-from .payloads import SHARED, hydrate, serialize_parts
+from .payloads import PAYLOADS, SHARED, hydrate, serialize_parts
 from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
@@ -32,6 +35,8 @@ SCHEMA_VERSION = 3
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
+RETRY_IDLE_S = 5.0  # seconds between tries of records given up on, when nothing new arrives
+COMPACT_BYTES = 8 * 1024 * 1024  # a journal never emptied (sustained load) is rewritten past this size
 
 
 # -- the columns: one table writes the DDL, the column list, record → row and row → Summary ------------------
@@ -168,8 +173,55 @@ def _create_private(path: Path) -> None:
     """Create the file 0600 before SQLite does (it would use the umask); the WAL and shm follow its mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
         os.close(fd)
+
+
+_tightened: set[str] = set()
+
+
+def tighten(*paths: Path) -> None:
+    """Files holding prompts readable by others (an older gatewatch, a copy) become 0600; said once each."""
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            try:
+                os.chmod(p, 0o600)
+            except OSError:
+                continue
+            if str(p) not in _tightened:
+                _tightened.add(str(p))
+                log.warning("%s was readable by others (mode %o); now 0600", p, stat.S_IMODE(st.st_mode))
+
+
+def _explain(p: Path, exc: BaseException) -> StoreError:
+    """What really went wrong opening `p`: a read-only filesystem, a full disk, no file descriptors, no
+    permission, or a file that is not ours."""
+    err = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if err in (errno.EMFILE, errno.ENFILE) or "too many open files" in text:
+        return StoreError(
+            f"{p}: out of file descriptors (ulimit -n); close other programs or raise the limit"
+        )
+    if err == errno.ENOSPC or "disk is full" in text:
+        return StoreError(f"{p}: the disk is full; free some space or pass another --db")
+    if err == errno.EROFS or "readonly" in text or "read-only" in text:
+        return StoreError(f"{p}: the database or its directory is read-only; pass a writable --db")
+    if err == errno.EACCES:
+        return StoreError(f"{p}: permission denied; pass another --db")
+    if "unable to open" in text:
+        try:
+            os.close(os.open(p, os.O_RDWR))
+        except OSError as probe:
+            return _explain(p, probe)
+        if not os.access(p.parent, os.W_OK):
+            return StoreError(f"{p}: its directory is not writable (SQLite needs to create -wal beside it)")
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return StoreError(f"{p}: not a gatewatch database ({exc}); move it away or pass another --db")
+    return StoreError(f"{p}: cannot use the database: {exc}")
 
 
 def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connection:
@@ -179,7 +231,7 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
         try:
             _create_private(p)
         except OSError as exc:
-            raise StoreError(f"{p}: cannot create the database: {exc.strerror}") from None
+            raise _explain(p, exc) from None
     elif not p.exists():
         raise StoreError(f"{p}: no such database")
     try:
@@ -188,10 +240,8 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"{p}: not a gatewatch database ({exc}); move it away or pass another --db"
-        ) from None
+    except sqlite3.Error as exc:
+        raise _explain(p, exc) from None
     if version == 0 and tables and "records" not in tables:
         raise StoreError(
             f"{p}: this SQLite file belongs to something else (tables: {', '.join(sorted(tables)[:5])});"
@@ -215,6 +265,47 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
 
 
 # -- the store ---------------------------------------------------------------------------------------------
+def _lock_path(db: Path) -> Path:
+    """The writer's lock file, named for the database file's identity (device, inode), not its path: a
+    symlink or a hard link to the same file finds the same lock. It lives in a private directory of this
+    user's (not beside the database: closing any descriptor of the database file would drop the POSIX locks
+    SQLite holds on it in this process)."""
+    st = os.stat(db)
+    uid = os.getuid()
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"gatewatch-{uid}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:
+        pass
+    own = os.lstat(base)
+    if not stat.S_ISDIR(own.st_mode) or own.st_uid != uid or own.st_mode & 0o077:
+        raise StoreError(f"{base}: the lock directory is not a private directory of this user's; remove it")
+    return base / f"{st.st_dev:x}-{st.st_ino:x}.lock"
+
+
+def _open_journal(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+
+
+def _clean(value: Any) -> Any:
+    """A record's small fields made storable (text that was not UTF-8 escaped)."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {safe_text(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _without_payloads(rec: Record, exc: BaseException) -> Record:
+    """The record when its whole could not be serialised: the payloads left out (with a note saying why),
+    every other field kept, its text escaped where it was not UTF-8."""
+    head = _clean(rec.model_dump(mode="python", exclude=PAYLOADS))
+    head["notes"] = [*head.get("notes", []), f"payloads not stored: {safe_text(str(exc))[:200]}"]
+    return Record.model_validate(head)
+
+
 class _Stop:
     """Put on the queue by `close`: the writer commits what came before it and ends."""
 
@@ -229,7 +320,14 @@ class SqliteStore:
 
     Durability: `submit` appends the record to a journal file (one write() into the page cache, no fsync)
     before queueing it, so a process killed before the writer commits loses nothing: the next writer
-    replays the journal. The journal is emptied whenever the writer has committed everything queued.
+    replays the journal, line by line. The journal is emptied whenever the writer has committed everything
+    queued, and under sustained load (never empty) it is rewritten without its committed prefix once it
+    passes COMPACT_BYTES. Records the writer gives up on are counted as lost but stay in the journal (and
+    are retried) until they are written. Every journal is self-contained: a shared part is written into it
+    again after each emptying, so a record replayed after a `prune` still finds its system prompt.
+
+    One writer per database: the lock is a `flock` on a lock file named for the database file's device and
+    inode, so it holds whatever path, symlink or hard link names the file.
 
     After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
     a batch up; both on the writer thread.
@@ -247,64 +345,80 @@ class SqliteStore:
         connect(self.path).close()  # fail now, with a clear message, not in the writer
         self.stats = WriterStats()
         self.replayed = 0
-        self.journal_path = self.path.with_name(self.path.name + ".journal")
+        real = Path(os.path.realpath(self.path))
+        self.journal_path = real.with_name(real.name + ".journal")
+        tighten(*(real.with_name(real.name + s) for s in ("", "-wal", "-shm", ".journal")))
         self._journal: int | None = None
+        self._lock: int | None = None
         self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
         self._q: queue.Queue[_Item | _Stop] = queue.Queue()
+        self._unwritten: list[_Item] = []
+        self._queued_bytes = 0
+        """journal bytes of the records not committed yet (what a compaction would keep)"""
+        """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._local = threading.local()
         self._thread: threading.Thread | None = None
         self._closed = False
 
     # -- writing -------------------------------------------------------------------------------------------
     def start(self) -> SqliteStore:
-        """Become the writer: take the journal's lock, replay what a crashed writer left, start the thread."""
+        """Become the writer: take the lock, replay what a crashed writer left, start the thread."""
         if self._closed:
             raise StoreError(f"{self.path}: this store was closed; open a new one")
         if self._thread is None:
-            fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise _explain(self.path, exc) from None
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                os.close(fd)
+                os.close(lock)
                 raise StoreError(
                     f"{self.path}: another gatewatch is writing to this database; "
                     "stop it or pass another --db"
                 ) from None
-            self._journal = fd
-            self.replayed = self._replay()
+            try:
+                self._journal = _open_journal(self.journal_path)
+                self.replayed = self._replay()
+            except (OSError, sqlite3.Error) as exc:
+                os.close(lock)
+                if self._journal is not None:
+                    os.close(self._journal)
+                    self._journal = None
+                raise _explain(self.journal_path, exc) from None
+            self._lock = lock
             self._thread = threading.Thread(target=self._run, name="gatewatch-store-writer", daemon=True)
             self._thread.start()
         return self
 
     def _replay(self) -> int:
+        """Insert what the journal holds (streamed line by line: constant memory whatever its size)."""
         assert self._journal is not None
-        size = os.fstat(self._journal).st_size
-        if not size:
+        if not os.fstat(self._journal).st_size:
             return 0
-        data = os.pread(self._journal, size, 0)
-        recs = []
-        blobs: dict[str, bytes] = {}
-        for line in data.split(b"\n"):
-            if line.startswith(b"#blob "):
-                _, h, part = line.split(b" ", 2)
-                if hashlib.sha1(part).hexdigest() == h.decode():  # a cut-short line fails this
-                    blobs[h.decode()] = part
-                continue
-            try:
-                recs.append((Record.model_validate(orjson.loads(line)), line))
-            except (orjson.JSONDecodeError, ValueError):
-                continue  # the last line of a write cut short by the crash
         conn = connect(self.path)
         n = 0
+        insert = _INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE")
         try:
-            with conn:
+            with conn, open(self.journal_path, "rb") as f:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
-                for rec, line in recs:
-                    cur = conn.execute(
-                        _INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE"), to_row(rec, line)
-                    )
+                for raw in f:
+                    line = raw.rstrip(b"\n")
+                    if line.startswith(b"#blob "):
+                        parts = line.split(b" ", 2)
+                        if len(parts) == 3 and hashlib.sha1(parts[2]).hexdigest() == parts[1].decode():
+                            conn.execute(
+                                "INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)",
+                                (parts[1].decode(), parts[2]),
+                            )  # a cut-short line fails the hash and is skipped
+                        continue
+                    try:
+                        rec = Record.model_validate(orjson.loads(line))
+                    except (orjson.JSONDecodeError, ValueError):
+                        continue  # the last line of a write cut short by the crash
+                    cur = conn.execute(insert, to_row(rec, line))
                     if cur.rowcount == 1:
                         n += 1
                         conn.execute(
@@ -319,12 +433,21 @@ class SqliteStore:
         return n
 
     def submit(self, rec: Record) -> None:
-        """Journal and queue a finished record; one small write(), never a wait on SQLite."""
+        """Journal and queue a finished record; one small write(), never a wait on SQLite. Never raises: a
+        record that can't be serialised whole is kept without its payloads, and one that can't be kept at
+        all is counted as lost."""
         if self._closed:  # a call that ended after shutdown: say so rather than queue it for nobody
-            self.stats.lost += 1
-            log.error("store: record %s arrived after the store was closed and is lost", rec.id)
+            self._lose(1, f"record {rec.id} arrived after the store was closed")
             return
-        data, blobs = serialize_parts(rec, self.secrets)
+        try:
+            try:
+                data, blobs = serialize_parts(rec, self.secrets)
+            except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError is a TypeError
+                rec = _without_payloads(rec, exc)
+                data, blobs = serialize_parts(rec, self.secrets)
+        except Exception as exc:
+            self._lose(1, f"record {rec.id} could not be serialised: {exc}")
+            return
         with self._jlock:
             if self._journal is not None:
                 # a shared part goes to the journal once; later records only name it
@@ -335,7 +458,14 @@ class SqliteStore:
                     self._journaled_blobs.update(new)
                 except OSError as exc:  # a full disk: the queue still has it; say so once per failure
                     self.stats.last_error = f"journal: {exc.strerror}"
+            self._queued_bytes += len(data)
             self._q.put((rec, data, blobs))
+
+    def _lose(self, n: int, why: str) -> None:
+        self.stats.lost += n
+        self.stats.last_error = why
+        log.error("store: %s; counted as lost", why)
+        self.bus.emit(RecordsLost(n, self.stats.lost, why))
 
     @property
     def pending(self) -> int:
@@ -350,22 +480,31 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        busy = False
         if self._thread is not None:
             self._q.put(_STOP)
             self._thread.join(timeout)
+            busy = self._thread.is_alive()  # still retrying a batch: what it holds stays journaled
             self._thread = None
         if self._journal is not None:
             with self._jlock:
-                if self._q.empty() and not self.stats.lost:
+                if not busy and self._q.empty() and not self._unwritten:
                     os.ftruncate(self._journal, 0)
-                os.close(self._journal)  # closing drops the lock
+                os.close(self._journal)
                 self._journal = None
+        if self._lock is not None:
+            os.close(self._lock)  # closing drops the lock
+            self._lock = None
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         stop = False
         while not stop:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=RETRY_IDLE_S if self._unwritten else None)
+            except queue.Empty:  # nothing new: try again what was given up on
+                conn = self._write(conn, [])
+                continue
             if isinstance(item, _Stop):
                 break
             batch = [item]
@@ -379,11 +518,16 @@ class SqliteStore:
                     stop = True
                     break
                 batch.append(nxt)
-            conn = self._write(conn, batch)
+            try:
+                conn = self._write(conn, batch)
+            except Exception as exc:  # a bug must not end the writer: everything after it would be lost
+                log.exception("store: writing a batch failed unexpectedly")
+                self._lose(len(batch), f"{type(exc).__name__}: {exc}")
         if conn is not None:
             conn.close()
 
-    def _write(self, conn: sqlite3.Connection | None, items: list[_Item]) -> sqlite3.Connection | None:
+    def _write(self, conn: sqlite3.Connection | None, new: list[_Item]) -> sqlite3.Connection | None:
+        items = self._unwritten + new
         batch = [rec for rec, _, _ in items]
         rows = [to_row(rec, data) for rec, data, _ in items]
         blobs = {h: part for _, _, parts in items for h, part in parts.items()}
@@ -403,9 +547,15 @@ class SqliteStore:
                         )
                 self.stats.written += len(batch)
                 self.stats.last_error = None
-                with self._jlock:  # everything queued is committed: the journal has done its job
-                    if self._journal is not None and self._q.empty():
-                        os.ftruncate(self._journal, 0)
+                with self._jlock:
+                    self._queued_bytes -= sum(len(data) for _, data, _ in items)
+                if self._unwritten:
+                    n = len(self._unwritten)
+                    self.stats.lost -= n
+                    self.stats.recovered += n
+                    self._unwritten = []
+                    log.warning("store: %d records counted as lost were written after all", n)
+                self._committed()
                 if self.bus.wants(RecordsCommitted):
                     self.bus.emit(RecordsCommitted(tuple(batch)))
                 return conn
@@ -420,16 +570,56 @@ class SqliteStore:
                         pass
                     conn = None
                 time.sleep(min(2.0, 0.1 * 2**attempt))
-        self.stats.lost += len(batch)
-        with self._jlock:
-            self._journaled_blobs.clear()  # what the lost batch named must be journaled again
-        log.error(
-            "store: %d records could not be written and are counted as lost: %s",
-            len(batch),
-            self.stats.last_error,
-        )
-        self.bus.emit(RecordsLost(len(batch), self.stats.lost, self.stats.last_error or ""))
+        self._unwritten = items  # kept (and in the journal) until a later try writes them
+        if new:
+            self.stats.lost += len(new)
+            log.error(
+                "store: %d records could not be written and are counted as lost (kept in %s and retried): %s",
+                len(new),
+                self.journal_path,
+                self.stats.last_error,
+            )
+            self.bus.emit(RecordsLost(len(new), self.stats.lost, self.stats.last_error or ""))
         return conn
+
+    def _committed(self) -> None:
+        """Everything taken from the queue is committed: empty the journal if nothing else is queued, else
+        rewrite it without the committed prefix once it is large (sustained load never empties it)."""
+        with self._jlock:
+            if self._journal is None or self._unwritten:
+                return
+            if self._q.empty():
+                os.ftruncate(self._journal, 0)
+                self._journaled_blobs.clear()  # the next journal must hold the shared parts it names
+                return
+            size = os.fstat(self._journal).st_size
+            if size < COMPACT_BYTES:
+                return
+            if self._queued_bytes > size // 2:
+                return  # mostly backlog, not committed prefix: rewriting it now would gain little
+            pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
+            seen: set[str] = set()
+            lines: list[bytes] = []
+            for _, data, blobs in pending:
+                lines += [b"#blob " + h.encode() + b" " + blobs[h] for h in blobs if h not in seen]
+                seen.update(blobs)
+                lines.append(data)
+            tmp = self.journal_path.with_name(self.journal_path.name + ".compact")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                try:
+                    os.write(fd, b"\n".join(lines) + b"\n")
+                finally:
+                    os.close(fd)
+                os.replace(tmp, self.journal_path)
+                fresh = _open_journal(self.journal_path)
+            except OSError as exc:  # the old journal is still whole; try again after the next batch
+                self.stats.last_error = f"journal compaction: {exc.strerror}"
+                return
+            os.close(self._journal)
+            self._journal = fresh
+            self._journaled_blobs = seen
+            self.stats.compactions += 1
 
     # -- reading -------------------------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mimetypes
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Mapping, TypedDict
 
 import orjson
@@ -12,6 +11,7 @@ import orjson
 from ..errors import invalid_request
 from . import marks
 from . import schema as _schema
+from .memo import BytesMemo
 from .models import ModelFacts, facts
 from .names import ToolNames, to_gemini
 
@@ -471,8 +471,7 @@ def _tools(
     return out + extra, declared
 
 
-@lru_cache(maxsize=512)
-def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
+def _make_declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
     """A tool's functionDeclaration. Claude Code sends the same ~20 tools on every call, so the rewrite is
     memoised on the tool's exact JSON (still a pure function: same input, same output). The result is
     shared between calls: it is serialised, never mutated."""
@@ -490,6 +489,9 @@ def _declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
         if params:
             decl["parameters"] = params
     return decl
+
+
+_declaration: BytesMemo[dict[str, Any]] = BytesMemo(_make_declaration)
 
 
 def _tool_choice(tc: Any, declared: list[str], names: ToolNames) -> dict[str, Any]:
