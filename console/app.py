@@ -29,7 +29,7 @@ from proxy import query
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
-from proxy.store import Store
+from proxy.store import Store, data_dir
 
 from .collector import IdleCollector
 from .detail import DetailScreen
@@ -113,7 +113,8 @@ class GatewatchApp(App):
         self.store = store
         self.config_error = config_error
         self.on_ready = on_ready
-        self.export_dir = Path(export_dir or ".")
+        self.export_dir = Path(export_dir) if export_dir else data_dir()
+        """where `e` writes: the data directory beside the default store, never the current folder"""
         self.banner_note = banner_note
         self.insecure = insecure
         self.stats = LiveStats()
@@ -382,6 +383,7 @@ class GatewatchApp(App):
         flt = self.query_one(HistoryTable).filter
         path = (self.export_dir / time.strftime("gatewatch-export-%Y%m%d-%H%M%S.json")).resolve()
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             n = await asyncio.to_thread(lambda: export_file(self.store.iter_records(flt), "json", path))
         except OSError as exc:
             self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
