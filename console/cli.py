@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from console.hint import usage_hint
+from console.remote import Attached, discover
 from proxy import config as cfg
 from proxy import loop as loops
 from proxy import query
@@ -53,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _common(p)
+    p.add_argument(
+        "--attach",
+        metavar="URL",
+        help="watch the gatewatch at URL (its live feed and its store) instead of hosting a gateway; "
+        "without it, a gatewatch already listening on the configured port is watched",
+    )
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
     _common(s)
@@ -279,7 +286,28 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config_or_raise(args)
     except cfg.ConfigError as exc:
         config, error = cfg.Config(), str(exc)
+    url = args.attach or discover(config)
+    if url:
+        viewer = Attached(url, config.gateway.auth_token)
+        try:
+            viewer.start()
+        except ServiceError as exc:
+            _die(str(exc))
+        return run_console(config, viewer_store(args, config, viewer), config_error=error, attach=viewer)
     return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
+
+
+def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> Store:
+    """The history a viewer shows: the store the watched gateway writes (it says which), read-only; when that
+    file is not on this machine, the one --db or the config names."""
+    theirs = viewer.identity.get("store")
+    path = Path(theirs) if theirs and Path(theirs).exists() else store_path(args, config)[0]
+    try:
+        return Store(path, secrets=config.secrets(), create=False)
+    except StoreError as exc:
+        viewer.stop()
+        _die(f"attached to {viewer.url}, but its history can't be read here: {exc}")
+    raise AssertionError
 
 
 def _fmt(v: float | None, kind: str) -> str:

@@ -17,6 +17,7 @@ from .config import Config
 from .errors import GatewayError
 from .events import Bus, CallFinished, CallStarted
 from .exchange import Exchange
+from .feed import EventFeed
 from .log import log
 from .record import Record
 from .recorder import Call, new_id
@@ -44,11 +45,14 @@ class Gateway:
         self.session: aiohttp.ClientSession | None = None
         self.in_flight: dict[str, Record] = {}
         self.started_at = time.time()
+        self.feed = EventFeed(self)
+        """`GET /gatewatch` and `/gatewatch/events`: what an attached console watches"""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.gateway.max_body_bytes)
         app.cleanup_ctx.append(self._session_ctx)
         app.on_response_prepare.append(_request_id)
+        self.feed.add_routes(app)  # before the catch-all
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 

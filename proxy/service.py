@@ -80,6 +80,7 @@ class Service:
             gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
+        gateway.feed.store = str(self.store.path.resolve())  # an attached console reads the same history
         g = self.config.gateway
         try:
             self._runner, port = await start(gateway, g.host, g.port, self.insecure)
