@@ -234,9 +234,13 @@ class GatewatchApp(App):
         t.append("\ntargets ", style="dim")
         gateway = self.service.gateway
         targets = [(p.name, p.kind, p.model) for p in gateway.providers] if gateway is not None else []
+        health = self.service.target_health()
         for name, kind, model in targets or (self.attached.target_list() if self.attached else []):
-            t.append(f"● {name}", style="green")
+            refused = health.get(name, {}).get("state") == "refused"
+            t.append(f"{'✗' if refused else '●'} {name}", style="bold red" if refused else "green")
             t.append(f" {kind} {model}  ", style="dim")
+            if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
+                t.append(f"{health[name]['credentials']}  ", style="red")
         if self.attached:
             t.append("  closing this console leaves that gateway running", style="italic dim")
         if self.banner_note:

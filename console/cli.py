@@ -25,6 +25,7 @@ from console.remote import Attached, discover
 from proxy import config as cfg
 from proxy import loop as loops
 from proxy import query
+from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
 from proxy.query import parse_duration
@@ -204,7 +205,20 @@ def call_line(rec: Record) -> str:
     )
 
 
+def check_lines(checks: list[Check]) -> list[str]:
+    """One line per target's credential check at start, for `serve`."""
+    mark = {"ok": "ok", "refused": "REFUSED", "unchecked": "not checked"}
+    tail = {"refused": " (tried after every other target until it answers)", "ok": "", "unchecked": ""}
+    return [f"credentials of {c.target}: {mark[c.state]}: {c.detail}{tail[c.state]}" for c in checks]
+
+
 async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:
+    running = await asyncio.to_thread(discover, config)
+    if running:
+        _die(
+            f"a gatewatch is already listening at {running}: run `gatewatch` to watch it, or start this one "
+            f"with --port {config.gateway.port + 1}"
+        )
     service = Service(config, store, insecure=insecure)
     service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True))
     try:
@@ -218,6 +232,8 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
         f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
         flush=True,
     )
+    for line in check_lines(service.checks):
+        print(line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

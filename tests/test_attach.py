@@ -183,3 +183,30 @@ def test_nothing_listening_means_no_gatewatch_to_attach_to_and_attach_fails_clea
         cli_main(["--attach", f"http://127.0.0.1:{port}", "--db", str(tmp_path / "x.db")])
     assert e.value.code == 2
     assert f"no gatewatch answers at http://127.0.0.1:{port}/gatewatch" in capsys.readouterr().err
+
+
+async def test_a_second_serve_on_the_same_port_points_at_the_first(fake, tmp_path):
+    proc, url = await start_serve(fake, tmp_path)
+    try:
+        port = url.rsplit(":", 1)[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
+        env.update(GEMINI_API_KEY=API_KEY, GEMINI_API_ENDPOINT=fake.url, GATEWATCH_TOKEN=TOKEN)
+        env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        second = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "console.cli",
+            "serve",
+            "--port",
+            port,
+            "--db",
+            str(tmp_path / "2.db"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(second.communicate(), 30)
+        assert second.returncode == 2
+        assert f"a gatewatch is already listening at {url}: run `gatewatch` to watch it" in err.decode()
+    finally:
+        await stop(proc)
