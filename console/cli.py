@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if url:
         viewer = Attached(url, config.gateway.auth_token)
         try:
-            viewer.start()
+            viewer.identify()  # the feed starts with the console, so the console sees its first events
         except ServiceError as exc:
             _die(str(exc))
         return run_console(config, viewer_store(args, config, viewer), config_error=error, attach=viewer)

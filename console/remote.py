@@ -99,8 +99,9 @@ class Attached:
     def open_store(self, timeout: float = 60) -> None:
         """A viewer never writes: the gateway's process is the store's writer."""
 
-    def start(self, timeout: float = 10) -> str:
-        """Ask the gateway who it is, then follow its feed; returns its URL. ServiceError when it can't."""
+    def identify(self, timeout: float = 10) -> dict[str, Any]:
+        """Ask the gateway who it is (its store, its targets). ServiceError when no gatewatch answers, or
+        when it wants a token we don't have."""
         identity = probe(self.url, self.token, timeout)
         if identity is None:
             raise ServiceError(f"no gatewatch answers at {self.url}{IDENTITY_PATH}: is it running?")
@@ -111,8 +112,15 @@ class Attached:
             )
         self.identity = identity
         self.targets = list(identity.get("targets") or [])
-        self.run(self._follow())
-        self.run(self._poll_health())
+        return identity
+
+    def start(self, timeout: float = 10) -> str:
+        """Follow the gateway's feed (once; the console calls this when it is ready to take events)."""
+        if not self.identity:
+            self.identify(timeout)
+        if not self._tasks:
+            self.run(self._follow())
+            self.run(self._poll_health())
         return self.url
 
     def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -127,10 +135,20 @@ class Attached:
         """Close the feed; the gateway is not told anything and goes on."""
         if not self._thread.is_alive():
             return
-        for fut in list(self._tasks):
-            fut.cancel()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout if timeout is not None else 10)
+        try:
+            self.run(self._end()).result(timeout if timeout is not None else 10)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            pass  # ending anyway: the thread is a daemon
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+    async def _end(self) -> None:
+        """Cancel the feed and the health poll and let them close their connections."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def target_list(self) -> list[tuple[str, str, str]]:
         """(name, provider, model) of the gateway's targets, as it told us."""
@@ -147,9 +165,6 @@ class Attached:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
-        for task in asyncio.all_tasks(self.loop):
-            task.cancel()
-        self.loop.run_until_complete(asyncio.sleep(0))
         self.loop.close()
 
     async def _follow(self) -> None:

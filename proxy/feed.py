@@ -172,7 +172,7 @@ class EventFeed:
                     await resp.write(_encode(event, secrets))
             finally:
                 stop.cancel()
-        except (ConnectionResetError, ConnectionError):
+        except ConnectionError:
             pass  # the viewer went away
         finally:
             for u in unsubscribe:

@@ -210,3 +210,28 @@ async def test_a_second_serve_on_the_same_port_points_at_the_first(fake, tmp_pat
         assert f"a gatewatch is already listening at {url}: run `gatewatch` to watch it" in err.decode()
     finally:
         await stop(proc)
+
+
+async def test_gatewatch_beside_a_running_serve_opens_as_its_viewer_on_its_store(fake, tmp_path, monkeypatch):
+    import console.app
+
+    proc, url = await start_serve(fake, tmp_path)
+    opened: list = []
+    monkeypatch.setattr(
+        console.app,
+        "run_console",
+        lambda config, store, config_error=None, attach=None, **kw: opened.append((store, attach)) or 0,
+    )
+    monkeypatch.setenv("GATEWATCH_TOKEN", TOKEN)
+    monkeypatch.delenv("GATEWATCH_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the viewer's own default store: not used
+    monkeypatch.chdir(tmp_path)
+    try:
+        port = url.rsplit(":", 1)[1]
+        assert await asyncio.to_thread(cli_main, ["--port", port]) == 0
+        ((store, attach),) = opened
+        assert attach is not None and attach.url == url
+        assert store.path == (tmp_path / "serve.db").resolve()  # the history the serve writes
+        assert not (tmp_path / "xdg").exists()
+    finally:
+        await stop(proc)
