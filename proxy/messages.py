@@ -160,7 +160,12 @@ def last_user_text(messages: Any) -> str:
             return c[:PREVIEW_CHARS]
         if isinstance(c, list):
             texts = [b.get("text", "") for b in c if isinstance(b, dict) and b.get("type") == "text"]
-            texts = [t for t in texts if t and not t.lstrip().startswith("<system-reminder>")]
+            # a non-string text is the validator's to refuse (400): here it is only not a preview
+            texts = [
+                t
+                for t in texts
+                if isinstance(t, str) and t and not t.lstrip().startswith("<system-reminder>")
+            ]
             if texts:
                 return str(texts[-1])[:PREVIEW_CHARS]
             for b in c:
