@@ -146,13 +146,9 @@ class EventFeed:
         )
         try:
             await resp.prepare(request)
-            hello = {
-                "at": time.time(),
-                "in_flight": [
-                    orjson.Fragment(record_json(r, secrets)) for r in list(self.gateway.in_flight.values())
-                ],
-            }
-            await resp.write(frame("hello", orjson.dumps(hello)))
+            calls = b",".join(record_json(r, secrets) for r in list(self.gateway.in_flight.values()))
+            hello = b'{"at":' + orjson.dumps(time.time()) + b',"in_flight":[' + calls + b"]}"
+            await resp.write(frame("hello", hello))
             stop = asyncio.ensure_future(closing.wait())
             try:
                 while True:

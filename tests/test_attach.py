@@ -235,3 +235,31 @@ async def test_gatewatch_beside_a_running_serve_opens_as_its_viewer_on_its_store
         assert not (tmp_path / "xdg").exists()
     finally:
         await stop(proc)
+
+
+async def test_a_viewer_that_attaches_mid_call_sees_the_call_in_flight_then_finish(fake, sa_json):
+    from tests.conftest import run_gateway, target_for
+
+    fake.script(Reply.text("slow answer", delay=1.0))
+    async for gw in run_gateway({"targets": [target_for("gemini", fake, sa_json)]}, fake):
+        call = asyncio.create_task(ask(gw.url, "in flight when the viewer came", token=None))
+        while not gw.gateway.in_flight:
+            await asyncio.sleep(0.01)
+        viewer = Attached(gw.url, None)
+        finished: list = []
+        viewer.bus.subscribe(CallFinished, finished.append)
+        await asyncio.to_thread(viewer.start)
+        try:
+            for _ in range(100):
+                if viewer.in_flight:
+                    break
+                await asyncio.sleep(0.02)
+            assert viewer.in_flight == 1  # from the feed's hello: the calls already in flight
+            assert await call == "slow answer"
+            for _ in range(100):
+                if finished:
+                    break
+                await asyncio.sleep(0.02)
+            assert finished[0].record.preview == "in flight when the viewer came" and viewer.in_flight == 0
+        finally:
+            await asyncio.to_thread(viewer.stop)
