@@ -264,7 +264,7 @@ class GatewatchApp(App):
         self.stats.cost_today += totals.cost_since
 
     def _tick(self) -> None:
-        if self.stopping:
+        if self.stopping or not self.query("#pane-inflight"):  # before the panes mount, or as they go
             return
         self._take_feed()
         if self.attached and self.attached.problem != self._feed_problem:
