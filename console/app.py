@@ -29,7 +29,7 @@ from proxy import query
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
-from proxy.store import Store
+from proxy.store import Store, data_dir
 
 from .collector import IdleCollector
 from .detail import DetailScreen
@@ -45,6 +45,7 @@ from .panes import (
     render_targets,
     render_tokens,
 )
+from .remote import Attached
 
 REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
 HISTORY_REFRESH_S = 1.0
@@ -107,18 +108,22 @@ class GatewatchApp(App):
         export_dir: str | None = None,
         banner_note: str = "",
         insecure: bool = False,
+        attach: Attached | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.store = store
         self.config_error = config_error
         self.on_ready = on_ready
-        self.export_dir = Path(export_dir or ".")
+        self.export_dir = Path(export_dir) if export_dir else data_dir()
+        """where `e` writes: the data directory beside the default store, never the current folder"""
         self.banner_note = banner_note
         self.insecure = insecure
         self.stats = LiveStats()
-        self.service = Service(config, store, insecure=insecure)
-        self.host = ServiceThread(self.service)
+        self.attached = attach
+        """a gateway elsewhere that this console watches (None: the console hosts its own)"""
+        self.service: Service | Attached = attach or Service(config, store, insecure=insecure)
+        self.host: ServiceThread | Attached = attach or ServiceThread(self.service)
         self.in_flight: dict[str, Record] = {}
         """calls in flight, kept from the gateway's events; the records are live (filled on its thread)"""
         self.url = ""
@@ -126,6 +131,7 @@ class GatewatchApp(App):
         self.collector = IdleCollector()
         self.feed = Feed(self.service.bus)
         self.problem: str | None = None
+        self._feed_problem: str | None = None
         self.filter_error: str | None = None
         self._dirty = True
         self._refresh_timer = None
@@ -172,7 +178,7 @@ class GatewatchApp(App):
             self.host.run(self.on_ready(self.url))  # beside the gateway, on its loop: never the screen's
 
     async def _start_gateway(self) -> None:
-        if self.config_error:
+        if self.config_error and not self.attached:
             self.problem = f"configuration error:\n{self.config_error}\nFix the file and restart gatewatch."
             return
         try:
@@ -221,19 +227,28 @@ class GatewatchApp(App):
             self.sub_title = "gateway not running"
             return
         t = Text()
-        t.append("listening ", style="dim")
+        t.append("attached to " if self.attached else "listening ", style="dim")
         t.append(self.url, style="bold green")
         t.append("   paste: ", style="dim")
         t.append(usage_hint(self.url, self.config), style="bold")
         t.append("\ntargets ", style="dim")
         gateway = self.service.gateway
-        for p in gateway.providers if gateway is not None else []:
-            t.append(f"● {p.name}", style="green")
-            t.append(f" {p.kind} {p.model}  ", style="dim")
+        targets = [(p.name, p.kind, p.model) for p in gateway.providers] if gateway is not None else []
+        health = self.service.target_health()
+        for name, kind, model in targets or (self.attached.target_list() if self.attached else []):
+            refused = health.get(name, {}).get("state") == "refused"
+            t.append(f"{'✗' if refused else '●'} {name}", style="bold red" if refused else "green")
+            t.append(f" {kind} {model}  ", style="dim")
+            if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
+                t.append(f"{health[name]['credentials']}  ", style="red")
+        if self.attached:
+            t.append("  closing this console leaves that gateway running", style="italic dim")
         if self.banner_note:
             t.append(f"  {self.banner_note}", style="italic yellow")
+        if self._feed_problem:
+            t.append(f"\n⚠ not live: {self._feed_problem}; retrying", style="bold yellow")
         banner.update(t)
-        self.sub_title = self.url
+        self.sub_title = f"attached to {self.url}" if self.attached else f"hosting {self.url}"
 
     async def _seed_stats(self) -> None:
         """Today's and all-time cost from the store: a full scan, so in a thread, never on the shared loop.
@@ -249,9 +264,12 @@ class GatewatchApp(App):
         self.stats.cost_today += totals.cost_since
 
     def _tick(self) -> None:
-        if self.stopping:
+        if self.stopping or not self.query("#pane-inflight"):  # before the panes mount, or as they go
             return
         self._take_feed()
+        if self.attached and self.attached.problem != self._feed_problem:
+            self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
+            self._render_banner()
         self.collector.tick(busy=bool(self.in_flight))
         self.query_one("#pane-inflight", Pane).show(render_in_flight(list(self.in_flight.values())))
         health = self.service.target_health()
@@ -382,6 +400,7 @@ class GatewatchApp(App):
         flt = self.query_one(HistoryTable).filter
         path = (self.export_dir / time.strftime("gatewatch-export-%Y%m%d-%H%M%S.json")).resolve()
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             n = await asyncio.to_thread(lambda: export_file(self.store.iter_records(flt), "json", path))
         except OSError as exc:
             self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
@@ -405,12 +424,17 @@ class GatewatchApp(App):
 
 
 def run_console(
-    config: cfg.Config, store: Store, config_error: str | None = None, insecure: bool = False
+    config: cfg.Config,
+    store: Store,
+    config_error: str | None = None,
+    insecure: bool = False,
+    attach: Attached | None = None,
 ) -> int:
-    app = GatewatchApp(config, store, config_error=config_error, insecure=insecure)
+    app = GatewatchApp(config, store, config_error=config_error, insecure=insecure, attach=attach)
     try:
         app.run()
     finally:
         app.host.stop()  # after a crash of the screen too: calls in flight drain, records are flushed
+        # (a viewer only closes its feed: the gateway it watched goes on)
         store.close()
     return 0

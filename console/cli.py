@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
 from console.hint import usage_hint
+from console.remote import Attached, discover
 from proxy import config as cfg
 from proxy import loop as loops
 from proxy import query
+from proxy.credentials import Check
 from proxy.events import CallFinished
-from proxy.export import FORMATS, export_file, write
+from proxy.export import FORMATS, export_file, without_payloads, write
 from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.service import Service, ServiceError
@@ -33,10 +37,12 @@ from proxy.store import Store, StoreError, default_path
 
 def _common(p: argparse.ArgumentParser, server: bool = True) -> None:
     p.add_argument(
-        "--db", help="SQLite store (default: $GATEWATCH_DB or $XDG_DATA_HOME/gatewatch/gatewatch.db)"
+        "--db",
+        help="SQLite store (default: the config's [store] path, else $GATEWATCH_DB, else "
+        "$XDG_DATA_HOME/gatewatch/gatewatch.db)",
     )
+    p.add_argument("--config", help="gatewatch.toml (default: ./gatewatch.toml, else the environment)")
     if server:
-        p.add_argument("--config", help="gatewatch.toml (default: ./gatewatch.toml, else the environment)")
         p.add_argument("--host", help="address to bind (default 127.0.0.1)")
         p.add_argument("--port", type=int, help="port (default 8000)")
         p.add_argument(
@@ -49,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _common(p)
+    p.add_argument(
+        "--attach",
+        metavar="URL",
+        help="watch the gatewatch at URL (its live feed and its store) instead of hosting a gateway; "
+        "without it, a gatewatch already listening on the configured port is watched",
+    )
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
     _common(s)
@@ -61,6 +73,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("filter", nargs="*", help="filter terms, e.g. model:flash status:>=400 since:2h")
     e.add_argument("--format", choices=FORMATS, default="json")
     e.add_argument("--output", "-o", help="file to write (default: standard output)")
+    e.add_argument(
+        "--no-payloads",
+        action="store_true",
+        help="leave out the request and response bodies (~100 KB per Claude Code call); facts, usage, "
+        "timing and the prompt's preview stay",
+    )
     _common(e, server=False)
     st = sub.add_parser(
         "stats", help="requests, errors, tokens, cost and latency per model and per target", **terms
@@ -95,13 +113,81 @@ def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
     return config
 
 
+def store_path(args: argparse.Namespace, config: cfg.Config | None = None) -> tuple[Path, str]:
+    """The database to use and where that choice came from (for the messages that name it)."""
+    if getattr(args, "db", None):
+        return Path(args.db).expanduser(), "--db"
+    if config is not None and config.store.path:
+        return Path(config.store.path).expanduser(), f"[store] path in {config.source}"
+    return default_path(), "$GATEWATCH_DB" if os.environ.get("GATEWATCH_DB") else "the default"
+
+
 def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Store:
-    path = args.db or (config.store.path if config and config.store.path else None) or default_path()
+    path, _ = store_path(args, config)
     try:
         return Store(path, secrets=config.secrets() if config else [])
     except StoreError as exc:
         _die(str(exc))
     raise AssertionError
+
+
+def _reader_config(args: argparse.Namespace) -> cfg.Config:
+    """export/stats/prune need the config only for `[store] path` (and the secrets to keep out): a file named
+    or found is read strictly; without one, an environment that wouldn't start a gateway doesn't matter."""
+    if args.config or Path("gatewatch.toml").is_file():
+        return load_config(args)
+    try:
+        return cfg.load(None)
+    except cfg.ConfigError:
+        return cfg.Config()
+
+
+def open_reader(args: argparse.Namespace) -> Store:
+    """The store for export, stats and prune: one that exists (never created), named on stderr, with the
+    journal of a writer that crashed replayed first, so its last calls are read too."""
+    config = _reader_config(args)
+    path, source = store_path(args, config)
+    if not path.exists():
+        _die(
+            f"{path.resolve()}: no such database (from {source}). Nothing was created. Pass the gateway's --db or "
+            "--config, or run `gatewatch serve` first."
+        )
+    try:
+        store = Store(path, secrets=config.secrets(), create=False)
+        logging.getLogger("gatewatch").setLevel(logging.ERROR)  # the replay is reported below, in our words
+        live = not store.recover()
+    except StoreError as exc:
+        _die(str(exc))
+        raise AssertionError from None
+    print(f"database: {path.resolve()} (from {source})", file=sys.stderr)
+    if live:
+        print(
+            "note: a running gatewatch is writing to this database; the calls it has not committed yet "
+            "(the last fraction of a second) are not included",
+            file=sys.stderr,
+        )
+    elif store.replayed:
+        print(
+            f"recovered {store.replayed} records from the journal of a gatewatch that stopped abruptly",
+            file=sys.stderr,
+        )
+    return store
+
+
+def negations_as_terms(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`gatewatch export -model:pro` means the filter term, not an option: for export and stats, a word that
+    starts with a single "-" and is not one of their options is taken out as a filter term.
+    Returns (argv for argparse, the terms taken out)."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] not in ("export", "stats") or "--" in argv:
+        return argv, []
+    keep, terms = [], []
+    for a in argv:
+        if a.startswith("-") and not a.startswith("--") and a not in ("-o", "-h") and len(a) > 1:
+            terms.append(a)
+        else:
+            keep.append(a)
+    return keep, terms
 
 
 def call_line(rec: Record) -> str:
@@ -119,7 +205,20 @@ def call_line(rec: Record) -> str:
     )
 
 
+def check_lines(checks: list[Check]) -> list[str]:
+    """One line per target's credential check at start, for `serve`."""
+    mark = {"ok": "ok", "refused": "REFUSED", "unchecked": "not checked"}
+    tail = {"refused": " (tried after every other target until it answers)", "ok": "", "unchecked": ""}
+    return [f"credentials of {c.target}: {mark[c.state]}: {c.detail}{tail[c.state]}" for c in checks]
+
+
 async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:
+    running = await asyncio.to_thread(discover, config)
+    if running:
+        _die(
+            f"a gatewatch is already listening at {running}: run `gatewatch` to watch it, or start this one "
+            f"with --port {config.gateway.port + 1}"
+        )
     service = Service(config, store, insecure=insecure)
     service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True))
     try:
@@ -133,6 +232,8 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
         f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
         flush=True,
     )
+    for line in check_lines(service.checks):
+        print(line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -158,18 +259,21 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv, negated = negations_as_terms(list(sys.argv[1:] if argv is None else argv))
     args = parser().parse_args(argv)
     if args.command == "serve":
         config = load_config(args)
         return loops.run(serve(config, open_store(args, config), args.insecure))
     if args.command in ("export", "stats"):
         try:
-            flt = query.parse(" ".join(args.filter))
+            flt = query.parse(" ".join([*args.filter, *negated]))
         except query.QueryError as exc:
             _die(f"filter: {exc}")
-        store = open_store(args)
+        store = open_reader(args)
         if args.command == "export":
             records = store.iter_records(flt)
+            if args.no_payloads:
+                records = without_payloads(records)
             if args.output:
                 n = export_file(records, args.format, args.output)
                 print(
@@ -182,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(by, groups))
         return 0
     if args.command == "prune":
-        n = open_store(args).prune(_seconds(args.older_than))
+        seconds = _seconds(args.older_than)
+        n = open_reader(args).prune(seconds)
         print(f"deleted {n} records older than {args.older_than}")
         return 0
     if args.command == "demo":
@@ -197,7 +302,28 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config_or_raise(args)
     except cfg.ConfigError as exc:
         config, error = cfg.Config(), str(exc)
+    url = args.attach or discover(config)
+    if url:
+        viewer = Attached(url, config.gateway.auth_token)
+        try:
+            viewer.identify()  # the feed starts with the console, so the console sees its first events
+        except ServiceError as exc:
+            _die(str(exc))
+        return run_console(config, viewer_store(args, config, viewer), config_error=error, attach=viewer)
     return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
+
+
+def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> Store:
+    """The history a viewer shows: the store the watched gateway writes (it says which), read-only; when that
+    file is not on this machine, the one --db or the config names."""
+    theirs = viewer.identity.get("store")
+    path = Path(theirs) if theirs and Path(theirs).exists() else store_path(args, config)[0]
+    try:
+        return Store(path, secrets=config.secrets(), create=False)
+    except StoreError as exc:
+        viewer.stop()
+        _die(f"attached to {viewer.url}, but its history can't be read here: {exc}")
+    raise AssertionError
 
 
 def _fmt(v: float | None, kind: str) -> str:

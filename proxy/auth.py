@@ -22,6 +22,8 @@ REFRESH_MARGIN = dt.timedelta(minutes=5)  # refresh this long before expiry so n
 def load_key(value: str, where: str) -> dict[str, Any]:
     """A service-account key given as a file path or as the JSON itself. Errors never quote the key."""
     text = value.strip()
+    if text.startswith("AIza"):
+        raise ConfigError(f"{where}: holds a Gemini API key (AIza…), not a service-account key")
     if not text.startswith("{"):
         try:
             text = Path(text).expanduser().read_text(encoding="utf-8")
@@ -39,6 +41,22 @@ def load_key(value: str, where: str) -> dict[str, Any]:
     return info
 
 
+class Unreachable(GatewayError):
+    """The credential could not be checked (the token endpoint did not answer): not a refusal."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(502, message, "api_error", retryable=True)
+
+
+def _transport_reason(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    # requests' messages are long chains ending in the OS's reason: keep the end
+    for marker in ("Connection refused", "Name or service not known", "timed out", "Temporary failure"):
+        if marker in text:
+            return marker.lower()
+    return text[:200]
+
+
 class ServiceAccountTokens:
     """Bearer tokens from a service-account key; honours the key's `token_uri`."""
 
@@ -50,6 +68,7 @@ class ServiceAccountTokens:
                 f"{where}: the service-account key cannot be used ({type(exc).__name__})"
             ) from None
         self.email = info.get("client_email", "")
+        self.token_uri = info.get("token_uri", "")
         self._lock: asyncio.Lock | None = None
         self._request = google.auth.transport.requests.Request()
 
@@ -74,12 +93,17 @@ class ServiceAccountTokens:
             if not self._fresh():  # another caller may have refreshed while we waited
                 try:
                     await asyncio.to_thread(self._creds.refresh, self._request)
-                except (google.auth.exceptions.RefreshError, google.auth.exceptions.TransportError) as exc:
+                except google.auth.exceptions.RefreshError as exc:
                     reason = str(exc.args[0]) if exc.args else type(exc).__name__
                     raise GatewayError(
                         401,
                         f"the service-account key for {self.email} was refused by the token endpoint: {reason}",
                         "authentication_error",
                         retryable=True,
+                    ) from None
+                except google.auth.exceptions.TransportError as exc:
+                    raise Unreachable(
+                        f"the token endpoint {self.token_uri} could not be reached for {self.email}: "
+                        f"{_transport_reason(exc)}"
                     ) from None
         return self._current()

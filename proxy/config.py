@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -107,20 +108,71 @@ class TargetConfig(_Strict):
     @model_validator(mode="after")
     def _provider_needs(self) -> "TargetConfig":
         if self.provider in ("vertex", "vertex-anthropic"):
+            key = self.service_account_json.get_secret_value().strip() if self.service_account_json else ""
+            if not self.project_id and key:
+                # the key names its own project: used when none is given (GCP_PROJECT_ID unset)
+                self.project_id = key_project(key)
             if not self.project_id:
-                raise ValueError("provider 'vertex' needs project_id")
-            if not self.service_account_json or not self.service_account_json.get_secret_value().strip():
+                raise ValueError(
+                    "provider 'vertex' needs project_id (GCP_PROJECT_ID, or a service-account key that names "
+                    "its project_id)"
+                )
+            if not key:
                 raise ValueError(
                     "provider 'vertex' needs service_account_json (a key file path or the key JSON)"
+                )
+            if credential_kind(key) == "api_key":
+                raise ValueError(
+                    "service_account_json holds an API key (AIza…), not a service-account key: use "
+                    'provider = "gemini" with api_key'
                 )
         elif self.provider == "gemini":
             if not self.api_key or not self.api_key.get_secret_value().strip():
                 raise ValueError("provider 'gemini' needs api_key")
+            if credential_kind(self.api_key.get_secret_value()) == "service_account":
+                # never sent to Google as an API key: it holds a private key
+                raise ValueError(
+                    'api_key holds a service-account key, not an API key: use provider = "vertex" with '
+                    "service_account_json"
+                )
         return self
 
     @property
     def speaks_gemini(self) -> bool:
         return self.provider in ("vertex", "gemini")
+
+
+def credential_kind(value: str) -> Literal["service_account", "api_key", "unknown"]:
+    """What a credential is, from the value itself: a service-account key (its JSON, or the path of a file
+    holding it) or a Gemini API key (`AIza…`). Never raises, never quotes the value."""
+    text = value.strip()
+    if text.startswith("AIza"):
+        return "api_key"
+    if text.startswith("{"):
+        return "service_account"
+    if "\n" not in text and len(text) < 4096:
+        try:
+            p = Path(text).expanduser()
+            if p.is_file() and p.read_text(encoding="utf-8", errors="replace").lstrip().startswith("{"):
+                return "service_account"
+        except OSError:
+            pass
+        if text.endswith(".json") or "/" in text:
+            return "service_account"  # a key file that can't be read: load_key will say why
+    return "unknown"
+
+
+def key_project(value: str) -> str | None:
+    """The `project_id` inside a service-account key (JSON or a file path), when it can be read."""
+    text = value.strip()
+    try:
+        if not text.startswith("{"):
+            text = Path(text).expanduser().read_text(encoding="utf-8")
+        info = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    project = info.get("project_id") if isinstance(info, dict) else None
+    return project if isinstance(project, str) and project.strip() else None
 
 
 class BalancerSettings(_Strict):
@@ -259,19 +311,20 @@ def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Config:
-    """The seed's variables: GCP_PROJECT_ID + GEMINI_API_KEY (a service-account key) → a Vertex target;
-    GEMINI_API_KEY alone (an API key) → a Gemini API target."""
+    """The seed's variables. What GEMINI_API_KEY holds decides the provider: a service-account key (its JSON or
+    a file path) → a Vertex target, in GCP_PROJECT_ID or else the key's own project; an API key (`AIza…`, or
+    anything that is not a key file) → a Gemini API target, whatever GCP_PROJECT_ID says."""
     env = os.environ if env is None else env
     key = env.get("GEMINI_API_KEY", "").strip()
     model = env.get("GEMINI_MODEL", "").strip() or "gemini-2.5-flash"
     targets: list[dict[str, Any]] = []
-    if env.get("GCP_PROJECT_ID", "").strip() and key:
+    if key and credential_kind(key) == "service_account":
         targets.append(
             {
                 "name": "vertex",
                 "provider": "vertex",
                 "model": model,
-                "project_id": env["GCP_PROJECT_ID"],
+                "project_id": env.get("GCP_PROJECT_ID", ""),  # blank: the key's own project_id
                 "location_id": env.get("GEMINI_LOCATION_ID", ""),  # blank: the provider's default
                 "api_endpoint": env.get("GEMINI_API_ENDPOINT", ""),
                 "service_account_json": key,

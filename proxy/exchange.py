@@ -37,6 +37,7 @@ class Exchange:
                 "api_error",
                 retryable=False,
             )
+        failed: list[tuple[str, GatewayError]] = []
         for i, provider in enumerate(candidates):
             call.routed(provider)
             self.router.started(provider.name)
@@ -45,9 +46,10 @@ class Exchange:
             except GatewayError as err:
                 if err.retryable:
                     self.router.failure(provider.name)
+                failed.append((provider.name, err))
                 # A failure before any byte reached the client moves on to the next target.
                 if not err.retryable or i == len(candidates) - 1:
-                    raise
+                    raise every_target_failed(failed) from None
                 log.info(
                     "%s: target %s failed (%s), trying %s",
                     call.id,
@@ -78,3 +80,16 @@ class Exchange:
             timeouts=Timeouts.of(self.settings, provider.target),
             signatures=self.signatures,
         )
+
+
+def every_target_failed(failed: list[tuple[str, GatewayError]]) -> GatewayError:
+    """The last attempt's error, naming every attempt's failure when there were several: the first target's
+    refused key must not hide behind the fallback's "cannot connect". A request the client must change (a
+    400, "prompt is too long") is answered as it is: its wording is what the client acts on."""
+    last = failed[-1][1]
+    if len(failed) == 1 or last.type == "invalid_request_error":
+        return last
+    message = "every target failed: " + "; ".join(f"{name}: {err.message}" for name, err in failed)
+    err = GatewayError(last.status, message, last.type, dict(last.headers), last.retryable)
+    err.upstream_status = last.upstream_status
+    return err

@@ -7,7 +7,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Iterator
 from urllib.parse import parse_qsl
 
 import orjson
@@ -15,6 +15,8 @@ import orjson
 from .record import Record
 
 FORMATS = ("json", "jsonl", "kong")
+PAYLOADS = ("client_request", "upstream_request", "upstream_response", "response", "events")
+"""the bodies of a call (about 100 KB for a Claude Code call); `without_payloads` leaves them out"""
 
 
 def _ms(v: float | None) -> int:
@@ -102,6 +104,12 @@ def kong_record(rec: Record | dict[str, Any]) -> dict[str, Any]:
         },
     }
     return out
+
+
+def without_payloads(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The records without their bodies: every fact, usage, timing and the prompt's preview stay."""
+    for rec in records:
+        yield {k: v for k, v in rec.items() if k not in PAYLOADS}
 
 
 def write(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) -> int:

@@ -24,6 +24,8 @@ class TargetState:
     tokens: int = 0
     in_flight: int = 0
     current_weight: float = 0.0  # smooth weighted round-robin
+    refused: str | None = None
+    """why the target's credential was refused at start (tried last until a call through it succeeds)"""
 
     def cooled(self, now: float) -> bool:
         return self.cooled_until > now
@@ -61,9 +63,12 @@ class Router:
         direct = bool(pool) and (pool[0].model == model or pool[0].name == model)
         head, tail = (pool[:1], pool[1:]) if direct else ([], pool)
         ordered = head + self._order(tail)
-        healthy = [p for p in ordered if not self.state[p.name].cooled(now)]
-        cooled = [p for p in ordered if self.state[p.name].cooled(now)]
-        out = healthy + cooled
+        healthy = [
+            p for p in ordered if not self.state[p.name].cooled(now) and not self.state[p.name].refused
+        ]
+        cooled = [p for p in ordered if self.state[p.name].cooled(now) and not self.state[p.name].refused]
+        refused = [p for p in ordered if self.state[p.name].refused]
+        out = healthy + cooled + refused
         retries = self.balancer.retries
         return out if retries is None else out[: retries + 1]
 
@@ -89,6 +94,10 @@ class Router:
         return [first] + sorted(rest, key=lambda p: -st[p.name].current_weight)
 
     # -- feedback ------------------------------------------------------------------------------------------
+    def refuse(self, name: str, reason: str) -> None:
+        """The target's credential was refused at start: it is tried after every other."""
+        self.state[name].refused = reason
+
     def started(self, name: str) -> None:
         self.state[name].in_flight += 1
 
@@ -100,6 +109,7 @@ class Router:
         s.calls += 1
         s.consecutive_failures = 0
         s.cooled_until = 0.0
+        s.refused = None
         s.tokens += tokens
         if latency_ms is not None:
             s.latency_ms = (
@@ -121,7 +131,8 @@ class Router:
         for p in self.providers:
             s = self.state[p.name]
             out[p.name] = {
-                "state": "cooling" if s.cooled(now) else "ok",
+                "state": "refused" if s.refused else "cooling" if s.cooled(now) else "ok",
+                "credentials": f"refused: {s.refused}" if s.refused else "ok",
                 "cooldown_left_s": round(max(0.0, s.cooled_until - now), 1),
                 "calls": s.calls,
                 "failures": s.failures,

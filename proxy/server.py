@@ -17,6 +17,7 @@ from .config import Config
 from .errors import GatewayError
 from .events import Bus, CallFinished, CallStarted
 from .exchange import Exchange
+from .feed import EventFeed
 from .log import log
 from .protocol import ConnectionStats, Limits, Runner
 from .record import Record
@@ -53,11 +54,14 @@ class Gateway:
         self.connections = ConnectionStats()
         self.unrecorded = 0
         """records the store would not take (counted as lost; the store says why in its log)"""
+        self.feed = EventFeed(self)
+        """`GET /gatewatch` and `/gatewatch/events`: what an attached console watches"""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.gateway.max_body_bytes)
         app.cleanup_ctx.append(self._session_ctx)
         app.on_response_prepare.append(_request_id)
+        self.feed.add_routes(app)  # before the catch-all
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from . import loop as loops
 from .config import Config, ConfigError
+from .credentials import Check, all_refused, check_all
 from .events import Bus
 from .filelog import FileLogMirror
 from .server import Gateway, InsecureBind, start, stop
@@ -60,6 +61,8 @@ class Service:
         """epoch seconds when the gateway began to accept calls: every call recorded before it is history"""
         self._runner: web.AppRunner | None = None
         self._store_open = False
+        self.checks: list[Check] = []
+        """each target's credential check at start (ok / refused / unchecked, and what was seen)"""
 
     async def open_store(self) -> None:
         """Become the store's writer. It may replay a crashed writer's journal, so it runs off the loop."""
@@ -80,6 +83,15 @@ class Service:
             gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
+        gateway.feed.store = str(self.store.path.resolve())  # an attached console reads the same history
+        # every credential checked before a client can call: a refused one is said now, not in its retries
+        self.checks = await check_all(gateway.providers)
+        for c in self.checks:
+            if c.state == "refused":
+                gateway.router.refuse(c.target, c.detail)
+        refused = all_refused(self.checks)
+        if refused:
+            raise ServiceError(refused, 2)
         g = self.config.gateway
         try:
             self._runner, port = await start(gateway, g.host, g.port, self.insecure)

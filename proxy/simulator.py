@@ -143,6 +143,8 @@ class GeminiSimulator:
         self.received: list[Received] = []
         self.tokens: dict[str, float] = {}
         self.token_requests = 0
+        self.model_gets = 0
+        """GET models/{model} calls (a gateway checking its API key at start)"""
         self.public_keys: dict[
             str, Any
         ] = {}  # client_email → RSA public key (verified when cryptography is there)
@@ -163,6 +165,7 @@ class GeminiSimulator:
         # Gemini API context caching, as some gateways turn Anthropic cache_control into it
         app.router.add_get("/{tail:.*cachedContents}", self._list_caches)
         app.router.add_post("/{tail:.*cachedContents}", self._create_cache)
+        app.router.add_get("/v1beta/models/{model}", self._get_model)  # models.get: what a key check asks
         app.router.add_post("/{tail:.*}", self._generate)
         return app
 
@@ -195,6 +198,20 @@ class GeminiSimulator:
         }
         self.caches[name] = entry
         return web.json_response(entry)
+
+    async def _get_model(self, request: web.Request) -> web.Response:
+        self.model_gets += 1
+        refused = self._auth(request, vertex=False) if self.require_auth else None
+        if refused is not None:
+            return refused
+        model = request.match_info["model"]
+        if not model.startswith("gemini-"):
+            return self._google_error(
+                404, "NOT_FOUND", f"models/{model} is not found for API version v1beta, or is not supported"
+            )
+        return web.json_response(
+            {"name": f"models/{model}", "displayName": model, "inputTokenLimit": 1048576}
+        )
 
     # -- OAuth ---------------------------------------------------------------------------------------------
     async def _token(self, request: web.Request) -> web.Response:

@@ -154,3 +154,213 @@ async def test_export_and_stats_commands(tmp_path):
         timeout=60,
     )
     assert r.returncode == 2 and "since/until" in r.stderr
+
+
+def cli(*args: str, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
+    e["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=e,
+    )
+
+
+def _filled(path, records) -> None:
+    from proxy.store import Store
+
+    store = Store(path).start()
+    for r in records:
+        store.submit(r)
+    store.close()
+
+
+def test_export_stats_and_prune_read_the_store_path_of_the_config_and_name_it(tmp_path):
+    from tests.test_store import make
+
+    db = tmp_path / "data" / "calls.db"
+    _filled(db, [make(i) for i in range(3)])
+    conf = tmp_path / "gw.toml"
+    conf.write_text(f'[store]\npath = "{db}"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}  # the default store is somewhere else, and empty
+    r = cli("export", "--config", str(conf), "--format", "jsonl", cwd=elsewhere, env=env)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 3
+    assert f"database: {db} (from [store] path in {conf})" in r.stderr
+    r = cli("stats", "--config", str(conf), cwd=elsewhere, env=env)
+    assert r.returncode == 0 and f"database: {db}" in r.stderr
+    assert [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("gemini-2.5-flash")] == ["3"]
+    r = cli("prune", "--config", str(conf), "--older-than", "1d", cwd=elsewhere, env=env)
+    assert r.returncode == 0 and "deleted 3 records" in r.stdout and f"database: {db}" in r.stderr
+    assert not (tmp_path / "xdg").exists()  # the default store was never created along the way
+
+
+def test_a_database_that_does_not_exist_is_refused_and_not_created(tmp_path):
+    for command in (["export"], ["stats"], ["prune", "--older-than", "1d"]):
+        r = cli(*command, "--db", "missing.db", cwd=tmp_path)
+        assert r.returncode == 2
+        assert f"{tmp_path / 'missing.db'}: no such database (from --db). Nothing was created." in r.stderr
+        assert not (tmp_path / "missing.db").exists()
+    conf = tmp_path / "gw.toml"
+    conf.write_text('[store]\npath = "nowhere/x.db"\n')
+    r = cli("export", "--config", str(conf), cwd=tmp_path)
+    assert r.returncode == 2 and "no such database (from [store] path in" in r.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_negated_term_needs_no_double_dash_and_no_payloads_leaves_the_bodies_out(tmp_path):
+    from tests.test_store import make
+
+    db = tmp_path / "g.db"
+    body = {"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "x" * 5000}]}
+    _filled(
+        db,
+        [
+            make(0, response_model="gemini-2.5-pro", client_request=body),
+            make(1, client_request=body),
+            make(2, client_request=body),
+        ],
+    )
+    r = cli("export", "-model:pro", "--db", str(db), "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [row["id"] for row in rows] == ["req_000001", "req_000002"]
+    assert rows[0]["client_request"] == body
+    r = cli("export", "--db", str(db), "-model:pro", "--no-payloads", "-o", str(tmp_path / "lean.json"))
+    assert r.returncode == 0, r.stderr
+    lean = json.loads((tmp_path / "lean.json").read_text())
+    assert [row["id"] for row in lean] == ["req_000001", "req_000002"]
+    assert "client_request" not in lean[0] and lean[0]["preview"] == "prompt number 1"
+    assert lean[0]["usage"]["input_tokens"] == 100
+    r = cli("stats", "-model:pro", "--db", str(db))
+    assert r.returncode == 0 and "gemini-2.5-pro" not in r.stdout and "gemini-2.5-flash" in r.stdout
+
+
+def test_export_says_so_when_a_live_gatewatch_holds_the_journal(tmp_path):
+    from proxy.store import Store
+    from tests.test_store import make
+
+    store = Store(tmp_path / "g.db").start()  # a writer that is alive: it holds the journal's lock
+    try:
+        store.submit(make(0))
+        r = cli("export", "--db", str(tmp_path / "g.db"))
+        assert r.returncode == 0, r.stderr
+        assert "a running gatewatch is writing to this database" in r.stderr
+    finally:
+        store.close()
+
+
+async def test_an_export_right_after_kill_9_under_load_holds_every_call_read_to_its_end(fake, tmp_path):
+    """Calls stream and finish concurrently; the gateway is killed with SIGKILL mid-load. Every call whose
+    response the client read to its end is in the export taken right after (the journal is replayed)."""
+    fake.responder = lambda body: Reply.text("answer " * 40, chunks=8, chunk_delay=0.002)
+    proc, port = await _serve({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}, tmp_path)
+    client = anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{port}", api_key="sk-ant-x", max_retries=0)
+    done: list[str] = []
+    stop = asyncio.Event()
+
+    async def worker(w: int) -> None:
+        i = 0
+        while not stop.is_set():
+            prompt = f"load-{w}-{i}"
+            i += 1
+            try:
+                if i % 2:
+                    async with client.messages.stream(
+                        model="gemini-2.5-flash",
+                        max_tokens=50,
+                        messages=[{"role": "user", "content": prompt}],
+                    ) as s:
+                        msg = await s.get_final_message()
+                else:
+                    msg = await client.messages.create(
+                        model="gemini-2.5-flash",
+                        max_tokens=50,
+                        messages=[{"role": "user", "content": prompt}],
+                    )
+            except Exception:  # the gateway is gone: an API error, or the stream cut in the transport
+                return
+            assert msg.stop_reason == "end_turn"
+            done.append(prompt)
+
+    try:
+        assert b"listening" in await asyncio.wait_for(proc.stdout.readline(), 20)
+        workers = [asyncio.create_task(worker(w)) for w in range(8)]
+        while len(done) < 150:
+            await asyncio.sleep(0.01)
+        proc.kill()  # SIGKILL: no drain, no flush
+        await proc.wait()
+        stop.set()
+        await asyncio.gather(*workers)
+    finally:
+        await client.close()
+        if proc.returncode is None:
+            proc.kill()
+    read = set(done)
+    r = await asyncio.to_thread(
+        cli, "export", "--db", str(tmp_path / "s.db"), "--no-payloads", "--format", "jsonl"
+    )
+    assert r.returncode == 0, r.stderr
+    exported = {json.loads(ln)["preview"] for ln in r.stdout.splitlines()}
+    assert read <= exported, f"{len(read - exported)} calls read to their end are missing"
+
+
+def test_an_export_replays_the_journal_a_killed_writer_left(tmp_path):
+    from proxy.store import connect
+
+    db = tmp_path / "g.db"
+    blocker = connect(db)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer can't commit: what it is given stays in its journal
+    code = (
+        "import os, signal, sys\n"
+        "from proxy.store import Store\n"
+        "from tests.test_store import make\n"
+        f"s = Store({str(db)!r}).start()\n"
+        "for i in range(5): s.submit(make(i))\n"
+        "print('journaled', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == -signal.SIGKILL and "journaled" in r.stdout
+    blocker.rollback()
+    blocker.close()
+    r = cli("export", "--db", str(db), "--format", "jsonl")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 5
+    assert "recovered 5 records from the journal of a gatewatch that stopped abruptly" in r.stderr
+    r = cli("export", "--db", str(db), "--format", "jsonl")  # replayed once, kept: read again, same five
+    assert len(r.stdout.splitlines()) == 5 and "recovered" not in r.stderr
+
+
+async def test_the_console_export_key_writes_to_the_data_directory_and_says_where(
+    fake, sa_json, tmp_path, monkeypatch
+):
+    from console.app import GatewatchApp
+    from proxy import config as cfg
+    from proxy.store import Store
+    from tests.conftest import target_for
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    config = cfg.from_mapping({"gateway": {"port": 0}, "targets": [target_for("gemini", fake, sa_json)]}, "t")
+    app = GatewatchApp(config, Store(tmp_path / "c.db"))
+    notes: list[str] = []
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("e")
+        for _ in range(100):
+            if app.last_export:
+                break
+            await pilot.pause(0.05)
+        path, n = app.last_export
+    assert path.parent == (tmp_path / "xdg" / "gatewatch").resolve() and path.exists()
+    assert not list(tmp_path.glob("gatewatch-export-*"))  # nothing in the current folder
+    assert any(str(path) in note for note in notes)

@@ -187,7 +187,7 @@ async def test_export_writes_the_current_filter_to_a_file(fake, sa_json, tmp_pat
         await wait_for(pilot, lambda: table.row_count == 2)
         table.focus()
         await pilot.press("e")
-        await wait_for(pilot, lambda: hasattr(app, "last_export"))
+        await wait_for(pilot, lambda: app.last_export is not None)
         path, n = app.last_export
         assert n == 2 and path.parent == tmp_path.resolve()
         data = json.loads(path.read_text())

@@ -387,6 +387,13 @@ async def test_a_web_page_is_refused_and_the_refusal_recorded(fake, sa_json, tmp
         for host in (b"localhost", b"localhost:%d" % gw.port, b"[::1]:%d" % gw.port, b"127.0.0.1"):
             req = request_bytes(body).replace(b"Host: 127.0.0.1", b"Host: " + host)
             assert status_of(await raw_http(gw.port, req)) == 200, host
+        # nor may such a page read the attach feed (it names every call's model, prompt preview and cost)
+        for feed_path in (b"/gatewatch/events", b"/gatewatch"):
+            for bad in (b"Origin: https://evil.example\r\nHost: 127.0.0.1", b"Host: rebind.evil.example"):
+                req = b"GET " + feed_path + b" HTTP/1.1\r\n" + bad + b"\r\nConnection: close\r\n\r\n"
+                answer = await raw_http(gw.port, req)
+                assert status_of(answer) == 403, answer[:200]
+                assert b"/gatewatch/events" not in answer.split(b"\r\n\r\n", 1)[1]
         client = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
         await client.messages.create(**MSG)
         await client.close()

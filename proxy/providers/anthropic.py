@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import aiohttp
 import orjson
 
 from ..config import TargetConfig
@@ -89,6 +90,10 @@ class VertexAnthropicProvider(PassthroughProvider):
         return self.url(
             "countTokens" if count else ("streamGenerateContent" if stream else "generateContent")
         )
+
+    async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
+        await self.tokens.token()
+        return f"token minted for {self.tokens.email}"
 
     async def request_headers(self, client: Mapping[str, str]) -> dict[str, str]:
         out = {"content-type": "application/json", "authorization": f"Bearer {await self.tokens.token()}"}

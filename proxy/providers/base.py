@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from ..config import TargetConfig
 
 Dialect = Literal["gemini", "anthropic"]
@@ -35,6 +37,12 @@ class Provider:
 
     async def headers(self) -> dict[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
+        """Check the credential without spending anything; returns what was checked, None when there is
+        nothing to check. Raises GatewayError when the credential is refused, `auth.Unreachable` when it
+        could not be checked."""
+        return None
 
     def count_body(self, body: dict[str, Any]) -> dict[str, Any]:
         """A countTokens body from a generateContent body."""

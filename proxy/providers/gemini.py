@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
+
+from ..auth import Unreachable
 from ..config import TargetConfig
+from ..errors import from_google
 from .base import Provider, base_url
 
 DEFAULT_HOST = "generativelanguage.googleapis.com"
@@ -25,6 +30,22 @@ class GeminiProvider(Provider):
 
     async def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._key}
+
+    async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
+        """`models.get` of the target's model: free, and it fails as a call would on a bad key or model."""
+        url = f"{self._base}/v1beta/models/{self.model}"
+        try:
+            async with session.get(
+                url, headers=await self.headers(), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                body = await resp.read()
+                status, headers = resp.status, resp.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            reason = getattr(getattr(exc, "os_error", None), "strerror", None) or type(exc).__name__
+            raise Unreachable(f"{self._base} could not be reached: {reason}") from None
+        if status == 200:
+            return f"API key accepted, {self.model} found"
+        raise from_google(status, body, self.credential, headers)
 
     def count_body(self, body: dict[str, Any]) -> dict[str, Any]:
         # The Gemini API counts a whole request only when wrapped; bare `contents` would drop system and tools.

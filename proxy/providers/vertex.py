@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aiohttp
+
 from ..auth import ServiceAccountTokens, load_key
 from ..config import TargetConfig
 from .base import Provider, base_url
@@ -47,3 +49,7 @@ class VertexProvider(Provider):
 
     async def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {await self.tokens.token()}"}
+
+    async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
+        await self.tokens.token()  # minted against the key's token endpoint; the token serves the first call
+        return f"token minted for {self.tokens.email}"

@@ -3,7 +3,7 @@ implementation, `Store`."""
 
 from typing import TYPE_CHECKING
 
-from .base import RecordStore, StoreError, Summary, Totals, WriterStats, default_path
+from .base import RecordStore, StoreError, Summary, Totals, WriterStats, data_dir, default_path
 from .sqlite import SqliteStore, connect
 
 Store = SqliteStore
@@ -21,5 +21,6 @@ __all__ = [
     "Totals",
     "WriterStats",
     "connect",
+    "data_dir",
     "default_path",
 ]

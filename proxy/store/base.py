@@ -17,12 +17,17 @@ class StoreError(Exception):
     """The database can't be used; the message says which file and what to do."""
 
 
+def data_dir() -> Path:
+    """gatewatch's data directory: $XDG_DATA_HOME/gatewatch (the default store, the console's exports)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gatewatch"
+
+
 def default_path() -> Path:
     env = os.environ.get("GATEWATCH_DB")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gatewatch" / "gatewatch.db"
+    return data_dir() / "gatewatch.db"
 
 
 @dataclass(frozen=True, slots=True)

@@ -338,11 +338,13 @@ class SqliteStore:
         path: str | os.PathLike[str] | None = None,
         secrets: list[str] | None = None,
         bus: Bus | None = None,
+        create: bool = True,
     ):
         self.path = Path(path) if path is not None else default_path()
         self.secrets = [s for s in (secrets or []) if len(s) >= 8]
         self.bus = bus if bus is not None else Bus()
-        connect(self.path).close()  # fail now, with a clear message, not in the writer
+        # fail now, with a clear message, not in the writer; create=False refuses a file that isn't there
+        connect(self.path, create=create).close()
         self.stats = WriterStats()
         self.replayed = 0
         real = Path(os.path.realpath(self.path))
@@ -392,6 +394,16 @@ class SqliteStore:
             self._thread = threading.Thread(target=self._run, name="gatewatch-store-writer", daemon=True)
             self._thread.start()
         return self
+
+    def recover(self) -> bool:
+        """For a reader (the CLI): replay a crashed writer's journal when no writer holds it, so what the
+        crash left is read too. False when a live writer holds the journal (its records are still coming)."""
+        try:
+            self.start()
+        except StoreError:
+            return False
+        self.close()  # reading goes on after a close
+        return True
 
     def _replay(self) -> int:
         """Insert what the journal holds (streamed line by line: constant memory whatever its size)."""

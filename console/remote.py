@@ -1,0 +1,241 @@
+"""The console as a viewer of a gateway that runs elsewhere (`gatewatch serve`, or another console).
+
+`discover` asks the configured address whether a gatewatch listens there (`GET /gatewatch`); `Attached` then
+stands where the console's own gateway would: it follows the gateway's event feed (`GET /gatewatch/events`, SSE)
+on a thread and event loop of its own, and re-emits each event on a local `Bus`, so the console's `Feed` takes
+them exactly as it takes its own gateway's. The history comes from the shared store, read-only. Closing a viewer
+closes its connection and nothing else: the gateway goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from proxy import config as cfg
+from proxy import loop as loops
+from proxy.events import Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
+from proxy.feed import EVENTS_PATH, IDENTITY_PATH
+from proxy.record import Record
+from proxy.service import ServiceError
+
+T = TypeVar("T")
+
+PROBE_TIMEOUT_S = 1.0
+RECONNECT_S = 1.0
+HEALTH_EVERY_S = 1.0
+
+
+def _headers(token: SecretStr | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
+
+
+def local_url(config: cfg.Config) -> str:
+    """Where this config's gateway listens, as a client reaches it."""
+    host = config.gateway.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config.gateway.port}"
+
+
+def probe(
+    url: str, token: SecretStr | None = None, timeout: float = PROBE_TIMEOUT_S
+) -> dict[str, Any] | None:
+    """What the gatewatch at `url` says of itself, or None when no gatewatch answers there."""
+    req = urllib.request.Request(url.rstrip("/") + IDENTITY_PATH, headers=_headers(token))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (an http URL we built)
+            body = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) and "gatewatch" in body else None
+
+
+def discover(config: cfg.Config) -> str | None:
+    """The URL of a gatewatch already listening where this config would listen, if one is."""
+    if not config.gateway.port:
+        return None  # port 0: a fresh port each time, nothing to find
+    url = local_url(config)
+    return url if probe(url, config.gateway.auth_token) is not None else None
+
+
+class Attached:
+    """A gateway elsewhere, watched. It offers what the console asks of its own gateway host (`open_store`,
+    `start`, `stop`, `run`, `in_flight`, `target_health`, `bus`), so the app treats both alike."""
+
+    mode = "attached"
+    gateway = None
+    """no gateway here: the console shows the remote one's targets from `targets`"""
+
+    def __init__(self, url: str, token: SecretStr | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.bus = Bus()
+        self.identity: dict[str, Any] = {}
+        self.targets: list[dict[str, Any]] = []
+        self.connected = False
+        self.problem: str | None = None
+        """why the feed is down right now (the console shows it), None while it flows"""
+        self._health: dict[str, dict[str, Any]] = {}
+        self._in_flight: dict[str, Record] = {}
+        self.loop = loops.new_loop()
+        self._thread = threading.Thread(target=self._main, name="gatewatch-viewer", daemon=True)
+        self._tasks: set[concurrent.futures.Future[Any]] = set()
+        self._stopping: asyncio.Event | None = None
+
+    # -- what the console asks of a host --------------------------------------------------------------------
+    def open_store(self, timeout: float = 60) -> None:
+        """A viewer never writes: the gateway's process is the store's writer."""
+
+    def identify(self, timeout: float = 10) -> dict[str, Any]:
+        """Ask the gateway who it is (its store, its targets). ServiceError when no gatewatch answers, or
+        when it wants a token we don't have."""
+        identity = probe(self.url, self.token, timeout)
+        if identity is None:
+            raise ServiceError(f"no gatewatch answers at {self.url}{IDENTITY_PATH}: is it running?")
+        if identity.get("token_required") and "store" not in identity:
+            raise ServiceError(
+                f"the gatewatch at {self.url} wants its token: set GATEWATCH_TOKEN (or gateway.auth_token) "
+                "to the one it was started with"
+            )
+        self.identity = identity
+        self.targets = list(identity.get("targets") or [])
+        return identity
+
+    def start(self, timeout: float = 10) -> str:
+        """Follow the gateway's feed (once; the console calls this when it is ready to take events)."""
+        if not self.identity:
+            self.identify(timeout)
+        if not self._tasks:
+            self.run(self._follow())
+            self.run(self._poll_health())
+        return self.url
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        if not self._thread.is_alive():
+            self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._tasks.add(fut)
+        fut.add_done_callback(self._tasks.discard)
+        return fut
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Close the feed; the gateway is not told anything and goes on."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self.run(self._end()).result(timeout if timeout is not None else 10)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            pass  # ending anyway: the thread is a daemon
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+    async def _end(self) -> None:
+        """Cancel the feed and the health poll and let them close their connections."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    def target_list(self) -> list[tuple[str, str, str]]:
+        """(name, provider, model) of the gateway's targets, as it told us."""
+        return [(t.get("name", "?"), t.get("provider", "?"), t.get("model", "?")) for t in self.targets]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def target_health(self) -> dict[str, dict[str, Any]]:
+        return dict(self._health)
+
+    # -- the thread -------------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.close()
+
+    async def _follow(self) -> None:
+        """Follow the feed for good: a dropped connection is retried every RECONNECT_S."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=None)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.get(self.url + EVENTS_PATH, headers=_headers(self.token)) as resp:
+                        if resp.status != 200:
+                            self.problem = f"the feed answered {resp.status}: {(await resp.text())[:200]}"
+                        else:
+                            await self._read(resp)
+                            self.problem = f"the gateway at {self.url} closed the feed"
+                except (aiohttp.ClientError, OSError) as exc:
+                    self.problem = f"cannot reach the gateway at {self.url}: {type(exc).__name__}"
+                self.connected = False
+                await asyncio.sleep(RECONNECT_S)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> None:
+        kind, data = "", b""
+        async for raw in resp.content:
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b"event: "):
+                kind = line[7:].decode()
+            elif line.startswith(b"data: "):
+                data = line[6:]
+            elif not line and kind:
+                self._take(kind, data)
+                kind, data = "", b""
+
+    def _take(self, kind: str, data: bytes) -> None:
+        body = orjson.loads(data)
+        if kind == "hello":
+            self.connected, self.problem = True, None
+            now = {r["id"]: Record.model_validate(r) for r in body.get("in_flight", [])}
+            for rid in [rid for rid in self._in_flight if rid not in now]:
+                # ended while we were away: the store has it; here it only leaves the in-flight list
+                self.bus.emit(CallFinished(self._in_flight.pop(rid)))
+            for rec in now.values():
+                self._in_flight[rec.id] = rec
+                self.bus.emit(CallStarted(rec))
+        elif kind in ("started", "progress"):
+            rec = Record.model_validate(body)
+            self._in_flight[rec.id] = rec
+            self.bus.emit(CallStarted(rec))  # the console keeps the newest state of a call in flight
+        elif kind == "finished":
+            rec = Record.model_validate(body)
+            self._in_flight.pop(rec.id, None)
+            self.bus.emit(CallFinished(rec))
+        elif kind == "committed":
+            self.bus.emit(RecordsCommitted(()))
+        elif kind == "lost":
+            self.bus.emit(RecordsLost(body["count"], body["total"], body["error"]))
+
+    async def _poll_health(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.get(self.url + "/health", headers=_headers(self.token)) as resp:
+                        if resp.status == 200:
+                            body = await resp.json()
+                            self._health = {
+                                t["name"]: {
+                                    k: v
+                                    for k, v in t.items()
+                                    if k not in ("name", "provider", "model", "host")
+                                }
+                                for t in body.get("targets", [])
+                            }
+                except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError):
+                    pass  # the feed's own state says whether the gateway is there
+                await asyncio.sleep(HEALTH_EVERY_S)
