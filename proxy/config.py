@@ -82,9 +82,15 @@ class TargetConfig(_Strict):
     schema_mode: Literal["openapi", "json_schema"] = "openapi"
     """How tool schemas are sent: Google's OpenAPI subset (`parameters`) or `parametersJsonSchema`."""
     input_cost: float | None = None
-    """Price per 1M input tokens, overriding the built-in table."""
+    """Price per 1M input tokens, overriding the price library (with output_cost)."""
     output_cost: float | None = None
     cached_cost: float | None = None
+    """Price per 1M cache-read tokens (default: input_cost)."""
+    cache_write_cost: float | None = None
+    """Price per 1M cache-write tokens (default: 1.25 x input_cost)."""
+    price_multiplier: float = Field(1.0, gt=0)
+    """Scales the library's price: 1.1 for a Vertex regional endpoint of a model Google prices 10% higher
+    there than on the global endpoint."""
 
     @field_validator("project_id", "location_id", "api_endpoint", mode="before")
     @classmethod
