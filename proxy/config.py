@@ -138,6 +138,19 @@ class StoreSettings(_Strict):
     """SQLite file; default $XDG_DATA_HOME/gatewatch/gatewatch.db."""
 
 
+class BudgetSettings(_Strict):
+    daily_usd: float | None = Field(None, gt=0)
+    """Refuse calls once today's spend (local day, every session) has reached this many USD."""
+    session_usd: float | None = Field(None, gt=0)
+    """Refuse a Claude Code session's calls once its spend has reached this many USD."""
+    warn_at: float = Field(0.8, gt=0, le=1)
+    """Share of a cap at which the console warns."""
+
+    @property
+    def active(self) -> bool:
+        return self.daily_usd is not None or self.session_usd is not None
+
+
 class LogSettings(_Strict):
     file: str | None = None
     """Also append each record, in Kong file-log format, to this file."""
@@ -150,6 +163,7 @@ class Config(_Strict):
     routes: list[RouteConfig] = []
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
+    budget: BudgetSettings = BudgetSettings()
     source: str = "defaults"
     """Where this config came from (a path, or 'environment'); for messages."""
 

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import messages, providers
+from .budget import Budget
 from .config import Config
 from .errors import GatewayError
 from .events import Bus, CallFinished, CallStarted
@@ -32,9 +33,15 @@ class Gateway:
     """
 
     def __init__(
-        self, config: Config, bus: Bus | None = None, on_record: Callable[[Record], None] | None = None
+        self,
+        config: Config,
+        bus: Bus | None = None,
+        on_record: Callable[[Record], None] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config
+        self.budget = budget
+        """refuses calls over a cap (`[budget]`); None: no budget"""
         self.bus = bus if bus is not None else Bus()
         self.on_record = on_record
         self.providers = [providers.make(t) for t in config.targets]
@@ -108,6 +115,8 @@ class Gateway:
         try:
             try:
                 inbound = await messages.accept(request, self.config.gateway, call, count)
+                if self.budget is not None and not count:
+                    self.budget.check(rec.session_id, rec.started_at)
                 assert self.session is not None
                 resp = await self.exchange.run(inbound, call, self.session)
             except GatewayError as err:

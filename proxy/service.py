@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from . import loop as loops
+from .budget import Budget
 from .config import Config, ConfigError
 from .events import Bus
 from .filelog import FileLogMirror
@@ -77,7 +78,8 @@ class Service:
             raise ServiceError(NO_TARGET, 2)
         await self.open_store()
         try:
-            gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit)
+            budget = Budget(self.config.budget, self.store, self.bus) if self.config.budget.active else None
+            gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit, budget=budget)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
         g = self.config.gateway

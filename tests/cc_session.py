@@ -56,13 +56,17 @@ def headers(agent: str | None = None) -> dict[str, str]:
     return h
 
 
-def body(prompt: str, model: str = "gemini-2.5-flash", agent: bool = False, history: list | None = None) -> dict:
+def body(
+    prompt: str, model: str = "gemini-2.5-flash", agent: bool = False, history: list | None = None
+) -> dict:
     req = cc.first_turn(prompt, model=model)
     req["metadata"] = {
         "user_id": json.dumps({"device_id": "d" * 64, "account_uuid": "", "session_id": SESSION})
     }
     sub = "true" if agent else "false"
-    req["system"][0]["text"] = f"x-anthropic-billing-header: cc_version=2.1.331.03b; cc_entrypoint=cli; cc_is_subagent={sub};"
+    req["system"][0]["text"] = (
+        f"x-anthropic-billing-header: cc_version=2.1.331.03b; cc_entrypoint=cli; cc_is_subagent={sub};"
+    )
     if not agent:
         req["tools"].append(copy.deepcopy(AGENT_TOOL))
     if history:
@@ -103,13 +107,27 @@ def steps() -> list[Step]:
     """The session, in the order the CLI sends it; prompt sizes are what Gemini reports (cached included)."""
     return [
         Step(None, "Refactor the parser.", spawn_reply(30_000)),
-        Step(AGENT_A, PROMPT_A, Reply.text("src/ holds four modules.", prompt_tokens=12_000, cached_tokens=2_000)),
+        Step(
+            AGENT_A,
+            PROMPT_A,
+            Reply.text("src/ holds four modules.", prompt_tokens=12_000, cached_tokens=2_000),
+        ),
         Step(AGENT_B, PROMPT_B, Reply.text("tests/test_parser.py covers it.", prompt_tokens=9_000)),
         Step(AGENT_A, PROMPT_A, Reply.text("Done.", prompt_tokens=15_000, cached_tokens=12_000)),
         # the small-fast model on the main agent (a title, a check): a small prompt that is no compaction
-        Step(None, "Summarise this session in five words.", Reply.text("Parser refactor"), "claude-haiku-5-5"),
-        Step(None, "Refactor the parser.", Reply.text("Working on it.", prompt_tokens=80_000, cached_tokens=60_000)),
-        Step(None, "Refactor the parser.", Reply.text("Almost there.", prompt_tokens=190_000, cached_tokens=150_000)),
+        Step(
+            None, "Summarise this session in five words.", Reply.text("Parser refactor"), "claude-haiku-5-5"
+        ),
+        Step(
+            None,
+            "Refactor the parser.",
+            Reply.text("Working on it.", prompt_tokens=80_000, cached_tokens=60_000),
+        ),
+        Step(
+            None,
+            "Refactor the parser.",
+            Reply.text("Almost there.", prompt_tokens=190_000, cached_tokens=150_000),
+        ),
         # Claude Code compacted: the next prompt is a fraction of the last
         Step(None, "Continue the refactor.", Reply.text("Resuming.", prompt_tokens=24_000)),
     ]

@@ -568,6 +568,10 @@ class SqliteStore:
     def spend_today(self) -> float:
         return ledger.spend_on(self.reader(), ledger.day_of(time.time()))
 
+    def session_spend(self, session_id: str) -> float:
+        s = ledger.session(self.reader(), session_id)
+        return s.cost if s is not None else 0.0
+
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
         conn = connect(self.path)
