@@ -7,6 +7,7 @@ Examples:
     gatewatch export model:flash since:2h --format kong --output calls.jsonl
     gatewatch stats since:1d
     gatewatch prune --older-than 30d
+    gatewatch statusline --config gatewatch.toml < claude-code-status.json
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def parser() -> argparse.ArgumentParser:
     )
     st.add_argument("filter", nargs="*")
     _common(st, server=False)
+    sl = sub.add_parser(
+        "statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)", add_help=False
+    )
+    sl.add_argument("rest", nargs=argparse.REMAINDER)
     pr = sub.add_parser("prune", help="delete old records and vacuum")
     pr.add_argument("--older-than", required=True, help="age, e.g. 30d, 12h")
     _common(pr, server=False)
@@ -181,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         for by, groups in aggregate(store.summaries(flt)).items():
             print(_table(by, groups))
         return 0
+    if args.command == "statusline":
+        from console.statusline import main as statusline
+
+        return statusline(args.rest)
     if args.command == "prune":
         n = open_store(args).prune(_seconds(args.older_than))
         print(f"deleted {n} records older than {args.older_than}")

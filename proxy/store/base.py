@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 from ..events import Bus
+from ..paths import default_path as default_path
 from ..query import EVERYTHING, Filter
 from ..record import Record
 
 
 class StoreError(Exception):
     """The database can't be used; the message says which file and what to do."""
-
-
-def default_path() -> Path:
-    env = os.environ.get("GATEWATCH_DB")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gatewatch" / "gatewatch.db"
 
 
 @dataclass(frozen=True, slots=True)
