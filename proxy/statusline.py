@@ -80,7 +80,8 @@ def read(db: str | Path, session_id: str) -> SessionFacts | None:
         return None
     finally:
         conn.close()
-    return SessionFacts(*s, *m, d[0] if d else 0.0)
+    values: list[Any] = [*s, *m, d[0] if d else 0.0]
+    return SessionFacts(*values)
 
 
 def tokens(n: int) -> str:
