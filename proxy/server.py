@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import messages, providers
+from . import messages, models_api, providers
 from .budget import Budget
 from .config import Config
 from .errors import GatewayError
@@ -80,6 +80,8 @@ class Gateway:
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
             return web.json_response(self.health())
+        if method == "GET" and (models := models_api.PATH.match(path)) is not None:
+            return self.models(request, models.group("id"))
         m = messages.PATH.match(path)
         if m is None:
             return messages.error_response(
@@ -90,6 +92,21 @@ class Gateway:
                 GatewayError(405, f"{method} is not allowed on {path}; use POST", "invalid_request_error"), ""
             )
         return await self.handle(request, count=bool(m.group("count")))
+
+    def models(self, request: web.Request, model_id: str | None) -> web.Response:
+        """Anthropic's Models API over the targets (proxy/models_api.py)."""
+        if not messages.authorized(self.config.gateway.auth_token, request.headers):
+            err = GatewayError(401, "this gateway requires its token", "authentication_error")
+            return messages.error_response(err, "")
+        try:
+            body = (
+                models_api.one(self.config, model_id)
+                if model_id
+                else models_api.page(self.config, request.query)
+            )
+        except GatewayError as err:
+            return messages.error_response(err, "")
+        return web.json_response(body)
 
     def health(self) -> dict[str, Any]:
         states = self.router.health()
