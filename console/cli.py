@@ -6,6 +6,7 @@ Examples:
     gatewatch demo                             # console on a simulated upstream, no credentials
     gatewatch export model:flash since:2h --format kong --output calls.jsonl
     gatewatch stats since:1d
+    gatewatch stats --by session --by agent since:1d
     gatewatch prune --older-than 30d
     gatewatch statusline --config gatewatch.toml < claude-code-status.json
 """
@@ -28,7 +29,7 @@ from proxy.export import FORMATS, export_file, write
 from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.service import Service, ServiceError
-from proxy.stats import Group, aggregate
+from proxy.stats import KEYS, Group, aggregate
 from proxy.store import Store, StoreError, default_path
 
 
@@ -67,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
         "stats", help="requests, errors, tokens, cost and latency per model and per target", **terms
     )
     st.add_argument("filter", nargs="*")
+    st.add_argument(
+        "--by",
+        action="append",
+        choices=KEYS,
+        help="group by this (repeatable; default: model and target); session/agent: Claude Code's",
+    )
     _common(st, server=False)
     sl = sub.add_parser(
         "statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)", add_help=False
@@ -183,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        for by, groups in aggregate(store.summaries(flt)).items():
+        for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target")).items():
             print(_table(by, groups))
         return 0
     if args.command == "statusline":

@@ -123,3 +123,20 @@ def test_spend_today_survives_a_restart_and_pruning_forgets_old_sessions(tmp_pat
     assert again.spend_today() == pytest.approx(0.25)
     assert again.prune(30 * 86400) == 1
     assert again.session("old") is None and again.session("s1") is not None
+
+
+async def test_stats_by_session_and_by_agent(session_store, capsys):
+    from console.cli import main
+
+    store, records = session_store
+    assert main(["stats", "--db", str(store.path), "--by", "session", "--by", "agent"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["session", "requests"]
+    assert any(line.split()[:2] == [cs.SESSION, "8"] for line in lines)
+    agents = {line.split()[0]: line.split()[1] for line in lines if line.startswith(cs.SESSION + "/")}
+    assert agents == {
+        f"{cs.SESSION}/main": "5",
+        f"{cs.SESSION}/{cs.AGENT_A}": "2",
+        f"{cs.SESSION}/{cs.AGENT_B}": "1",
+    }
