@@ -99,7 +99,7 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
     for r in recs:
         store.submit(r)
     submit_s = time.perf_counter() - t
-    store.close()
+    store.close(timeout=3600)  # wait for the writer: the default 10 s would leave records in the journal
     wall = time.perf_counter() - t
     del recs
     reader = Store(tmp / f"s{n}.db")
@@ -207,7 +207,7 @@ def rollup_cost(tmp: Path, n: int = 20_000, rounds: int = 3) -> dict:
             t = time.perf_counter()
             for r in recs:
                 store.submit(r)
-            store.close()
+            store.close(timeout=3600)
             times[label].append(time.perf_counter() - t)
     sqlite.ledger.roll_up = real
     return {f"committed records/s ({label})": round(n / statistics.median(v)) for label, v in times.items()}

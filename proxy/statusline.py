@@ -9,43 +9,81 @@ one primary-key lookup each) on a read-only connection.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-import tomllib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from .catalog import window
 
+# Plain classes, not dataclasses or NamedTuples: those import `typing`/`inspect`, tens of milliseconds
+# Claude Code would wait for after every message.
 
-@dataclass(frozen=True, slots=True)
+
 class Caps:
-    daily_usd: float | None = None
-    session_usd: float | None = None
+    __slots__ = ("daily_usd", "session_usd")
+
+    def __init__(self, daily_usd: float | None = None, session_usd: float | None = None) -> None:
+        self.daily_usd = daily_usd
+        self.session_usd = session_usd
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Caps) and (self.daily_usd, self.session_usd) == (
+            other.daily_usd,
+            other.session_usd,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.daily_usd, self.session_usd))
 
 
-@dataclass(frozen=True, slots=True)
 class SessionFacts:
-    cost: float
-    unpriced: int
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    agents: int
-    ctx_tokens: int
-    ctx_model: str | None
-    compactions: int
-    spend_today: float
+    __slots__ = (
+        "cost",
+        "unpriced",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "agents",
+        "ctx_tokens",
+        "ctx_model",
+        "compactions",
+        "spend_today",
+    )
+
+    def __init__(
+        self,
+        cost: float,
+        unpriced: int,
+        calls: int,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int,
+        agents: int,
+        ctx_tokens: int,
+        ctx_model: str | None,
+        compactions: int,
+        spend_today: float,
+    ) -> None:
+        self.cost, self.unpriced, self.calls = cost, unpriced, calls
+        self.input_tokens, self.output_tokens, self.cache_read_tokens = (
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+        )
+        self.agents, self.ctx_tokens, self.ctx_model = agents, ctx_tokens, ctx_model
+        self.compactions, self.spend_today = compactions, spend_today
 
 
 def caps_from(config_path: str | None) -> Caps:
     """The `[budget]` caps of a gatewatch.toml (numbers only: no expansion needed); none without a file."""
     if not config_path:
         return Caps()
+    import tomllib  # only when a config is given
+
     try:
-        raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        with open(os.path.expanduser(config_path), encoding="utf-8") as f:
+            raw = tomllib.loads(f.read())
     except (OSError, tomllib.TOMLDecodeError):
         return Caps()
     b = raw.get("budget") or {}
@@ -57,9 +95,9 @@ def caps_from(config_path: str | None) -> Caps:
     return Caps(num("daily_usd"), num("session_usd"))
 
 
-def read(db: str | Path, session_id: str) -> SessionFacts | None:
+def read(db: str | os.PathLike[str], session_id: str) -> SessionFacts | None:
     """The session's roll-up and today's spend; None when the store has no such session (or no store)."""
-    if not Path(db).exists():
+    if not os.path.exists(db):
         return None
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
     try:
@@ -80,8 +118,11 @@ def read(db: str | Path, session_id: str) -> SessionFacts | None:
         return None
     finally:
         conn.close()
-    values: list[Any] = [*s, *m, d[0] if d else 0.0]
-    return SessionFacts(*values)
+    cost, unpriced, calls, tin, tout, cached, agents = s
+    ctx, ctx_model, compactions = m
+    return SessionFacts(
+        cost, unpriced, calls, tin, tout, cached, agents, ctx, ctx_model, compactions, d[0] if d else 0.0
+    )
 
 
 def tokens(n: int) -> str:
@@ -92,7 +133,10 @@ def tokens(n: int) -> str:
     return str(n)
 
 
-def line(facts: SessionFacts | None, caps: Caps = Caps()) -> str:
+NO_CAPS = Caps()
+
+
+def line(facts: SessionFacts | None, caps: Caps = NO_CAPS) -> str:
     """The line Claude Code shows under its prompt."""
     if facts is None:
         return "gatewatch · no call of this session recorded yet"
@@ -122,7 +166,7 @@ def line(facts: SessionFacts | None, caps: Caps = Caps()) -> str:
 def session_of(stdin_text: str) -> str | None:
     """The session id in the JSON Claude Code pipes to the command."""
     try:
-        data: Any = json.loads(stdin_text or "{}")
+        data = json.loads(stdin_text or "{}")
     except ValueError:
         return None
     sid = data.get("session_id") if isinstance(data, dict) else None
