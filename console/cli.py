@@ -75,10 +75,8 @@ def parser() -> argparse.ArgumentParser:
         help="group by this (repeatable; default: model and target); session/agent: Claude Code's",
     )
     _common(st, server=False)
-    sl = sub.add_parser(
-        "statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)", add_help=False
-    )
-    sl.add_argument("rest", nargs=argparse.REMAINDER)
+    # listed for --help; main() hands it to console/statusline.py before parsing (its own two options)
+    sub.add_parser("statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)")
     pr = sub.add_parser("prune", help="delete old records and vacuum")
     pr.add_argument("--older-than", required=True, help="age, e.g. 30d, 12h")
     _common(pr, server=False)
@@ -170,6 +168,11 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["statusline"]:
+        from console.statusline import main as statusline
+
+        return statusline(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "serve":
         config = load_config(args)
@@ -193,10 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target")).items():
             print(_table(by, groups))
         return 0
-    if args.command == "statusline":
-        from console.statusline import main as statusline
-
-        return statusline(args.rest)
     if args.command == "prune":
         n = open_store(args).prune(_seconds(args.older_than))
         print(f"deleted {n} records older than {args.older_than}")

@@ -92,3 +92,14 @@ async def test_the_gatewatch_command_runs_statusline_without_importing_the_gatew
 @pytest.mark.parametrize("n", [0, 5_000, 999_999])
 def test_tokens_read_short(n):
     assert len(statusline.tokens(n)) <= 5
+
+
+async def test_the_full_cli_hands_statusline_its_own_options(session_store, capsys, monkeypatch):  # noqa: F811
+    import io
+
+    from console.cli import main as cli
+
+    store, _ = session_store
+    monkeypatch.setattr("sys.stdin", io.StringIO(claude_code_status()))
+    assert cli(["statusline", "--db", str(store.path)]) == 0
+    assert capsys.readouterr().out.startswith("gatewatch $")
