@@ -1,8 +1,11 @@
 """The store's speed and the console's: records/s written, filter and search latency at 100k (and 1M) records,
-console open time and search time at 100k, event-loop lag while 20 calls stream through the console's gateway.
+the session ledger's reads (the Sessions view, one session's roll-up, today's spend) and `gatewatch
+statusline` (in process and as the command Claude Code runs), console open time and search time at 100k,
+event-loop lag while 20 calls stream through the console's gateway.
 
     python bench/store_bench.py            # 100k records
     python bench/store_bench.py --big      # also 1M records, without payloads (a few minutes)
+    python bench/store_bench.py --big --no-console   # the store and ledger figures only
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def record(i: int, t0: float, rng: random.Random, payload: bool) -> Record:
         provider="vertex",
         request_mode=rng.choice(["stream", "oneshot"]),
         session_id=f"s{i // 40}",
+        # the last ten calls of each 40-call session are a sub-agent's, spawned by the session's 30th
+        agent_id=f"a{i // 40}" if i % 40 >= 30 else None,
+        spawned=[f"task {i // 40}"] if i % 40 == 29 else [],
         preview=" ".join(rng.choice(WORDS) for _ in range(8)) + f" #{i}",
         response_text=" ".join(rng.choice(WORDS) for _ in range(20)),
         usage=Usage(
@@ -93,7 +99,7 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
     for r in recs:
         store.submit(r)
     submit_s = time.perf_counter() - t
-    store.close()
+    store.close(timeout=3600)  # wait for the writer: the default 10 s would leave records in the journal
     wall = time.perf_counter() - t
     del recs
     reader = Store(tmp / f"s{n}.db")
@@ -113,6 +119,7 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
     deep = reader.page(EVERYTHING, 100, offset=4900)[-1]
     queries["page 50 (keyset)"] = lambda: reader.page(EVERYTHING, 100, after=deep)
     lat = {name: round(timed(fn), 2) for name, fn in queries.items()}
+    lat.update(ledger_figures(reader, n))
     size = sum(p.stat().st_size for p in tmp.glob(f"s{n}.db*"))
     del last
     return {
@@ -123,6 +130,87 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
         "db_mb": round(size / 1e6),
         "query_ms": lat,
     }
+
+
+def ledger_figures(reader: Store, n: int) -> dict:
+    """The session roll-ups against what they replace (an aggregate over the records, indexed by session),
+    and the statusline in process and as a command."""
+    from proxy import statusline
+
+    sid = f"s{(n - 1) // 40 // 2}"  # a session from the middle of the store
+    conn = reader.reader()
+
+    def aggregate() -> None:
+        conn.execute(
+            "SELECT count(*), sum(input_tokens), sum(output_tokens), sum(cost), min(started_at), "
+            "max(started_at), group_concat(DISTINCT request_model) FROM records WHERE session_id = ?",
+            (sid,),
+        ).fetchone()
+
+    def sessions_from_records() -> None:
+        conn.execute(
+            "SELECT session_id, max(started_at) AS last, count(*), sum(cost) FROM records "
+            "WHERE session_id IS NOT NULL GROUP BY session_id ORDER BY last DESC LIMIT 100"
+        ).fetchall()
+
+    day0 = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+
+    def spend_from_records() -> None:
+        conn.execute("SELECT sum(cost) FROM records WHERE started_at >= ?", (day0,)).fetchone()
+
+    def sessions_view() -> None:
+        for s in reader.sessions(100):
+            reader.agents(s.session_id)
+
+    out = {
+        "ledger: sessions view (100 sessions + their agents)": round(timed(sessions_view), 2),
+        "ledger: one session's roll-up": round(timed(lambda: reader.session(sid), 20), 3),
+        "(the same from the records: indexed aggregate)": round(timed(aggregate, 20), 3),
+        "(the sessions list from the records: GROUP BY)": round(timed(sessions_from_records, 3), 2),
+        "ledger: spend today": round(timed(reader.spend_today, 20), 3),
+        "(the same from the records: sum over today's range)": round(timed(spend_from_records, 5), 2),
+        "statusline in process (read + line)": round(
+            timed(lambda: statusline.line(statusline.read(reader.path, sid)), 20), 3
+        ),
+    }
+    stdin = json.dumps({"session_id": sid, "model": {"id": "gemini-2.5-flash"}})
+    cmd = [sys.executable, "-c", "import sys; from console.entry import main; sys.exit(main())", "statusline"]
+    # bytecode cached, as an installed gatewatch has it (this machine's shells may turn caching off)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(ROOT)}
+    import subprocess
+
+    def command() -> None:
+        subprocess.run([*cmd, "--db", str(reader.path)], input=stdin, text=True, capture_output=True, env=env)
+
+    command()  # compile and cache the modules' bytecode, as an installed gatewatch has it
+    out["statusline command (process start to exit)"] = round(timed(command, 10), 1)
+    bare = [sys.executable, "-c", "pass"]
+    out["(python3 -c pass, for scale)"] = round(
+        timed(lambda: subprocess.run(bare, capture_output=True, env=env), 10), 1
+    )
+    return out
+
+
+def rollup_cost(tmp: Path, n: int = 20_000, rounds: int = 3) -> dict:
+    """What keeping the roll-ups costs the writer: the same records committed with the ledger's `roll_up` and
+    with it replaced by a no-op, alternately in one run (so both meet the same machine load)."""
+    from proxy.store import ledger, sqlite
+
+    rng = random.Random(3)
+    recs = [record(i, time.time() - n, rng, payload=False) for i in range(n)]
+    real = ledger.roll_up
+    times: dict[str, list[float]] = {"with roll-ups": [], "without": []}
+    for k in range(rounds):
+        for label in ("with roll-ups", "without"):
+            sqlite.ledger.roll_up = real if label == "with roll-ups" else (lambda conn, records: None)
+            store = Store(tmp / f"ab{k}{label[:4]}.db").start()
+            t = time.perf_counter()
+            for r in recs:
+                store.submit(r)
+            store.close(timeout=3600)
+            times[label].append(time.perf_counter() - t)
+    sqlite.ledger.roll_up = real
+    return {f"committed records/s ({label})": round(n / statistics.median(v)) for label, v in times.items()}
 
 
 async def loop_lag_during_streams(url: str, n: int) -> list[float]:
@@ -222,16 +310,20 @@ async def console_figures(tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--big", action="store_true")
+    ap.add_argument("--no-console", action="store_true", help="skip the console figures")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gatewatch-store-bench-"))
-    results = {"store": [store_figures(100_000, tmp)]}
+    results = {"rollup_cost": rollup_cost(tmp)}
+    print(json.dumps(results["rollup_cost"]), flush=True)
+    results["store"] = [store_figures(100_000, tmp)]
     print(json.dumps(results["store"][-1]), flush=True)
     if args.big:
         # 1M records with payloads would be ~6.6 GB; the index and query figures don't depend on them
         results["store"].append(store_figures(1_000_000, tmp, payload=False))
         print(json.dumps(results["store"][-1]), flush=True)
-    results["console"] = asyncio.run(console_figures(tmp))
-    print(json.dumps(results["console"]), flush=True)
+    if not args.no_console:
+        results["console"] = asyncio.run(console_figures(tmp))
+        print(json.dumps(results["console"]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "store.json").write_text(json.dumps(results, indent=1))
     os.system(f"rm -rf {tmp}")

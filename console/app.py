@@ -26,6 +26,7 @@ from textual.worker import WorkerCancelled
 
 from proxy import config as cfg
 from proxy import query
+from proxy.events import BudgetCrossed
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
@@ -46,6 +47,7 @@ from .panes import (
     render_tokens,
 )
 from .remote import Attached
+from .sessions import BudgetNotice, SessionsScreen
 
 REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
 HISTORY_REFRESH_S = 1.0
@@ -92,6 +94,7 @@ class GatewatchApp(App):
         Binding("slash", "search", "Search", key_display="/", id="search"),
         Binding("enter", "open", "Open call", id="open", show=False),
         Binding("e", "export", "Export", id="export"),
+        Binding("s", "sessions", "Sessions", id="sessions"),
         Binding("escape", "clear_search", "Clear", id="clear_search", show=False),
         Binding("r", "reload", "Reload", id="reload"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
@@ -130,6 +133,7 @@ class GatewatchApp(App):
         self.stopping = False
         self.collector = IdleCollector()
         self.feed = Feed(self.service.bus)
+        self.service.bus.subscribe(BudgetCrossed, lambda e: self.post_message(BudgetNotice(e)))
         self.problem: str | None = None
         self._feed_problem: str | None = None
         self.filter_error: str | None = None
@@ -391,6 +395,19 @@ class GatewatchApp(App):
 
     def action_reload(self) -> None:
         self.query_one(HistoryTable).load()
+
+    def action_sessions(self) -> None:
+        self.push_screen(SessionsScreen(self.store, self.config.budget), self._filter_to)
+
+    def _filter_to(self, text: str | None) -> None:
+        """Back from the Sessions view: the history shows the chosen session or agent."""
+        if text:
+            self.query_one("#search", Input).value = text
+            self._apply_filter(text)
+        self.query_one(HistoryTable).focus()
+
+    def on_budget_notice(self, message: BudgetNotice) -> None:
+        self.notify(message.text, title="budget", severity=message.severity, timeout=10)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

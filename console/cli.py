@@ -6,7 +6,9 @@ Examples:
     gatewatch demo                             # console on a simulated upstream, no credentials
     gatewatch export model:flash since:2h --format kong --output calls.jsonl
     gatewatch stats since:1d
+    gatewatch stats --by session --by agent since:1d
     gatewatch prune --older-than 30d
+    gatewatch statusline --config gatewatch.toml < claude-code-status.json
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from proxy.export import FORMATS, export_file, without_payloads, write
 from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.service import Service, ServiceError
-from proxy.stats import Group, aggregate
+from proxy.stats import KEYS, Group, aggregate
 from proxy.store import Store, StoreError, default_path
 
 
@@ -84,7 +86,15 @@ def parser() -> argparse.ArgumentParser:
         "stats", help="requests, errors, tokens, cost and latency per model and per target", **terms
     )
     st.add_argument("filter", nargs="*")
+    st.add_argument(
+        "--by",
+        action="append",
+        choices=KEYS,
+        help="group by this (repeatable; default: model and target); session/agent: Claude Code's",
+    )
     _common(st, server=False)
+    # listed for --help; main() hands it to console/statusline.py before parsing (its own two options)
+    sub.add_parser("statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)")
     pr = sub.add_parser("prune", help="delete old records and vacuum")
     pr.add_argument("--older-than", required=True, help="age, e.g. 30d, 12h")
     _common(pr, server=False)
@@ -259,7 +269,12 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv, negated = negations_as_terms(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["statusline"]:
+        from console.statusline import main as statusline
+
+        return statusline(argv[1:])
+    argv, negated = negations_as_terms(argv)
     args = parser().parse_args(argv)
     if args.command == "serve":
         config = load_config(args)
@@ -282,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        for by, groups in aggregate(store.summaries(flt)).items():
+        for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target")).items():
             print(_table(by, groups))
         return 0
     if args.command == "prune":

@@ -251,17 +251,16 @@ def request_body(model: str, messages: list, stream: bool, session: str) -> dict
     }
 
 
-async def _call(http: aiohttp.ClientSession, url: str, body: dict) -> dict | None:
+async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | None = None) -> dict | None:
     """One call as Claude Code makes it; returns the assistant message (assembled from SSE when streaming)."""
-    async with http.post(
-        f"{url}/v1/messages?beta=true",
-        json=body,
-        headers={
-            "x-api-key": "sk-ant-demo",
-            "anthropic-version": "2023-06-01",
-            "user-agent": "claude-cli/2.1.331 (external, cli)",
-        },
-    ) as r:
+    headers = {
+        "x-api-key": "sk-ant-demo",
+        "anthropic-version": "2023-06-01",
+        "user-agent": "claude-cli/2.1.331 (external, cli)",
+    }
+    if agent:
+        headers["x-claude-code-agent-id"] = agent  # a sub-agent of the session
+    async with http.post(f"{url}/v1/messages?beta=true", json=body, headers=headers) as r:
         if r.status != 200:
             await r.read()
             return None
@@ -290,10 +289,15 @@ async def conversation(http: aiohttp.ClientSession, url: str, rng: random.Random
         {"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]},
         {"role": "system", "content": "# Environment\n - cwd: /home/dev/project"},
     ]
-    for _ in range(4):
+    for turn in range(4):
         msg = await _call(http, url, request_body(model, messages, rng.random() < 0.85, session))
         if msg is None:
             return
+        if turn == 0 and rng.random() < 0.4:  # the main agent hands a task to a sub-agent
+            agent = f"{rng.getrandbits(64):016x}"[:17]
+            task = [{"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]}]
+            for _ in range(rng.randint(1, 3)):
+                await _call(http, url, request_body("claude-haiku-5-5", task, True, session), agent)
         tools = [b for b in msg["content"] if b.get("type") == "tool_use"]
         if not tools:
             return

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from proxy import config as cfg
 from proxy import loop as loops
-from proxy.events import Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
+from proxy.events import BudgetCrossed, Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
 from proxy.feed import EVENTS_PATH, IDENTITY_PATH
 from proxy.record import Record
 from proxy.service import ServiceError
@@ -219,6 +219,8 @@ class Attached:
             self.bus.emit(RecordsCommitted(()))
         elif kind == "lost":
             self.bus.emit(RecordsLost(body["count"], body["total"], body["error"]))
+        elif kind == "budget":  # the warning and refusals reach a viewer's screen too
+            self.bus.emit(BudgetCrossed(**body))
 
     async def _poll_health(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)

@@ -96,9 +96,15 @@ class TargetConfig(_Strict):
     schema_mode: Literal["openapi", "json_schema"] = "openapi"
     """How tool schemas are sent: Google's OpenAPI subset (`parameters`) or `parametersJsonSchema`."""
     input_cost: float | None = None
-    """Price per 1M input tokens, overriding the built-in table."""
+    """Price per 1M input tokens, overriding the price library (with output_cost)."""
     output_cost: float | None = None
     cached_cost: float | None = None
+    """Price per 1M cache-read tokens (default: input_cost)."""
+    cache_write_cost: float | None = None
+    """Price per 1M cache-write tokens (default: 1.25 x input_cost)."""
+    price_multiplier: float = Field(1.0, gt=0)
+    """Scales the library's price: 1.1 for a Vertex regional endpoint of a model Google prices 10% higher
+    there than on the global endpoint."""
 
     @field_validator("project_id", "location_id", "api_endpoint", mode="before")
     @classmethod
@@ -197,6 +203,19 @@ class StoreSettings(_Strict):
     """SQLite file; default $XDG_DATA_HOME/gatewatch/gatewatch.db."""
 
 
+class BudgetSettings(_Strict):
+    daily_usd: float | None = Field(None, gt=0)
+    """Refuse calls once today's spend (local day, every session) has reached this many USD."""
+    session_usd: float | None = Field(None, gt=0)
+    """Refuse a Claude Code session's calls once its spend has reached this many USD."""
+    warn_at: float = Field(0.8, gt=0, le=1)
+    """Share of a cap at which the console warns."""
+
+    @property
+    def active(self) -> bool:
+        return self.daily_usd is not None or self.session_usd is not None
+
+
 class LogSettings(_Strict):
     file: str | None = None
     """Also append each record, in Kong file-log format, to this file."""
@@ -209,6 +228,7 @@ class Config(_Strict):
     routes: list[RouteConfig] = []
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
+    budget: BudgetSettings = BudgetSettings()
     source: str = "defaults"
     """Where this config came from (a path, or 'environment'); for messages."""
 

@@ -58,8 +58,21 @@ class RecordsLost:
     error: str
 
 
-Event = CallStarted | CallProgressed | CallFinished | RecordsCommitted | RecordsLost
-E = TypeVar("E", CallStarted, CallProgressed, CallFinished, RecordsCommitted, RecordsLost)
+@dataclass(frozen=True, slots=True)
+class BudgetCrossed:
+    """A budget's spend reached its warning share (`level` "warning", once) or its cap ("refused", per call)."""
+
+    scope: str
+    """`daily` or `session`"""
+    key: str
+    """the day (YYYY-MM-DD) or the session id"""
+    spend: float
+    cap: float
+    level: str
+
+
+Event = CallStarted | CallProgressed | CallFinished | RecordsCommitted | RecordsLost | BudgetCrossed
+E = TypeVar("E", CallStarted, CallProgressed, CallFinished, RecordsCommitted, RecordsLost, BudgetCrossed)
 
 
 class Bus:

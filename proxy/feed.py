@@ -15,6 +15,7 @@ Records travel without their payloads and headers, and with every configured cre
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import time
@@ -25,7 +26,15 @@ from aiohttp import web
 
 from . import __version__, guard, messages
 from .errors import GatewayError
-from .events import CallFinished, CallProgressed, CallStarted, Event, RecordsCommitted, RecordsLost
+from .events import (
+    BudgetCrossed,
+    CallFinished,
+    CallProgressed,
+    CallStarted,
+    Event,
+    RecordsCommitted,
+    RecordsLost,
+)
 from .record import Record
 from .store.payloads import scrub
 
@@ -140,6 +149,7 @@ class EventFeed:
             CallFinished,
             RecordsCommitted,
             RecordsLost,
+            BudgetCrossed,
         )
         unsubscribe = [bus.subscribe(k, subscriber) for k in kinds]
         closing = asyncio.Event()
@@ -201,6 +211,8 @@ def _encode(event: Event, secrets: list[str]) -> bytes:
         return frame("finished", record_json(event.record, secrets))
     if isinstance(event, RecordsCommitted):
         return frame("committed", orjson.dumps({"ids": [r.id for r in event.records]}))
+    if isinstance(event, BudgetCrossed):
+        return frame("budget", orjson.dumps(dataclasses.asdict(event)))
     return frame(
         "lost",
         scrub(orjson.dumps({"count": event.count, "total": event.total, "error": event.error}), secrets),

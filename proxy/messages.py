@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from .config import GatewaySettings
 from .errors import GatewayError, invalid_request
 from .recorder import Call, new_id
+from .translate.request import billing_header
 
 PATH = re.compile(r"^(?:/.*)?/v1/messages(?P<count>/count_tokens)?/?$")
 PREVIEW_CHARS = 200
@@ -155,6 +156,7 @@ async def accept(request: web.Request, settings: GatewaySettings, call: Call, co
         preview=last_user_text(body.get("messages")),
         tools_offered=len(tools) if isinstance(tools, list) else 0,
     )
+    call.claude_code(request.headers.get("x-claude-code-agent-id"), billing_header(body.get("system"))[1])
     return inbound
 
 

@@ -1,62 +1,103 @@
-"""Prices per 1M tokens and the rule that turns a record's usage into USD: the whole pricing rule, here only.
+"""The rule that turns a record's usage into USD: the whole pricing rule, here only.
+
+Prices come from `genai-prices` (Pydantic's maintained price database: tiers, cache reads and writes, dated
+price changes), looked up by the model that answered; a target's own prices (`input_cost`…) override it, and a
+target's `price_multiplier` scales the library's figure (Vertex regional endpoints: 1.1 on the models Google
+prices 10% higher there, which the library does not record for Google).
 
 An unknown model costs None, never a silent 0; counting tokens is free; a call that billed no token costs 0.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+
+import genai_prices
+from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
 
 from .config import TargetConfig
 from .record import Record
 
 CACHE_WRITE_FACTOR = 1.25
-"""Anthropic bills a 5-minute cache write at 1.25x the input price (Gemini reports no cache writes)."""
+"""An override without a cache-write price bills a cache write at 1.25x input (Anthropic's 5-minute rate)."""
 
 
 @dataclass(frozen=True)
 class Price:
+    """A target's own prices, USD per 1M tokens (no tiers)."""
+
     input: float
     output: float
     cached: float
     """A cache read."""
-    # Gemini pro bills the whole prompt at a higher rate above 200k prompt tokens.
-    long_input: float | None = None
-    long_output: float | None = None
-    long_cached: float | None = None
-    long_threshold: int = 200_000
     cache_write: float | None = None
-    """A cache write; None: `CACHE_WRITE_FACTOR` x input."""
+    """None: `CACHE_WRITE_FACTOR` x input."""
+
+    def cost(self, input_tokens: int, output_tokens: int, read: int, write: int) -> float:
+        pwrite = self.cache_write if self.cache_write is not None else CACHE_WRITE_FACTOR * self.input
+        return (
+            input_tokens * self.input + output_tokens * self.output + read * self.cached + write * pwrite
+        ) / 1_000_000
 
 
-# USD per 1M tokens, standard tier. Thinking tokens are billed as output.
-TABLE: dict[str, Price] = {
-    "gemini-3-pro": Price(2.00, 12.00, 0.20, 4.00, 18.00, 0.40),
-    "gemini-3-flash": Price(0.50, 3.00, 0.05),
-    "gemini-2.5-pro": Price(1.25, 10.00, 0.31, 2.50, 15.00, 0.625),
-    "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.025),
-    "gemini-2.5-flash": Price(0.30, 2.50, 0.075),
-    "gemini-2.0-flash-lite": Price(0.075, 0.30, 0.01875),
-    "gemini-2.0-flash": Price(0.10, 0.40, 0.025),
-    "claude-opus-4-1": Price(15.0, 75.0, 1.50),
-    "claude-opus-4": Price(15.0, 75.0, 1.50),
-    "claude-sonnet-4-5": Price(3.0, 15.0, 0.30),
-    "claude-sonnet-4": Price(3.0, 15.0, 0.30),
-    "claude-haiku-4-5": Price(1.0, 5.0, 0.10),
-    "claude-3-5-haiku": Price(0.80, 4.0, 0.08),
-}
+_VERSION_SUFFIX = re.compile(r"-\d{3}$")
 
 
-def lookup(model: str | None) -> Price | None:
-    """Longest table key that prefixes the model name (versions like `-001` or `-preview-…` still match)."""
+def _candidates(model: str) -> list[str]:
+    """The names to try: as given (`models/` and Vertex's `publishers/…/models/` dropped), then without a
+    `-001` version suffix or a Vertex `@date`."""
+    m = model.lower().strip().removeprefix("models/").split("/")[-1]
+    out = [m]
+    for cut in (m.split("@")[0], _VERSION_SUFFIX.sub("", m)):
+        if cut and cut not in out:
+            out.append(cut)
+    return out
+
+
+def _provider_id(model: str) -> str | None:
+    if model.startswith("claude"):
+        return "anthropic"
+    if "gemini" in model or model.startswith("gemma"):
+        return "google"
+    return None  # the library guesses from the name (or says it can't)
+
+
+@lru_cache(maxsize=512)
+def find(model: str | None) -> tuple[Provider, ModelInfo] | None:
+    """The library's provider and model for a model name; None when it has no price for it."""
     if not model:
         return None
-    m = model.lower().removeprefix("models/").split("/")[-1]
-    best = None
-    for key in TABLE:
-        if m.startswith(key) and (best is None or len(key) > len(best)):
-            best = key
-    return TABLE[best] if best else None
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    for ref in _candidates(model):
+        try:
+            provider, info = snapshot.find_provider_model(ref, None, _provider_id(ref), None)
+        except LookupError:
+            continue
+        return provider, info
+    return None
+
+
+def model_price(model: str | None, when: datetime | None = None) -> ModelPrice | None:
+    """The library's prices for a model (per 1M tokens, possibly tiered), as they stood at `when` (now)."""
+    found = find(model)
+    return found[1].get_prices(when or datetime.now(tz=UTC)) if found else None
+
+
+def rate(price: Decimal | TieredPrices | None, prompt_tokens: int = 0) -> float | None:
+    """A per-1M figure at a prompt size (a tier applies to the whole prompt once it is passed)."""
+    if price is None:
+        return None
+    if isinstance(price, TieredPrices):
+        value = price.base
+        for tier in price.tiers:
+            if prompt_tokens > tier.start:
+                value = tier.price
+        return float(value)
+    return float(price)
 
 
 def override(target: TargetConfig | None) -> Price | None:
@@ -64,31 +105,34 @@ def override(target: TargetConfig | None) -> Price | None:
     if target is None or target.input_cost is None or target.output_cost is None:
         return None
     cached = target.cached_cost if target.cached_cost is not None else target.input_cost
-    return Price(target.input_cost, target.output_cost, cached)
+    return Price(target.input_cost, target.output_cost, cached, target.cache_write_cost)
 
 
 def price(record: Record, target: TargetConfig | None = None) -> float | None:
-    """USD for one exchange, from its usage and the target that served it (whose prices override the table).
+    """USD for one exchange, from its usage and the target that served it.
 
     Anthropic's convention: `input_tokens` excludes cache reads and cache writes, each priced at its own rate.
+    The library's is the prompt's whole size (which also picks the tier), so the three are added for it.
     """
     u = record.usage
     if record.kind == "count_tokens":
         return 0.0  # counting is free on both Google APIs and on Anthropic's
     if not (u.input_tokens or u.output_tokens or u.cache_read_tokens or u.cache_creation_tokens):
         return 0.0  # nothing was billed (an error, a refusal before any token)
-    p = override(target) or lookup(record.response_model or record.request_model)
-    if p is None:
+    own = override(target)
+    if own is not None:
+        return own.cost(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens)
+    found = find(record.response_model or record.request_model)
+    if found is None:
         return None
-    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
-    long = p.long_input is not None and prompt > p.long_threshold
-    pin = (p.long_input or p.input) if long else p.input
-    pout = (p.long_output or p.output) if long else p.output
-    pread = (p.long_cached or p.cached) if long else p.cached
-    pwrite = p.cache_write if p.cache_write is not None else CACHE_WRITE_FACTOR * pin
-    return (
-        u.input_tokens * pin
-        + u.output_tokens * pout
-        + u.cache_read_tokens * pread
-        + u.cache_creation_tokens * pwrite
-    ) / 1_000_000
+    provider, info = found
+    usage = genai_prices.Usage(
+        input_tokens=u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_creation_tokens,
+        output_tokens=u.output_tokens,
+    )
+    when = datetime.fromtimestamp(record.started_at, tz=UTC) if record.started_at else None
+    calc = info.calc_price(usage, provider, genai_request_timestamp=when)
+    multiplier = target.price_multiplier if target is not None else 1.0
+    return float(calc.total_price) * multiplier

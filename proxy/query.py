@@ -248,6 +248,12 @@ TERMS: tuple[Term, ...] = (
         lambda v: _time("<", v),
     ),
     Term("session", "session:<id>", "Claude Code session id (a prefix)", lambda v: Prefix("session_id", v)),
+    Term(
+        "agent",
+        "agent:<id>  agent:main",
+        "Claude Code sub-agent id (a prefix), or main",
+        lambda v: Present("agent_id", negated=True) if v == "main" else Prefix("agent_id", v),
+    ),
     Term("tool", "tool:Bash", "the model called this tool", lambda v: UsedTool(v)),
     Term(
         "stream",

@@ -140,6 +140,10 @@ class Record(BaseModel):
     cc_version: str | None = None
     """Claude Code's version, from the billing header it sends as its first system block (not sent upstream)"""
     cc_is_subagent: bool | None = None
+    agent_id: str | None = None
+    """Claude Code's sub-agent, from `x-claude-code-agent-id` (None: the main agent)"""
+    spawned: list[str] = Field(default_factory=list)
+    """the prompts of the sub-agents this answer started (its `Agent`/`Task` tool_use inputs), trimmed"""
     notes: list[str] = Field(default_factory=list)
     """What the gateway did that the client can't see: "signature injected", "empty answer, retried"…"""
     client_request: Any = None

@@ -25,6 +25,10 @@ from .record import HEADER_CHARS, Attempt, Record, cut_headers, redact_headers, 
 
 Event = tuple[str, dict[str, Any]]
 RESPONSE_TEXT_CHARS = 4000
+SPAWNING_TOOLS = frozenset({"Agent", "Task"})
+"""Claude Code's tool that starts a sub-agent (`Task` before 2.1)"""
+SPAWN_PROMPT_CHARS = 200
+"""as much of a spawn's prompt as the sub-agent's preview keeps (`messages.PREVIEW_CHARS`): they are matched"""
 
 
 def new_id() -> str:
@@ -133,6 +137,11 @@ class Call:
         """What translation or the relay did that the client can't see (shown in the detail view)."""
         self.record.notes.extend(n for n in notes if n not in self.record.notes)  # once, even after fallback
 
+    def claude_code(self, agent_id: str | None, fields: Mapping[str, str]) -> None:
+        """Who in a Claude Code session sent this: its sub-agent id (header) and billing-header fields."""
+        self.record.agent_id = agent_id or None
+        self.billing(fields)
+
     def billing(self, fields: Mapping[str, str]) -> None:
         """Claude Code's billing-header fields, kept on the record though not sent upstream."""
         if fields:
@@ -222,6 +231,11 @@ class Call:
         content = msg.get("content") or []
         r.stop_reason = msg.get("stop_reason")
         r.tools_used = [b["name"] for b in content if b.get("type") == "tool_use"]
+        r.spawned = [
+            str((b.get("input") or {}).get("prompt") or "")[:SPAWN_PROMPT_CHARS]
+            for b in content
+            if b.get("type") == "tool_use" and b.get("name") in SPAWNING_TOOLS
+        ]
         r.response_text = "".join(b.get("text", "") for b in content if b.get("type") == "text")[
             :RESPONSE_TEXT_CHARS
         ]

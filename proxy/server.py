@@ -12,7 +12,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import guard, messages, providers
+from . import guard, messages, models_api, providers
+from .budget import Budget
 from .config import Config
 from .errors import GatewayError
 from .events import Bus, CallFinished, CallStarted
@@ -34,9 +35,15 @@ class Gateway:
     """
 
     def __init__(
-        self, config: Config, bus: Bus | None = None, on_record: Callable[[Record], None] | None = None
+        self,
+        config: Config,
+        bus: Bus | None = None,
+        on_record: Callable[[Record], None] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config
+        self.budget = budget
+        """refuses calls over a cap (`[budget]`); None: no budget"""
         self.bus = bus if bus is not None else Bus()
         self.on_record = on_record
         self.providers = [providers.make(t) for t in config.targets]
@@ -93,6 +100,8 @@ class Gateway:
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
             return web.json_response(self.health())
+        if method == "GET" and (models := models_api.PATH.match(path)) is not None:
+            return self.models(request, models.group("id"))
         if m is None:
             return messages.error_response(
                 GatewayError(404, f"no route for {method} {path}", "not_found_error"), ""
@@ -102,6 +111,21 @@ class Gateway:
                 GatewayError(405, f"{method} is not allowed on {path}; use POST", "invalid_request_error"), ""
             )
         return await self.handle(request, count=bool(m.group("count")))
+
+    def models(self, request: web.Request, model_id: str | None) -> web.Response:
+        """Anthropic's Models API over the targets (proxy/models_api.py)."""
+        if not messages.authorized(self.config.gateway.auth_token, request.headers):
+            err = GatewayError(401, "this gateway requires its token", "authentication_error")
+            return messages.error_response(err, "")
+        try:
+            body = (
+                models_api.one(self.config, model_id)
+                if model_id
+                else models_api.page(self.config, request.query)
+            )
+        except GatewayError as err:
+            return messages.error_response(err, "")
+        return web.json_response(body)
 
     def health(self) -> dict[str, Any]:
         states = self.router.health()
@@ -165,6 +189,8 @@ class Gateway:
         try:
             try:
                 inbound = await messages.accept(request, self.config.gateway, call, count)
+                if self.budget is not None and not count:
+                    self.budget.check(rec.session_id, rec.started_at)
                 assert self.session is not None
                 resp = await self.exchange.run(inbound, call, self.session)
             except GatewayError as err:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from . import loop as loops
+from .budget import Budget
 from .config import Config, ConfigError
 from .credentials import Check, all_refused, check_all
 from .events import Bus
@@ -80,7 +81,8 @@ class Service:
             raise ServiceError(NO_TARGET, 2)
         await self.open_store()
         try:
-            gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit)
+            budget = Budget(self.config.budget, self.store, self.bus) if self.config.budget.active else None
+            gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit, budget=budget)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
         gateway.feed.store = str(self.store.path.resolve())  # an attached console reads the same history

@@ -52,16 +52,29 @@ class Group:
         return percentile(self.ttfts, 0.95)
 
 
-Key = Literal["model", "target"]
+Key = Literal["model", "target", "session", "agent"]
+KEYS: tuple[Key, ...] = ("model", "target", "session", "agent")
+
+
+def key_of(r: Summary, k: Key) -> str | None:
+    """The group a call falls in: the model that answered (else the one asked for), its target, its Claude
+    Code session, or its agent (`<session>/main` or `<session>/<agent id>`)."""
+    if k == "target":
+        return r.target
+    if k == "session":
+        return r.session_id
+    if k == "agent":
+        return f"{r.session_id or '(none)'}/{r.agent_id or 'main'}"
+    return r.response_model or r.request_model
 
 
 def aggregate(rows: Iterable[Summary], by: Sequence[Key] = ("model", "target")) -> dict[Key, list[Group]]:
-    """Group calls by the model that answered (else the one asked for) and by target, in one pass over `rows`
-    (holding only the groups); in each grouping, most requests first."""
+    """Group calls by each of `by` in one pass over `rows` (holding only the groups); in each grouping, most
+    requests first."""
     groups: dict[Key, dict[str, Group]] = {k: {} for k in by}
     for r in rows:
         for k in by:
-            key = (r.target if k == "target" else (r.response_model or r.request_model)) or "(none)"
+            key = key_of(r, k) or "(none)"
             g = groups[k].get(key) or groups[k].setdefault(key, Group(key))
             _add(g, r)
     return {k: sorted(gs.values(), key=lambda g: -g.requests) for k, gs in groups.items()}

@@ -74,6 +74,12 @@ async def main() -> None:
         await pilot.pause(0.5)
         shots.append(("detail-timing", app.save_screenshot(filename="timing.svg", path=str(tmp))))
         await pilot.press("escape")
+        await pilot.pause(0.5)
+        await pilot.press("escape")
+        await pilot.press("s")  # the Sessions view
+        await pilot.pause(1.5)
+        shots.append(("sessions", app.save_screenshot(filename="sessions.svg", path=str(tmp))))
+        await pilot.press("escape")
         await app.shutdown()
     for name, svg in shots:
         to_png(Path(svg), OUT / f"{name}.png")

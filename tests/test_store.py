@@ -65,8 +65,8 @@ async def test_records_from_real_exchanges_land_with_usage_cost_and_attempts(tmp
     assert (
         rec.usage.input_tokens == 800 and rec.usage.cache_read_tokens == 200 and rec.usage.output_tokens == 3
     )
-    # gemini-2.5-flash: 800 × 0.30 + 3 × 2.50 + 200 × 0.075 per 1M
-    assert rec.usage.cost == pytest.approx((800 * 0.30 + 3 * 2.50 + 200 * 0.075) / 1e6)
+    # gemini-2.5-flash: 800 × 0.30 + 3 × 2.50 + 200 × 0.03 per 1M
+    assert rec.usage.cost == pytest.approx((800 * 0.30 + 3 * 2.50 + 200 * 0.03) / 1e6)
     assert rec.tried_targets[0].status == 200 and rec.tried_targets[0].latency_ms > 0
     assert rec.usage.time_to_first_token > 0 and rec.latency_ms >= rec.usage.time_to_first_token
     assert rec.preview == "find the bug" and rec.response_text == "four five six"
@@ -303,7 +303,7 @@ def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
     store = Store(db).start()
     store.submit(make(2, usage=Usage(cache_creation_tokens=7)))
     store.close()
-    assert store.reader().execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.reader().execute("PRAGMA user_version").fetchone()[0] == 4
     old, new = store.page()[::-1]
     assert old.id == "req_000001" and old.cache_creation_tokens == 4000  # filled in from the record's JSON
     assert new.cache_creation_tokens == 7

@@ -3,7 +3,17 @@ implementation, `Store`."""
 
 from typing import TYPE_CHECKING
 
-from .base import RecordStore, StoreError, Summary, Totals, WriterStats, data_dir, default_path
+from .base import (
+    AgentTotals,
+    RecordStore,
+    SessionTotals,
+    StoreError,
+    Summary,
+    Totals,
+    WriterStats,
+    data_dir,
+    default_path,
+)
 from .sqlite import SqliteStore, connect
 
 Store = SqliteStore
@@ -13,6 +23,8 @@ if TYPE_CHECKING:  # mypy holds the implementation to the protocol
     _conforms: type[RecordStore] = SqliteStore
 
 __all__ = [
+    "AgentTotals",
+    "SessionTotals",
     "RecordStore",
     "SqliteStore",
     "Store",

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..events import Bus
+from ..paths import data_dir as data_dir
+from ..paths import default_path as default_path
 from ..query import EVERYTHING, Filter
 from ..record import Record
 
 
 class StoreError(Exception):
     """The database can't be used; the message says which file and what to do."""
-
-
-def data_dir() -> Path:
-    """gatewatch's data directory: $XDG_DATA_HOME/gatewatch (the default store, the console's exports)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gatewatch"
-
-
-def default_path() -> Path:
-    env = os.environ.get("GATEWATCH_DB")
-    if env:
-        return Path(env).expanduser()
-    return data_dir() / "gatewatch.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +55,79 @@ class Summary:
     tools_used: tuple[str, ...]
     attempts: int
     preview: str
+    agent_id: str | None = None
+    """Claude Code's sub-agent (None: the main agent)"""
+    cc_version: str | None = None
+    cc_is_subagent: bool | None = None
 
     @property
     def failed(self) -> bool:
         return (self.status or 0) >= 400 or self.error_type is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTotals:
+    """One agent of a Claude Code session, rolled up: the main agent (`agent_id` '') or a sub-agent."""
+
+    session_id: str
+    agent_id: str
+    first_seen: float
+    last_seen: float
+    calls: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0
+    """calls that billed tokens at a price nobody knows (their cost is not in `cost`)"""
+    models_asked: tuple[str, ...] = ()
+    models_served: tuple[str, ...] = ()
+    parent_call: str | None = None
+    """the record whose `Agent` tool_use started this sub-agent, where it can be told"""
+    parent_agent: str | None = None
+    """that record's agent ('' the main agent)"""
+    first_prompt: str = ""
+    cc_version: str | None = None
+    ctx_tokens: int = 0
+    """the last call's prompt (input + cache reads + cache writes): how full the context is"""
+    ctx_asked: str | None = None
+    ctx_model: str | None = None
+    """the model that served that call"""
+    compactions: int = 0
+    """times the prompt fell sharply between two calls of the same model (Claude Code compacted)"""
+    last_compaction_at: float | None = None
+
+    def with_(self, **changes: Any) -> AgentTotals:
+        return replace(self, **changes)
+
+    @property
+    def is_main(self) -> bool:
+        return not self.agent_id
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTotals:
+    """A Claude Code session, rolled up over all its agents; `main` is its main agent's row."""
+
+    session_id: str
+    first_seen: float
+    last_seen: float
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    cost: float
+    unpriced: int
+    models_asked: tuple[str, ...]
+    models_served: tuple[str, ...]
+    agents: int
+    """sub-agents seen"""
+    cc_version: str | None
+    main: AgentTotals | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +203,19 @@ class RecordStore(Protocol):
     def prune(self, older_than_s: float) -> int:
         """Delete records started more than this many seconds ago; returns how many."""
         ...
+
+    def sessions(self, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
+        """Claude Code sessions rolled up, the most recently active first."""
+        ...
+
+    def session(self, session_id: str) -> SessionTotals | None: ...
+
+    def agents(self, session_id: str) -> list[AgentTotals]:
+        """A session's agents: the main one first, then its sub-agents as they started."""
+        ...
+
+    def spend_today(self) -> float:
+        """USD spent on calls started today (local time), from the roll-up: survives restarts."""
+        ...
+
+    def session_spend(self, session_id: str) -> float: ...

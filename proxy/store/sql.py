@@ -17,6 +17,7 @@ FILTERABLE = frozenset(
         "status",
         "started_at",
         "session_id",
+        "agent_id",
         "request_mode",
         "kind",
         "error_type",

@@ -25,13 +25,14 @@ import sqlite_utils
 from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
 from ..record import Record, safe_text
-from .base import StoreError, Summary, Totals, WriterStats, default_path
+from . import ledger
+from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals, WriterStats, default_path
 from .payloads import PAYLOADS, SHARED, hydrate, serialize_parts
 from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
@@ -105,6 +106,15 @@ COLUMNS: tuple[Column, ...] = (
         _int,
         since=3,
     ),
+    Column("agent_id", "TEXT", lambda r: r.agent_id, since=4),
+    Column("cc_version", "TEXT", lambda r: r.cc_version, since=4),
+    Column(
+        "cc_is_subagent",
+        "INTEGER",
+        lambda r: None if r.cc_is_subagent is None else int(r.cc_is_subagent),
+        lambda v: None if v is None else bool(v),
+        since=4,
+    ),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -165,7 +175,19 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    # Claude Code's sub-agent and version as columns (the `agent:` filter, the sessions view), and the ledger's
+    # roll-ups (proxy/store/ledger.py), filled from the records already there
+    for c in COLUMNS:
+        if c.since == 4:
+            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_records_session_agent ON records (session_id, agent_id)")
+    conn = db.conn
+    ledger.create(conn)
+    ledger.backfill(conn)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
 
 
 # -- connections -------------------------------------------------------------------------------------------
@@ -437,6 +459,7 @@ class SqliteStore:
                             "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
                             (cur.lastrowid, rec.preview, rec.response_text),
                         )
+                        ledger.roll_up(conn, [rec])
         finally:
             conn.close()
         os.ftruncate(self._journal, 0)
@@ -557,6 +580,7 @@ class SqliteStore:
                             "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
                             (cur.lastrowid, rec.preview, rec.response_text),
                         )
+                    ledger.roll_up(conn, batch)
                 self.stats.written += len(batch)
                 self.stats.last_error = None
                 with self._jlock:
@@ -733,6 +757,23 @@ class SqliteStore:
         )
         return Totals(cost, cost_since, since, n, self.stats.written, self.stats.lost)
 
+    # -- the ledger (proxy/store/ledger.py) -----------------------------------------------------------------
+    def sessions(self, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
+        return ledger.sessions(self.reader(), limit, since)
+
+    def session(self, session_id: str) -> SessionTotals | None:
+        return ledger.session(self.reader(), session_id)
+
+    def agents(self, session_id: str) -> list[AgentTotals]:
+        return ledger.agents(self.reader(), session_id)
+
+    def spend_today(self) -> float:
+        return ledger.spend_on(self.reader(), ledger.day_of(time.time()))
+
+    def session_spend(self, session_id: str) -> float:
+        s = ledger.session(self.reader(), session_id)
+        return s.cost if s is not None else 0.0
+
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
         conn = connect(self.path)
@@ -744,6 +785,7 @@ class SqliteStore:
                     (cutoff,),
                 )
                 n: int = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
+                ledger.prune(conn, cutoff)
                 # shared parts no remaining record names go too
                 refs = " UNION ".join(
                     f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"

@@ -1,0 +1,45 @@
+"""`gatewatch statusline [--db PATH] [--config gatewatch.toml]`: reads the JSON Claude Code pipes to its
+`statusLine` command and prints one line from the store (see proxy/statusline.py). Imports nothing heavy (not
+even argparse: its two options are read by hand)."""
+
+from __future__ import annotations
+
+import sys
+
+from proxy.paths import default_path
+from proxy.statusline import caps_from, line, read, session_of
+
+USAGE = """usage: gatewatch statusline [--db PATH] [--config FILE]
+
+One line for Claude Code's statusLine: the session's cost at Gemini prices, tokens, context fill, the model
+that answered, budget left. Reads Claude Code's JSON on standard input.
+
+  --db PATH      SQLite store (default: $GATEWATCH_DB or $XDG_DATA_HOME/gatewatch/gatewatch.db)
+  --config FILE  the gateway's gatewatch.toml, for its [budget] caps
+"""
+
+
+def options(argv: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    it = iter(argv)
+    for arg in it:
+        name, eq, value = arg.partition("=")
+        if name in ("--db", "--config"):
+            out[name[2:]] = value if eq else next(it, "")
+        elif arg in ("-h", "--help"):
+            out["help"] = "1"
+        else:
+            raise SystemExit(f"gatewatch statusline: unknown argument {arg!r}\n\n{USAGE}")
+    return out
+
+
+def main(argv: list[str] | None = None, stdin: str | None = None) -> int:
+    opts = options(sys.argv[2:] if argv is None else argv)
+    if "help" in opts:
+        print(USAGE)
+        return 0
+    text = sys.stdin.read() if stdin is None else stdin
+    sid = session_of(text)
+    facts = read(opts.get("db") or default_path(), sid) if sid else None
+    print(line(facts, caps_from(opts.get("config"))) if sid else "gatewatch · no session id on stdin")
+    return 0

@@ -1,0 +1,126 @@
+"""Budgets with a brake: `[budget] daily_usd` and `session_usd`. A call is refused once the spend it would add
+to has reached its cap (400 `invalid_request_error`, which Claude Code shows and does not retry as a
+transient failure, naming the cap, the spend and the key that raises it); at `warn_at` of a cap a
+`BudgetCrossed` event tells the console. The refusal is a call like any other: it is recorded.
+
+Spend comes from the store's roll-ups (so it survives restarts) plus the calls finished since they were read
+(`CallFinished` on the bus), which the writer may not have committed yet.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .config import BudgetSettings
+from .errors import GatewayError
+from .events import BudgetCrossed, Bus, CallFinished
+from .store.ledger import day_of
+
+
+class SpendSource(Protocol):
+    """What the budget reads from the store (its roll-ups)."""
+
+    def spend_today(self) -> float: ...
+
+    def session_spend(self, session_id: str) -> float: ...
+
+
+@dataclass
+class _Tally:
+    base: float
+    """what the store said when first asked"""
+    since: float
+    """epoch seconds of that read: calls started from then on are added as they finish"""
+    added: float = 0.0
+    warned: bool = False
+
+    @property
+    def spend(self) -> float:
+        return self.base + self.added
+
+
+@dataclass
+class Budget:
+    settings: BudgetSettings
+    source: SpendSource
+    bus: Bus
+    _day: str = ""
+    _daily: _Tally | None = None
+    _sessions: dict[str, _Tally] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._unsubscribe = self.bus.subscribe(CallFinished, self._finished)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    # -- spend ---------------------------------------------------------------------------------------------
+    def _today(self, started_at: float | None = None) -> _Tally:
+        now = time.time()
+        today = day_of(now)
+        if self._daily is None or today != self._day:
+            self._day = today
+            self._daily = _Tally(self.source.spend_today(), min(now, started_at or now))
+        return self._daily
+
+    def _session(self, session_id: str, started_at: float | None = None) -> _Tally:
+        """The store holds every call of the session started before this one (a first sight after a
+        restart); this one and later ones are added as they finish."""
+        t = self._sessions.get(session_id)
+        if t is None:
+            now = time.time()
+            t = _Tally(self.source.session_spend(session_id), min(now, started_at or now))
+            self._sessions[session_id] = t
+        return t
+
+    def _finished(self, event: CallFinished) -> None:
+        r = event.record
+        cost = r.usage.cost or 0.0
+        if not cost:
+            return
+        if (
+            self._daily is not None
+            and day_of(r.started_at) == self._day
+            and r.started_at >= self._daily.since
+        ):
+            self._daily.added += cost
+        t = self._sessions.get(r.session_id or "")
+        if t is not None and r.started_at >= t.since:
+            t.added += cost
+
+    def daily_spend(self) -> float:
+        return self._today().spend
+
+    def session_spend(self, session_id: str) -> float:
+        return self._session(session_id).spend
+
+    # -- the brake -----------------------------------------------------------------------------------------
+    def check(self, session_id: str | None, started_at: float | None = None) -> None:
+        """Before a call (started at `started_at`) goes upstream: raise the refusal when a cap is reached;
+        warn once at `warn_at`."""
+        s = self.settings
+        if s.daily_usd is not None:
+            self._gate("daily", day_of(time.time()), self._today(started_at), s.daily_usd, "daily_usd")
+        if s.session_usd is not None and session_id:
+            tally = self._session(session_id, started_at)
+            self._gate("session", session_id, tally, s.session_usd, "session_usd")
+
+    def _gate(self, scope: str, key: str, tally: _Tally, cap: float, config_key: str) -> None:
+        spend = tally.spend
+        if spend >= cap:
+            self.bus.emit(BudgetCrossed(scope, key, spend, cap, "refused"))
+            what = "today's spend" if scope == "daily" else f"session {key[:8]}'s spend"
+            raise GatewayError(
+                400,
+                f"gatewatch budget: {what} ${spend:.2f} has reached budget.{config_key} = ${cap:.2f}; "
+                f"raise [budget] {config_key} in the gateway's config (or wait for "
+                f"{'tomorrow' if scope == 'daily' else 'a new session'}) to continue",
+                "invalid_request_error",
+                headers={"x-should-retry": "false"},
+                retryable=False,
+            )
+        if spend >= cap * self.settings.warn_at and not tally.warned:
+            tally.warned = True
+            self.bus.emit(BudgetCrossed(scope, key, spend, cap, "warning"))

@@ -1,0 +1,308 @@
+"""The session ledger: roll-ups kept beside the records, updated in the writer's transaction as each record
+is committed, so a session's or a day's figures are one indexed row however large the store grows.
+
+- `sessions`: one row per Claude Code session (calls, tokens, cost, errors, first/last seen, models).
+- `agents`: one row per agent of a session ('' the main agent, else `x-claude-code-agent-id`), with the
+  call that spawned it (its parent's `Agent` tool_use, matched by prompt), its context (the last prompt's
+  size) and the compactions seen (the prompt falling sharply between two calls of the same model).
+- `spawns`: the `Agent` tool_uses seen, waiting for the sub-agent they started.
+- `daily`: spend per local day (the budget's `daily_usd`).
+
+Only the writer calls `roll_up`; readers use `sessions`, `agents`, `session` and `spend_on`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ..record import Record
+from .base import AgentTotals, SessionTotals
+
+COMPACTION_MIN_TOKENS = 20_000
+"""a context below this is never called compacted"""
+COMPACTION_RATIO = 0.5
+"""the prompt fell below half of the previous one (same agent, same model asked)"""
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS sessions (
+        session_id TEXT PRIMARY KEY, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+        calls INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0, unpriced INTEGER NOT NULL DEFAULT 0,
+        models_asked TEXT NOT NULL DEFAULT ' ', models_served TEXT NOT NULL DEFAULT ' ',
+        agents INTEGER NOT NULL DEFAULT 0, cc_version TEXT)""",
+    "CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen)",
+    """CREATE TABLE IF NOT EXISTS agents (
+        session_id TEXT NOT NULL, agent_id TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+        calls INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0, unpriced INTEGER NOT NULL DEFAULT 0,
+        models_asked TEXT NOT NULL DEFAULT ' ', models_served TEXT NOT NULL DEFAULT ' ',
+        parent_call TEXT, parent_agent TEXT, first_prompt TEXT NOT NULL DEFAULT '', cc_version TEXT,
+        ctx_tokens INTEGER NOT NULL DEFAULT 0, ctx_asked TEXT, ctx_model TEXT,
+        compactions INTEGER NOT NULL DEFAULT 0, last_compaction_at REAL,
+        PRIMARY KEY (session_id, agent_id))""",
+    """CREATE TABLE IF NOT EXISTS spawns (
+        session_id TEXT NOT NULL, call_id TEXT NOT NULL, agent_id TEXT NOT NULL, started_at REAL NOT NULL,
+        prompt TEXT NOT NULL, claimed_by TEXT)""",
+    "CREATE INDEX IF NOT EXISTS spawns_session ON spawns(session_id, started_at)",
+    """CREATE TABLE IF NOT EXISTS daily (
+        day TEXT PRIMARY KEY, calls INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0,
+        unpriced INTEGER NOT NULL DEFAULT 0)""",
+)
+
+_AGENT_COLS = (
+    "session_id, agent_id, first_seen, last_seen, calls, errors, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_creation_tokens, cost, unpriced, models_asked, models_served, parent_call, "
+    "parent_agent, first_prompt, cc_version, ctx_tokens, ctx_asked, ctx_model, compactions, "
+    "last_compaction_at"
+)
+_SESSION_COLS = (
+    "session_id, first_seen, last_seen, calls, errors, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_creation_tokens, cost, unpriced, models_asked, models_served, agents, cc_version"
+)
+
+
+def day_of(epoch: float) -> str:
+    """The local calendar day a call started on: the budget's day."""
+    return time.strftime("%Y-%m-%d", time.localtime(epoch))
+
+
+def create(conn: sqlite3.Connection) -> None:
+    for sql in DDL:
+        conn.execute(sql)
+
+
+def backfill(conn: sqlite3.Connection) -> None:
+    """Roll up records written before the ledger existed (no agents, links or compactions known for them)."""
+    common = (
+        "min(started_at), max(started_at), count(*), "
+        "sum(status IS NULL OR status >= 400 OR error_type IS NOT NULL), "
+        "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_creation_tokens), "
+        "coalesce(sum(cost), 0), sum(cost IS NULL AND total_tokens > 0), "
+        "' ' || group_concat(DISTINCT request_model) || ' ', "
+        "' ' || coalesce(group_concat(DISTINCT response_model), '') || ' '"
+    )
+    conn.execute(
+        f"INSERT OR IGNORE INTO sessions ({_SESSION_COLS}) SELECT session_id, {common}, 0, NULL "
+        "FROM records WHERE session_id IS NOT NULL GROUP BY session_id"
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO agents (session_id, agent_id, first_seen, last_seen, calls, errors, "
+        "input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost, unpriced, models_asked, "
+        f"models_served) SELECT session_id, '', {common} "
+        "FROM records WHERE session_id IS NOT NULL GROUP BY session_id"
+    )
+    # group_concat(DISTINCT x, sep) is not allowed: the default separator is a comma
+    for table in ("sessions", "agents"):
+        conn.execute(
+            f"UPDATE {table} SET models_asked = replace(models_asked, ',', ' '), "
+            "models_served = replace(models_served, ',', ' ')"
+        )
+    conn.execute(
+        "INSERT OR IGNORE INTO daily (day, calls, cost, unpriced) "
+        "SELECT date(started_at, 'unixepoch', 'localtime'), count(*), coalesce(sum(cost), 0), "
+        "sum(cost IS NULL AND total_tokens > 0) FROM records GROUP BY 1"
+    )
+
+
+def _failed(r: Record) -> bool:
+    return (r.status or 0) >= 400 or r.status is None or r.error_type is not None
+
+
+def _add(words: str, word: str | None) -> str:
+    if not word or f" {word} " in words:
+        return words
+    return words + word + " "
+
+
+def roll_up(conn: sqlite3.Connection, records: Iterable[Record]) -> None:
+    """Add committed records to the roll-ups (inside the writer's transaction)."""
+    for r in records:
+        u = r.usage
+        cost = u.cost or 0.0
+        unpriced = int(u.cost is None and u.total_tokens > 0)
+        conn.execute(
+            "INSERT INTO daily (day, calls, cost, unpriced) VALUES (?, 1, ?, ?) ON CONFLICT(day) DO UPDATE "
+            "SET calls = calls + 1, cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced",
+            (day_of(r.started_at), cost, unpriced),
+        )
+        if not r.session_id:
+            continue
+        _roll_agent(conn, r, cost, unpriced)
+
+
+def _roll_agent(conn: sqlite3.Connection, r: Record, cost: float, unpriced: int) -> None:
+    sid, aid, u = r.session_id, r.agent_id or "", r.usage
+    failed = int(_failed(r))
+    row = conn.execute(
+        f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? AND agent_id = ?", (sid, aid)
+    ).fetchone()
+    new_agent = row is None
+    if row is None:
+        parent_call, parent_agent = _parent(conn, r) if aid else (None, None)
+        a = AgentTotals(sid or "", aid, r.started_at, r.started_at, parent_call=parent_call)
+        a = a.with_(parent_agent=parent_agent, first_prompt=r.preview, cc_version=r.cc_version)
+    else:
+        a = to_agent(row)
+    ctx, asked, served = a.ctx_tokens, a.ctx_asked, a.ctx_model
+    compactions, last_compaction = a.compactions, a.last_compaction_at
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    if r.kind == "messages" and not failed and prompt > 0:
+        same = asked in (None, r.request_model)
+        if same or prompt >= ctx:
+            if same and ctx >= COMPACTION_MIN_TOKENS and prompt < ctx * COMPACTION_RATIO:
+                compactions += 1
+                last_compaction = r.started_at
+            ctx, asked, served = prompt, r.request_model, r.response_model or r.request_model
+    conn.execute(
+        f"INSERT OR REPLACE INTO agents ({_AGENT_COLS}) VALUES ({', '.join('?' * 23)})",
+        (
+            sid,
+            aid,
+            min(a.first_seen, r.started_at),
+            max(a.last_seen, r.started_at),
+            a.calls + 1,
+            a.errors + failed,
+            a.input_tokens + u.input_tokens,
+            a.output_tokens + u.output_tokens,
+            a.cache_read_tokens + u.cache_read_tokens,
+            a.cache_creation_tokens + u.cache_creation_tokens,
+            a.cost + cost,
+            a.unpriced + unpriced,
+            _add(" " + " ".join(a.models_asked) + " " if a.models_asked else " ", r.request_model),
+            _add(" " + " ".join(a.models_served) + " " if a.models_served else " ", r.response_model),
+            a.parent_call,
+            a.parent_agent,
+            a.first_prompt,
+            r.cc_version or a.cc_version,
+            ctx,
+            asked,
+            served,
+            compactions,
+            last_compaction,
+        ),
+    )
+    conn.execute(
+        f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(session_id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), "
+        "last_seen = max(last_seen, excluded.last_seen), calls = calls + 1, errors = errors + excluded.errors, "
+        "input_tokens = input_tokens + excluded.input_tokens, "
+        "output_tokens = output_tokens + excluded.output_tokens, "
+        "cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, "
+        "cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens, "
+        "cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced, "
+        "models_asked = CASE WHEN instr(models_asked, excluded.models_asked) THEN models_asked "
+        "ELSE models_asked || ltrim(excluded.models_asked) END, "
+        "models_served = CASE WHEN excluded.models_served = ' ' OR instr(models_served, excluded.models_served) "
+        "THEN models_served ELSE models_served || ltrim(excluded.models_served) END, "
+        "agents = agents + excluded.agents, cc_version = coalesce(excluded.cc_version, cc_version)",
+        (
+            sid,
+            r.started_at,
+            r.started_at,
+            failed,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_creation_tokens,
+            cost,
+            unpriced,
+            _add(" ", r.request_model),
+            _add(" ", r.response_model),
+            int(new_agent and bool(aid)),
+            r.cc_version,
+        ),
+    )
+    for prompt_text in r.spawned:
+        conn.execute(
+            "INSERT INTO spawns (session_id, call_id, agent_id, started_at, prompt) VALUES (?, ?, ?, ?, ?)",
+            (sid, r.id, aid, r.started_at, prompt_text),
+        )
+
+
+def _parent(conn: sqlite3.Connection, r: Record) -> tuple[str | None, str | None]:
+    """The call whose `Agent` tool_use started this sub-agent: the one whose prompt is this agent's first
+    message, else the latest unclaimed spawn of the session before it; None when none can be told."""
+    for where, params in (
+        ("AND prompt = ?", [r.preview]),
+        ("", []),
+    ):
+        row = conn.execute(
+            "SELECT rowid, call_id, agent_id FROM spawns WHERE session_id = ? AND claimed_by IS NULL "
+            f"AND started_at <= ? {where} ORDER BY started_at DESC LIMIT 1",
+            [r.session_id, r.started_at, *params],
+        ).fetchone()
+        if row is not None:
+            conn.execute("UPDATE spawns SET claimed_by = ? WHERE rowid = ?", (r.agent_id, row[0]))
+            return row[1], row[2]
+    return None, None
+
+
+def prune(conn: sqlite3.Connection, cutoff: float) -> None:
+    """Forget the roll-ups of sessions and days that ended before `cutoff` (with their records)."""
+    conn.execute(
+        "DELETE FROM agents WHERE session_id IN (SELECT session_id FROM sessions WHERE last_seen < ?)",
+        (cutoff,),
+    )
+    conn.execute("DELETE FROM spawns WHERE started_at < ?", (cutoff,))
+    conn.execute("DELETE FROM sessions WHERE last_seen < ?", (cutoff,))
+    conn.execute("DELETE FROM daily WHERE day < ?", (day_of(cutoff),))
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+def _words(v: str | None) -> tuple[str, ...]:
+    return tuple((v or "").split())
+
+
+def to_agent(row: sqlite3.Row | tuple[Any, ...]) -> AgentTotals:
+    v: list[Any] = list(row)
+    v[12], v[13] = _words(v[12]), _words(v[13])
+    return AgentTotals(*v)
+
+
+def to_session(row: sqlite3.Row | tuple[Any, ...], main: AgentTotals | None) -> SessionTotals:
+    v: list[Any] = list(row)
+    v[11], v[12] = _words(v[11]), _words(v[12])
+    v.append(main)
+    return SessionTotals(*v)
+
+
+def agents(conn: sqlite3.Connection, session_id: str) -> list[AgentTotals]:
+    """The session's agents, the main one first, then sub-agents in the order they started."""
+    rows = conn.execute(
+        f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? ORDER BY agent_id != '', first_seen",
+        (session_id,),
+    ).fetchall()
+    return [to_agent(r) for r in rows]
+
+
+def _main(conn: sqlite3.Connection, session_id: str) -> AgentTotals | None:
+    row = conn.execute(
+        f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? AND agent_id = ''", (session_id,)
+    ).fetchone()
+    return to_agent(row) if row else None
+
+
+def sessions(conn: sqlite3.Connection, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
+    """Newest first (by last call)."""
+    where, params = ("WHERE last_seen >= ?", [since]) if since is not None else ("", [])
+    rows = conn.execute(
+        f"SELECT {_SESSION_COLS} FROM sessions {where} ORDER BY last_seen DESC LIMIT ?", [*params, limit]
+    ).fetchall()
+    return [to_session(r, _main(conn, r[0])) for r in rows]
+
+
+def session(conn: sqlite3.Connection, session_id: str) -> SessionTotals | None:
+    row = conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    return to_session(row, _main(conn, session_id)) if row else None
+
+
+def spend_on(conn: sqlite3.Connection, day: str) -> float:
+    row = conn.execute("SELECT cost FROM daily WHERE day = ?", (day,)).fetchone()
+    return float(row[0]) if row else 0.0

@@ -1,0 +1,91 @@
+"""Budgets with a brake, through the real service (store, gateway, bus) and the strict fake: a session warns at
+80 %, is refused at its cap with the documented error, the refusal is recorded, and the spend survives a
+restart because it comes from the store."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+
+from proxy import config as cfg
+from proxy.events import BudgetCrossed
+from proxy.service import Service
+from proxy.simulator import Reply
+from proxy.store import Store
+from tests import cc_session as cs
+from tests.conftest import target_for
+
+# gemini-2.5-flash input is $0.30 per 1M tokens: a 1M-token prompt costs $0.30 (plus a few output tokens)
+MILLION = 1_000_000
+
+
+def make_service(tmp_path, fake, sa_json, **budget) -> Service:
+    raw = {
+        "gateway": {"port": 0},
+        "targets": [target_for("gemini", fake, sa_json)],
+        "budget": budget,
+    }
+    return Service(cfg.from_mapping(raw, "test"), Store(tmp_path / "g.db"))
+
+
+async def send(url: str, prompt: str = "go on") -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        req = cs.body(prompt)
+        async with http.post(f"{url}/v1/messages?beta=true", data=json.dumps(req), headers=cs.headers()) as r:
+            text = await r.text()
+            return r.status, (json.loads(text) if r.status != 200 else {"headers": dict(r.headers)})
+
+
+async def test_a_session_budget_warns_then_refuses_and_the_refusal_is_recorded(tmp_path, fake, sa_json):
+    svc = make_service(tmp_path, fake, sa_json, session_usd=1.0)
+    seen: list[BudgetCrossed] = []
+    svc.bus.subscribe(BudgetCrossed, seen.append)
+    url = await svc.start()
+    try:
+        fake.script(Reply.text("one", prompt_tokens=MILLION), Reply.text("two", prompt_tokens=2 * MILLION))
+        assert (await send(url))[0] == 200  # $0.30
+        assert (await send(url))[0] == 200 and not seen  # $0.90: the warning comes with the next call
+        fake.script(Reply.text("three", prompt_tokens=MILLION))
+        assert (await send(url))[0] == 200  # $1.20
+        assert [(e.scope, e.level) for e in seen] == [("session", "warning")]
+        assert seen[0].key == cs.SESSION and seen[0].spend == pytest.approx(0.9, abs=0.01)
+        status, body = await send(url)
+        assert status == 400
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+        msg = body["error"]["message"]
+        assert "budget.session_usd = $1.00" in msg and "$1.20" in msg and "[budget] session_usd" in msg
+        assert seen[-1].level == "refused"
+        assert len(fake.received) == 3  # the refused call never went upstream
+    finally:
+        await svc.stop()
+    refused = svc.store.page()[0]
+    assert refused.status == 400 and "budget.session_usd" in (refused.error_message or "")
+    assert refused.session_id == cs.SESSION
+
+    again = make_service(tmp_path, fake, sa_json, session_usd=1.0)  # a restart: spend comes from the store
+    url = await again.start()
+    try:
+        status, body = await send(url)
+        assert status == 400 and "$1.20" in body["error"]["message"]
+    finally:
+        await again.stop()
+
+
+async def test_a_daily_budget_counts_every_session_of_the_day(tmp_path, fake, sa_json):
+    svc = make_service(tmp_path, fake, sa_json, daily_usd=0.25)
+    url = await svc.start()
+    try:
+        fake.script(Reply.text("one", prompt_tokens=MILLION))
+        assert (await send(url))[0] == 200
+        status, body = await send(url)
+        assert status == 400 and "budget.daily_usd = $0.25" in body["error"]["message"]
+        assert "today's spend $0.30" in body["error"]["message"]
+    finally:
+        await svc.stop()
+
+
+def test_a_budget_must_be_positive():
+    with pytest.raises(cfg.ConfigError, match="budget.session_usd"):
+        cfg.from_mapping({"budget": {"session_usd": 0}}, "t.toml")

@@ -1,0 +1,142 @@
+"""The session ledger: a Claude Code session with two sub-agents, sent over HTTP as the CLI sends it through
+the real gateway to the strict fake, committed to a real SQLite store, gives the right tree, roll-ups,
+context meter and compaction mark."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from proxy import catalog
+from proxy.query import parse
+from proxy.record import Record, Usage
+from proxy.store import Store
+from tests import cc_session as cs
+from tests.conftest import run_gateway, target_for
+
+
+@pytest.fixture
+async def session_store(tmp_path, fake, sa_json):
+    raw = {"targets": [target_for("gemini", fake, sa_json)]}
+    async for gw in run_gateway(raw, fake):
+        n = await cs.play(gw.url, fake)
+        assert len(gw.records) == n
+        store = Store(tmp_path / "g.db").start()
+        for r in gw.records:
+            store.submit(r)
+        store.close()
+        yield store, gw.records
+
+
+async def test_the_session_is_a_tree_of_the_main_agent_and_its_two_sub_agents(session_store):
+    store, records = session_store
+    main, a, b = store.agents(cs.SESSION)
+    assert (main.agent_id, a.agent_id, b.agent_id) == ("", cs.AGENT_A, cs.AGENT_B)
+    spawner = records[0]
+    assert spawner.spawned == [cs.PROMPT_A, cs.PROMPT_B] and spawner.tools_used == ["Agent", "Agent"]
+    assert a.parent_call == spawner.id and b.parent_call == spawner.id
+    assert a.parent_agent == "" and b.parent_agent == ""
+    assert main.parent_call is None
+    assert (main.calls, a.calls, b.calls) == (5, 2, 1)
+    assert a.first_prompt == cs.PROMPT_A and a.cc_version == "2.1.331.03b"
+
+
+async def test_sub_agent_calls_carry_their_agent_id_and_billing_fields(session_store):
+    store, records = session_store
+    subs = [r for r in records if r.agent_id]
+    assert {r.agent_id for r in subs} == {cs.AGENT_A, cs.AGENT_B}
+    assert all(r.cc_is_subagent for r in subs)
+    assert all(r.cc_is_subagent is False for r in records if not r.agent_id)
+    rows = store.page(parse(f"agent:{cs.AGENT_A[:6]}"))
+    assert len(rows) == 2 and {r.agent_id for r in rows} == {cs.AGENT_A}
+    assert len(store.page(parse("agent:main"))) == 5
+    assert len(store.page(parse("-agent:main"))) == 3
+
+
+async def test_the_session_roll_up_adds_every_call_of_every_agent(session_store):
+    store, records = session_store
+    s = store.session(cs.SESSION)
+    assert s is not None and s.calls == 8 and s.agents == 2 and s.errors == 0
+    assert s.input_tokens == sum(r.usage.input_tokens for r in records)
+    assert s.output_tokens == sum(r.usage.output_tokens for r in records)
+    assert s.cache_read_tokens == sum(r.usage.cache_read_tokens for r in records) == 224_000
+    assert s.cost == pytest.approx(sum(r.usage.cost for r in records))
+    assert s.first_seen == min(r.started_at for r in records)
+    assert s.last_seen == max(r.started_at for r in records)
+    assert set(s.models_asked) == {"gemini-2.5-flash", "claude-haiku-5-5"}
+    assert s.models_served == ("gemini-2.5-flash",)
+    assert s.cc_version == "2.1.331.03b"
+    assert [x.session_id for x in store.sessions()] == [cs.SESSION]
+
+
+async def test_the_context_meter_is_the_last_prompt_against_the_served_model_s_real_window(session_store):
+    store, _ = session_store
+    main, a, b = store.agents(cs.SESSION)
+    assert main.ctx_tokens == 24_000 and main.ctx_model == "gemini-2.5-flash"
+    assert catalog.window(main.ctx_model) == 1_048_576  # not Claude's 200k
+    assert a.ctx_tokens == 15_000 and b.ctx_tokens == 9_000
+
+
+async def test_a_sharp_drop_in_the_prompt_is_marked_as_a_compaction_and_a_side_call_is_not(session_store):
+    store, records = session_store
+    main, a, b = store.agents(cs.SESSION)
+    assert main.compactions == 1 and main.last_compaction_at == records[-1].started_at
+    assert a.compactions == 0 and b.compactions == 0
+
+
+def rec(i: int, **kw) -> Record:
+    base = dict(id=f"r{i}", started_at=time.time() + i, status=200, request_model="gemini-2.5-pro")
+    base.update(kw)
+    return Record(**base)
+
+
+def test_a_store_from_before_the_ledger_is_rolled_up_when_it_migrates(tmp_path):
+    import sqlite3
+
+    store = Store(tmp_path / "g.db").start()
+    store.submit(rec(1, session_id="s1", usage=Usage(input_tokens=10, total_tokens=10, cost=0.5)))
+    store.submit(rec(2, session_id="s1", usage=Usage(input_tokens=5, total_tokens=5), status=500))
+    store.close()
+    c = sqlite3.connect(tmp_path / "g.db")
+    c.executescript(
+        "DELETE FROM sessions; DELETE FROM agents; DELETE FROM daily; PRAGMA user_version = 3;"
+        "DROP INDEX idx_records_session_agent;"
+    )
+    for col in ("agent_id", "cc_version", "cc_is_subagent"):
+        c.execute(f"ALTER TABLE records DROP COLUMN {col}")
+    c.commit()
+    c.close()
+    again = Store(tmp_path / "g.db")
+    s = again.session("s1")
+    assert s is not None and s.calls == 2 and s.errors == 1 and s.cost == pytest.approx(0.5)
+    assert s.unpriced == 1 and s.models_asked == ("gemini-2.5-pro",)
+    assert again.spend_today() == pytest.approx(0.5)
+
+
+def test_spend_today_survives_a_restart_and_pruning_forgets_old_sessions(tmp_path):
+    store = Store(tmp_path / "g.db").start()
+    store.submit(rec(1, session_id="s1", usage=Usage(cost=0.25)))
+    store.submit(rec(2, started_at=time.time() - 40 * 86400, session_id="old", usage=Usage(cost=9.0)))
+    store.close()
+    again = Store(tmp_path / "g.db")
+    assert again.spend_today() == pytest.approx(0.25)
+    assert again.prune(30 * 86400) == 1
+    assert again.session("old") is None and again.session("s1") is not None
+
+
+async def test_stats_by_session_and_by_agent(session_store, capsys):
+    from console.cli import main
+
+    store, records = session_store
+    assert main(["stats", "--db", str(store.path), "--by", "session", "--by", "agent"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["session", "requests"]
+    assert any(line.split()[:2] == [cs.SESSION, "8"] for line in lines)
+    agents = {line.split()[0]: line.split()[1] for line in lines if line.startswith(cs.SESSION + "/")}
+    assert agents == {
+        f"{cs.SESSION}/main": "5",
+        f"{cs.SESSION}/{cs.AGENT_A}": "2",
+        f"{cs.SESSION}/{cs.AGENT_B}": "1",
+    }

@@ -1,0 +1,130 @@
+"""The console's Sessions view: a key away from the history, the session as a tree of its agents with context
+meters and the compaction marked, Enter filters the history to the node, live as calls are committed; and
+its pictures at 80x24 and 200x50."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from textual.widgets import DataTable, Input
+
+from console.app import GatewatchApp
+from console.sessions import SessionsScreen, meter, tree
+from proxy import config as cfg
+from proxy.events import BudgetCrossed
+from proxy.store import Store
+from tests import cc_session as cs
+from tests import session_records
+
+OTHER = "0a1b2c3d-0000-4000-8000-000000000000"
+
+
+def fill(path) -> None:
+    store = Store(path).start()
+    for r in session_records.records(OTHER, session_records.T0 - 3600)[:2]:
+        store.submit(r)
+    for r in session_records.records():
+        store.submit(r)
+    store.close()
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def make_app(tmp_path, budget: dict | None = None) -> GatewatchApp:
+    fill(tmp_path / "s.db")
+    config = cfg.from_mapping({"budget": budget or {}}, "test")
+    return GatewatchApp(config, Store(tmp_path / "s.db"), config_error="snapshot: no gateway in this picture")
+
+
+def labels(table: DataTable) -> list[str]:
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+async def test_s_opens_the_sessions_tree_and_enter_filters_the_history_to_a_sub_agent(tmp_path, utc):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("s")
+        await pilot.pause(0.5)
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        table = screen.query_one(DataTable)
+        rows = labels(table)
+        assert rows[0].startswith("▾ 7b1e0c44 +2 agents")  # the newest session first
+        assert rows[1].strip().startswith("● main ↻1")  # the compaction, marked
+        assert rows[2].strip().startswith(f"└ {cs.AGENT_A[:8]} {cs.PROMPT_A[:10]}")
+        assert rows[3].strip().startswith(f"└ {cs.AGENT_B[:8]}")
+        assert rows[4].startswith("▾ 0a1b2c3d")
+        main = table.get_row_at(1)
+        assert main[1] == "5" and str(main[3]).endswith("2%")  # 24k of 1,048,576
+        table.move_cursor(row=2)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert not isinstance(app.screen, SessionsScreen)
+        assert app.query_one("#search", Input).value == f"session:{cs.SESSION} agent:{cs.AGENT_A}"
+        history = app.query_one("#history", DataTable)
+        assert history.row_count == 2
+
+
+async def test_the_view_is_live_and_the_budget_shows_its_bars_and_notices(tmp_path, utc):
+    app = make_app(tmp_path, {"session_usd": 0.05, "daily_usd": 1.0})
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("s")
+        await pilot.pause(0.5)
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        bars = str(screen.query_one("#sessions-budget").render())
+        assert "today" in bars and "/ $1.00" in bars and "/ $0.05" in bars
+        loads = screen.loads
+        extra = session_records.records(cs.SESSION, session_records.T0 + 1000)[7]
+        app.store.submit(extra.model_copy(update={"id": "req_live"}))
+        for _ in range(30):
+            await pilot.pause(0.2)
+            if screen.loads > loads and screen.query_one(DataTable).get_row_at(1)[1] == "6":
+                break
+        assert screen.query_one(DataTable).get_row_at(1)[1] == "6"  # main: one more call, live
+        app.service.bus.emit(BudgetCrossed("session", cs.SESSION, 0.045, 0.05, "warning"))
+        await pilot.pause(0.3)
+        notes = [n.message for n in app._notifications]
+        assert any("session 7b1e0c44 $0.04 is 90% of its cap $0.05" in m for m in notes)
+
+
+def test_the_meter_and_the_tree_shape():
+    assert str(meter(524_288, 1_048_576)) == "▰▰▰▰▱▱▱▱  50%"
+    assert str(meter(0, 1_048_576)) == "–"
+    from proxy.store import AgentTotals
+
+    main = AgentTotals("s", "", 0, 0)
+    a = AgentTotals("s", "a", 1, 1, parent_agent="")
+    b = AgentTotals("s", "b", 2, 2, parent_agent="a")  # spawned by a sub-agent
+    c = AgentTotals("s", "c", 3, 3, parent_agent=None)  # parent unknown: under main
+    shape = [(d, x.agent_id) for d, x in tree(None, [main, a, b, c])]  # type: ignore[arg-type]
+    assert shape == [(1, ""), (2, "a"), (3, "b"), (2, "c")]
+
+
+def _open_sessions(pilot_delay: float = 0.5):
+    async def run(pilot):
+        await pilot.pause(0.3)
+        await pilot.press("s")
+        await pilot.pause(pilot_delay)
+
+    return run
+
+
+def test_sessions_view_80x24(snap_compare, tmp_path, utc):
+    app = make_app(tmp_path, {"session_usd": 1.0, "daily_usd": 20.0})
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_open_sessions())
+
+
+def test_sessions_view_200x50(snap_compare, tmp_path, utc):
+    app = make_app(tmp_path, {"session_usd": 1.0, "daily_usd": 20.0})
+    assert snap_compare(app, terminal_size=(200, 50), run_before=_open_sessions())
