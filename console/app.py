@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -20,9 +22,11 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
-from textual.worker import WorkerCancelled
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from proxy import config as cfg
 from proxy import query
@@ -42,6 +46,7 @@ from .panes import (
     render_cost,
     render_in_flight,
     render_latency,
+    render_summary,
     render_targets,
     render_tokens,
 )
@@ -49,50 +54,113 @@ from .panes import (
 REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
 HISTORY_REFRESH_S = 1.0
 STOP_POLL_S = 0.2  # how often the "stopping" notice is rewritten while calls drain
+NARROW = 120  # below this many columns the panes give way to two lines of figures
+MAIN_ONLY = frozenset({"search", "open", "export", "clear_search", "reload"})
+"""actions of the main screen: offered (in the footer) and run only there"""
+
+
+HELP_WIDTH = 76  # the help's content: inside an 80-column terminal, border and padding included
+EXAMPLE_WIDTH = 24
+_KEY_NAMES = {
+    "enter": "↵",
+    "escape": "esc",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
+    "home": "Home",
+    "end": "End",
+    "slash": "/",
+    "question_mark": "?",
+}
+
+
+def _key(b: Binding) -> str:
+    """Every key of a binding, as the help writes it (the footer shows one)."""
+    return "/".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in b.key.split(","))
+
+
+def _flow(pairs: list[tuple[str, str]], width: int, indent: str = "  ") -> Text:
+    """key description pairs, as many to a line as fit, a pair never split."""
+    out, line = Text(), Text(indent)
+    for key, desc in pairs:
+        piece = Text(key, style="bold cyan")
+        piece.append(f" {desc}")
+        if line.cell_len > len(indent) and line.cell_len + 2 + piece.cell_len > width:
+            out.append_text(line)
+            out.append("\n")
+            line = Text(indent)
+        if line.cell_len > len(indent):
+            line.append("  ")
+        line.append_text(piece)
+    out.append_text(line)
+    return out
+
+
+def _examples(example: str, width: int) -> str:
+    """As many of a term's examples as fit the column (they are written two spaces apart)."""
+    shown = ""
+    for ex in example.split("  "):
+        joined = f"{shown}  {ex}" if shown else ex
+        if len(joined) > width:
+            break
+        shown = joined
+    return shown or example[:width]
+
+
+def help_terms() -> Table:
+    """Every term of query.TERMS, the number terms on one line: 80x24 holds the whole language."""
+    terms = Table.grid(padding=(0, 2))
+    terms.add_column(style="cyan", width=EXAMPLE_WIDTH, no_wrap=True)
+    terms.add_column(style="dim", width=HELP_WIDTH - EXAMPLE_WIDTH - 2)
+    numbers = [t for t in query.TERMS if t.unit]
+    for t in query.TERMS:
+        if t.unit:
+            if t is numbers[0]:
+                ex = "  ".join(n.example.split("  ")[0] for n in numbers)
+                terms.add_row(
+                    _examples(ex, EXAMPLE_WIDTH), f"{' '.join(n.name for n in numbers)}: > >= < <= ="
+                )
+            continue
+        terms.add_row(_examples(t.example, EXAMPLE_WIDTH), t.help)
+    return terms
 
 
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Horizontal {
-        width: 116; max-width: 100%; height: auto; border: round $primary; padding: 1 2; background: $surface;
-    }
-    #help-keys { width: 26; height: auto; }
-    #help-terms { width: 1fr; height: auto; }
+    DEFAULT_CSS = f"""
+    HelpScreen {{ align: center middle; }}
+    HelpScreen > Vertical {{
+        width: {HELP_WIDTH + 4}; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; padding: 0 1; background: $surface;
+    }}
+    HelpScreen Static {{ height: auto; }}
     """
 
     def compose(self) -> ComposeResult:
-        t = Text()
-        t.append("gatewatch keys\n\n", style="bold")
-        for b in GatewatchApp.BINDINGS:
-            t.append(f"  {b.key_display or b.key:<12}", style="bold cyan")
-            t.append(f"{b.description}\n")
-        t.append("\nIn a call's detail\n", style="bold")
-        for b in DetailScreen.BINDINGS:
-            t.append(f"  {b.key:<12}", style="bold cyan")
-            t.append(f"{b.description}\n")
-        terms = Table.grid(padding=(0, 2))
-        terms.add_column(style="cyan", width=36)
-        terms.add_column(style="dim")
-        for example, meaning in query.help_rows():
-            terms.add_row(example, meaning)
-        with Horizontal():
+        keys = [(_key(b), b.description) for b in GatewatchApp.BINDINGS + HistoryTable.BINDINGS]
+        keys += [("↑↓", "Move (up pauses following)")]
+        t = _flow(keys, HELP_WIDTH, indent="")
+        t.append("\n")
+        t.append("In a call: ", style="bold")
+        t.append_text(_flow([(_key(b), b.description) for b in DetailScreen.BINDINGS], HELP_WIDTH, indent=""))
+        box = Vertical()
+        box.border_title = "Keys  (? or esc closes)"
+        with box:
             yield Static(t, id="help-keys")
             yield Static(
-                Group(Text("Filter language (terms are ANDed)\n", style="bold"), terms), id="help-terms"
+                Group(Text("Filter language (terms are ANDed)", style="bold"), help_terms()), id="help-terms"
             )
 
 
 class GatewatchApp(App):
     TITLE = "gatewatch"
     CSS_PATH = "app.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-medium"), (160, "-wide")]
     BINDINGS = [
         Binding("slash", "search", "Search", key_display="/", id="search"),
         Binding("enter", "open", "Open call", id="open", show=False),
         Binding("e", "export", "Export", id="export"),
         Binding("escape", "clear_search", "Clear", id="clear_search", show=False),
-        Binding("r", "reload", "Reload", id="reload"),
+        Binding("r", "reload", "Reload", id="reload", show=False),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -132,11 +200,27 @@ class GatewatchApp(App):
         self._last_refresh = 0.0
         self.last_export: tuple[Path, int] | None = None
         """(path, count) of the last export, for the status and the tests"""
+        self.faults: list[str] = []
+        """errors of the screen's own (a timer, a worker, a handler) that were contained, oldest first"""
+        self._last_fault: tuple[str, float] = ("", 0.0)
+        self._mounted = False
+        self._shown_in_flight = 0
+
+    mode: reactive[str] = reactive("")
+    """what the console is (e.g. "gateway inside", "viewer of …"): shown in the header beside the URL"""
+
+    def watch_mode(self) -> None:
+        self._render_subtitle()
+
+    def _render_subtitle(self) -> None:
+        if not self.problem:
+            self.sub_title = "  ·  ".join(p for p in (self.url, self.mode) if p)
 
     # -- layout --------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(icon="◉")
         yield Static(id="banner")
+        yield Static(id="summary")
         with Horizontal(id="panes"):
             yield Pane("targets", id="pane-targets")
             yield Pane("tokens", sparkline=True, id="pane-tokens")
@@ -150,7 +234,7 @@ class GatewatchApp(App):
             )
             yield Static(id="status-line")
             yield HistoryTable(self.store, id="history")
-        yield Footer()
+        yield Footer(compact=True)
 
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
@@ -163,8 +247,9 @@ class GatewatchApp(App):
             await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
-        with contextlib.suppress(WorkerCancelled):  # a newer read took over: it shows the rows
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):  # a newer read took over: it shows the rows
             await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
+        self._mounted = True
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
         self.collector.start()
@@ -184,8 +269,17 @@ class GatewatchApp(App):
         await self.shutdown()
 
     async def action_quit(self) -> None:
-        await self.shutdown()
-        self.exit()
+        """Say at once that the gateway is draining, then drain in a worker: the screen keeps repainting
+        (and counting down the calls in flight) meanwhile, instead of waiting inside this key's handler."""
+        self._render_stopping()
+        self._drain_and_exit()
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def _drain_and_exit(self) -> None:
+        try:
+            await self.shutdown()
+        finally:
+            self.exit()
 
     async def shutdown(self) -> None:
         """Stop accepting, let the calls in flight finish, flush every pending record; say so meanwhile."""
@@ -210,30 +304,104 @@ class GatewatchApp(App):
         t = Text("stopping: ", style="bold yellow")
         t.append(f"{calls} call{'s' if calls != 1 else ''} in flight to finish, ")
         t.append(f"{pending} record{'s' if pending != 1 else ''} to write")
+        if calls:
+            t.append(" — draining, the gateway answers no new calls", style="yellow")
         banner.update(t)
+        self.sub_title = "stopping"
+
+    # -- containing the screen's own errors -----------------------------------------------------------------
+    def set_interval(self, interval, callback=None, **kw) -> Timer:  # type: ignore[override]
+        return super().set_interval(interval, self._contained(callback), **kw)
+
+    def set_timer(self, delay, callback=None, **kw) -> Timer:  # type: ignore[override]
+        return super().set_timer(delay, self._contained(callback), **kw)
+
+    def _contained(self, callback):
+        """`callback` that reports what it raises instead of raising it: a timer that fires before the panes
+        are mounted or while the screen is torn down must not end the app, and the gateway inside it."""
+        if callback is None:
+            return None
+
+        @functools.wraps(callback)
+        async def run() -> None:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.contain(exc, getattr(callback, "__name__", "timer"))
+
+        return run
+
+    def contain(self, error: BaseException, where: str) -> None:
+        """Note an error of the screen's own and show it (once a minute at most per message); a missing widget
+        while the screen is not up (before mount, during teardown) is expected and only noted."""
+        msg = f"{where}: {error!r}"
+        self.faults.append(msg)
+        self.log.error(msg)
+        if isinstance(error, NoMatches) and (not self._mounted or self.stopping or not self.is_running):
+            return
+        last, at = self._last_fault
+        if self.stopping or (msg == last and time.monotonic() - at < 60):
+            return
+        self._last_fault = (msg, time.monotonic())
+        with contextlib.suppress(Exception):
+            self.notify(msg, title="console error (the gateway is unaffected)", severity="error", timeout=10)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # A worker that raised (and was started with exit_on_error) would end the app, and the gateway with it:
+        # contained once the app is up. Errors in start-up, or in a handler (whose widget stops), still end it.
+        if self._mounted and isinstance(error, WorkerFailed):
+            self.contain(error.error, "worker")
+            return
+        super()._handle_exception(error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.contain(event.worker.error, "worker")
 
     # -- rendering -----------------------------------------------------------------------------------------
     def _render_banner(self) -> None:
-        banner = self.query_one("#banner", Static)
+        try:
+            banner = self.query_one("#banner", Static)
+        except NoMatches:
+            return
+        if self.stopping:
+            self._render_stopping()
+            return
         if self.problem:
             banner.update(Text(f"⚠ {self.problem}", style="bold red"))
             banner.add_class("problem")
             self.sub_title = "gateway not running"
             return
+        narrow = self.size.width < 160  # the paste line on a line of its own
         t = Text()
         t.append("listening ", style="dim")
         t.append(self.url, style="bold green")
-        t.append("   paste: ", style="dim")
-        t.append(usage_hint(self.url, self.config), style="bold")
-        t.append("\ntargets ", style="dim")
         gateway = self.service.gateway
-        for p in gateway.providers if gateway is not None else []:
-            t.append(f"● {p.name}", style="green")
-            t.append(f" {p.kind} {p.model}  ", style="dim")
-        if self.banner_note:
-            t.append(f"  {self.banner_note}", style="italic yellow")
+        providers = gateway.providers if gateway is not None else []
+        if narrow:
+            t.append(f"  {len(providers)} target{'s' if len(providers) != 1 else ''}", style="dim")
+            if self.banner_note:
+                t.append(f"  {self.banner_note}", style="italic yellow")
+            t.append("\n")
+            t.append(usage_hint(self.url, self.config), style="bold")
+        else:
+            t.append("   paste: ", style="dim")
+            t.append(usage_hint(self.url, self.config), style="bold")
+            t.append("\ntargets ", style="dim")
+            for p in providers:
+                t.append(f"● {p.name}", style="green")
+                t.append(f" {p.kind} {p.model}  ", style="dim")
+            if self.banner_note:
+                t.append(f"  {self.banner_note}", style="italic yellow")
+        t.no_wrap, t.overflow = True, "ellipsis"  # two lines, whatever the width: the hint stays on screen
         banner.update(t)
-        self.sub_title = self.url
+        self._render_subtitle()
+
+    def on_resize(self) -> None:
+        self._render_banner()
+        self._dirty = True
 
     async def _seed_stats(self) -> None:
         """Today's and all-time cost from the store: a full scan, so in a thread, never on the shared loop.
@@ -253,14 +421,19 @@ class GatewatchApp(App):
             return
         self._take_feed()
         self.collector.tick(busy=bool(self.in_flight))
-        self.query_one("#pane-inflight", Pane).show(render_in_flight(list(self.in_flight.values())))
+        in_flight = list(self.in_flight.values())
+        compact = self.size.width < 160
+        self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight, compact=compact))
         health = self.service.target_health()
         if any(h["state"] != "ok" for h in health.values()):
             self._dirty = True  # a cool-down counts down on screen
+        if self._dirty or len(in_flight) != self._shown_in_flight:
+            self._shown_in_flight = len(in_flight)
+            self.query_one("#summary", Static).update(render_summary(self.stats, len(in_flight)))
         if not self._dirty:
             return
         self._dirty = False
-        self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health))
+        self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health, compact=compact))
         self.query_one("#pane-tokens", Pane).show(render_tokens(self.stats), self.stats.minute_series())
         self.query_one("#pane-cost", Pane).show(render_cost(self.stats))
         self.query_one("#pane-latency", Pane).show(
@@ -270,21 +443,29 @@ class GatewatchApp(App):
 
     def _render_status(self) -> None:
         table = self.query_one(HistoryTable)
+        line = self.query_one("#status-line", Static)
         if self.filter_error:
-            self.query_one("#status-line", Static).update(Text(f"filter: {self.filter_error}", style="red"))
+            line.update(Text(f"filter: {self.filter_error}", style="red"))
+            line.add_class("error")
             return
+        line.remove_class("error")
         t = Text()
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
         t.append(f"{total} calls", style="bold")
         if table.filter:
             t.append(f" matching {table.filter.text!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
+        if table.following:
+            t.append("  ·  following", style="dim green")
+        else:
+            t.append("  ·  ")
+            t.append("paused — End to follow", style="bold yellow")
         s = self.store.stats
         if s.lost:
             t.append(f"  ·  {s.lost} records LOST ({s.last_error})", style="bold red")
         elif s.last_error:
             t.append(f"  ·  store retrying: {s.last_error}", style="yellow")
-        self.query_one("#status-line", Static).update(t)
+        line.update(t)
 
     # -- events --------------------------------------------------------------------------------------------
     def _take_feed(self) -> None:
@@ -312,6 +493,10 @@ class GatewatchApp(App):
 
     def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:
         with contextlib.suppress(NoMatches):  # a read that ended as the app shut down
+            self._render_status()
+
+    def on_history_table_follow_changed(self, message: HistoryTable.FollowChanged) -> None:
+        with contextlib.suppress(NoMatches):
             self._render_status()
 
     def on_history_table_failed(self, message: HistoryTable.Failed) -> None:
@@ -391,6 +576,12 @@ class GatewatchApp(App):
         self.last_export = (path, n)
         return path
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The history's keys only on the main screen: a call's detail offers (in its footer) what works there."""
+        if action in MAIN_ONLY and len(self.screen_stack) > 1:
+            return False
+        return True
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Search history", "Focus the filter box", self.action_search)
@@ -401,7 +592,7 @@ class GatewatchApp(App):
             "Open selected call", "Show the call's request, response and timing", self.action_open
         )
         yield SystemCommand("Reload history", "Re-read the history from the store", self.action_reload)
-        yield SystemCommand("Keys", "Show every key", self.action_help)
+        yield SystemCommand("Help", "Every key and the whole filter language", self.action_help)
 
 
 def run_console(
