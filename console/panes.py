@@ -162,27 +162,37 @@ def render_targets(stats: LiveStats, health: dict[str, dict], compact: bool = Fa
     return t
 
 
-def render_tokens(stats: LiveStats) -> Table:
+def _figures_table(rows: list[tuple[Text, str]]) -> Table:
+    """label  figure rows: the figure column as wide as its widest, a label shrinks (with …) before it."""
     t = Table.grid(padding=(0, 1), expand=True)
-    t.add_column(no_wrap=True)
-    t.add_column(justify="right", no_wrap=True)
-    for k in ("input", "output", "cached", "thinking"):
-        t.add_row(Text(k, style="dim"), fmt.count(stats.tokens[k]))
+    t.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    t.add_column(justify="right", no_wrap=True, width=max([len(v) for _, v in rows] + [1]))
+    for label, value in rows:
+        t.add_row(label, value)
     return t
+
+
+def render_tokens(stats: LiveStats) -> Table:
+    return _figures_table(
+        [
+            (Text(k, style="dim"), fmt.count(stats.tokens[k]))
+            for k in ("input", "output", "cached", "thinking")
+        ]
+    )
 
 
 def render_cost(stats: LiveStats) -> Table:
-    t = Table.grid(padding=(0, 1), expand=True)
-    t.add_column(no_wrap=True)
-    t.add_column(justify="right", no_wrap=True)
-    t.add_row(Text("since start", style="dim"), fmt.usd(stats.cost_session))
-    t.add_row(Text("today", style="dim"), fmt.usd(stats.cost_today))
-    t.add_row(Text("all time", style="dim"), fmt.usd(stats.cost_all))
+    """Since the console started, today and all time (the last two from the store), then the top models."""
+    rows = [
+        (Text("since start", style="dim"), fmt.usd(stats.cost_session)),
+        (Text("today", style="dim"), fmt.usd(stats.cost_today)),
+        (Text("all time", style="dim"), fmt.usd(stats.cost_all)),
+    ]
     for model, c in sorted(stats.cost_by_model.items(), key=lambda kv: -kv[1])[:2]:
-        t.add_row(Text(model.removeprefix("gemini-"), style="italic", overflow="ellipsis"), fmt.usd(c))
+        rows.append((Text(model.removeprefix("gemini-"), style="italic"), fmt.usd(c)))
     if stats.cost_unknown:
-        t.add_row(Text("unpriced", style="yellow"), str(stats.cost_unknown))
-    return t
+        rows.append((Text("unpriced", style="yellow"), str(stats.cost_unknown)))
+    return _figures_table(rows)
 
 
 def render_latency(stats: LiveStats) -> Table:

@@ -50,8 +50,9 @@ def fixed_app(tmp_path, monkeypatch):
     time.tzset()
 
 
-def test_main_screen(snap_compare, fixed_app):
-    assert snap_compare(fixed_app, terminal_size=(120, 36))
+@pytest.mark.parametrize("size", [(80, 24), (120, 32), (200, 50)], ids=["80x24", "120x32", "200x50"])
+def test_main_screen(snap_compare, fixed_app, size):
+    assert snap_compare(fixed_app, terminal_size=size)
 
 
 def test_search(snap_compare, fixed_app):
@@ -74,3 +75,11 @@ def test_detail_screen(snap_compare, fixed_app):
 
 def test_help_screen(snap_compare, fixed_app):
     assert snap_compare(fixed_app, terminal_size=(120, 36), press=["question_mark"])
+
+
+def test_help_screen_at_80x24(snap_compare, fixed_app):
+    assert snap_compare(fixed_app, terminal_size=(80, 24), press=["question_mark"])
+
+
+def test_paused_at_80x24(snap_compare, fixed_app):
+    assert snap_compare(fixed_app, terminal_size=(80, 24), press=["up", "up"])
