@@ -202,6 +202,8 @@ class HistoryTable(DataTable[str | Text]):
             keep = self.current_id()
             self._set_columns(event.size.width)
             self._rebuild(keep)
+        elif self.following:  # fewer rows in view (a taller pane above): the newest stays in view
+            self.call_after_refresh(self._restore, None)
 
     def _set_columns(self, width: int) -> None:
         self.clear(columns=True)
@@ -308,6 +310,12 @@ class HistoryTable(DataTable[str | Text]):
         if self.row_count:
             self.move_cursor(row=self.row_count - 1, scroll=False)
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_show_vertical_scrollbar(self, show: bool) -> None:
+        """A scroll made before the scrollbar was shown (the first page, scrolled to the newest) would leave its
+        thumb at the top while the view is at the bottom: put the thumb where the view is."""
+        if show:
+            self.vertical_scrollbar.position = self.scroll_y
 
     def current_id(self) -> str | None:
         if not self.rows_loaded or self.row_count == 0:
