@@ -305,7 +305,7 @@ class GatewatchApp(App):
         t.append(f"{calls} call{'s' if calls != 1 else ''} in flight to finish, ")
         t.append(f"{pending} record{'s' if pending != 1 else ''} to write")
         if calls:
-            t.append(" — draining, the gateway answers no new calls", style="yellow")
+            t.append(" — draining, no new calls taken", style="yellow")
         banner.update(t)
         self.sub_title = "stopping"
 
