@@ -197,7 +197,7 @@ async def test_export_writes_the_current_filter_to_a_file(fake, sa_json, tmp_pat
 
 async def test_help_screen_and_every_binding_has_a_description(fake, sa_json, tmp_path):
     app = make_app(fake, sa_json, tmp_path)
-    for b in GatewatchApp.BINDINGS + DetailScreen.BINDINGS + HelpScreen.BINDINGS:
+    for b in GatewatchApp.BINDINGS + HistoryTable.BINDINGS + DetailScreen.BINDINGS + HelpScreen.BINDINGS:
         assert b.description and b.id, b
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("question_mark")
