@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.screen import ModalScreen, Screen
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
-from textual.worker import WorkerCancelled
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from proxy import config as cfg
 from proxy import query
@@ -35,6 +37,7 @@ from proxy.store import Store, data_dir
 from .collector import IdleCollector
 from .detail import DetailScreen
 from .feed import Feed
+from .help import HelpScreen
 from .hint import usage_hint
 from .history import COUNT_CAP, HistoryTable
 from .panes import (
@@ -43,6 +46,7 @@ from .panes import (
     render_cost,
     render_in_flight,
     render_latency,
+    render_summary,
     render_targets,
     render_tokens,
 )
@@ -52,51 +56,22 @@ from .sessions import BudgetNotice, SessionsScreen
 REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
 HISTORY_REFRESH_S = 1.0
 STOP_POLL_S = 0.2  # how often the "stopping" notice is rewritten while calls drain
-
-
-class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Horizontal {
-        width: 116; max-width: 100%; height: auto; border: round $primary; padding: 1 2; background: $surface;
-    }
-    #help-keys { width: 26; height: auto; }
-    #help-terms { width: 1fr; height: auto; }
-    """
-
-    def compose(self) -> ComposeResult:
-        t = Text()
-        t.append("gatewatch keys\n\n", style="bold")
-        for b in GatewatchApp.BINDINGS:
-            t.append(f"  {b.key_display or b.key:<12}", style="bold cyan")
-            t.append(f"{b.description}\n")
-        t.append("\nIn a call's detail\n", style="bold")
-        for b in DetailScreen.BINDINGS:
-            t.append(f"  {b.key:<12}", style="bold cyan")
-            t.append(f"{b.description}\n")
-        terms = Table.grid(padding=(0, 2))
-        terms.add_column(style="cyan", width=36)
-        terms.add_column(style="dim")
-        for example, meaning in query.help_rows():
-            terms.add_row(example, meaning)
-        with Horizontal():
-            yield Static(t, id="help-keys")
-            yield Static(
-                Group(Text("Filter language (terms are ANDed)\n", style="bold"), terms), id="help-terms"
-            )
+NARROW = 120  # below this many columns the panes give way to two lines of figures
+MAIN_ONLY = frozenset({"search", "open", "export", "clear_search", "reload"})
+"""actions of the main screen: offered (in the footer) and run only there"""
 
 
 class GatewatchApp(App):
     TITLE = "gatewatch"
     CSS_PATH = "app.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-medium"), (160, "-wide")]
     BINDINGS = [
         Binding("slash", "search", "Search", key_display="/", id="search"),
         Binding("enter", "open", "Open call", id="open", show=False),
         Binding("e", "export", "Export", id="export"),
         Binding("s", "sessions", "Sessions", id="sessions"),
         Binding("escape", "clear_search", "Clear", id="clear_search", show=False),
-        Binding("r", "reload", "Reload", id="reload"),
+        Binding("r", "reload", "Reload", id="reload", show=False),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -142,11 +117,28 @@ class GatewatchApp(App):
         self._last_refresh = 0.0
         self.last_export: tuple[Path, int] | None = None
         """(path, count) of the last export, for the status and the tests"""
+        self.faults: list[str] = []
+        """errors of the screen's own (a timer, a worker, a handler) that were contained, oldest first"""
+        self._last_fault: tuple[str, float] = ("", 0.0)
+        self._mounted = False
+        self._shown_in_flight = 0
+
+    mode: reactive[str] = reactive("")
+    """what the console is (e.g. "gateway inside", "viewer of …"): shown in the header beside the URL"""
+
+    def watch_mode(self) -> None:
+        self._render_subtitle()
+
+    def _render_subtitle(self) -> None:
+        if not self.problem:
+            where = f"attached to {self.url}" if self.attached else f"hosting {self.url}"
+            self.sub_title = "  ·  ".join(p for p in (where if self.url else "", self.mode) if p)
 
     # -- layout --------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(icon="◉")
         yield Static(id="banner")
+        yield Static(id="summary")
         with Horizontal(id="panes"):
             yield Pane("targets", id="pane-targets")
             yield Pane("tokens", sparkline=True, id="pane-tokens")
@@ -160,7 +152,7 @@ class GatewatchApp(App):
             )
             yield Static(id="status-line")
             yield HistoryTable(self.store, id="history")
-        yield Footer()
+        yield Footer(compact=True)
 
     # -- start and stop ------------------------------------------------------------------------------------
     async def on_mount(self) -> None:
@@ -173,8 +165,9 @@ class GatewatchApp(App):
             await self._start_gateway()
         self._render_banner()
         self.set_interval(REFRESH_S, self._tick)
-        with contextlib.suppress(WorkerCancelled):  # a newer read took over: it shows the rows
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):  # a newer read took over: it shows the rows
             await self.query_one(HistoryTable).load(query.EVERYTHING).wait()
+        self._mounted = True
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
         self.collector.start()
@@ -194,8 +187,17 @@ class GatewatchApp(App):
         await self.shutdown()
 
     async def action_quit(self) -> None:
-        await self.shutdown()
-        self.exit()
+        """Say at once that the gateway is draining, then drain in a worker: the screen keeps repainting
+        (and counting down the calls in flight) meanwhile, instead of waiting inside this key's handler."""
+        self._render_stopping()
+        self._drain_and_exit()
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def _drain_and_exit(self) -> None:
+        try:
+            await self.shutdown()
+        finally:
+            self.exit()
 
     async def shutdown(self) -> None:
         """Stop accepting, let the calls in flight finish, flush every pending record; say so meanwhile."""
@@ -220,39 +222,122 @@ class GatewatchApp(App):
         t = Text("stopping: ", style="bold yellow")
         t.append(f"{calls} call{'s' if calls != 1 else ''} in flight to finish, ")
         t.append(f"{pending} record{'s' if pending != 1 else ''} to write")
+        if calls:
+            t.append(" — draining, no new calls taken", style="yellow")
         banner.update(t)
+        self.sub_title = "stopping"
+
+    # -- containing the screen's own errors -----------------------------------------------------------------
+    def set_interval(self, interval, callback=None, **kw) -> Timer:  # type: ignore[override]
+        return super().set_interval(interval, self._contained(callback), **kw)
+
+    def set_timer(self, delay, callback=None, **kw) -> Timer:  # type: ignore[override]
+        return super().set_timer(delay, self._contained(callback), **kw)
+
+    def _contained(self, callback):
+        """`callback` that reports what it raises instead of raising it: a timer that fires before the panes
+        are mounted or while the screen is torn down must not end the app, and the gateway inside it."""
+        if callback is None:
+            return None
+
+        @functools.wraps(callback)
+        async def run() -> None:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.contain(exc, getattr(callback, "__name__", "timer"))
+
+        return run
+
+    def contain(self, error: BaseException, where: str) -> None:
+        """Note an error of the screen's own and show it (once a minute at most per message); a missing widget
+        while the screen is not up (before mount, during teardown) is expected and only noted."""
+        msg = f"{where}: {error!r}"
+        self.faults.append(msg)
+        self.log.error(msg)
+        if isinstance(error, NoMatches) and (not self._mounted or self.stopping or not self.is_running):
+            return
+        last, at = self._last_fault
+        if self.stopping or (msg == last and time.monotonic() - at < 60):
+            return
+        self._last_fault = (msg, time.monotonic())
+        with contextlib.suppress(Exception):
+            self.notify(msg, title="console error (the gateway is unaffected)", severity="error", timeout=10)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # A worker that raised (and was started with exit_on_error) would end the app, and the gateway with it:
+        # contained once the app is up. Errors in start-up, or in a handler (whose widget stops), still end it.
+        if self._mounted and isinstance(error, WorkerFailed):
+            self.contain(error.error, "worker")
+            return
+        super()._handle_exception(error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.contain(event.worker.error, "worker")
 
     # -- rendering -----------------------------------------------------------------------------------------
     def _render_banner(self) -> None:
-        banner = self.query_one("#banner", Static)
+        try:
+            banner = self.query_one("#banner", Static)
+        except NoMatches:
+            return
+        if self.stopping:
+            self._render_stopping()
+            return
         if self.problem:
             banner.update(Text(f"⚠ {self.problem}", style="bold red"))
             banner.add_class("problem")
             self.sub_title = "gateway not running"
             return
+        narrow = self.size.width < 160  # the paste line on a line of its own
         t = Text()
         t.append("attached to " if self.attached else "listening ", style="dim")
         t.append(self.url, style="bold green")
-        t.append("   paste: ", style="dim")
-        t.append(usage_hint(self.url, self.config), style="bold")
-        t.append("\ntargets ", style="dim")
         gateway = self.service.gateway
         targets = [(p.name, p.kind, p.model) for p in gateway.providers] if gateway is not None else []
+        if not targets and self.attached:
+            targets = self.attached.target_list()
         health = self.service.target_health()
-        for name, kind, model in targets or (self.attached.target_list() if self.attached else []):
-            refused = health.get(name, {}).get("state") == "refused"
-            t.append(f"{'✗' if refused else '●'} {name}", style="bold red" if refused else "green")
-            t.append(f" {kind} {model}  ", style="dim")
+        refused = {
+            n: health[n]["credentials"] for n, _, _ in targets if health.get(n, {}).get("state") == "refused"
+        }
+        if narrow:
+            t.append(f"  {len(targets)} target{'s' if len(targets) != 1 else ''}", style="dim")
             if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
-                t.append(f"{health[name]['credentials']}  ", style="red")
-        if self.attached:
-            t.append("  closing this console leaves that gateway running", style="italic dim")
-        if self.banner_note:
-            t.append(f"  {self.banner_note}", style="italic yellow")
+                t.append(f"  ✗ {', '.join(refused)} refused", style="bold red")
+            if self.banner_note:
+                t.append(f"  {self.banner_note}", style="italic yellow")
+            t.append("\n")
+            t.append(usage_hint(self.url, self.config), style="bold")
+        else:
+            t.append("   paste: ", style="dim")
+            t.append(usage_hint(self.url, self.config), style="bold")
+            t.append("\ntargets ", style="dim")
+            for name, kind, model in targets:
+                bad = name in refused
+                t.append(f"{'✗' if bad else '●'} {name}", style="bold red" if bad else "green")
+                t.append(f" {kind} {model}  ", style="dim")
+                if bad:
+                    t.append(f"{refused[name]}  ", style="red")
+            if self.attached:
+                t.append("  closing this console leaves that gateway running", style="italic dim")
+            if self.banner_note:
+                t.append(f"  {self.banner_note}", style="italic yellow")
         if self._feed_problem:
             t.append(f"\n⚠ not live: {self._feed_problem}; retrying", style="bold yellow")
+        t.no_wrap, t.overflow = True, "ellipsis"  # two lines, whatever the width: the hint stays on screen
         banner.update(t)
-        self.sub_title = f"attached to {self.url}" if self.attached else f"hosting {self.url}"
+        self._render_subtitle()
+
+    def on_resize(self) -> None:
+        # below 100 columns the keys need the room ctrl+p's reminder takes (help and the README name it)
+        for footer in self.query(Footer):
+            footer.show_command_palette = self.size.width >= 100
+        self._render_banner()
+        self._dirty = True
 
     async def _seed_stats(self) -> None:
         """Today's and all-time cost from the store: a full scan, so in a thread, never on the shared loop.
@@ -275,14 +360,19 @@ class GatewatchApp(App):
             self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
             self._render_banner()
         self.collector.tick(busy=bool(self.in_flight))
-        self.query_one("#pane-inflight", Pane).show(render_in_flight(list(self.in_flight.values())))
+        in_flight = list(self.in_flight.values())
+        compact = self.size.width < 160
+        self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight, compact=compact))
         health = self.service.target_health()
         if any(h["state"] != "ok" for h in health.values()):
             self._dirty = True  # a cool-down counts down on screen
+        if self._dirty or len(in_flight) != self._shown_in_flight:
+            self._shown_in_flight = len(in_flight)
+            self.query_one("#summary", Static).update(render_summary(self.stats, len(in_flight)))
         if not self._dirty:
             return
         self._dirty = False
-        self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health))
+        self.query_one("#pane-targets", Pane).show(render_targets(self.stats, health, compact=compact))
         self.query_one("#pane-tokens", Pane).show(render_tokens(self.stats), self.stats.minute_series())
         self.query_one("#pane-cost", Pane).show(render_cost(self.stats))
         self.query_one("#pane-latency", Pane).show(
@@ -292,21 +382,29 @@ class GatewatchApp(App):
 
     def _render_status(self) -> None:
         table = self.query_one(HistoryTable)
+        line = self.query_one("#status-line", Static)
         if self.filter_error:
-            self.query_one("#status-line", Static).update(Text(f"filter: {self.filter_error}", style="red"))
+            line.update(Text(f"filter: {self.filter_error}", style="red"))
+            line.add_class("error")
             return
+        line.remove_class("error")
         t = Text()
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
         t.append(f"{total} calls", style="bold")
         if table.filter:
             t.append(f" matching {table.filter.text!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
+        if table.following:
+            t.append("  ·  following", style="dim green")
+        else:
+            t.append("  ·  ")
+            t.append("paused — End to follow", style="bold yellow")
         s = self.store.stats
         if s.lost:
             t.append(f"  ·  {s.lost} records LOST ({s.last_error})", style="bold red")
         elif s.last_error:
             t.append(f"  ·  store retrying: {s.last_error}", style="yellow")
-        self.query_one("#status-line", Static).update(t)
+        line.update(t)
 
     # -- events --------------------------------------------------------------------------------------------
     def _take_feed(self) -> None:
@@ -334,6 +432,10 @@ class GatewatchApp(App):
 
     def on_history_table_loaded(self, message: HistoryTable.Loaded) -> None:
         with contextlib.suppress(NoMatches):  # a read that ended as the app shut down
+            self._render_status()
+
+    def on_history_table_follow_changed(self, message: HistoryTable.FollowChanged) -> None:
+        with contextlib.suppress(NoMatches):
             self._render_status()
 
     def on_history_table_failed(self, message: HistoryTable.Failed) -> None:
@@ -410,7 +512,7 @@ class GatewatchApp(App):
         self.notify(message.text, title="budget", severity=message.severity, timeout=10)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.BINDINGS + HistoryTable.BINDINGS))
 
     @work(exclusive=True, group="export")
     async def action_export(self) -> Path | None:
@@ -427,6 +529,12 @@ class GatewatchApp(App):
         self.last_export = (path, n)
         return path
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The history's keys only on the main screen: a call's detail offers (in its footer) what works there."""
+        if action in MAIN_ONLY and len(self.screen_stack) > 1:
+            return False
+        return True
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Search history", "Focus the filter box", self.action_search)
@@ -437,7 +545,7 @@ class GatewatchApp(App):
             "Open selected call", "Show the call's request, response and timing", self.action_open
         )
         yield SystemCommand("Reload history", "Re-read the history from the store", self.action_reload)
-        yield SystemCommand("Keys", "Show every key", self.action_help)
+        yield SystemCommand("Help", "Every key and the whole filter language", self.action_help)
 
 
 def run_console(

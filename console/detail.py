@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shlex
+import shutil
+import subprocess
 
 import orjson
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -17,6 +22,30 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from proxy.record import Record
 
 from . import fmt
+
+CLIPBOARD_TOOLS = (
+    ("pbcopy", (), ""),
+    ("wl-copy", (), "WAYLAND_DISPLAY"),
+    ("xclip", ("-selection", "clipboard"), "DISPLAY"),
+    ("xsel", ("--clipboard", "--input"), "DISPLAY"),
+)
+
+
+def copy_with_tool(text: str) -> str | None:
+    """Put `text` on the system clipboard with the first tool there is (and a display it can reach); the
+    tool's name when it succeeded, None when none did."""
+    for name, args, needs in CLIPBOARD_TOOLS:
+        path = shutil.which(name)
+        if not path or (needs and not os.environ.get(needs)):
+            continue
+        try:
+            done = subprocess.run([path, *args], input=text.encode(), capture_output=True, timeout=3)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return name
+    return None
+
 
 _MAX_SHOWN = 200_000  # characters of JSON per tab; the rest is one keypress away via copy
 
@@ -28,6 +57,14 @@ def _json(obj) -> Syntax | Text:
     if len(text) > _MAX_SHOWN:
         text = text[:_MAX_SHOWN] + f"\n… {len(text) - _MAX_SHOWN} more characters (press c to copy all)"
     return Syntax(text, "json", word_wrap=True, theme="monokai", background_color="default")
+
+
+def answered_by(rec: Record) -> str:
+    """Who answered; nothing answered a call that failed (its attempts say what each target did)."""
+    if rec.error_type or (rec.status or 0) >= 400 or not rec.response_model:
+        tried = ", ".join(a.target for a in rec.tried_targets)
+        return f"nothing answered (tried: {tried})" if tried else "nothing answered"
+    return f"{rec.target} ({rec.provider}) {rec.response_model}"
 
 
 def timing_table(rec: Record) -> Table:
@@ -44,7 +81,7 @@ def timing_table(rec: Record) -> Table:
         ("stop reason", str(rec.stop_reason)),
         ("mode", rec.request_mode),
         ("requested model", rec.request_model),
-        ("answered by", f"{rec.target} ({rec.provider}) {rec.response_model}"),
+        ("answered by", answered_by(rec)),
         ("total latency", ms(rec.latency_ms)),
         ("upstream latency", ms(rec.llm_latency_ms)),
         ("time to first byte", ms(u.time_to_first_byte)),
@@ -58,10 +95,15 @@ def timing_table(rec: Record) -> Table:
         ("session", str(rec.session_id)),
         ("client", f"{rec.client_ip} {rec.user_agent}"),
     ]
+    if rec.cc_version:
+        subagent = " (subagent)" if rec.cc_is_subagent else ""
+        rows.append(("Claude Code", f"{rec.cc_version}{subagent}"))
     if rec.error_type:
         rows.append(("error", f"{rec.error_type}: {rec.error_message}"))
     for k, v in rows:
         t.add_row(k, v)
+    for note in rec.notes:
+        t.add_row("note", note)
     for i, a in enumerate(rec.tried_targets):
         t.add_row(
             f"attempt {i + 1}",
@@ -69,6 +111,13 @@ def timing_table(rec: Record) -> Table:
             f"{a.status} {ms(a.latency_ms)} {a.error or ''}",
         )
     return t
+
+
+def upstream_heading(rec: Record) -> str:
+    who = f"{rec.target} ({rec.provider})" if rec.target else "the upstream"
+    if isinstance(rec.upstream_response, list):
+        return f"Upstream response: the {len(rec.upstream_response)} stream chunks {who} sent"
+    return f"Upstream response: what {who} sent"
 
 
 def as_curl(rec: Record, base_url: str) -> str:
@@ -104,6 +153,7 @@ class DetailScreen(Screen):
 
     DEFAULT_CSS = """
     DetailScreen VerticalScroll { padding: 0 1; }
+    DetailScreen .heading { margin: 1 0 0 0; color: $accent; }
     """
 
     def __init__(self, record: Record, base_url: str) -> None:
@@ -121,7 +171,11 @@ class DetailScreen(Screen):
                 yield VerticalScroll(Static(_json(r.upstream_request), id="upstream-json"))
             with TabPane("Response", id="tab-response"):
                 yield VerticalScroll(
+                    Static(
+                        Text("Anthropic response: what the client received", style="bold"), classes="heading"
+                    ),
                     Static(_json(r.response), id="response-json"),
+                    Static(Text(upstream_heading(r), style="bold"), classes="heading"),
                     Static(_json(r.upstream_response), id="upstream-response-json"),
                 )
             with TabPane("Stream events", id="tab-events"):
@@ -149,9 +203,18 @@ class DetailScreen(Screen):
         self.sub_title = f"{self.record.request_model} → {self.record.target}"
 
     def action_copy_json(self) -> None:
-        self.app.copy_to_clipboard(self.record.model_dump_json(indent=2))
-        self.notify("Copied the call as JSON")
+        self._copy(self.record.model_dump_json(indent=2), "the call as JSON")
 
     def action_copy_curl(self) -> None:
-        self.app.copy_to_clipboard(as_curl(self.record, self.base_url))
-        self.notify("Copied the request as curl")
+        self._copy(as_curl(self.record, self.base_url), "the request as curl")
+
+    @work(exclusive=True, group="copy", exit_on_error=False)
+    async def _copy(self, text: str, what: str) -> None:
+        """ "Copied" only when a clipboard took it. Textual's copy is an OSC 52 escape to the terminal, which
+        can't tell whether the terminal honoured it: then the notice says it was sent, not copied."""
+        tool = await asyncio.to_thread(copy_with_tool, text)
+        if tool:
+            self.notify(f"Copied {what} (with {tool})")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Sent {what} to the terminal's clipboard (OSC 52; some terminals ignore it)")

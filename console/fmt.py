@@ -29,5 +29,16 @@ def count(n: int) -> str:
 
 
 def usd(cost: float | None) -> str:
-    """Dollars to the hundredth of a cent; `?` when the price is unknown (never a silent $0)."""
-    return "?" if cost is None else f"${cost:.4f}"
+    """Dollars in at most 7 characters: $0.0015 under a cent (to the hundredth of a cent), $0.12, $12.34, $1234,
+    $12.3k; `?` when the price is unknown (never a silent $0)."""
+    if cost is None:
+        return "?"
+    if cost == 0:
+        return "$0.00"
+    if cost < 0.01:
+        return f"${cost:.4f}"
+    if cost < 100:
+        return f"${cost:.2f}"
+    if cost < 10_000:
+        return f"${cost:.0f}"
+    return f"${cost / 1000:.1f}k"

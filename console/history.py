@@ -1,4 +1,11 @@
-"""The history table: one row a call, newest first, paged from the store (never all rows in memory).
+"""The history table: one row a call, oldest at the top and newest at the bottom, as `tail -f` shows a log;
+paged from the store (never all rows in memory).
+
+Follow mode: while the cursor is on the newest row (or after End/G), calls that arrive scroll in and the cursor
+stays on the newest; moving up pauses following, and End/G resumes it. Reaching the top reads the next older page.
+
+The columns fit the table's width: time, model → target, status, cost, latency and prompt always; tokens and
+ttft from ~110 columns; the tools from ~150; the answering model beside the target when there is room.
 
 Reads run as workers that fail softly: a read that raises becomes a `Failed` message (the app shows a
 notification) and the table keeps what it showed. The first page (a load or a refresh) and the next page are
@@ -10,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from proxy.query import EVERYTHING, Filter
 from proxy.store import RecordStore, Summary
@@ -25,22 +34,50 @@ from . import fmt
 
 PAGE = 100
 COUNT_CAP = 10_000
-COLUMNS = [
-    ("time", 8),
-    ("model → target · answered by", 46),
-    ("st", 4),
-    ("in", 6),
-    ("out", 6),
-    ("cost", 8),
-    ("latency", 8),
-    ("ttft", 7),
-    ("tools", 14),
-    ("prompt", 50),
-]
+NEAR_TOP = 10
+"""the cursor this close to the oldest loaded row reads the next older page"""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    """cells of content (0: takes what is left)"""
+    from_width: int = 0
+    """the table width from which the column is shown"""
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "time", 8),
+    Column("route", "model → target", 0),
+    Column("st", "st", 3),
+    Column("in", "in", 5, from_width=110),
+    Column("out", "out", 5, from_width=110),
+    Column("cost", "cost", 7),
+    Column("latency", "lat", 5),
+    Column("ttft", "ttft", 5, from_width=110),
+    Column("tools", "tools", 14, from_width=150),
+    Column("prompt", "prompt", 0),
+)
+PAD = 2  # a DataTable cell's padding, both sides
+SCROLLBAR = 2
+ROUTE_MAX = 46
+
+
+def layout(width: int) -> list[tuple[Column, int]]:
+    """The columns shown at this table width, each with its content width: the fixed ones as they are, the
+    route and the prompt sharing what is left (the prompt at least as wide as the route)."""
+    shown = [c for c in COLUMNS if width >= c.from_width]
+    fixed = sum(c.width + PAD for c in shown if c.width) + 2 * PAD + SCROLLBAR
+    left = max(width - fixed, 30)
+    route = max(16, min(ROUTE_MAX, left // 2))
+    prompt = max(12, left - route)
+    return [(c, c.width or (route if c.key == "route" else prompt)) for c in shown]
 
 
 class _When(str):
-    """The time cell, carrying the row's place in the list (newest first) so the table can be re-sorted."""
+    """The time cell, carrying the row's place in the list so the table can be re-sorted (oldest first)."""
 
     order: tuple[float, int]
 
@@ -50,45 +87,74 @@ class _When(str):
         return cell
 
 
-def row_cells(r: Summary) -> list[str | Text]:
-    err = r.error_type
-    style = "red" if r.failed else ("green" if r.status == 200 else "yellow")
-    st = Text(str(r.status or "…"), style=style)
-    if r.cancelled:
-        st = Text("✕", style="yellow")
+def _route(r: Summary, width: int) -> Text:
+    """model → target, shortened to fit: `claude-` and `gemini-` go first, then the answering model."""
     target = r.target or "–"
     if r.attempts > 1:
         target += f" (+{r.attempts - 1})"
-    route = Text(r.request_model or "?", style="bold")
-    route.append(" → ", style="dim")
-    route.append(target)
+    model = r.request_model or "?"
     answered = (r.response_model or "").removeprefix("gemini-")
-    if answered and r.kind != "count_tokens":
+    if r.failed or r.kind == "count_tokens":
+        answered = ""  # nothing answered a failed call; a count is no answer
+    full = f"{model} → {target}" + (f" {answered}" if answered else "")
+    if len(full) > width:
+        answered = ""
+    arrow = " → "
+    if len(f"{model}{arrow}{target}") > width:
+        model = model.removeprefix("claude-").removeprefix("gemini-")
+    if len(f"{model}{arrow}{target}") > width:
+        arrow = "→"
+    route = Text(model, style="bold")
+    route.append(arrow, style="dim")
+    route.append(target)
+    if answered:
         route.append(f" {answered}", style="dim italic")
-    cost = fmt.NONE if r.kind == "count_tokens" else fmt.usd(r.cost)
-    preview = r.preview.replace("\n", " ")
-    if r.kind == "count_tokens":
-        preview = "[count_tokens] " + preview
-    if err:
-        preview = f"[{err}] {r.error_message or ''}"
-    return [
-        _When(r),
-        route,
-        st,
-        str(r.input_tokens),
-        str(r.output_tokens),
-        cost,
-        fmt.duration(r.latency_ms),
-        fmt.duration(r.ttft_ms),
-        ",".join(r.tools_used),
-        Text(preview[:120], style="red" if err else ""),
-    ]
+    return route
+
+
+def row_cells(r: Summary, columns: list[tuple[Column, int]]) -> list[str | Text]:
+    cells: dict[str, str | Text] = {}
+    for col, width in columns:
+        key = col.key
+        if key == "time":
+            cells[key] = _When(r)
+        elif key == "route":
+            cells[key] = _route(r, width)
+        elif key == "st":
+            style = "red" if r.failed else ("green" if r.status == 200 else "yellow")
+            cells[key] = Text("✕", style="yellow") if r.cancelled else Text(str(r.status or "…"), style=style)
+        elif key == "in":
+            cells[key] = Text(fmt.count(r.input_tokens), justify="right")
+        elif key == "out":
+            cells[key] = Text(fmt.count(r.output_tokens), justify="right")
+        elif key == "cost":
+            cost = fmt.NONE if r.kind == "count_tokens" else fmt.usd(r.cost)
+            cells[key] = Text(cost, justify="right")
+        elif key == "latency":
+            cells[key] = Text(fmt.duration(r.latency_ms), justify="right")
+        elif key == "ttft":
+            cells[key] = Text(fmt.duration(r.ttft_ms), justify="right")
+        elif key == "tools":
+            cells[key] = ",".join(r.tools_used)
+        elif key == "prompt":
+            # the prompt, always: a failed call shows what was asked (its status is red, the error in its detail)
+            preview = r.preview.replace("\n", " ")
+            if r.kind == "count_tokens":
+                preview = "[count_tokens] " + preview
+            cells[key] = Text(preview[:200], style="red" if r.failed else "")
+    return [cells[col.key] for col, _ in columns]
 
 
 class HistoryTable(DataTable[str | Text]):
-    """The rows loaded so far for the current filter; reads the next page when the cursor nears the end."""
+    """The rows loaded so far for the current filter; reads the next page when the cursor nears the top."""
 
     DEFAULT_CSS = "HistoryTable { height: 1fr; }"
+    BINDINGS = [
+        Binding("home,g", "oldest", "Top", key_display="g", id="history.oldest"),
+        Binding("end,G", "follow", "Follow", key_display="G", id="history.follow"),
+        Binding("pageup", "page_up", "Page up", key_display="PgUp", id="history.page_up"),
+        Binding("pagedown", "page_down", "Page down", id="history.page_down", show=False),
+    ]
 
     class Loaded(Message):
         """A first page (a load or a refresh) was read from the store and shown."""
@@ -104,21 +170,46 @@ class HistoryTable(DataTable[str | Text]):
             super().__init__()
             self.error = error
 
+    class FollowChanged(Message):
+        """Following the newest call started or paused."""
+
+        def __init__(self, following: bool) -> None:
+            super().__init__()
+            self.following = following
+
     def __init__(self, store: RecordStore, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.store = store
         self.filter: Filter = EVERYTHING
         self.rows_loaded: list[Summary] = []
+        """newest first"""
         self.total = 0
         self.exhausted = False
+        self.following = True
+        """new calls move the cursor to the newest row and keep it in view"""
         self._generation = 0
         """bumped by every load: the filter (or reload) a read was made for"""
         self._shown = -1
         """the generation `rows_loaded` belongs to"""
+        self._layout: list[tuple[Column, int]] = []
 
     def on_mount(self) -> None:
-        for name, width in COLUMNS:
-            self.add_column(name, width=width, key=name)
+        self._set_columns(self.size.width or 120)
+
+    def on_resize(self, event: events.Resize) -> None:
+        wanted = layout(event.size.width)
+        if wanted != self._layout:
+            keep = self.current_id()
+            self._set_columns(event.size.width)
+            self._rebuild(keep)
+        elif self.following:  # fewer rows in view (a taller pane above): the newest stays in view
+            self.call_after_refresh(self._restore, None)
+
+    def _set_columns(self, width: int) -> None:
+        self.clear(columns=True)
+        self._layout = layout(width)
+        for col, w in self._layout:
+            self.add_column(col.label, width=w, key=col.key)
 
     # -- reads ---------------------------------------------------------------------------------------------
     def load(self, flt: Filter | None = None) -> Worker[None]:
@@ -132,7 +223,7 @@ class HistoryTable(DataTable[str | Text]):
 
     def refresh_new(self) -> Worker[None]:
         """Bring in calls recorded since the last look, keeping the pages already loaded. A long call is
-        recorded when it ends, after calls that started later: merge by id and re-sort, don't just prepend."""
+        recorded when it ends, after calls that started later: merge by id and re-sort, don't just append."""
         return self._read_first()
 
     @work(exclusive=True, exit_on_error=False, group="history")
@@ -146,9 +237,11 @@ class HistoryTable(DataTable[str | Text]):
         except Exception as exc:  # a locked file, a broken store: say so, keep what is shown
             self.post_message(self.Failed(f"could not read the history: {exc}"))
             return
-        if gen != self._generation or not self.is_attached:  # the filter changed, or the app closed
+        # the filter changed (or a reload began) while this read ran, or the app closed: its rows are not
+        # the list's any more
+        if gen != self._generation or flt != self.filter or not self.is_attached:
             return
-        keep = self.current_id()
+        keep = None if self.following else self.current_id()
         if self._shown == gen:
             known = {r.id for r in self.rows_loaded}
             fresh = [r for r in rows if r.id not in known]
@@ -175,20 +268,26 @@ class HistoryTable(DataTable[str | Text]):
         except Exception as exc:
             self.post_message(self.Failed(f"could not read more history: {exc}"))
             return
-        if gen != self._generation or self._shown != gen or not self.is_attached:
+        if gen != self._generation or self._shown != gen or flt != self.filter or not self.is_attached:
             return
         self.exhausted = len(rows) < PAGE
         known = {r.id for r in self.rows_loaded}  # a refresh may have merged some of them meanwhile
-        for r in rows:
-            if r.id not in known:
-                self.rows_loaded.append(r)
-                self.add_row(*row_cells(r), key=r.id)
+        older = [r for r in rows if r.id not in known]
+        if not older:
+            return
+        keep, top = self.current_id(), self.scroll_y
+        self.rows_loaded.extend(older)
+        for r in older:
+            self.add_row(*row_cells(r, self._layout), key=r.id)
+        self.sort("time", key=lambda cell: cell.order)
+        self._restore(keep)
+        self.scroll_to(y=top + len(older), animate=False, immediate=True)  # the rows in view stay in view
 
     # -- display -------------------------------------------------------------------------------------------
     def _rebuild(self, keep: str | None) -> None:
         self.clear()
-        for r in self.rows_loaded:
-            self.add_row(*row_cells(r), key=r.id)
+        for r in reversed(self.rows_loaded):
+            self.add_row(*row_cells(r, self._layout), key=r.id)
         self._restore(keep)
 
     def _merge(self, fresh: list[Summary], keep: str | None) -> None:
@@ -196,16 +295,27 @@ class HistoryTable(DataTable[str | Text]):
         table at once, as cyclic garbage whose collection (100+ ms every few seconds at 200x50, GIL held)
         stalls the gateway thread beside it."""
         for r in fresh:
-            self.add_row(*row_cells(r), key=r.id)
-        self.sort("time", key=lambda cell: cell.order, reverse=True)
+            self.add_row(*row_cells(r, self._layout), key=r.id)
+        self.sort("time", key=lambda cell: cell.order)
         self._restore(keep)
 
     def _restore(self, keep: str | None) -> None:
-        if keep is not None:
+        """The cursor back on `keep`; on the newest row (scrolled into view) when following or `keep` is gone."""
+        if keep is not None and not self.following:
             try:
                 self.move_cursor(row=self.get_row_index(keep), scroll=False)
-            except Exception:
+                return
+            except Exception:  # the row is not in this list
                 pass
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, scroll=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_show_vertical_scrollbar(self, show: bool) -> None:
+        """A scroll made before the scrollbar was shown (the first page, scrolled to the newest) would leave its
+        thumb at the top while the view is at the bottom: put the thumb where the view is."""
+        if show:
+            self.vertical_scrollbar.position = self.scroll_y
 
     def current_id(self) -> str | None:
         if not self.rows_loaded or self.row_count == 0:
@@ -215,6 +325,57 @@ class HistoryTable(DataTable[str | Text]):
         except Exception:
             return None
 
+    # -- following -----------------------------------------------------------------------------------------
+    def _set_following(self, following: bool) -> None:
+        if following != self.following:
+            self.following = following
+            self.post_message(self.FollowChanged(following))
+
+    def _moved(self) -> None:
+        """After the user moved the cursor: following exactly when it is on the newest row."""
+        self._set_following(self.row_count == 0 or self.cursor_row >= self.row_count - 1)
+
+    def action_follow(self) -> None:
+        self._set_following(True)
+        self._restore(None)
+
+    def action_oldest(self) -> None:
+        self.move_cursor(row=0)
+        self._moved()
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._moved()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._moved()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._moved()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._moved()
+
+    def action_scroll_top(self) -> None:
+        self.action_oldest()
+
+    def action_scroll_bottom(self) -> None:
+        self.action_follow()
+
+    def on_click(self, event: events.Click) -> None:
+        self.call_after_refresh(self._moved)  # DataTable moves the cursor after this handler
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self._set_following(False)  # the view moves away from the newest rows: stop pulling it back
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A read that raised past its own handling (a table update, say) is a notice too, never a crash."""
+        if event.state == WorkerState.ERROR:
+            self.post_message(self.Failed(f"history: {event.worker.error!r}"))
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row >= self.row_count - 10:
+        if event.cursor_row < NEAR_TOP and not self.following:  # the user went up to the oldest rows
             self.load_more()

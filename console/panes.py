@@ -39,6 +39,7 @@ class LiveStats:
     )
     per_minute: dict[int, int] = field(default_factory=dict)
     cost_session: float = 0.0
+    """since the console started"""
     cost_today: float = 0.0
     cost_all: float = 0.0
     cost_unknown: int = 0
@@ -47,10 +48,13 @@ class LiveStats:
     ttfts: deque = field(default_factory=lambda: deque(maxlen=500))
     tpts: deque = field(default_factory=lambda: deque(maxlen=500))
     calls: int = 0
+    errors: int = 0
     lost: int = 0
 
     def add(self, rec: Record) -> None:
         self.calls += 1
+        if rec.error_type or (rec.status or 0) >= 400:
+            self.errors += 1
         for i, a in enumerate(rec.tried_targets):
             t = self.targets.setdefault(a.target, TargetStats())
             t.calls += 1
@@ -112,23 +116,25 @@ class Pane(Vertical):
     def show(self, body, series: list[float] | None = None) -> None:
         self.query_one(".body", Static).update(body)
         if series is not None and self._spark:
-            self.query_one(Sparkline).data = series or [0.0]
+            spark = self.query_one(Sparkline)
+            # no data is no bar: an empty or all-zero series drawn would be a solid block (read as the maximum)
+            spark.display = any(series)
+            spark.data = series or [0.0]
 
 
-def render_targets(stats: LiveStats, health: dict[str, dict]) -> Table:
-    """One row a target; `health` is the router's view (state, cool-down left)."""
+def render_targets(stats: LiveStats, health: dict[str, dict], compact: bool = False) -> Table:
+    """One row a target; `health` is the router's view (state, cool-down left). `compact` leaves out the
+    fallback and last-status columns. Names shrink (with …) to leave the figures whole."""
     t = Table.grid(padding=(0, 1), expand=True)
-    heads = ("target", "calls", "err", "fb", "last", "p50")
-    for col in heads:
-        t.add_column(col, justify="left" if col == "target" else "right", no_wrap=True)
-    t.add_row(*[Text(c, style="bold dim") for c in heads])
+    heads = ("target", "calls", "err", "p50") if compact else ("target", "calls", "err", "fb", "last", "p50")
+    rows: list[list[Text]] = []
     names = list(health) + [n for n in stats.targets if n not in health]
     for name in names:
         s = stats.targets.get(name, TargetStats())
         h = health.get(name, {})
         last = s.last_status
         style = "green" if last == 200 else ("red" if last and last >= 400 else "dim")
-        label = Text()
+        label = Text(no_wrap=True, overflow="ellipsis")
         if h.get("state") == "cooling":
             label.append("◌ ", style="yellow")
             label.append(name, style="bold yellow")
@@ -136,38 +142,57 @@ def render_targets(stats: LiveStats, health: dict[str, dict]) -> Table:
         else:
             label.append("● ", style="green" if s.calls else "dim")
             label.append(name, style="bold")
-        t.add_row(
-            label,
-            str(s.calls),
-            Text(str(s.errors), style="red" if s.errors else ""),
-            str(s.fallbacks),
-            Text(str(last or "–"), style=style),
-            fmt.duration(percentile(list(s.latencies), 0.5)),
-        )
+        cells = {
+            "calls": Text(fmt.count(s.calls)),
+            "err": Text(str(s.errors), style="red" if s.errors else ""),
+            "fb": Text(str(s.fallbacks)),
+            "last": Text(str(last or "–"), style=style),
+            "p50": Text(fmt.duration(percentile(list(s.latencies), 0.5))),
+        }
+        rows.append([label] + [cells[h] for h in heads[1:]])
+    for i, col in enumerate(heads):
+        if i == 0:
+            t.add_column(col, ratio=1, no_wrap=True, overflow="ellipsis")
+        else:
+            widest = max([len(col)] + [r[i].cell_len for r in rows])
+            t.add_column(col, justify="right", no_wrap=True, width=widest)
+    t.add_row(*[Text(c, style="bold dim") for c in heads])
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def _figures_table(rows: list[tuple[Text, str]]) -> Table:
+    """label  figure rows: the figure column as wide as its widest, a label shrinks (with …) before it."""
+    t = Table.grid(padding=(0, 1), expand=True)
+    t.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    t.add_column(justify="right", no_wrap=True, width=max([len(v) for _, v in rows] + [1]))
+    for label, value in rows:
+        t.add_row(label, value)
     return t
 
 
 def render_tokens(stats: LiveStats) -> Table:
-    t = Table.grid(padding=(0, 1), expand=True)
-    t.add_column(no_wrap=True)
-    t.add_column(justify="right", no_wrap=True)
-    for k in ("input", "output", "cached", "thinking"):
-        t.add_row(Text(k, style="dim"), fmt.count(stats.tokens[k]))
-    return t
+    return _figures_table(
+        [
+            (Text(k, style="dim"), fmt.count(stats.tokens[k]))
+            for k in ("input", "output", "cached", "thinking")
+        ]
+    )
 
 
 def render_cost(stats: LiveStats) -> Table:
-    t = Table.grid(padding=(0, 1), expand=True)
-    t.add_column(no_wrap=True)
-    t.add_column(justify="right", no_wrap=True)
-    t.add_row(Text("session", style="dim"), fmt.usd(stats.cost_session))
-    t.add_row(Text("today", style="dim"), fmt.usd(stats.cost_today))
-    t.add_row(Text("all time", style="dim"), fmt.usd(stats.cost_all))
+    """Since the console started, today and all time (the last two from the store), then the top models."""
+    rows = [
+        (Text("since start", style="dim"), fmt.usd(stats.cost_session)),
+        (Text("today", style="dim"), fmt.usd(stats.cost_today)),
+        (Text("all time", style="dim"), fmt.usd(stats.cost_all)),
+    ]
     for model, c in sorted(stats.cost_by_model.items(), key=lambda kv: -kv[1])[:2]:
-        t.add_row(Text(model.removeprefix("gemini-")[:10], style="italic"), fmt.usd(c))
+        rows.append((Text(model.removeprefix("gemini-"), style="italic"), fmt.usd(c)))
     if stats.cost_unknown:
-        t.add_row(Text("unpriced", style="yellow"), str(stats.cost_unknown))
-    return t
+        rows.append((Text("unpriced", style="yellow"), str(stats.cost_unknown)))
+    return _figures_table(rows)
 
 
 def render_latency(stats: LiveStats) -> Table:
@@ -184,22 +209,71 @@ def render_latency(stats: LiveStats) -> Table:
         Text("ttft", style="dim"), fmt.duration(percentile(ttft, 0.5)), fmt.duration(percentile(ttft, 0.95))
     )
     tpt = percentile(list(stats.tpts), 0.5)
-    t.add_row(Text("per token", style="dim"), fmt.NONE if tpt is None else f"{tpt:.1f}ms", "")
+    t.add_row(Text("per tok", style="dim"), fmt.NONE if tpt is None else f"{tpt:.1f}ms", "")
     return t
 
 
-def render_in_flight(records: list[Record], now: float | None = None) -> Text:
+def render_in_flight(records: list[Record], now: float | None = None, compact: bool = False) -> Text:
+    """The calls in flight, oldest first; `compact`: one short line each (model, seconds)."""
     now = now or time.time()
     if not records:
-        return Text("no calls in flight", style="dim")
+        return Text("none", style="dim") if compact else Text("no calls in flight", style="dim")
     out = Text()
     for r in records[:4]:
-        blocks = r.stream_chunks
-        out.append(f"● {r.request_model or '…'} → {r.target or '…'} ", style="bold yellow")
+        model = r.request_model or "…"
+        if compact:
+            out.append(f"● {model.removeprefix('claude-').removeprefix('gemini-')} ", style="bold yellow")
+            out.append(f"{now - r.started_at:.1f}s\n")
+            continue
+        out.append(f"● {model} → {r.target or '…'} ", style="bold yellow")
         out.append(f"{r.request_mode} {now - r.started_at:.1f}s")
-        if blocks:
-            out.append(f" {blocks} chunks", style="dim")
+        if r.stream_chunks:
+            out.append(f" {r.stream_chunks} chunks", style="dim")
         out.append("\n")
     if len(records) > 4:
         out.append(f"+{len(records) - 4} more", style="dim")
     return out
+
+
+class Figures:
+    """The essential figures on as few lines as the width allows, a figure never split or cut: for terminals
+    too narrow for the panes."""
+
+    def __init__(self, figures: list[tuple[str, str, str]]) -> None:
+        self.figures = figures
+        """(value, label, value style)"""
+
+    def __rich_console__(self, console, options):
+        width = options.max_width
+        line = Text()
+        for value, label, style in self.figures:
+            piece = Text(value, style=style)
+            piece.append(f" {label}", style="dim")
+            if line and line.cell_len + 2 + piece.cell_len > width:
+                yield line
+                line = Text()
+            if line:
+                line.append("  ")
+            line.append_text(piece)
+        yield line
+
+
+def render_summary(stats: LiveStats, in_flight: int) -> Figures:
+    """calls, errors, cost today, p50 latency, p50 ttft, tokens and calls in flight, in words."""
+    lat, ttft = percentile(list(stats.latencies), 0.5), percentile(list(stats.ttfts), 0.5)
+    tokens = fmt.count(stats.tokens["input"]) + "/" + fmt.count(stats.tokens["output"])
+    return Figures(
+        [
+            (f"{stats.calls:,}", "calls since start", "bold"),
+            (
+                str(stats.errors),
+                "error" if stats.errors == 1 else "errors",
+                "bold red" if stats.errors else "bold",
+            ),
+            (fmt.usd(stats.cost_today), "today", "bold green"),
+            (fmt.duration(lat), "p50", "bold"),
+            (fmt.duration(ttft), "ttft", "bold"),
+            (tokens, "tokens in/out", "bold"),
+            (str(in_flight), "in flight", "bold yellow" if in_flight else "bold"),
+        ]
+    )

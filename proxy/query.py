@@ -191,7 +191,31 @@ def _status(value: str) -> Condition:
 
 
 def _kind(value: str) -> Condition:
-    return Equals("kind", "count_tokens" if value.lower().startswith("count") else value.lower())
+    v = value.lower()
+    if v.startswith("count"):
+        return Equals("kind", "count_tokens")
+    if v in ("messages", "message"):
+        return Equals("kind", "messages")
+    raise QueryError(f"kind:{value}: use messages or count")
+
+
+PROVIDERS = ("vertex", "gemini", "anthropic", "vertex-anthropic")
+
+
+def _provider(value: str) -> Condition:
+    v = value.lower()
+    if v not in PROVIDERS:
+        raise QueryError(f"provider:{value}: use one of {', '.join(PROVIDERS)}")
+    return Equals("provider", v)
+
+
+def _is_glob(value: str) -> bool:
+    return "*" in value or "?" in value
+
+
+def _session(value: str) -> Condition:
+    """A glob (`session:4f2*-*`) or, as before, a prefix of the id."""
+    return Glob(("session_id",), value) if _is_glob(value) else Prefix("session_id", value)
 
 
 # -- the terms ---------------------------------------------------------------------------------------------
@@ -228,7 +252,7 @@ TERMS: tuple[Term, ...] = (
         "the target that answered (globs too)",
         lambda v: Glob(("target",), v),
     ),
-    Term("provider", "provider:vertex", "the answering target's provider", lambda v: Equals("provider", v)),
+    Term("provider", "provider:vertex", "the answering target's provider", _provider),
     Term(
         "status",
         "status:200  status:4xx  status:>=400  status:error",
@@ -247,7 +271,7 @@ TERMS: tuple[Term, ...] = (
         "started before that",
         lambda v: _time("<", v),
     ),
-    Term("session", "session:<id>", "Claude Code session id (a prefix)", lambda v: Prefix("session_id", v)),
+    Term("session", "session:4f2a*", "Claude Code session id (a prefix, or a glob)", _session),
     Term(
         "agent",
         "agent:<id>  agent:main",

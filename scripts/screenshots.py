@@ -1,4 +1,5 @@
-"""Make screenshots/*.png from the demo: the main screen during traffic, a search, and a call's detail.
+"""Make screenshots/*.png from the demo: the main screen during traffic (wide, and 80x24 as beside Claude Code in
+a split terminal), a search, and a call's detail.
 
 python scripts/screenshots.py          (needs rsvg-convert: Debian's librsvg2-bin, and fonts-dejavu-core)
 """
@@ -59,11 +60,9 @@ async def main() -> None:
         table.focus()
         await pilot.pause(0.5)
         streamed = [
-            i
-            for i, r in enumerate(table.rows_loaded)
-            if r.request_mode == "stream" and r.status == 200 and r.tools_used
+            r.id for r in table.rows_loaded if r.request_mode == "stream" and r.status == 200 and r.tools_used
         ]
-        table.move_cursor(row=streamed[0] if streamed else 0)
+        table.move_cursor(row=table.get_row_index(streamed[0]) if streamed else 0)
         await pilot.press("enter")
         await pilot.pause(1.0)
         shots.append(("detail", app.save_screenshot(filename="detail.svg", path=str(tmp))))
@@ -80,6 +79,14 @@ async def main() -> None:
         await pilot.pause(1.5)
         shots.append(("sessions", app.save_screenshot(filename="sessions.svg", path=str(tmp))))
         await pilot.press("escape")
+        await app.shutdown()
+    # beside Claude Code: the same demo in a terminal's half
+    demo = Demo(rate=4.0, seed=11)
+    store = Store(tmp / "narrow.db", secrets=demo.config.secrets())
+    app = GatewatchApp(demo.config, store, on_ready=demo.on_ready, banner_note="demo: simulated upstream")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(10)
+        shots.append(("main-80x24", app.save_screenshot(filename="narrow.svg", path=str(tmp))))
         await app.shutdown()
     for name, svg in shots:
         to_png(Path(svg), OUT / f"{name}.png")

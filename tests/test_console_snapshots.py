@@ -50,17 +50,33 @@ def fixed_app(tmp_path, monkeypatch):
     time.tzset()
 
 
-def test_main_screen(snap_compare, fixed_app):
-    assert snap_compare(fixed_app, terminal_size=(120, 36))
+async def settled(pilot) -> None:
+    """The history read and the panes painted: a picture of the screen's state, not of the start-up race."""
+    from console.history import HistoryTable
+
+    app = pilot.app
+    for _ in range(200):
+        if app._mounted and app.query_one(HistoryTable).row_count == 30:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.6)  # one pane refresh after it
+    await pilot.wait_for_scheduled_animations()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 32), (200, 50)], ids=["80x24", "120x32", "200x50"])
+def test_main_screen(snap_compare, fixed_app, size):
+    assert snap_compare(fixed_app, terminal_size=size, run_before=settled)
 
 
 def test_search(snap_compare, fixed_app):
-    assert snap_compare(fixed_app, terminal_size=(120, 36), press=["slash", *"status:4xx", "enter"])
+    assert snap_compare(
+        fixed_app, terminal_size=(120, 36), press=["slash", *"status:4xx", "enter"], run_before=settled
+    )
 
 
 def test_detail_screen(snap_compare, fixed_app):
     async def open_first(pilot):
-        await pilot.pause(0.3)
+        await settled(pilot)
         pilot.app.query_one("#history").focus()
         await pilot.press("enter")
         await pilot.pause(0.5)
@@ -73,4 +89,12 @@ def test_detail_screen(snap_compare, fixed_app):
 
 
 def test_help_screen(snap_compare, fixed_app):
-    assert snap_compare(fixed_app, terminal_size=(120, 36), press=["question_mark"])
+    assert snap_compare(fixed_app, terminal_size=(120, 36), press=["question_mark"], run_before=settled)
+
+
+def test_help_screen_at_80x24(snap_compare, fixed_app):
+    assert snap_compare(fixed_app, terminal_size=(80, 24), press=["question_mark"], run_before=settled)
+
+
+def test_paused_at_80x24(snap_compare, fixed_app):
+    assert snap_compare(fixed_app, terminal_size=(80, 24), press=["up", "up"], run_before=settled)

@@ -1,0 +1,98 @@
+"""A layout for every terminal: at 80x24 the essential figures fit on two lines and no figure is cut to "…";
+wider terminals add the panes and more history columns."""
+
+import pytest
+from textual.widgets import Static
+
+from console import fmt
+from console.history import HistoryTable, layout
+from console.panes import Pane
+from tests.test_console import call, make_app, plain, wait_for
+
+
+def screen_lines(app) -> list[str]:
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def inflate(stats) -> None:
+    """Figures as a long day makes them: wide numbers are where a layout cuts."""
+    stats.calls, stats.errors = 12_345, 678
+    stats.cost_today, stats.cost_all, stats.cost_session = 1234.56, 98_765.4, 321.09
+    stats.tokens.update(input=123_456_789, output=9_876_543, cached=5_555_555, thinking=44_444)
+    stats.latencies.clear()
+    stats.latencies.extend([125_000.0, 250.0, 199_999.0])
+    stats.ttfts.clear()
+    stats.ttfts.extend([12_345.0, 800.0, 99_000.0])
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 32), (200, 50)])
+async def test_no_figure_is_cut_to_an_ellipsis(fake, sa_json, tmp_path, size):
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        for i in range(3):
+            await call(app, f"prompt {i}", stream=i % 2 == 0)
+        table = app.query_one(HistoryTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        inflate(app.stats)
+        app._dirty = True
+        await pilot.pause(0.7)
+        banner = app.query_one("#banner")
+        lines = screen_lines(app)
+        body = [line for y, line in enumerate(lines) if not banner.region.y <= y < banner.region.bottom]
+        cut = [line for line in body if "…" in line]
+        assert cut == [], "\n".join(lines)
+        if size[0] < 120:  # the figures instead of the panes, every one of them
+            summary = plain(app.query_one("#summary", Static).content, width=size[0] - 2)
+            assert len(summary.strip().splitlines()) <= 2, summary
+            for label in ("calls", "errors", "today", "p50", "ttft", "tokens", "in flight"):
+                assert label in summary, summary
+            assert "12,345 calls" in summary and "$1235 today" in summary and "125s p50" in summary
+            assert not app.query_one("#panes").display or app.query_one("#panes").region.height == 0
+        else:
+            cost = plain(app.query_one("#pane-cost", Pane).query_one(".body", Static).content)
+            assert "since start" in cost and "today" in cost and "session" not in cost
+        for row in table.rows_loaded:  # the history keeps time, model → target, status, cost, latency, prompt
+            assert row.preview in "\n".join(lines) or size[0] < 120
+
+
+def test_the_history_columns_grow_with_the_width():
+    keys = {w: [c.key for c, _ in layout(w)] for w in (80, 120, 200)}
+    assert keys[80] == ["time", "route", "st", "cost", "latency", "prompt"]
+    assert keys[120] == ["time", "route", "st", "in", "out", "cost", "latency", "ttft", "prompt"]
+    assert keys[200] == ["time", "route", "st", "in", "out", "cost", "latency", "ttft", "tools", "prompt"]
+    for w in (80, 120, 200):  # every column within the width
+        assert sum(width + 2 for _, width in layout(w)) + 2 <= w
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (None, "?"),
+        (0, "$0.00"),
+        (0.00012, "$0.0001"),
+        (0.1234, "$0.12"),
+        (12.345, "$12.35"),
+        (1234.5, "$1234"),
+    ],
+)
+def test_money_fits_seven_characters(value, shown):
+    assert fmt.usd(value) == shown and len(shown) <= 7
+    assert len(fmt.usd(123_456.0)) <= 7
+
+
+async def test_an_empty_latency_sparkline_is_not_drawn(tmp_path):
+    from console.app import GatewatchApp
+    from proxy import config as cfg
+    from proxy.store import Store
+
+    app = GatewatchApp(cfg.Config(), Store(tmp_path / "e.db"), config_error="no gateway here")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.pause(0.3)
+        from textual.widgets import Sparkline
+
+        spark = app.query_one("#pane-latency", Pane).query_one(Sparkline)
+        assert not spark.display  # no calls: no bar (a flat series would draw as a solid block)
+        app.stats.latencies.append(300.0)
+        app._dirty = True
+        await pilot.pause(0.7)
+        assert spark.display
