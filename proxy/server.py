@@ -55,6 +55,8 @@ class Gateway:
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         """the handler of each call in flight, so a shutdown past its grace can end them with an error"""
         self.started_at = time.time()
+        self.stopping = False
+        """set by `stop`: from then on a request on a kept-alive connection is refused, not served"""
         self.bound_host = config.gateway.host
         """the address listened on (set by `start`): the one `Host` besides loopback names let in"""
         self.refusals = guard.Refusals(config.gateway.refused_records_per_s)
@@ -93,6 +95,13 @@ class Gateway:
                 return self.refuse(request, refusal, count=bool(m.group("count")))
             self.refusals.counted += 1
             return messages.error_response(refusal, "")
+        if self.stopping and m is not None and method == "POST":
+            # closing the listener stops new connections only: a client that keeps its connection alive
+            # (Claude Code, the SDKs) would otherwise keep the drain going call after call
+            err = GatewayError(503, "gatewatch is shutting down; this call was not taken", "api_error")
+            resp = self.refuse(request, err, count=bool(m.group("count")))
+            resp.force_close()
+            return resp
         if method == "HEAD" and path in ("/", ""):
             return web.Response(status=200)  # Claude Code probes the base URL
         if path == "/health" and method == "GET":
@@ -284,7 +293,9 @@ async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) 
 
 
 async def stop(gateway: Gateway, runner: web.AppRunner) -> None:
-    """Stop listening, drain the calls in flight for `shutdown_grace` (then end them with an error), close."""
+    """Stop listening, drain the calls in flight for `shutdown_grace` (then end them with an error), close.
+    New calls on connections already open are refused meanwhile."""
+    gateway.stopping = True
     for site in list(runner.sites):
         await site.stop()
     await gateway.drain(gateway.config.gateway.shutdown_grace)

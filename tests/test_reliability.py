@@ -590,6 +590,43 @@ async def test_a_shutdown_past_its_grace_ends_streams_with_an_error_in_about_the
     assert len(records) == 1 and records[0].error_type == "overloaded_error"
 
 
+async def wait_until(cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_call_on_a_kept_alive_connection_during_shutdown_is_refused_and_recorded(fake, sa_json):
+    config = cfg.from_mapping(
+        {"gateway": {"shutdown_grace": 10.0}, "targets": [target_for("gemini", fake, sa_json)]}, "t", {}
+    )
+    records: list[Record] = []
+    gw = Gateway(config, on_record=records.append)
+    runner, port = await start(gw, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}/v1/messages"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as http:
+
+        async def stream(reply: Reply) -> str:
+            fake.script(reply)
+            async with http.post(url, json={**MSG, "stream": True}) as r:
+                return await r.text()
+
+        short = asyncio.create_task(stream(Reply.text("one two", chunks=2, chunk_delay=0.3)))
+        await wait_until(lambda: len(gw.in_flight) == 1)
+        long = asyncio.create_task(stream(Reply.text("a b c d", chunks=4, chunk_delay=0.5)))
+        await wait_until(lambda: len(gw.in_flight) == 2)
+        stopping = asyncio.create_task(stop(gw, runner))
+        await wait_until(lambda: gw.stopping)
+        assert "message_stop" in await short  # its connection goes back to the client's pool, kept alive
+        async with http.post(url, json=MSG) as r:  # so this call rides it while the long one drains
+            refused, body = r.status, await r.json()
+        assert "message_stop" in await long  # the call in flight still finishes
+        await asyncio.wait_for(stopping, 10)
+    assert refused == 503 and "shutting down" in body["error"]["message"]
+    assert sorted(r.status for r in records) == [200, 200, 503]  # the refusal is recorded too
+
+
 # -- 9: files --------------------------------------------------------------------------------------------
 def test_the_file_log_never_follows_a_symlink(tmp_path):
     victim = tmp_path / "victim.txt"
