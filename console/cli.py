@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from console.hint import usage_hint
 from console.remote import Attached, discover
@@ -37,18 +38,29 @@ from proxy.stats import KEYS, Group, aggregate
 from proxy.store import Store, StoreError, default_path
 
 
-def _common(p: argparse.ArgumentParser, server: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, server: bool = True, sub: bool = True) -> None:
+    # on a subcommand an option left out must not reset the same option given before it
+    # (`gatewatch --config F stats` reads F): its default is "absent", the top level's is None
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
     p.add_argument(
         "--db",
+        **d,
         help="SQLite store (default: the config's [store] path, else $GATEWATCH_DB, else "
         "$XDG_DATA_HOME/gatewatch/gatewatch.db)",
     )
-    p.add_argument("--config", help="gatewatch.toml (default: ./gatewatch.toml, else the environment)")
+    p.add_argument(
+        "--config",
+        help="gatewatch.toml (default: ./gatewatch.toml, else the environment)",
+        **d,
+    )
     if server:
-        p.add_argument("--host", help="address to bind (default 127.0.0.1)")
-        p.add_argument("--port", type=int, help="port (default 8000)")
+        p.add_argument("--host", help="address to bind (default 127.0.0.1)", **d)
+        p.add_argument("--port", type=int, help="port (default 8000)", **d)
         p.add_argument(
-            "--insecure", action="store_true", help="allow a non-loopback --host without gateway.auth_token"
+            "--insecure",
+            action="store_true",
+            **d,
+            help="allow a non-loopback --host without gateway.auth_token",
         )
 
 
@@ -56,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    _common(p)
+    _common(p, sub=False)
     p.add_argument(
         "--attach",
         metavar="URL",
@@ -67,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
     _common(s)
     d = sub.add_parser("demo", help="the console on a simulated Gemini upstream with generated traffic")
-    d.add_argument("--db", help="store for the demo (default: a throwaway file)")
+    d.add_argument("--db", default=argparse.SUPPRESS, help="store for the demo (default: a throwaway file)")
     d.add_argument("--port", type=int, default=0, help="gateway port (default: any free one)")
     d.add_argument("--rate", type=float, default=1.5, help="simulated calls per second")
     terms = dict(epilog=query.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)

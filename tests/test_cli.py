@@ -196,6 +196,11 @@ def test_export_stats_and_prune_read_the_store_path_of_the_config_and_name_it(tm
     r = cli("stats", "--config", str(conf), cwd=elsewhere, env=env)
     assert r.returncode == 0 and f"database: {db}" in r.stderr
     assert [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("gemini-2.5-flash")] == ["3"]
+    # the options may come before the subcommand too, as `gatewatch --help` lists them
+    r = cli("--config", str(conf), "stats", cwd=elsewhere, env=env)
+    assert r.returncode == 0 and f"database: {db}" in r.stderr, r.stderr
+    r = cli("--db", str(db), "export", "--format", "jsonl", cwd=elsewhere, env=env)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
     r = cli("prune", "--config", str(conf), "--older-than", "1d", cwd=elsewhere, env=env)
     assert r.returncode == 0 and "deleted 3 records" in r.stdout and f"database: {db}" in r.stderr
     assert not (tmp_path / "xdg").exists()  # the default store was never created along the way
