@@ -324,6 +324,11 @@ def _unknown(name: str) -> QueryError:
 
 def _term(body: str) -> Condition | None:
     """The condition a `name:value` or `name>value` term stands for; None when it is free text."""
+    bare = re.fullmatch(r"([a-z]+)(>=|<=|>|<|=)", body)
+    if bare and bare.group(1) in _NUMBERS:  # `latency>` with its number forgotten is no text to search for
+        raise QueryError(
+            f"{bare.group(1)}: needs a number after {bare.group(2)} (e.g. {_NUMBERS[bare.group(1)].example.split()[0]})"
+        )
     m = _NUM_TERM.match(body)
     if m and m.group(1) in _NUMBERS:
         name, op, raw = m.groups()
@@ -359,6 +364,8 @@ def parse(text: str) -> Filter:
     words: list[str] = []
     excluded: list[str] = []
     for token in tokens:
+        if token == "-":
+            raise QueryError("a lone '-' negates nothing: write -term or -word, with no space")
         negated = token.startswith("-") and len(token) > 1
         body = token[1:] if negated else token
         cond = _term(body)

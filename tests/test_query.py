@@ -83,6 +83,8 @@ def test_bad_filters_say_what_is_wrong():
         ("cost>cheap", "not a number"),
         ("stream:maybe", "yes or no"),
         ('"open', "quotes"),
+        ("latency>", "latency: needs a number after >"),  # was free text that matched nothing
+        ("model:flash - router", "lone '-'"),
     ]:
         with pytest.raises(query.QueryError, match=needle):
             query.parse(flt)
