@@ -243,7 +243,12 @@ class SessionsScreen(Screen[str | None]):
         self.today = message.today
         n = len(message.rows)
         self.query_one("#sessions-status", Static).update(
-            Text(f"{n} session{'s' if n != 1 else ''}, most recently active first", style="dim")
+            Text(
+                f"the {n} most recently active sessions (older ones: gatewatch stats --by session)"
+                if n >= SESSIONS
+                else f"{n} session{'s' if n != 1 else ''}, most recently active first",
+                style="dim",
+            )
             if n
             else Text("no Claude Code session recorded yet (calls without a session id are not listed)")
         )
