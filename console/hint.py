@@ -9,4 +9,6 @@ def usage_hint(url: str, config: cfg.Config) -> str:
     """Never shows the token itself: it names the variable that holds it."""
     model = config.targets[0].model if config.targets else "gemini-2.5-flash"
     token = "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN " if config.gateway.auth_token else ""
-    return f"ANTHROPIC_BASE_URL={url} {token}ANTHROPIC_MODEL={model} claude"
+    # a pattern (a passthrough target's `*`) is no model to ask for: Claude Code keeps its own choice then
+    pick = "" if any(c in model for c in "*?[") else f"ANTHROPIC_MODEL={model} "
+    return f"ANTHROPIC_BASE_URL={url} {token}{pick}claude"

@@ -393,3 +393,13 @@ def test_the_paste_hint_names_the_token_variable_never_the_token(fake, sa_json):
     )
     hint = usage_hint("http://127.0.0.1:8000", c)
     assert "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN" in hint and "XYZ" not in hint
+
+
+def test_the_paste_hint_names_no_model_for_a_passthrough_pattern():
+    from console.hint import usage_hint
+    from proxy import config as cfg
+
+    target = {"name": "claude", "provider": "anthropic", "model": "*", "api_endpoint": "http://127.0.0.1:9"}
+    c = cfg.from_mapping({"targets": [target]}, "t", {})
+    hint = usage_hint("http://127.0.0.1:8000", c)
+    assert hint == "ANTHROPIC_BASE_URL=http://127.0.0.1:8000 claude"  # not ANTHROPIC_MODEL=*
