@@ -290,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "serve":
         config = load_config(args)
+        if not config.targets:  # said before the store is opened: a serve that can't start creates nothing
+            from proxy.service import NO_TARGET
+
+            _die(NO_TARGET)
         return loops.run(serve(config, open_store(args, config), args.insecure))
     if args.command in ("export", "stats"):
         try:

@@ -369,3 +369,9 @@ async def test_the_console_export_key_writes_to_the_data_directory_and_says_wher
     assert path.parent == (tmp_path / "xdg" / "gatewatch").resolve() and path.exists()
     assert not list(tmp_path.glob("gatewatch-export-*"))  # nothing in the current folder
     assert any(str(path) in note for note in notes)
+
+
+def test_a_serve_with_no_target_says_so_and_creates_no_store(tmp_path):
+    r = cli("serve", cwd=tmp_path, env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert r.returncode == 2 and "no upstream target is configured" in r.stderr
+    assert not (tmp_path / "xdg").exists()  # a later `gatewatch export` must not find an empty store there
