@@ -109,14 +109,20 @@ class Pane(Vertical):
         self._spark = sparkline
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="body")
+        # made here and kept: `show` may run before they are mounted (a timer at start-up) or after they
+        # went (at teardown), and must then neither look them up nor fail
+        self._body = Static(classes="body")
+        yield self._body
         if self._spark:
-            yield Sparkline([0.0], summary_function=max)
+            self._sparkline = Sparkline([0.0], summary_function=max)
+            yield self._sparkline
 
     def show(self, body, series: list[float] | None = None) -> None:
-        self.query_one(".body", Static).update(body)
+        if getattr(self, "_body", None) is None:
+            return  # not composed yet: the next tick shows it
+        self._body.update(body)
         if series is not None and self._spark:
-            spark = self.query_one(Sparkline)
+            spark = self._sparkline
             # no data is no bar: an empty or all-zero series drawn would be a solid block (read as the maximum)
             spark.display = any(series)
             spark.data = series or [0.0]
