@@ -136,7 +136,9 @@ class Metrics:
         moved = fallbacks(rec)
         if moved:
             self.fallbacks.inc(moved)
-        if rec.kind != "messages":  # count_tokens generates nothing: Kong's metrics are of chat calls
+        if rec.kind != "messages" or not rec.tried_targets:
+            # Kong's metrics are of chat calls that reached a provider: count_tokens generates nothing, and a
+            # call the gateway answered itself (refused at the door, bad body, over budget) reached none
             return
         labels = kong_labels(rec)
         self.requests.labels(*labels).inc()

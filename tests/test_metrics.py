@@ -66,13 +66,20 @@ async def test_metrics_match_the_records_the_store_kept(tmp_path, fake, sa_json)
         fake.script(Reply.error(400, "INVALID_ARGUMENT", "bad request"))
         with pytest.raises(anthropic.BadRequestError):
             await client.messages.create(**ask)
+        # answered by the gateway itself, recorded, but no LLM call: not in Kong's metrics
+        with pytest.raises(anthropic.AuthenticationError):
+            await client.messages.create(**ask, extra_headers={"x-api-key": "wrong", "authorization": ""})
+        with pytest.raises(anthropic.BadRequestError):
+            await client.messages.create(**{**ask, "max_tokens": 0})
         status, ctype, text = await scrape(url, authorization=f"Bearer {TOKEN}")
     finally:
         await client.close()
         await svc.stop()
     assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
     assert TOKEN not in text
-    records = [svc.store.get(s.id) for s in svc.store.page() if s.kind == "messages"]
+    kept = [svc.store.get(s.id) for s in svc.store.page() if s.kind == "messages"]
+    assert sorted(r.status for r in kept) == [200, 200, 200, 400, 400, 401]
+    records = [r for r in kept if r.tried_targets]
     assert len(records) == 4 and sum(1 for r in records if r.status != 200) == 1
     found = samples(text)
 
