@@ -307,3 +307,5 @@ async def stop(gateway: Gateway, runner: web.AppRunner) -> None:
         await site.stop()
     await gateway.drain(gateway.config.gateway.shutdown_grace)
     await runner.cleanup()
+    if gateway.metrics is not None:  # off the bus: a bus outlives its gateway (the store's, in a Service)
+        gateway.metrics.close()

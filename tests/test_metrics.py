@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import config as cfg
+from proxy.events import RecordsLost
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
@@ -145,8 +146,10 @@ async def test_metrics_need_the_gateway_token_and_pass_the_door_first(tmp_path, 
         assert status == 403 and '"permission_error"' in body
         status, _, body = await scrape(url, **{"x-api-key": TOKEN})
         assert status == 200 and "# TYPE kong_ai_llm_requests_total counter" in body
+        assert svc.bus.wants(RecordsLost)
     finally:
         await svc.stop()
+    assert not svc.bus.wants(RecordsLost)  # a stopped gateway's metrics leave the bus, which outlives it
 
 
 async def test_metrics_can_be_switched_off(tmp_path, fake, sa_json):
