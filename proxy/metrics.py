@@ -14,6 +14,7 @@ is read only when scraped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -117,6 +118,8 @@ class Metrics:
         self.fallbacks = Counter(
             "gatewatch_fallbacks_total", "Times a call moved on to another target", registry=r
         )
+        self._children: dict[tuple[str, ...], _Children] = {}
+        self._attempts: dict[tuple[str, str], Counter] = {}
         self.lost = 0
         """records the store gave up on (sum of `RecordsLost.count`)"""
         r.register(_Live(self, in_flight, unrecorded, targets, spend))
@@ -132,7 +135,11 @@ class Metrics:
     def finished(self, event: CallFinished) -> None:
         rec = event.record
         for a in rec.tried_targets:
-            self.attempts.labels(a.target, str(a.status) if a.status is not None else "error").inc()
+            key = (a.target, str(a.status) if a.status is not None else "error")
+            tried = self._attempts.get(key)
+            if tried is None:
+                tried = self._attempts[key] = self.attempts.labels(*key)
+            tried.inc()
         moved = fallbacks(rec)
         if moved:
             self.fallbacks.inc(moved)
@@ -140,22 +147,33 @@ class Metrics:
             # Kong's metrics are of chat calls that reached a provider: count_tokens generates nothing, and a
             # call the gateway answered itself (refused at the door, bad body, over budget) reached none
             return
-        labels = kong_labels(rec)
-        self.requests.labels(*labels).inc()
+        c = self._children.get(labels := kong_labels(rec))
+        if c is None:  # prometheus_client's labels() validates and locks: looked up once per label set
+            c = self._children[labels] = _Children(
+                self.requests.labels(*labels),
+                self.cost.labels(*labels),
+                self.tokens.labels(*labels, "prompt_tokens"),
+                self.tokens.labels(*labels, "completion_tokens"),
+                self.tokens.labels(*labels, "total_tokens"),
+                self.latency.labels(*labels),
+                self.ttft.labels(*labels),
+                self.tpot.labels(*labels),
+            )
+        c.requests.inc()
         u = rec.usage
         if u.cost:  # as Kong: only a call that cost something
-            self.cost.labels(*labels).inc(u.cost)
+            c.cost.inc(u.cost)
         prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
         if prompt or u.output_tokens:
-            self.tokens.labels(*labels, "prompt_tokens").inc(prompt)
-            self.tokens.labels(*labels, "completion_tokens").inc(u.output_tokens)
-            self.tokens.labels(*labels, "total_tokens").inc(prompt + u.output_tokens)
+            c.prompt.inc(prompt)
+            c.completion.inc(u.output_tokens)
+            c.total.inc(prompt + u.output_tokens)
         if rec.llm_latency_ms is not None:
-            self.latency.labels(*labels).observe(rec.llm_latency_ms)
+            c.latency.observe(rec.llm_latency_ms)
         if u.time_to_first_token is not None:
-            self.ttft.labels(*labels).observe(u.time_to_first_token)
+            c.ttft.observe(u.time_to_first_token)
         if u.time_per_token is not None:
-            self.tpot.labels(*labels).observe(u.time_per_token)
+            c.tpot.observe(u.time_per_token)
 
     def _lost(self, event: RecordsLost) -> None:
         self.lost += event.count  # on the store's writer thread: one int, read whole by a scrape
@@ -163,6 +181,20 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Children:
+    """One Kong label set's series."""
+
+    requests: Counter
+    cost: Counter
+    prompt: Counter
+    completion: Counter
+    total: Counter
+    latency: Histogram
+    ttft: Histogram
+    tpot: Histogram
 
 
 class _Live(Collector):
