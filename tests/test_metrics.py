@@ -52,7 +52,7 @@ async def test_metrics_match_the_records_the_store_kept(tmp_path, fake, sa_json)
     svc = make_service(tmp_path, fake, sa_json)
     url = await svc.start()
     client = anthropic.AsyncAnthropic(base_url=url, api_key=TOKEN, max_retries=0)
-    ask = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    ask = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
     try:
         fake.script(Reply.text("one two three", prompt_tokens=1200))
         await client.messages.create(**ask)
