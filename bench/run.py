@@ -2,7 +2,7 @@
 
     python bench/run.py                 # gatewatch vs direct, every scenario (~4 minutes)
     python bench/run.py --peers         # also claude-code-router and LiteLLM, installed into bench/out/peers
-    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio: comma-separated)
+    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio, nometrics: comma-separated)
     python bench/run.py --quick         # fewer requests, for a smoke run
 
 Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
@@ -107,6 +107,7 @@ class Standin:
 class Gatewatch:
     name = "gatewatch"
     loop = ""  # the default: uvloop where installed (proxy/loop.py)
+    gateway = ""  # more [gateway] settings
 
     def __init__(self, standin: Standin, tmp: Path):
         self.port = free_port()
@@ -114,6 +115,7 @@ class Gatewatch:
         cfg.write_text(f"""
 [gateway]
 port = {self.port}
+{self.gateway}
 [[targets]]
 name = "bench"
 provider = "gemini"
@@ -156,6 +158,14 @@ class GatewatchAsyncio(Gatewatch):
 
     name = "gatewatch-asyncio"
     loop = "asyncio"
+
+
+class GatewatchNoMetrics(Gatewatch):
+    """The same gateway with `gateway.metrics = false`, to see what counting for /metrics costs
+    (`--peers nometrics`; the ratio printed is metrics on ÷ off)."""
+
+    name = "gatewatch-nometrics"
+    gateway = "metrics = false"
 
 
 class ClaudeCodeRouter:
@@ -367,7 +377,12 @@ SCENARIOS = [
     ("c50 oneshot", 50, 2000, False, 0.0, 20),
     ("c50 stream", 50, 1500, True, 0.0, 20),
 ]
-PEERS = {"ccr": ClaudeCodeRouter, "litellm": LiteLLM, "asyncio": GatewatchAsyncio}
+PEERS = {
+    "ccr": ClaudeCodeRouter,
+    "litellm": LiteLLM,
+    "asyncio": GatewatchAsyncio,
+    "nometrics": GatewatchNoMetrics,
+}
 
 
 def ratios(results: list[dict]) -> None:
@@ -391,7 +406,8 @@ def main() -> None:
         nargs="?",
         const="ccr,litellm",
         default="",
-        help="also run these peers (comma-separated: ccr, litellm; bare --peers runs both)",
+        help="also run these peers (comma-separated: ccr, litellm, asyncio, nometrics; bare --peers runs ccr and "
+        "litellm)",
     )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")

@@ -96,6 +96,13 @@ class Budget:
     def session_spend(self, session_id: str) -> float:
         return self._session(session_id).spend
 
+    def known_spend(self) -> dict[str, float]:
+        """Today's spend as far as it is known without asking the store (for `/metrics`): empty before the
+        first call read it, 0 once the day it was read is over."""
+        if self._daily is None:
+            return {}
+        return {"daily": self._daily.spend if self._day == day_of(time.time()) else 0.0}
+
     # -- the brake -----------------------------------------------------------------------------------------
     def check(self, session_id: str | None, started_at: float | None = None) -> None:
         """Before a call (started at `started_at`) goes upstream: raise the refusal when a cap is reached;

@@ -62,6 +62,9 @@ class GatewaySettings(_Strict):
     refused_records_per_s: float = Field(20, gt=0)
     """Refused calls (401, 403, 415) are recorded, their headers cut short, up to this rate; past it they are
     only counted (in /health and the store's stats)."""
+    metrics: bool = True
+    """Serve `GET /metrics` (Prometheus text format, behind auth_token when one is set); false: no route and
+    no counting."""
 
     @field_validator("auth_token", mode="before")
     @classmethod

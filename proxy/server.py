@@ -20,6 +20,7 @@ from .events import Bus, CallFinished, CallStarted
 from .exchange import Exchange
 from .feed import EventFeed
 from .log import log
+from .metrics import CONTENT_TYPE, Metrics
 from .protocol import ConnectionStats, Limits, Runner
 from .record import Record
 from .recorder import Call, new_id
@@ -65,6 +66,18 @@ class Gateway:
         """records the store would not take (counted as lost; the store says why in its log)"""
         self.feed = EventFeed(self)
         """`GET /gatewatch` and `/gatewatch/events`: what an attached console watches"""
+        self.metrics = (
+            Metrics(
+                self.bus,
+                in_flight=lambda: len(self.in_flight),
+                unrecorded=lambda: self.unrecorded,
+                targets=self.router.health,
+                spend=lambda: self.budget.known_spend() if self.budget is not None else {},
+            )
+            if config.gateway.metrics
+            else None
+        )
+        """`GET /metrics`: Prometheus counters fed by the bus (None: `gateway.metrics = false`)"""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.gateway.max_body_bytes)
@@ -109,6 +122,11 @@ class Gateway:
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
             return web.json_response(self.health())
+        if path == "/metrics" and method == "GET" and self.metrics is not None:
+            if not messages.authorized(self.config.gateway.auth_token, request.headers):
+                err = GatewayError(401, "this gateway requires its token", "authentication_error")
+                return messages.error_response(err, "")
+            return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
         if method == "GET" and (models := models_api.PATH.match(path)) is not None:
             return self.models(request, models.group("id"))
         if m is None:
@@ -300,3 +318,5 @@ async def stop(gateway: Gateway, runner: web.AppRunner) -> None:
         await site.stop()
     await gateway.drain(gateway.config.gateway.shutdown_grace)
     await runner.cleanup()
+    if gateway.metrics is not None:  # off the bus: a bus outlives its gateway (the store's, in a Service)
+        gateway.metrics.close()
