@@ -318,5 +318,8 @@ async def stop(gateway: Gateway, runner: web.AppRunner) -> None:
         await site.stop()
     await gateway.drain(gateway.config.gateway.shutdown_grace)
     await runner.cleanup()
-    if gateway.metrics is not None:  # off the bus: a bus outlives its gateway (the store's, in a Service)
+    # the gateway's subscribers leave the bus: a bus outlives its gateway (the store's, in a Service)
+    if gateway.metrics is not None:
         gateway.metrics.close()
+    if gateway.budget is not None:
+        gateway.budget.close()

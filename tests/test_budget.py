@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from proxy import config as cfg
-from proxy.events import BudgetCrossed
+from proxy.events import BudgetCrossed, CallFinished
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
@@ -76,6 +76,8 @@ async def test_a_session_budget_warns_then_refuses_and_the_refusal_is_recorded(t
 async def test_a_daily_budget_counts_every_session_of_the_day(tmp_path, fake, sa_json):
     svc = make_service(tmp_path, fake, sa_json, daily_usd=0.25)
     url = await svc.start()
+    assert svc.gateway is not None and svc.gateway.budget is not None
+    budget = svc.gateway.budget
     try:
         fake.script(Reply.text("one", prompt_tokens=MILLION))
         assert (await send(url))[0] == 200
@@ -84,6 +86,8 @@ async def test_a_daily_budget_counts_every_session_of_the_day(tmp_path, fake, sa
         assert "today's spend $0.30" in body["error"]["message"]
     finally:
         await svc.stop()
+    # a stopped gateway's budget leaves the bus, which outlives it (the store's)
+    assert budget._finished not in svc.bus._subs.get(CallFinished, ())
 
 
 def test_a_budget_must_be_positive():
