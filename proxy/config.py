@@ -224,6 +224,25 @@ class LogSettings(_Strict):
     """Also append each record, in Kong file-log format, to this file."""
 
 
+class OtelSettings(_Strict):
+    """OpenTelemetry GenAI export (`gatewatch[otel]`); the standard `OTEL_*` variables fill what is unset here."""
+
+    enabled: bool | None = None
+    """true: export (an error at start when the extra is missing); false: never; unset: export when
+    OTEL_EXPORTER_OTLP_ENDPOINT (or its _TRACES_ variant) is set and the extra is installed."""
+    endpoint: str | None = None
+    """The collector's OTLP/HTTP base URL (e.g. "http://127.0.0.1:4318"); else OTEL_EXPORTER_OTLP_ENDPOINT."""
+    headers: dict[str, str] = {}
+    """Headers sent to the collector (its own credential, say); else OTEL_EXPORTER_OTLP_HEADERS."""
+    capture_content: bool | None = None
+    """Put prompts and answers on the spans (needs `gateway.log_payloads`); else
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true; off by default."""
+    max_queue_size: int = Field(2048, ge=1)
+    """Spans waiting for the exporter beyond this are dropped and counted, never waited for."""
+    metrics_interval: float | None = Field(None, gt=0)
+    """Seconds between metric exports; else OTEL_METRIC_EXPORT_INTERVAL (ms), else 60."""
+
+
 class Config(_Strict):
     gateway: GatewaySettings = GatewaySettings()
     targets: list[TargetConfig] = []
@@ -232,6 +251,7 @@ class Config(_Strict):
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
     budget: BudgetSettings = BudgetSettings()
+    otel: OtelSettings = OtelSettings()
     source: str = "defaults"
     """Where this config came from (a path, or 'environment'); for messages."""
 
@@ -257,6 +277,7 @@ class Config(_Strict):
             for s in (t.api_key, t.service_account_json):
                 if s is not None and s.get_secret_value():
                     out.append(s.get_secret_value())
+        out += [v for v in self.otel.headers.values() if v]  # a collector's own credential
         return out
 
 

@@ -77,6 +77,10 @@ class Attempt(BaseModel):
     status: int | None = None
     error: str | None = None
     latency_ms: float | None = None
+    started_ms: float | None = None
+    """ms after the call's arrival that this attempt began (its span's start)"""
+    response_id: str | None = None
+    """the upstream's own id of its answer (Gemini's `responseId`)"""
 
 
 class Usage(BaseModel):
@@ -121,6 +125,8 @@ class Record(BaseModel):
     latency_ms: float | None = None
     llm_latency_ms: float | None = None
     stop_reason: str | None = None
+    response_id: str | None = None
+    """the id of the message the client received (`msg_…`)"""
     error_type: str | None = None
     error_message: str | None = None
     cancelled: bool = False

@@ -56,6 +56,8 @@ class Call:
         self.chunks = 0
         self._progressed = float("-inf")
         self._attempt: Attempt | None = None
+        self._upstream_id = False
+        """the current attempt's upstream answer id was looked for"""
         self._events: list[Event] | None = [] if keep_payloads else None
         self._upstream_chunks: list[dict[str, Any]] | None = [] if keep_payloads else None
 
@@ -111,7 +113,9 @@ class Call:
         )
         self.record.tried_targets.append(a)
         self._attempt = a
+        self._upstream_id = False
         a0 = time.perf_counter()
+        a.started_ms = (a0 - self.t0) * 1000
         try:
             yield a
         except GatewayError as err:
@@ -153,8 +157,17 @@ class Call:
             self.record.upstream_request = payload
 
     def upstream_response(self, payload: Any) -> None:
+        if isinstance(payload, dict) and not self._upstream_id:
+            self._answer_id(payload)
         if self.keep:
             self.record.upstream_response = payload
+
+    def _answer_id(self, answer: Mapping[str, Any]) -> None:
+        """The upstream's id of its answer, from its first chunk (or its one response)."""
+        self._upstream_id = True
+        rid = answer.get("responseId") or answer.get("id")
+        if self._attempt is not None and isinstance(rid, str):
+            self._attempt.response_id = rid
 
     # -- answering ---------------------------------------------------------------------------------------------
     def responding(self) -> None:
@@ -172,6 +185,8 @@ class Call:
     def chunk(self, chunk: dict[str, Any] | None = None) -> None:
         """An upstream stream chunk arrived (a parsed Gemini chunk is kept with the payloads)."""
         self.chunks += 1
+        if chunk is not None and not self._upstream_id:
+            self._answer_id(chunk)
         if chunk is not None and self._upstream_chunks is not None:
             self._upstream_chunks.append(chunk)
         if self.bus.wants(CallProgressed):
@@ -230,6 +245,7 @@ class Call:
         r = self.record
         content = msg.get("content") or []
         r.stop_reason = msg.get("stop_reason")
+        r.response_id = msg.get("id") or r.response_id
         r.tools_used = [b["name"] for b in content if b.get("type") == "tool_use"]
         r.spawned = [
             str((b.get("input") or {}).get("prompt") or "")[:SPAWN_PROMPT_CHARS]

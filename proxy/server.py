@@ -78,6 +78,8 @@ class Gateway:
             else None
         )
         """`GET /metrics`: Prometheus counters fed by the bus (None: `gateway.metrics = false`)"""
+        self.reports: dict[str, Callable[[], Any]] = {}
+        """other parts' figures in `/health`, by name (the OpenTelemetry export's `otel`)"""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.gateway.max_body_bytes)
@@ -168,6 +170,7 @@ class Gateway:
                 "rejected_by_parser": self.connections.rejected,
             },
             "unrecorded": self.unrecorded,
+            **{name: report() for name, report in self.reports.items()},
             "targets": [
                 {"name": p.name, "provider": p.kind, "model": p.model, "host": p.where()[2], **states[p.name]}
                 for p in self.providers

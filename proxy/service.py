@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from . import loop as loops
+from . import otel
 from .budget import Budget
 from .config import Config, ConfigError
 from .credentials import Check, all_refused, check_all
@@ -64,6 +66,8 @@ class Service:
         self._store_open = False
         self.checks: list[Check] = []
         """each target's credential check at start (ok / refused / unchecked, and what was seen)"""
+        self.telemetry: otel.Telemetry | None = None
+        """the OpenTelemetry export (`[otel]`, or OTEL_EXPORTER_OTLP_ENDPOINT with the extra installed)"""
 
     async def open_store(self) -> None:
         """Become the store's writer. It may replay a crashed writer's journal, so it runs off the loop."""
@@ -86,6 +90,10 @@ class Service:
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
         gateway.feed.store = str(self.store.path.resolve())  # an attached console reads the same history
+        try:
+            export = otel.plan(self.config.otel, os.environ)
+        except otel.OtelUnavailable as exc:
+            raise ServiceError(str(exc), 2) from None
         # every credential checked before a client can call: a refused one is said now, not in its retries
         self.checks = await check_all(gateway.providers)
         for c in self.checks:
@@ -104,6 +112,11 @@ class Service:
                 f"cannot listen on {g.host}:{g.port}: {exc.strerror}. Another gatewatch (or another program) "
                 f"holds the port: stop it, or start with --port {g.port + 1}."
             ) from None
+        if export is not None:  # no await since listening began: no call can finish before it subscribes
+            self.telemetry = otel.Telemetry(self.bus, export)
+            gateway.reports["otel"] = self.telemetry.report
+            if gateway.metrics is not None:
+                gateway.metrics.registry.register(self.telemetry.collector())
         self.gateway = gateway
         self.url = f"http://{g.host}:{port}"
         self.listening_since = time.time()
@@ -125,6 +138,9 @@ class Service:
                 await stop(self.gateway, runner)
             else:
                 await runner.cleanup()
+        if self.telemetry is not None:
+            telemetry, self.telemetry = self.telemetry, None
+            await asyncio.to_thread(telemetry.close)  # bounded: a collector that is down costs CLOSE_WAIT_S
         if self._store_open:
             self._store_open = False
             await asyncio.to_thread(self.store.close)

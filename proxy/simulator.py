@@ -406,6 +406,7 @@ class GeminiSimulator:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
         pieces = self._split(reply.parts, reply.chunks)
+        rid = secrets.token_hex(8)  # every chunk of one answer carries its id, as Gemini's do
         for i, parts in enumerate(pieces):
             if reply.stall_after is not None and i >= reply.stall_after:
                 await asyncio.sleep(3600)
@@ -415,6 +416,7 @@ class GeminiSimulator:
             chunk: dict[str, Any] = {
                 "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
                 "modelVersion": model,
+                "responseId": rid,
             }
             chunk["usageMetadata"] = usage if last else {"promptTokenCount": usage.get("promptTokenCount", 0)}
             if last and reply.finish:

@@ -1,0 +1,516 @@
+"""OpenTelemetry GenAI export (`gatewatch[otel]`): each finished call as spans and metrics over OTLP/HTTP.
+
+A subscriber of the bus, like `metrics.py`: on `CallFinished` the record becomes one `chat` span (the inbound
+call, kind SERVER) with a child span per upstream attempt (`generate_content` for Gemini, `chat` for an
+Anthropic upstream; kind CLIENT, as the GenAI conventions want inference spans), timed with the call's own
+clocks, and three histograms (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
+`gen_ai.client.operation.time_to_first_chunk`). Names and values are those of the GenAI semantic conventions
+as released in `opentelemetry-semantic-conventions` (0.66b2: `gen_ai.provider.name`, `gen_ai.usage.*`).
+
+Exporting never slows a call: spans wait in the SDK's batch processor and leave on its thread. At most
+`max_queue_size` spans wait; past that, and for every span a failed export took with it (a collector that is
+down), spans are dropped and counted (`dropped`, shown in `/health` and `/metrics`). Prompts and answers go on
+the spans only when asked for; headers never do, so no token, key or credential can.
+
+The SDK is imported only here and only when export is on: the gateway runs without the extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .config import OtelSettings
+from .events import Bus, CallFinished
+from .record import Attempt, Record
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+log = logging.getLogger("gatewatch")
+
+EXTRA_MISSING = (
+    "[otel] export is configured but OpenTelemetry is not installed: pip install 'gatewatch[otel]' "
+    "(opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http), or set [otel] enabled = false"
+)
+PROVIDERS = {
+    "vertex": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "anthropic": "anthropic",
+    "vertex-anthropic": "gcp.vertex_ai",
+}
+"""our provider kinds as `gen_ai.provider.name` values"""
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+"""the bucket boundaries the GenAI conventions advise for these histograms"""
+CLOSE_WAIT_S = 5.0
+"""On stop, queued spans get this long to reach the collector; then the exporter gives up (counted)."""
+
+
+class OtelUnavailable(Exception):
+    """Export is configured but the extra is not installed."""
+
+
+def installed() -> bool:
+    """Whether the extra's packages can be imported (looked up, not imported)."""
+    try:
+        return all(
+            importlib.util.find_spec(m) is not None
+            for m in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+        )
+    except ModuleNotFoundError:  # no `opentelemetry` package at all
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Export settings resolved from `[otel]` and the environment."""
+
+    traces_endpoint: str | None
+    """None: the exporter's own resolution (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, else localhost:4318)"""
+    metrics_endpoint: str | None
+    headers: dict[str, str] | None
+    capture_content: bool
+    max_queue_size: int
+    metrics_interval_ms: float
+
+
+def plan(settings: OtelSettings, env: Mapping[str, str]) -> Plan | None:
+    """Whether to export, and where; None: no export. Raises OtelUnavailable when `[otel]` asks for export
+    and the extra is missing (the environment alone only warns: it may be meant for another program)."""
+    if settings.enabled is False or env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    from_env = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    configured = settings.enabled is True or bool(settings.endpoint)
+    if not (configured or from_env):
+        return None
+    if not installed():
+        if configured:
+            raise OtelUnavailable(EXTRA_MISSING)
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but gatewatch[otel] is not installed: no export")
+        return None
+    base = settings.endpoint.rstrip("/") if settings.endpoint else None
+    capture = settings.capture_content
+    if capture is None:
+        capture = env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower() == "true"
+    interval = settings.metrics_interval * 1000 if settings.metrics_interval else None
+    if interval is None:
+        try:
+            interval = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", "") or 60000)
+        except ValueError:
+            interval = 60000.0
+    return Plan(
+        traces_endpoint=f"{base}/v1/traces" if base else None,
+        metrics_endpoint=f"{base}/v1/metrics" if base else None,
+        headers=dict(settings.headers) or None,
+        capture_content=capture,
+        max_queue_size=settings.max_queue_size,
+        metrics_interval_ms=interval,
+    )
+
+
+class Counts:
+    """What became of the spans. Each field is written by one thread only (`made`/`gated` on the loop, the
+    others on the exporter's thread), so reading them needs no lock."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.gated = 0
+        """dropped before the queue: `max_queue_size` spans were already waiting"""
+        self.exported = 0
+        self.failed = 0
+        """dropped by an export that failed (collector down, refused, timed out)"""
+        self.metric_exports_failed = 0
+        self.down = False
+
+    @property
+    def dropped(self) -> int:
+        return self.gated + self.failed
+
+    @property
+    def waiting(self) -> int:
+        return self.made - self.exported - self.failed
+
+    def report(self) -> dict[str, int]:
+        return {
+            "exported": self.exported,
+            "dropped": self.dropped,
+            "metric_exports_failed": self.metric_exports_failed,
+        }
+
+
+class Telemetry:
+    """The export of one gateway: its own tracer and meter providers (never the global ones: a process may
+    run several gateways), fed by `CallFinished` on `bus`."""
+
+    def __init__(self, bus: Bus, p: Plan) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.plan = p
+        self.counts = Counts()
+        span_exporter, metric_exporter = _exporters(p, self.counts)
+        self._span_exporter = span_exporter
+        resource = _resource()
+        self.tracer_provider: TracerProvider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        # the SDK's own queue is larger than ours (which counts the batch being exported): ours drops first, counted
+        self.tracer_provider.add_span_processor(
+            BatchSpanProcessor(
+                span_exporter,
+                max_queue_size=p.max_queue_size + 64,
+                max_export_batch_size=min(512, p.max_queue_size),
+            )
+        )
+        reader = PeriodicExportingMetricReader(metric_exporter, export_interval_millis=p.metrics_interval_ms)
+        self.meter_provider: MeterProvider = MeterProvider(
+            resource=resource, metric_readers=[reader], shutdown_on_exit=False
+        )
+        self.tracer = self.tracer_provider.get_tracer("gatewatch")
+        meter = self.meter_provider.get_meter("gatewatch")
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            description="Time to receive the first chunk of a streamed answer.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._propagator = TraceContextTextMapPropagator()
+        self._unsubscribe = bus.subscribe(CallFinished, self.finished)
+
+    # -- a finished call ---------------------------------------------------------------------------------------
+    def finished(self, event: CallFinished) -> None:
+        rec = event.record
+        if rec.kind != "messages":
+            return  # count_tokens generates nothing: no GenAI operation to report
+        self._metrics(rec)
+        spans = 1 + len(rec.tried_targets)
+        if self.counts.waiting + spans > self.plan.max_queue_size:
+            self.counts.gated += spans  # the exporter is behind (or the collector down): never wait for it
+            return
+        self.counts.made += spans
+        self._spans(rec)
+
+    def _spans(self, rec: Record) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+        start = int(rec.started_at * 1e9)
+        end = int((rec.ended_at or rec.started_at) * 1e9)
+        parent = (
+            self._propagator.extract(rec.request_headers) if "traceparent" in rec.request_headers else None
+        )
+        attrs = chat_attributes(rec)
+        if self.plan.capture_content:
+            attrs.update(content_attributes(rec))
+        call = self.tracer.start_span(
+            f"chat {rec.request_model}".strip(), parent, SpanKind.SERVER, attrs, start_time=start
+        )
+        if "error.type" in attrs:
+            call.set_status(Status(StatusCode.ERROR, rec.error_message or None))
+        inner = set_span_in_context(call)
+        for i, a in enumerate(rec.tried_targets):
+            a_attrs = attempt_attributes(
+                rec, a, answering=i == len(rec.tried_targets) - 1 and rec.status == 200
+            )
+            a_start = start + int((a.started_ms or 0) * 1e6)
+            span = self.tracer.start_span(
+                f"{a_attrs['gen_ai.operation.name']} {a.model}",
+                inner,
+                SpanKind.CLIENT,
+                a_attrs,
+                start_time=a_start,
+            )
+            if "error.type" in a_attrs:
+                span.set_status(Status(StatusCode.ERROR, a.error or None))
+            span.end(a_start + int((a.latency_ms or 0) * 1e6))
+        call.end(end)
+
+    def _metrics(self, rec: Record) -> None:
+        if not rec.tried_targets:
+            return  # answered by the gateway itself (refused, bad body, over budget): no GenAI operation
+        last = rec.tried_targets[-1]
+        attrs: dict[str, str | int] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": PROVIDERS.get(last.provider, last.provider),
+            "gen_ai.request.model": rec.request_model,
+            "server.address": last.host,
+            "server.port": last.port,
+        }
+        if rec.response_model:
+            attrs["gen_ai.response.model"] = rec.response_model
+        error = call_error(rec)
+        if error:
+            attrs["error.type"] = error
+        if rec.latency_ms is not None:
+            self.duration.record(rec.latency_ms / 1000, attrs)
+        u = rec.usage
+        prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+        if prompt or u.output_tokens:
+            self.tokens.record(prompt, {**attrs, "gen_ai.token.type": "input"})
+            self.tokens.record(u.output_tokens, {**attrs, "gen_ai.token.type": "output"})
+        if rec.request_mode == "stream" and u.time_to_first_token is not None:
+            self.first_chunk.record(u.time_to_first_token / 1000, attrs)
+
+    # -- what /health and /metrics show ------------------------------------------------------------------------
+    def report(self) -> dict[str, int]:
+        return self.counts.report()
+
+    def collector(self) -> Collector:
+        return _Counters(self.counts)
+
+    # -- the end -----------------------------------------------------------------------------------------------
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Export what waits now (blocking: call it off the loop)."""
+        self.tracer_provider.force_flush(int(timeout_s * 1000))
+        self.meter_provider.force_flush(int(timeout_s * 1000))
+
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Leave the bus, export what waits for up to `wait_s`, then give up on the rest (counted as dropped).
+        Blocking: call it off the loop."""
+        self._unsubscribe()
+        done = threading.Event()
+
+        def shutdown() -> None:
+            try:
+                self.tracer_provider.shutdown()
+                self.meter_provider.shutdown(timeout_millis=wait_s * 1000)
+            finally:
+                done.set()
+
+        threading.Thread(target=shutdown, name="gatewatch-otel-close", daemon=True).start()
+        if not done.wait(wait_s):
+            self._span_exporter.shutdown()  # ends the exporter's retries: what is left fails at once, counted
+            done.wait(wait_s)
+
+
+def _resource() -> Any:
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+    detected = OTELResourceDetector().detect()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+    ours = {"service.name": "gatewatch"} if "service.name" not in detected.attributes else {}
+    return Resource.create(ours)
+
+
+def _exporters(p: Plan, counts: Counts) -> tuple[Any, Any]:
+    """The OTLP/HTTP exporters, counting what they deliver and what they lose. The SDK logs every failed
+    export; we say once that the collector is down, and once that it is back."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    for name in ("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def outcome(ok: bool) -> None:
+        if not ok and not counts.down:
+            log.warning(
+                "otel: the collector did not take an export; spans are dropped and counted until it does"
+            )
+        elif ok and counts.down:
+            log.warning("otel: the collector takes exports again")
+        counts.down = not ok
+
+    class Spans(OTLPSpanExporter):
+        closed = False
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            result = super().export(spans)
+            if result is SpanExportResult.SUCCESS:
+                counts.exported += len(spans)
+            else:
+                counts.failed += len(spans)
+            outcome(result is SpanExportResult.SUCCESS)
+            return result
+
+        def shutdown(self) -> None:
+            if not self.closed:  # both `close` and the processor may ask
+                self.closed = True
+                super().shutdown()  # type: ignore[no-untyped-call]
+
+    class Metrics(OTLPMetricExporter):
+        def export(
+            self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            result = super().export(metrics_data, timeout_millis, **kwargs)
+            if result is not MetricExportResult.SUCCESS:
+                counts.metric_exports_failed += 1
+            return result
+
+    return (
+        Spans(endpoint=p.traces_endpoint, headers=p.headers),
+        Metrics(endpoint=p.metrics_endpoint, headers=p.headers),
+    )
+
+
+# -- attributes: pure functions of the record ------------------------------------------------------------------
+def call_error(rec: Record) -> str | None:
+    """`error.type` of a call: Anthropic's error type, `cancelled`, or None when it was answered."""
+    if rec.cancelled:
+        return "cancelled"
+    if rec.error_type or (rec.status is not None and rec.status >= 400):
+        return rec.error_type or str(rec.status)
+    return None
+
+
+def chat_attributes(rec: Record) -> dict[str, Any]:
+    """The inbound call's span: what was asked, who answered, what it cost in tokens."""
+    out: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": rec.request_model}
+    if rec.provider:
+        out["gen_ai.provider.name"] = PROVIDERS.get(rec.provider, rec.provider)
+    if rec.response_model and rec.tried_targets:
+        out["gen_ai.response.model"] = rec.response_model
+    if rec.response_id:
+        out["gen_ai.response.id"] = rec.response_id
+    if rec.stop_reason:
+        out["gen_ai.response.finish_reasons"] = [rec.stop_reason]
+    if rec.session_id:
+        out["gen_ai.conversation.id"] = rec.session_id
+    out.update(usage_attributes(rec))
+    if rec.request_mode == "stream" and rec.usage.time_to_first_token is not None:
+        out["gen_ai.response.time_to_first_chunk"] = rec.usage.time_to_first_token / 1000
+    error = call_error(rec)
+    if error:
+        out["error.type"] = error
+    return out
+
+
+def usage_attributes(rec: Record) -> dict[str, int]:
+    u = rec.usage
+    if not (u.input_tokens or u.output_tokens or u.cache_read_tokens or u.cache_creation_tokens):
+        return {}
+    out = {
+        # the conventions count cached tokens in input_tokens (Anthropic's own input_tokens leaves them out)
+        "gen_ai.usage.input_tokens": u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens,
+        "gen_ai.usage.output_tokens": u.output_tokens,
+        "gen_ai.usage.cache_read.input_tokens": u.cache_read_tokens,
+    }
+    if u.cache_creation_tokens:
+        out["gen_ai.usage.cache_creation.input_tokens"] = u.cache_creation_tokens
+    return out
+
+
+def attempt_attributes(rec: Record, a: Attempt, answering: bool) -> dict[str, Any]:
+    """One upstream attempt's span; the answering one carries the answer's model, id and usage."""
+    gemini = a.provider in ("vertex", "gemini")
+    out: dict[str, Any] = {
+        "gen_ai.operation.name": "generate_content" if gemini else "chat",
+        "gen_ai.provider.name": PROVIDERS.get(a.provider, a.provider),
+        "gen_ai.request.model": a.model,
+        "server.address": a.host,
+        "server.port": a.port,
+    }
+    if rec.session_id:
+        out["gen_ai.conversation.id"] = rec.session_id
+    rid = a.response_id or (rec.response_id if answering and not gemini else None)
+    if rid:
+        out["gen_ai.response.id"] = rid
+    if answering:
+        if rec.response_model:
+            out["gen_ai.response.model"] = rec.response_model
+        out.update(usage_attributes(rec))
+    if a.error is not None or (a.status is not None and a.status >= 400):
+        out["error.type"] = str(a.status) if a.status and a.status >= 400 else "_OTHER"
+    elif answering and call_error(rec):
+        out["error.type"] = call_error(rec)  # failed after the answer began (cut off, cancelled)
+    return out
+
+
+def content_attributes(rec: Record) -> dict[str, str]:
+    """Prompt and answer in the conventions' message shape (only when captured: `capture_content`, and only
+    what the record kept under `log_payloads`). The request body holds no credential: those travel in headers."""
+    import orjson
+
+    out: dict[str, str] = {}
+    body = rec.client_request if isinstance(rec.client_request, dict) else {}
+    system = body.get("system")
+    if system:
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        out["gen_ai.system_instructions"] = orjson.dumps(_parts(blocks)).decode()
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        out["gen_ai.input.messages"] = orjson.dumps(
+            [
+                {"role": m.get("role"), "parts": _parts(m.get("content"))}
+                for m in messages
+                if isinstance(m, dict)
+            ]
+        ).decode()
+    if isinstance(rec.response, dict) and rec.response.get("type") == "message":
+        answer = {
+            "role": "assistant",
+            "parts": _parts(rec.response.get("content")),
+            "finish_reason": rec.stop_reason,
+        }
+        out["gen_ai.output.messages"] = orjson.dumps([answer]).decode()
+    return out
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    for b in content if isinstance(content, list) else []:
+        if not isinstance(b, dict):
+            continue
+        kind = b.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "content": b.get("text", "")})
+        elif kind == "thinking":
+            parts.append({"type": "reasoning", "content": b.get("thinking", "")})
+        elif kind == "tool_use":
+            parts.append(
+                {"type": "tool_call", "id": b.get("id"), "name": b.get("name"), "arguments": b.get("input")}
+            )
+        elif kind == "tool_result":
+            parts.append(
+                {"type": "tool_call_response", "id": b.get("tool_use_id"), "response": b.get("content")}
+            )
+        else:
+            parts.append({"type": str(kind)})  # images, documents: their kind, not their bytes
+    return parts
+
+
+class _Counters(Collector):
+    """gatewatch's own counters of the export, in `/metrics`."""
+
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        c = self.counts
+        yield CounterMetricFamily(
+            "gatewatch_otel_spans_exported", "Spans the OpenTelemetry collector took", value=c.exported
+        )
+        yield CounterMetricFamily(
+            "gatewatch_otel_spans_dropped",
+            "Spans dropped: the export queue was full, or the collector did not take them",
+            value=c.dropped,
+        )
+        yield CounterMetricFamily(
+            "gatewatch_otel_metric_exports_failed",
+            "Metric exports the OpenTelemetry collector did not take",
+            value=c.metric_exports_failed,
+        )
