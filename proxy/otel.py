@@ -162,6 +162,7 @@ class Telemetry:
         self.counts = Counts()
         span_exporter, metric_exporter = _exporters(p, self.counts)
         self._span_exporter = span_exporter
+        self._metric_exporter = metric_exporter
         resource = _resource()
         self.tracer_provider: TracerProvider = TracerProvider(resource=resource, shutdown_on_exit=False)
         # the SDK's own queue is larger than ours (which counts the batch being exported): ours drops first, counted
@@ -300,7 +301,9 @@ class Telemetry:
 
         threading.Thread(target=shutdown, name="gatewatch-otel-close", daemon=True).start()
         if not done.wait(wait_s):
-            self._span_exporter.shutdown()  # ends the exporter's retries: what is left fails at once, counted
+            # ends the exporters' retries: what is left fails at once (the spans counted as dropped)
+            self._span_exporter.shutdown()
+            self._metric_exporter.shutdown()
             done.wait(wait_s)
 
 
