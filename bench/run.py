@@ -2,7 +2,7 @@
 
     python bench/run.py                 # gatewatch vs direct, every scenario (~4 minutes)
     python bench/run.py --peers         # also claude-code-router and LiteLLM, installed into bench/out/peers
-    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio, nometrics: comma-separated)
+    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio, nometrics, otel: comma-separated)
     python bench/run.py --quick         # fewer requests, for a smoke run
 
 Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
@@ -108,6 +108,7 @@ class Gatewatch:
     name = "gatewatch"
     loop = ""  # the default: uvloop where installed (proxy/loop.py)
     gateway = ""  # more [gateway] settings
+    sections = ""  # more config sections, after the target
 
     def __init__(self, standin: Standin, tmp: Path):
         self.port = free_port()
@@ -122,7 +123,7 @@ provider = "gemini"
 model = "gemini-2.5-flash"
 api_key = "bench-key"
 api_endpoint = "{standin.url}"
-""")
+{self.sections}""")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if self.loop:
             env["GATEWATCH_LOOP"] = self.loop
@@ -166,6 +167,39 @@ class GatewatchNoMetrics(Gatewatch):
 
     name = "gatewatch-nometrics"
     gateway = "metrics = false"
+
+
+class GatewatchOtel(Gatewatch):
+    """The same gateway exporting OpenTelemetry GenAI spans and metrics to a loopback OTLP/HTTP collector
+    (bench/otlp_sink.py, on the load generator's CPU), to see what the export costs (`--peers otel`; the ratio
+    printed is off ÷ on). Needs the otel extra."""
+
+    name = "gatewatch-otel"
+
+    def __init__(self, standin: Standin, tmp: Path):
+        sink_port = free_port()
+        self.sink = subprocess.Popen(
+            pinned([sys.executable, str(ROOT / "bench" / "otlp_sink.py"), "--port", str(sink_port)], 0),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.sink.stdout is not None
+        self.sink.stdout.readline()
+        # metrics every 5 s rather than the default 60, so a run's figures include their export
+        self.sections = f'[otel]\nendpoint = "http://127.0.0.1:{sink_port}"\nmetrics_interval = 5\n'
+        try:
+            super().__init__(standin, tmp)
+        except BaseException:
+            self.sink.terminate()
+            raise
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self.sink.terminate()
+            out, _ = self.sink.communicate(timeout=30)
+            print(f"  otlp sink took {out.strip()}", flush=True)
 
 
 class ClaudeCodeRouter:
@@ -382,6 +416,7 @@ PEERS = {
     "litellm": LiteLLM,
     "asyncio": GatewatchAsyncio,
     "nometrics": GatewatchNoMetrics,
+    "otel": GatewatchOtel,
 }
 
 
@@ -406,7 +441,7 @@ def main() -> None:
         nargs="?",
         const="ccr,litellm",
         default="",
-        help="also run these peers (comma-separated: ccr, litellm, asyncio, nometrics; bare --peers runs ccr and "
+        help="also run these peers (comma-separated: ccr, litellm, asyncio, nometrics, otel; bare --peers runs ccr and "
         "litellm)",
     )
     ap.add_argument("--quick", action="store_true")
