@@ -334,6 +334,8 @@ class Telemetry:
             self._span_exporter.shutdown()
             self._metric_exporter.shutdown()
             done.wait(wait_s)
+        if self.counts.waiting > 0:  # left in the queue when the exporter gave up
+            self.counts.failed += self.counts.waiting
 
 
 def _resource() -> Any:

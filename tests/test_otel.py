@@ -279,6 +279,28 @@ async def test_prompts_and_answers_go_on_the_span_only_when_opted_in(tmp_path, f
         assert secret.encode() not in blob
 
 
+async def test_a_call_that_carries_a_traceparent_joins_the_clients_trace(tmp_path, fake, sa_json, collector):
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    svc = make_service(tmp_path, fake, sa_json, {"endpoint": collector.url})
+    url = await svc.start()
+    c = client(url)
+    try:
+        fake.script(Reply.text("joined"))
+        await c.messages.create(**ASK, extra_headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+        fake.script(Reply.text("not sampled"))
+        await c.messages.create(**ASK, extra_headers={"traceparent": f"00-{'1' * 32}-{parent_id}-00"})
+        assert svc.telemetry is not None
+        await asyncio.to_thread(svc.telemetry.flush)
+    finally:
+        await c.close()
+        await svc.stop()
+    spans = collector.spans()
+    assert len(spans) == 2  # the unsampled trace's call sent none
+    (chat,) = [s for s, _ in spans if s.kind == Span.SPAN_KIND_SERVER]
+    assert chat.trace_id.hex() == trace_id and chat.parent_span_id.hex() == parent_id
+    assert all(s.trace_id == chat.trace_id for s, _ in spans)
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
