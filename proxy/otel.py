@@ -323,7 +323,7 @@ class Telemetry:
 
         def shutdown() -> None:
             try:
-                self.processor.shutdown()
+                self.processor.shutdown()  # type: ignore[no-untyped-call]
                 self.meter_provider.shutdown(timeout_millis=wait_s * 1000)
             finally:
                 done.set()
