@@ -256,6 +256,8 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
     )
     for line in check_lines(service.checks):
         print(line, flush=True)
+    if service.telemetry is not None:
+        print(f"otel:  spans and metrics to {service.telemetry.plan.where} (OTLP/HTTP)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

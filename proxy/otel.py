@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -81,6 +82,8 @@ class Plan:
     capture_content: bool
     max_queue_size: int
     metrics_interval_ms: float
+    where: str = ""
+    """the collector, for people (its address without any user:password)"""
 
 
 def plan(settings: OtelSettings, env: Mapping[str, str]) -> Plan | None:
@@ -114,7 +117,18 @@ def plan(settings: OtelSettings, env: Mapping[str, str]) -> Plan | None:
         capture_content=capture,
         max_queue_size=settings.max_queue_size,
         metrics_interval_ms=interval,
+        where=_host(
+            base
+            or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or "http://localhost:4318"
+        ),
     )
+
+
+def _host(url: str) -> str:
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname}" + (f":{u.port}" if u.port else "") if u.hostname else url
 
 
 class Counts:

@@ -353,7 +353,11 @@ def test_the_endpoint_variable_alone_turns_export_on_and_settings_can_turn_it_of
         {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"},
     )
     assert p is not None and p.traces_endpoint == "http://c:4318/v1/traces" and p.capture_content
-    assert p.metrics_endpoint == "http://c:4318/v1/metrics"
+    assert p.metrics_endpoint == "http://c:4318/v1/metrics" and p.where == "http://c:4318"
+    hidden = otel.plan(
+        OtelSettings(), {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://u:pw-0123456789@c.example/otlp"}
+    )
+    assert hidden is not None and hidden.where == "https://c.example"
 
 
 def test_a_collector_header_in_the_config_is_a_secret():
