@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -366,32 +368,64 @@ def test_a_collector_header_in_the_config_is_a_secret():
 
 
 WITHOUT_EXTRA = """
-import sys, importlib.abc
+import asyncio, importlib.abc, pathlib, sys, tempfile
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name == "opentelemetry" or name.startswith("opentelemetry."):
             raise ModuleNotFoundError(name)
 sys.meta_path.insert(0, Block())
-from proxy import otel, service, server
-from proxy.config import OtelSettings
-from proxy.events import CallFinished
-from proxy.record import Record
-assert not otel.installed()
-assert otel.plan(OtelSettings(), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) is None
-try:
-    otel.plan(OtelSettings(enabled=True), {})
-except otel.OtelUnavailable as exc:
-    print(exc)
-assert not [m for m in sys.modules if m.startswith("opentelemetry")]
+import aiohttp
+from proxy import config as cfg, otel
+from proxy.service import Service, ServiceError
+from proxy.store import Store
+
+target = {"name": "g", "provider": "gemini", "model": "gemini-2.5-flash", "api_key": "AIzaSy-unused-0123456789",
+          "api_endpoint": "http://127.0.0.1:9", "connect_timeout": 1}
+def service(**otel_settings):
+    raw = {"gateway": {"port": 0}, "targets": [target], "otel": otel_settings}
+    return Service(cfg.from_mapping(raw, "test"), Store(pathlib.Path(tempfile.mkdtemp()) / "g.db"))
+
+async def main():
+    assert not otel.installed()
+    # the variable alone: a warning, and the gateway serves (its upstream is unreachable: an Anthropic error)
+    svc = service()
+    url = await svc.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+            async with http.post(url + "/v1/messages", json=body) as r:
+                print("status", r.status, (await r.json())["type"])
+    finally:
+        await svc.stop()
+    # [otel] asked for: refused at start, saying what to install
+    svc = service(enabled=True)
+    try:
+        await svc.start()
+    except ServiceError as exc:
+        print("refused", exc.exit_code, exc)
+    finally:
+        await svc.stop()
+    assert not [m for m in sys.modules if m.startswith("opentelemetry")]
+
+asyncio.run(main())
 """
 
 
-def test_the_gateway_runs_without_the_extra_and_says_what_to_install_when_otel_is_configured():
+def test_the_gateway_runs_without_the_extra_and_says_what_to_install_when_otel_is_configured(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-c", WITHOUT_EXTRA], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", WITHOUT_EXTRA],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "HOME": str(tmp_path)},
     )
     assert out.returncode == 0, out.stderr
-    assert "pip install 'gatewatch[otel]'" in out.stdout
+    assert re.search(r"^status 5\d\d error$", out.stdout, re.M)  # the call answered in Anthropic's shape
+    assert (
+        "refused 2 [otel] export is configured but OpenTelemetry is not installed: pip install 'gatewatch[otel]'"
+        in out.stdout
+    )
     assert "OTEL_EXPORTER_OTLP_ENDPOINT is set but gatewatch[otel] is not installed" in out.stderr
 
 
