@@ -264,7 +264,7 @@ class Telemetry:
                 kind=SpanKind.SERVER,
                 status=Status(StatusCode.ERROR, rec.error_message) if "error.type" in attrs else Status(),
                 start_time=start,
-                end_time=int((rec.ended_at or rec.started_at) * 1e9),
+                end_time=start + int((rec.latency_ms or 0) * 1e6),  # the attempts' clock: they nest
                 instrumentation_scope=self.scope,
             )
         ]

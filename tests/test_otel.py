@@ -202,7 +202,8 @@ async def test_a_call_reaches_the_collector_as_genai_spans_with_the_records_figu
     assert "error.type" not in a
     # the span's clock is the call's own
     assert s.start_time_unix_nano == int(oneshot.started_at * 1e9)
-    assert s.end_time_unix_nano == int(oneshot.ended_at * 1e9)
+    assert s.end_time_unix_nano == int(oneshot.started_at * 1e9) + int(oneshot.latency_ms * 1e6)
+    assert abs(s.end_time_unix_nano - oneshot.ended_at * 1e9) < 5e6
     kids = sorted(
         [(k, ka) for k, ka in attempts if k.parent_span_id == s.span_id],
         key=lambda x: x[0].start_time_unix_nano,
@@ -335,7 +336,7 @@ async def test_a_collector_that_is_down_costs_the_calls_nothing_but_a_counter(tm
     # 8 calls of 2 spans each, at most 4 waiting: at least 12 dropped at once, the rest when exports fail
     assert health["otel"]["dropped"] >= 12 and health["otel"]["exported"] == 0
     found = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
-    assert found["gatewatch_otel_spans_dropped_total"] == health["otel"]["dropped"]
+    assert found["gatewatch_otel_spans_dropped_total"] >= health["otel"]["dropped"]  # read just after
     assert max(took) < 2.0  # no call waited on the exporter (its retries alone take seconds)
     assert stopped_in < otel.CLOSE_WAIT_S + 3  # and a stop gives up on the collector in bounded time
 
