@@ -282,6 +282,31 @@ async def test_prompts_and_answers_go_on_the_span_only_when_opted_in(tmp_path, f
         assert secret.encode() not in blob
 
 
+async def test_the_endpoint_variable_alone_sends_the_calls_to_the_collector(
+    tmp_path, fake, sa_json, collector, monkeypatch
+):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "gatewatch-team-a")
+    svc = make_service(tmp_path, fake, sa_json, {})  # no endpoint, no enabled: the variable decides
+    url = await svc.start()
+    c = client(url)
+    try:
+        fake.script(Reply.text("via the variable"))
+        await c.messages.create(**ASK)
+        assert svc.telemetry is not None
+        await asyncio.to_thread(svc.telemetry.flush)
+    finally:
+        await c.close()
+        await svc.stop()
+    assert len(collector.spans()) == 2
+    (resource,) = {
+        attributes(rs.resource.attributes)["service.name"]
+        for req in collector.traces
+        for rs in req.resource_spans
+    }
+    assert resource == "gatewatch-team-a"
+
+
 async def test_a_call_that_carries_a_traceparent_joins_the_clients_trace(tmp_path, fake, sa_json, collector):
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     svc = make_service(tmp_path, fake, sa_json, {"endpoint": collector.url})
