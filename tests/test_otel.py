@@ -183,6 +183,11 @@ async def test_a_call_reaches_the_collector_as_genai_spans_with_the_records_figu
     oneshot, streamed = records
     spans = collector.spans()
     assert collector.content_types == {"application/x-protobuf"}
+    assert {
+        attributes(rs.resource.attributes)["service.name"]
+        for req in collector.traces
+        for rs in req.resource_spans
+    } == {"gatewatch"}
     chats = [(s, a) for s, a in spans if s.kind == Span.SPAN_KIND_SERVER]
     attempts = [(s, a) for s, a in spans if s.kind == Span.SPAN_KIND_CLIENT]
     assert len(chats) == 2 and len(attempts) == 3
