@@ -4,9 +4,9 @@
 
 A Claude Code-sized record (one attempt, tokens, latencies, a session) is emitted on a bus with only the export
 subscribed, exporting to a loopback OTLP/HTTP collector (bench/otlp_sink.py, another process). Per round: N
-emits, then a flush; two figures: the emitting thread's CPU during the emits (what a call's event loop pays:
-the spans built and queued, the histograms recorded) and the whole process's CPU up to the end of the flush (adding the batch processor's
-encoding and the HTTP posts on the exporter's thread). `bench/run.py --peers otel` measures it end to end.
+emits, then a flush; two figures: the emitting thread's CPU during the emits (what a call's event loop pays: a
+put on the export's queue) and the whole process's CPU up to the end of the flush (the worker thread's metrics
+and spans, the batch processor's encoding and the HTTP posts). `bench/run.py --peers otel` measures it end to end.
 """
 
 from __future__ import annotations

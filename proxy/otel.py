@@ -7,10 +7,12 @@ clocks, and three histograms (`gen_ai.client.operation.duration`, `gen_ai.client
 `gen_ai.client.operation.time_to_first_chunk`). Names and values are those of the GenAI semantic conventions
 as released in `opentelemetry-semantic-conventions` (0.66b2: `gen_ai.provider.name`, `gen_ai.usage.*`).
 
-Exporting never slows a call: spans wait in the SDK's batch processor and leave on its thread. At most
-`max_queue_size` spans wait; past that, and for every span a failed export took with it (a collector that is
-down), spans are dropped and counted (`dropped`, shown in `/health` and `/metrics`). Prompts and answers go on
-the spans only when asked for; headers never do, so no token, key or credential can.
+Exporting never slows a call: the subscriber only puts the record on a queue (it runs before the call's last
+bytes leave); a worker thread records the metrics and builds the spans, which wait in the SDK's batch
+processor and leave on its thread. At most `max_queue_size` spans wait; past that, and for every span a failed
+export took with it (a collector that is down), spans are dropped and counted (`dropped`, shown in `/health`
+and `/metrics`). Prompts and answers go on the spans only when asked for; headers never do, so no token, key
+or credential can.
 
 The SDK is imported only here and only when export is on: the gateway runs without the extra.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import queue
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -132,8 +135,8 @@ def _host(url: str) -> str:
 
 
 class Counts:
-    """What became of the spans. Each field is written by one thread only (`made`/`gated` on the loop, the
-    others on the exporter's thread), so reading them needs no lock."""
+    """What became of the spans. Each field is written by one thread only (`made`/`gated` on the loop,
+    `skipped` on the worker, the others on the exporter's thread), so reading them needs no lock."""
 
     def __init__(self) -> None:
         self.made = 0
@@ -142,6 +145,8 @@ class Counts:
         self.exported = 0
         self.failed = 0
         """dropped by an export that failed (collector down, refused, timed out)"""
+        self.skipped = 0
+        """not exported on purpose: the client's trace is not sampled"""
         self.metric_exports_failed = 0
         self.down = False
 
@@ -151,7 +156,7 @@ class Counts:
 
     @property
     def waiting(self) -> int:
-        return self.made - self.exported - self.failed
+        return self.made - self.exported - self.failed - self.skipped
 
     def report(self) -> dict[str, int]:
         return {
@@ -215,21 +220,45 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self._propagator = TraceContextTextMapPropagator()
+        self._inbox: queue.SimpleQueue[tuple[Record, int] | threading.Event | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._work, name="gatewatch-otel", daemon=True)
+        self._worker.start()
         self._unsubscribe = bus.subscribe(CallFinished, self.finished)
 
     # -- a finished call ---------------------------------------------------------------------------------------
     def finished(self, event: CallFinished) -> None:
+        """On the loop, before the call's last bytes leave: only a put on the worker's queue."""
         rec = event.record
         if rec.kind != "messages":
             return  # count_tokens generates nothing: no GenAI operation to report
-        self._metrics(rec)
         spans = 1 + len(rec.tried_targets)
         if self.counts.waiting + spans > self.plan.max_queue_size:
             self.counts.gated += spans  # the exporter is behind (or the collector down): never wait for it
+            self._inbox.put((rec, 0))  # its metrics are still recorded
             return
-        self._spans(rec, spans)
+        self.counts.made += spans
+        self._inbox.put((rec, spans))
+
+    def _work(self) -> None:
+        """The worker: metrics and spans from each record, handed to the batch processor."""
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):  # a flush waits for what was put before it
+                item.set()
+                continue
+            rec, spans = item
+            try:
+                self._metrics(rec)
+                if spans:
+                    self._spans(rec, spans)
+            except Exception:  # a record we can't export must not end the export of the others
+                log.exception("otel: the export of %s failed", rec.id)
+                self.counts.skipped += spans
 
     def _spans(self, rec: Record, count: int) -> None:
+        """`count` spans (the call and its attempts) to the batch processor."""
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import (
             SpanContext,
@@ -246,6 +275,7 @@ class Telemetry:
             if not parent.is_valid:
                 parent = None
             elif not parent.trace_flags.sampled:
+                self.counts.skipped += count
                 return
         trace_id = parent.trace_id if parent is not None else random.getrandbits(128)
         flags = TraceFlags(TraceFlags.SAMPLED)
@@ -286,7 +316,6 @@ class Telemetry:
                     instrumentation_scope=self.scope,
                 )
             )
-        self.counts.made += count
         for span in spans:
             self.processor.on_end(span)
 
@@ -326,6 +355,9 @@ class Telemetry:
     # -- the end -----------------------------------------------------------------------------------------------
     def flush(self, timeout_s: float = 10.0) -> None:
         """Export what waits now (blocking: call it off the loop)."""
+        reached = threading.Event()
+        self._inbox.put(reached)
+        reached.wait(timeout_s)
         self.processor.force_flush(int(timeout_s * 1000))
         self.meter_provider.force_flush(int(timeout_s * 1000))
 
@@ -333,6 +365,8 @@ class Telemetry:
         """Leave the bus, export what waits for up to `wait_s`, then give up on the rest (counted as dropped).
         Blocking: call it off the loop."""
         self._unsubscribe()
+        self._inbox.put(None)
+        self._worker.join(wait_s)
         done = threading.Event()
 
         def shutdown() -> None:
