@@ -55,6 +55,8 @@ PROVIDERS = {
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 """the bucket boundaries the GenAI conventions advise for these histograms"""
+WORKER_NAP_S = 0.1
+"""the export worker's pause between bursts: what it costs is a few wake-ups a second, never per call"""
 CLOSE_WAIT_S = 5.0
 """On stop, queued spans get this long to reach the collector; then the exporter gives up (counted)."""
 
@@ -221,6 +223,8 @@ class Telemetry:
         )
         self._propagator = TraceContextTextMapPropagator()
         self._inbox: queue.SimpleQueue[tuple[Record, int] | threading.Event | None] = queue.SimpleQueue()
+        self._nap = threading.Event()
+        """set to cut the worker's nap short (a flush, the end)"""
         self._worker = threading.Thread(target=self._work, name="gatewatch-otel", daemon=True)
         self._worker.start()
         self._unsubscribe = bus.subscribe(CallFinished, self.finished)
@@ -240,22 +244,32 @@ class Telemetry:
         self._inbox.put((rec, spans))
 
     def _work(self) -> None:
-        """The worker: metrics and spans from each record, handed to the batch processor."""
+        """The worker: metrics and spans from each record, handed to the batch processor. It wakes for the
+        first record of a burst, takes whatever has come, then naps `WORKER_NAP_S`: under load it wakes a few
+        times a second rather than once per call (a wake-up costs about what a record does)."""
         while True:
             item = self._inbox.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):  # a flush waits for what was put before it
-                item.set()
-                continue
-            rec, spans = item
-            try:
-                self._metrics(rec)
-                if spans:
-                    self._spans(rec, spans)
-            except Exception:  # a record we can't export must not end the export of the others
-                log.exception("otel: the export of %s failed", rec.id)
-                self.counts.skipped += spans
+            while True:
+                if item is None:
+                    return
+                if isinstance(item, threading.Event):  # a flush waits for what was put before it
+                    item.set()
+                else:
+                    self._export(*item)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+            self._nap.wait(WORKER_NAP_S)
+
+    def _export(self, rec: Record, spans: int) -> None:
+        try:
+            self._metrics(rec)
+            if spans:
+                self._spans(rec, spans)
+        except Exception:  # a record we can't export must not end the export of the others
+            log.exception("otel: the export of %s failed", rec.id)
+            self.counts.skipped += spans
 
     def _spans(self, rec: Record, count: int) -> None:
         """`count` spans (the call and its attempts) to the batch processor."""
@@ -357,7 +371,9 @@ class Telemetry:
         """Export what waits now (blocking: call it off the loop)."""
         reached = threading.Event()
         self._inbox.put(reached)
+        self._nap.set()
         reached.wait(timeout_s)
+        self._nap.clear()
         self.processor.force_flush(int(timeout_s * 1000))
         self.meter_provider.force_flush(int(timeout_s * 1000))
 
@@ -366,6 +382,7 @@ class Telemetry:
         Blocking: call it off the loop."""
         self._unsubscribe()
         self._inbox.put(None)
+        self._nap.set()
         self._worker.join(wait_s)
         done = threading.Event()
 
