@@ -59,6 +59,8 @@ class Summary:
     """Claude Code's sub-agent (None: the main agent)"""
     cc_version: str | None = None
     cc_is_subagent: bool | None = None
+    replay_of: str | None = None
+    """the call this one sent again (`gatewatch replay`)"""
 
     @property
     def failed(self) -> bool:
