@@ -191,7 +191,8 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
 def _migrate_5(db: sqlite_utils.Database) -> None:
     # replay_of: the call a replay sent again (`gatewatch replay`), indexed for the `replay_of:` filter and the
     # detail's link; older records were nobody's replay (NULL)
-    db.execute("ALTER TABLE records ADD COLUMN replay_of TEXT")
+    if "replay_of" not in {c.name for c in db.table("records").columns}:
+        db.execute("ALTER TABLE records ADD COLUMN replay_of TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS idx_records_replay_of ON records (replay_of)")
 
 
