@@ -134,7 +134,9 @@ class EventFeed:
             return refused
         q = request.query
         if not q.get("of") or not q.get("target"):
-            err = invalid_request("replay: give ?of=<record id>&target=<target name> (and &model=… to override)")
+            err = invalid_request(
+                "replay: give ?of=<record id>&target=<target name> (and &model=… to override)"
+            )
             return messages.error_response(err, "")
         ask = messages.ReplayAsk(q["of"], q["target"], q.get("model") or None)
         return await self.gateway.handle(request, count=False, replay=ask)

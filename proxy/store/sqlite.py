@@ -730,6 +730,16 @@ class SqliteStore:
         rows = self.reader().execute(sql, [*params, limit, offset]).fetchall()
         return [to_summary(r) for r in rows]
 
+    def ids(self, prefix: str, limit: int = 2) -> list[str]:
+        """The ids that start with `prefix` (with or without its `req_`), at most `limit`: an id as typed."""
+        want = prefix if prefix.startswith("req_") else "req_" + prefix
+        # a range over the unique index, not a LIKE (which would scan every id)
+        rows = self.reader().execute(
+            "SELECT id FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (want, want + "\U0010ffff", limit),
+        )
+        return [r[0] for r in rows]
+
     def get(self, record_id: str) -> Record | None:
         conn = self.reader()
         row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()

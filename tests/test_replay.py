@@ -1,0 +1,314 @@
+"""`gatewatch replay` as a user runs it: a real process, a real store, the strict fake behind two targets, the
+original calls made by the anthropic SDK. Replays go through a running gateway's door, or one hosted for them."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import aiohttp
+import anthropic
+import pytest
+
+from proxy import config as cfg
+from proxy.feed import REPLAY_PATH
+from proxy.service import Service
+from proxy.simulator import Reply
+from proxy.store import Store
+from tests.conftest import API_KEY
+from tests.test_cli import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_config(tmp_path, fake, port: int, *, token: str | None = None, payloads: bool = True) -> str:
+    gateway = f"port = {port}\nlog_payloads = {'true' if payloads else 'false'}\n"
+    if token:
+        gateway += f'auth_token = "{token}"\n'
+    text = f"""
+[gateway]
+{gateway}
+[store]
+path = "{tmp_path / "g.db"}"
+
+[[targets]]
+name = "flash"
+provider = "gemini"
+model = "gemini-2.5-flash"
+api_key = "{API_KEY}"
+api_endpoint = "{fake.url}"
+
+[[targets]]
+name = "pro"
+provider = "gemini"
+model = "gemini-2.5-pro"
+api_key = "{API_KEY}"
+api_endpoint = "{fake.url}"
+"""
+    path = tmp_path / "gatewatch.toml"
+    path.write_text(text)
+    return str(path)
+
+
+async def cli(*args: str, cwd) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
+    env["PYTHONPATH"] = ROOT
+    env["COLUMNS"] = "160"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "console.cli",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def serving(config_path: str) -> Service:
+    config = cfg.load(config_path)
+    service = Service(config, Store(config.store.path or "", secrets=config.secrets()))
+    await service.start()
+    return service
+
+
+async def original_calls(url: str, n: int = 1, token: str = "sk-ant-x", **create) -> list[str]:
+    client = anthropic.AsyncAnthropic(base_url=url, api_key=token, max_retries=0)
+    ids = []
+    try:
+        for i in range(n):
+            raw = await client.messages.with_raw_response.create(
+                model="gemini-2.5-flash",
+                max_tokens=200,
+                messages=[{"role": "user", "content": f"question {i}: what is in README.md?"}],
+                tools=[
+                    {
+                        "name": "Read",
+                        "description": "read a file",
+                        "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+                    }
+                ],
+                **create,
+            )
+            ids.append(raw.headers["request-id"])
+    finally:
+        await client.close()
+    return ids
+
+
+async def committed(store: Store, rid: str):
+    for _ in range(200):
+        rec = await asyncio.to_thread(store.get, rid)
+        if rec is not None:
+            return rec
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{rid} never reached the store")
+
+
+async def test_a_replay_through_the_running_gateway_records_a_linked_call_and_compares(fake, tmp_path):
+    port = free_port()
+    path = write_config(tmp_path, fake, port)
+    service = await serving(path)
+    try:
+        fake.script(Reply.text("The README explains how to run gatewatch.\nIt has a demo."))
+        (original,) = await original_calls(service.url, stream=True)
+        before = len(fake.received)
+        fake.script(Reply.call("Read", {"path": "README.md"}, text="Let me read it."))
+        # an id prefix, without its req_: accepted while it is unambiguous
+        code, out, err = await cli(
+            "replay", original[4:14], "--target", "pro", "--yes", "--config", path, cwd=tmp_path
+        )
+        assert code == 0, err
+        assert f"through http://127.0.0.1:{port}" in err and "the original cost $" in err
+        # the replay went to the second target's model, through the strict fake
+        assert len(fake.received) == before + 1 and fake.received[-1].model == "gemini-2.5-pro"
+        assert fake.received[-1].action == "streamGenerateContent"  # streamed as the original was
+        replays = [s for s in service.store.page() if s.replay_of == original]
+        assert len(replays) == 1
+        new = await committed(service.store, replays[0].id)
+        assert new.target == "pro" and new.response_model == "gemini-2.5-pro" and new.tools_used == ["Read"]
+        assert (
+            new.client_request["messages"]
+            == (await committed(service.store, original)).client_request["messages"]
+        )
+        # both side by side: who answered, stop reason, tool calls, tokens, cost, latency, first token; a diff
+        for row in (
+            "answered by",
+            "flash/gemini-2.5-flash",
+            "pro/gemini-2.5-pro",
+            "stop reason",
+            "end_turn",
+            "tool_use",
+            "tool calls",
+            'Read {"path":"README.md"}',
+            "input tokens",
+            "output tokens",
+            "cost",
+            "latency",
+            "first token",
+        ):
+            assert row in out, row
+        assert "-The README explains how to run gatewatch." in out and "+Let me read it." in out
+    finally:
+        await service.stop()
+
+
+async def test_with_no_gateway_running_the_replay_hosts_one_and_a_model_override_reaches_the_target(
+    fake, tmp_path
+):
+    path = write_config(tmp_path, fake, free_port())
+    service = await serving(path)
+    fake.script(Reply.text("four"))
+    (original,) = await original_calls(service.url)
+    await service.stop()
+    fake.script(Reply.text("4"))
+    code, out, err = await cli(
+        "replay",
+        original,
+        "--target",
+        "flash",
+        "--model",
+        "gemini-2.5-flash-lite",
+        "-y",
+        "--config",
+        path,
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    assert "hosted here http://127.0.0.1:" in err
+    assert fake.received[-1].model == "gemini-2.5-flash-lite"
+    store = Store(tmp_path / "g.db", create=False)
+    (replay,) = [s for s in store.page() if s.replay_of == original]
+    rec = store.get(replay.id)
+    assert rec.response_model == "gemini-2.5-flash-lite" and rec.replay_of == original
+    assert rec.usage.cost is not None and rec.usage.cost > 0  # priced at the model that answered
+    assert "-four" in out and "+4" in out and "flash/gemini-2.5-flash-lite" in out
+
+
+async def test_a_call_whose_payloads_were_not_kept_says_so_and_sends_nothing(fake, tmp_path):
+    path = write_config(tmp_path, fake, free_port(), payloads=False)
+    service = await serving(path)
+    try:
+        (original,) = await original_calls(service.url)
+        await committed(service.store, original)
+        before = len(fake.received)
+        code, out, err = await cli(
+            "replay", original, "--target", "pro", "--yes", "--config", path, cwd=tmp_path
+        )
+        assert code == 1 and "payloads were not kept" in err and "nothing was sent" in err
+        assert len(fake.received) == before
+    finally:
+        await service.stop()
+
+
+async def test_without_yes_on_a_pipe_it_shows_the_cost_and_sends_nothing(fake, tmp_path):
+    path = write_config(tmp_path, fake, free_port())
+    service = await serving(path)
+    try:
+        (original,) = await original_calls(service.url)
+        rec = await committed(service.store, original)
+        before = len(fake.received)
+        code, out, err = await cli("replay", original, "--target", "pro", "--config", path, cwd=tmp_path)
+        assert code == 1 and f"the original cost ${rec.usage.cost:.4f}" in err and "pass --yes" in err
+        assert len(fake.received) == before
+        code, out, err = await cli(
+            "replay", original, "--target", "nope", "--yes", "--config", path, cwd=tmp_path
+        )
+        assert code == 1 and "no such target" in err and "flash, pro" in err
+        assert len(fake.received) == before
+    finally:
+        await service.stop()
+
+
+async def test_a_filter_replay_of_20_calls_prints_a_table_per_call_and_the_summary(fake, tmp_path):
+    path = write_config(tmp_path, fake, free_port())
+    service = await serving(path)
+    try:
+        fake.script(*[Reply.text(f"answer {i}") for i in range(20)])
+        originals = await original_calls(service.url, 20)
+        for rid in originals:
+            await committed(service.store, rid)
+        # the replays: 3 call a tool where the original answered, 2 fail upstream, the rest answer in text
+        replies = {i: Reply.call("Read", {"path": "x"}) for i in (2, 5, 11)}
+        replies.update({i: Reply.error(400, "INVALID_ARGUMENT", "bad things") for i in (7, 13)})
+
+        def responder(body):
+            text = body["contents"][-1]["parts"][-1]["text"]
+            i = int(text.split(":")[0].split()[-1])
+            return replies.get(i) or Reply.text(f"answer {i}")
+
+        fake.responder = responder
+        code, out, err = await cli(
+            "replay",
+            "model:flash",
+            "--target",
+            "pro",
+            "--limit",
+            "20",
+            "--concurrency",
+            "5",
+            "--yes",
+            "--config",
+            path,
+            cwd=tmp_path,
+        )
+        assert code == 0, err
+        assert "replay 20 calls on pro" in err
+        assert out.count("→ replay req_") == 20  # a table per call
+        assert "replayed 20 of 20 calls" in out
+        for row in ("total cost", "total latency", "tool choice differed", "stop reason differed", "errors"):
+            assert row in out
+        line = {ln.split("│")[1].strip(): ln for ln in out.splitlines() if ln.count("│") >= 3}
+        assert line["tool choice differed"].split("│")[3].strip() == "3"
+        assert line["stop reason differed"].split("│")[3].strip() == "5"  # 3 tool_use, 2 errors (no stop)
+        assert line["errors"].split("│")[3].strip() == "2"
+        store = service.store
+        replays = [s for s in store.page(limit=100) if s.replay_of]
+        assert len(replays) == 20 and {s.replay_of for s in replays} == set(originals)
+        assert {s.target for s in replays} == {"pro"}
+    finally:
+        await service.stop()
+
+
+async def test_the_replay_door_wants_the_token_and_a_client_header_forces_no_target(fake, tmp_path):
+    path = write_config(tmp_path, fake, free_port(), token="gw-secret-token")
+    service = await serving(path)
+    try:
+        body = {
+            "model": "gemini-2.5-flash",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        async with aiohttp.ClientSession() as s:
+            url = service.url + REPLAY_PATH + "?of=req_x&target=pro"
+            async with s.post(url, json=body) as r:
+                assert r.status == 401
+            async with s.post(
+                url, json=body, headers={"x-api-key": "gw-secret-token", "origin": "https://evil.example"}
+            ) as r:
+                assert r.status == 403
+        before = len(fake.received)
+        # on /v1/messages no header or query names a target: the model routes the call
+        client = anthropic.AsyncAnthropic(
+            base_url=service.url,
+            api_key="gw-secret-token",
+            max_retries=0,
+            default_headers={"x-gatewatch-target": "pro"},
+            default_query={"target": "pro"},
+        )
+        await client.messages.create(**body)
+        await client.close()
+        assert len(fake.received) == before + 1 and fake.received[-1].model == "gemini-2.5-flash"
+        # with the token, the CLI replays (the config holds it)
+        (original,) = await original_calls(service.url, token="gw-secret-token")
+        code, out, err = await cli(
+            "replay", original, "--target", "pro", "--yes", "--config", path, cwd=tmp_path
+        )
+        assert code == 0, err and fake.received[-1].model == "gemini-2.5-pro"
+        assert "gw-secret-token" not in out + err
+    finally:
+        await service.stop()
