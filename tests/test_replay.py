@@ -8,7 +8,6 @@ import sys
 
 import aiohttp
 import anthropic
-import pytest
 
 from proxy import config as cfg
 from proxy.feed import REPLAY_PATH
