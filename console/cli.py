@@ -80,6 +80,11 @@ def parser() -> argparse.ArgumentParser:
         help="watch the gatewatch at URL (its live feed and its store) instead of hosting a gateway; "
         "without it, a gatewatch already listening on the configured port is watched",
     )
+    p.add_argument(
+        "--price-as",
+        metavar="MODEL",
+        help="the console's cost pane also shows this session at MODEL's prices (`$` changes it)",
+    )
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
     _common(s)
@@ -112,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--price-as",
         metavar="MODEL",
+        default=argparse.SUPPRESS,
         help="also price the stored usage at MODEL's prices (genai-prices): what these calls would have cost",
     )
     _common(st, server=False)
@@ -384,8 +390,16 @@ def main(argv: list[str] | None = None) -> int:
             viewer.identify()  # the feed starts with the console, so the console sees its first events
         except ServiceError as exc:
             _die(str(exc))
-        return run_console(config, viewer_store(args, config, viewer), config_error=error, attach=viewer)
-    return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
+        return run_console(
+            config,
+            viewer_store(args, config, viewer),
+            config_error=error,
+            attach=viewer,
+            price_as=args.price_as,
+        )
+    return run_console(
+        config, open_store(args, config), config_error=error, insecure=args.insecure, price_as=args.price_as
+    )
 
 
 def _replay(args: argparse.Namespace, negated: list[str]) -> int:

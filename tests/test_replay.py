@@ -311,3 +311,86 @@ async def test_the_replay_door_wants_the_token_and_a_client_header_forces_no_tar
         assert "gw-secret-token" not in out + err
     finally:
         await service.stop()
+
+
+# -- the console: `R` in a call's detail, and the cost pane's what-if ------------------------------------------
+async def test_r_in_the_detail_confirms_then_replays_and_shows_the_comparison(fake, sa_json, tmp_path):
+    from console.detail import DetailScreen
+    from console.replay_view import ReplayScreen
+    from tests.test_console import call, make_app, plain, wait_for
+
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: bool(app.url))
+        fake.script(Reply.text("alpha"))
+        await call(app, "which letter comes first?", model="gemini-2.5-flash", stream=False)
+        await wait_for(pilot, lambda: app.store.count() == 1)
+        sent = len(fake.received)
+        (original,) = app.store.page()
+        app.open_record(original.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen))
+        screen = app.screen
+        intro = plain(screen.query_one("#replay-intro").content)
+        assert "The original cost $" in intro and "spends money" in intro
+        before = len(fake.received)
+        assert before == sent  # nothing sent before the confirmation
+        fake.script(Reply.text("beta"))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.result is not None, timeout=20)
+        assert fake.received[-1].model == "gemini-2.5-pro" and len(fake.received) == before + 1
+        new = screen.result.replay
+        assert new.replay_of == original.id and new.target == "pro"
+        shown = plain(screen.query_one("#replay-output").content)
+        assert "pro/gemini-2.5-pro" in shown and "-alpha" in shown and "+beta" in shown
+        await pilot.press("y")  # once is enough: a second y sends nothing more
+        await pilot.pause(0.2)
+        assert len(fake.received) == before + 1
+
+
+async def test_r_on_a_call_without_payloads_says_so_and_sends_nothing(fake, sa_json, tmp_path):
+    from console.replay_view import ReplayScreen
+    from tests.test_console import make_app, plain, wait_for
+    from tests.test_store import make
+
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: bool(app.url))
+        from console.detail import DetailScreen
+
+        await app.push_screen(DetailScreen(make(1), app.url))
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen))
+        assert "payloads were not kept" in plain(app.screen.query_one("#replay-intro").content, 76)
+        await pilot.press("y")
+        await pilot.pause(0.2)
+        assert fake.received == []
+
+
+async def test_the_cost_pane_shows_this_session_at_the_what_if_model_and_dollar_changes_it(
+    fake, sa_json, tmp_path
+):
+    from console import fmt
+    from tests.test_console import call, make_app, pane_text, wait_for
+
+    app = make_app(fake, sa_json, tmp_path)
+    app.price_as_choice = "gemini-2.5-flash-lite"
+    app.stats.set_price_as("gemini-2.5-flash-lite")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: bool(app.url))
+        fake.script(Reply.text("alpha beta", prompt_tokens=40_000))
+        await call(app, "price me", model="gemini-2.5-flash", stream=False)
+        await wait_for(pilot, lambda: app.stats.calls == 1)
+        (rec,) = [app.store.get(s.id) for s in app.store.page()] or [None]
+        u = rec.usage
+        lite = (u.input_tokens * 0.10 + u.output_tokens * 0.40 + u.cache_read_tokens * 0.01) / 1e6
+        await wait_for(pilot, lambda: "at 2.5-flash-lite" in pane_text(app, "pane-cost"))
+        assert fmt.usd(lite) in pane_text(app, "pane-cost")
+        await pilot.press("dollar_sign")  # the next: each target's model (flash, then pro), then none
+        await pilot.press("dollar_sign")
+        pro = (u.input_tokens * 1.25 + u.output_tokens * 10 + u.cache_read_tokens * 0.125) / 1e6
+        await wait_for(pilot, lambda: "at 2.5-pro" in pane_text(app, "pane-cost"))
+        assert fmt.usd(pro) in pane_text(app, "pane-cost")
+        await pilot.press("dollar_sign")
+        await wait_for(pilot, lambda: " at " not in pane_text(app, "pane-cost"))
