@@ -1,4 +1,4 @@
-"""`gatewatch`: the console (default), `serve`, `demo`, `export`, `stats`, `prune`. A thin layer over `proxy`.
+"""`gatewatch`: the console (default), `serve`, `demo`, `export`, `stats`, `replay`, `prune`. A thin layer over `proxy`.
 
 Examples:
     gatewatch                                  # console + gateway on 127.0.0.1:8000

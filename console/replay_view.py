@@ -26,7 +26,6 @@ from textual.widgets import Input, Select, Static
 from proxy.record import Record
 from proxy.replay import Comparison, NotReplayable, ReplayFailed, request_of, send, wait_record
 
-from . import fmt
 from .replay import comparison_table, diff_text
 
 DIFF_LINES = 200
@@ -94,7 +93,7 @@ class ReplayScreen(ModalScreen[None]):
                 (r.id, "bold cyan"),
                 f"  ({r.request_model} → {r.target}/{r.response_model})\n",
                 "The original cost ",
-                (fmt.usd(r.usage.cost), "bold green"),
+                ("unknown" if r.usage.cost is None else f"${r.usage.cost:.6f}", "bold green"),
                 "; the replay spends money too. ",
                 ("y", "bold cyan"),
                 " sends, ",
@@ -149,6 +148,8 @@ class ReplayScreen(ModalScreen[None]):
         self.sending = False
         self.result = message.comparison
         c = message.comparison
+        for choice in ("#replay-target", "#replay-model"):  # sent: the comparison gets their rows
+            self.query_one(choice).display = False
         head = Text(f"{c.original.id} → replay {c.replay.id}", style="bold")
         self.query_one("#replay-output", Static).update(
             Group(head, comparison_table(c), diff_text(c, DIFF_LINES))
