@@ -316,7 +316,11 @@ def render_summary(stats: LiveStats, in_flight: int) -> Figures:
                 "bold red" if stats.errors else "bold",
             ),
             (fmt.usd(stats.cost_today), "today", "bold green"),
-            *([(what_if(stats), f"session at {short(stats.price_as)}", "bold magenta")] if stats.price_as else []),
+            *(
+                [(what_if(stats), f"session at {short(stats.price_as)}", "bold magenta")]
+                if stats.price_as
+                else []
+            ),
             (fmt.duration(lat), "p50", "bold"),
             (fmt.duration(ttft), "ttft", "bold"),
             (tokens, "tokens in/out", "bold"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ def select(store: Store, words: Sequence[str], limit: int) -> tuple[list[Record]
         flt = query.parse(" ".join(words) + " kind:messages")
     except query.QueryError as exc:
         raise Refused(f"filter: {exc}") from None
+    # the clients' own calls: a replay is not replayed again by a filter (its id still can be)
+    flt = dataclasses.replace(flt, conditions=(*flt.conditions, query.Present("replay_of", negated=True)))
     rows = store.page(flt, limit=limit)
     records = [r for r in (store.get(s.id) for s in reversed(rows)) if r is not None]
     if not records:
@@ -175,6 +178,10 @@ def diff_text(c: Comparison, limit: int) -> Text:
 
 def _usd(v: float | None) -> str:
     return "unknown" if v is None else f"${v:.4f}"
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:,.0f} ms" if ms < 10_000 else f"{ms / 1000:,.1f} s"
 
 
 def summary_table(s: Summary, total: int) -> Table:

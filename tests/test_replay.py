@@ -269,6 +269,22 @@ async def test_a_filter_replay_of_20_calls_prints_a_table_per_call_and_the_summa
         replays = [s for s in store.page(limit=100) if s.replay_of]
         assert len(replays) == 20 and {s.replay_of for s in replays} == set(originals)
         assert {s.target for s in replays} == {"pro"}
+        # the same filter again takes the clients' calls, not the replays it just made
+        fake.responder = lambda body: Reply.text("again")
+        code, out, err = await cli(
+            "replay",
+            "model:flash",
+            "--target",
+            "pro",
+            "--limit",
+            "40",
+            "--yes",
+            "--config",
+            path,
+            cwd=tmp_path,
+        )
+        assert code == 0, err
+        assert "replay 20 calls on pro" in err
     finally:
         await service.stop()
 
@@ -307,7 +323,8 @@ async def test_the_replay_door_wants_the_token_and_a_client_header_forces_no_tar
         code, out, err = await cli(
             "replay", original, "--target", "pro", "--yes", "--config", path, cwd=tmp_path
         )
-        assert code == 0, err and fake.received[-1].model == "gemini-2.5-pro"
+        assert code == 0, err
+        assert fake.received[-1].model == "gemini-2.5-pro"
         assert "gw-secret-token" not in out + err
     finally:
         await service.stop()
