@@ -69,6 +69,16 @@ def _common(p: argparse.ArgumentParser, server: bool = True, sub: bool = True) -
         )
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return n
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,10 +146,10 @@ def parser() -> argparse.ArgumentParser:
         "--model", metavar="M", help="the model to ask the target for (default: the target's own)"
     )
     rp.add_argument(
-        "--limit", type=int, default=10, metavar="N", help="a filter replays its newest N calls (default 10)"
+        "--limit", type=_positive, default=10, metavar="N", help="a filter replays its newest N calls (default 10)"
     )
     rp.add_argument(
-        "--concurrency", type=int, default=4, metavar="K", help="calls in flight at once (default 4)"
+        "--concurrency", type=_positive, default=4, metavar="K", help="calls in flight at once (default 4)"
     )
     rp.add_argument("--yes", "-y", action="store_true", help="send without asking (the replay spends money)")
     rp.add_argument(

@@ -77,6 +77,8 @@ class ReplayScreen(ModalScreen[None]):
             request_of(record)
         except NotReplayable as exc:
             self.problem = str(exc)
+        if not self.problem and not door.targets:
+            self.problem = f"the gateway at {door.url} lists no target to replay on"
         self.sending = False
         self.result: Comparison | None = None
 

@@ -8,6 +8,7 @@ import sys
 
 import aiohttp
 import anthropic
+import pytest
 
 from proxy import config as cfg
 from proxy.feed import REPLAY_PATH
@@ -411,3 +412,37 @@ async def test_the_cost_pane_shows_this_session_at_the_what_if_model_and_dollar_
         assert fmt.usd(pro) in pane_text(app, "pane-cost")
         await pilot.press("dollar_sign")
         await wait_for(pilot, lambda: " at " not in pane_text(app, "pane-cost"))
+
+
+async def test_a_replay_at_another_model_is_priced_at_that_model_and_an_unknown_target_is_recorded(
+    fake, sa_json
+):
+    from tests.conftest import run_gateway, target_for
+
+    # the target's own prices are for its own model: $100 per 1M tokens either way
+    raw = {"targets": [target_for("gemini", fake, sa_json, input_cost=100.0, output_cost=100.0)]}
+    body = {"model": "claude-opus-5-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    async for r in run_gateway(raw, fake):
+        async with aiohttp.ClientSession() as s:
+            for model in ("gemini-2.5-pro", None):
+                fake.script(Reply.text("x y z", prompt_tokens=1000))
+                params = {"of": "req_orig", "target": "studio", **({"model": model} if model else {})}
+                async with s.post(r.url + REPLAY_PATH, params=params, json=body) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["request-id"] == r.records[-1].id
+            async with s.post(
+                r.url + REPLAY_PATH, params={"of": "req_orig", "target": "nope"}, json=body
+            ) as resp:
+                assert resp.status == 400
+                assert "no target 'nope' (targets: studio)" in (await resp.json())["error"]["message"]
+        at_pro, own, unknown = r.records[-3:]
+        assert fake.received[-2].model == "gemini-2.5-pro" and fake.received[-1].model == "gemini-2.5-flash"
+        assert at_pro.replay_of == own.replay_of == unknown.replay_of == "req_orig"
+        u = at_pro.usage
+        assert u.input_tokens == 1000
+        assert u.cost == pytest.approx((u.input_tokens * 1.25 + u.output_tokens * 10.0) / 1e6)  # pro's price
+        v = own.usage
+        assert v.cost == pytest.approx(
+            (v.input_tokens * 100 + v.output_tokens * 100) / 1e6
+        )  # the target's own
+        assert unknown.status == 400 and unknown.target is None and len(fake.received) == 2
