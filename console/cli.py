@@ -146,7 +146,11 @@ def parser() -> argparse.ArgumentParser:
         "--model", metavar="M", help="the model to ask the target for (default: the target's own)"
     )
     rp.add_argument(
-        "--limit", type=_positive, default=10, metavar="N", help="a filter replays its newest N calls (default 10)"
+        "--limit",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="a filter replays its newest N calls (default 10)",
     )
     rp.add_argument(
         "--concurrency", type=_positive, default=4, metavar="K", help="calls in flight at once (default 4)"

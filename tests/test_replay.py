@@ -16,9 +16,7 @@ from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.conftest import API_KEY
-from tests.test_cli import free_port
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.serving import ROOT, free_port
 
 
 def write_config(tmp_path, fake, port: int, *, token: str | None = None, payloads: bool = True) -> str:
