@@ -9,9 +9,8 @@ import pytest
 from proxy.record import Usage
 from proxy.stats import aggregate
 from proxy.store import Store
+from tests.serving import ROOT
 from tests.test_store import filled, make
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Google's published gemini-2.5-pro prices for prompts up to 200k tokens, USD per 1M tokens
 PRO_INPUT, PRO_OUTPUT, PRO_CACHE_READ = 1.25, 10.00, 0.125
