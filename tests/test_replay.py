@@ -397,8 +397,8 @@ async def test_the_cost_pane_shows_this_session_at_the_what_if_model_and_dollar_
         await wait_for(pilot, lambda: bool(app.url))
         fake.script(Reply.text("alpha beta", prompt_tokens=40_000))
         await call(app, "price me", model="gemini-2.5-flash", stream=False)
-        await wait_for(pilot, lambda: app.stats.calls == 1)
-        (rec,) = [app.store.get(s.id) for s in app.store.page()] or [None]
+        await wait_for(pilot, lambda: app.stats.calls == 1 and app.store.count() == 1)
+        rec = app.store.get(app.store.page()[0].id)
         u = rec.usage
         lite = (u.input_tokens * 0.10 + u.output_tokens * 0.40 + u.cache_read_tokens * 0.01) / 1e6
         await wait_for(pilot, lambda: "at 2.5-flash-lite" in pane_text(app, "pane-cost"))
@@ -444,3 +444,37 @@ async def test_a_replay_at_another_model_is_priced_at_that_model_and_an_unknown_
             (v.input_tokens * 100 + v.output_tokens * 100) / 1e6
         )  # the target's own
         assert unknown.status == 400 and unknown.target is None and len(fake.received) == 2
+
+
+async def test_r_in_a_console_attached_to_a_gateway_replays_through_that_gateway_with_its_token(
+    fake, tmp_path
+):
+    from console.app import GatewatchApp
+    from console.detail import DetailScreen
+    from console.remote import Attached
+    from console.replay_view import ReplayScreen
+    from tests.test_console import plain, wait_for
+
+    path = write_config(tmp_path, fake, free_port(), token="gw-secret-token")
+    service = await serving(path)
+    try:
+        fake.script(Reply.text("first"))
+        (original,) = await original_calls(service.url, token="gw-secret-token")
+        rec = await committed(service.store, original)
+        config = cfg.load(path)
+        viewer = Attached(service.url, config.gateway.auth_token)
+        app = GatewatchApp(config, Store(tmp_path / "g.db", create=False), attach=viewer)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await app.push_screen(DetailScreen(rec, service.url))
+            await pilot.press("R")
+            await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen))
+            screen = app.screen
+            fake.script(Reply.text("second"))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: screen.result is not None, timeout=20)
+            assert screen.result.replay.replay_of == original and screen.result.replay.target == "pro"
+            shown = plain(screen.query_one("#replay-output").content)
+            assert "-first" in shown and "+second" in shown and "gw-secret-token" not in shown
+        assert fake.received[-1].model == "gemini-2.5-pro"
+    finally:
+        await service.stop()
