@@ -49,6 +49,7 @@ from .panes import (
     render_summary,
     render_targets,
     render_tokens,
+    reprice,
 )
 from .remote import Attached
 from .replay_view import Door, ReplayScreen
@@ -103,6 +104,8 @@ class GatewatchApp(App):
         self.banner_note = banner_note
         self.insecure = insecure
         self.stats = LiveStats(price_as=price_as)
+        self.what_if = price_as
+        """the cost pane's what-if model as last chosen (`$`); the pane shows it once priced"""
         self.attached = attach
         """a gateway elsewhere that this console watches (None: the console hosts its own)"""
         self.service: Service | Attached = attach or Service(config, store, insecure=insecure)
@@ -541,13 +544,25 @@ class GatewatchApp(App):
     def action_price_as(self) -> None:
         """The next what-if model for the cost pane ("since start at <model>"), then none."""
         models = self.what_if_models()
-        now = self.stats.price_as
-        nxt = models[models.index(now) + 1] if now in models and models.index(now) + 1 < len(models) else None
-        if now is None and models:
-            nxt = models[0]
-        self.stats.set_price_as(nxt)
+        now = self.what_if
+        if now is None:
+            nxt = models[0] if models else None
+        else:
+            at = models.index(now) + 1 if now in models else len(models)
+            nxt = models[at] if at < len(models) else None
+        self.what_if = nxt  # a second `$` before the first is priced goes on from here
+        self._reprice(nxt)
+
+    @work(exclusive=True, group="price_as", exit_on_error=False)
+    async def _reprice(self, model: str | None) -> None:
+        """The session's calls re-priced off the screen's thread (the price library takes ~0.2 ms a call)."""
+        taken = len(self.stats.usages)
+        priced = await asyncio.to_thread(reprice, model, self.stats.usages[:taken])
+        self.stats.set_price_as(model, priced, taken)
         self._dirty = True
-        self.notify(f"cost pane: this session at {nxt}'s prices" if nxt else "cost pane: no what-if price")
+        self.notify(
+            f"cost pane: this session at {model}'s prices" if model else "cost pane: no what-if price"
+        )
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.BINDINGS + HistoryTable.BINDINGS))

@@ -59,9 +59,12 @@ class LiveStats:
     """each priced call's (input, output, cache read, cache write) since start: re-priced when the what-if
     model changes (per call, so a long prompt's tier stays its own)"""
 
-    def set_price_as(self, model: str | None) -> None:
-        self.price_as, self.cost_as, self.cost_as_unknown = model, 0.0, 0
-        for u in self.usages:
+    def set_price_as(self, model: str | None, priced: tuple[float, int] | None = None, upto: int = 0) -> None:
+        """Price this session at `model` (None: no what-if). `priced`: the (cost, unpriced) of the first `upto`
+        calls, already worked out (off the screen's thread, by `reprice`); the rest are priced here."""
+        self.price_as = model
+        self.cost_as, self.cost_as_unknown = priced if priced is not None else (0.0, 0)
+        for u in self.usages[upto if priced is not None else 0 :]:
             self._price_as(u)
 
     def _price_as(self, u: tuple[int, int, int, int]) -> None:
@@ -226,6 +229,20 @@ def render_cost(stats: LiveStats) -> Table:
     if stats.cost_unknown:
         rows.append((Text("unpriced", style="yellow"), str(stats.cost_unknown)))
     return _figures_table(rows)
+
+
+def reprice(model: str | None, usages: list[tuple[int, int, int, int]]) -> tuple[float, int]:
+    """(USD, calls without a price) of these calls' usage at `model`'s prices."""
+    cost, unknown = 0.0, 0
+    if model is None:
+        return cost, unknown
+    for u in usages:
+        c = pricing.price_as(model, "messages", *u)
+        if c is None:
+            unknown += 1
+        else:
+            cost += c
+    return cost, unknown
 
 
 def short(model: str) -> str:

@@ -391,7 +391,7 @@ async def test_the_cost_pane_shows_this_session_at_the_what_if_model_and_dollar_
     from tests.test_console import call, make_app, pane_text, wait_for
 
     app = make_app(fake, sa_json, tmp_path)
-    app.price_as_choice = "gemini-2.5-flash-lite"
+    app.price_as_choice = app.what_if = "gemini-2.5-flash-lite"
     app.stats.set_price_as("gemini-2.5-flash-lite")
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for(pilot, lambda: bool(app.url))
