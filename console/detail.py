@@ -101,6 +101,8 @@ def timing_table(rec: Record) -> Table:
         rows.append(("Claude Code", f"{rec.cc_version}{subagent}"))
     if rec.error_type:
         rows.append(("error", f"{rec.error_type}: {rec.error_message}"))
+    if rec.replay_of:
+        rows.append(("replay of", rec.replay_of))
     for k, v in rows:
         t.add_row(k, v)
     for note in rec.notes:

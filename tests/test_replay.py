@@ -358,6 +358,11 @@ async def test_r_in_the_detail_confirms_then_replays_and_shows_the_comparison(fa
         assert fake.received[-1].model == "gemini-2.5-pro" and len(fake.received) == before + 1
         new = screen.result.replay
         assert new.replay_of == original.id and new.target == "pro"
+        from console.detail import timing_table
+
+        assert f"replay of {original.id}" in " ".join(
+            plain(timing_table(new)).split()
+        )  # the detail links back
         shown = plain(screen.query_one("#replay-output").content)
         assert "pro/gemini-2.5-pro" in shown and "-alpha" in shown and "+beta" in shown
         await pilot.press("y")  # once is enough: a second y sends nothing more
