@@ -42,6 +42,7 @@ from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.conftest import API_KEY, target_for
+from tests.test_routing import AnthropicStandIn
 
 TOKEN = "gw-otel-token-0123456789abcdef"
 CLIENT_KEY = "sk-ant-client-key-never-exported-0123"
@@ -310,6 +311,51 @@ async def test_the_endpoint_variable_alone_sends_the_calls_to_the_collector(
         for rs in req.resource_spans
     }
     assert resource == "gatewatch-team-a"
+
+
+@pytest.fixture
+async def anthropic_api() -> AsyncIterator[AnthropicStandIn]:
+    api = AnthropicStandIn()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", api.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    api.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield api
+    await runner.cleanup()
+
+
+async def test_an_anthropic_upstream_is_a_chat_attempt_of_provider_anthropic(
+    tmp_path, anthropic_api, collector
+):
+    standin = anthropic_api
+    raw = {
+        "gateway": {"port": 0, "auth_token": TOKEN},
+        "targets": [{"name": "claude", "provider": "anthropic", "model": "*", "api_endpoint": standin.url}],
+        "otel": {"endpoint": collector.url, "metrics_interval": 3600},
+    }
+    svc = Service(cfg.from_mapping(raw, "test"), Store(tmp_path / "g.db"))
+    url = await svc.start()
+    c = client(url)
+    try:
+        await c.messages.create(**ASK)
+        assert svc.telemetry is not None
+        await asyncio.to_thread(svc.telemetry.flush)
+    finally:
+        await c.close()
+        await svc.stop()
+    assert standin.received  # the client's key went to the upstream…
+    (chat,) = [a for s, a in collector.spans() if s.kind == Span.SPAN_KIND_SERVER]
+    (attempt,) = [a for s, a in collector.spans() if s.kind == Span.SPAN_KIND_CLIENT]
+    assert chat["gen_ai.provider.name"] == attempt["gen_ai.provider.name"] == "anthropic"
+    assert attempt["gen_ai.operation.name"] == "chat"
+    assert chat["gen_ai.response.id"] == attempt["gen_ai.response.id"] == "msg_x"
+    assert chat["gen_ai.usage.input_tokens"] == 50 and chat["gen_ai.usage.cache_read.input_tokens"] == 10
+    assert chat["gen_ai.response.finish_reasons"] == ["end_turn"]
+    blob = b"".join(collector.raw)
+    assert CLIENT_KEY.encode() not in blob and TOKEN.encode() not in blob  # …and never to the collector
 
 
 async def test_a_call_that_carries_a_traceparent_joins_the_clients_trace(tmp_path, fake, sa_json, collector):
