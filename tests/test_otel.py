@@ -34,7 +34,7 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import config as cfg
-from proxy import otel
+from proxy import genai, otel
 from proxy.config import OtelSettings
 from proxy.events import CallFinished
 from proxy.record import Record
@@ -539,9 +539,9 @@ def test_the_names_are_the_released_genai_conventions():
     rec.response = {"type": "message", "content": [{"type": "text", "text": "z"}]}
     a = Attempt(target="t", provider="vertex", model="m", status=500, error="e", response_id="g")
     used = (
-        set(otel.chat_attributes(rec))
-        | set(otel.attempt_attributes(rec, a, True))
-        | set(otel.content_attributes(rec))
+        set(genai.chat_attributes(rec))
+        | set(genai.attempt_attributes(rec, a, True))
+        | set(genai.content_attributes(rec))
     )
     assert used - names == set()
     metric_names = {v for v in vars(gen_ai_metrics).values() if isinstance(v, str)}
@@ -550,4 +550,4 @@ def test_the_names_are_the_released_genai_conventions():
         "gen_ai.client.token.usage",
         "gen_ai.client.operation.time_to_first_chunk",
     } <= metric_names
-    assert set(otel.PROVIDERS.values()) <= {v.value for v in gen_ai_attributes.GenAiProviderNameValues}
+    assert set(genai.PROVIDERS.values()) <= {v.value for v in gen_ai_attributes.GenAiProviderNameValues}
