@@ -551,3 +551,34 @@ def test_the_names_are_the_released_genai_conventions():
         "gen_ai.client.operation.time_to_first_chunk",
     } <= metric_names
     assert set(genai.PROVIDERS.values()) <= {v.value for v in gen_ai_attributes.GenAiProviderNameValues}
+
+
+def test_captured_content_keeps_tool_calls_and_results_and_leaves_images_out():
+    rec = Record(id="r", started_at=1.0)
+    rec.client_request = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image", "source": {"type": "base64", "data": "iVBORw0KGgo="}}],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "look", "signature": "sig"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"path": "a.py"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x = 1"}],
+            },
+        ]
+    }
+    (image, call, result) = json.loads(genai.content_attributes(rec)["gen_ai.input.messages"])
+    assert image == {"role": "user", "parts": [{"type": "image"}]}
+    assert call["parts"] == [
+        {"type": "reasoning", "content": "look"},
+        {"type": "tool_call", "id": "toolu_1", "name": "Read", "arguments": {"path": "a.py"}},
+    ]
+    assert result["parts"] == [{"type": "tool_call_response", "id": "toolu_1", "response": "x = 1"}]
+    assert "gen_ai.output.messages" not in genai.content_attributes(rec)  # no answer kept
