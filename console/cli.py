@@ -7,6 +7,7 @@ Examples:
     gatewatch export model:flash since:2h --format kong --output calls.jsonl
     gatewatch stats since:1d
     gatewatch stats --by session --by agent since:1d
+    gatewatch show req_3f2a                    # what the gateway did to one call (an id or a prefix)
     gatewatch prune --older-than 30d
     gatewatch statusline --config gatewatch.toml < claude-code-status.json
 """
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from console.hint import usage_hint
 from console.remote import Attached, discover
 from proxy import config as cfg
@@ -31,11 +34,13 @@ from proxy import query
 from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
+from proxy.inspection import inspect
 from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.service import Service, ServiceError
 from proxy.stats import KEYS, Group, aggregate
 from proxy.store import Store, StoreError, default_path
+from proxy.translate.notes import legend
 
 
 def _common(p: argparse.ArgumentParser, server: bool = True, sub: bool = True) -> None:
@@ -105,6 +110,16 @@ def parser() -> argparse.ArgumentParser:
         help="group by this (repeatable; default: model and target); session/agent: Claude Code's",
     )
     _common(st, server=False)
+    sh = sub.add_parser(
+        "show",
+        help="what the gateway did to one call: its translation notes, the client request beside the upstream "
+        "request, and for a failed call the upstream's error beside the client's",
+        epilog=legend(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sh.add_argument("id", help="the call's id, or an unambiguous prefix of it (req_3f2a)")
+    sh.add_argument("--json", action="store_true", help="print it as JSON")
+    _common(sh, server=False)
     # listed for --help; main() hands it to console/statusline.py before parsing (its own two options)
     sub.add_parser("statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)")
     pr = sub.add_parser("prune", help="delete old records and vacuum")
@@ -316,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target")).items():
             print(_table(by, groups))
         return 0
+    if args.command == "show":
+        return show(open_reader(args), args.id, args.json)
     if args.command == "prune":
         seconds = _seconds(args.older_than)
         n = open_reader(args).prune(seconds)
@@ -342,6 +359,38 @@ def main(argv: list[str] | None = None) -> int:
             _die(str(exc))
         return run_console(config, viewer_store(args, config, viewer), config_error=error, attach=viewer)
     return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
+
+
+def show(store: Store, wanted: str, as_json: bool) -> int:
+    """`gatewatch show ID`: the Translation tab, in the terminal."""
+    ids = store.ids_starting(wanted, limit=3) if wanted else []
+    if not ids:
+        _die(f"no call with an id starting {wanted!r} in this database")
+    if len(ids) > 1 and wanted not in ids:
+        more = ", ".join(ids[:2]) + (", …" if len(ids) > 2 else "")
+        _die(f"{wanted!r} names more than one call ({more}): give more of the id")
+    rec = store.get(wanted if wanted in ids else ids[0])
+    if rec is None:
+        _die(f"{ids[0]}: the record could not be read")
+        raise AssertionError
+    view = inspect(rec)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(view.as_json(), option=orjson.OPT_INDENT_2, default=str) + b"\n")
+        return 0
+    from rich.console import Console
+
+    from console.translation import translation
+
+    out = Console(highlight=False, soft_wrap=False)
+    out.print(show_heading(rec))
+    out.print(translation(view))
+    return 0
+
+
+def show_heading(rec: Record) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.started_at))
+    answered = f"{rec.target} ({rec.response_model})" if rec.target else "no target"
+    return f"call {rec.id} · {when} · {rec.status or '---'} · {rec.request_model or '?'} → {answered}\n"
 
 
 def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> Store:

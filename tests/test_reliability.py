@@ -198,7 +198,9 @@ def test_a_record_that_cannot_be_serialised_whole_is_kept_without_its_payloads(t
     rec = Store(tmp_path / "g.db").get("req_000001")
     assert store.stats.lost == 0 and rec is not None
     assert rec.client_request is None and rec.error_message == "bad \\xff byte"
-    assert any(n.kind == "payloads-not-stored" and n.detail.startswith("payloads not stored") for n in rec.notes)
+    assert any(
+        n.kind == "payloads-not-stored" and n.detail.startswith("payloads not stored") for n in rec.notes
+    )
 
 
 # -- 3: lost means kept ----------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ class Summary:
     """Claude Code's sub-agent (None: the main agent)"""
     cc_version: str | None = None
     cc_is_subagent: bool | None = None
+    notes: tuple[str, ...] = ()
+    """the kinds of its translation notes"""
 
     @property
     def failed(self) -> bool:
@@ -189,6 +191,10 @@ class RecordStore(Protocol):
         ...
 
     def get(self, record_id: str) -> Record | None: ...
+
+    def ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """The ids that begin with `prefix` (at most `limit`): `gatewatch show` takes an unambiguous prefix."""
+        ...
 
     def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
         """Every matching record, whole, as JSON-ready dicts, oldest first, in constant memory (export)."""

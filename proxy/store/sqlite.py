@@ -25,6 +25,7 @@ import sqlite_utils
 from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
 from ..record import Record, safe_text
+from ..translate.notes import Note, from_text, kinds
 from . import ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals, WriterStats, default_path
 from .payloads import PAYLOADS, SHARED, hydrate, serialize_parts
@@ -32,7 +33,7 @@ from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
@@ -47,6 +48,14 @@ def _int(v: Any) -> int:
 
 def _same(v: Any) -> Any:
     return v
+
+
+def _note_kinds(notes: list[Note]) -> str | None:
+    return orjson.dumps(kinds(notes)).decode() if notes else None
+
+
+def _load_kinds(v: Any) -> tuple[str, ...]:
+    return tuple(orjson.loads(v)) if v else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,8 @@ COLUMNS: tuple[Column, ...] = (
         lambda v: None if v is None else bool(v),
         since=4,
     ),
+    # the kinds of the record's translation notes as a JSON array (NULL without any): `note:KIND`, stats
+    Column("notes", "TEXT", lambda r: _note_kinds(r.notes), _load_kinds, since=5),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -187,7 +198,30 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     ledger.backfill(conn)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    # the kinds of each record's translation notes, for `note:KIND` and stats; older records' text notes are
+    # read back by kind (`translate.notes.from_text`)
+    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
+    if "notes" not in have:
+        db.execute(f"ALTER TABLE records ADD COLUMN notes {_BY_NAME['notes'].ddl}")
+    # most records have none: a byte search skips them, only the rest are parsed
+    rows = db.execute("SELECT rowid, data FROM records WHERE instr(data, '\"notes\":[]') = 0")
+    for rowid, data in rows.fetchall():
+        try:
+            raw = orjson.loads(data).get("notes") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        notes = [from_text(n) if isinstance(n, str) else Note(**n) for n in raw if isinstance(n, (str, dict))]
+        db.execute("UPDATE records SET notes = ? WHERE rowid = ?", (_note_kinds(notes), rowid))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migrate_1,
+    _migrate_2,
+    _migrate_3,
+    _migrate_4,
+    _migrate_5,
+]
 
 
 # -- connections -------------------------------------------------------------------------------------------
@@ -720,6 +754,14 @@ class SqliteStore:
         conn = self.reader()
         row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
         return Record.model_validate(hydrate(row[0], conn)) if row else None
+
+    def ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        # a range over the unique index on id, not a LIKE (which would scan)
+        rows = self.reader().execute(
+            "SELECT id FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+        return [r[0] for r in rows.fetchall()]
 
     def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[sqlite3.Row]:
         """Every matching row, oldest first, on a connection of its own (the caller may interleave reads)."""

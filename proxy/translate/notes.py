@@ -92,3 +92,8 @@ class Notes:
         note = Note(kind, detail, data)
         if note not in self.items:
             self.items.append(note)
+
+
+def legend() -> str:
+    """Every kind and what it means, as plain text (`gatewatch show --help`)."""
+    return "note kinds:\n" + "\n".join(f"  {k:<26} {v}" for k, v in KINDS.items())
