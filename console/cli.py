@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from proxy.inspection import inspect
 from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.service import Service, ServiceError
-from proxy.stats import KEYS, Group, aggregate
+from proxy.stats import KEYS, Group, aggregate, counting_notes, notes_table
 from proxy.store import Store, StoreError, default_path
 from proxy.translate.notes import legend
 
@@ -328,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target")).items():
+        notes: Counter[str] = Counter()
+        rows = counting_notes(store.summaries(flt), notes)
+        for by, groups in aggregate(rows, args.by or ("model", "target")).items():
             print(_table(by, groups))
+        print(notes_table(notes))
         return 0
     if args.command == "show":
         return show(open_reader(args), args.id, args.json)
