@@ -83,10 +83,11 @@ def heading(text: str) -> Text:
 
 
 def translation(view: Inspection) -> Group:
-    """The whole tab: notes, the error pair for a failed call, the request diff."""
-    parts: list[RenderableType] = [heading(f"Translation notes ({len(view.notes)})"), notes_table(view)]
-    if view.client_error is not None:
-        parts += [Text(""), heading("Why it failed"), error_pair(view)]
+    """The whole tab: for a failed call the error pair, then the notes and the request diff."""
+    parts: list[RenderableType] = []
+    if view.client_error is not None:  # the question a failed call raises first
+        parts += [heading("Why it failed"), error_pair(view), Text("")]
+    parts += [heading(f"Translation notes ({len(view.notes)})"), notes_table(view)]
     n = "" if view.diff is None else f" ({len(view.diff)} differences)"
     parts += [
         Text(""),
