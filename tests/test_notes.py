@@ -358,3 +358,51 @@ def test_notes_an_older_gatewatch_wrote_as_text_are_read_by_kind_and_migrated(tm
     assert [s.id for s in again.page(parse("-note:signature*"))] == ["req_000002"]
     assert [n.kind for n in again.get("req_000001").notes] == ["signature-dropped", "signature-injected"]
     assert from_text("something new").kind == "other"
+
+
+# -- the CLI ---------------------------------------------------------------------------------------------------
+def test_show_prints_the_translation_by_id_or_prefix_and_as_json(tmp_path):
+    from tests.test_cli import _filled, cli
+    from tests.test_console_translation import failed_call
+    from tests.test_store import make
+
+    db = tmp_path / "s.db"
+    _filled(db, [failed_call(), make(8), make(9)])
+    r = cli("show", "req_000007", "--db", str(db), env={"COLUMNS": "120"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("call req_000007") and "Why it failed" in r.stdout
+    for text in ("upstream-error", "cap-applied", "INVALID_ARGUMENT", "prompt is too long", "max_tokens"):
+        assert text in r.stdout
+    r = cli("show", "req_0000", "--db", str(db))
+    assert r.returncode == 2 and "more than one call" in r.stderr and "req_000007" in r.stderr
+    r = cli("show", "req_9", "--db", str(db))
+    assert r.returncode == 2 and "no call with an id starting 'req_9'" in r.stderr
+    r = cli("show", "req_000009", "--json", "--db", str(db))
+    assert r.returncode == 0 and json.loads(r.stdout)["notes"] == [] and json.loads(r.stdout)["diff"] is None
+    _filled(db, [make(10, id="req_f00d1e")])
+    assert json.loads(cli("show", "req_f", "--json", "--db", str(db)).stdout)["id"] == "req_f00d1e"
+    shown = json.loads(cli("show", "req_000007", "--json", "--db", str(db)).stdout)
+    assert shown["id"] == "req_000007" and shown["upstream_error"]["error"]["status"] == "INVALID_ARGUMENT"
+    assert {"op": "changed", "path": "max_tokens", "before": 32000, "after": 8192} in shown["diff"]
+    assert "upstream-error" in [n["kind"] for n in shown["notes"]]
+
+
+def test_stats_counts_the_calls_of_each_note_kind(tmp_path):
+    from tests.test_cli import _filled, cli
+    from tests.test_console_translation import failed_call
+    from tests.test_store import make
+
+    db = tmp_path / "s.db"
+    _filled(db, [failed_call(), make(8, notes=["signature injected (x1)"]), make(9)])
+    r = cli("stats", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    section = r.stdout[r.stdout.index("translation notes") :].splitlines()
+    counts = dict(line.split() for line in section[2:] if line.strip())
+    assert (
+        counts["field-dropped"] == "1"
+        and counts["signature-injected"] == "1"
+        and counts["upstream-error"] == "1"
+    )
+    r = cli("stats", "note:signature*", "--db", str(db))
+    section = r.stdout[r.stdout.index("translation notes") :].splitlines()
+    assert dict(line.split() for line in section[2:] if line.strip()) == {"signature-injected": "1"}
