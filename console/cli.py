@@ -381,13 +381,25 @@ def show(store: Store, wanted: str, as_json: bool) -> int:
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(view.as_json(), option=orjson.OPT_INDENT_2, default=str) + b"\n")
         return 0
+    import io
+    import shutil
+
     from rich.console import Console
 
     from console.translation import translation
 
-    out = Console(highlight=False, soft_wrap=False)
+    tty = sys.stdout.isatty()
+    out = Console(
+        file=io.StringIO(),
+        record=True,
+        highlight=False,
+        width=shutil.get_terminal_size().columns,
+        force_terminal=tty,
+    )
     out.print(show_heading(rec))
     out.print(translation(view))
+    text = out.export_text(styles=tty)
+    sys.stdout.write("\n".join(line.rstrip() for line in text.splitlines()) + "\n")
     return 0
 
 

@@ -47,7 +47,7 @@ def diff_table(view: Inspection, width: int = 60) -> RenderableType:
         return Text("the upstream request says what the client's says", style="dim")
     t = Table(box=None, padding=(0, 1), expand=True, header_style="bold")
     t.add_column("", no_wrap=True, width=1)
-    t.add_column("where", ratio=3, no_wrap=True, overflow="ellipsis")
+    t.add_column("where", ratio=4, no_wrap=True, overflow="ellipsis")
     t.add_column("client request", ratio=3, no_wrap=True, overflow="ellipsis")
     t.add_column("upstream request", ratio=3, no_wrap=True, overflow="ellipsis")
     for c in view.diff:
