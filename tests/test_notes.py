@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import aiohttp
 import anthropic
 import pytest
 from rich.console import Console
@@ -406,3 +407,48 @@ def test_stats_counts_the_calls_of_each_note_kind(tmp_path):
     r = cli("stats", "note:signature*", "--db", str(db))
     section = r.stdout[r.stdout.index("translation notes") :].splitlines()
     assert dict(line.split() for line in section[2:] if line.strip()) == {"signature-injected": "1"}
+
+
+# -- the demo --------------------------------------------------------------------------------------------------
+async def test_the_demo_makes_calls_with_translation_decisions_and_an_upstream_error(tmp_path):
+    import random
+
+    from console.demo import Demo, responder, traffic
+    from proxy.service import Service
+
+    # the demo's Gemini refuses a prompt for the whole monorepo as Google refuses one over the window
+    ask = {"contents": [{"role": "user", "parts": [{"text": "summarise the whole monorepo, every file"}]}]}
+    reply = responder(random.Random(1))(ask)
+    assert (
+        reply.status == 400 and reply.error_status == "INVALID_ARGUMENT" and "exceeds" in reply.error_message
+    )
+    demo = Demo(rate=20, seed=3, limit=6)
+    store = Store(tmp_path / "demo.db", secrets=demo.config.secrets())
+    service = Service(demo.config, store)
+    url = await service.start()
+    await demo.sim.start(port=demo.sim_port)
+    try:
+        await traffic(url, 20, seed=3, limit=6)
+        async with aiohttp.ClientSession() as http:  # and the one that fails, for certain
+            await http.post(
+                f"{url}/v1/messages",
+                json={
+                    "model": "claude-opus-5-5",
+                    "max_tokens": 32000,
+                    "messages": [{"role": "user", "content": "summarise the whole monorepo, every file"}],
+                },
+            )
+    finally:
+        await demo.sim.stop()
+        await service.stop()
+    calls = list(store.summaries(parse("kind:messages")))
+    # every call of the demo's traffic shows decisions (its tools' schemas, its thinking settings)
+    traffic_calls = [c for c in calls if "monorepo" not in c.preview]
+    assert traffic_calls and all(
+        {"schema-keyword-removed", "thinking-mapped"} <= set(c.notes) for c in traffic_calls
+    )
+    failed = store.page(parse("note:upstream-error status:400"))
+    assert (
+        failed and inspect(store.get(failed[-1].id)).upstream_error["error"]["status"] == "INVALID_ARGUMENT"
+    )
+    assert any("cap-applied" in f.notes for f in failed)  # opus → vertex-flash, capped at its 8192
