@@ -452,3 +452,39 @@ async def test_the_demo_makes_calls_with_translation_decisions_and_an_upstream_e
         failed and inspect(store.get(failed[-1].id)).upstream_error["error"]["status"] == "INVALID_ARGUMENT"
     )
     assert any("cap-applied" in f.notes for f in failed)  # opus → vertex-flash, capped at its 8192
+
+
+# -- the translator alone: what is noted, and what is not --------------------------------------------------------
+def test_notes_say_how_media_moved_and_stay_quiet_when_nothing_changed_in_meaning():
+    from proxy.translate import request as treq
+
+    flash = treq.Target(FLASH)
+    req = body(
+        messages=tool_step(),
+        tools=[tool("Bash")],
+    )
+    req["messages"][2]["content"][0]["content"] = [
+        {"type": "text", "text": "see"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+    ]
+    req["messages"][0]["content"] = [
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+        {"type": "text", "text": "read it"},
+    ]
+    details = [n.detail for n in treq.translate(req, flash).notes if n.kind == "media-converted"]
+    assert any("tool_result moved beside its functionResponse" in d for d in details)
+    assert "image (base64 image/png) → inlineData" in details
+    assert "document URL → fileData, application/pdf guessed from the URL" in details
+    # a budget the model takes as asked, no thinking on a model that can stop, no cap reached: no notes
+    quiet = treq.translate(body(thinking={"type": "enabled", "budget_tokens": 2048}, max_tokens=16000), flash)
+    assert quiet.notes == []
+    assert treq.translate(body(), flash).notes == []
+    # the billing header and cache_control are noted as dropped fields
+    cc = body(
+        system=[
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.1; cc_entrypoint=cli;"},
+            {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}},
+        ]
+    )
+    fields = [n.data["field"] for n in treq.translate(cc, flash).notes if n.kind == "field-dropped"]
+    assert fields == ["system.x-anthropic-billing-header", "cache_control"]

@@ -320,7 +320,8 @@ def translate(
                         "object there)",
                         to="part beside functionResponse",
                     )
-                    _media_note(notes, "image" if "image" in str(m_part) else "document", m_part, w)
+                    mime = str((m_part.get("inlineData") or m_part.get("fileData") or {}).get("mimeType", ""))
+                    _media_note(notes, "image" if mime.startswith("image/") else "document", m_part, w)
                 if tid in id_to_name:
                     key = "error" if b.get("is_error") else "content"
                     responses.append(
