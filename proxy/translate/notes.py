@@ -9,6 +9,7 @@ Pure: no I/O, nothing here knows where a note ends up.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,12 +87,21 @@ class Notes:
 
     def __init__(self) -> None:
         self.items: list[Note] = []
+        self._seen: set[tuple[str, str]] = set()
 
     def add(self, kind: str, detail: str, **data: Any) -> None:
+        """A note, once: the same kind and detail again (a second tool_result image…) is not repeated."""
         assert kind in KINDS, kind
-        note = Note(kind, detail, data)
-        if note not in self.items:
-            self.items.append(note)
+        if (kind, detail) not in self._seen:
+            self._seen.add((kind, detail))
+            self.items.append(Note(kind, detail, data))
+
+    def extend(self, notes: Iterable[Note]) -> None:
+        """Notes made elsewhere (a memo's), each once."""
+        for note in notes:
+            if (note.kind, note.detail) not in self._seen:
+                self._seen.add((note.kind, note.detail))
+                self.items.append(note)
 
 
 def legend() -> str:

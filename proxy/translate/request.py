@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping, TypedDict
 
 import orjson
@@ -620,8 +621,7 @@ def _tools(
     declared: list[str] = []
     extra: list[dict[str, Any]] = []
     held: list[str] = []
-    removed: dict[str, set[str]] = {}
-    rewritten: dict[str, set[str]] = {}
+    changes: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
     for i, t in enumerate(tools):
         w = f"tools.{i}"
         if not isinstance(t, dict):
@@ -653,30 +653,15 @@ def _tools(
         decl, gone, changed = _declaration(orjson.dumps(t), target.schema_mode)
         decls.append(decl)
         declared.append(name)
-        for kw in gone:
-            removed.setdefault(kw, set()).add(name)
-        for kw in changed:
-            rewritten.setdefault(kw, set()).add(name)
+        if gone or changed:
+            changes.append((name, gone, changed))
     if held:
         notes.add(
             "deferred-held-back",
             f"{len(held)} deferred tool(s) not declared until tool search references them",
             tools=held,
         )
-    for kw, where in removed.items():
-        notes.add(
-            "schema-keyword-removed",
-            f"{kw} removed from {len(where)} tool schema(s): Gemini's Schema refuses it",
-            keyword=kw,
-            tools=sorted(where),
-        )
-    for kw, where in rewritten.items():
-        notes.add(
-            "schema-keyword-rewritten",
-            f"{kw} rewritten in {len(where)} tool schema(s) ({_REWRITES.get(kw, 'into what Gemini knows')})",
-            keyword=kw,
-            tools=sorted(where),
-        )
+    notes.extend(_schema_notes(tuple(changes)))
     out = [{"functionDeclarations": decls}] if decls else []
     return out + extra, declared
 
@@ -697,6 +682,36 @@ _REWRITES = {
 
 Declaration = tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]
 """a functionDeclaration, the schema keywords removed from it, those rewritten"""
+
+
+@lru_cache(maxsize=256)
+def _schema_notes(changes: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]) -> tuple[Note, ...]:
+    """The schema notes of a set of tools: (name, keywords removed, keywords rewritten) each. Claude Code
+    declares the same tools on every call: the notes are made once per set (notes are never mutated)."""
+    removed: dict[str, set[str]] = {}
+    rewritten: dict[str, set[str]] = {}
+    for name, gone, changed in changes:
+        for kw in gone:
+            removed.setdefault(kw, set()).add(name)
+        for kw in changed:
+            rewritten.setdefault(kw, set()).add(name)
+    out = [
+        Note(
+            "schema-keyword-removed",
+            f"{kw} removed from {len(where)} tool schema(s): Gemini's Schema refuses it",
+            {"keyword": kw, "tools": sorted(where)},
+        )
+        for kw, where in removed.items()
+    ]
+    out += [
+        Note(
+            "schema-keyword-rewritten",
+            f"{kw} rewritten in {len(where)} tool schema(s) ({_REWRITES.get(kw, 'into what Gemini knows')})",
+            {"keyword": kw, "tools": sorted(where)},
+        )
+        for kw, where in rewritten.items()
+    ]
+    return tuple(out)
 
 
 def _make_declaration(tool_json: bytes, schema_mode: str) -> Declaration:
