@@ -299,6 +299,16 @@ def upstream_error(rec: Record) -> Any:
     return None
 
 
+def attempts(rec: Record) -> dict[str, Any] | None:
+    """When no target answered with a body (refused connection, timeout…): what each attempt ended with."""
+    tried = [
+        {"target": a.target, "status": a.status, "error": a.error}
+        for a in rec.tried_targets
+        if a.error or a.status
+    ]
+    return {"no error body; the attempts": tried} if tried else None
+
+
 def inspect(rec: Record) -> Inspection:
     table = None
     if isinstance(rec.client_request, dict) and isinstance(rec.upstream_request, dict):
@@ -321,7 +331,7 @@ def inspect(rec: Record) -> Inspection:
         target=rec.target,
         notes=[asdict(n) for n in rec.notes],
         diff=table,
-        upstream_error=upstream_error(rec) if failed(rec) else None,
+        upstream_error=(upstream_error(rec) or attempts(rec)) if failed(rec) else None,
         client_error=client_error,
     )
 

@@ -488,3 +488,21 @@ def test_notes_say_how_media_moved_and_stay_quiet_when_nothing_changed_in_meanin
     )
     fields = [n.data["field"] for n in treq.translate(cc, flash).notes if n.kind == "field-dropped"]
     assert fields == ["system.x-anthropic-billing-header", "cache_control"]
+
+
+async def test_a_call_no_target_answered_shows_what_each_attempt_ended_with(fake, sa_json):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    raw = {"targets": [target_for("gemini", fake, sa_json, name="gone", api_endpoint=dead)]}
+    async for gw in run_gateway(raw, fake):
+        with pytest.raises(anthropic.APIStatusError):
+            await gw.client.messages.create(model="x", max_tokens=10, messages=[user()])
+        rec = gw.records[-1]
+    view = inspect(rec)
+    (tried,) = view.upstream_error["no error body; the attempts"]
+    assert tried["target"] == "gone" and tried["error"]
+    assert view.client_error["error"]["message"] == rec.error_message
+    assert "the attempts" in rendered(rec)
