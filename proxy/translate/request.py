@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import mimetypes
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Mapping, TypedDict
 
 import orjson
 
 from ..errors import invalid_request
-from . import marks
+from . import marks, request_notes
 from . import schema as _schema
 from .memo import BytesMemo
 from .models import ModelFacts, facts
@@ -150,26 +149,6 @@ def _source_part(block: dict[str, Any], where: str, kind: str) -> dict[str, Any]
     raise invalid_request(f"{where}.source.type: {st!r} is not supported by this gateway for {kind} blocks")
 
 
-def _media_note(notes: Notes, kind: str, part: dict[str, Any], where: str) -> None:
-    """Say how an image or document became a Gemini part."""
-    if "inlineData" in part:
-        mime = part["inlineData"]["mimeType"]
-        notes.add(
-            "media-converted", f"{kind} (base64 {mime}) → inlineData", block=kind, to="inlineData", mime=mime
-        )
-    elif "fileData" in part:
-        mime = part["fileData"]["mimeType"]
-        notes.add(
-            "media-converted",
-            f"{kind} URL → fileData, {mime} guessed from the URL",
-            block=kind,
-            to="fileData",
-            mime=mime,
-        )
-    else:
-        notes.add("media-converted", f"{kind} with text content → a text part", block=kind, to="text")
-
-
 def _tool_result_parts(block: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]], list[str]]:
     """→ (response text, extra media parts, tool names referenced)."""
     content = block.get("content")
@@ -290,7 +269,7 @@ def translate(
                         parts[-1]["thoughtSignature"], pending_sig = pending_sig, None
             elif t in ("image", "document"):
                 parts.append(_source_part(b, w, t))
-                _media_note(notes, t, parts[-1], w)
+                request_notes.media(notes, t, parts[-1], w)
             elif t == "tool_use":
                 if role != "assistant":
                     raise invalid_request(f"{w}: tool_use blocks belong in assistant messages")
@@ -322,7 +301,9 @@ def translate(
                         to="part beside functionResponse",
                     )
                     mime = str((m_part.get("inlineData") or m_part.get("fileData") or {}).get("mimeType", ""))
-                    _media_note(notes, "image" if mime.startswith("image/") else "document", m_part, w)
+                    request_notes.media(
+                        notes, "image" if mime.startswith("image/") else "document", m_part, w
+                    )
                 if tid in id_to_name:
                     key = "error" if b.get("is_error") else "content"
                     responses.append(
@@ -410,7 +391,7 @@ def translate(
     ]
     for k in dropped:
         notes.add("field-dropped", f"{k} not sent: Gemini has no such field", field=k)
-    cached = _cache_controls(req)
+    cached = request_notes.cache_controls(req)
     if cached:
         notes.add(
             "field-dropped",
@@ -474,7 +455,7 @@ def translate(
     )
     if thinking_cfg is not None:
         gen["thinkingConfig"] = thinking_cfg
-    _thinking_note(notes, req.get("thinking"), req.get("output_config"), thinking_cfg, target.model)
+    request_notes.thinking(notes, req.get("thinking"), req.get("output_config"), thinking_cfg, target.model)
     if gen:
         body["generationConfig"] = gen
     return Translated(
@@ -486,46 +467,6 @@ def translate(
         billing=billing,
         notes=notes.items,
     )
-
-
-def _cache_controls(req: Mapping[str, Any]) -> int:
-    """How many blocks (system, messages, tools) carry a cache_control."""
-    n = 0
-    system = req.get("system")
-    for group in (system if isinstance(system, list) else [], req.get("tools") or []):
-        n += sum(1 for b in group if isinstance(b, dict) and "cache_control" in b)
-    for m in req.get("messages") or []:
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, list):
-            n += sum(1 for b in content if isinstance(b, dict) and "cache_control" in b)
-    return n
-
-
-def _thinking_note(
-    notes: Notes, thinking: Any, output_config: Any, cfg: dict[str, Any] | None, model: str
-) -> None:
-    """Say what the client's thinking settings became, when that is not what it asked for word for word."""
-    kind = thinking.get("type") if isinstance(thinking, dict) else "disabled"
-    effort = output_config.get("effort") if isinstance(output_config, dict) else None
-    if kind == "adaptive":
-        asked = f"adaptive (effort {effort or 'high, the default'})"
-    elif kind == "enabled":
-        asked = f"budget_tokens {thinking.get('budget_tokens')}"
-    else:
-        asked = "disabled" if isinstance(thinking, dict) else "no thinking"
-    if cfg is None:
-        if kind in ("adaptive", "enabled"):
-            notes.add("thinking-mapped", f"{asked} → none: {model} does not think", asked=asked, sent=None)
-        return
-    if "thinkingLevel" in cfg:
-        sent = f"thinkingLevel {cfg['thinkingLevel']}"
-    else:
-        sent = f"thinkingBudget {cfg.get('thinkingBudget')}"
-    same = (kind == "enabled" and cfg.get("thinkingBudget") == thinking.get("budget_tokens")) or (
-        kind != "adaptive" and kind != "enabled" and cfg.get("thinkingBudget") == 0
-    )
-    if not same:
-        notes.add("thinking-mapped", f"{asked} → {sent}", asked=asked, sent=sent, model=model)
 
 
 def _sign_current_turn(contents: list[_Turn]) -> int:
@@ -661,57 +602,13 @@ def _tools(
             f"{len(held)} deferred tool(s) not declared until tool search references them",
             tools=held,
         )
-    notes.extend(_schema_notes(tuple(changes)))
+    notes.extend(request_notes.schema(tuple(changes)))
     out = [{"functionDeclarations": decls}] if decls else []
     return out + extra, declared
 
 
-_REWRITES = {
-    "$ref": "inlined",
-    "$defs": "inlined where referenced",
-    "definitions": "inlined where referenced",
-    "allOf": "members merged",
-    "oneOf": "→ anyOf",
-    "const": "→ enum",
-    "exclusiveMinimum": "→ minimum",
-    "exclusiveMaximum": "→ maximum",
-    "examples": "→ example",
-    "type": "a list of types → one type + nullable, or anyOf",
-    "enum": "non-string values → the description",
-}
-
 Declaration = tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]
 """a functionDeclaration, the schema keywords removed from it, those rewritten"""
-
-
-@lru_cache(maxsize=256)
-def _schema_notes(changes: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]) -> tuple[Note, ...]:
-    """The schema notes of a set of tools: (name, keywords removed, keywords rewritten) each. Claude Code
-    declares the same tools on every call: the notes are made once per set (notes are never mutated)."""
-    removed: dict[str, set[str]] = {}
-    rewritten: dict[str, set[str]] = {}
-    for name, gone, changed in changes:
-        for kw in gone:
-            removed.setdefault(kw, set()).add(name)
-        for kw in changed:
-            rewritten.setdefault(kw, set()).add(name)
-    out = [
-        Note(
-            "schema-keyword-removed",
-            f"{kw} removed from {len(where)} tool schema(s): Gemini's Schema refuses it",
-            {"keyword": kw, "tools": sorted(where)},
-        )
-        for kw, where in removed.items()
-    ]
-    out += [
-        Note(
-            "schema-keyword-rewritten",
-            f"{kw} rewritten in {len(where)} tool schema(s) ({_REWRITES.get(kw, 'into what Gemini knows')})",
-            {"keyword": kw, "tools": sorted(where)},
-        )
-        for kw, where in rewritten.items()
-    ]
-    return tuple(out)
 
 
 def _make_declaration(tool_json: bytes, schema_mode: str) -> Declaration:
