@@ -87,7 +87,9 @@ class Call:
         r.request_model = model
         r.request_mode = "stream" if stream else "oneshot"
         r.metadata = metadata
-        r.session_id = session_id
+        # A replay is an experiment beside the session, not a turn of it: its spend stays out of the session's
+        # roll-up and budget (the daily budget still counts it); `replay_of` links it to the original.
+        r.session_id = None if r.replay_of else session_id
         r.preview = preview
         r.tools_offered = tools_offered
 
