@@ -483,3 +483,28 @@ async def test_r_in_a_console_attached_to_a_gateway_replays_through_that_gateway
         assert fake.received[-1].model == "gemini-2.5-pro"
     finally:
         await service.stop()
+
+
+async def test_a_replay_stays_out_of_the_original_session_s_spend(fake, tmp_path):
+    port = free_port()
+    path = write_config(tmp_path, fake, port)
+    service = await serving(path)
+    sid = "5e551011-0000-4000-8000-000000000001"
+    try:
+        fake.script(Reply.text("first answer"))
+        (original,) = await original_calls(service.url, extra_headers={"x-claude-code-session-id": sid})
+        first = await committed(service.store, original)
+        assert first.session_id == sid
+        fake.script(Reply.text("second answer"))
+        code, _, err = await cli(
+            "replay", original, "--target", "pro", "--yes", "--config", path, cwd=tmp_path
+        )
+        assert code == 0, err
+        (replay,) = [s for s in service.store.page() if s.replay_of == original]
+        new = await committed(service.store, replay.id)
+        # linked to the original, but not a turn of its session: the session's calls and spend are Claude Code's
+        assert new.session_id is None and new.replay_of == original
+        totals = await asyncio.to_thread(service.store.session, sid)
+        assert totals is not None and totals.calls == 1
+    finally:
+        await service.stop()

@@ -304,6 +304,7 @@ def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
     store = Store(db).start()
     store.submit(make(2, usage=Usage(cache_creation_tokens=7)))
     store.close()
+
     assert store.reader().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     old, new = store.page()[::-1]
     assert old.id == "req_000001" and old.cache_creation_tokens == 4000  # filled in from the record's JSON
