@@ -1,8 +1,10 @@
 """The record store: `RecordStore` (what gatewatch asks of one, with its typed rows) and its SQLite
 implementation, `Store`."""
 
+import os
 from typing import TYPE_CHECKING
 
+from ..events import Bus
 from .base import (
     AgentTotals,
     RecordStore,
@@ -19,6 +21,29 @@ from .sqlite import SqliteStore, connect
 Store = SqliteStore
 """the default implementation"""
 
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(where: str | os.PathLike[str] | None) -> bool:
+    """A PostgreSQL connection URL, not a SQLite file."""
+    return isinstance(where, str) and where.startswith(URL_SCHEMES)
+
+
+def open_store(
+    where: str | os.PathLike[str] | None = None,
+    secrets: list[str] | None = None,
+    bus: Bus | None = None,
+    create: bool = True,
+) -> RecordStore:
+    """The store `where` names: a `postgresql://` URL (psycopg is imported only then), else a SQLite file
+    (None: the default file)."""
+    if isinstance(where, str) and is_url(where):
+        from .postgres import PostgresStore
+
+        return PostgresStore(where, secrets=secrets, bus=bus, create=create)
+    return SqliteStore(where, secrets=secrets, bus=bus, create=create)
+
+
 if TYPE_CHECKING:  # mypy holds the implementation to the protocol
     _conforms: type[RecordStore] = SqliteStore
 
@@ -33,6 +58,8 @@ __all__ = [
     "Totals",
     "WriterStats",
     "connect",
+    "is_url",
+    "open_store",
     "data_dir",
     "default_path",
 ]

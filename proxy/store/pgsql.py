@@ -1,0 +1,50 @@
+"""A `Filter` as PostgreSQL: the same conditions as `sql.py` (ILIKE where SQLite's LIKE ignores ASCII case),
+and free text over the `fts` tsvector column instead of FTS5.
+
+Full text matches FTS5's default tokenizer as closely as PostgreSQL's own search allows: the `simple`
+configuration (lower-cased tokens, no stemming, no stop words), each word of the search a phrase of its tokens
+(`phraseto_tsquery`, like a quoted FTS5 string), every word required; an excluded word (`-word`) removes the
+records it matches. The prompt and the response are indexed as two vectors joined, so a phrase never spans them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..query import Filter
+from .sql import Param, _clause
+
+FTS_CONFIG = "simple"
+_PHRASE = f"fts @@ phraseto_tsquery('{FTS_CONFIG}', %s)"
+
+
+@dataclass
+class PgCompiled:
+    where: str = "TRUE"
+    """every condition, free text included, as one WHERE clause over `records` (%s parameters)"""
+    params: list[Param] = field(default_factory=list)
+    text: bool = False
+    """the filter has free text: pages go newest-first by commit order (`seq`), as SQLite's do"""
+
+
+def _pg(sql: str) -> str:
+    # sql.py's clauses use qmark parameters and SQLite's ASCII-case-insensitive LIKE; neither holds a literal
+    # '?' or '%' (values are always parameters)
+    return sql.replace("?", "%s").replace(" LIKE ", " ILIKE ")
+
+
+def compile_filter(flt: Filter) -> PgCompiled:
+    clauses: list[str] = []
+    params: list[Param] = []
+    for c in flt.conditions:
+        sql, p = _clause(c)
+        sql = _pg(sql)
+        clauses.append(f"NOT ({sql})" if c.negated else sql)
+        params.extend(p)
+    for w in flt.words:
+        clauses.append(_PHRASE)
+        params.append(w)
+    for w in flt.excluded:
+        clauses.append(f"NOT ({_PHRASE})")
+        params.append(w)
+    return PgCompiled(" AND ".join(clauses) or "TRUE", params, bool(flt.words))
