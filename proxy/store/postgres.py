@@ -40,7 +40,7 @@ from ..record import Record
 from . import ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals
 from .payloads import hydrate
-from .pgsql import FTS_CONFIG, PgCompiled, compile_filter
+from .pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
 from .sqlite import COLUMNS, JournaledStore, to_row, to_summary
 
 try:
@@ -305,8 +305,8 @@ class PostgresStore(JournaledStore):
             for rec, data in chunk:
                 params += [_clean(v) for v in to_row(rec, data)]
                 params += [
-                    _clean(rec.preview[:FTS_MAX_CHARS]),
-                    _clean((rec.response_text or "")[:FTS_MAX_CHARS]),
+                    _clean(fts_text(rec.preview[:FTS_MAX_CHARS])),
+                    _clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])),
                 ]
             sql = _INSERT + ", ".join([_ROW] * len(chunk)) + " ON CONFLICT (id) DO NOTHING RETURNING id"
             ids = {r[0] for r in conn.execute(sql, params).fetchall()}
