@@ -251,3 +251,14 @@ def test_a_gateway_stopped_while_the_server_is_down_leaves_its_records_to_the_ne
     assert again.replayed == 3
     again.close()
     assert again.count() == 3
+
+
+def test_a_shared_part_pruned_by_another_process_is_sent_again_by_a_writer_that_knew_it(pg_url):
+    req = cc_requests.first_turn()
+    writer = PostgresStore(pg_url).start()
+    writer.submit(make(1, started_at=time.time() - 40 * 86400, client_request=req))
+    assert _wait(lambda: writer.stats.written == 1)
+    assert PostgresStore(pg_url).prune(30 * 86400) == 1  # the only record naming the tools goes, and they too
+    writer.submit(make(2, client_request=req))
+    writer.close()
+    assert PostgresStore(pg_url).get("req_000002").client_request == req

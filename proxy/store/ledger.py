@@ -123,20 +123,24 @@ def _add(words: str, word: str | None) -> str:
 
 
 def roll_up(conn: Conn, records: Iterable[Record]) -> None:
-    """Add committed records to the roll-ups (inside the writer's transaction)."""
+    """Add committed records to the roll-ups (inside the writer's transaction): a day's row once per batch."""
+    days: dict[str, tuple[int, float, int]] = {}
     for r in records:
         u = r.usage
         cost = u.cost or 0.0
         unpriced = int(u.cost is None and u.total_tokens > 0)
+        d = day_of(r.started_at)
+        calls, spent, unknown = days.get(d, (0, 0.0, 0))
+        days[d] = (calls + 1, spent + cost, unknown + unpriced)
+        if r.session_id:
+            _roll_agent(conn, r, cost, unpriced)
+    for d, (calls, cost, unpriced) in days.items():  # noqa: B007
         conn.execute(
-            "INSERT INTO daily (day, calls, cost, unpriced) VALUES (?, 1, ?, ?) ON CONFLICT(day) DO UPDATE "
-            "SET calls = daily.calls + 1, cost = daily.cost + excluded.cost, "
+            "INSERT INTO daily (day, calls, cost, unpriced) VALUES (?, ?, ?, ?) ON CONFLICT(day) DO UPDATE "
+            "SET calls = daily.calls + excluded.calls, cost = daily.cost + excluded.cost, "
             "unpriced = daily.unpriced + excluded.unpriced",
-            (day_of(r.started_at), cost, unpriced),
+            (d, calls, cost, unpriced),
         )
-        if not r.session_id:
-            continue
-        _roll_agent(conn, r, cost, unpriced)
 
 
 def _roll_agent(conn: Conn, r: Record, cost: float, unpriced: int) -> None:

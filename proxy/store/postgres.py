@@ -63,8 +63,6 @@ JOURNAL_SLOTS = 64
 CONNECT_TIMEOUT_S = 5
 FTS_MAX_CHARS = 400_000
 """text indexed per field: a tsvector holds at most 1 MB (a longer answer is still stored whole)"""
-CHUNK = 100
-"""records per INSERT statement (parameters stay far below PostgreSQL's 65,535)"""
 
 _TYPES = (("REAL", "DOUBLE PRECISION"), ("INTEGER", "BIGINT"), ("BLOB", "BYTEA"))
 
@@ -79,12 +77,12 @@ def pg_type(ddl: str) -> str:
 _NAMES = [c.name for c in COLUMNS]
 _SUMMARY_FIELDS = [f.name for f in fields(Summary)][1:]  # after seq
 _SUMMARY_COLS = ", ".join(["seq", *_SUMMARY_FIELDS])
-_ROW = (
-    "("
+_INSERT = (
+    f"INSERT INTO records ({', '.join(_NAMES)}, data, fts) VALUES ("
     + ", ".join(["%s"] * (len(_NAMES) + 1))
-    + f", to_tsvector('{FTS_CONFIG}', %s) || to_tsvector('{FTS_CONFIG}', %s))"
+    + f", to_tsvector('{FTS_CONFIG}', %s) || to_tsvector('{FTS_CONFIG}', %s)) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
 )
-_INSERT = f"INSERT INTO records ({', '.join(_NAMES)}, data, fts) VALUES "
 _BLOB_REF = r'\{"\$blob":"([0-9a-f]{40})"\}'
 
 
@@ -211,6 +209,11 @@ class PostgresStore(JournaledStore):
         """this process's name in notifications: its own commits are announced by its writer already"""
         self._watcher: threading.Thread | None = None
         self._watching = threading.Event()
+        self._known_blobs: set[str] = set()
+        """shared parts this writer saw committed: not sent again (a Claude Code prompt's are ~150 KB)"""
+        self._adding_blobs: set[str] = set()
+        self._pruned = ""
+        """the last prune this writer knows of: after another, the parts it knew may be gone"""
 
     @property
     def where(self) -> str:
@@ -285,32 +288,49 @@ class PostgresStore(JournaledStore):
 
     @contextlib.contextmanager
     def _transaction(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+        self._adding_blobs = set()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             yield conn
+        if len(self._known_blobs) > 10_000:
+            self._known_blobs.clear()
+        self._known_blobs |= self._adding_blobs
+
+    def _send_blobs(self, conn: psycopg.Connection[Any], blobs: dict[str, bytes]) -> None:
+        """The shared parts the database may not have: all of them after a prune (any process's), else only
+        those this writer has not committed before."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
+        pruned = row[0] if row else ""
+        if pruned != self._pruned:
+            self._known_blobs.clear()
+            self._pruned = pruned
+        fresh = [(h, part) for h, part in blobs.items() if h not in self._known_blobs]
+        if fresh:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO blobs (hash, data) VALUES (%s, %s) ON CONFLICT (hash) DO NOTHING", fresh
+                )
+            self._adding_blobs.update(h for h, _ in fresh)
 
     def _insert(
         self, conn: psycopg.Connection[Any], items: list[tuple[Record, bytes]], blobs: dict[str, bytes]
     ) -> int:
         if blobs:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO blobs (hash, data) VALUES (%s, %s) ON CONFLICT (hash) DO NOTHING",
-                    list(blobs.items()),
-                )
+            self._send_blobs(conn, blobs)
         new: list[Record] = []
-        for i in range(0, len(items), CHUNK):
-            chunk = items[i : i + CHUNK]
-            params: list[Any] = []
-            for rec, data in chunk:
-                params += [_clean(v) for v in to_row(rec, data)]
-                params += [
-                    _clean(fts_text(rec.preview[:FTS_MAX_CHARS])),
-                    _clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])),
-                ]
-            sql = _INSERT + ", ".join([_ROW] * len(chunk)) + " ON CONFLICT (id) DO NOTHING RETURNING id"
-            ids = {r[0] for r in conn.execute(sql, params).fetchall()}
-            new += [rec for rec, _ in chunk if rec.id in ids]
+        rows = []
+        for rec, data in items:
+            row = [_clean(v) for v in to_row(rec, data)]
+            row.append(_clean(fts_text(rec.preview[:FTS_MAX_CHARS])))
+            row.append(_clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
+            rows.append(row)
+        with conn.cursor() as cur:
+            # one statement, prepared once, sent in a pipeline; RETURNING tells which records were new
+            cur.executemany(_INSERT, rows, returning=True)
+            for rec, _ in items:
+                if cur.fetchone() is not None:
+                    new.append(rec)
+                cur.nextset()
         ledger.roll_up(Qmark(conn), new)
         if new:
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._token))
@@ -457,6 +477,11 @@ class PostgresStore(JournaledStore):
             with self._transaction(conn):
                 n = conn.execute("DELETE FROM records WHERE started_at < %s", (cutoff,)).rowcount
                 ledger.prune(Qmark(conn), cutoff)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('pruned', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (uuid.uuid4().hex,),
+                )
                 conn.execute(
                     "DELETE FROM blobs WHERE hash NOT IN (SELECT (regexp_matches(convert_from(data, 'UTF8'), "
                     "%s, 'g'))[1] FROM records)",
