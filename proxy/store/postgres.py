@@ -156,7 +156,8 @@ def connect(url: str, create: bool = True) -> psycopg.Connection[Any]:
         with _schema_lock:
             if url not in _schema_ready:
                 _ensure_schema(conn, url, create)
-                _schema_ready.add(url)
+                if create:  # a reader's check made nothing: a writer of this process still adds columns
+                    _schema_ready.add(url)
         conn.execute(f"SET search_path TO {SCHEMA}")
     except BaseException:
         conn.close()
@@ -213,6 +214,7 @@ class PostgresStore(JournaledStore):
         """shared parts this writer saw committed: not sent again (a Claude Code prompt's are ~150 KB)"""
         self._adding_blobs: set[str] = set()
         self._pruned = ""
+        self._pruned_now = ""
         """the last prune this writer knows of: after another, the parts it knew may be gone"""
 
     @property
@@ -289,8 +291,15 @@ class PostgresStore(JournaledStore):
     @contextlib.contextmanager
     def _transaction(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
         self._adding_blobs = set()
-        with conn.transaction():
+        # a pipeline: statements whose answers are not read go with the next that is (round trips cost the
+        # gateway more CPU than the SQL does)
+        with conn.pipeline(), conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            # delivered at commit, to the consoles that watch (`watch`); this process's own is ignored there
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._token))
+            # read after the lock is held: a prune that committed while this waited is seen
+            row = conn.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
+            self._pruned_now = row[0] if row else ""
             yield conn
         if len(self._known_blobs) > 10_000:
             self._known_blobs.clear()
@@ -299,11 +308,9 @@ class PostgresStore(JournaledStore):
     def _send_blobs(self, conn: psycopg.Connection[Any], blobs: dict[str, bytes]) -> None:
         """The shared parts the database may not have: all of them after a prune (any process's), else only
         those this writer has not committed before."""
-        row = conn.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
-        pruned = row[0] if row else ""
-        if pruned != self._pruned:
+        if self._pruned_now != self._pruned:
             self._known_blobs.clear()
-            self._pruned = pruned
+            self._pruned = self._pruned_now
         fresh = [(h, part) for h, part in blobs.items() if h not in self._known_blobs]
         if fresh:
             with conn.cursor() as cur:
@@ -332,8 +339,6 @@ class PostgresStore(JournaledStore):
                     new.append(rec)
                 cur.nextset()
         ledger.roll_up(Qmark(conn), new)
-        if new:
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._token))
         return len(new)
 
     def close(self, timeout: float = 10) -> None:
@@ -474,7 +479,8 @@ class PostgresStore(JournaledStore):
         cutoff = time.time() - older_than_s
         conn = connect(self.url, create=False)
         try:
-            with self._transaction(conn):
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 n = conn.execute("DELETE FROM records WHERE started_at < %s", (cutoff,)).rowcount
                 ledger.prune(Qmark(conn), cutoff)
                 conn.execute(
