@@ -262,3 +262,50 @@ def test_a_shared_part_pruned_by_another_process_is_sent_again_by_a_writer_that_
     writer.submit(make(2, client_request=req))
     writer.close()
     assert PostgresStore(pg_url).get("req_000002").client_request == req
+
+
+def test_export_stats_and_prune_read_a_postgresql_url_from_db_or_the_config(pg_url, tmp_path):
+    from tests.test_cli import cli
+
+    store = PostgresStore(pg_url).start()
+    for i in range(3):
+        store.submit(make(i, started_at=time.time() - 60))
+    store.close()
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    r = cli("export", "--db", pg_url, "--format", "jsonl", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
+    assert f"database: {redact(pg_url)} (from --db)" in r.stderr
+    conf = tmp_path / "gw.toml"
+    conf.write_text(f'[store]\nurl = "{pg_url}"\n')
+    r = cli("stats", "--config", str(conf), cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "(from [store] url in" in r.stderr, r.stderr
+    assert [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("gemini-2.5-flash")] == ["3"]
+    r = cli("prune", "--db", pg_url, "--older-than", "30s", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "deleted 3 records" in r.stdout, r.stderr
+    assert PostgresStore(pg_url).count() == 0
+
+
+def test_the_config_takes_a_postgresql_url_or_a_path_not_both():
+    from proxy import config as cfg
+
+    assert cfg.from_mapping({"store": {"url": "postgresql://gw@db/calls"}}, "t").store.url
+    with pytest.raises(cfg.ConfigError, match="PostgreSQL URL"):
+        cfg.from_mapping({"store": {"url": "mysql://gw@db/calls"}}, "t")
+    with pytest.raises(cfg.ConfigError, match="not both"):
+        cfg.from_mapping({"store": {"url": "postgresql://gw@db/calls", "path": "x.db"}}, "t")
+
+
+def test_without_psycopg_a_postgresql_store_says_what_to_install_and_sqlite_never_needs_it(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from proxy.store import open_store, StoreError\n"
+        f"open_store({str(tmp_path / 'lite.db')!r}).start().close()\n"
+        "try:\n    open_store('postgresql://gw@127.0.0.1:1/calls')\n"
+        "except StoreError as e:\n    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "pip install 'gatewatch[postgres]'" in r.stdout

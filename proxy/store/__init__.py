@@ -1,5 +1,6 @@
-"""The record store: `RecordStore` (what gatewatch asks of one, with its typed rows) and its SQLite
-implementation, `Store`."""
+"""The record store: `RecordStore` (what gatewatch asks of one, with its typed rows), its SQLite
+implementation, `Store` (the default), and a PostgreSQL one that several gateways share (`postgres.py`,
+imported only for a `postgresql://` store: psycopg is an optional extra). `open_store` picks by location."""
 
 import os
 from typing import TYPE_CHECKING
@@ -44,8 +45,11 @@ def open_store(
     return SqliteStore(where, secrets=secrets, bus=bus, create=create)
 
 
-if TYPE_CHECKING:  # mypy holds the implementation to the protocol
+if TYPE_CHECKING:  # mypy holds the implementations to the protocol
+    from .postgres import PostgresStore
+
     _conforms: type[RecordStore] = SqliteStore
+    _conforms_too: type[RecordStore] = PostgresStore
 
 __all__ = [
     "AgentTotals",

@@ -291,12 +291,12 @@ class PostgresStore(JournaledStore):
     @contextlib.contextmanager
     def _transaction(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
         self._adding_blobs = set()
-        # a pipeline: statements whose answers are not read go with the next that is (round trips cost the
-        # gateway more CPU than the SQL does)
-        with conn.pipeline(), conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            # delivered at commit, to the consoles that watch (`watch`); this process's own is ignored there
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._token))
+        # round trips cost the writer more CPU than the SQL does: as few statements as can be
+        with conn.transaction():
+            # the notification is delivered at commit, to the consoles that watch (`watch`)
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)", (WRITE_LOCK, CHANNEL, self._token)
+            )
             # read after the lock is held: a prune that committed while this waited is seen
             row = conn.execute("SELECT value FROM meta WHERE key = 'pruned'").fetchone()
             self._pruned_now = row[0] if row else ""
@@ -332,12 +332,16 @@ class PostgresStore(JournaledStore):
             row.append(_clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
             rows.append(row)
         with conn.cursor() as cur:
-            # one statement, prepared once, sent in a pipeline; RETURNING tells which records were new
-            cur.executemany(_INSERT, rows, returning=True)
-            for rec, _ in items:
-                if cur.fetchone() is not None:
-                    new.append(rec)
-                cur.nextset()
+            # one statement, prepared once (several rows: sent in a pipeline); RETURNING tells which were new
+            if len(rows) == 1:
+                if cur.execute(_INSERT, rows[0], prepare=True).fetchone() is not None:
+                    new.append(items[0][0])
+            else:
+                cur.executemany(_INSERT, rows, returning=True)
+                for rec, _ in items:
+                    if cur.fetchone() is not None:
+                        new.append(rec)
+                    cur.nextset()
         ledger.roll_up(Qmark(conn), new)
         return len(new)
 
