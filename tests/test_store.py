@@ -41,8 +41,9 @@ def make(i: int, **kw) -> Record:
 
 
 def filled(backend, records):
-    """A store on `backend` (tests/conftest.py: SQLite or PostgreSQL) with these records committed."""
-    store = backend.open().start()
+    """A store on `backend` (tests/conftest.py: SQLite or PostgreSQL; a directory: SQLite there) with these
+    records committed."""
+    store = (Store(backend / "g.db") if isinstance(backend, os.PathLike) else backend.open()).start()
     for r in records:
         store.submit(r)
     store.close()
