@@ -49,8 +49,10 @@ from .panes import (
     render_summary,
     render_targets,
     render_tokens,
+    reprice,
 )
 from .remote import Attached
+from .replay_view import Door, ReplayScreen
 from .sessions import BudgetNotice, SessionsScreen
 
 REFRESH_S = 0.5  # panes repaint at most this often, however many calls finish
@@ -70,6 +72,7 @@ class GatewatchApp(App):
         Binding("enter", "open", "Open call", id="open", show=False),
         Binding("e", "export", "Export", id="export"),
         Binding("s", "sessions", "Sessions", id="sessions"),
+        Binding("dollar_sign", "price_as", "What-if price", key_display="$", id="price_as", show=False),
         Binding("escape", "clear_search", "Clear", id="clear_search", show=False),
         Binding("r", "reload", "Reload", id="reload", show=False),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
@@ -87,9 +90,12 @@ class GatewatchApp(App):
         banner_note: str = "",
         insecure: bool = False,
         attach: Attached | None = None,
+        price_as: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config
+        self.price_as_choice = price_as
+        """the what-if model given with --price-as (offered by `$` beside the targets' models)"""
         self.store = store
         self.config_error = config_error
         self.on_ready = on_ready
@@ -97,7 +103,9 @@ class GatewatchApp(App):
         """where `e` writes: the data directory beside the default store, never the current folder"""
         self.banner_note = banner_note
         self.insecure = insecure
-        self.stats = LiveStats()
+        self.stats = LiveStats(price_as=price_as)
+        self.what_if = price_as
+        """the cost pane's what-if model as last chosen (`$`); the pane shows it once priced"""
         self.attached = attach
         """a gateway elsewhere that this console watches (None: the console hosts its own)"""
         self.service: Service | Attached = attach or Service(config, store, insecure=insecure)
@@ -499,6 +507,19 @@ class GatewatchApp(App):
             return
         await self.push_screen(DetailScreen(rec, self.url or "http://127.0.0.1:8000"))
 
+    def on_detail_screen_replay_asked(self, message: DetailScreen.ReplayAsked) -> None:
+        """`R` in a call's detail: the confirm screen, then the comparison (console/replay_view.py)."""
+        if self.attached is not None:
+            targets = [name for name, _, _ in self.attached.target_list()]
+            door = Door(self.attached.url, self.attached.token, self.store.get, targets)
+        else:
+            targets = [t.name for t in self.config.targets]
+            door = Door(self.url, self.config.gateway.auth_token, self.store.get, targets)
+        if not door.url:
+            self.notify("no gateway runs here yet: nothing to replay through", severity="error")
+            return
+        self.push_screen(ReplayScreen(message.record, door))
+
     def action_reload(self) -> None:
         self.query_one(HistoryTable).load()
 
@@ -514,6 +535,38 @@ class GatewatchApp(App):
 
     def on_budget_notice(self, message: BudgetNotice) -> None:
         self.notify(message.text, title="budget", severity=message.severity, timeout=10)
+
+    def what_if_models(self) -> list[str]:
+        """What `$` cycles through: --price-as's model, then each target's model (the cost pane's what-if)."""
+        if self.attached is not None:
+            models = [m for _, _, m in self.attached.target_list()]
+        else:
+            models = [t.model for t in self.config.targets]
+        out = [self.price_as_choice] if self.price_as_choice else []
+        return out + [m for m in dict.fromkeys(models) if m not in out and m != "*"]
+
+    def action_price_as(self) -> None:
+        """The next what-if model for the cost pane ("since start at <model>"), then none."""
+        models = self.what_if_models()
+        now = self.what_if
+        if now is None:
+            nxt = models[0] if models else None
+        else:
+            at = models.index(now) + 1 if now in models else len(models)
+            nxt = models[at] if at < len(models) else None
+        self.what_if = nxt  # a second `$` before the first is priced goes on from here
+        self._reprice(nxt)
+
+    @work(exclusive=True, group="price_as", exit_on_error=False)
+    async def _reprice(self, model: str | None) -> None:
+        """The session's calls re-priced off the screen's thread (the price library takes ~0.2 ms a call)."""
+        taken = len(self.stats.usages)
+        priced = await asyncio.to_thread(reprice, model, self.stats.usages[:taken])
+        self.stats.set_price_as(model, priced, taken)
+        self._dirty = True
+        self.notify(
+            f"cost pane: this session at {model}'s prices" if model else "cost pane: no what-if price"
+        )
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.BINDINGS + HistoryTable.BINDINGS))
@@ -558,8 +611,11 @@ def run_console(
     config_error: str | None = None,
     insecure: bool = False,
     attach: Attached | None = None,
+    price_as: str | None = None,
 ) -> int:
-    app = GatewatchApp(config, store, config_error=config_error, insecure=insecure, attach=attach)
+    app = GatewatchApp(
+        config, store, config_error=config_error, insecure=insecure, attach=attach, price_as=price_as
+    )
     try:
         app.run()
     finally:

@@ -1,4 +1,4 @@
-"""`gatewatch`: the console (default), `serve`, `demo`, `export`, `stats`, `prune`. A thin layer over `proxy`.
+"""`gatewatch`: the console (default), `serve`, `demo`, `export`, `stats`, `replay`, `prune`. A thin layer over `proxy`.
 
 Examples:
     gatewatch                                  # console + gateway on 127.0.0.1:8000
@@ -7,6 +7,9 @@ Examples:
     gatewatch export model:flash since:2h --format kong --output calls.jsonl
     gatewatch stats since:1d
     gatewatch stats --by session --by agent since:1d
+    gatewatch stats since:1d --price-as gemini-2.5-flash-lite   # the same usage at another model's prices
+    gatewatch replay 3f9a1c --target studio    # one stored call again, on another target, side by side
+    gatewatch replay model:pro since:1d --target flash --limit 20 --yes
     gatewatch prune --older-than 30d
     gatewatch statusline --config gatewatch.toml < claude-code-status.json
 """
@@ -31,8 +34,10 @@ from proxy import query
 from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
+from proxy.pricing import find as find_price
 from proxy.query import parse_duration
 from proxy.record import Record
+from proxy.replay import NotReplayable
 from proxy.service import Service, ServiceError
 from proxy.stats import KEYS, Group, aggregate
 from proxy.store import RecordStore, StoreError, default_path, is_url
@@ -66,6 +71,16 @@ def _common(p: argparse.ArgumentParser, server: bool = True, sub: bool = True) -
         )
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return n
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="watch the gatewatch at URL (its live feed and its store) instead of hosting a gateway; "
         "without it, a gatewatch already listening on the configured port is watched",
+    )
+    p.add_argument(
+        "--price-as",
+        metavar="MODEL",
+        help="the console's cost pane also shows this session at MODEL's prices (`$` changes it)",
     )
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
@@ -106,7 +126,46 @@ def parser() -> argparse.ArgumentParser:
         choices=KEYS,
         help="group by this (repeatable; default: model and target); session/agent: Claude Code's",
     )
+    st.add_argument(
+        "--price-as",
+        metavar="MODEL",
+        default=argparse.SUPPRESS,
+        help="also price the stored usage at MODEL's prices (genai-prices): what these calls would have cost",
+    )
     _common(st, server=False)
+    rp = sub.add_parser(
+        "replay",
+        help="send a stored call (or the calls of a filter) again to another target, and compare",
+        **terms,
+    )
+    rp.add_argument(
+        "what", nargs="+", metavar="ID|FILTER", help="a call's id (or its unambiguous start), or a filter"
+    )
+    rp.add_argument(
+        "--target", required=True, metavar="NAME", help="the target to send it to (a name in the config)"
+    )
+    rp.add_argument(
+        "--model", metavar="M", help="the model to ask the target for (default: the target's own)"
+    )
+    rp.add_argument(
+        "--limit",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="a filter replays its newest N calls (default 10)",
+    )
+    rp.add_argument(
+        "--concurrency", type=_positive, default=4, metavar="K", help="calls in flight at once (default 4)"
+    )
+    rp.add_argument("--yes", "-y", action="store_true", help="send without asking (the replay spends money)")
+    rp.add_argument(
+        "--attach",
+        metavar="URL",
+        default=None,
+        help="replay through the gatewatch at URL (default: the one "
+        "listening where the config says, else one hosted for the replay)",
+    )
+    _common(rp, server=False)
     # listed for --help; main() hands it to console/statusline.py before parsing (its own two options)
     sub.add_parser("statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)")
     pr = sub.add_parser("prune", help="delete old records and vacuum")
@@ -209,11 +268,11 @@ def negations_as_terms(argv: list[str]) -> tuple[list[str], list[str]]:
     starts with a single "-" and is not one of their options is taken out as a filter term.
     Returns (argv for argparse, the terms taken out)."""
     words = [a for a in argv if not a.startswith("-")]
-    if not words or words[0] not in ("export", "stats") or "--" in argv:
+    if not words or words[0] not in ("export", "stats", "replay") or "--" in argv:
         return argv, []
     keep, terms = [], []
     for a in argv:
-        if a.startswith("-") and not a.startswith("--") and a not in ("-o", "-h") and len(a) > 1:
+        if a.startswith("-") and not a.startswith("--") and a not in ("-o", "-h", "-y") and len(a) > 1:
             terms.append(a)
         else:
             keep.append(a)
@@ -321,9 +380,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 write(records, args.format, sys.stdout.buffer)
             return 0
-        for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target")).items():
-            print(_table(by, groups))
+        price_as = getattr(args, "price_as", None)
+        if price_as and find_price(price_as) is None:
+            _die(f"--price-as {price_as}: genai-prices has no price for this model")
+        for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target"), price_as).items():
+            print(_table(by, groups, price_as))
         return 0
+    if args.command == "replay":
+        return _replay(args, negated)
     if args.command == "prune":
         seconds = _seconds(args.older_than)
         n = open_reader(args).prune(seconds)
@@ -348,8 +412,29 @@ def main(argv: list[str] | None = None) -> int:
             viewer.identify()  # the feed starts with the console, so the console sees its first events
         except ServiceError as exc:
             _die(str(exc))
-        return run_console(config, viewer_store(args, config, viewer), config_error=error, attach=viewer)
-    return run_console(config, open_store(args, config), config_error=error, insecure=args.insecure)
+        return run_console(
+            config,
+            viewer_store(args, config, viewer),
+            config_error=error,
+            attach=viewer,
+            price_as=args.price_as,
+        )
+    return run_console(
+        config, open_store(args, config), config_error=error, insecure=args.insecure, price_as=args.price_as
+    )
+
+
+def _replay(args: argparse.Namespace, negated: list[str]) -> int:
+    from console import replay
+
+    args.what = [*args.what, *negated]
+    store = open_reader(args)
+    config = _reader_config(args)
+    try:
+        return loops.run(replay.run(args, config, store, store_path(args, config)[0]))
+    except (replay.Refused, NotReplayable) as exc:
+        _die(str(exc), 1)
+    raise AssertionError
 
 
 def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> RecordStore:
@@ -381,7 +466,7 @@ def _fmt(v: float | None, kind: str) -> str:
     return str(v)
 
 
-def _table(by: str, rows: list[Group]) -> str:
+def _table(by: str, rows: list[Group], price_as: str | None = None) -> str:
     head = [
         by,
         "requests",
@@ -389,6 +474,7 @@ def _table(by: str, rows: list[Group]) -> str:
         "in tokens",
         "out tokens",
         "cost $",
+        *([f"as {price_as} $"] if price_as else []),
         "p50 ms",
         "p95 ms",
         "ttft p50",
@@ -402,6 +488,7 @@ def _table(by: str, rows: list[Group]) -> str:
             str(r.input_tokens),
             str(r.output_tokens),
             _fmt(r.cost, "cost") + ("+?" if r.cost_unknown else ""),
+            *([_fmt(r.cost_as, "cost") + ("+?" if r.cost_as_unknown else "")] if price_as else []),
             _fmt(r.p50_ms, "ms"),
             _fmt(r.p95_ms, "ms"),
             _fmt(r.ttft_p50_ms, "ms"),

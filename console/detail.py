@@ -16,6 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
@@ -100,6 +101,8 @@ def timing_table(rec: Record) -> Table:
         rows.append(("Claude Code", f"{rec.cc_version}{subagent}"))
     if rec.error_type:
         rows.append(("error", f"{rec.error_type}: {rec.error_message}"))
+    if rec.replay_of:
+        rows.append(("replay of", rec.replay_of))
     for k, v in rows:
         t.add_row(k, v)
     for note in rec.notes:
@@ -149,7 +152,15 @@ class DetailScreen(Screen):
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),
         Binding("c", "copy_json", "Copy JSON", id="detail.copy_json"),
         Binding("u", "copy_curl", "Copy curl", id="detail.copy_curl"),
+        Binding("R", "replay", "Replay…", id="detail.replay"),
     ]
+
+    class ReplayAsked(Message):
+        """`R`: send this call again to another target (the app opens the confirm screen)."""
+
+        def __init__(self, record: Record) -> None:
+            super().__init__()
+            self.record = record
 
     DEFAULT_CSS = """
     DetailScreen VerticalScroll { padding: 0 1; }
@@ -201,6 +212,9 @@ class DetailScreen(Screen):
     def on_mount(self) -> None:
         self.title = f"call {self.record.id}"
         self.sub_title = f"{self.record.request_model} → {self.record.target}"
+
+    def action_replay(self) -> None:
+        self.post_message(self.ReplayAsked(self.record))
 
     def action_copy_json(self) -> None:
         self._copy(self.record.model_dump_json(indent=2), "the call as JSON")

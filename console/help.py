@@ -26,6 +26,7 @@ _KEY_NAMES = {
     "end": "End",
     "slash": "/",
     "question_mark": "?",
+    "dollar_sign": "$",
 }
 
 

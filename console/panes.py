@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
+from proxy import pricing
 from proxy.record import Record
 from proxy.stats import percentile
 
@@ -50,6 +51,30 @@ class LiveStats:
     calls: int = 0
     errors: int = 0
     lost: int = 0
+    price_as: str | None = None
+    """what-if: the model this session's usage is also priced at (`$`, `--price-as`); None: no what-if"""
+    cost_as: float = 0.0
+    cost_as_unknown: int = 0
+    usages: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)
+    """each priced call's (input, output, cache read, cache write) since start: re-priced when the what-if
+    model changes (per call, so a long prompt's tier stays its own)"""
+
+    def set_price_as(self, model: str | None, priced: tuple[float, int] | None = None, upto: int = 0) -> None:
+        """Price this session at `model` (None: no what-if). `priced`: the (cost, unpriced) of the first `upto`
+        calls, already worked out (off the screen's thread, by `reprice`); the rest are priced here."""
+        self.price_as = model
+        self.cost_as, self.cost_as_unknown = priced if priced is not None else (0.0, 0)
+        for u in self.usages[upto if priced is not None else 0 :]:
+            self._price_as(u)
+
+    def _price_as(self, u: tuple[int, int, int, int]) -> None:
+        if self.price_as is None:
+            return
+        cost = pricing.price_as(self.price_as, "messages", *u)
+        if cost is None:
+            self.cost_as_unknown += 1
+        else:
+            self.cost_as += cost
 
     def add(self, rec: Record) -> None:
         self.calls += 1
@@ -74,6 +99,9 @@ class LiveStats:
         self.tokens["thinking"] += u.thinking_tokens
         minute = int(rec.started_at // 60)
         self.per_minute[minute] = self.per_minute.get(minute, 0) + u.input_tokens + u.output_tokens
+        usage = (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens)
+        self.usages.append(usage)
+        self._price_as(usage)
         if u.cost is None:
             self.cost_unknown += 1
         else:
@@ -189,16 +217,44 @@ def render_tokens(stats: LiveStats) -> Table:
 
 def render_cost(stats: LiveStats) -> Table:
     """Since the console started, today and all time (the last two from the store), then the top models."""
-    rows = [
-        (Text("since start", style="dim"), fmt.usd(stats.cost_session)),
+    rows = [(Text("since start", style="dim"), fmt.usd(stats.cost_session))]
+    if stats.price_as:  # the same calls at the what-if model's prices
+        rows.append((Text(f"at {short(stats.price_as)}", style="magenta"), what_if(stats)))
+    rows += [
         (Text("today", style="dim"), fmt.usd(stats.cost_today)),
         (Text("all time", style="dim"), fmt.usd(stats.cost_all)),
     ]
-    for model, c in sorted(stats.cost_by_model.items(), key=lambda kv: -kv[1])[:2]:
+    for model, c in sorted(stats.cost_by_model.items(), key=lambda kv: -kv[1])[: 1 if stats.price_as else 2]:
         rows.append((Text(model.removeprefix("gemini-"), style="italic"), fmt.usd(c)))
     if stats.cost_unknown:
         rows.append((Text("unpriced", style="yellow"), str(stats.cost_unknown)))
     return _figures_table(rows)
+
+
+def reprice(model: str | None, usages: list[tuple[int, int, int, int]]) -> tuple[float, int]:
+    """(USD, calls without a price) of these calls' usage at `model`'s prices."""
+    cost, unknown = 0.0, 0
+    if model is None:
+        return cost, unknown
+    for u in usages:
+        c = pricing.price_as(model, "messages", *u)
+        if c is None:
+            unknown += 1
+        else:
+            cost += c
+    return cost, unknown
+
+
+def short(model: str) -> str:
+    return model.removeprefix("gemini-")
+
+
+def what_if(stats: LiveStats) -> str:
+    """The session at the what-if model's prices: `?` when none of its calls could be priced there, a `+?`
+    when some could not."""
+    if stats.cost_as_unknown and not stats.cost_as:
+        return "?"
+    return fmt.usd(stats.cost_as) + ("+?" if stats.cost_as_unknown else "")
 
 
 def render_latency(stats: LiveStats) -> Table:
@@ -277,6 +333,11 @@ def render_summary(stats: LiveStats, in_flight: int) -> Figures:
                 "bold red" if stats.errors else "bold",
             ),
             (fmt.usd(stats.cost_today), "today", "bold green"),
+            *(
+                [(what_if(stats), f"session at {short(stats.price_as)}", "bold magenta")]
+                if stats.price_as
+                else []
+            ),
             (fmt.duration(lat), "p50", "bold"),
             (fmt.duration(ttft), "ttft", "bold"),
             (tokens, "tokens in/out", "bold"),

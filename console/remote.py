@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Coroutine
@@ -90,9 +89,9 @@ class Attached:
         """why the feed is down right now (the console shows it), None while it flows"""
         self._health: dict[str, dict[str, Any]] = {}
         self._in_flight: dict[str, Record] = {}
-        self.loop = loops.new_loop()
-        self._thread = threading.Thread(target=self._main, name="gatewatch-viewer", daemon=True)
-        self._tasks: set[concurrent.futures.Future[Any]] = set()
+        self._host = loops.LoopThread("gatewatch-viewer")
+        self.loop = self._host.loop
+        self._following = False
         self._stopping: asyncio.Event | None = None
 
     # -- what the console asks of a host --------------------------------------------------------------------
@@ -118,37 +117,22 @@ class Attached:
         """Follow the gateway's feed (once; the console calls this when it is ready to take events)."""
         if not self.identity:
             self.identify(timeout)
-        if not self._tasks:
+        if not self._following:
+            self._following = True
             self.run(self._follow())
             self.run(self._poll_health())
         return self.url
 
     def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        if not self._thread.is_alive():
-            self._thread.start()
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        self._tasks.add(fut)
-        fut.add_done_callback(self._tasks.discard)
-        return fut
+        return self._host.run(coro)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Close the feed; the gateway is not told anything and goes on."""
-        if not self._thread.is_alive():
-            return
+        """Close the feed (its tasks are cancelled and close their connections); the gateway is not told
+        anything and goes on."""
         try:
-            self.run(self._end()).result(timeout if timeout is not None else 10)
+            self._host.stop(_nothing, timeout if timeout is not None else 10, join=5)
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            pass  # ending anyway: the thread is a daemon
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-
-    async def _end(self) -> None:
-        """Cancel the feed and the health poll and let them close their connections."""
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in others:
-            t.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+            pass  # ended anyway: the thread is a daemon
 
     def target_list(self) -> list[tuple[str, str, str]]:
         """(name, provider, model) of the gateway's targets, as it told us."""
@@ -160,12 +144,6 @@ class Attached:
 
     def target_health(self) -> dict[str, dict[str, Any]]:
         return dict(self._health)
-
-    # -- the thread -------------------------------------------------------------------------------------------
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-        self.loop.close()
 
     async def _follow(self) -> None:
         """Follow the feed for good: a dropped connection is retried every RECONNECT_S."""
@@ -241,3 +219,7 @@ class Attached:
                 except (aiohttp.ClientError, OSError, ValueError, asyncio.TimeoutError):
                     pass  # the feed's own state says whether the gateway is there
                 await asyncio.sleep(HEALTH_EVERY_S)
+
+
+async def _nothing() -> None:
+    """The viewer has nothing to flush before its tasks are cancelled."""

@@ -10,6 +10,7 @@ Spend comes from the store's roll-ups (so it survives restarts) plus the calls f
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +18,10 @@ from .config import BudgetSettings
 from .errors import GatewayError
 from .events import BudgetCrossed, Bus, CallFinished
 from .store.ledger import day_of
+
+SESSIONS_KEPT = 4096
+"""session tallies held in memory; the least recently checked is dropped past it (and re-read from the store
+if its session comes back), so a long-lived gateway's memory does not grow with every session it ever saw"""
 
 
 class SpendSource(Protocol):
@@ -48,7 +53,7 @@ class Budget:
     bus: Bus
     _day: str = ""
     _daily: _Tally | None = None
-    _sessions: dict[str, _Tally] = field(default_factory=dict)
+    _sessions: OrderedDict[str, _Tally] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self._unsubscribe = self.bus.subscribe(CallFinished, self._finished)
@@ -73,6 +78,10 @@ class Budget:
             now = time.time()
             t = _Tally(self.source.session_spend(session_id), min(now, started_at or now))
             self._sessions[session_id] = t
+            while len(self._sessions) > SESSIONS_KEPT:
+                self._sessions.popitem(last=False)
+        else:
+            self._sessions.move_to_end(session_id)
         return t
 
     def _finished(self, event: CallFinished) -> None:

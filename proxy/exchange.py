@@ -28,8 +28,15 @@ class Exchange:
         self.router = router
         self.signatures = signatures
 
-    async def run(self, inbound: Inbound, call: Call, session: aiohttp.ClientSession) -> web.StreamResponse:
-        candidates = self.router.candidates(inbound.model)
+    async def run(
+        self,
+        inbound: Inbound,
+        call: Call,
+        session: aiohttp.ClientSession,
+        only: Provider | None = None,
+    ) -> web.StreamResponse:
+        """`only`: this target and no other (a replay aimed at it), routing and fallback left out."""
+        candidates = [only] if only is not None else self.router.candidates(inbound.model)
         if not candidates:
             raise GatewayError(
                 503,

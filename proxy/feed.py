@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from . import __version__, guard, messages
-from .errors import GatewayError
+from .errors import GatewayError, invalid_request
 from .events import (
     BudgetCrossed,
     CallFinished,
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 IDENTITY_PATH = "/gatewatch"
 EVENTS_PATH = "/gatewatch/events"
+REPLAY_PATH = "/gatewatch/replay"
+"""POST a stored call's client request here, `?of=<its id>&target=<name>[&model=<m>]`: it runs through the
+exchange to that target only and is recorded as a new call `replay_of` the original (`gatewatch replay`)"""
 QUEUE_MAX = 10_000
 PING_S = 5.0
 """a comment line this often keeps an idle feed open through proxies and tells the viewer it is alive"""
@@ -89,6 +92,7 @@ class EventFeed:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(IDENTITY_PATH, self.identity)
         app.router.add_get(EVENTS_PATH, self.events)
+        app.router.add_post(REPLAY_PATH, self.replay)
         app.on_shutdown.append(self._close_all)
 
     def _refused(self, request: web.Request) -> web.Response | None:
@@ -121,6 +125,21 @@ class EventFeed:
                 ],
             )
         return web.json_response(body)
+
+    async def replay(self, request: web.Request) -> web.StreamResponse:
+        """A stored call sent again to a named target, through the same door, token and exchange as any
+        call. Only here can a target be forced: /v1/messages routes by model, whatever a client sends."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        q = request.query
+        if not q.get("of") or not q.get("target"):
+            err = invalid_request(
+                "replay: give ?of=<record id>&target=<target name> (and &model=… to override)"
+            )
+            return messages.error_response(err, "")
+        ask = messages.ReplayAsk(q["of"], q["target"], q.get("model") or None)
+        return await self.gateway.handle(request, count=False, replay=ask)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         refused = self._refused(request)

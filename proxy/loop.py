@@ -7,8 +7,11 @@ uvloop does that machinery in C. `GATEWATCH_LOOP=asyncio` picks the stock loop (
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
-from collections.abc import Callable, Coroutine
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -39,3 +42,59 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def name(loop: asyncio.AbstractEventLoop) -> str:
     """'uvloop' or 'asyncio', for the startup line."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+class LoopThread:
+    """A loop of its own on a daemon thread: the gateway hosted beside the console, or the viewer's feed.
+
+    `run()` hands a coroutine to the loop from any other thread; `stop()` runs a last coroutine there, cancels
+    whatever else still runs, and ends the thread.
+    """
+
+    def __init__(self, name: str, switch_interval: float | None = None) -> None:
+        self.loop = new_loop()
+        self._switch_interval = switch_interval
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._tasks: set[concurrent.futures.Future[Any]] = set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _main(self) -> None:
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coro` on the loop; the caller may wait on the future (never from that loop)."""
+        if not self._thread.is_alive():
+            self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._tasks.add(fut)
+        fut.add_done_callback(self._tasks.discard)
+        return fut
+
+    def stop(self, last: Callable[[], Awaitable[None]], timeout: float, join: float) -> None:
+        """Await `last()` on the loop (up to `timeout`, its errors raised here), then cancel every other task,
+        stop the loop and wait `join` seconds for the thread."""
+        if not self._thread.is_alive():
+            return
+
+        async def end() -> None:
+            try:
+                await last()
+            finally:
+                others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in others:
+                    t.cancel()
+                await asyncio.gather(*others, return_exceptions=True)
+
+        try:
+            self.run(end()).result(timeout)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(join)

@@ -44,6 +44,16 @@ class Inbound:
         return bool(self.body.get("stream")) and not self.count
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayAsk:
+    """A stored call sent again (`POST /gatewatch/replay`, behind the gateway's token): to this target, at
+    this model (None: the target's own), recorded as `replay_of` the original."""
+
+    of: str
+    target: str
+    model: str | None = None
+
+
 def error_response(err: GatewayError, rid: str) -> web.Response:
     """The error as Anthropic answers it: `request_id` in the body and a `request-id` header, always."""
     rid = rid or "req_" + new_id()

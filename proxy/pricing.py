@@ -122,17 +122,48 @@ def price(record: Record, target: TargetConfig | None = None) -> float | None:
     own = override(target)
     if own is not None:
         return own.cost(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens)
-    found = find(record.response_model or record.request_model)
+    cost = library_cost(
+        record.response_model or record.request_model,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_tokens,
+        u.cache_creation_tokens,
+        record.started_at,
+    )
+    multiplier = target.price_multiplier if target is not None else 1.0
+    return None if cost is None else cost * multiplier
+
+
+def library_cost(
+    model: str | None, input_tokens: int, output_tokens: int, read: int, write: int, started_at: float = 0
+) -> float | None:
+    """USD from the library's prices of `model` as they stood at `started_at` (epoch s; 0: now), for usage
+    in Anthropic's convention (input without cache reads and writes). None when the model has no price."""
+    found = find(model)
     if found is None:
         return None
     provider, info = found
     usage = genai_prices.Usage(
-        input_tokens=u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens,
-        cache_read_tokens=u.cache_read_tokens,
-        cache_write_tokens=u.cache_creation_tokens,
-        output_tokens=u.output_tokens,
+        input_tokens=input_tokens + read + write,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        output_tokens=output_tokens,
     )
-    when = datetime.fromtimestamp(record.started_at, tz=UTC) if record.started_at else None
-    calc = info.calc_price(usage, provider, genai_request_timestamp=when)
-    multiplier = target.price_multiplier if target is not None else 1.0
-    return float(calc.total_price) * multiplier
+    when = datetime.fromtimestamp(started_at, tz=UTC) if started_at else None
+    return float(info.calc_price(usage, provider, genai_request_timestamp=when).total_price)
+
+
+def price_as(
+    model: str,
+    kind: str,
+    input_tokens: int,
+    output_tokens: int,
+    read: int,
+    write: int,
+    started_at: float = 0,
+) -> float | None:
+    """What-if: the same usage at `model`'s library prices (no target's own prices: another model's call).
+    The rule of `price` otherwise: counting is free, a call that billed nothing costs 0."""
+    if kind == "count_tokens" or not (input_tokens or output_tokens or read or write):
+        return 0.0
+    return library_cost(model, input_tokens, output_tokens, read, write, started_at)

@@ -146,6 +146,8 @@ class Record(BaseModel):
     """the prompts of the sub-agents this answer started (its `Agent`/`Task` tool_use inputs), trimmed"""
     notes: list[str] = Field(default_factory=list)
     """What the gateway did that the client can't see: "signature injected", "empty answer, retried"…"""
+    replay_of: str | None = None
+    """the record this call sent again (`gatewatch replay`); None: a client's own call"""
     client_request: Any = None
     upstream_request: Any = None
     upstream_response: Any = None

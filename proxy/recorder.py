@@ -89,6 +89,10 @@ class Call:
         r.preview = preview
         r.tools_offered = tools_offered
 
+    def replaying(self, original: str) -> None:
+        """This call sends a stored one again (`gatewatch replay`): linked to it."""
+        self.record.replay_of = original
+
     # -- routing and attempts ----------------------------------------------------------------------------------
     def routed(self, provider: Provider) -> None:
         r = self.record

@@ -15,7 +15,7 @@ from aiohttp import web
 from . import guard, messages, models_api, providers
 from .budget import Budget
 from .config import Config
-from .errors import GatewayError
+from .errors import GatewayError, invalid_request
 from .events import Bus, CallFinished, CallStarted
 from .exchange import Exchange
 from .feed import EventFeed
@@ -51,6 +51,8 @@ class Gateway:
         self.router = Router(self.providers, config.balancer, config.routes)
         self.signatures = Signatures()
         self.exchange = Exchange(config.gateway, self.router, self.signatures)
+        self._variants: dict[tuple[str, str], providers.Provider] = {}
+        """targets at another model, made for replays (`replay_provider`)"""
         self.session: aiohttp.ClientSession | None = None
         self.in_flight: dict[str, Record] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}
@@ -189,6 +191,8 @@ class Gateway:
     def _finish(self, call: Call, resp: web.StreamResponse | None) -> None:
         rec = call.record
         target = self.router.by_name.get(rec.target or "")
+        if rec.replay_of is not None and rec.tried_targets:  # a replay at another model: that model's prices
+            target = self._variants.get((rec.target or "", rec.tried_targets[-1].model), target)
         call.close(resp, target.target if target is not None else None)
         if self.on_record is not None:
             # on the loop on purpose: the store's submit is cheap and benchmarked (see store.py)
@@ -199,14 +203,39 @@ class Gateway:
                 log.exception("recording %s failed; counted as lost", rec.id)
         self.bus.emit(CallFinished(rec))
 
-    async def handle(self, request: web.Request, count: bool) -> web.StreamResponse:
+    def replay_provider(self, ask: messages.ReplayAsk) -> providers.Provider:
+        """The target a replay names, at the model it asks for (a variant of the target, its credential
+        shared, kept for the next replay). An unknown name is the caller's error."""
+        p = self.router.by_name.get(ask.target)
+        if p is None:
+            names = ", ".join(self.router.by_name) or "none"
+            raise invalid_request(f"replay: this gateway has no target {ask.target!r} (targets: {names})")
+        if not ask.model or ask.model == p.model:
+            return p
+        key = (p.name, ask.model)
+        variant = self._variants.get(key)
+        if variant is None:
+            # the target's own prices (`input_cost`…) are its model's: another model is priced by the library
+            own = dict.fromkeys(("input_cost", "output_cost", "cached_cost", "cache_write_cost"))
+            variant = providers.make(p.target.model_copy(update={"model": ask.model, **own}))
+            if hasattr(p, "tokens"):  # a service account's tokens: one source, not a second minting
+                setattr(variant, "tokens", p.tokens)  # noqa: B010 (only some providers have tokens)
+            self._variants[key] = variant
+        return variant
+
+    async def handle(
+        self, request: web.Request, count: bool, replay: messages.ReplayAsk | None = None
+    ) -> web.StreamResponse:
         """One call, from arrival to its record: whatever happens, the client gets an answer in Anthropic's
-        shape and the store gets a record."""
+        shape and the store gets a record. `replay`: a stored call sent again to the target it names (only
+        `POST /gatewatch/replay` passes one: no header on /v1/messages can force a target)."""
         auth = messages.auth_error(self.config.gateway.auth_token, request.headers)
         if auth is not None:
             return self.refuse(request, auth, count)
         call = Call(request, count, self.config.gateway.log_payloads, self.bus)
         rec = call.record
+        if replay is not None:
+            call.replaying(replay.of)
         self.in_flight[rec.id] = rec
         task = asyncio.current_task()
         if task is not None:
@@ -216,10 +245,11 @@ class Gateway:
         try:
             try:
                 inbound = await messages.accept(request, self.config.gateway, call, count)
+                only = self.replay_provider(replay) if replay is not None else None
                 if self.budget is not None and not count:
                     self.budget.check(rec.session_id, rec.started_at)
                 assert self.session is not None
-                resp = await self.exchange.run(inbound, call, self.session)
+                resp = await self.exchange.run(inbound, call, self.session, only)
             except GatewayError as err:
                 resp = messages.error_response(err, rec.id)
                 call.failed(err, resp)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import sys
-import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -139,28 +137,19 @@ class ServiceThread:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.loop = loops.new_loop()
-        self._thread = threading.Thread(target=self._main, name="gatewatch-gateway", daemon=True)
-        self._tasks: set[concurrent.futures.Future[Any]] = set()
-
-    def _main(self) -> None:
         # The host's thread (the console's rendering) and this one share the GIL. Python hands it over every
         # 5 ms by default, so each wake-up of a call could wait that long behind a repaint, several times per
         # SSE event; at 1 ms a call waits at most about that.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
+        self._host = loops.LoopThread("gatewatch-gateway", switch_interval=SWITCH_INTERVAL_S)
+        self.loop = self._host.loop
+
+    @property
+    def alive(self) -> bool:
+        return self._host.alive
 
     def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule `coro` on the service's loop; the caller may wait on the future (never from that loop)."""
-        if not self._thread.is_alive():
-            self._thread.start()
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        self._tasks.add(fut)
-        fut.add_done_callback(self._tasks.discard)
-        return fut
+        return self._host.run(coro)
 
     def start(self, timeout: float = 60) -> str:
         """Start the service (blocking the calling thread, not the service's loop); returns its URL."""
@@ -171,20 +160,5 @@ class ServiceThread:
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain and flush (see `Service.stop`), end whatever else runs on the loop, end the thread."""
-        if not self._thread.is_alive():
-            return
         grace = self.service.config.gateway.shutdown_grace
-        try:
-            self.run(self._shutdown()).result(timeout if timeout is not None else grace + 30)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-
-    async def _shutdown(self) -> None:
-        try:
-            await self.service.stop()
-        finally:
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in others:
-                t.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+        self._host.stop(self.service.stop, timeout if timeout is not None else grace + 30, join=10)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from . import pricing
 from .store.base import Summary
 
 
@@ -32,6 +33,9 @@ class Group:
     cost: float = 0.0
     cost_unknown: int = 0
     """calls whose price is unknown (not counted in `cost`)"""
+    cost_as: float = 0.0
+    """the same usage at the what-if model's prices (`--price-as`)"""
+    cost_as_unknown: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
     ttfts: list[float] = field(default_factory=list, repr=False)
 
@@ -68,15 +72,23 @@ def key_of(r: Summary, k: Key) -> str | None:
     return r.response_model or r.request_model
 
 
-def aggregate(rows: Iterable[Summary], by: Sequence[Key] = ("model", "target")) -> dict[Key, list[Group]]:
+def aggregate(
+    rows: Iterable[Summary], by: Sequence[Key] = ("model", "target"), price_as: str | None = None
+) -> dict[Key, list[Group]]:
     """Group calls by each of `by` in one pass over `rows` (holding only the groups); in each grouping, most
-    requests first."""
+    requests first. `price_as`: also price each call's usage at that model's prices (`cost_as`)."""
     groups: dict[Key, dict[str, Group]] = {k: {} for k in by}
     for r in rows:
+        what_if = reprice(r, price_as) if price_as else None
         for k in by:
             key = key_of(r, k) or "(none)"
             g = groups[k].get(key) or groups[k].setdefault(key, Group(key))
             _add(g, r)
+            if price_as:
+                if what_if is None:
+                    g.cost_as_unknown += 1
+                else:
+                    g.cost_as += what_if
     return {k: sorted(gs.values(), key=lambda g: -g.requests) for k, gs in groups.items()}
 
 
@@ -93,3 +105,16 @@ def _add(g: Group, r: Summary) -> None:
         g.latencies.append(r.latency_ms)
     if r.ttft_ms is not None:
         g.ttfts.append(r.ttft_ms)
+
+
+def reprice(r: Summary, model: str) -> float | None:
+    """A stored call's usage at `model`'s prices, as they stood when the call was made."""
+    return pricing.price_as(
+        model,
+        r.kind,
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_read_tokens,
+        r.cache_creation_tokens,
+        r.started_at,
+    )

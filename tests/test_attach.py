@@ -23,32 +23,17 @@ from proxy.events import CallFinished
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.conftest import API_KEY
-from tests.test_cli import free_port
+from tests.serving import free_port, serve
 from tests.test_console import pane_text, wait_for
 
 TOKEN = "gw-token-for-the-attach-tests"
 
 
 async def start_serve(fake, tmp_path, token: str | None = TOKEN):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
-    env.update(GEMINI_API_KEY=API_KEY, GEMINI_API_ENDPOINT=fake.url)
+    env = {"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}
     if token:
         env["GATEWATCH_TOKEN"] = token
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "console.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--db",
-        str(tmp_path / "serve.db"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc, port = await serve(env, tmp_path, db="serve.db")
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     assert b"listening" in line, line
     return proc, f"http://127.0.0.1:{port}"

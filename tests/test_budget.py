@@ -93,3 +93,28 @@ async def test_a_daily_budget_counts_every_session_of_the_day(tmp_path, fake, sa
 def test_a_budget_must_be_positive():
     with pytest.raises(cfg.ConfigError, match="budget.session_usd"):
         cfg.from_mapping({"budget": {"session_usd": 0}}, "t.toml")
+
+
+def test_session_tallies_are_bounded_and_a_dropped_one_is_read_again(monkeypatch):
+    from proxy import budget as bmod
+    from proxy.events import Bus
+
+    reads: list[str] = []
+
+    class Source:
+        def spend_today(self) -> float:
+            return 0.0
+
+        def session_spend(self, session_id: str) -> float:
+            reads.append(session_id)
+            return 1.0
+
+    monkeypatch.setattr(bmod, "SESSIONS_KEPT", 3)
+    b = bmod.Budget(cfg.BudgetSettings(session_usd=5.0), Source(), Bus())
+    for s in ["a", "b", "c", "a", "d"]:  # 'a' is checked again before 'd' arrives: 'b' is the oldest
+        b.check(s)
+    assert list(b._sessions) == ["c", "a", "d"]
+    assert reads == ["a", "b", "c", "d"]
+    b.check("b")
+    assert reads[-1] == "b" and len(b._sessions) == 3
+    b.close()

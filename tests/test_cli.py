@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -13,35 +12,11 @@ import pytest
 
 from proxy.simulator import Reply
 from tests.conftest import API_KEY
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serving import serve
 
 
 async def _serve(env_extra: dict, tmp_path, *args):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_"))}
-    env.update(env_extra)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "console.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--db",
-        str(tmp_path / "s.db"),
-        *args,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=tmp_path if args else None,
-    )
-    return proc, port
+    return await serve(env_extra, tmp_path, *args, cwd=tmp_path if args else None)
 
 
 @pytest.mark.parametrize("provider", ["gemini", "vertex"])

@@ -17,7 +17,7 @@ from proxy.service import Service, ServiceError
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.conftest import API_KEY, SA_EMAIL, run_gateway, service_account_info, target_for
-from tests.test_cli import free_port
+from tests.serving import free_port
 from tests.test_console import plain, wait_for
 
 

@@ -86,7 +86,7 @@ def test_a_hosted_service_serves_from_its_own_thread(fake_in_thread, tmp_path):
     finally:
         host.stop()
     assert Store(tmp_path / "s.db").count() == 1
-    assert not host._thread.is_alive()
+    assert not host.alive
 
 
 def test_stopping_a_hosted_service_lets_a_stream_in_flight_finish_and_records_it(fake_in_thread, tmp_path):

@@ -16,6 +16,7 @@ from proxy.query import parse
 from proxy.record import Record, Usage
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError, connect
+from proxy.store.sqlite import SCHEMA_VERSION
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for
 
@@ -308,9 +309,10 @@ def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
     store = Store(db).start()
     store.submit(make(2, usage=Usage(cache_creation_tokens=7)))
     store.close()
-    assert store.reader().execute("PRAGMA user_version").fetchone()[0] == 4
+    assert store.reader().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     old, new = store.page()[::-1]
     assert old.id == "req_000001" and old.cache_creation_tokens == 4000  # filled in from the record's JSON
+    assert old.replay_of is None  # schema 5: nobody's replay
     assert new.cache_creation_tokens == 7
     assert store.get("req_000001").usage.cache_creation_tokens == 4000
     assert store.count(parse("number")) == 2

@@ -72,6 +72,8 @@ class Summary:
     """Claude Code's sub-agent (None: the main agent)"""
     cc_version: str | None = None
     cc_is_subagent: bool | None = None
+    replay_of: str | None = None
+    """the call this one sent again (`gatewatch replay`)"""
 
     @property
     def failed(self) -> bool:
@@ -225,6 +227,10 @@ class RecordStore(Protocol):
         ...
 
     def get(self, record_id: str) -> Record | None: ...
+
+    def ids(self, prefix: str, limit: int = 2) -> list[str]:
+        """The ids that start with `prefix` (with or without its `req_`), at most `limit`."""
+        ...
 
     def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
         """Every matching record, whole, as JSON-ready dicts, oldest first, in constant memory (export)."""

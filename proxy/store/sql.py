@@ -28,6 +28,7 @@ FILTERABLE = frozenset(
         "total_tokens",
         "input_tokens",
         "output_tokens",
+        "replay_of",
     }
 )
 _FTS_ROWS = "SELECT rowid FROM records_fts WHERE records_fts MATCH ?"

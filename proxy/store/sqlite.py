@@ -33,7 +33,7 @@ from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
@@ -116,6 +116,7 @@ COLUMNS: tuple[Column, ...] = (
         lambda v: None if v is None else bool(v),
         since=4,
     ),
+    Column("replay_of", "TEXT", lambda r: r.replay_of, since=5),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -190,7 +191,21 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     ledger.backfill(conn)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    # replay_of: the call a replay sent again (`gatewatch replay`), indexed for the `replay_of:` filter and the
+    # detail's link; older records were nobody's replay (NULL)
+    if "replay_of" not in {c.name for c in db.table("records").columns}:
+        db.execute("ALTER TABLE records ADD COLUMN replay_of TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_records_replay_of ON records (replay_of)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migrate_1,
+    _migrate_2,
+    _migrate_3,
+    _migrate_4,
+    _migrate_5,
+]
 
 
 # -- connections -------------------------------------------------------------------------------------------
@@ -791,6 +806,16 @@ class SqliteStore(JournaledStore):
             )
         rows = self.reader().execute(sql, [*params, limit, offset]).fetchall()
         return [to_summary(r) for r in rows]
+
+    def ids(self, prefix: str, limit: int = 2) -> list[str]:
+        """The ids that start with `prefix` (with or without its `req_`), at most `limit`: an id as typed."""
+        want = prefix if prefix.startswith("req_") else "req_" + prefix
+        # a range over the unique index, not a LIKE (which would scan every id)
+        rows = self.reader().execute(
+            "SELECT id FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (want, want + "\U0010ffff", limit),
+        )
+        return [r[0] for r in rows]
 
     def get(self, record_id: str) -> Record | None:
         conn = self.reader()
