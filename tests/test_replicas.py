@@ -18,7 +18,7 @@ from proxy import config as cfg
 from proxy.query import parse
 from proxy.store.postgres import PostgresStore
 from tests.conftest import API_KEY, target_for
-from tests.test_cli import free_port
+from tests.serving import free_port
 from tests.test_console import wait_for
 
 SESSION = "team-session-0001"

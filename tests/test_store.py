@@ -419,3 +419,17 @@ def test_the_console_speaks_no_sql_and_the_store_never_imports_export():
         assert "SELECT " not in path.read_text(), path
     for path in (root / "proxy" / "store").glob("*.py"):
         assert not {n for n in imports(path) if n.endswith("export") or n.endswith("filelog")}, path
+
+
+def test_an_id_typed_in_part_finds_the_ids_it_starts_and_a_replay_names_its_call(backend):
+    store = filled(backend, [make(i) for i in range(12)] + [make(99, replay_of="req_000003")])
+    assert store.ids("req_00001") == ["req_000010", "req_000011"]
+    assert store.ids("00000", limit=3) == ["req_000000", "req_000001", "req_000002"]  # without its req_
+    assert store.ids("req_0%") == [] and store.ids("nothing") == []  # a LIKE wildcard is a character
+    import dataclasses
+
+    from proxy.query import Present
+
+    replays = dataclasses.replace(parse(""), conditions=(Present("replay_of"),))
+    assert [(r.id, r.replay_of) for r in store.page(replays)] == [("req_000099", "req_000003")]
+    assert store.count(dataclasses.replace(replays, conditions=(Present("replay_of", negated=True),))) == 12

@@ -41,6 +41,7 @@ from . import ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals
 from .payloads import hydrate
 from .pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
+from .sql import _like
 from .sqlite import COLUMNS, JournaledStore, to_row, to_summary
 
 try:
@@ -101,6 +102,8 @@ def _ddl() -> list[str]:
         "CREATE INDEX IF NOT EXISTS records_cost ON records (cost)",
         "CREATE INDEX IF NOT EXISTS records_latency ON records (latency_ms)",
         "CREATE INDEX IF NOT EXISTS records_fts ON records USING GIN (fts)",
+        "CREATE INDEX IF NOT EXISTS records_id_prefix ON records (id text_pattern_ops)",
+        "CREATE INDEX IF NOT EXISTS records_replay_of ON records (replay_of)",
         "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BYTEA NOT NULL)",
     ]
     for sql in ledger.DDL:
@@ -421,6 +424,16 @@ class PostgresStore(JournaledStore):
             [*params, limit, offset],
         )
         return [to_summary(r) for r in rows]
+
+    def ids(self, prefix: str, limit: int = 2) -> list[str]:
+        """The ids that start with `prefix` (with or without its `req_`), at most `limit`: an id as typed."""
+        want = prefix if prefix.startswith("req_") else "req_" + prefix
+        # LIKE over the text_pattern_ops index (a prefix range would follow the database's collation)
+        rows = self._read(
+            "SELECT id FROM records WHERE id LIKE %s ESCAPE '\\' ORDER BY id LIMIT %s",
+            (_like(want) + "%", limit),
+        )
+        return [r[0] for r in rows]
 
     def get(self, record_id: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE id = %s", (record_id,))
