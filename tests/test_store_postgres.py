@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import aiohttp
 import psycopg
 import pytest
 
 import proxy.store.sqlite as st
+from proxy import config as cfg
 from proxy.query import parse
 from proxy.record import Usage
 from proxy.store import SqliteStore, StoreError, open_store
@@ -286,8 +288,6 @@ def test_export_stats_and_prune_read_a_postgresql_url_from_db_or_the_config(pg_u
 
 
 def test_the_config_takes_a_postgresql_url_or_a_path_not_both():
-    from proxy import config as cfg
-
     assert cfg.from_mapping({"store": {"url": "postgresql://gw@db/calls"}}, "t").store.url
     with pytest.raises(cfg.ConfigError, match="PostgreSQL URL"):
         cfg.from_mapping({"store": {"url": "mysql://gw@db/calls"}}, "t")
@@ -309,3 +309,28 @@ def test_without_psycopg_a_postgresql_store_says_what_to_install_and_sqlite_neve
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "pip install 'gatewatch[postgres]'" in r.stdout
+
+
+async def test_a_replay_of_a_call_in_a_postgresql_store_is_recorded_there_linked_to_it(
+    fake, pg_url, tmp_path
+):
+    from proxy.service import Service
+    from proxy.simulator import Reply
+    from tests.serving import free_port
+    from tests.test_replay import cli, original_calls, write_config
+
+    path = write_config(tmp_path, fake, free_port())
+    text = Path(path).read_text().replace(f'path = "{tmp_path / "g.db"}"', f'url = "{pg_url}"')
+    Path(path).write_text(text)
+    config = cfg.load(path)
+    service = Service(config, PostgresStore(pg_url, secrets=config.secrets()))
+    await service.start()
+    fake.script(Reply.text("four"))
+    (original,) = await original_calls(service.url)
+    await service.stop()
+    fake.script(Reply.text("4"))
+    code, out, err = await cli("replay", original, "--target", "flash", "-y", "--config", path, cwd=tmp_path)
+    assert code == 0, err
+    store = PostgresStore(pg_url, create=False)
+    (replay,) = [s for s in store.page() if s.replay_of == original]
+    assert store.get(replay.id).replay_of == original and "-four" in out and "+4" in out
