@@ -10,6 +10,7 @@ Examples:
     gatewatch stats since:1d --price-as gemini-2.5-flash-lite   # the same usage at another model's prices
     gatewatch replay 3f9a1c --target studio    # one stored call again, on another target, side by side
     gatewatch replay model:pro since:1d --target flash --limit 20 --yes
+    gatewatch show req_3f2a                    # what the gateway did to one call (an id or a prefix)
     gatewatch prune --older-than 30d
     gatewatch statusline --config gatewatch.toml < claude-code-status.json
 """
@@ -23,8 +24,11 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from console.hint import usage_hint
 from console.remote import Attached, discover
@@ -34,14 +38,16 @@ from proxy import query
 from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
+from proxy.inspection import inspect
 from proxy.pricing import find as find_price
 from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.replay import NotReplayable
 from proxy.service import Service, ServiceError
-from proxy.stats import KEYS, Group, aggregate
+from proxy.stats import KEYS, Group, aggregate, counting_notes, notes_table
 from proxy.store import RecordStore, StoreError, default_path, is_url
 from proxy.store import open_store as store_at
+from proxy.translate.notes import legend
 
 
 def _common(p: argparse.ArgumentParser, server: bool = True, sub: bool = True) -> None:
@@ -166,6 +172,17 @@ def parser() -> argparse.ArgumentParser:
         "listening where the config says, else one hosted for the replay)",
     )
     _common(rp, server=False)
+
+    sh = sub.add_parser(
+        "show",
+        help="what the gateway did to one call: its translation notes, the client request beside the upstream "
+        "request, and for a failed call the upstream's error beside the client's",
+        epilog=legend(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sh.add_argument("id", help="the call's id, or an unambiguous prefix of it (req_3f2a)")
+    sh.add_argument("--json", action="store_true", help="print it as JSON")
+    _common(sh, server=False)
     # listed for --help; main() hands it to console/statusline.py before parsing (its own two options)
     sub.add_parser("statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)")
     pr = sub.add_parser("prune", help="delete old records and vacuum")
@@ -383,11 +400,16 @@ def main(argv: list[str] | None = None) -> int:
         price_as = getattr(args, "price_as", None)
         if price_as and find_price(price_as) is None:
             _die(f"--price-as {price_as}: genai-prices has no price for this model")
-        for by, groups in aggregate(store.summaries(flt), args.by or ("model", "target"), price_as).items():
+        notes: Counter[str] = Counter()
+        rows = counting_notes(store.summaries(flt), notes)
+        for by, groups in aggregate(rows, args.by or ("model", "target"), price_as).items():
             print(_table(by, groups, price_as))
+        print(notes_table(notes))
         return 0
     if args.command == "replay":
         return _replay(args, negated)
+    if args.command == "show":
+        return show(open_reader(args), args.id, args.json)
     if args.command == "prune":
         seconds = _seconds(args.older_than)
         n = open_reader(args).prune(seconds)
@@ -435,6 +457,50 @@ def _replay(args: argparse.Namespace, negated: list[str]) -> int:
     except (replay.Refused, NotReplayable) as exc:
         _die(str(exc), 1)
     raise AssertionError
+
+
+def show(store: RecordStore, wanted: str, as_json: bool) -> int:
+    """`gatewatch show ID`: the Translation tab, in the terminal."""
+    ids = store.ids(wanted, limit=3) if wanted else []
+    if not ids:
+        _die(f"no call with an id starting {wanted!r} in this database")
+    if len(ids) > 1 and wanted not in ids:
+        more = ", ".join(ids[:2]) + (", …" if len(ids) > 2 else "")
+        _die(f"{wanted!r} names more than one call ({more}): give more of the id")
+    rec = store.get(wanted if wanted in ids else ids[0])
+    if rec is None:
+        _die(f"{ids[0]}: the record could not be read")
+        raise AssertionError
+    view = inspect(rec)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(view.as_json(), option=orjson.OPT_INDENT_2, default=str) + b"\n")
+        return 0
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from console.translation import translation
+
+    tty = sys.stdout.isatty()
+    out = Console(
+        file=io.StringIO(),
+        record=True,
+        highlight=False,
+        width=shutil.get_terminal_size().columns,
+        force_terminal=tty,
+    )
+    out.print(show_heading(rec))
+    out.print(translation(view))
+    text = out.export_text(styles=tty)
+    sys.stdout.write("\n".join(line.rstrip() for line in text.splitlines()) + "\n")
+    return 0
+
+
+def show_heading(rec: Record) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.started_at))
+    answered = f"{rec.target} ({rec.response_model})" if rec.target else "no target"
+    return f"call {rec.id} · {when} · {rec.status or '---'} · {rec.request_model or '?'} → {answered}\n"
 
 
 def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> RecordStore:

@@ -33,7 +33,10 @@ PROMPTS = [
     "update the README install steps",
     "make the retry loop respect Retry-After",
     "list the TODOs in the repo",
+    "summarise the whole monorepo, every file",
 ]
+TOO_LONG = "whole monorepo"
+"""A prompt with this in it is "too long" for the simulated Gemini: the demo's call that fails upstream."""
 TOOLS = [
     {
         "name": "Bash",
@@ -124,6 +127,14 @@ def responder(rng: random.Random):
         roll = rng.random()
         delay = rng.uniform(0.05, 0.35)
         chunk_delay = rng.uniform(0.02, 0.12)
+        asked = [p.get("text", "") for c in body.get("contents") or [] for p in c.get("parts", [])]
+        if any(TOO_LONG in t for t in asked):  # Google's words for a prompt over the window
+            return Reply.error(
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1250000) exceeds the maximum number of tokens allowed (1048576).",
+                delay=delay,
+            )
         if roll < 0.04:
             return Reply.error(
                 429,

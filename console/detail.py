@@ -20,9 +20,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
+from proxy.inspection import inspect
 from proxy.record import Record
 
 from . import fmt
+from .translation import translation
 
 CLIPBOARD_TOOLS = (
     ("pbcopy", (), ""),
@@ -106,7 +108,7 @@ def timing_table(rec: Record) -> Table:
     for k, v in rows:
         t.add_row(k, v)
     for note in rec.notes:
-        t.add_row("note", note)
+        t.add_row("note", f"{note.kind}: {note.detail}")
     for i, a in enumerate(rec.tried_targets):
         t.add_row(
             f"attempt {i + 1}",
@@ -152,6 +154,7 @@ class DetailScreen(Screen):
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),
         Binding("c", "copy_json", "Copy JSON", id="detail.copy_json"),
         Binding("u", "copy_curl", "Copy curl", id="detail.copy_curl"),
+        Binding("t", "translation", "Translation", id="detail.translation"),
         Binding("R", "replay", "Replay…", id="detail.replay"),
     ]
 
@@ -200,6 +203,8 @@ class DetailScreen(Screen):
                 )
             with TabPane("Timing & usage", id="tab-timing"):
                 yield VerticalScroll(Static(timing_table(r), id="timing"))
+            with TabPane("Translation", id="tab-translation"):
+                yield VerticalScroll(Static(translation(inspect(r)), id="translation"))
             with TabPane("Headers", id="tab-headers"):
                 yield VerticalScroll(
                     Static(
@@ -215,6 +220,10 @@ class DetailScreen(Screen):
 
     def action_replay(self) -> None:
         self.post_message(self.ReplayAsked(self.record))
+
+    def action_translation(self) -> None:
+        """What the gateway changed: the notes, the request diff, Google's error beside the client's."""
+        self.query_one("#tabs", TabbedContent).active = "tab-translation"
 
     def action_copy_json(self) -> None:
         self._copy(self.record.model_dump_json(indent=2), "the call as JSON")

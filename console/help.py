@@ -101,11 +101,11 @@ class HelpScreen(ModalScreen):
         keys = [(_key(b), b.description) for b in self.bindings]
         keys += [("↑↓", "Move (up pauses following)"), ("ctrl+p", "Palette")]
         t = _flow(keys, HELP_WIDTH, indent="")
-        t.append("\n")
-        t.append("In a call: ", style="bold")
-        t.append_text(_flow([(_key(b), b.description) for b in DetailScreen.BINDINGS], HELP_WIDTH, indent=""))
         box = Vertical()
         box.border_title = "Keys  (? or esc closes)"
+        # a call's own keys sit on the bottom edge: every line inside is the filter language's (80x24 holds it)
+        in_call = "  ".join(f"[b]{_key(b)}[/b] {b.description}" for b in DetailScreen.BINDINGS)
+        box.border_subtitle = f"In a call: {in_call}"
         with box:
             yield Static(t, id="help-keys")
             yield Static(

@@ -103,6 +103,8 @@ def kong_record(rec: Record | dict[str, Any]) -> dict[str, Any]:
             }
         },
     }
+    if r.notes:  # what the gateway changed, under a key strict Kong readers ignore (as tried_targets' own)
+        out["gatewatch"] = {"notes": [{"kind": n.kind, "detail": n.detail} for n in r.notes]}
     return out
 
 

@@ -101,7 +101,16 @@ class UsedTool:
     negated: bool = False
 
 
-Condition = Glob | Equals | Prefix | Compare | Ago | Range | Present | Failed | UsedTool
+@dataclass(frozen=True, slots=True)
+class HasNote:
+    """One of the call's translation notes is of a kind matching `pattern` (a glob; a plain word matches
+    anywhere in the kind)."""
+
+    pattern: str
+    negated: bool = False
+
+
+Condition = Glob | Equals | Prefix | Compare | Ago | Range | Present | Failed | UsedTool | HasNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +289,12 @@ TERMS: tuple[Term, ...] = (
     ),
     Term("tool", "tool:Bash", "the model called this tool", lambda v: UsedTool(v)),
     Term(
+        "note",
+        "note:signature-injected  note:schema-*",
+        "a translation note of this kind (globs too)",
+        lambda v: HasNote(v),
+    ),
+    Term(
         "stream",
         "stream:yes",
         "streamed (yes) or one-shot (no)",
@@ -339,6 +354,8 @@ def _term(body: str) -> Condition | None:
     if not sep:
         return None
     if key in _FIELDS:
+        if not value and name != key:  # `Note:` in prose is text, `note:` a term missing its value
+            return None
         if not value:
             raise QueryError(f"{key}: needs a value ({key}:…)")
         parse = _FIELDS[key].parse

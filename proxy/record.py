@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from .translate.notes import Note, from_text
 
 SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization", "set-cookie"}
@@ -144,8 +146,9 @@ class Record(BaseModel):
     """Claude Code's sub-agent, from `x-claude-code-agent-id` (None: the main agent)"""
     spawned: list[str] = Field(default_factory=list)
     """the prompts of the sub-agents this answer started (its `Agent`/`Task` tool_use inputs), trimmed"""
-    notes: list[str] = Field(default_factory=list)
-    """What the gateway did that the client can't see: "signature injected", "empty answer, retried"…"""
+    notes: list[Note] = Field(default_factory=list)
+    """What the gateway decided that changed the call's meaning (`translate.notes`): a dropped field, a cap,
+    an injected signature, an empty answer asked again…"""
     replay_of: str | None = None
     """the record this call sent again (`gatewatch replay`); None: a client's own call"""
     client_request: Any = None
@@ -153,3 +156,11 @@ class Record(BaseModel):
     upstream_response: Any = None
     response: Any = None
     events: list[Any] | None = None
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _legacy_notes(cls, value: Any) -> Any:
+        """Notes an older gatewatch stored as text are read as notes of the kind their words name."""
+        if isinstance(value, list):
+            return [from_text(v) if isinstance(v, str) else v for v in value]
+        return value

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from aiohttp import web
 
 from . import pricing
@@ -22,6 +23,7 @@ from .errors import GatewayError
 from .events import Bus, CallProgressed
 from .providers import Provider
 from .record import HEADER_CHARS, Attempt, Record, cut_headers, redact_headers, redact_query, safe_text
+from .translate.notes import Note
 
 Event = tuple[str, dict[str, Any]]
 RESPONSE_TEXT_CHARS = 4000
@@ -137,8 +139,8 @@ class Call:
         self._attempt.error = message
         self._attempt.status = status or self._attempt.status
 
-    def note(self, *notes: str) -> None:
-        """What translation or the relay did that the client can't see (shown in the detail view)."""
+    def note(self, *notes: Note) -> None:
+        """What translation or the relay decided that the client can't see (`translate.notes`)."""
         self.record.notes.extend(n for n in notes if n not in self.record.notes)  # once, even after fallback
 
     def claude_code(self, agent_id: str | None, fields: Mapping[str, str]) -> None:
@@ -155,6 +157,31 @@ class Call:
     def upstream_request(self, payload: Any) -> None:
         if self.keep:
             self.record.upstream_request = payload
+
+    def upstream_error(self, target: str, status: int, body: bytes, err: GatewayError) -> None:
+        """A target answered with an error: its own body is kept (beside what the client is told) and noted."""
+        try:
+            payload: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = {"raw": safe_text(body[:4000].decode("utf-8", "replace"))}
+        google = payload.get("error") if isinstance(payload, dict) else None
+        said = ""
+        if isinstance(google, dict):
+            said = f" {google.get('status') or ''}: {safe_text(str(google.get('message') or ''))[:200]}"
+        self.note(
+            Note(
+                "upstream-error",
+                f"{target} answered {status}{said} (read as {err.status} {err.type})",
+                {
+                    "target": target,
+                    "status": status,
+                    "google_status": google.get("status") if isinstance(google, dict) else None,
+                    "answered": err.status,
+                    "type": err.type,
+                },
+            )
+        )
+        self.upstream_response(payload)
 
     def upstream_response(self, payload: Any) -> None:
         if self.keep:
@@ -280,7 +307,7 @@ class Call:
     def refused_body(self, size: int, reason: str) -> None:
         """A body read but not kept (nested too deep to store)."""
         self.record.request_size = size
-        self.note(reason)
+        self.note(Note("body-not-kept", reason))
 
     def cancelled(self) -> None:
         """The client went away: the upstream call was cancelled with us. Keep what we know."""

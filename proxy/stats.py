@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,3 +119,20 @@ def reprice(r: Summary, model: str) -> float | None:
         r.cache_creation_tokens,
         r.started_at,
     )
+
+
+def counting_notes(rows: Iterable[Summary], into: Counter[str]) -> Iterator[Summary]:
+    """`rows` passed on unchanged, each call's note kinds counted into `into` on the way (one pass)."""
+    for r in rows:
+        into.update(r.notes)
+        yield r
+
+
+def notes_table(counts: Counter[str]) -> str:
+    """`gatewatch stats`' translation notes: each kind and how many calls had it, most first."""
+    if not counts:
+        return "translation notes: none"
+    width = max(len(k) for k in counts)
+    lines = [f"{'translation notes':<{width}}  calls", f"{'-' * width}  -----"]
+    lines += [f"{k:<{width}}  {n:>5}" for k, n in counts.most_common()]
+    return "\n".join(lines) + "\n"

@@ -74,6 +74,17 @@ async def main() -> None:
         shots.append(("detail-timing", app.save_screenshot(filename="timing.svg", path=str(tmp))))
         await pilot.press("escape")
         await pilot.pause(0.5)
+        # a call Google refused (the demo's prompt for the whole monorepo): its Translation tab
+        failed = [r.id for r in table.rows_loaded if r.status == 400]
+        if failed:
+            table.move_cursor(row=table.get_row_index(failed[-1]))
+            await pilot.press("enter")
+            await pilot.pause(1.0)
+            await pilot.press("t")
+            await pilot.pause(0.5)
+            shots.append(("translation", app.save_screenshot(filename="translation.svg", path=str(tmp))))
+            await pilot.press("escape")
+            await pilot.pause(0.5)
         await pilot.press("escape")
         await pilot.press("s")  # the Sessions view
         await pilot.pause(1.5)

@@ -168,9 +168,9 @@ async def test_history_gemini_did_not_sign_is_accepted_and_no_foreign_signature_
     assert sigs_sent(body) == (["skip_thought_signature_validator"] if gemini3 else [])
     call = body["contents"][1]["parts"][-1]
     assert "functionCall" in call and ("thoughtSignature" in call) == gemini3
-    notes = gwm.records[-1].notes
-    assert ("foreign signature dropped (x1)" in notes) == bool(signature)
-    assert ("signature injected (x1)" in notes) == gemini3
+    notes = [str(n) for n in gwm.records[-1].notes]
+    assert ("signature-dropped: foreign signature dropped (x1)" in "\n".join(notes)) == bool(signature)
+    assert ("signature-injected: signature injected (x1)" in "\n".join(notes)) == gemini3
 
 
 async def test_gemini_signatures_round_trip_through_the_client_unchanged(gwm):
@@ -198,7 +198,9 @@ async def test_gemini_signatures_round_trip_through_the_client_unchanged(gwm):
     assert issued is not gwm.fake.received[-1]
     assert sigs_sent(body) == [given[0].removeprefix("gw1.")]  # unwrapped, byte for byte
     assert body["contents"][1]["parts"][-1]["thoughtSignature"] == given[0].removeprefix("gw1.")
-    assert not gwm.records[-1].notes  # nothing injected: the call is in the current turn, signed by Gemini
+    # nothing injected or dropped: the call is in the current turn, signed by Gemini, and kept as it came
+    kinds = {n.kind for n in gwm.records[-1].notes}
+    assert "signature-kept" in kinds and not kinds & {"signature-injected", "signature-dropped"}
 
 
 def test_the_strict_fake_knows_googles_gemini_3_signature_rule():
@@ -274,7 +276,7 @@ async def test_an_empty_answer_is_asked_again_once_on_the_same_target(gwm, empty
     rec = gwm.records[-1]
     assert len(gwm.fake.received) == 2 and len(rec.tried_targets) == 2
     assert rec.tried_targets[0].error and "empty answer" in rec.tried_targets[0].error
-    assert any("asked again" in n for n in rec.notes)
+    assert any(n.kind == "empty-retried" and "asked again" in n.detail for n in rec.notes)
 
 
 @pytest.mark.parametrize("empty", EMPTY)
@@ -292,7 +294,7 @@ async def test_twice_empty_is_an_overloaded_error_claude_code_retries(gwm, empty
     assert e.value.response.headers.get("retry-after")
     rec = gwm.records[-1]
     assert rec.status == 529 and len(rec.tried_targets) == 2
-    assert any("again" in n and "failed as overloaded" in n for n in rec.notes)
+    assert any(n.kind == "empty-failed" and "failed as overloaded" in n.detail for n in rec.notes)
 
 
 @pytest.mark.parametrize("provider", ["vertex", "gemini"])
@@ -434,7 +436,7 @@ async def test_web_search_is_declared_only_where_the_model_takes_it_beside_funct
         alone = len(tools) == 1
         gemini3 = "gemini-3" in gwm.gateway.providers[0].model
         assert any("googleSearch" in t for t in sent) == (alone or gemini3)
-    assert not any("web search" in n for n in gwm.records[-1].notes)
+    assert not any("web search" in n.detail for n in gwm.records[-1].notes)
 
 
 async def test_a_deferred_tool_called_in_history_without_its_reference_is_declared(gwm):
@@ -546,5 +548,6 @@ async def test_a_claude_session_continues_on_a_gemini_3_target(fake, sa_json, pr
         model_turns = [c for c in sent["contents"] if c["role"] == "model"]
         firsts = [next(p for p in c["parts"] if "functionCall" in p) for c in model_turns]
         assert [p["thoughtSignature"] for p in firsts] == ["skip_thought_signature_validator"] * 2
-        assert gw.records[-1].notes == ["foreign signature dropped (x2)", "signature injected (x2)"]
+        sigs = [n.detail.split(":")[0] for n in gw.records[-1].notes if n.kind.startswith("signature-")]
+        assert sigs == ["foreign signature dropped (x2)", "signature injected (x2)"]
         assert sent["generationConfig"]["thinkingConfig"]["thinkingLevel"] in ("LOW", "HIGH")

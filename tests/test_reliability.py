@@ -145,7 +145,11 @@ async def test_a_body_nested_300_deep_is_refused_up_front_and_recorded(fake, sa_
         assert not fake.received  # not served, so not billed
         assert committed(store, 1) == 1
         rec = store.get(store.page()[0].id)
-        assert rec is not None and rec.status == 400 and any("nested" in n for n in rec.notes)
+        assert (
+            rec is not None
+            and rec.status == 400
+            and any(n.kind == "body-not-kept" and "nested" in n.detail for n in rec.notes)
+        )
         # a body just inside the limit is served, and recorded whole
         ok = await raw_http(gw.port, request_bytes(json.dumps(where(40)).encode()))
         assert status_of(ok) == 200 and committed(store, 2) == 2
@@ -198,7 +202,9 @@ def test_a_record_that_cannot_be_serialised_whole_is_kept_without_its_payloads(t
     rec = Store(tmp_path / "g.db").get("req_000001")
     assert store.stats.lost == 0 and rec is not None
     assert rec.client_request is None and rec.error_message == "bad \\xff byte"
-    assert any(n.startswith("payloads not stored") for n in rec.notes)
+    assert any(
+        n.kind == "payloads-not-stored" and n.detail.startswith("payloads not stored") for n in rec.notes
+    )
 
 
 # -- 3: lost means kept ----------------------------------------------------------------------------------

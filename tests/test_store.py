@@ -309,6 +309,7 @@ def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
     store = Store(db).start()
     store.submit(make(2, usage=Usage(cache_creation_tokens=7)))
     store.close()
+
     assert store.reader().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     old, new = store.page()[::-1]
     assert old.id == "req_000001" and old.cache_creation_tokens == 4000  # filled in from the record's JSON
@@ -433,3 +434,11 @@ def test_an_id_typed_in_part_finds_the_ids_it_starts_and_a_replay_names_its_call
     replays = dataclasses.replace(parse(""), conditions=(Present("replay_of"),))
     assert [(r.id, r.replay_of) for r in store.page(replays)] == [("req_000099", "req_000003")]
     assert store.count(dataclasses.replace(replays, conditions=(Present("replay_of", negated=True),))) == 12
+
+
+def test_the_note_filter_matches_a_note_s_kind_whole(backend):
+    store = filled(backend, [make(1, notes=["signature injected (x1)"]), make(2), make(3)])
+    assert [s.id for s in store.page(parse("note:signature*"))] == ["req_000001"]
+    assert [s.id for s in store.page(parse("note:injected"))] == ["req_000001"]  # a plain word: anywhere
+    assert store.count(parse("-note:signature-injected")) == 2
+    assert store.page(parse("note:signature-injected"))[0].notes == ("signature-injected",)

@@ -14,6 +14,7 @@ from ..errors import GatewayError, from_google
 from ..providers import Provider
 from ..recorder import Call, Event, new_id
 from ..translate import request as treq
+from ..translate.notes import Note
 from ..translate.response import IdSource, usage
 from ..translate.stream import StreamTranslator, sse
 from . import Leg, midstream_error
@@ -63,11 +64,24 @@ async def relay(leg: Leg) -> web.StreamResponse:
             return await oneshot(leg, translated.body, st)
         except EmptyAnswer as empty:
             if n < TRIES_ON_EMPTY:
-                leg.call.note(f"empty answer from {p.name} ({empty.reason}): asked again")
+                leg.call.note(
+                    Note(
+                        "empty-retried",
+                        f"empty answer from {p.name} ({empty.reason}): asked again",
+                        {"target": p.name, "reason": empty.reason},
+                    )
+                )
                 continue
-            leg.call.note(f"empty answer from {p.name} again ({empty.reason}): failed as overloaded")
+            leg.call.note(
+                Note(
+                    "empty-failed",
+                    f"empty answer from {p.name} again ({empty.reason}): failed as overloaded",
+                    {"target": p.name, "reason": empty.reason},
+                )
+            )
             raise
         finally:
+            leg.call.note(*st.notes())
             leg.signatures.remember(st.signatures_out)
             leg.call.gemini_usage(usage(st.usage_meta))
     raise AssertionError("unreachable")
@@ -78,7 +92,9 @@ async def _post(leg: Leg, action: str, payload: dict[str, Any]) -> Any:
     headers = {"content-type": "application/json", **await p.headers()}
 
     def on_error(status: int, body: bytes, h: Any) -> GatewayError:
-        return from_google(status, body, p.credential, h)
+        err = from_google(status, body, p.credential, h)
+        leg.call.upstream_error(p.name, status, body, err)
+        return err
 
     resp = await upstream.post(
         leg.session, p.name, p.url(action), orjson.dumps(payload), headers, leg.timeouts, on_error

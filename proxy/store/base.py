@@ -74,6 +74,8 @@ class Summary:
     cc_is_subagent: bool | None = None
     replay_of: str | None = None
     """the call this one sent again (`gatewatch replay`)"""
+    notes: tuple[str, ...] = ()
+    """the kinds of its translation notes"""
 
     @property
     def failed(self) -> bool:

@@ -16,8 +16,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from ..query import Filter
-from .sql import Param, _clause
+from ..query import Condition, Filter, HasNote
+from .sql import Param, _clause, _glob
 
 FTS_CONFIG = "simple"
 _PHRASE = f"fts @@ phraseto_tsquery('{FTS_CONFIG}', %s)"
@@ -48,12 +48,21 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s").replace(" LIKE ", " ILIKE ")
 
 
+def _pg_clause(c: Condition) -> tuple[str, list[Param]]:
+    if isinstance(c, HasNote):  # the kinds are a JSON array; each matched whole, as sql.py's json_each does
+        return (
+            "(records.notes IS NOT NULL AND EXISTS (SELECT 1 FROM json_array_elements_text(records.notes::json) "
+            "AS k(kind) WHERE kind ILIKE %s ESCAPE '\\'))"
+        ), [_glob(c.pattern)]
+    sql, p = _clause(c)
+    return _pg(sql), p
+
+
 def compile_filter(flt: Filter) -> PgCompiled:
     clauses: list[str] = []
     params: list[Param] = []
     for c in flt.conditions:
-        sql, p = _clause(c)
-        sql = _pg(sql)
+        sql, p = _pg_clause(c)
         clauses.append(f"NOT ({sql})" if c.negated else sql)
         params.extend(p)
     for w in flt.words:

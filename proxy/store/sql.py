@@ -5,7 +5,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..query import Ago, Compare, Condition, Equals, Failed, Filter, Glob, Prefix, Present, Range, UsedTool
+from ..query import (
+    Ago,
+    Compare,
+    Condition,
+    Equals,
+    Failed,
+    Filter,
+    Glob,
+    HasNote,
+    Prefix,
+    Present,
+    Range,
+    UsedTool,
+)
 
 # the columns a condition may name (a filter never puts anything but these into SQL)
 FILTERABLE = frozenset(
@@ -95,6 +108,11 @@ def _clause(c: Condition) -> tuple[str, list[Param]]:
         return f"({_col(c.field)} IS NOT NULL)", []
     if isinstance(c, Failed):
         return "(status IS NULL OR status >= 400 OR error_type IS NOT NULL)", []
+    if isinstance(c, HasNote):  # each kind matched whole, so a glob never spans two kinds
+        return (
+            "(records.notes IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(records.notes) "
+            "WHERE json_each.value LIKE ? ESCAPE '\\'))"
+        ), [_glob(c.pattern)]
     if isinstance(c, UsedTool):
         return "tools_used LIKE ? ESCAPE '\\'", [f"% {_like(c.name)} %"]
     raise TypeError(f"no SQL for {c!r}")

@@ -26,6 +26,7 @@ import sqlite_utils
 from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
 from ..record import Record, safe_text
+from ..translate.notes import Note, from_text, kinds
 from . import ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals, WriterStats, default_path
 from .payloads import PAYLOADS, SHARED, hydrate, serialize_parts
@@ -48,6 +49,14 @@ def _int(v: Any) -> int:
 
 def _same(v: Any) -> Any:
     return v
+
+
+def _note_kinds(notes: list[Note]) -> str | None:
+    return orjson.dumps(kinds(notes)).decode() if notes else None
+
+
+def _load_kinds(v: Any) -> tuple[str, ...]:
+    return tuple(orjson.loads(v)) if v else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,8 @@ COLUMNS: tuple[Column, ...] = (
         since=4,
     ),
     Column("replay_of", "TEXT", lambda r: r.replay_of, since=5),
+    # the kinds of the record's translation notes as a JSON array (NULL without any): `note:KIND`, stats
+    Column("notes", "TEXT", lambda r: _note_kinds(r.notes), _load_kinds, since=5),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -197,6 +208,20 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
     if "replay_of" not in {c.name for c in db.table("records").columns}:
         db.execute("ALTER TABLE records ADD COLUMN replay_of TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS idx_records_replay_of ON records (replay_of)")
+    # the kinds of each record's translation notes, for `note:KIND` and stats; older records' text notes are
+    # read back by kind (`translate.notes.from_text`)
+    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
+    if "notes" not in have:
+        db.execute(f"ALTER TABLE records ADD COLUMN notes {_BY_NAME['notes'].ddl}")
+    # most records have none: a byte search skips them, only the rest are parsed
+    rows = db.execute("SELECT rowid, data FROM records WHERE instr(data, '\"notes\":[]') = 0")
+    for rowid, data in rows.fetchall():
+        try:
+            raw = orjson.loads(data).get("notes") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        notes = [from_text(n) if isinstance(n, str) else Note(**n) for n in raw if isinstance(n, (str, dict))]
+        db.execute("UPDATE records SET notes = ? WHERE rowid = ?", (_note_kinds(notes), rowid))
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -342,7 +367,8 @@ def _without_payloads(rec: Record, exc: BaseException) -> Record:
     """The record when its whole could not be serialised: the payloads left out (with a note saying why),
     every other field kept, its text escaped where it was not UTF-8."""
     head = _clean(rec.model_dump(mode="python", exclude=PAYLOADS))
-    head["notes"] = [*head.get("notes", []), f"payloads not stored: {safe_text(str(exc))[:200]}"]
+    why = {"kind": "payloads-not-stored", "detail": f"payloads not stored: {safe_text(str(exc))[:200]}"}
+    head["notes"] = [*head.get("notes", []), why]
     return Record.model_validate(head)
 
 

@@ -9,11 +9,12 @@ from typing import Any, Mapping, TypedDict
 import orjson
 
 from ..errors import invalid_request
-from . import marks
+from . import marks, request_notes
 from . import schema as _schema
 from .memo import BytesMemo
 from .models import ModelFacts, facts
 from .names import ToolNames, to_gemini
+from .notes import Note, Notes
 
 # Thinking budget (Gemini 2.5) per `output_config.effort` when thinking is adaptive; "high" without one.
 EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
@@ -67,8 +68,8 @@ class Translated:
     """Fields accepted from the client but not sent upstream (recorded, for the curious)."""
     billing: dict[str, str] = field(default_factory=dict)
     """Claude Code's `x-anthropic-billing-header` fields (cc_version, cc_entrypoint, cc_is_subagent…)."""
-    notes: list[str] = field(default_factory=list)
-    """What translation did that the client can't see (signatures injected or dropped…), for the record."""
+    notes: list[Note] = field(default_factory=list)
+    """Every decision that changed the call's meaning (`translate.notes`), for the record."""
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -183,12 +184,14 @@ def translate(
     """Translate a validated Messages request. `signatures` maps tool_use ids to Gemini thought signatures
     remembered from earlier answers (trusted: the gateway kept them), for clients that drop thinking blocks."""
     signatures = signatures or {}
-    foreign = 0
+    notes = Notes()
+    foreign = kept_client = kept_memory = 0
 
     def client_sig(sig: Any) -> tuple[str | None, bool]:
-        nonlocal foreign
+        nonlocal foreign, kept_client
         gemini, dropped, prev = marks.unwrap(sig)
         foreign += dropped
+        kept_client += gemini is not None
         return gemini, prev
 
     messages = req.get("messages")
@@ -197,8 +200,18 @@ def translate(
 
     system_texts: list[str] = []
     system, billing = billing_header(req.get("system"))
+    if billing:
+        notes.add(
+            "field-dropped",
+            "Claude Code's billing header (a system block that changes every call) not sent upstream",
+            field="system.x-anthropic-billing-header",
+            value="; ".join(f"{k}={v}" for k, v in billing.items()),
+        )
     if system is not None:
         system_texts.append(_text_of(system, "system"))
+    folded: list[int] = []
+    dropped_blocks: dict[str, int] = {}
+    orphans: list[str] = []
 
     # Every tool_use id → name first: a tool_result needs the function's name, and Gemini gets no ids.
     id_to_name: dict[str, str] = {}
@@ -230,6 +243,7 @@ def translate(
             # Claude Code puts environment and agent notes in role-system messages; Gemini's place for
             # instructions is systemInstruction, and the order is kept.
             system_texts.append(_text_of(content, f"{where}.content"))
+            folded.append(i)
             continue
         if role not in ("user", "assistant"):
             raise invalid_request(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
@@ -255,6 +269,7 @@ def translate(
                         parts[-1]["thoughtSignature"], pending_sig = pending_sig, None
             elif t in ("image", "document"):
                 parts.append(_source_part(b, w, t))
+                request_notes.media(notes, t, parts[-1], w)
             elif t == "tool_use":
                 if role != "assistant":
                     raise invalid_request(f"{w}: tool_use blocks belong in assistant messages")
@@ -264,7 +279,10 @@ def translate(
                 if not isinstance(args, dict):
                     raise invalid_request(f"{w}.input: must be an object")
                 part: dict[str, Any] = {"functionCall": {"name": names.out(name), "args": args}}
-                sig = pending_sig or signatures.get(str(b.get("id")))
+                sig = pending_sig
+                if not sig and signatures.get(str(b.get("id"))):
+                    sig = signatures[str(b.get("id"))]
+                    kept_memory += 1
                 if sig:
                     part["thoughtSignature"] = sig
                     pending_sig = None
@@ -275,6 +293,17 @@ def translate(
                 tid = str(b.get("tool_use_id", ""))
                 text, media, refs = _tool_result_parts(b, w)
                 referenced_tools.extend(refs)
+                for m_part in media:
+                    notes.add(
+                        "media-converted",
+                        "media inside a tool_result moved beside its functionResponse (Gemini takes only an "
+                        "object there)",
+                        to="part beside functionResponse",
+                    )
+                    mime = str((m_part.get("inlineData") or m_part.get("fileData") or {}).get("mimeType", ""))
+                    request_notes.media(
+                        notes, "image" if mime.startswith("image/") else "document", m_part, w
+                    )
                 if tid in id_to_name:
                     key = "error" if b.get("is_error") else "content"
                     responses.append(
@@ -283,6 +312,7 @@ def translate(
                     parts.extend(media)
                 else:
                     # No matching call (history compacted away): Gemini refuses an orphan functionResponse.
+                    orphans.append(tid)
                     parts.append({"text": f"[result of tool call {tid}]\n{text}"})
                     parts.extend(media)
             elif t == "thinking":
@@ -300,6 +330,7 @@ def translate(
                     else:
                         pending_sig = sig or pending_sig
             elif isinstance(t, str) and t in _DROPPED_BLOCKS:
+                dropped_blocks[t] = dropped_blocks.get(t, 0) + 1
                 continue
             else:
                 raise invalid_request(f"{w}.type: unknown content block type {t!r}")
@@ -307,17 +338,48 @@ def translate(
             parts.append({"text": "", "thoughtSignature": pending_sig})
         add("user" if role == "user" else "model", responses + parts)
 
-    contents = _fix_function_turns(turns)
+    contents = _fix_function_turns(turns, notes)
     if not contents:
         raise invalid_request("messages: all messages are empty; at least one must have content")
-    notes: list[str] = []
+    if folded:
+        notes.add(
+            "system-folded",
+            f"{len(folded)} role-system message(s) folded into systemInstruction, in order",
+            messages=folded,
+        )
+    for btype, n in dropped_blocks.items():
+        notes.add(
+            "block-dropped", f"{n} {btype} block(s) left out: Gemini has no equivalent", block=btype, count=n
+        )
+    if orphans:
+        notes.add(
+            "history-repaired",
+            f"{len(orphans)} tool_result(s) without their tool_use sent as text",
+            tool_use_ids=orphans,
+        )
+    if kept_client or kept_memory:
+        notes.add(
+            "signature-kept",
+            f"{kept_client + kept_memory} Gemini thought signature(s) sent back byte for byte"
+            + (f" ({kept_memory} remembered by the gateway: the client dropped them)" if kept_memory else ""),
+            from_client=kept_client,
+            from_memory=kept_memory,
+        )
     if foreign:
-        notes.append(f"foreign signature dropped (x{foreign})")
+        notes.add(
+            "signature-dropped",
+            f"foreign signature dropped (x{foreign}): Gemini did not issue it and would refuse it",
+            count=foreign,
+        )
     model = facts(target.model)
     if model.generation >= 3:
         injected = _sign_current_turn(contents)
         if injected:
-            notes.append(f"signature injected (x{injected})")
+            notes.add(
+                "signature-injected",
+                f"signature injected (x{injected}): {marks.SKIP} on function calls Gemini did not sign",
+                count=injected,
+            )
 
     body: dict[str, Any] = {"contents": contents}
     system = "\n\n".join(s for s in system_texts if s)
@@ -327,33 +389,73 @@ def translate(
     dropped = [
         k for k in ("metadata", "context_management", "container", "mcp_servers", "service_tier") if k in req
     ]
-    tools, tool_names = _tools(req.get("tools"), referenced_tools, target, names)
+    for k in dropped:
+        notes.add("field-dropped", f"{k} not sent: Gemini has no such field", field=k)
+    cached = request_notes.cache_controls(req)
+    if cached:
+        notes.add(
+            "field-dropped",
+            f"cache_control on {cached} block(s) not sent: Gemini caches prompt prefixes by itself",
+            field="cache_control",
+            count=cached,
+        )
+    tools, tool_names = _tools(req.get("tools"), referenced_tools, target, names, notes)
     if len(tools) > 1 and not model.search_with_functions:
         # Gemini before 3 refuses Google Search beside function declarations: the functions win.
         tools = [t for t in tools if "googleSearch" not in t]
-        notes.append(f"web search not declared: {target.model} does not take it beside function tools")
+        notes.add(
+            "tool-dropped",
+            f"web search not declared: {target.model} does not take it beside function tools",
+            tool="web_search",
+        )
     if tools:
         body["tools"] = tools
     tc = req.get("tool_choice")
     if tc is not None and tool_names:
         body["toolConfig"] = _tool_choice(tc, tool_names, names)
+    elif tc is not None:
+        notes.add("field-dropped", "tool_choice not sent: no tool is declared upstream", field="tool_choice")
+    for gname, cname in names.mapped.items():
+        notes.add("tool-renamed", f"{cname} → {gname}", **{"from": cname, "to": gname})
 
     gen: dict[str, Any] = {}
     max_tokens = req.get("max_tokens")
     cap = min(target.max_tokens or model.max_output, model.max_output)
     if isinstance(max_tokens, int):
         gen["maxOutputTokens"] = max(1, min(max_tokens, cap))
+        if max_tokens > cap:
+            why = (
+                "the target's max_tokens"
+                if target.max_tokens and target.max_tokens < model.max_output
+                else f"{target.model}'s ceiling"
+            )
+            notes.add(
+                "cap-applied",
+                f"max_tokens {max_tokens} → {cap} ({why})",
+                field="max_tokens",
+                asked=max_tokens,
+                sent=cap,
+            )
     for a, g in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         if req.get(a) is not None:
             gen[g] = req[a]
     stops = req.get("stop_sequences")
     if isinstance(stops, list) and stops:
         gen["stopSequences"] = [s for s in stops if isinstance(s, str) and s][:MAX_STOP_SEQUENCES]
+        if len(stops) > MAX_STOP_SEQUENCES:
+            notes.add(
+                "cap-applied",
+                f"stop_sequences {len(stops)} → {MAX_STOP_SEQUENCES} (Gemini takes at most {MAX_STOP_SEQUENCES})",
+                field="stop_sequences",
+                asked=len(stops),
+                sent=MAX_STOP_SEQUENCES,
+            )
     thinking_cfg, thinking_on = _thinking(
         req.get("thinking"), req.get("output_config"), model, gen.get("maxOutputTokens", cap)
     )
     if thinking_cfg is not None:
         gen["thinkingConfig"] = thinking_cfg
+    request_notes.thinking(notes, req.get("thinking"), req.get("output_config"), thinking_cfg, target.model)
     if gen:
         body["generationConfig"] = gen
     return Translated(
@@ -363,7 +465,7 @@ def translate(
         names=names,
         dropped=dropped,
         billing=billing,
-        notes=notes,
+        notes=notes.items,
     )
 
 
@@ -386,15 +488,21 @@ def _sign_current_turn(contents: list[_Turn]) -> int:
     return n
 
 
-def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
+def _fix_function_turns(turns: list[_Turn], notes: Notes) -> list[_Turn]:
     """Gemini wants every model turn's function calls answered, one response each, in the next user turn."""
     out: list[_Turn] = []
+    filled: list[str] = []
     for idx, turn in enumerate(turns):
         calls = [p["functionCall"]["name"] for p in turn["parts"] if "functionCall" in p]
         if turn["role"] == "model" and calls and not out:
             # Gemini wants a function call to follow a user turn; a history that opens with the model's
             # call (trimmed by the client) gets a neutral user turn in front.
             out.append({"role": "user", "parts": [{"text": "(earlier conversation omitted)"}]})
+            notes.add(
+                "history-repaired",
+                "a user turn put before the history's first function call (Gemini wants one there)",
+                added="(earlier conversation omitted)",
+            )
         out.append(turn)
         if turn["role"] != "model" or not calls:
             continue
@@ -414,6 +522,7 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
                 given.remove(match)
                 answered.append(match)
             else:
+                filled.append(name)
                 answered.append(
                     {"functionResponse": {"name": name, "response": {"error": "no result was returned"}}}
                 )
@@ -424,6 +533,8 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
             continue
         prev = out[idx - 1] if idx > 0 else None
         has_calls = prev is not None and any("functionCall" in p for p in prev["parts"])
+        if not has_calls and any("functionResponse" in p for p in turn["parts"]):
+            notes.add("history-repaired", "function responses with no call before them sent as text")
         if not has_calls:
             turn["parts"] = [
                 {"text": f"[result of {p['functionResponse']['name']}] {p['functionResponse']['response']}"}
@@ -431,11 +542,17 @@ def _fix_function_turns(turns: list[_Turn]) -> list[_Turn]:
                 else p
                 for p in turn["parts"]
             ]
+    if filled:
+        notes.add(
+            "history-repaired",
+            f"{len(filled)} function call(s) the client never answered given an error response",
+            tools=filled,
+        )
     return out
 
 
 def _tools(
-    tools: Any, referenced: list[str], target: Target, names: ToolNames
+    tools: Any, referenced: list[str], target: Target, names: ToolNames, notes: Notes
 ) -> tuple[list[dict[str, Any]], list[str]]:
     if tools is None:
         return [], []
@@ -444,6 +561,8 @@ def _tools(
     decls: list[dict[str, Any]] = []
     declared: list[str] = []
     extra: list[dict[str, Any]] = []
+    held: list[str] = []
+    changes: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
     for i, t in enumerate(tools):
         w = f"tools.{i}"
         if not isinstance(t, dict):
@@ -459,39 +578,61 @@ def _tools(
         if not isinstance(name, str) or not name:
             raise invalid_request(f"{w}.name: Field required")
         # Deferred tools are loaded only once tool search has referenced them, as Anthropic does.
-        if t.get("defer_loading") and name not in referenced:
-            continue
+        if t.get("defer_loading"):
+            if name not in referenced:
+                held.append(name)
+                continue
+            notes.add(
+                "deferred-declared",
+                f"deferred tool {name} declared: the history references it",
+                tool=name,
+            )
         names.out(name)
         schema = t.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise invalid_request(f"{w}.input_schema: must be an object")
-        decls.append(_declaration(orjson.dumps(t), target.schema_mode))
+        decl, gone, changed = _declaration(orjson.dumps(t), target.schema_mode)
+        decls.append(decl)
         declared.append(name)
+        if gone or changed:
+            changes.append((name, gone, changed))
+    if held:
+        notes.add(
+            "deferred-held-back",
+            f"{len(held)} deferred tool(s) not declared until tool search references them",
+            tools=held,
+        )
+    notes.extend(request_notes.schema(tuple(changes)))
     out = [{"functionDeclarations": decls}] if decls else []
     return out + extra, declared
 
 
-def _make_declaration(tool_json: bytes, schema_mode: str) -> dict[str, Any]:
+Declaration = tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]
+"""a functionDeclaration, the schema keywords removed from it, those rewritten"""
+
+
+def _make_declaration(tool_json: bytes, schema_mode: str) -> Declaration:
     """A tool's functionDeclaration. Claude Code sends the same ~20 tools on every call, so the rewrite is
     memoised on the tool's exact JSON (still a pure function: same input, same output). The result is
     shared between calls: it is serialised, never mutated."""
     t = orjson.loads(tool_json)
+    changes = _schema.Changes()
     decl: dict[str, Any] = {"name": to_gemini(t["name"])}
     if t.get("description"):
         decl["description"] = str(t["description"])
     schema = t.get("input_schema")
     if schema_mode == "json_schema":
-        params = _schema.to_json_schema(schema)
+        params = _schema.to_json_schema(schema, changes)
         if params:
             decl["parametersJsonSchema"] = params
     else:
-        params = _schema.to_parameters(schema)
+        params = _schema.to_parameters(schema, changes)
         if params:
             decl["parameters"] = params
-    return decl
+    return decl, tuple(changes.removed), tuple(changes.rewritten)
 
 
-_declaration: BytesMemo[dict[str, Any]] = BytesMemo(_make_declaration)
+_declaration: BytesMemo[Declaration] = BytesMemo(_make_declaration)
 
 
 def _tool_choice(tc: Any, declared: list[str], names: ToolNames) -> dict[str, Any]:

@@ -35,6 +35,32 @@ _TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 _STRING_FORMATS = {"enum", "date-time"}
 _NUMBER_FORMATS = {"int32", "int64", "float", "double"}
 _MAX_DEPTH = 40  # recursive $refs are cut here rather than looping
+# Keywords `to_gemini` reads and rewrites into ones Gemini knows; any other key of a schema node is removed.
+_REWRITTEN = {
+    "$ref",
+    "$defs",
+    "definitions",
+    "allOf",
+    "oneOf",
+    "const",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "examples",
+}
+
+
+class Changes:
+    """What a rewrite did to a schema's keywords: keyword → the paths where it was removed or rewritten."""
+
+    def __init__(self) -> None:
+        self.removed: dict[str, list[str]] = {}
+        self.rewritten: dict[str, list[str]] = {}
+
+    def remove(self, keyword: str, path: str) -> None:
+        self.removed.setdefault(keyword, []).append(path or "/")
+
+    def rewrite(self, keyword: str, path: str) -> None:
+        self.rewritten.setdefault(keyword, []).append(path or "/")
 
 
 def _json_type(v: Any) -> str | None:
@@ -78,11 +104,24 @@ def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
-    """Rewrite one JSON Schema node. Property *names* are data and are never stripped."""
+def to_gemini(
+    schema: Any,
+    root: dict[str, Any] | None = None,
+    depth: int = 0,
+    changes: Changes | None = None,
+    path: str = "",
+) -> dict[str, Any]:
+    """Rewrite one JSON Schema node. Property *names* are data and are never stripped. `changes`, when
+    given, collects every keyword removed or rewritten, with its path."""
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return {}
     root = root if root is not None else schema
+    ch = changes if changes is not None else Changes()
+    for key in schema:
+        if key in _REWRITTEN:
+            ch.rewrite(key, path)
+        elif key not in _KNOWN:
+            ch.remove(key, path)
     if "$ref" in schema:
         target = _resolve_ref(str(schema["$ref"]), root)
         schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
@@ -93,6 +132,7 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
     type_ = schema.get("type")
     nullable = bool(schema.get("nullable"))
     if isinstance(type_, list):
+        ch.rewrite("type", path)
         types = [t for t in type_ if isinstance(t, str) and t in _TYPES]
         nullable = nullable or "null" in types
         non_null = [t for t in types if t != "null"]
@@ -142,6 +182,8 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
             type_ in ("number", "integer") and fmt in _NUMBER_FORMATS
         ):
             out["format"] = fmt
+        else:
+            ch.remove("format", path)
 
     enum = schema.get("enum")
     if "const" in schema and enum is None:
@@ -153,6 +195,7 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
             out["type"] = type_ = "string"
             out["enum"] = values
         else:
+            ch.rewrite("enum", path)
             # Gemini takes string enums only; keep the allowed values where the model can read them, written
             # as JSON (true, not True), and the values' own JSON type where the schema gave none.
             allowed = ", ".join(orjson.dumps(v).decode() for v in values)
@@ -168,7 +211,7 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
             if isinstance(m, dict) and m.get("type") == "null" and len(m) == 1:
                 nullable = True
                 continue
-            conv.append(to_gemini(m, root, depth + 1))
+            conv.append(to_gemini(m, root, depth + 1, ch, f"{path}/anyOf"))
         conv = [c for c in conv if c]
         if len(conv) == 1 and "type" not in out:
             out.update({k: v for k, v in conv[0].items() if k not in out})
@@ -178,7 +221,10 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
 
     props = schema.get("properties")
     if isinstance(props, dict) and props:
-        out["properties"] = {str(name): to_gemini(p, root, depth + 1) for name, p in props.items()}
+        out["properties"] = {
+            str(name): to_gemini(p, root, depth + 1, ch, f"{path}/properties/{name}")
+            for name, p in props.items()
+        }
         out.setdefault("type", "object")
         req = schema.get("required")
         if isinstance(req, list):
@@ -189,7 +235,7 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
     if isinstance(items, list):  # tuple form: the first member is the best single description
         items = items[0] if items else None
     if isinstance(items, dict):
-        out["items"] = to_gemini(items, root, depth + 1)
+        out["items"] = to_gemini(items, root, depth + 1, ch, f"{path}/items")
         out.setdefault("type", "array")
     elif out.get("type") == "array":
         out["items"] = {}
@@ -201,18 +247,20 @@ def to_gemini(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) -
     return out
 
 
-def to_parameters(input_schema: Any) -> dict[str, Any] | None:
+def to_parameters(input_schema: Any, changes: Changes | None = None) -> dict[str, Any] | None:
     """A tool's `input_schema` → `parameters`, or None when it declares no properties
     (Gemini rejects an OBJECT whose `properties` is empty)."""
-    schema = to_gemini(input_schema)
+    schema = to_gemini(input_schema, changes=changes)
     if schema.get("type") == "object" and not schema.get("properties"):
         return None
     return schema or None
 
 
-def to_json_schema(input_schema: Any) -> dict[str, Any] | None:
+def to_json_schema(input_schema: Any, changes: Changes | None = None) -> dict[str, Any] | None:
     """A tool's `input_schema` → `parametersJsonSchema`: the schema as is, less `$schema`."""
     if not isinstance(input_schema, dict):
         return None
+    if "$schema" in input_schema and changes is not None:
+        changes.remove("$schema", "")
     out = {k: v for k, v in input_schema.items() if k != "$schema"}
     return out or None

@@ -9,6 +9,7 @@ import orjson
 
 from . import marks
 from .names import ToolNames
+from .notes import Note, Notes
 from .response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
 
 Event = tuple[str, dict[str, Any]]
@@ -61,6 +62,8 @@ class StreamTranslator:
         self.content: list[dict[str, Any]] = []
         self.first_content = False  # set once a real content token was emitted (time to first token)
         self.stop_reason: str | None = None
+        self.thoughts_dropped = 0
+        """thought parts Gemini sent that the client did not ask for"""
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _start(self, first: dict[str, Any]) -> list[Event]:
@@ -152,6 +155,7 @@ class StreamTranslator:
         sig = part.get("thoughtSignature")
         if part.get("thought"):
             if not self.thinking:
+                self.thoughts_dropped += 1
                 return out
             if self.open_kind != "thinking":
                 out += self._open("thinking", {"type": "thinking", "thinking": ""})
@@ -284,6 +288,61 @@ class StreamTranslator:
         self.finished = True
         self.stop_reason = reason
         return out
+
+    def notes(self) -> list[Note]:
+        """What translating the answer decided that the client can't see. Call at the end."""
+        notes = Notes()
+        finish = self.finish
+        reason = self.stop_reason or ("refusal" if self.blocked else stop_reason(finish, self.has_call))
+        said = f": {self.finish_message}" if self.finish_message else ""
+        if self.blocked:
+            notes.add(
+                "refusal",
+                f"the prompt was blocked ({finish}){said} → stop_reason refusal",
+                finish=finish,
+                message=self.finish_message,
+            )
+        elif finish in REFUSAL or finish in ("MODEL_ARMOR", "BLOCKED_REASON_UNSPECIFIED", "OTHER_BLOCK"):
+            notes.add(
+                "refusal",
+                f"Gemini declined ({finish}){said} → stop_reason {reason}, its reason given as text",
+                finish=finish,
+                message=self.finish_message,
+            )
+        elif finish not in (None, "STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"):
+            text = " with an explanatory text" if finish_note(finish, self.finish_message) else ""
+            notes.add(
+                "finish-mapped",
+                f"finishReason {finish} → stop_reason {reason}{text}",
+                finish=finish,
+                stop_reason=reason,
+            )
+        meta = self.usage_meta or {}
+        cached = int(meta.get("cachedContentTokenCount") or 0)
+        thoughts = int(meta.get("thoughtsTokenCount") or 0)
+        tool_prompt = int(meta.get("toolUsePromptTokenCount") or 0)
+        if cached or thoughts or tool_prompt:
+            u = usage(meta)
+            said_ = []
+            if cached or tool_prompt:
+                said_.append(
+                    f"input_tokens {u['input_tokens']} = promptTokenCount {meta.get('promptTokenCount', 0)}"
+                    + (f" + toolUsePromptTokenCount {tool_prompt}" if tool_prompt else "")
+                    + (f" − cachedContentTokenCount {cached} (→ cache_read_input_tokens)" if cached else "")
+                )
+            if thoughts:
+                said_.append(
+                    f"output_tokens {u['output_tokens']} = candidatesTokenCount "
+                    f"{u['output_tokens'] - thoughts} + thoughtsTokenCount {thoughts}"
+                )
+            notes.add("usage-mapped", "; ".join(said_), gemini=dict(meta), anthropic=anthropic_usage(u))
+        if self.thoughts_dropped:
+            notes.add(
+                "thoughts-dropped",
+                f"{self.thoughts_dropped} thought part(s) not passed on: the client did not ask for thinking",
+                count=self.thoughts_dropped,
+            )
+        return notes.items
 
     def whole(self, resp: dict[str, Any]) -> dict[str, Any]:
         """The message for a whole (non-streamed) generateContent answer: the machine fed one chunk."""
