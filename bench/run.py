@@ -2,7 +2,8 @@
 
     python bench/run.py                 # gatewatch vs direct, every scenario (~4 minutes)
     python bench/run.py --peers         # also claude-code-router and LiteLLM, installed into bench/out/peers
-    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio, nometrics, otel: comma-separated)
+    python bench/run.py --peers ccr     # only the peers named (ccr, litellm, asyncio, nometrics, otel,
+                                        # postgres: comma-separated)
     python bench/run.py --quick         # fewer requests, for a smoke run
 
 Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
@@ -13,6 +14,7 @@ requests/s, gateway CPU ms per request (from /proc), gateway RSS; each as added 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -110,6 +113,14 @@ class Gatewatch:
     gateway = ""  # more [gateway] settings
     sections = ""  # more config sections, after the target
 
+    def db(self, tmp: Path) -> str:
+        """--db: the store it records into"""
+        return str(tmp / "bench.db")
+
+    def server_cpu(self) -> float:
+        """CPU seconds of the processes besides the gateway that do its store's work (none for SQLite)."""
+        return 0.0
+
     def __init__(self, standin: Standin, tmp: Path):
         self.port = free_port()
         cfg = tmp / "bench.toml"
@@ -124,7 +135,7 @@ model = "gemini-2.5-flash"
 api_key = "bench-key"
 api_endpoint = "{standin.url}"
 {self.sections}""")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp / "xdg")}
         if self.loop:
             env["GATEWATCH_LOOP"] = self.loop
         self.proc = subprocess.Popen(
@@ -137,7 +148,7 @@ api_endpoint = "{standin.url}"
                     "--config",
                     str(cfg),
                     "--db",
-                    str(tmp / "bench.db"),
+                    self.db(tmp),
                 ],
                 1,
             ),
@@ -200,6 +211,37 @@ class GatewatchOtel(Gatewatch):
             self.sink.terminate()
             out, _ = self.sink.communicate(timeout=30)
             print(f"  otlp sink took {out.strip()}", flush=True)
+
+
+class GatewatchPostgres(Gatewatch):
+    """The same gateway recording into a PostgreSQL store instead of the SQLite default (`--peers postgres`):
+    a server of its own from Debian's postgresql, made in a temporary directory as the tests make theirs
+    (tests/pg.py), with a new database per scenario. Its CPU per request adds the PostgreSQL server's
+    processes (`server_cpu`), which do the work SQLite does inside the gateway."""
+
+    name = "gatewatch-postgres"
+    _server: Any = None
+
+    def db(self, tmp: Path) -> str:
+        if GatewatchPostgres._server is None:
+            from tests.pg import Server
+
+            GatewatchPostgres._server = Server().start()
+            atexit.register(GatewatchPostgres._server.remove)
+        return str(GatewatchPostgres._server.fresh_url())
+
+    def server_cpu(self) -> float:
+        """The postmaster and every process it started (backends, WAL writer, checkpointer…)."""
+        postmaster = int((GatewatchPostgres._server.data / "postmaster.pid").read_text().split()[0])
+        total = cpu_seconds(postmaster)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == postmaster:
+                    total += (int(stat[11]) + int(stat[12])) / CLK
+            except (OSError, ValueError):
+                continue
+        return total
 
 
 class ClaudeCodeRouter:
@@ -417,6 +459,7 @@ PEERS = {
     "asyncio": GatewatchAsyncio,
     "nometrics": GatewatchNoMetrics,
     "otel": GatewatchOtel,
+    "postgres": GatewatchPostgres,
 }
 
 
@@ -441,8 +484,8 @@ def main() -> None:
         nargs="?",
         const="ccr,litellm",
         default="",
-        help="also run these peers (comma-separated: ccr, litellm, asyncio, nometrics, otel; bare --peers runs ccr and "
-        "litellm)",
+        help="also run these peers (comma-separated: ccr, litellm, asyncio, nometrics, otel, postgres; bare "
+        "--peers runs ccr and litellm)",
     )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
@@ -506,7 +549,7 @@ def main() -> None:
                         {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
                         {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
                     )
-                    cpu = 0.0
+                    cpu = server_cpu = 0.0
                     for _ in range(args.rounds):  # alternate: direct, gateway, direct, gateway
                         r = load("direct", direct_url, gem, c, n, stream)
                         for k in ("latency_ms", "ttfe_ms"):
@@ -514,11 +557,13 @@ def main() -> None:
                         d["wall"] += r["wall_s"]
                         d["done"] += r["done"]
                         d["errors"] += r["errors"]
-                        c0 = cpu_seconds(peer.pid)
+                        c0, s0 = cpu_seconds(peer.pid), getattr(peer, "server_cpu", lambda: 0.0)()
                         r = load(
                             "gateway", peer.url, anth["stream" if stream else "oneshot"], c, n, stream, key
                         )
+                        time.sleep(0.2)  # the store's last batch (BATCH_WAIT 50 ms) is committed in the count
                         cpu += cpu_seconds(peer.pid) - c0
+                        server_cpu += getattr(peer, "server_cpu", lambda: 0.0)() - s0
                         for k in ("latency_ms", "ttfe_ms"):
                             g[k] += r[k]
                         g["wall"] += r["wall_s"]
@@ -538,6 +583,7 @@ def main() -> None:
                         "direct_rps": d["done"] / d["wall"],
                         "gw_rps": g["done"] / g["wall"],
                         "cpu_ms_per_req": 1000 * cpu / max(1, g["done"] + args.rounds * c),
+                        "server_cpu_ms_per_req": 1000 * server_cpu / max(1, g["done"] + args.rounds * c),
                         "rss_idle_mb": idle_rss,
                         "rss_peak_mb": rss_mb(peer.pid, "VmHWM"),
                     }
@@ -551,7 +597,12 @@ def main() -> None:
                         f"(x{row['gw_p50'] / row['direct_p50']:.2f}) p99 +{row['gw_p99'] - row['direct_p99']:.2f} "
                         f"ttfe +{row['gw_ttfe'] - row['direct_ttfe']:.2f} ms rps {row['gw_rps']:.0f}/"
                         f"{row['direct_rps']:.0f} cpu {row['cpu_ms_per_req']:.2f} ms/req "
-                        f"rss {row['rss_idle_mb']:.0f}→{row['rss_peak_mb']:.0f} MB errors {row['errors']}",
+                        f"rss {row['rss_idle_mb']:.0f}→{row['rss_peak_mb']:.0f} MB errors {row['errors']}"
+                        + (
+                            f" + store server cpu {server_cpu_ms:.2f} ms/req"
+                            if (server_cpu_ms := row["server_cpu_ms_per_req"])
+                            else ""
+                        ),
                         flush=True,
                     )
                 finally:

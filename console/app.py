@@ -32,7 +32,7 @@ from proxy.events import BudgetCrossed
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
-from proxy.store import Store, data_dir
+from proxy.store import RecordStore, data_dir
 
 from .collector import IdleCollector
 from .detail import DetailScreen
@@ -82,7 +82,7 @@ class GatewatchApp(App):
     def __init__(
         self,
         config: cfg.Config,
-        store: Store,
+        store: RecordStore,
         *,
         config_error: str | None = None,
         on_ready: Callable[[str], Awaitable[None]] | None = None,
@@ -116,6 +116,8 @@ class GatewatchApp(App):
         self.stopping = False
         self.collector = IdleCollector()
         self.feed = Feed(self.service.bus)
+        if store.bus is not self.service.bus:  # a viewer: commits of other writers come on the store's bus
+            self.feed.follow_commits(store.bus)
         self.service.bus.subscribe(BudgetCrossed, lambda e: self.post_message(BudgetNotice(e)))
         self.problem: str | None = None
         self._feed_problem: str | None = None
@@ -168,6 +170,8 @@ class GatewatchApp(App):
             await asyncio.to_thread(self.host.open_store)  # may replay a crashed writer's journal
         except ServiceError as exc:
             self.problem = str(exc)
+        # a store other processes write too (PostgreSQL) announces their commits: the history refreshes
+        self.store.watch()
         await self._seed_stats()  # before the gateway listens, so no call is counted both here and live
         if self.problem is None:
             await self._start_gateway()
@@ -603,7 +607,7 @@ class GatewatchApp(App):
 
 def run_console(
     config: cfg.Config,
-    store: Store,
+    store: RecordStore,
     config_error: str | None = None,
     insecure: bool = False,
     attach: Attached | None = None,

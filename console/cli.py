@@ -45,7 +45,8 @@ from proxy.record import Record
 from proxy.replay import NotReplayable
 from proxy.service import Service, ServiceError
 from proxy.stats import KEYS, Group, aggregate, counting_notes, notes_table
-from proxy.store import Store, StoreError, default_path
+from proxy.store import RecordStore, StoreError, default_path, is_url
+from proxy.store import open_store as store_at
 from proxy.translate.notes import legend
 
 
@@ -56,7 +57,8 @@ def _common(p: argparse.ArgumentParser, server: bool = True, sub: bool = True) -
     p.add_argument(
         "--db",
         **d,
-        help="SQLite store (default: the config's [store] path, else $GATEWATCH_DB, else "
+        help="the store: a SQLite file, or postgresql://user:pass@host/db shared by several gateways "
+        "(default: the config's [store] path or url, else $GATEWATCH_DB, else "
         "$XDG_DATA_HOME/gatewatch/gatewatch.db)",
     )
     p.add_argument(
@@ -211,19 +213,25 @@ def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
     return config
 
 
-def store_path(args: argparse.Namespace, config: cfg.Config | None = None) -> tuple[Path, str]:
-    """The database to use and where that choice came from (for the messages that name it)."""
+def store_path(args: argparse.Namespace, config: cfg.Config | None = None) -> tuple[Path | str, str]:
+    """The database to use (a SQLite file, or a PostgreSQL URL) and where that choice came from (for the
+    messages that name it)."""
     if getattr(args, "db", None):
-        return Path(args.db).expanduser(), "--db"
+        return (args.db if is_url(args.db) else Path(args.db).expanduser()), "--db"
+    if config is not None and config.store.url:
+        return config.store.url, f"[store] url in {config.source}"
     if config is not None and config.store.path:
         return Path(config.store.path).expanduser(), f"[store] path in {config.source}"
-    return default_path(), "$GATEWATCH_DB" if os.environ.get("GATEWATCH_DB") else "the default"
+    env = os.environ.get("GATEWATCH_DB")
+    if env and is_url(env):
+        return env, "$GATEWATCH_DB"
+    return default_path(), "$GATEWATCH_DB" if env else "the default"
 
 
-def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Store:
+def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> RecordStore:
     path, _ = store_path(args, config)
     try:
-        return Store(path, secrets=config.secrets() if config else [])
+        return store_at(path, secrets=config.secrets() if config else [])
     except StoreError as exc:
         _die(str(exc))
     raise AssertionError
@@ -240,24 +248,24 @@ def _reader_config(args: argparse.Namespace) -> cfg.Config:
         return cfg.Config()
 
 
-def open_reader(args: argparse.Namespace) -> Store:
+def open_reader(args: argparse.Namespace) -> RecordStore:
     """The store for export, stats and prune: one that exists (never created), named on stderr, with the
     journal of a writer that crashed replayed first, so its last calls are read too."""
     config = _reader_config(args)
     path, source = store_path(args, config)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         _die(
             f"{path.resolve()}: no such database (from {source}). Nothing was created. Pass the gateway's --db or "
             "--config, or run `gatewatch serve` first."
         )
     try:
-        store = Store(path, secrets=config.secrets(), create=False)
+        store = store_at(path, secrets=config.secrets(), create=False)
         logging.getLogger("gatewatch").setLevel(logging.ERROR)  # the replay is reported below, in our words
         live = not store.recover()
     except StoreError as exc:
         _die(str(exc))
         raise AssertionError from None
-    print(f"database: {path.resolve()} (from {source})", file=sys.stderr)
+    print(f"database: {store.where} (from {source})", file=sys.stderr)
     if live:
         print(
             "note: a running gatewatch is writing to this database; the calls it has not committed yet "
@@ -310,7 +318,7 @@ def check_lines(checks: list[Check]) -> list[str]:
     return [f"credentials of {c.target}: {mark[c.state]}: {c.detail}{tail[c.state]}" for c in checks]
 
 
-async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int:
+async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) -> int:
     running = await asyncio.to_thread(discover, config)
     if running:
         _die(
@@ -327,7 +335,7 @@ async def serve(config: cfg.Config, store: Store, insecure: bool = False) -> int
     assert service.gateway is not None
     targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in service.gateway.providers)
     print(
-        f"gatewatch listening on {url} → {targets}\nstore: {store.path}\nuse:   {usage_hint(url, config)}",
+        f"gatewatch listening on {url} → {targets}\nstore: {store.where}\nuse:   {usage_hint(url, config)}",
         flush=True,
     )
     for line in check_lines(service.checks):
@@ -453,7 +461,7 @@ def _replay(args: argparse.Namespace, negated: list[str]) -> int:
     raise AssertionError
 
 
-def show(store: Store, wanted: str, as_json: bool) -> int:
+def show(store: RecordStore, wanted: str, as_json: bool) -> int:
     """`gatewatch show ID`: the Translation tab, in the terminal."""
     ids = store.ids(wanted, limit=3) if wanted else []
     if not ids:
@@ -497,13 +505,19 @@ def show_heading(rec: Record) -> str:
     return f"call {rec.id} · {when} · {rec.status or '---'} · {rec.request_model or '?'} → {answered}\n"
 
 
-def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> Store:
+def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> RecordStore:
     """The history a viewer shows: the store the watched gateway writes (it says which), read-only; when that
-    file is not on this machine, the one --db or the config names."""
+    file is not on this machine, the one --db or the config names. A PostgreSQL store is named without its
+    password: --db or the config's url (with it) is used when given, else the named one (.pgpass, trust)."""
     theirs = viewer.identity.get("store")
-    path = Path(theirs) if theirs and Path(theirs).exists() else store_path(args, config)[0]
+    mine, source = store_path(args, config)
+    path: Path | str
+    if theirs and is_url(theirs):
+        path = mine if is_url(str(mine)) and source != "the default" else theirs
+    else:
+        path = Path(theirs) if theirs and Path(theirs).exists() else mine
     try:
-        return Store(path, secrets=config.secrets(), create=False)
+        return store_at(path, secrets=config.secrets(), create=False)
     except StoreError as exc:
         viewer.stop()
         _die(f"attached to {viewer.url}, but its history can't be read here: {exc}")

@@ -25,6 +25,13 @@ class Feed:
             bus.subscribe(RecordsLost, self._commit),
         ]
 
+    def follow_commits(self, bus: Bus) -> None:
+        """Also take the commits announced on another bus (a viewer's store, beside the watched gateway's)."""
+        self._unsubscribe += [
+            bus.subscribe(RecordsCommitted, self._commit),
+            bus.subscribe(RecordsLost, self._commit),
+        ]
+
     def _commit(self, _: RecordsCommitted | RecordsLost) -> None:
         self._written = True
 

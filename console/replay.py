@@ -29,7 +29,7 @@ from proxy import query
 from proxy.record import Record
 from proxy.replay import Comparison, NotReplayable, ReplayFailed, Summary, request_of, send, wait_record
 from proxy.service import Service, ServiceError
-from proxy.store import Store, StoreError
+from proxy.store import RecordStore, StoreError, is_url, open_store
 
 from .remote import discover, probe
 
@@ -42,7 +42,7 @@ class Refused(Exception):
 
 
 # -- what to replay ------------------------------------------------------------------------------------------
-def select(store: Store, words: Sequence[str], limit: int) -> tuple[list[Record], bool]:
+def select(store: RecordStore, words: Sequence[str], limit: int) -> tuple[list[Record], bool]:
     """The records to replay and whether `words` named one call (an id, or an unambiguous prefix of one) rather
     than a filter. A filter takes its newest `limit` messages calls."""
     if len(words) == 1 and ":" not in words[0] and " " not in words[0]:
@@ -72,7 +72,7 @@ class Door:
     """The gateway a replay goes through, and the store its new records land in."""
 
     url: str
-    store: Store
+    store: RecordStore
     targets: list[str]
     hosted: Service | None = None
 
@@ -81,7 +81,7 @@ class Door:
             await self.hosted.stop()
 
 
-async def reach(config: cfg.Config, path: Path, attach: str | None) -> Door:
+async def reach(config: cfg.Config, path: Path | str, attach: str | None) -> Door:
     """A gateway that writes this store: `attach`, else one listening where the config says, else hosted here."""
     url = attach or await asyncio.to_thread(discover, config)
     if url:
@@ -93,15 +93,19 @@ async def reach(config: cfg.Config, path: Path, attach: str | None) -> Door:
                 f"the gatewatch at {url} wants its token: set GATEWATCH_TOKEN or gateway.auth_token"
             )
         theirs = identity.get("store")
-        where = Path(theirs) if theirs and Path(theirs).exists() else path
+        where: Path | str
+        if theirs and is_url(theirs):  # named without its password: ours, with it, when we name the same kind
+            where = path if is_url(str(path)) else theirs
+        else:
+            where = Path(theirs) if theirs and Path(theirs).exists() else path
         try:
-            store = Store(where, secrets=config.secrets(), create=False)
+            store = open_store(where, secrets=config.secrets(), create=False)
         except StoreError as exc:
             raise Refused(f"the gatewatch at {url} writes a store this machine can't read: {exc}") from None
         return Door(url, store, [t["name"] for t in identity.get("targets") or []])
     hosted_config = config.model_copy(deep=True)
     hosted_config.gateway.host, hosted_config.gateway.port = "127.0.0.1", 0
-    service = Service(hosted_config, Store(path, secrets=config.secrets()))
+    service = Service(hosted_config, open_store(path, secrets=config.secrets()))
     try:
         url = await service.start()
     except ServiceError as exc:
@@ -238,7 +242,7 @@ def confirm(records: Sequence[Record], target: str, model: str | None, yes: bool
         raise Refused("not sent")
 
 
-async def run(args: argparse.Namespace, config: cfg.Config, store: Store, path: Path) -> int:
+async def run(args: argparse.Namespace, config: cfg.Config, store: RecordStore, path: Path | str) -> int:
     """The whole command: select, check, ask, reach a gateway, send, show. Returns the exit status."""
     out = Console(highlight=False)
     records, single = select(store, args.what, args.limit)

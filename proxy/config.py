@@ -204,6 +204,17 @@ class RouteConfig(_Strict):
 class StoreSettings(_Strict):
     path: str | None = None
     """SQLite file; default $XDG_DATA_HOME/gatewatch/gatewatch.db."""
+    url: str | None = None
+    """A PostgreSQL database (postgresql://user:pass@host:5432/db) shared by several gateways, instead of a
+    SQLite file; needs `pip install 'gatewatch[postgres]'`."""
+
+    @model_validator(mode="after")
+    def _one_store(self) -> "StoreSettings":
+        if self.url is not None and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("url must be a PostgreSQL URL: postgresql://user:password@host:5432/database")
+        if self.url is not None and self.path is not None:
+            raise ValueError("give path (a SQLite file) or url (PostgreSQL), not both")
+        return self
 
 
 class BudgetSettings(_Strict):

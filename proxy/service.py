@@ -24,7 +24,7 @@ from .credentials import Check, all_refused, check_all
 from .events import Bus
 from .filelog import FileLogMirror
 from .server import Gateway, InsecureBind, start, stop
-from .store import Store, StoreError
+from .store import RecordStore, StoreError
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ class ServiceError(Exception):
 class Service:
     """Owns the start and stop of the store and the gateway, and the bus their events travel on."""
 
-    def __init__(self, config: Config, store: Store, *, insecure: bool = False) -> None:
+    def __init__(self, config: Config, store: RecordStore, *, insecure: bool = False) -> None:
         self.config = config
         self.store = store
         self.insecure = insecure
@@ -87,7 +87,7 @@ class Service:
             gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit, budget=budget)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
-        gateway.feed.store = str(self.store.path.resolve())  # an attached console reads the same history
+        gateway.feed.store = self.store.where  # an attached console reads the same history
         try:
             export = otel.plan(self.config.otel, os.environ)
         except otel.OtelUnavailable as exc:

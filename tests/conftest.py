@@ -124,3 +124,39 @@ async def gw(request, fake, sa_json) -> AsyncIterator[Running]:
     raw = {"gateway": {"ping_interval": 5}, "targets": [target_for(request.param, fake, sa_json)]}
     async for r in run_gateway(raw, fake):
         yield r
+
+
+# -- the store's backends: SQLite (the default) and a real PostgreSQL server (tests/pg.py) ---------------------
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server for the whole run, in a temporary directory, removed at the end."""
+    from tests.pg import Server
+
+    server = Server().start()
+    yield server
+    server.remove()
+
+
+@dataclass
+class Backend:
+    name: str
+    where: str
+    """what `--db` takes: a SQLite file's path, or a PostgreSQL URL"""
+
+    def open(self, **kw):
+        from proxy.store import open_store
+
+        return open_store(self.where, **kw)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path, monkeypatch):
+    """A store location on each backend: a SQLite file, or a new database of its own on the test server."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # where a PostgreSQL store keeps its journals
+    if request.param == "sqlite":
+        yield Backend("sqlite", str(tmp_path / "g.db"))
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.fresh_url()
+    yield Backend("postgres", url)
+    server.drop(url)

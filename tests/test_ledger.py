@@ -17,12 +17,13 @@ from tests.conftest import run_gateway, target_for
 
 
 @pytest.fixture
-async def session_store(tmp_path, fake, sa_json):
+async def session_store(backend, fake, sa_json):
+    """The session committed to a store on each backend (SQLite, PostgreSQL)."""
     raw = {"targets": [target_for("gemini", fake, sa_json)]}
     async for gw in run_gateway(raw, fake):
         n = await cs.play(gw.url, fake)
         assert len(gw.records) == n
-        store = Store(tmp_path / "g.db").start()
+        store = backend.open().start()
         for r in gw.records:
             store.submit(r)
         store.close()
@@ -114,12 +115,12 @@ def test_a_store_from_before_the_ledger_is_rolled_up_when_it_migrates(tmp_path):
     assert again.spend_today() == pytest.approx(0.5)
 
 
-def test_spend_today_survives_a_restart_and_pruning_forgets_old_sessions(tmp_path):
-    store = Store(tmp_path / "g.db").start()
+def test_spend_today_survives_a_restart_and_pruning_forgets_old_sessions(backend):
+    store = backend.open().start()
     store.submit(rec(1, session_id="s1", usage=Usage(cost=0.25)))
     store.submit(rec(2, started_at=time.time() - 40 * 86400, session_id="old", usage=Usage(cost=9.0)))
     store.close()
-    again = Store(tmp_path / "g.db")
+    again = backend.open()
     assert again.spend_today() == pytest.approx(0.25)
     assert again.prune(30 * 86400) == 1
     assert again.session("old") is None and again.session("s1") is not None
@@ -129,7 +130,7 @@ async def test_stats_by_session_and_by_agent(session_store, capsys):
     from console.cli import main
 
     store, records = session_store
-    assert main(["stats", "--db", str(store.path), "--by", "session", "--by", "agent"]) == 0
+    assert main(["stats", "--db", store.where, "--by", "session", "--by", "agent"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["session", "requests"]

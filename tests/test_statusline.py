@@ -14,9 +14,16 @@ import pytest
 from console.statusline import main
 from proxy import statusline
 from tests import cc_session as cs
+from tests.conftest import Backend
 from tests.test_ledger import session_store  # noqa: F401  (the recorded session, as a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def backend(tmp_path):
+    """The status line reads a SQLite store only (it imports no store): the session is recorded in one."""
+    return Backend("sqlite", str(tmp_path / "g.db"))
 
 
 def claude_code_status(session_id: str = cs.SESSION) -> str:

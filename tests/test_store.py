@@ -41,16 +41,18 @@ def make(i: int, **kw) -> Record:
     return Record(**base)
 
 
-def filled(tmp_path, records) -> Store:
-    store = Store(tmp_path / "g.db").start()
+def filled(backend, records):
+    """A store on `backend` (tests/conftest.py: SQLite or PostgreSQL; a directory: SQLite there) with these
+    records committed."""
+    store = (Store(backend / "g.db") if isinstance(backend, os.PathLike) else backend.open()).start()
     for r in records:
         store.submit(r)
     store.close()
     return store
 
 
-async def test_records_from_real_exchanges_land_with_usage_cost_and_attempts(tmp_path, fake, sa_json):
-    store = Store(tmp_path / "g.db", secrets=[API_KEY]).start()
+async def test_records_from_real_exchanges_land_with_usage_cost_and_attempts(backend, fake, sa_json):
+    store = backend.open(secrets=[API_KEY]).start()
     raw = {"targets": [target_for("gemini", fake, sa_json)]}
     async for gw in run_gateway(raw, fake):
         gw.gateway.on_record = store.submit
@@ -111,8 +113,8 @@ async def test_no_secret_reaches_the_database_file(tmp_path, fake, sa_json):
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
 
 
-def test_pages_are_newest_first_and_keyset_paging_continues(tmp_path):
-    store = filled(tmp_path, [make(i) for i in range(250)])
+def test_pages_are_newest_first_and_keyset_paging_continues(backend):
+    store = filled(backend, [make(i) for i in range(250)])
     first = store.page(limit=100)
     assert first[0].id == "req_000249"
     nxt = store.page(limit=100, after=first[-1])
@@ -155,14 +157,13 @@ def _short_timeout(p):
     return c
 
 
-def test_a_writer_killed_mid_batch_leaves_every_committed_record(tmp_path):
-    db = tmp_path / "g.db"
+def test_a_writer_killed_mid_batch_leaves_every_committed_record(backend):
     script = f"""
 import sys, time
 sys.path.insert(0, {os.getcwd()!r})
 from tests.test_store import make
-from proxy.store import Store
-s = Store({str(db)!r}).start()
+from proxy.store import open_store
+s = open_store({backend.where!r}).start()
 i = 0
 while True:
     s.submit(make(i)); i += 1
@@ -178,28 +179,30 @@ while True:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    conn = connect(db)
-    n = conn.execute("SELECT count(*) FROM records").fetchone()[0]
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    n = backend.open().count()
     assert n >= committed
-    assert conn.execute("SELECT count(*) FROM records_fts").fetchone()[0] == n
+    assert backend.open().count(parse("number")) == n  # every record committed is in the full-text index
+    if backend.name == "sqlite":
+        conn = connect(backend.where)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM records_fts").fetchone()[0] == n
 
 
-def test_prune_deletes_old_records(tmp_path):
+def test_prune_deletes_old_records(backend):
     now = time.time()
-    store = filled(tmp_path, [make(i, started_at=now - 86400 * 40 if i < 5 else now) for i in range(10)])
+    store = filled(backend, [make(i, started_at=now - 86400 * 40 if i < 5 else now) for i in range(10)])
     assert store.prune(30 * 86400) == 5
     assert store.count() == 5 and store.count(parse("number")) == 5
 
 
-def test_repeated_system_and_tools_are_stored_once_and_read_back_whole(tmp_path):
+def test_repeated_system_and_tools_are_stored_once_and_read_back_whole(backend):
     req = cc_requests.first_turn()
     upstream = {
         "contents": [],
         "tools": [{"functionDeclarations": [{"name": "Bash", "description": "d" * 5000}]}],
         "systemInstruction": {"parts": [{"text": "s" * 5000}]},
     }
-    store = filled(tmp_path, [make(i, client_request=req, upstream_request=upstream) for i in range(50)])
+    store = filled(backend, [make(i, client_request=req, upstream_request=upstream) for i in range(50)])
     conn = store.reader()
     # the client's tools, the upstream tools and system (the client's short system stays inline)
     assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 3
@@ -210,8 +213,7 @@ def test_repeated_system_and_tools_are_stored_once_and_read_back_whole(tmp_path)
     assert exported[0]["client_request"]["tools"] == req["tools"]
 
 
-def test_a_kill_before_commit_replays_shared_parts_too(tmp_path):
-    db = tmp_path / "b.db"
+def test_a_kill_before_commit_replays_shared_parts_too(backend):
     req = cc_requests.first_turn()
     script = f"""
 import os, signal, sys
@@ -220,19 +222,22 @@ import proxy.store.sqlite as st
 st.BATCH_WAIT = 30
 from tests.test_store import make
 from tests import cc_requests
-s = st.SqliteStore({str(db)!r}).start()
+from proxy.store import open_store
+s = open_store({backend.where!r}).start()
 for i in range(20):
     s.submit(make(i, client_request=cc_requests.first_turn()))
 os.kill(os.getpid(), signal.SIGKILL)
 """
     subprocess.run([sys.executable, "-c", script], timeout=60)
-    s = Store(db).start()
+    assert backend.open().count() == 0  # nothing was committed before the kill
+    s = backend.open().start()
     assert s.replayed == 20
     s.close()
-    assert Store(db).get("req_000019").client_request == req
+    assert backend.open().get("req_000019").client_request == req
+    assert backend.open().count(parse("number")) == 20
 
 
-def test_prune_also_drops_shared_parts_no_record_names_any_more(tmp_path):
+def test_prune_also_drops_shared_parts_no_record_names_any_more(backend):
     now = time.time()
     old_req = {
         **cc_requests.first_turn(),
@@ -240,7 +245,7 @@ def test_prune_also_drops_shared_parts_no_record_names_any_more(tmp_path):
     }
     new_req = cc_requests.first_turn()
     store = filled(
-        tmp_path,
+        backend,
         [
             make(1, started_at=now - 86400 * 40, client_request=old_req),
             make(2, started_at=now, client_request=new_req),
@@ -253,8 +258,8 @@ def test_prune_also_drops_shared_parts_no_record_names_any_more(tmp_path):
     assert store.get("req_000002").client_request == new_req
 
 
-def test_free_text_pages_newest_first_combined_with_filters_and_keyset(tmp_path):
-    store = filled(tmp_path, [make(i) for i in range(250)])
+def test_free_text_pages_newest_first_combined_with_filters_and_keyset(backend):
+    store = filled(backend, [make(i) for i in range(250)])
     first = store.page(parse("number"), limit=100)
     assert first[0].id == "req_000249" and len(first) == 100
     nxt = store.page(parse("number"), limit=100, after=first[-1])
@@ -268,8 +273,8 @@ def test_free_text_pages_newest_first_combined_with_filters_and_keyset(tmp_path)
     assert store.page(parse("nothing-matches-this")) == []
 
 
-def test_a_capped_count_stops_early_but_an_uncapped_one_is_exact(tmp_path):
-    store = filled(tmp_path, [make(i) for i in range(30)])
+def test_a_capped_count_stops_early_but_an_uncapped_one_is_exact(backend):
+    store = filled(backend, [make(i) for i in range(30)])
     assert store.count(parse("number")) == 30 and store.count(parse("number"), cap=10) == 11
     assert store.count(cap=10) == 11 and store.count(parse("status:200"), cap=100) == 30
 
@@ -314,7 +319,7 @@ def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
     assert store.count(parse("number")) == 2
 
 
-def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(tmp_path):
+def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(backend):
     import threading
 
     bus = Bus()
@@ -322,7 +327,7 @@ def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(tmp_p
     bus.subscribe(
         RecordsCommitted, lambda e: seen.append(([r.id for r in e.records], threading.current_thread().name))
     )
-    store = Store(tmp_path / "g.db", bus=bus).start()
+    store = backend.open(bus=bus).start()
     for i in range(3):
         store.submit(make(i))
     store.close()
@@ -351,8 +356,8 @@ def test_a_batch_given_up_is_announced_as_lost(tmp_path, monkeypatch):
     assert store.stats.lost == 2
 
 
-def test_close_is_idempotent_and_a_closed_store_refuses_more(tmp_path):
-    store = Store(tmp_path / "g.db").start()
+def test_close_is_idempotent_and_a_closed_store_refuses_more(backend):
+    store = backend.open().start()
     store.submit(make(1))
     store.close()
     store.close()
@@ -364,10 +369,10 @@ def test_close_is_idempotent_and_a_closed_store_refuses_more(tmp_path):
     assert store.count() == 1  # reading still works
 
 
-def test_totals_and_summaries_are_typed_reads(tmp_path):
+def test_totals_and_summaries_are_typed_reads(backend):
     now = time.time()
     store = filled(
-        tmp_path,
+        backend,
         [
             make(1, started_at=now - 60, usage=Usage(cost=0.25)),
             make(2, started_at=now - 86400 * 40, usage=Usage(cost=1.0)),
@@ -415,3 +420,25 @@ def test_the_console_speaks_no_sql_and_the_store_never_imports_export():
         assert "SELECT " not in path.read_text(), path
     for path in (root / "proxy" / "store").glob("*.py"):
         assert not {n for n in imports(path) if n.endswith("export") or n.endswith("filelog")}, path
+
+
+def test_an_id_typed_in_part_finds_the_ids_it_starts_and_a_replay_names_its_call(backend):
+    store = filled(backend, [make(i) for i in range(12)] + [make(99, replay_of="req_000003")])
+    assert store.ids("req_00001") == ["req_000010", "req_000011"]
+    assert store.ids("00000", limit=3) == ["req_000000", "req_000001", "req_000002"]  # without its req_
+    assert store.ids("req_0%") == [] and store.ids("nothing") == []  # a LIKE wildcard is a character
+    import dataclasses
+
+    from proxy.query import Present
+
+    replays = dataclasses.replace(parse(""), conditions=(Present("replay_of"),))
+    assert [(r.id, r.replay_of) for r in store.page(replays)] == [("req_000099", "req_000003")]
+    assert store.count(dataclasses.replace(replays, conditions=(Present("replay_of", negated=True),))) == 12
+
+
+def test_the_note_filter_matches_a_note_s_kind_whole(backend):
+    store = filled(backend, [make(1, notes=["signature injected (x1)"]), make(2), make(3)])
+    assert [s.id for s in store.page(parse("note:signature*"))] == ["req_000001"]
+    assert [s.id for s in store.page(parse("note:injected"))] == ["req_000001"]  # a plain word: anywhere
+    assert store.count(parse("-note:signature-injected")) == 2
+    assert store.page(parse("note:signature-injected"))[0].notes == ("signature-injected",)

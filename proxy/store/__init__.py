@@ -1,8 +1,11 @@
-"""The record store: `RecordStore` (what gatewatch asks of one, with its typed rows) and its SQLite
-implementation, `Store`."""
+"""The record store: `RecordStore` (what gatewatch asks of one, with its typed rows), its SQLite
+implementation, `Store` (the default), and a PostgreSQL one that several gateways share (`postgres.py`,
+imported only for a `postgresql://` store: psycopg is an optional extra). `open_store` picks by location."""
 
+import os
 from typing import TYPE_CHECKING
 
+from ..events import Bus
 from .base import (
     AgentTotals,
     RecordStore,
@@ -19,8 +22,34 @@ from .sqlite import SqliteStore, connect
 Store = SqliteStore
 """the default implementation"""
 
-if TYPE_CHECKING:  # mypy holds the implementation to the protocol
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(where: str | os.PathLike[str] | None) -> bool:
+    """A PostgreSQL connection URL, not a SQLite file."""
+    return isinstance(where, str) and where.startswith(URL_SCHEMES)
+
+
+def open_store(
+    where: str | os.PathLike[str] | None = None,
+    secrets: list[str] | None = None,
+    bus: Bus | None = None,
+    create: bool = True,
+) -> RecordStore:
+    """The store `where` names: a `postgresql://` URL (psycopg is imported only then), else a SQLite file
+    (None: the default file)."""
+    if isinstance(where, str) and is_url(where):
+        from .postgres import PostgresStore
+
+        return PostgresStore(where, secrets=secrets, bus=bus, create=create)
+    return SqliteStore(where, secrets=secrets, bus=bus, create=create)
+
+
+if TYPE_CHECKING:  # mypy holds the implementations to the protocol
+    from .postgres import PostgresStore
+
     _conforms: type[RecordStore] = SqliteStore
+    _conforms_too: type[RecordStore] = PostgresStore
 
 __all__ = [
     "AgentTotals",
@@ -33,6 +62,8 @@ __all__ = [
     "Totals",
     "WriterStats",
     "connect",
+    "is_url",
+    "open_store",
     "data_dir",
     "default_path",
 ]

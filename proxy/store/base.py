@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -11,6 +11,19 @@ from ..paths import data_dir as data_dir
 from ..paths import default_path as default_path
 from ..query import EVERYTHING, Filter
 from ..record import Record
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Conn(Protocol):
+    """A connection as the ledger uses one: SQLite's own, or PostgreSQL's through `postgres.Qmark`. The SQL
+    here is written for both (qmark parameters, upserts with the table named, no scalar min/max)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
 
 class StoreError(Exception):
@@ -170,8 +183,31 @@ class RecordStore(Protocol):
     bus: Bus
     """where the writer announces `RecordsCommitted` and `RecordsLost` (on its own thread)"""
 
+    replayed: int
+    """records a crashed writer left in the journal, written by `start` or `recover`"""
+
+    @property
+    def where(self) -> str:
+        """The database, for messages and for a console that attaches (a file's path; a URL without its
+        password)."""
+        ...
+
+    @property
+    def pending(self) -> int:
+        """Records submitted and not committed yet."""
+        ...
+
     def start(self) -> RecordStore:
         """Become the writer (recovering what a crashed one left); reading needs no start."""
+        ...
+
+    def recover(self) -> bool:
+        """For a reader: replay what crashed writers left; False when a live writer holds the journal."""
+        ...
+
+    def watch(self) -> None:
+        """Announce on `bus` what other processes commit to the same database (`RecordsCommitted` without
+        records), until `close`; nothing to do where only this process writes."""
         ...
 
     def submit(self, rec: Record) -> None:

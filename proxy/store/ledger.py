@@ -13,13 +13,12 @@ Only the writer calls `roll_up`; readers use `sessions`, `agents`, `session` and
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..record import Record
-from .base import AgentTotals, SessionTotals
+from .base import AgentTotals, Conn, SessionTotals
 
 COMPACTION_MIN_TOKENS = 20_000
 """a context below this is never called compacted"""
@@ -62,6 +61,8 @@ _AGENT_COLS = (
     "parent_agent, first_prompt, cc_version, ctx_tokens, ctx_asked, ctx_model, compactions, "
     "last_compaction_at"
 )
+_AGENT_SET = ", ".join(f"{c} = excluded.{c}" for c in _AGENT_COLS.split(", ")[2:])
+"""an agent's row is replaced whole (it was read, and is written back, in the writer's transaction)"""
 _SESSION_COLS = (
     "session_id, first_seen, last_seen, calls, errors, input_tokens, output_tokens, cache_read_tokens, "
     "cache_creation_tokens, cost, unpriced, models_asked, models_served, agents, cc_version"
@@ -73,12 +74,12 @@ def day_of(epoch: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(epoch))
 
 
-def create(conn: sqlite3.Connection) -> None:
+def create(conn: Conn) -> None:
     for sql in DDL:
         conn.execute(sql)
 
 
-def backfill(conn: sqlite3.Connection) -> None:
+def backfill(conn: Conn) -> None:
     """Roll up records written before the ledger existed (no agents, links or compactions known for them)."""
     common = (
         "min(started_at), max(started_at), count(*), "
@@ -121,23 +122,28 @@ def _add(words: str, word: str | None) -> str:
     return words + word + " "
 
 
-def roll_up(conn: sqlite3.Connection, records: Iterable[Record]) -> None:
-    """Add committed records to the roll-ups (inside the writer's transaction)."""
+def roll_up(conn: Conn, records: Iterable[Record]) -> None:
+    """Add committed records to the roll-ups (inside the writer's transaction): a day's row once per batch."""
+    days: dict[str, tuple[int, float, int]] = {}
     for r in records:
         u = r.usage
         cost = u.cost or 0.0
         unpriced = int(u.cost is None and u.total_tokens > 0)
+        d = day_of(r.started_at)
+        calls, spent, unknown = days.get(d, (0, 0.0, 0))
+        days[d] = (calls + 1, spent + cost, unknown + unpriced)
+        if r.session_id:
+            _roll_agent(conn, r, cost, unpriced)
+    for d, (calls, cost, unpriced) in days.items():  # noqa: B007
         conn.execute(
-            "INSERT INTO daily (day, calls, cost, unpriced) VALUES (?, 1, ?, ?) ON CONFLICT(day) DO UPDATE "
-            "SET calls = calls + 1, cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced",
-            (day_of(r.started_at), cost, unpriced),
+            "INSERT INTO daily (day, calls, cost, unpriced) VALUES (?, ?, ?, ?) ON CONFLICT(day) DO UPDATE "
+            "SET calls = daily.calls + excluded.calls, cost = daily.cost + excluded.cost, "
+            "unpriced = daily.unpriced + excluded.unpriced",
+            (d, calls, cost, unpriced),
         )
-        if not r.session_id:
-            continue
-        _roll_agent(conn, r, cost, unpriced)
 
 
-def _roll_agent(conn: sqlite3.Connection, r: Record, cost: float, unpriced: int) -> None:
+def _roll_agent(conn: Conn, r: Record, cost: float, unpriced: int) -> None:
     sid, aid, u = r.session_id, r.agent_id or "", r.usage
     failed = int(_failed(r))
     row = conn.execute(
@@ -161,7 +167,8 @@ def _roll_agent(conn: sqlite3.Connection, r: Record, cost: float, unpriced: int)
                 last_compaction = r.started_at
             ctx, asked, served = prompt, r.request_model, r.response_model or r.request_model
     conn.execute(
-        f"INSERT OR REPLACE INTO agents ({_AGENT_COLS}) VALUES ({', '.join('?' * 23)})",
+        f"INSERT INTO agents ({_AGENT_COLS}) VALUES ({', '.join('?' * 23)}) "
+        f"ON CONFLICT(session_id, agent_id) DO UPDATE SET {_AGENT_SET}",
         (
             sid,
             aid,
@@ -189,19 +196,22 @@ def _roll_agent(conn: sqlite3.Connection, r: Record, cost: float, unpriced: int)
         ),
     )
     conn.execute(
-        f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(session_id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), "
-        "last_seen = max(last_seen, excluded.last_seen), calls = calls + 1, errors = errors + excluded.errors, "
-        "input_tokens = input_tokens + excluded.input_tokens, "
-        "output_tokens = output_tokens + excluded.output_tokens, "
-        "cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, "
-        "cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens, "
-        "cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced, "
-        "models_asked = CASE WHEN instr(models_asked, excluded.models_asked) THEN models_asked "
-        "ELSE models_asked || ltrim(excluded.models_asked) END, "
-        "models_served = CASE WHEN excluded.models_served = ' ' OR instr(models_served, excluded.models_served) "
-        "THEN models_served ELSE models_served || ltrim(excluded.models_served) END, "
-        "agents = agents + excluded.agents, cc_version = coalesce(excluded.cc_version, cc_version)",
+        f"INSERT INTO sessions AS s ({_SESSION_COLS}) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(session_id) DO UPDATE SET "
+        "first_seen = CASE WHEN excluded.first_seen < s.first_seen THEN excluded.first_seen ELSE s.first_seen END, "
+        "last_seen = CASE WHEN excluded.last_seen > s.last_seen THEN excluded.last_seen ELSE s.last_seen END, "
+        "calls = s.calls + 1, errors = s.errors + excluded.errors, "
+        "input_tokens = s.input_tokens + excluded.input_tokens, "
+        "output_tokens = s.output_tokens + excluded.output_tokens, "
+        "cache_read_tokens = s.cache_read_tokens + excluded.cache_read_tokens, "
+        "cache_creation_tokens = s.cache_creation_tokens + excluded.cache_creation_tokens, "
+        "cost = s.cost + excluded.cost, unpriced = s.unpriced + excluded.unpriced, "
+        "models_asked = CASE WHEN instr(s.models_asked, excluded.models_asked) > 0 THEN s.models_asked "
+        "ELSE s.models_asked || ltrim(excluded.models_asked) END, "
+        "models_served = CASE WHEN excluded.models_served = ' ' "
+        "OR instr(s.models_served, excluded.models_served) > 0 "
+        "THEN s.models_served ELSE s.models_served || ltrim(excluded.models_served) END, "
+        "agents = s.agents + excluded.agents, cc_version = coalesce(excluded.cc_version, s.cc_version)",
         (
             sid,
             r.started_at,
@@ -226,7 +236,7 @@ def _roll_agent(conn: sqlite3.Connection, r: Record, cost: float, unpriced: int)
         )
 
 
-def _parent(conn: sqlite3.Connection, r: Record) -> tuple[str | None, str | None]:
+def _parent(conn: Conn, r: Record) -> tuple[str | None, str | None]:
     """The call whose `Agent` tool_use started this sub-agent: the one whose prompt is this agent's first
     message, else the latest unclaimed spawn of the session before it; None when none can be told."""
     for where, params in (
@@ -244,7 +254,7 @@ def _parent(conn: sqlite3.Connection, r: Record) -> tuple[str | None, str | None
     return None, None
 
 
-def prune(conn: sqlite3.Connection, cutoff: float) -> None:
+def prune(conn: Conn, cutoff: float) -> None:
     """Forget the roll-ups of sessions and days that ended before `cutoff` (with their records)."""
     conn.execute(
         "DELETE FROM agents WHERE session_id IN (SELECT session_id FROM sessions WHERE last_seen < ?)",
@@ -260,20 +270,20 @@ def _words(v: str | None) -> tuple[str, ...]:
     return tuple((v or "").split())
 
 
-def to_agent(row: sqlite3.Row | tuple[Any, ...]) -> AgentTotals:
+def to_agent(row: Sequence[Any]) -> AgentTotals:
     v: list[Any] = list(row)
     v[12], v[13] = _words(v[12]), _words(v[13])
     return AgentTotals(*v)
 
 
-def to_session(row: sqlite3.Row | tuple[Any, ...], main: AgentTotals | None) -> SessionTotals:
+def to_session(row: Sequence[Any], main: AgentTotals | None) -> SessionTotals:
     v: list[Any] = list(row)
     v[11], v[12] = _words(v[11]), _words(v[12])
     v.append(main)
     return SessionTotals(*v)
 
 
-def agents(conn: sqlite3.Connection, session_id: str) -> list[AgentTotals]:
+def agents(conn: Conn, session_id: str) -> list[AgentTotals]:
     """The session's agents, the main one first, then sub-agents in the order they started."""
     rows = conn.execute(
         f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? ORDER BY agent_id != '', first_seen",
@@ -282,14 +292,14 @@ def agents(conn: sqlite3.Connection, session_id: str) -> list[AgentTotals]:
     return [to_agent(r) for r in rows]
 
 
-def _main(conn: sqlite3.Connection, session_id: str) -> AgentTotals | None:
+def _main(conn: Conn, session_id: str) -> AgentTotals | None:
     row = conn.execute(
         f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? AND agent_id = ''", (session_id,)
     ).fetchone()
     return to_agent(row) if row else None
 
 
-def sessions(conn: sqlite3.Connection, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
+def sessions(conn: Conn, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
     """Newest first (by last call)."""
     where, params = ("WHERE last_seen >= ?", [since]) if since is not None else ("", [])
     rows = conn.execute(
@@ -298,11 +308,11 @@ def sessions(conn: sqlite3.Connection, limit: int = 50, since: float | None = No
     return [to_session(r, _main(conn, r[0])) for r in rows]
 
 
-def session(conn: sqlite3.Connection, session_id: str) -> SessionTotals | None:
+def session(conn: Conn, session_id: str) -> SessionTotals | None:
     row = conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
     return to_session(row, _main(conn, session_id)) if row else None
 
 
-def spend_on(conn: sqlite3.Connection, day: str) -> float:
+def spend_on(conn: Conn, day: str) -> float:
     row = conn.execute("SELECT cost FROM daily WHERE day = ?", (day,)).fetchone()
     return float(row[0]) if row else 0.0

@@ -4,12 +4,12 @@ on every call) split out and addressed by hash, so each distinct one is kept onc
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from typing import Any
 
 import orjson
 
 from ..record import REDACTED, Record
+from .base import Conn
 
 PAYLOADS = {"client_request", "upstream_request", "upstream_response", "response", "events", "metadata"}
 # Payload parts that repeat from call to call, stored once by hash: (payload field, keys inside it).
@@ -46,9 +46,7 @@ def serialize_parts(rec: Record, secrets: list[str]) -> tuple[bytes, dict[str, b
     return scrub(orjson.dumps(head), secrets), blobs
 
 
-def hydrate(
-    data: bytes | str | dict[str, Any], blobs: dict[str, bytes] | sqlite3.Connection
-) -> dict[str, Any]:
+def hydrate(data: bytes | str | dict[str, Any], blobs: dict[str, bytes] | Conn) -> dict[str, Any]:
     """Put the shared parts back; `blobs` maps hash → bytes, or is a connection to read them from."""
     doc: dict[str, Any] = orjson.loads(data) if isinstance(data, (bytes, str)) else data
     for k, keys in SHARED.items():

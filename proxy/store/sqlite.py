@@ -3,6 +3,7 @@ connections under WAL, full-text search over prompts and responses, a schema ver
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -130,7 +131,9 @@ COLUMNS: tuple[Column, ...] = (
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
-_INSERT = f"INSERT OR REPLACE INTO records ({', '.join(_NAMES)}, data) VALUES ({', '.join('?' * (len(_NAMES) + 1))})"
+_INSERT = (
+    f"INSERT OR IGNORE INTO records ({', '.join(_NAMES)}, data) VALUES ({', '.join('?' * (len(_NAMES) + 1))})"
+)
 # a summary row is read in `Summary`'s field order and built positionally: 100 rows a page, a page a keystroke
 _BY_NAME = {c.name: c for c in COLUMNS}
 _SUMMARY_FIELDS = [f.name for f in fields(Summary)][1:]  # after seq (the rowid)
@@ -378,8 +381,10 @@ _Item = tuple[Record, bytes, dict[str, bytes]]
 """a submitted record, its JSON, and the shared parts that JSON names"""
 
 
-class SqliteStore:
-    """The SQLite `RecordStore`: the writer (a thread + queue), the readers (a connection per thread).
+class JournaledStore:
+    """The writer every store shares: a thread fed by a queue, batched commits, and a journal file that keeps
+    each submitted record until it is committed. A backend gives it a connection, a transaction, a batch insert
+    and the lock that makes this process the journal's one writer (`SqliteStore`, `PostgresStore`).
 
     Durability: `submit` appends the record to a journal file (one write() into the page cache, no fsync)
     before queueing it, so a process killed before the writer commits loses nothing: the next writer
@@ -389,70 +394,80 @@ class SqliteStore:
     are retried) until they are written. Every journal is self-contained: a shared part is written into it
     again after each emptying, so a record replayed after a `prune` still finds its system prompt.
 
-    One writer per database: the lock is a `flock` on a lock file named for the database file's device and
-    inode, so it holds whatever path, symlink or hard link names the file.
-
     After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
     a batch up; both on the writer thread.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        secrets: list[str] | None = None,
-        bus: Bus | None = None,
-        create: bool = True,
-    ):
-        self.path = Path(path) if path is not None else default_path()
+    journal_path: Path
+    _errors: tuple[type[BaseException], ...] = (StoreError, OSError)
+    """what a failed write raises that is worth retrying (the database's own errors added by each backend)"""
+
+    def __init__(self, secrets: list[str] | None, bus: Bus | None) -> None:
         self.secrets = [s for s in (secrets or []) if len(s) >= 8]
         self.bus = bus if bus is not None else Bus()
-        # fail now, with a clear message, not in the writer; create=False refuses a file that isn't there
-        connect(self.path, create=create).close()
         self.stats = WriterStats()
         self.replayed = 0
-        real = Path(os.path.realpath(self.path))
-        self.journal_path = real.with_name(real.name + ".journal")
-        tighten(*(real.with_name(real.name + s) for s in ("", "-wal", "-shm", ".journal")))
         self._journal: int | None = None
         self._lock: int | None = None
         self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
         self._q: queue.Queue[_Item | _Stop] = queue.Queue()
         self._unwritten: list[_Item] = []
+        """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._queued_bytes = 0
         """journal bytes of the records not committed yet (what a compaction would keep)"""
-        """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._local = threading.local()
         self._thread: threading.Thread | None = None
         self._closed = False
 
+    # -- what a backend provides ---------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """The database, for messages (never a password)."""
+        raise NotImplementedError
+
+    def _acquire(self) -> int:
+        """Become this journal's only writer: a lock held (as an open descriptor) until `close`."""
+        raise NotImplementedError
+
+    def _connect(self) -> Any:
+        """A new connection for the writer."""
+        raise NotImplementedError
+
+    def _transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
+        """A write transaction on `conn`, committed when the block ends, rolled back when it raises."""
+        raise NotImplementedError
+
+    def _insert(self, conn: Any, items: list[tuple[Record, bytes]], blobs: dict[str, bytes]) -> int:
+        """Insert records (and roll them up) in the open transaction; a record already there is left alone.
+        Returns how many were new."""
+        raise NotImplementedError
+
+    def _disconnect(self, conn: Any) -> None:
+        try:
+            conn.close()
+        except Exception:  # a connection that broke mid-write: closing it can fail too
+            pass
+
+    def _explain(self, exc: BaseException) -> StoreError:
+        return StoreError(f"{self.where}: cannot use the database: {exc}")
+
     # -- writing -------------------------------------------------------------------------------------------
-    def start(self) -> SqliteStore:
+    def start(self) -> JournaledStore:
         """Become the writer: take the lock, replay what a crashed writer left, start the thread."""
         if self._closed:
-            raise StoreError(f"{self.path}: this store was closed; open a new one")
+            raise StoreError(f"{self.where}: this store was closed; open a new one")
         if self._thread is None:
-            try:
-                lock = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            except OSError as exc:
-                raise _explain(self.path, exc) from None
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(lock)
-                raise StoreError(
-                    f"{self.path}: another gatewatch is writing to this database; "
-                    "stop it or pass another --db"
-                ) from None
+            lock = self._acquire()
             try:
                 self._journal = _open_journal(self.journal_path)
                 self.replayed = self._replay()
-            except (OSError, sqlite3.Error) as exc:
+            except self._errors as exc:
                 os.close(lock)
                 if self._journal is not None:
                     os.close(self._journal)
                     self._journal = None
-                raise _explain(self.journal_path, exc) from None
+                raise (exc if isinstance(exc, StoreError) else self._explain(exc)) from None
             self._lock = lock
             self._thread = threading.Thread(target=self._run, name="gatewatch-store-writer", daemon=True)
             self._thread.start()
@@ -469,40 +484,35 @@ class SqliteStore:
         return True
 
     def _replay(self) -> int:
-        """Insert what the journal holds (streamed line by line: constant memory whatever its size)."""
+        """Insert what the journal holds (streamed in batches: constant memory whatever its size)."""
         assert self._journal is not None
         if not os.fstat(self._journal).st_size:
             return 0
-        conn = connect(self.path)
+        conn = self._connect()
         n = 0
-        insert = _INSERT.replace("INSERT OR REPLACE", "INSERT OR IGNORE")
         try:
-            with conn, open(self.journal_path, "rb") as f:
-                conn.execute("BEGIN IMMEDIATE")
+            with self._transaction(conn), open(self.journal_path, "rb") as f:
+                items: list[tuple[Record, bytes]] = []
+                blobs: dict[str, bytes] = {}
                 for raw in f:
                     line = raw.rstrip(b"\n")
                     if line.startswith(b"#blob "):
                         parts = line.split(b" ", 2)
+                        # a cut-short line fails the hash and is skipped
                         if len(parts) == 3 and hashlib.sha1(parts[2]).hexdigest() == parts[1].decode():
-                            conn.execute(
-                                "INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)",
-                                (parts[1].decode(), parts[2]),
-                            )  # a cut-short line fails the hash and is skipped
+                            blobs[parts[1].decode()] = parts[2]
                         continue
                     try:
                         rec = Record.model_validate(orjson.loads(line))
                     except (orjson.JSONDecodeError, ValueError):
                         continue  # the last line of a write cut short by the crash
-                    cur = conn.execute(insert, to_row(rec, line))
-                    if cur.rowcount == 1:
-                        n += 1
-                        conn.execute(
-                            "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
-                            (cur.lastrowid, rec.preview, rec.response_text),
-                        )
-                        ledger.roll_up(conn, [rec])
+                    items.append((rec, line))
+                    if len(items) >= BATCH_MAX:
+                        n += self._insert(conn, items, blobs)
+                        items, blobs = [], {}
+                n += self._insert(conn, items, blobs)
         finally:
-            conn.close()
+            self._disconnect(conn)
         os.ftruncate(self._journal, 0)
         if n:
             log.warning("store: recovered %d records from the journal of a writer that stopped abruptly", n)
@@ -573,7 +583,7 @@ class SqliteStore:
             self._lock = None
 
     def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
+        conn: Any = None
         stop = False
         while not stop:
             try:
@@ -600,28 +610,18 @@ class SqliteStore:
                 log.exception("store: writing a batch failed unexpectedly")
                 self._lose(len(batch), f"{type(exc).__name__}: {exc}")
         if conn is not None:
-            conn.close()
+            self._disconnect(conn)
 
-    def _write(self, conn: sqlite3.Connection | None, new: list[_Item]) -> sqlite3.Connection | None:
+    def _write(self, conn: Any, new: list[_Item]) -> Any:
         items = self._unwritten + new
         batch = [rec for rec, _, _ in items]
-        rows = [to_row(rec, data) for rec, data, _ in items]
         blobs = {h: part for _, _, parts in items for h, part in parts.items()}
         for attempt in range(RETRIES):
             try:
                 if conn is None:
-                    conn = connect(self.path)
-                with conn:
-                    conn.execute("BEGIN IMMEDIATE")
-                    # already there almost always: a primary-key probe, no data written
-                    conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
-                    for row, rec in zip(rows, batch, strict=True):
-                        cur = conn.execute(_INSERT, row)
-                        conn.execute(
-                            "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
-                            (cur.lastrowid, rec.preview, rec.response_text),
-                        )
-                    ledger.roll_up(conn, batch)
+                    conn = self._connect()
+                with self._transaction(conn):
+                    self._insert(conn, [(rec, data) for rec, data, _ in items], blobs)
                 self.stats.written += len(batch)
                 self.stats.last_error = None
                 with self._jlock:
@@ -636,15 +636,12 @@ class SqliteStore:
                 if self.bus.wants(RecordsCommitted):
                     self.bus.emit(RecordsCommitted(tuple(batch)))
                 return conn
-            except (sqlite3.Error, StoreError, OSError) as exc:
+            except self._errors as exc:
                 self.stats.retries += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("store write failed (attempt %d/%d): %s", attempt + 1, RETRIES, exc)
                 if conn is not None:
-                    try:
-                        conn.close()
-                    except sqlite3.Error:
-                        pass
+                    self._disconnect(conn)
                     conn = None
                 time.sleep(min(2.0, 0.1 * 2**attempt))
         self._unwritten = items  # kept (and in the journal) until a later try writes them
@@ -697,6 +694,86 @@ class SqliteStore:
             self._journal = fresh
             self._journaled_blobs = seen
             self.stats.compactions += 1
+
+
+class SqliteStore(JournaledStore):
+    """The SQLite `RecordStore`: the writer (a thread + queue, `JournaledStore`), the readers (a connection
+    per thread).
+
+    One writer per database: the lock is a `flock` on a lock file named for the database file's device and
+    inode, so it holds whatever path, symlink or hard link names the file.
+    """
+
+    _errors = (sqlite3.Error, StoreError, OSError)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        secrets: list[str] | None = None,
+        bus: Bus | None = None,
+        create: bool = True,
+    ):
+        super().__init__(secrets, bus)
+        self.path = Path(path) if path is not None else default_path()
+        # fail now, with a clear message, not in the writer; create=False refuses a file that isn't there
+        connect(self.path, create=create).close()
+        real = Path(os.path.realpath(self.path))
+        self.journal_path = real.with_name(real.name + ".journal")
+        tighten(*(real.with_name(real.name + s) for s in ("", "-wal", "-shm", ".journal")))
+
+    @property
+    def where(self) -> str:
+        return str(self.path.resolve())
+
+    def start(self) -> SqliteStore:
+        super().start()
+        return self
+
+    def watch(self) -> None:
+        """Nothing to watch: only this process's writer (or the gateway a viewer attaches to) writes here."""
+
+    def _explain(self, exc: BaseException) -> StoreError:
+        return _explain(self.journal_path, exc)
+
+    def _acquire(self) -> int:
+        try:
+            lock = os.open(_lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise _explain(self.path, exc) from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            raise StoreError(
+                f"{self.path}: another gatewatch is writing to this database; stop it or pass another --db"
+            ) from None
+        return lock
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path)
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+
+    def _insert(
+        self, conn: sqlite3.Connection, items: list[tuple[Record, bytes]], blobs: dict[str, bytes]
+    ) -> int:
+        # already there almost always: a primary-key probe, no data written
+        conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
+        new = []
+        for rec, data in items:
+            cur = conn.execute(_INSERT, to_row(rec, data))
+            if cur.rowcount == 1:
+                new.append(rec)
+                conn.execute(
+                    "INSERT INTO records_fts(rowid, prompt, response) VALUES (?, ?, ?)",
+                    (cur.lastrowid, rec.preview, rec.response_text),
+                )
+        ledger.roll_up(conn, new)
+        return len(new)
 
     # -- reading -------------------------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:

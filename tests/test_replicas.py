@@ -1,0 +1,166 @@
+"""Several gateways, one PostgreSQL store: three `gatewatch serve` processes behind no balancer but the test,
+the strict fake Gemini upstream, the official SDK as client, and a console that reads the shared store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import anthropic
+import psycopg
+import pytest
+
+from console.app import GatewatchApp
+from proxy import config as cfg
+from proxy.query import parse
+from proxy.store.postgres import PostgresStore
+from tests.conftest import API_KEY, target_for
+from tests.serving import free_port
+from tests.test_console import wait_for
+
+SESSION = "team-session-0001"
+
+
+@pytest.fixture
+def pg_url(pg_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    url = pg_server.fresh_url()
+    yield url
+    pg_server.drop(url)
+
+
+async def start_replica(fake, url: str, tmp_path, n: int):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
+    env.update(GEMINI_API_KEY=API_KEY, GEMINI_API_ENDPOINT=fake.url, XDG_DATA_HOME=str(tmp_path / f"xdg{n}"))
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "console.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        url,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    assert b"listening" in line, line + await proc.stderr.read()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def replicas(fake, url: str, tmp_path, n: int = 3):
+    return await asyncio.gather(*(start_replica(fake, url, tmp_path, i) for i in range(n)))
+
+
+async def stop_all(procs) -> list[bytes]:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    errs = []
+    for p in procs:
+        _, err = await asyncio.wait_for(p.communicate(), 60)
+        errs.append(err)
+    return errs
+
+
+async def ask(client: anthropic.AsyncAnthropic, prompt: str) -> str:
+    msg = await client.messages.create(
+        model="gemini-2.5-flash",
+        max_tokens=50,
+        messages=[{"role": "user", "content": prompt}],
+        extra_headers={"x-claude-code-session-id": SESSION},
+    )
+    assert msg.content and msg.content[0].type == "text"
+    return msg._request_id or ""
+
+
+async def test_three_gateways_under_load_record_every_completed_call_exactly_once(fake, pg_url, tmp_path):
+    running = await replicas(fake, pg_url, tmp_path)
+    procs = [p for p, _ in running]
+    clients = [anthropic.AsyncAnthropic(base_url=u, api_key="sk-ant-x", max_retries=0) for _, u in running]
+    try:
+        # 3 × 50 concurrent calls
+        ids = await asyncio.gather(*(ask(clients[i % 3], f"call number {i}") for i in range(150)))
+    finally:
+        for c in clients:
+            await c.close()
+        errs = await stop_all(procs)
+    assert all(p.returncode == 0 for p in procs), errs
+    written = [int(e.split(b" records written")[0].rsplit(b" ", 1)[1]) for e in errs]
+    assert written == [50, 50, 50], errs  # each replica wrote its own calls…
+    assert all(b", 0 lost" in e for e in errs)
+    store = PostgresStore(pg_url)
+    assert len(set(ids)) == 150 and all(ids)
+    stored = [s.id for s in store.summaries()]
+    assert sorted(stored) == sorted(ids)  # …and every answered call is in the one store, once
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(DISTINCT id), count(*) FROM gatewatch.records").fetchone() == (
+            150,
+            150,
+        )
+    # the roll-ups, read and written by three writers, add up
+    s = store.session(SESSION)
+    assert s is not None and s.calls == 150 and s.errors == 0
+    assert s.input_tokens == sum(x.input_tokens for x in store.summaries())
+    assert store.count(parse("number")) == 150  # each in the full-text index
+
+
+async def test_a_console_on_the_shared_store_sees_every_replica_s_calls(fake, sa_json, pg_url, tmp_path):
+    running = await replicas(fake, pg_url, tmp_path)
+    procs = [p for p, _ in running]
+    config = cfg.from_mapping(
+        {"gateway": {"port": 0}, "targets": [target_for("gemini", fake, sa_json)]}, "test"
+    )
+    # `gatewatch --db postgresql://…`: a console hosting a gateway of its own, on the shared store
+    app = GatewatchApp(config, PostgresStore(pg_url, secrets=config.secrets()), export_dir=str(tmp_path))
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            table = app.query_one("#history")
+            await wait_for(pilot, lambda: bool(app.url))
+            for n, (_, url) in enumerate(running):
+                client = anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-x", max_retries=0)
+                try:
+                    await ask(client, f"asked replica {n}")
+                finally:
+                    await client.close()
+            # no call went through this console's own gateway: the rows come from the others' commits
+            await wait_for(pilot, lambda: table.row_count == 3, timeout=15)
+            shown = " ".join(str(table.get_row_at(i)) for i in range(table.row_count))
+            assert all(f"asked replica {n}" in shown for n in range(3)), shown
+            assert app.stats.calls == 0  # its own gateway's panes saw none of them
+            await pilot.press("q")
+    finally:
+        await stop_all(procs)
+
+
+async def test_a_console_attached_to_one_replica_also_sees_the_others(fake, pg_url, tmp_path):
+    from console.remote import Attached
+
+    running = await replicas(fake, pg_url, tmp_path, n=2)
+    procs = [p for p, _ in running]
+    (_, mine), (_, other) = running
+    config = cfg.from_mapping({}, "test")
+    app = GatewatchApp(config, PostgresStore(pg_url, create=False), attach=Attached(mine, None))
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            table = app.query_one("#history")
+            await wait_for(pilot, lambda: app.attached.connected)
+            for n, url in enumerate((mine, other)):
+                client = anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-x", max_retries=0)
+                try:
+                    await ask(client, f"asked replica {n}")
+                finally:
+                    await client.close()
+            await wait_for(pilot, lambda: table.row_count == 2, timeout=15)
+            shown = " ".join(str(table.get_row_at(i)) for i in range(table.row_count))
+            assert "asked replica 0" in shown and "asked replica 1" in shown
+            assert app.stats.calls == 1  # the feed of the replica it is attached to: its own call only
+            await pilot.press("q")
+    finally:
+        await stop_all(procs)
