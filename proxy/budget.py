@@ -35,9 +35,11 @@ class SpendSource(Protocol):
 @dataclass
 class _Tally:
     base: float
-    """what the store said when first asked"""
+    """what the store said when last asked"""
     since: float
     """epoch seconds of that read: calls started from then on are added as they finish"""
+    read_at: float = 0.0
+    """monotonic time of that read (a shared store's tally is read again after `Budget.refresh_s`)"""
     added: float = 0.0
     warned: bool = False
 
@@ -54,6 +56,9 @@ class Budget:
     _day: str = ""
     _daily: _Tally | None = None
     _sessions: OrderedDict[str, _Tally] = field(default_factory=OrderedDict)
+    refresh_s: float | None = None
+    """a store other gateways write too: read the spend again when a tally is older than this (their calls
+    are only known that way); None: this gateway is the only writer, its own calls keep the tally exact"""
 
     def __post_init__(self) -> None:
         self._unsubscribe = self.bus.subscribe(CallFinished, self._finished)
@@ -65,18 +70,29 @@ class Budget:
     def _today(self, started_at: float | None = None) -> _Tally:
         now = time.time()
         today = day_of(now)
-        if self._daily is None or today != self._day:
+        if self._daily is None or today != self._day or self._stale(self._daily):
+            warned = self._daily.warned if self._daily is not None and today == self._day else False
             self._day = today
-            self._daily = _Tally(self.source.spend_today(), min(now, started_at or now))
+            self._daily = _Tally(
+                self.source.spend_today(), min(now, started_at or now), time.monotonic(), warned=warned
+            )
         return self._daily
+
+    def _stale(self, t: _Tally) -> bool:
+        return self.refresh_s is not None and time.monotonic() - t.read_at > self.refresh_s
 
     def _session(self, session_id: str, started_at: float | None = None) -> _Tally:
         """The store holds every call of the session started before this one (a first sight after a
         restart); this one and later ones are added as they finish."""
         t = self._sessions.get(session_id)
-        if t is None:
+        if t is None or self._stale(t):
             now = time.time()
-            t = _Tally(self.source.session_spend(session_id), min(now, started_at or now))
+            t = _Tally(
+                self.source.session_spend(session_id),
+                min(now, started_at or now),
+                time.monotonic(),
+                warned=t.warned if t is not None else False,
+            )
             self._sessions[session_id] = t
             while len(self._sessions) > SESSIONS_KEPT:
                 self._sessions.popitem(last=False)

@@ -125,7 +125,8 @@ class Gateway:
             if not messages.authorized(self.config.gateway.auth_token, request.headers):
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
-            return web.json_response(self.health())
+            # a draining replica says so with 503, so a load balancer's health check takes it out of rotation
+            return web.json_response(self.health(), status=503 if self.stopping else 200)
         if path == "/metrics" and method == "GET" and self.metrics is not None:
             if not messages.authorized(self.config.gateway.auth_token, request.headers):
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
@@ -162,7 +163,11 @@ class Gateway:
         states = self.router.health()
         cooling = [n for n, st in states.items() if st["state"] != "ok"]
         return {
-            "status": "ok" if not cooling else ("down" if len(cooling) == len(states) else "degraded"),
+            "status": "stopping"
+            if self.stopping
+            else "ok"
+            if not cooling
+            else ("down" if len(cooling) == len(states) else "degraded"),
             "uptime_s": round(time.time() - self.started_at, 1),
             "in_flight": len(self.in_flight),
             "refused": {"recorded": self.refusals.recorded, "counted_only": self.refusals.counted},

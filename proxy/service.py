@@ -29,6 +29,8 @@ from .store import RecordStore, StoreError
 T = TypeVar("T")
 
 SWITCH_INTERVAL_S = 0.001
+SHARED_BUDGET_REFRESH_S = 2.0
+"""how stale a budget's reading of a shared store may get: other replicas' spend shows up this late"""
 
 NO_TARGET = (
     "no upstream target is configured: set GEMINI_API_KEY (an API key, or a service-account key together with "
@@ -83,7 +85,16 @@ class Service:
             raise ServiceError(NO_TARGET, 2)
         await self.open_store()
         try:
-            budget = Budget(self.config.budget, self.store, self.bus) if self.config.budget.active else None
+            budget = (
+                Budget(
+                    self.config.budget,
+                    self.store,
+                    self.bus,
+                    refresh_s=SHARED_BUDGET_REFRESH_S if self.store.shared else None,
+                )
+                if self.config.budget.active
+                else None
+            )
             gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit, budget=budget)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None

@@ -4,6 +4,7 @@ restart because it comes from the store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -118,3 +119,37 @@ def test_session_tallies_are_bounded_and_a_dropped_one_is_read_again(monkeypatch
     b.check("b")
     assert reads[-1] == "b" and len(b._sessions) == 3
     b.close()
+
+
+async def test_two_replicas_on_one_postgresql_store_brake_on_their_shared_spend(
+    tmp_path, fake, sa_json, pg_server, monkeypatch
+):
+    from proxy import service as svc_mod
+    from proxy.store import open_store
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(svc_mod, "SHARED_BUDGET_REFRESH_S", 0.0)  # read the shared spend at every check
+    url = pg_server.fresh_url()
+    raw = {
+        "gateway": {"port": 0},
+        "targets": [target_for("gemini", fake, sa_json)],
+        "budget": {"session_usd": 1.0},
+    }
+    a = Service(cfg.from_mapping(raw, "a"), open_store(url))
+    b = Service(cfg.from_mapping(raw, "b"), open_store(url))
+    url_a, url_b = await a.start(), await b.start()
+    try:
+        fake.script(Reply.text("small", prompt_tokens=1000))
+        assert (await send(url_b))[0] == 200  # b has seen the session (its tally is read) ...
+        fake.script(Reply.text("big", prompt_tokens=4 * MILLION))
+        assert (await send(url_a))[0] == 200  # ... then a spends $1.20 of it
+        for _ in range(100):  # until a's writer has committed it
+            if await asyncio.to_thread(b.store.session_spend, cs.SESSION) >= 1.0:
+                break
+            await asyncio.sleep(0.05)
+        status, body = await send(url_b)
+        assert status == 400 and "budget.session_usd" in body["error"]["message"]
+    finally:
+        await a.stop()
+        await b.stop()
+        pg_server.drop(url)

@@ -186,6 +186,9 @@ class RecordStore(Protocol):
     replayed: int
     """records a crashed writer left in the journal, written by `start` or `recover`"""
 
+    shared: bool
+    """other processes may write the same database (their spend is only known by reading it again)"""
+
     @property
     def where(self) -> str:
         """The database, for messages and for a console that attaches (a file's path; a URL without its

@@ -220,6 +220,8 @@ class PostgresStore(JournaledStore):
         self._pruned_now = ""
         """the last prune this writer knows of: after another, the parts it knew may be gone"""
 
+    shared = True
+
     @property
     def where(self) -> str:
         return redact(self.url)

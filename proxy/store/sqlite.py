@@ -721,6 +721,8 @@ class SqliteStore(JournaledStore):
         self.journal_path = real.with_name(real.name + ".journal")
         tighten(*(real.with_name(real.name + s) for s in ("", "-wal", "-shm", ".journal")))
 
+    shared = False
+
     @property
     def where(self) -> str:
         return str(self.path.resolve())
