@@ -625,11 +625,11 @@ async def test_a_call_on_a_kept_alive_connection_during_shutdown_is_refused_and_
         stopping = asyncio.create_task(stop(gw, runner))
         await wait_until(lambda: gw.stopping)
         assert "message_stop" in await short  # its connection goes back to the client's pool, kept alive
-        async with http.post(url, json=MSG) as r:  # so this call rides it while the long one drains
-            refused, body = r.status, await r.json()
-        # a load balancer's health check sees the drain and takes the replica out of rotation
+        # a load balancer's kept-alive health check sees the drain and takes the replica out of rotation
         async with http.get(f"http://127.0.0.1:{port}/health") as r:
             health, health_body = r.status, await r.json()
+        async with http.post(url, json=MSG) as r:  # this call rides the same connection while the long one drains
+            refused, body = r.status, await r.json()
         assert "message_stop" in await long  # the call in flight still finishes
         await asyncio.wait_for(stopping, 10)
     assert refused == 503 and "shutting down" in body["error"]["message"]
