@@ -4,7 +4,9 @@ transient failure, naming the cap, the spend and the key that raises it); at `wa
 `BudgetCrossed` event tells the console. The refusal is a call like any other: it is recorded.
 
 Spend comes from the store's roll-ups (so it survives restarts) plus the calls finished since they were read
-(`CallFinished` on the bus), which the writer may not have committed yet.
+(`CallFinished` on the bus), which the writer may not have committed yet. When the store can't be read (a
+PostgreSQL server gone), calls are not failed for it: the budget keeps counting from what it last read (or from
+now, for a tally never read), says so in `/health`, and reads again every `RETRY_S` until the store answers.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from .config import BudgetSettings
 from .errors import GatewayError
 from .events import BudgetCrossed, Bus, CallFinished
+from .log import log
+from .store.base import StoreError
 from .store.ledger import day_of
 
 SESSIONS_KEPT = 4096
 """session tallies held in memory; the least recently checked is dropped past it (and re-read from the store
 if its session comes back), so a long-lived gateway's memory does not grow with every session it ever saw"""
+
+
+RETRY_S = 10.0
+"""how often an unreadable store is asked again: each try may cost a connect timeout on the calling loop"""
 
 
 class SpendSource(Protocol):
@@ -42,6 +50,8 @@ class _Tally:
     """monotonic time of that read (a shared store's tally is read again after `Budget.refresh_s`)"""
     added: float = 0.0
     warned: bool = False
+    exact: bool = True
+    """False: the store could not be read, `base` is the last known figure (0 if never read)"""
 
     @property
     def spend(self) -> float:
@@ -60,8 +70,38 @@ class Budget:
     """a store other gateways write too: read the spend again when a tally is older than this (their calls
     are only known that way); None: this gateway is the only writer, its own calls keep the tally exact"""
 
+    unreadable: str | None = None
+    """the store's last read error while it lasts (for `/health`); None when the last read worked"""
+    _failed_at: float = -RETRY_S
+
     def __post_init__(self) -> None:
         self._unsubscribe = self.bus.subscribe(CallFinished, self._finished)
+
+    def _read(self, what: Callable[[], float], last: _Tally | None) -> tuple[float, bool] | None:
+        """The store's figure and True; when it can't be read, the last known base (0 for none) and False; None
+        when it failed less than `RETRY_S` ago and `last` may stand meanwhile."""
+        if self.unreadable is not None and time.monotonic() - self._failed_at < RETRY_S and last is not None:
+            return None
+        try:
+            value = what()
+        except StoreError as exc:
+            if self.unreadable is None:
+                log.warning("budget: the store can't be read (%s); counting from the last known spend", exc)
+            self.unreadable, self._failed_at = str(exc), time.monotonic()
+            return (last.base if last is not None else 0.0), False
+        if self.unreadable is not None:
+            log.info("budget: the store answers again")
+        self.unreadable = None
+        return value, True
+
+    def report(self) -> dict[str, object]:
+        """For `/health`: whether the spend counted is the store's."""
+        if self.unreadable is None:
+            return {"spend": "store"}
+        return {
+            "spend": "counted from the last known figure: the store can't be read",
+            "error": self.unreadable,
+        }
 
     def close(self) -> None:
         self._unsubscribe()
@@ -70,15 +110,34 @@ class Budget:
     def _today(self, started_at: float | None = None) -> _Tally:
         now = time.time()
         today = day_of(now)
-        if self._daily is None or today != self._day or self._stale(self._daily):
-            warned = self._daily.warned if self._daily is not None and today == self._day else False
-            self._day = today
-            self._daily = _Tally(
-                self.source.spend_today(), min(now, started_at or now), time.monotonic(), warned=warned
-            )
-        return self._daily
+        same_day = self._daily is not None and today == self._day
+        if self._daily is not None and same_day and not self._stale(self._daily):
+            return self._daily
+        last = self._daily if same_day else None
+        read = self._read(self.source.spend_today, last)
+        if read is None:
+            assert last is not None
+            return last
+        base, exact = read
+        if not exact and last is not None:
+            last.read_at = time.monotonic()  # keep counting on: its `added` holds the calls since
+            last.exact = False
+            return last
+        self._day = today
+        self._daily = t = _Tally(
+            base,
+            min(now, started_at or now),
+            time.monotonic(),
+            warned=last.warned if last is not None else False,
+            exact=exact,
+        )
+        return t
 
-    def _stale(self, t: _Tally) -> bool:
+    def _stale(self, t: _Tally | None) -> bool:
+        if t is None:
+            return True
+        if not t.exact:
+            return time.monotonic() - t.read_at > RETRY_S
         return self.refresh_s is not None and time.monotonic() - t.read_at > self.refresh_s
 
     def _session(self, session_id: str, started_at: float | None = None) -> _Tally:
@@ -86,14 +145,21 @@ class Budget:
         restart); this one and later ones are added as they finish."""
         t = self._sessions.get(session_id)
         if t is None or self._stale(t):
-            now = time.time()
-            t = _Tally(
-                self.source.session_spend(session_id),
-                min(now, started_at or now),
-                time.monotonic(),
-                warned=t.warned if t is not None else False,
-            )
-            self._sessions[session_id] = t
+            read = self._read(lambda: self.source.session_spend(session_id), t)
+            if read is not None and (read[1] or t is None):
+                now = time.time()
+                t = _Tally(
+                    read[0],
+                    min(now, started_at or now),
+                    time.monotonic(),
+                    warned=t.warned if t is not None else False,
+                    exact=read[1],
+                )
+                self._sessions[session_id] = t
+            else:
+                assert t is not None
+                t.read_at, t.exact = time.monotonic(), False
+                self._sessions.move_to_end(session_id)
             while len(self._sessions) > SESSIONS_KEPT:
                 self._sessions.popitem(last=False)
         else:

@@ -26,6 +26,9 @@ class TargetState:
     current_weight: float = 0.0  # smooth weighted round-robin
     refused: str | None = None
     """why the target's credential was refused at start (tried last until a call through it succeeds)"""
+    credential: str = "not checked"
+    """what is known of the credential: "ok" (accepted at start, or a call through it succeeded), "unchecked:
+    why" (the check had no answer to judge by), or "not checked" (no check ran)"""
 
     def cooled(self, now: float) -> bool:
         return self.cooled_until > now
@@ -98,6 +101,10 @@ class Router:
         """The target's credential was refused at start: it is tried after every other."""
         self.state[name].refused = reason
 
+    def checked(self, name: str, accepted: bool, detail: str) -> None:
+        """The start's credential check had an answer (`accepted`) or none to judge by (`detail` says why)."""
+        self.state[name].credential = "ok" if accepted else f"unchecked: {detail}"
+
     def started(self, name: str) -> None:
         self.state[name].in_flight += 1
 
@@ -110,6 +117,7 @@ class Router:
         s.consecutive_failures = 0
         s.cooled_until = 0.0
         s.refused = None
+        s.credential = "ok"  # a call went through on it
         s.tokens += tokens
         if latency_ms is not None:
             s.latency_ms = (
@@ -132,7 +140,7 @@ class Router:
             s = self.state[p.name]
             out[p.name] = {
                 "state": "refused" if s.refused else "cooling" if s.cooled(now) else "ok",
-                "credentials": f"refused: {s.refused}" if s.refused else "ok",
+                "credentials": f"refused: {s.refused}" if s.refused else s.credential,
                 "cooldown_left_s": round(max(0.0, s.cooled_until - now), 1),
                 "calls": s.calls,
                 "failures": s.failures,

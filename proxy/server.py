@@ -81,6 +81,8 @@ class Gateway:
         )
         """`GET /metrics`: Prometheus counters fed by the bus (None: `gateway.metrics = false`)"""
         self.reports: dict[str, Callable[[], Any]] = {}
+        if budget is not None:
+            self.reports["budget"] = budget.report
         """other parts' figures in `/health`, by name (the OpenTelemetry export's `otel`)"""
 
     def app(self) -> web.Application:
@@ -165,9 +167,11 @@ class Gateway:
         return {
             "status": "stopping"
             if self.stopping
-            else "ok"
-            if not cooling
-            else ("down" if len(cooling) == len(states) else "degraded"),
+            else "down"
+            if cooling and len(cooling) == len(states)
+            else "degraded"
+            if cooling or (self.budget is not None and self.budget.unreadable is not None)
+            else "ok",
             "uptime_s": round(time.time() - self.started_at, 1),
             "in_flight": len(self.in_flight),
             "refused": {"recorded": self.refusals.recorded, "counted_only": self.refusals.counted},

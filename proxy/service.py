@@ -108,6 +108,8 @@ class Service:
         for c in self.checks:
             if c.state == "refused":
                 gateway.router.refuse(c.target, c.detail)
+            else:
+                gateway.router.checked(c.target, c.state == "ok", c.detail)
         refused = all_refused(self.checks)
         if refused:
             raise ServiceError(refused, 2)

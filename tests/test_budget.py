@@ -153,3 +153,58 @@ async def test_two_replicas_on_one_postgresql_store_brake_on_their_shared_spend(
         await a.stop()
         await b.stop()
         pg_server.drop(url)
+
+
+async def test_a_budget_on_a_store_that_goes_away_keeps_counting_and_fails_no_call(
+    tmp_path, fake, sa_json, monkeypatch
+):
+    """PostgreSQL stops under a gateway with a budget: calls are still answered (not a 500 per call), the
+    brake keeps counting from the last spend it read, /health says the spend is not the store's, and once the
+    server is back the budget reads it again."""
+    from proxy import budget as budget_mod
+    from proxy import service as svc_mod
+    from proxy.store import open_store
+    from tests.pg import Server
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(svc_mod, "SHARED_BUDGET_REFRESH_S", 0.0)  # read the store at every check
+    monkeypatch.setattr(budget_mod, "RETRY_S", 0.2)
+    server = Server().start()  # its own server: this test stops it
+    try:
+        raw = {
+            "gateway": {"port": 0},
+            "targets": [target_for("gemini", fake, sa_json)],
+            "budget": {"daily_usd": 5.0, "session_usd": 1.0},
+        }
+        svc = Service(cfg.from_mapping(raw, "a"), open_store(server.url))
+        url = await svc.start()
+        try:
+
+            async def health() -> dict:
+                async with aiohttp.ClientSession() as http:
+                    async with http.get(f"{url}/health") as r:
+                        return await r.json()
+
+            fake.script(Reply.text("one", prompt_tokens=MILLION))
+            assert (await send(url))[0] == 200  # $0.30, read from the store
+            assert (await health())["budget"] == {"spend": "store"}
+            server.stop()
+            fake.script(*(Reply.text(t, prompt_tokens=MILLION) for t in ("two", "three", "four")))
+            assert (await send(url))[0] == 200  # $0.60: answered though the store is gone
+            h = await health()
+            assert h["status"] == "degraded" and "last known" in h["budget"]["spend"]
+            assert "127.0.0.1" in h["budget"]["error"]
+            await asyncio.sleep(0.3)  # past RETRY_S: the next check tries the store again, and fails again
+            assert (await send(url))[0] == 200  # $0.90
+            assert (await send(url))[0] == 200  # $1.20
+            status, body = await send(url)  # the tally kept counting while the store was away
+            assert status == 400 and "$1.20" in body["error"]["message"]
+            assert status == 400 and "budget.session_usd" in body["error"]["message"]
+            server.restart()
+            await asyncio.sleep(0.3)
+            await send(url)  # refused or not, its check reads the store again
+            assert (await health())["budget"] == {"spend": "store"}
+        finally:
+            await svc.stop()
+    finally:
+        server.remove()

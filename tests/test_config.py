@@ -83,3 +83,25 @@ def test_a_file_that_is_not_toml_is_named_in_the_error(tmp_path):
     path.write_text("[[targets]\n")
     with pytest.raises(cfg.ConfigError, match=f"{path}: not valid TOML"):
         cfg.load(path, {})
+
+
+def test_every_config_in_the_readme_that_names_targets_loads(sa_json):
+    """The README's TOML examples, with their variables set the way their comments say, are valid configs."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[[targets]]" in b]
+    assert len(blocks) >= 2
+    env = {
+        "GEMINI_API_KEY": "AIza" + "x" * 35,
+        "VERTEX_SA_KEY": sa_json,
+        "GCP_PROJECT_ID": "demo-project",
+        "GEMINI_LOCATION_ID": "us-central1",
+        "GATEWATCH_TOKEN": "t0ken",
+        "PGPASSWORD": "pw",
+    }
+    for block in blocks:
+        config = cfg.from_mapping(tomllib.loads(block), "README", env)
+        assert config.targets

@@ -146,6 +146,31 @@ async def test_a_token_endpoint_that_cannot_be_reached_leaves_the_target_uncheck
     assert check.state == "unchecked" and "could not be reached" in check.detail and gone in check.detail
 
 
+async def test_health_says_unchecked_for_a_credential_the_start_could_not_judge(rsa_key, fake, sa_json, tmp_path):
+    fake.public_keys[SA_EMAIL] = rsa_key.public_key()
+    gone = f"http://127.0.0.1:{free_port()}/token"
+    config = cfg.from_mapping(
+        {
+            "gateway": {"port": free_port()},
+            "targets": [
+                target_for("vertex", fake, json.dumps(service_account_info(rsa_key, gone))),
+                target_for("gemini", fake, sa_json),
+            ],
+        },
+        "t",
+    )
+    service, url = await started(config, tmp_path)
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/health") as r:
+                health = await r.json()
+    finally:
+        await service.stop()
+    creds = {t["name"]: t["credentials"] for t in health["targets"]}
+    assert creds["vertex-flash"].startswith("unchecked: ") and gone in creds["vertex-flash"]
+    assert creds["studio"] == "ok"
+
+
 async def test_a_refused_target_is_shown_in_health_and_the_console_and_tried_last(
     fake, sa_json, rsa_key, tmp_path
 ):

@@ -486,10 +486,16 @@ class PostgresStore(JournaledStore):
         return ledger.agents(Qmark(self.reader()), session_id)
 
     def spend_today(self) -> float:
-        return ledger.spend_on(Qmark(self.reader()), ledger.day_of(time.time()))
+        try:
+            return ledger.spend_on(Qmark(self.reader()), ledger.day_of(time.time()))
+        except psycopg.OperationalError as exc:  # the server went away under a kept connection
+            raise StoreError(f"{self.where}: {str(exc).strip()}") from None
 
     def session_spend(self, session_id: str) -> float:
-        s = ledger.session(Qmark(self.reader()), session_id)
+        try:
+            s = ledger.session(Qmark(self.reader()), session_id)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"{self.where}: {str(exc).strip()}") from None
         return s.cost if s is not None else 0.0
 
     def prune(self, older_than_s: float) -> int:
