@@ -146,7 +146,9 @@ async def test_a_token_endpoint_that_cannot_be_reached_leaves_the_target_uncheck
     assert check.state == "unchecked" and "could not be reached" in check.detail and gone in check.detail
 
 
-async def test_health_says_unchecked_for_a_credential_the_start_could_not_judge(rsa_key, fake, sa_json, tmp_path):
+async def test_health_says_unchecked_for_a_credential_the_start_could_not_judge(
+    rsa_key, fake, sa_json, tmp_path
+):
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()
     gone = f"http://127.0.0.1:{free_port()}/token"
     config = cfg.from_mapping(

@@ -628,7 +628,9 @@ async def test_a_call_on_a_kept_alive_connection_during_shutdown_is_refused_and_
         # a load balancer's kept-alive health check sees the drain and takes the replica out of rotation
         async with http.get(f"http://127.0.0.1:{port}/health") as r:
             health, health_body = r.status, await r.json()
-        async with http.post(url, json=MSG) as r:  # this call rides the same connection while the long one drains
+        async with http.post(
+            url, json=MSG
+        ) as r:  # this call rides the same connection while the long one drains
             refused, body = r.status, await r.json()
         assert "message_stop" in await long  # the call in flight still finishes
         await asyncio.wait_for(stopping, 10)
