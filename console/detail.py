@@ -156,6 +156,11 @@ class DetailScreen(Screen):
         Binding("u", "copy_curl", "Copy curl", id="detail.copy_curl"),
         Binding("t", "translation", "Translation", id="detail.translation"),
         Binding("R", "replay", "Replay…", id="detail.replay"),
+        # the tab bar keeps focus (←/→ change tab); these scroll the open tab without a Tab to focus it first
+        Binding("pagedown", "scroll_pane('page_down')", show=False),
+        Binding("pageup", "scroll_pane('page_up')", show=False),
+        Binding("down", "scroll_pane('down')", show=False),
+        Binding("up", "scroll_pane('up')", show=False),
     ]
 
     class ReplayAsked(Message):
@@ -220,6 +225,15 @@ class DetailScreen(Screen):
 
     def action_replay(self) -> None:
         self.post_message(self.ReplayAsked(self.record))
+
+    def action_scroll_pane(self, how: str) -> None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        pane = tabs.get_pane(tabs.active) if tabs.active else None
+        if pane is not None:
+            scroll = pane.query_one(VerticalScroll)
+            {"page_down": scroll.scroll_page_down, "page_up": scroll.scroll_page_up}.get(
+                how, scroll.scroll_down if how == "down" else scroll.scroll_up
+            )()
 
     def action_translation(self) -> None:
         """What the gateway changed: the notes, the request diff, Google's error beside the client's."""

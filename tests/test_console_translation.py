@@ -130,3 +130,21 @@ async def test_t_opens_the_tab_holding_notes_error_pair_and_diff(app_with_call):
         # the raw tabs stay
         ids = {p.id for p in screen.query("TabPane")}
         assert {"tab-request", "tab-upstream", "tab-response", "tab-events", "tab-timing"} <= ids
+
+
+async def test_page_down_scrolls_the_open_tab_while_the_tab_bar_keeps_focus(app_with_call):
+    from textual.containers import VerticalScroll
+
+    async with app_with_call.run_test(size=(80, 24)) as pilot:
+        await open_translation(pilot)
+        screen = app_with_call.screen
+        tabs = screen.query_one("#tabs", TabbedContent)
+        scroll = tabs.get_pane("tab-translation").query_one(VerticalScroll)
+        assert scroll.max_scroll_y > 0 and scroll.scroll_y == 0
+        await pilot.press("pagedown")
+        await pilot.pause(0.3)
+        assert scroll.scroll_y > 0
+        assert tabs.active == "tab-translation"
+        await pilot.press("right")  # the tab bar still answers ←/→
+        await pilot.pause(0.2)
+        assert tabs.active != "tab-translation"
