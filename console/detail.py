@@ -157,10 +157,10 @@ class DetailScreen(Screen):
         Binding("t", "translation", "Translation", id="detail.translation"),
         Binding("R", "replay", "Replay…", id="detail.replay"),
         # the tab bar keeps focus (←/→ change tab); these scroll the open tab without a Tab to focus it first
-        Binding("pagedown", "scroll_pane('page_down')", show=False),
-        Binding("pageup", "scroll_pane('page_up')", show=False),
-        Binding("down", "scroll_pane('down')", show=False),
-        Binding("up", "scroll_pane('up')", show=False),
+        Binding("pagedown", "scroll_pane('page_down')", "Page down", show=False, id="detail.page_down"),
+        Binding("pageup", "scroll_pane('page_up')", "Page up", show=False, id="detail.page_up"),
+        Binding("down", "scroll_pane('down')", "Scroll down", show=False, id="detail.down"),
+        Binding("up", "scroll_pane('up')", "Scroll up", show=False, id="detail.up"),
     ]
 
     class ReplayAsked(Message):
