@@ -120,6 +120,7 @@ class Metrics:
         )
         self._children: dict[tuple[str, ...], _Children] = {}
         self._attempts: dict[tuple[str, str], Counter] = {}
+        self._cost: dict[tuple[str, ...], Counter] = {}
         self.lost = 0
         """records the store gave up on (sum of `RecordsLost.count`)"""
         r.register(_Live(self, in_flight, unrecorded, targets, spend))
@@ -151,7 +152,6 @@ class Metrics:
         if c is None:  # prometheus_client's labels() validates and locks: looked up once per label set
             c = self._children[labels] = _Children(
                 self.requests.labels(*labels),
-                self.cost.labels(*labels),
                 self.tokens.labels(*labels, "prompt_tokens"),
                 self.tokens.labels(*labels, "completion_tokens"),
                 self.tokens.labels(*labels, "total_tokens"),
@@ -161,8 +161,11 @@ class Metrics:
             )
         c.requests.inc()
         u = rec.usage
-        if u.cost:  # as Kong: only a call that cost something
-            c.cost.inc(u.cost)
+        if u.cost:  # as Kong: only a call that cost something, so a label set that never did has no series
+            cost = self._cost.get(labels)
+            if cost is None:
+                cost = self._cost[labels] = self.cost.labels(*labels)
+            cost.inc(u.cost)
         prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
         if prompt or u.output_tokens:
             c.prompt.inc(prompt)
@@ -188,7 +191,6 @@ class _Children:
     """One Kong label set's series."""
 
     requests: Counter
-    cost: Counter
     prompt: Counter
     completion: Counter
     total: Counter

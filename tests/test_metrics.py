@@ -134,6 +134,26 @@ async def test_metrics_match_the_records_the_store_kept(tmp_path, fake, sa_json)
     assert total(found, "gatewatch_budget_spend_usd", scope="daily") == pytest.approx(cost)
 
 
+async def test_a_call_that_cost_nothing_has_no_cost_series(tmp_path, fake, sa_json):
+    svc = make_service(tmp_path, fake, sa_json)
+    url = await svc.start()
+    client = anthropic.AsyncAnthropic(base_url=url, api_key=TOKEN, max_retries=0)
+    try:
+        fake.script(Reply.error(400, "INVALID_ARGUMENT", "bad request"))
+        with pytest.raises(anthropic.BadRequestError):
+            await client.messages.create(
+                model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+            )
+        status, _, text = await scrape(url, authorization=f"Bearer {TOKEN}")
+    finally:
+        await client.close()
+        await svc.stop()
+    found = samples(text)
+    assert status == 200 and total(found, "kong_ai_llm_requests_total") == 1
+    # Kong counts cost only for a call that cost something: no zero series to chart
+    assert not [s for s in found if s[0].startswith("kong_ai_llm_cost")]
+
+
 async def test_metrics_need_the_gateway_token_and_pass_the_door_first(tmp_path, fake, sa_json):
     svc = make_service(tmp_path, fake, sa_json)
     url = await svc.start()
