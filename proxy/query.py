@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import fnmatch
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from .translate.notes import KINDS
 
 MAX_TERMS = 200
 """More terms than this is refused (SQLite's expression depth ends near 1,000, with a traceback)."""
@@ -292,7 +295,7 @@ TERMS: tuple[Term, ...] = (
         "note",
         "note:signature-injected  note:schema-*",
         "a translation note of this kind (globs too)",
-        lambda v: HasNote(v),
+        lambda v: _note(v),
     ),
     Term(
         "stream",
@@ -329,6 +332,17 @@ _FIELD_NAME = re.compile(r"^[a-z_]+$")
 
 def field_names() -> list[str]:
     return [t.name for t in TERMS if t.parse is not None or t.unit]
+
+
+def _note(pattern: str) -> HasNote:
+    """`note:` of a kind no translation produces would match nothing, silently: say so, with the kinds."""
+    p = pattern.lower()
+    glob = p if "*" in p or "?" in p else f"*{p}*"  # as the stores match: a plain word anywhere in the kind
+    if not any(fnmatch.fnmatchcase(k, glob) for k in KINDS):
+        near = difflib.get_close_matches(p, KINDS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise QueryError(f"note:{pattern}: no such note kind{hint}; kinds: {', '.join(KINDS)}")
+    return HasNote(pattern)
 
 
 def _unknown(name: str) -> QueryError:

@@ -116,6 +116,19 @@ def test_an_unknown_field_is_named_with_the_fields_there_are():
         query.parse("-colour:red")
 
 
+def test_a_note_kind_no_translation_produces_is_refused_with_the_kinds():
+    # a typo would otherwise match nothing, silently, and read as "no call had this"
+    with pytest.raises(query.QueryError) as exc:
+        query.parse("note:signatur-injected")
+    assert "(did you mean signature-injected?)" in str(exc.value) and "schema-keyword-removed" in str(
+        exc.value
+    )
+    with pytest.raises(query.QueryError, match="no such note kind"):
+        query.parse("-note:bogus")
+    for ok in ("note:signature", "note:schema-*", "note:SIGNATURE-KEPT", "-note:cap-applied"):
+        assert query.parse(ok).conditions
+
+
 @pytest.mark.parametrize(
     "text", ["http://localhost:8000/v1", "Note:", "a:b:c", "TypeError:boom", "ratio 3:2"]
 )
