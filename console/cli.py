@@ -391,13 +391,22 @@ def main(argv: list[str] | None = None) -> int:
             records = store.iter_records(flt)
             if args.no_payloads:
                 records = without_payloads(records)
-            if args.output:
+            if args.output and args.output != "-":  # `-o -` is standard output, as in curl and tar
                 n = export_file(records, args.format, args.output)
                 print(
-                    f"exported {n} records to {Path(args.output).resolve()} ({args.format})", file=sys.stderr
+                    f"exported {n} record{'' if n == 1 else 's'} to {Path(args.output).resolve()} "
+                    f"({args.format})",
+                    file=sys.stderr,
                 )
-            else:
+                return 0
+            try:
                 write(records, args.format, sys.stdout.buffer)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # `gatewatch export | head`: the reader had enough. Python's own recipe: point stdout at
+                # devnull so the interpreter's final flush doesn't raise again, and exit as a piped tool does
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141
             return 0
         price_as = getattr(args, "price_as", None)
         if price_as and find_price(price_as) is None:

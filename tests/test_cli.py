@@ -350,3 +350,33 @@ def test_a_serve_with_no_target_says_so_and_creates_no_store(tmp_path):
     r = cli("serve", cwd=tmp_path, env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
     assert r.returncode == 2 and "no upstream target is configured" in r.stderr
     assert not (tmp_path / "xdg").exists()  # a later `gatewatch export` must not find an empty store there
+
+
+def test_export_to_dash_is_standard_output_and_a_closed_pipe_is_no_traceback(tmp_path):
+    from tests.test_store import make
+
+    db = tmp_path / "g.db"
+    _filled(
+        db,
+        [make(i, client_request={"messages": [{"role": "user", "content": "y" * 4000}]}) for i in range(300)],
+    )
+    r = cli("export", "--db", str(db), "--format", "jsonl", "-o", "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 300 and not (tmp_path / "-").exists()
+    _filled(tmp_path / "one.db", [make(0)])
+    r = cli("export", "--db", str(tmp_path / "one.db"), "-o", str(tmp_path / "one.json"))
+    assert "exported 1 record to" in r.stderr
+    # `gatewatch export | head -1`: the reader closes the pipe after a line; the export stops, quietly
+    e = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    export = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "export", "--db", str(db), "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=e,
+    )
+    assert export.stdout is not None
+    first = export.stdout.readline()
+    export.stdout.close()
+    _, err = export.communicate(timeout=60)
+    assert json.loads(first)["id"] == "req_000000"
+    assert b"Traceback" not in err and export.returncode == 141, err.decode()
