@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import socket
 import tempfile
 import uuid
@@ -383,18 +384,21 @@ class Demo:
 def run_demo(args) -> int:
     from console.app import GatewatchApp
 
-    db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="gatewatch-demo-")) / "demo.db"
+    throwaway = None if args.db else Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))
+    db = throwaway / "demo.db" if throwaway else Path(args.db)
     demo = Demo(rate=args.rate, port=args.port)
     store = Store(db, secrets=demo.config.secrets())
     app = GatewatchApp(
         demo.config,
         store,
         on_ready=demo.on_ready,
-        banner_note=f"demo: simulated upstream, throwaway store {db}",
+        banner_note=f"demo: simulated upstream, {'throwaway store' if throwaway else 'store'} {db}",
     )
     try:
         app.run()
     finally:
         app.host.stop()
         store.close()
+        if throwaway:  # the demo's calls were for looking at: nothing of them is left in /tmp
+            shutil.rmtree(throwaway, ignore_errors=True)
     return 0

@@ -454,6 +454,28 @@ async def test_the_demo_makes_calls_with_translation_decisions_and_an_upstream_e
     assert any("cap-applied" in f.notes for f in failed)  # opus → vertex-flash, capped at its 8192
 
 
+def test_the_demo_s_throwaway_store_goes_with_it_and_a_given_one_stays(tmp_path, monkeypatch):
+    import argparse
+
+    import console.app
+    from console.demo import run_demo
+
+    seen: list = []
+
+    def run(app):  # the screen itself is the console tests' business: here, what the demo opened and said
+        seen.append((app.store.path, app.banner_note))
+        assert app.store.path.parent.exists()
+
+    monkeypatch.setattr(console.app.GatewatchApp, "run", run)
+    run_demo(argparse.Namespace(db=None, rate=1.0, port=0))
+    (path, note), *_ = seen
+    assert "throwaway store" in note and not path.parent.exists()
+    run_demo(argparse.Namespace(db=str(tmp_path / "kept.db"), rate=1.0, port=0))
+    path, note = seen[1]
+    assert note.endswith(f"store {tmp_path / 'kept.db'}") and "throwaway store" not in note
+    assert (tmp_path / "kept.db").exists()
+
+
 # -- the translator alone: what is noted, and what is not --------------------------------------------------------
 def test_notes_say_how_media_moved_and_stay_quiet_when_nothing_changed_in_meaning():
     from proxy.translate import request as treq
