@@ -11,4 +11,8 @@ def usage_hint(url: str, config: cfg.Config) -> str:
     token = "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN " if config.gateway.auth_token else ""
     # a pattern (a passthrough target's `*`) is no model to ask for: Claude Code keeps its own choice then
     pick = "" if any(c in model for c in "*?[") else f"ANTHROPIC_MODEL={model} "
+    # a gateway bound to every address (0.0.0.0, ::) is reached on this machine at loopback: the bind-all
+    # address is no place a client can connect to
+    for every, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        url = url.replace(every, loopback)
     return f"ANTHROPIC_BASE_URL={url} {token}{pick}claude"

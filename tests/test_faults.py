@@ -403,3 +403,6 @@ def test_the_paste_hint_names_no_model_for_a_passthrough_pattern():
     c = cfg.from_mapping({"targets": [target]}, "t", {})
     hint = usage_hint("http://127.0.0.1:8000", c)
     assert hint == "ANTHROPIC_BASE_URL=http://127.0.0.1:8000 claude"  # not ANTHROPIC_MODEL=*
+    # bound to every address: the client on this machine connects to loopback, not to 0.0.0.0
+    assert usage_hint("http://0.0.0.0:8000", c) == hint
+    assert usage_hint("http://[::]:8000", c) == "ANTHROPIC_BASE_URL=http://[::1]:8000 claude"
