@@ -104,8 +104,8 @@ class HelpScreen(ModalScreen):
         box = Vertical()
         box.border_title = "Keys  (? or esc closes)"
         # a call's own keys sit on the bottom edge: every line inside is the filter language's (80x24 holds it)
+        # the shown ones: the scroll keys (↑↓ PgUp PgDn) do what every pane's do, and the edge is 80 wide
         in_call = "  ".join(f"[b]{_key(b)}[/b] {b.description}" for b in DetailScreen.BINDINGS if b.show)
-        in_call += "  [b]↑↓ PgUp PgDn[/b] Scroll"
         box.border_subtitle = f"In a call: {in_call}"
         with box:
             yield Static(t, id="help-keys")

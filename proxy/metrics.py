@@ -120,7 +120,6 @@ class Metrics:
         )
         self._children: dict[tuple[str, ...], _Children] = {}
         self._attempts: dict[tuple[str, str], Counter] = {}
-        self._cost: dict[tuple[str, ...], Counter] = {}
         self.lost = 0
         """records the store gave up on (sum of `RecordsLost.count`)"""
         r.register(_Live(self, in_flight, unrecorded, targets, spend))
@@ -162,10 +161,9 @@ class Metrics:
         c.requests.inc()
         u = rec.usage
         if u.cost:  # as Kong: only a call that cost something, so a label set that never did has no series
-            cost = self._cost.get(labels)
-            if cost is None:
-                cost = self._cost[labels] = self.cost.labels(*labels)
-            cost.inc(u.cost)
+            if c.cost is None:
+                c.cost = self.cost.labels(*labels)
+            c.cost.inc(u.cost)
         prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
         if prompt or u.output_tokens:
             c.prompt.inc(prompt)
@@ -186,9 +184,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Children:
-    """One Kong label set's series."""
+    """One Kong label set's series (`cost` made by the first call that cost something)."""
 
     requests: Counter
     prompt: Counter
@@ -197,6 +195,7 @@ class _Children:
     latency: Histogram
     ttft: Histogram
     tpot: Histogram
+    cost: Counter | None = None
 
 
 class _Live(Collector):
