@@ -16,17 +16,24 @@ from .providers import Dialect, Provider
 from .recorder import Call
 from .relay import Leg, Relay, anthropic, gemini
 from .routing import Router
-from .translate.signatures import Signatures
+from .translate.signatures import Signatures, TextSignatures
 from .upstream import Timeouts
 
 RELAYS: Mapping[Dialect, Relay] = {"gemini": gemini.relay, "anthropic": anthropic.relay}
 
 
 class Exchange:
-    def __init__(self, settings: GatewaySettings, router: Router, signatures: Signatures) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        router: Router,
+        signatures: Signatures,
+        texts: TextSignatures | None = None,
+    ) -> None:
         self.settings = settings
         self.router = router
         self.signatures = signatures
+        self.texts = texts if texts is not None else TextSignatures()
 
     async def run(
         self,
@@ -86,6 +93,7 @@ class Exchange:
             settings=self.settings,
             timeouts=Timeouts.of(self.settings, provider.target),
             signatures=self.signatures,
+            texts=self.texts,
         )
 
 

@@ -221,6 +221,29 @@ CASES = [
     Case("usage-mapped", body(), replies=[lambda: Reply.text("ok", cached_tokens=3, prompt_tokens=10)]),
     Case("thoughts-dropped", body(), replies=[lambda: Reply.thinking("pondering", "answer")]),
     Case(
+        "signature-held",
+        body(thinking={"type": "enabled", "budget_tokens": 1024}),
+        replies=[lambda: Reply.thinking("pondering", "answer")],
+        model=GEMINI3,
+    ),
+    Case(
+        "signature-lost",  # an answer of ours whose text this (fresh) gateway never kept: as after a restart
+        body(
+            messages=[
+                user("earlier"),
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm", "signature": "gw-none"},
+                        {"type": "text", "text": "an earlier answer"},
+                    ],
+                },
+                user(),
+            ]
+        ),
+        model=GEMINI3,
+    ),
+    Case(
         "upstream-error",
         body(),
         replies=[lambda: Reply.error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")],

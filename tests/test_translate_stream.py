@@ -2,6 +2,8 @@
 
 from proxy.translate import request as treq
 from proxy.translate.response import IdSource
+from proxy.translate import marks
+from proxy.translate.signatures import TextSignatures
 from proxy.translate.stream import StreamTranslator
 
 
@@ -70,32 +72,110 @@ def test_thoughts_are_dropped_when_the_client_did_not_ask_for_thinking():
     assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
 
 
-def test_signatures_on_text_parts_and_a_trailing_empty_part_reach_the_client():
+def _history(content):
+    return {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": content}],
+    }
+
+
+def test_text_part_signatures_stay_with_the_gateway_and_the_answer_ends_with_its_text():
     st = StreamTranslator("m", "msg_4", ids(), thinking=True)
-    events = st.feed(chunk({"text": "Hello", "thoughtSignature": "AAAA"}))  # a whole signed text part
+    events = st.feed(chunk({"text": "let me think", "thought": True}))
+    events += st.feed(chunk({"text": "Hello", "thoughtSignature": "AAAA"}))  # a whole signed text part
     events += st.feed(chunk({"text": " world"}))
     events += st.feed(chunk({"text": "", "thoughtSignature": "BBBB"}, finish="STOP"))  # trailing, empty
     events += st.finish_events()
     msg = st.message()
-    # each signature follows its text: the first belongs to the text before it, the second to an empty part
+    # exactly what Claude would send: thinking, then the answer, whose last block is the text
     assert [(b["type"], b.get("signature")) for b in msg["content"]] == [
+        ("thinking", "gw-none"),
         ("text", None),
-        ("thinking", "gw1p.AAAA"),
-        ("text", None),
-        ("thinking", "gw1.BBBB"),
     ]
-    assert msg["content"][0]["text"] == "Hello" and msg["content"][2]["text"] == " world"
+    assert msg["content"][-1]["text"] == "Hello world"
     starts = [d["index"] for e, d in events if e == "content_block_start"]
     stops = [d["index"] for e, d in events if e == "content_block_stop"]
-    assert starts == stops == [0, 1, 2, 3]
-    # echoed back, each signature lands where Gemini put it
+    assert starts == stops == [0, 1]
+    assert "AAAA" not in str(events) and "BBBB" not in str(events)
+    assert [n.kind for n in st.notes()].count("signature-held") == 1
+    # the gateway keeps them; the next request puts each back where Gemini put it
+    store = TextSignatures()
+    store.keep("s1", st.text_signatures_out)
     back = treq.translate(
-        {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-        | {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": msg["content"]}]},
-        treq.Target("gemini-3-pro-preview"),
-    ).body["contents"][1]["parts"]
+        _history(msg["content"]), treq.Target("gemini-3-pro-preview"), texts=store.view("s1")
+    )
+    assert back.body["contents"][1]["parts"] == [
+        {"text": "Hello", "thoughtSignature": "AAAA"},
+        {"text": " world"},
+        {"text": "", "thoughtSignature": "BBBB"},
+    ]
+    kept = [n for n in back.notes if n.kind == "signature-kept"]
+    assert kept and kept[0].data["from_gateway"] == 2
+    # another session holds none of them, and a gateway that lost them (restart) says so
+    other = treq.translate(
+        _history(msg["content"]), treq.Target("gemini-3-pro-preview"), texts=store.view("s2")
+    )
+    assert other.body["contents"][1]["parts"] == [{"text": "Hello world"}]
+    assert [n.kind for n in other.notes if n.kind.startswith("signature")] == ["signature-lost"]
+
+
+def test_a_whole_answer_keeps_its_text_signature_too():
+    st = StreamTranslator("m", "msg_5", ids(), thinking=True)
+    msg = st.whole(
+        chunk({"text": "hmm", "thought": True}, {"text": "Four.", "thoughtSignature": "CCCC"}, finish="STOP")
+    )
+    assert [b["type"] for b in msg["content"]] == ["thinking", "text"] and msg["content"][-1][
+        "text"
+    ] == "Four."
+    assert st.text_signatures_out == {marks.textkey("Four."): [{"text": "Four.", "thoughtSignature": "CCCC"}]}
+
+
+def test_a_signed_empty_part_after_a_call_goes_back_after_that_call():
+    st = StreamTranslator("m", "msg_6", ids(), thinking=True)
+    st.feed(chunk({"functionCall": {"name": "Bash", "args": {}}, "thoughtSignature": "c2ln"}))
+    st.feed(chunk({"text": "", "thoughtSignature": "DDDD"}, finish="STOP"))
+    st.finish_events()
+    msg = st.message()
+    assert [b["type"] for b in msg["content"]] == ["thinking", "tool_use"]
+    store = TextSignatures()
+    store.keep("", st.text_signatures_out)
+    req = _history(msg["content"])
+    req["messages"].append(
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_0000", "content": "ok"}]}
+    )
+    parts = treq.translate(req, treq.Target("gemini-3-pro-preview"), texts=store.view("")).body["contents"][
+        1
+    ]["parts"]
+    assert parts == [
+        {"functionCall": {"name": "Bash", "args": {}}, "thoughtSignature": "c2ln"},
+        {"text": "", "thoughtSignature": "DDDD"},
+    ]
+
+
+def test_an_older_client_history_with_our_text_signature_blocks_still_goes_back():
+    """Sessions begun before the gateway kept text signatures hold them in empty thinking blocks."""
+    content = [
+        {"type": "text", "text": "Hello"},
+        {"type": "thinking", "thinking": "", "signature": "gw1p.AAAA"},
+        {"type": "text", "text": " world"},
+        {"type": "thinking", "thinking": "", "signature": "gw1.BBBB"},
+    ]
+    back = treq.translate(_history(content), treq.Target("gemini-3-pro-preview")).body["contents"][1]["parts"]
     assert back == [
         {"text": "Hello", "thoughtSignature": "AAAA"},
         {"text": " world"},
         {"text": "", "thoughtSignature": "BBBB"},
     ]
+
+
+def test_the_text_signature_store_is_bounded_per_session_in_sessions_and_in_bytes():
+    store = TextSignatures(sessions=2, per_session=3, max_bytes=10_000)
+    for n in range(5):
+        store.keep("a", {f"t:{n}": [{"text": "x", "thoughtSignature": "S" * 10}]})
+    assert list(store.view("a")) == ["t:2", "t:3", "t:4"]
+    store.keep("b", {"t:0": None})
+    store.keep("c", {"t:0": None})
+    assert store.view("a") == {} and len(store.view("c")) == 1  # the least recently used session went first
+    store.keep("d", {"t:big": [{"text": "x", "thoughtSignature": "S" * 20_000}]})
+    assert store.view("d") == {} and store.weight <= 10_000

@@ -15,7 +15,7 @@ from ..log import log
 from ..messages import Inbound, is_shutdown, shutting_down
 from ..providers import Provider
 from ..recorder import Call
-from ..translate.signatures import Signatures
+from ..translate.signatures import Signatures, TextSignatures
 from ..upstream import Timeouts
 
 
@@ -30,6 +30,13 @@ class Leg:
     settings: GatewaySettings
     timeouts: Timeouts
     signatures: Signatures
+    texts: TextSignatures
+    """Gemini's text-part signatures, kept per session (`translate.signatures.TextSignatures`)"""
+
+    @property
+    def session_key(self) -> str:
+        """Whose text-part signatures these are: the Claude Code session, or one bucket for clients without."""
+        return self.call.record.session_id or ""
 
 
 Relay = Callable[[Leg], Awaitable[web.StreamResponse]]

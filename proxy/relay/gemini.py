@@ -42,7 +42,10 @@ TRIES_ON_EMPTY = 2
 async def relay(leg: Leg) -> web.StreamResponse:
     p = leg.provider
     translated = treq.translate(
-        leg.inbound.body, treq.Target(p.model, p.target.max_tokens, p.target.schema_mode), leg.signatures
+        leg.inbound.body,
+        treq.Target(p.model, p.target.max_tokens, p.target.schema_mode),
+        leg.signatures,
+        leg.texts.view(leg.session_key),
     )
     leg.call.note(*translated.notes)
     leg.call.billing(translated.billing)
@@ -83,6 +86,7 @@ async def relay(leg: Leg) -> web.StreamResponse:
         finally:
             leg.call.note(*st.notes())
             leg.signatures.remember(st.signatures_out)
+            leg.texts.keep(leg.session_key, st.text_signatures_out)
             leg.call.gemini_usage(usage(st.usage_meta))
     raise AssertionError("unreachable")
 

@@ -4,6 +4,7 @@ foreign and never reaches Gemini, which would refuse it as "Corrupted thought si
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 MARK = "gw1."
@@ -33,3 +34,13 @@ def unwrap(sig: Any) -> tuple[str | None, bool, bool]:
         if sig.startswith(mark) and len(sig) > len(mark):
             return sig[len(mark) :], False, mark == MARK_PREV
     return None, True, False
+
+
+def textkey(text: str) -> str:
+    """What a text block is known by when the gateway keeps its text-part signatures (`TextSignatures`)."""
+    return "t:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def callkey(tool_use_id: str) -> str:
+    """What a tool_use block is known by when a signed empty part followed its call."""
+    return "c:" + tool_use_id

@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "signature-kept": "Gemini's own thought signatures were sent back, byte for byte",
     "signature-dropped": "a thought signature Gemini did not issue (Claude's) was not sent",
     "signature-injected": "Google's skip value was put where Gemini 3 requires a signature",
+    "signature-lost": "a text-part signature the gateway no longer holds (restart, eviction) was not sent back",
     "schema-keyword-removed": "tool schema keywords Gemini's Schema refuses were removed",
     "schema-keyword-rewritten": "tool schema keywords were rewritten into ones Gemini knows",
     "system-folded": "role-system messages were folded into systemInstruction",
@@ -37,6 +38,7 @@ KINDS: dict[str, str] = {
     "empty-retried": "Gemini's answer was empty and was asked again",
     "empty-failed": "Gemini's answer was empty again: the call failed as overloaded",
     "usage-mapped": "Gemini's usage was rewritten in Anthropic's terms (cache reads, thoughts as output)",
+    "signature-held": "Gemini signed a text part: the gateway keeps it for the next request (never shown)",
     "thoughts-dropped": "Gemini sent thoughts the client did not ask for; they were not passed on",
     # the record itself
     "upstream-error": "the target answered with an error; its own body is kept",

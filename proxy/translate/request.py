@@ -15,6 +15,7 @@ from .memo import BytesMemo
 from .models import ModelFacts, facts
 from .names import ToolNames, to_gemini
 from .notes import Note, Notes
+from .signatures import TextParts
 
 # Thinking budget (Gemini 2.5) per `output_config.effort` when thinking is adaptive; "high" without one.
 EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
@@ -179,13 +180,28 @@ def _tool_result_parts(block: dict[str, Any], where: str) -> tuple[str, list[dic
 
 
 def translate(
-    req: Mapping[str, Any], target: Target, signatures: Mapping[str, str] | None = None
+    req: Mapping[str, Any],
+    target: Target,
+    signatures: Mapping[str, str] | None = None,
+    texts: Mapping[str, TextParts] | None = None,
 ) -> Translated:
     """Translate a validated Messages request. `signatures` maps tool_use ids to Gemini thought signatures
-    remembered from earlier answers (trusted: the gateway kept them), for clients that drop thinking blocks."""
+    remembered from earlier answers (trusted: the gateway kept them), for clients that drop thinking blocks;
+    `texts` is what the gateway kept of this session's answers' text parts (`TextSignatures`), signatures
+    the client never saw, put back on the text they came with."""
     signatures = signatures or {}
     notes = Notes()
-    foreign = kept_client = kept_memory = 0
+    foreign = kept_client = kept_memory = kept_text = 0
+    forgotten = 0  # earlier answers of ours whose text the gateway no longer holds
+
+    def held_text(text: str) -> list[dict[str, Any]] | None:
+        """The Gemini parts an assistant text came from, when the gateway kept signed ones for it."""
+        nonlocal kept_text
+        parts = texts.get(marks.textkey(text)) if texts else None
+        if not parts or "".join(p.get("text", "") for p in parts) != text:
+            return None
+        kept_text += sum(1 for p in parts if "thoughtSignature" in p)
+        return [dict(p) for p in parts]
 
     def client_sig(sig: Any) -> tuple[str | None, bool]:
         nonlocal foreign, kept_client
@@ -248,13 +264,17 @@ def translate(
         if role not in ("user", "assistant"):
             raise invalid_request(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
         if isinstance(content, str):
-            add("user" if role == "user" else "model", [{"text": content}] if content else [])
+            held = held_text(content) if role == "assistant" and content else None
+            add("user" if role == "user" else "model", held or ([{"text": content}] if content else []))
             continue
         if not isinstance(content, list):
             raise invalid_request(f"{where}.content: must be a string or a list of content blocks")
         parts: list[dict[str, Any]] = []
         responses: list[dict[str, Any]] = []
         pending_sig: str | None = None
+        # an answer this gateway gave (its thinking blocks carry our marks) whose text it no longer knows
+        ours = role == "assistant" and texts is not None and any(_ours(b) for b in content)
+        unknown = False
         for j, b in enumerate(content):
             w = f"{where}.content.{j}"
             if not isinstance(b, dict):
@@ -264,9 +284,14 @@ def translate(
                 if not isinstance(b.get("text"), str):
                     raise invalid_request(f"{w}.text: Field required")
                 if b["text"]:
-                    parts.append({"text": b["text"]})
                     if pending_sig and role == "assistant":  # Gemini signed this text part: kept on it
-                        parts[-1]["thoughtSignature"], pending_sig = pending_sig, None
+                        parts.append({"text": b["text"], "thoughtSignature": pending_sig})
+                        pending_sig = None
+                    elif role == "assistant" and (held := held_text(b["text"])):
+                        parts.extend(held)  # as Gemini sent it, its signatures where they were
+                    else:
+                        parts.append({"text": b["text"]})
+                        unknown = unknown or (ours and marks.textkey(b["text"]) not in (texts or {}))
             elif t in ("image", "document"):
                 parts.append(_source_part(b, w, t))
                 request_notes.media(notes, t, parts[-1], w)
@@ -287,6 +312,10 @@ def translate(
                     part["thoughtSignature"] = sig
                     pending_sig = None
                 parts.append(part)
+                after = texts.get(marks.callkey(str(b.get("id")))) if texts else None
+                if after:  # signed empty parts Gemini sent after this call
+                    parts.extend(dict(p) for p in after)
+                    kept_text += len(after)
             elif t == "tool_result":
                 if role != "user":
                     raise invalid_request(f"{w}: tool_result blocks belong in user messages")
@@ -336,6 +365,7 @@ def translate(
                 raise invalid_request(f"{w}.type: unknown content block type {t!r}")
         if pending_sig:  # Gemini's trailing empty part, signed: given back as it came
             parts.append({"text": "", "thoughtSignature": pending_sig})
+        forgotten += unknown
         add("user" if role == "user" else "model", responses + parts)
 
     contents = _fix_function_turns(turns, notes)
@@ -357,13 +387,26 @@ def translate(
             f"{len(orphans)} tool_result(s) without their tool_use sent as text",
             tool_use_ids=orphans,
         )
-    if kept_client or kept_memory:
+    if kept_client or kept_memory or kept_text:
+        held = []
+        if kept_memory:
+            held.append(f"{kept_memory} remembered by the gateway: the client dropped them")
+        if kept_text:
+            held.append(f"{kept_text} on text parts, kept by the gateway: the client never saw them")
         notes.add(
             "signature-kept",
-            f"{kept_client + kept_memory} Gemini thought signature(s) sent back byte for byte"
-            + (f" ({kept_memory} remembered by the gateway: the client dropped them)" if kept_memory else ""),
+            f"{kept_client + kept_memory + kept_text} Gemini thought signature(s) sent back byte for byte"
+            + (f" ({'; '.join(held)})" if held else ""),
             from_client=kept_client,
             from_memory=kept_memory,
+            from_gateway=kept_text,
+        )
+    if forgotten:
+        notes.add(
+            "signature-lost",
+            f"{forgotten} earlier answer(s) this gateway no longer remembers (a restart, an eviction): any "
+            "text-part signatures they had were not sent back (Google documents them as optional)",
+            count=forgotten,
         )
     if foreign:
         notes.add(
@@ -467,6 +510,14 @@ def translate(
         billing=billing,
         notes=notes.items,
     )
+
+
+def _ours(block: Any) -> bool:
+    """A thinking block this gateway made (its signature carries our marks)."""
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    sig = block.get("signature")
+    return isinstance(sig, str) and sig.startswith((marks.MARK, marks.MARK_PREV, marks.SYNTHETIC))
 
 
 def _sign_current_turn(contents: list[_Turn]) -> int:

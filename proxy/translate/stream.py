@@ -10,6 +10,7 @@ import orjson
 from . import marks
 from .names import ToolNames
 from .notes import Note, Notes
+from .signatures import TextParts
 from .response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
 
 Event = tuple[str, dict[str, Any]]
@@ -52,8 +53,15 @@ class StreamTranslator:
         self.index = -1
         self.open_kind: str | None = None  # "text" | "thinking" | None
         self.open_sig: str | None = None
-        self.after_sig: str | None = None
-        """A signature that came on a text part (wrapped): given to the client after that text."""
+        self.segments: dict[int, list[dict[str, str]]] = {}
+        """Per text block: the Gemini text parts it was made of, their signatures on them (kept by the
+        gateway, never shown: Claude's content has no place for them)"""
+        self.after_call: dict[int, list[dict[str, str]]] = {}
+        """Per tool_use block: signed empty parts Gemini sent after the call"""
+        self.text_signatures_out: dict[str, TextParts] = {}
+        """What the gateway keeps for the next request (`TextSignatures`), set by `finish_events`"""
+        self.signatures_lost = 0
+        """signed empty parts with no block to belong to (before any content)"""
         self.has_call = False
         self.finish: str | None = None
         self.finish_message: str | None = None
@@ -109,8 +117,6 @@ class StreamTranslator:
 
     def _open(self, kind: str, block: dict[str, Any]) -> list[Event]:
         out = self._close()
-        if self.after_sig:
-            out += self._signed_block(self.after_sig)
         self.index += 1
         self.open_kind = kind
         self.content.append(dict(block))
@@ -121,14 +127,6 @@ class StreamTranslator:
             )
         )
         return out
-
-    def _signed_block(self, sig: str) -> list[Event]:
-        """An empty thinking block carrying a (wrapped) signature Gemini put on a text part: the client echoes
-        it and the request translation puts it back where it came from."""
-        self.after_sig = None
-        out = self._open("thinking", {"type": "thinking", "thinking": ""})
-        self.open_sig = sig
-        return out + self._close()
 
     # -- the machine ---------------------------------------------------------------------------------------
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
@@ -211,8 +209,16 @@ class StreamTranslator:
             return out
         text = part.get("text")
         if text:
-            if self.open_kind != "text" or self.after_sig:  # a signed text part ended: a new one begins
+            if self.open_kind != "text":
                 out += self._open("text", {"type": "text", "text": ""})
+                self.segments[self.index] = []
+            segs = self.segments[self.index]
+            if segs and "thoughtSignature" not in segs[-1]:
+                segs[-1]["text"] += text  # one Gemini part streamed in pieces
+            else:
+                segs.append({"text": text})
+            if sig:
+                segs[-1]["thoughtSignature"] = sig  # the part ends here; what follows is a new part
             self.first_content = True
             self.content[-1]["text"] += text
             out.append(
@@ -225,12 +231,23 @@ class StreamTranslator:
                     },
                 )
             )
-        if sig and self.thinking:
-            if self.after_sig:
-                out += self._close() + self._signed_block(self.after_sig)
-            # after the text, streamed or not: a signed text part is given back signed, an empty one as is
-            self.after_sig = marks.wrap(sig, prev=bool(text))
+        if sig and not text:
+            out += self._empty_signed(sig)
         return out
+
+    def _empty_signed(self, sig: str) -> list[Event]:
+        """A signed empty part (Gemini's last chunk often is one) belongs to the block before it."""
+        last = self.content[-1] if self.content else None
+        if last is not None and last["type"] == "text" and self.index in self.segments:
+            self.segments[self.index].append({"text": "", "thoughtSignature": sig})
+        elif last is not None and last["type"] == "tool_use":
+            self.after_call.setdefault(self.index, []).append({"text": "", "thoughtSignature": sig})
+        elif self.open_kind == "thinking":
+            # right after the thoughts: the thinking block carries it, and it goes back before the next part
+            self.open_sig = self.open_sig or marks.wrap(sig)
+        else:
+            self.signatures_lost += 1
+        return []
 
     def empty(self) -> str | None:
         """Why the answer is no answer (retried, then a retryable failure), or None. Call at the end."""
@@ -255,8 +272,6 @@ class StreamTranslator:
         out: list[Event] = []
         if not self.started:
             out += self._start({})
-        if self.after_sig:
-            out += self._close() + self._signed_block(self.after_sig)
         note = finish_note(self.finish, self.finish_message)
         if note:
             out += self._open("text", {"type": "text", "text": ""})
@@ -285,9 +300,30 @@ class StreamTranslator:
             )
         )
         out.append(("message_stop", {"type": "message_stop"}))
+        self._keep_text_signatures()
         self.finished = True
         self.stop_reason = reason
         return out
+
+    def _keep_text_signatures(self) -> None:
+        """Every text block of the answer by its text (its parts when one is signed), and the parts after a
+        call: what the next request puts back (`translate.request`)."""
+        for i, block in enumerate(self.content):
+            if block["type"] == "text" and block["text"]:
+                segs = self.segments.get(i) or []
+                signed = any("thoughtSignature" in p for p in segs)
+                joined = "".join(p["text"] for p in segs)
+                self.text_signatures_out[marks.textkey(block["text"])] = (
+                    [dict(p) for p in segs] if signed and joined == block["text"] else None
+                )
+            elif block["type"] == "tool_use" and i in self.after_call:
+                self.text_signatures_out[marks.callkey(str(block["id"]))] = self.after_call[i]
+
+    def held(self) -> int:
+        """How many text-part signatures the gateway keeps for this answer (none reaches the client)."""
+        return sum(
+            1 for parts in self.text_signatures_out.values() for p in parts or () if "thoughtSignature" in p
+        )
 
     def notes(self) -> list[Note]:
         """What translating the answer decided that the client can't see. Call at the end."""
@@ -336,6 +372,20 @@ class StreamTranslator:
                     f"{u['output_tokens'] - thoughts} + thoughtsTokenCount {thoughts}"
                 )
             notes.add("usage-mapped", "; ".join(said_), gemini=dict(meta), anthropic=anthropic_usage(u))
+        held = self.held()
+        if held:
+            notes.add(
+                "signature-held",
+                f"{held} text-part signature(s) kept by the gateway for the next request: Claude's content "
+                "has no place for them (Google documents them as optional)",
+                count=held,
+            )
+        if self.signatures_lost:
+            notes.add(
+                "signature-lost",
+                f"{self.signatures_lost} signed empty part(s) before any content not kept: no block to belong to",
+                count=self.signatures_lost,
+            )
         if self.thoughts_dropped:
             notes.add(
                 "thoughts-dropped",
