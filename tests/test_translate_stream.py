@@ -1,8 +1,8 @@
 """The stream state machine on its own: event order, block indexes, signatures, opening early."""
 
+from proxy.translate import marks
 from proxy.translate import request as treq
 from proxy.translate.response import IdSource
-from proxy.translate import marks
 from proxy.translate.signatures import TextSignatures
 from proxy.translate.stream import StreamTranslator
 

@@ -388,15 +388,15 @@ def translate(
             tool_use_ids=orphans,
         )
     if kept_client or kept_memory or kept_text:
-        held = []
+        said: list[str] = []
         if kept_memory:
-            held.append(f"{kept_memory} remembered by the gateway: the client dropped them")
+            said.append(f"{kept_memory} remembered by the gateway: the client dropped them")
         if kept_text:
-            held.append(f"{kept_text} on text parts, kept by the gateway: the client never saw them")
+            said.append(f"{kept_text} on text parts, kept by the gateway: the client never saw them")
         notes.add(
             "signature-kept",
             f"{kept_client + kept_memory + kept_text} Gemini thought signature(s) sent back byte for byte"
-            + (f" ({'; '.join(held)})" if held else ""),
+            + (f" ({'; '.join(said)})" if said else ""),
             from_client=kept_client,
             from_memory=kept_memory,
             from_gateway=kept_text,

@@ -10,8 +10,8 @@ import orjson
 from . import marks
 from .names import ToolNames
 from .notes import Note, Notes
-from .signatures import TextParts
 from .response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
+from .signatures import TextParts
 
 Event = tuple[str, dict[str, Any]]
 
