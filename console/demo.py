@@ -194,10 +194,10 @@ def demo_config(sim_url: str, key_json: str, port: int) -> cfg.Config:
                 {
                     "name": "vertex-flash",
                     "provider": "vertex",
-                    "model": "gemini-2.5-flash",
+                    "model": "gemini-3.8-flash",
                     "max_tokens": 8192,
                     "project_id": "gatewatch-demo",
-                    "location_id": "us-central1",
+                    "location_id": "global",
                     "api_endpoint": sim_url,
                     "service_account_json": key_json,
                     "weight": 100,
@@ -205,7 +205,7 @@ def demo_config(sim_url: str, key_json: str, port: int) -> cfg.Config:
                 {
                     "name": "studio-flash",
                     "provider": "gemini",
-                    "model": "gemini-2.5-flash",
+                    "model": "gemini-3.8-flash",
                     "api_key": DEMO_API_KEY,
                     "api_endpoint": sim_url,
                     "weight": 50,
@@ -213,14 +213,14 @@ def demo_config(sim_url: str, key_json: str, port: int) -> cfg.Config:
                 {
                     "name": "studio-lite",
                     "provider": "gemini",
-                    "model": "gemini-2.5-flash-lite",
+                    "model": "gemini-3.5-flash-lite",
                     "api_key": DEMO_API_KEY,
                     "api_endpoint": sim_url,
                 },
                 {
                     "name": "studio-pro",
                     "provider": "gemini",
-                    "model": "gemini-2.5-pro",
+                    "model": "gemini-4-neon",
                     "api_key": DEMO_API_KEY,
                     "api_endpoint": sim_url,
                     "weight": 10,
@@ -296,7 +296,7 @@ async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | 
 
 async def conversation(http: aiohttp.ClientSession, url: str, rng: random.Random) -> None:
     session = str(uuid.UUID(int=rng.getrandbits(128)))
-    model = rng.choices(["claude-opus-5-5", "claude-haiku-5-5", "gemini-2.5-pro"], [6, 3, 1])[0]
+    model = rng.choices(["claude-opus-5-5", "claude-haiku-5-5", "gemini-4-neon"], [6, 3, 1])[0]
     messages: list[dict] = [
         {"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]},
         {"role": "system", "content": "# Environment\n - cwd: /home/dev/project"},

@@ -3,8 +3,6 @@ the statusline). Gemini's own figures, not Claude's 200k that Claude Code would 
 
 from __future__ import annotations
 
-import re
-
 # No dataclasses or translate import at module level: `gatewatch statusline` imports this, and every
 # millisecond of import is one Claude Code waits for after each message.
 
@@ -35,9 +33,6 @@ class Limits:
         return f"Limits({self.context_window}, {self.max_output})"
 
 
-_GENERATION = re.compile(r"gemini-(\d+(?:\.\d+)?)")
-
-
 def _name(model: str) -> str:
     return model.lower().removeprefix("models/").split("/")[-1]
 
@@ -48,11 +43,9 @@ def window(model: str | None) -> int | None:
         return None
     m = _name(model)
     if "gemini" in m:
-        found = _GENERATION.search(m)
-        g = float(found.group(1)) if found else 0.0
-        if m.startswith("gemini-1.5-pro"):
-            return 2_097_152
-        return 32_768 if 0 < g < 1.5 else GEMINI_WINDOW
+        from .translate.models import facts
+
+        return facts(m).window
     if m.startswith("claude"):
         return CLAUDE_WINDOW
     return None

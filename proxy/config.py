@@ -365,13 +365,18 @@ def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None
         raise ConfigError(scrub(_describe(exc, source, data), secret_values(data))) from None
 
 
+DEFAULT_MODEL = "gemini-3.8-flash"
+"""`serve`'s model when GEMINI_MODEL is unset: a current Flash, GA, on Vertex's `global` endpoint by default
+(`translate.models` places it; the seed's gemini-2.5 line is deprecated on Vertex from 2026-10-20)."""
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Config:
     """The seed's variables. What GEMINI_API_KEY holds decides the provider: a service-account key (its JSON or
     a file path) → a Vertex target, in GCP_PROJECT_ID or else the key's own project; an API key (`AIza…`, or
     anything that is not a key file) → a Gemini API target, whatever GCP_PROJECT_ID says."""
     env = os.environ if env is None else env
     key = env.get("GEMINI_API_KEY", "").strip()
-    model = env.get("GEMINI_MODEL", "").strip() or "gemini-2.5-flash"
+    model = env.get("GEMINI_MODEL", "").strip() or DEFAULT_MODEL
     targets: list[dict[str, Any]] = []
     if key and credential_kind(key) == "service_account":
         targets.append(

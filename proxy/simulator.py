@@ -71,6 +71,8 @@ class Reply:
     """Close the stream after this many chunks, with no finish reason."""
     prompt_tokens: int | None = None
     cached_tokens: int = 0
+    model_version: str | None = None
+    """The `modelVersion` answered (default: the model asked for), as Google names an alias's target."""
 
     @classmethod
     def text(cls, text: str, **kw: Any) -> "Reply":
@@ -372,7 +374,7 @@ class GeminiSimulator:
                     }
                 ],
                 "usageMetadata": usage,
-                "modelVersion": model,
+                "modelVersion": reply.model_version or model,
                 "responseId": secrets.token_hex(8),
             }
             if reply.finish is None:
@@ -380,7 +382,7 @@ class GeminiSimulator:
             return web.Response(body=orjson.dumps(resp), content_type="application/json")
         if request.query.get("alt") != "sse":
             return self._google_error(400, "INVALID_ARGUMENT", "this simulator streams only with alt=sse")
-        return await self._stream(request, reply, model, usage)
+        return await self._stream(request, reply, reply.model_version or model, usage)
 
     @staticmethod
     def _split(parts: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:

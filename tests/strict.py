@@ -107,7 +107,20 @@ def _parse(body: dict, proto, request: dict) -> str | None:
     return None
 
 
-LEVELS = {"MINIMAL", "LOW", "MEDIUM", "HIGH"}
+LEVELS = {"MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH"}
+
+
+def _levels_of(model: str) -> set[str]:
+    """What Google's model pages say each line takes (the fake's own reading, not the gateway's table)."""
+    if re.match(r"gemini-4-(hydrogen|neon)", model):
+        return {"LOW", "MEDIUM", "HIGH", "XHIGH"}
+    if model.startswith("gemini-4") or re.match(r"gemini-3\.[78]-flash(?!-lite)", model):
+        return {"LOW", "MEDIUM", "HIGH"}
+    if re.match(r"gemini-3(\.0)?-pro", model):
+        return {"LOW", "HIGH"}
+    if "pro" in model:
+        return {"LOW", "MEDIUM", "HIGH"}
+    return {"MINIMAL", "LOW", "MEDIUM", "HIGH"}
 
 
 def _thinking_level_problem(body: dict, model: str) -> str | None:
@@ -117,10 +130,12 @@ def _thinking_level_problem(body: dict, model: str) -> str | None:
     level = cfg.pop("thinkingLevel", cfg.pop("thinking_level", None))
     if level is None:
         return None
-    if model and generation(model) < 3:
+    if model and generation(model) < 3 and not model.endswith("-latest"):  # -latest: a current model
         return "Thinking level is not supported for this model."
     if level not in LEVELS:
         return f"Invalid value at 'generation_config.thinking_config.thinking_level' ({level!r})"
+    if model and level not in _levels_of(model):
+        return f"Thinking level {level} is not supported by {model}."
     if "thinkingBudget" in cfg or "thinking_budget" in cfg:
         return "You can only set only one of thinking budget and thinking level."
     return None

@@ -52,7 +52,7 @@ def test_the_seed_variables_with_a_project_make_a_vertex_target(sa_json):
 
 def test_the_seed_api_key_alone_makes_a_gemini_api_target():
     c = cfg.from_env({"GEMINI_API_KEY": API_KEY})
-    assert [(t.provider, t.model) for t in c.targets] == [("gemini", "gemini-2.5-flash")]
+    assert [(t.provider, t.model) for t in c.targets] == [("gemini", "gemini-3.8-flash")]
 
 
 def test_secrets_lists_every_credential_so_writers_can_prove_none_leaks(sa_json):

@@ -36,10 +36,14 @@ def service_account(target: TargetConfig) -> tuple[ServiceAccountTokens, str]:
 class VertexProvider(Provider):
     kind = "vertex"
     DEFAULT_LOCATION = "us-central1"
+    """for a model the facts table does not place (2.x); current models default to where Google serves them"""
 
     def __init__(self, target: TargetConfig):
         super().__init__(target)
-        self._base, loc = vertex_base(target, self.DEFAULT_LOCATION)
+        from ..translate.models import facts
+
+        row = facts(self.model)
+        self._base, loc = vertex_base(target, row.locations[0] if row.known else self.DEFAULT_LOCATION)
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{self.model}"
         self.tokens, self.credential = service_account(target)
 

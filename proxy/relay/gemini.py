@@ -243,9 +243,13 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
 async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator) -> None:
     call, p = leg.call, leg.provider
     first_token = False
+    served: str | None = None
     async for data in body.events():
         chunk = parse_chunk(data, p)
         call.chunk(chunk)
+        if served is None and isinstance(chunk.get("modelVersion"), str):
+            served = chunk["modelVersion"]  # what Google served (an alias resolved, a dated version)
+            call.response_model(served)
         evs = st.feed(chunk)
         if evs and sink.out is None and st.index < 0:
             sink.held += evs  # no content yet

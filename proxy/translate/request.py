@@ -20,8 +20,8 @@ from .signatures import TextParts
 # Thinking budget (Gemini 2.5) per `output_config.effort` when thinking is adaptive; "high" without one.
 EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
 # Thinking level (Gemini 3+) per effort, before it is fitted to the levels the model takes.
-EFFORT_LEVEL = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "HIGH", "max": "HIGH"}
-LEVEL_ORDER = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+EFFORT_LEVEL = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "XHIGH", "max": "XHIGH"}
+LEVEL_ORDER = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
 ANSWER_FLOOR = 1024
 """Output tokens always left for the answer by a thinking budget (thoughts count toward maxOutputTokens)."""
 MAX_STOP_SEQUENCES = 5
@@ -463,14 +463,16 @@ def translate(
 
     gen: dict[str, Any] = {}
     max_tokens = req.get("max_tokens")
-    cap = min(target.max_tokens or model.max_output, model.max_output)
+    ceiling = model.output_cap(bool(req.get("stream")))
+    cap = min(target.max_tokens or ceiling, ceiling)
     if isinstance(max_tokens, int):
         gen["maxOutputTokens"] = max(1, min(max_tokens, cap))
         if max_tokens > cap:
             why = (
                 "the target's max_tokens"
-                if target.max_tokens and target.max_tokens < model.max_output
+                if target.max_tokens and target.max_tokens < ceiling
                 else f"{target.model}'s ceiling"
+                + (" for a non-streaming call" if ceiling < model.max_output else "")
             )
             notes.add(
                 "cap-applied",
