@@ -7,36 +7,130 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
+from . import discovery
 from .catalog import limits
-from .config import Config
+from .config import Config, TargetConfig
 from .errors import GatewayError, invalid_request
+from .pricing import find, model_price
+from .translate.models import facts
 
 PATH = re.compile(r"^(?:/.*)?/v1/models(?:/(?P<id>[^/]+))?/?$")
 EPOCH = "1970-01-01T00:00:00Z"
 """the release date when it is unknown, as the API allows"""
 
 
+def _support(on: bool) -> dict[str, bool]:
+    return {"supported": on}
+
+
+def capabilities(model: str) -> dict[str, Any]:
+    """Anthropic's `capabilities` object, as far as the model (and this gateway's translation) has each one:
+    thinking and effort are mapped onto Gemini's levels or budgets, images and PDFs become Gemini parts,
+    web search becomes Google Search; batches, citations, code execution, context management and
+    structured outputs have no translation here."""
+    f = facts(model)
+    thinks = f.uses_level or f.budget_range[1] > 0
+    search = f.generation >= 2
+    effort = {k: _support(thinks) for k in ("low", "medium", "high", "max", "xhigh")}
+    return {
+        "batch": _support(False),
+        "citations": _support(False),
+        "code_execution": _support(False),
+        "context_management": _support(False),
+        "effort": {"supported": thinks, **effort},
+        "image_input": _support(True),
+        "pdf_input": _support(True),
+        "server_tools": {
+            "supported": search,
+            "web_search": _support(search),
+            "code_execution": _support(False),
+        },
+        "structured_outputs": _support(False),
+        "thinking": {
+            "supported": thinks,
+            "types": {
+                "adaptive": _support(thinks),
+                "enabled": _support(thinks),
+                "disabled": _support(True),  # sent as the model's least thinking where it can't stop
+                "between_tools": _support(False),
+            },
+        },
+    }
+
+
+def _price(model: str) -> str:
+    """The genai-prices figures, input and output per 1M tokens (the base of a tiered price)."""
+    p = model_price(model)
+    if p is None:
+        return "price unknown"
+    i, o = (v if isinstance(v, Decimal) else getattr(v, "base", None) for v in (p.input_mtok, p.output_mtok))
+    if i is None or o is None:
+        return "price unknown"
+    tiers = "" if isinstance(p.input_mtok, Decimal) else ", more for long prompts"
+    return f"${i}/${o} per 1M in/out{tiers}"
+
+
+def _entry(config: Config, t: TargetConfig, model_id: str, display: str, served_by: str) -> dict[str, Any]:
+    lim = limits(t.model)
+    max_tokens = lim.max_output if lim else None
+    if t.max_tokens is not None:
+        max_tokens = min(t.max_tokens, max_tokens) if max_tokens else t.max_tokens
+    where: str = t.provider
+    if t.provider == "vertex":
+        row = facts(t.model)
+        where += f", {t.location_id or (row.locations[0] if row.known else 'us-central1')}"
+    window = f"{lim.context_window:,}" if lim else "unknown"
+    entry: dict[str, Any] = {
+        "type": "model",
+        "id": model_id,
+        "display_name": display,
+        "description": (
+            f"{t.model} ({where}) via gatewatch {served_by} · window {window} · "
+            f"max output {max_tokens:,} · {_price(t.model)}"
+            if max_tokens
+            else f"{t.model} ({where}) via gatewatch {served_by} · window {window}"
+        ),
+        "created_at": EPOCH,
+        "lifecycle": "active",
+        "max_input_tokens": lim.context_window if lim else None,
+        "max_tokens": max_tokens,
+    }
+    if "gemini" in t.model.lower():
+        entry["capabilities"] = capabilities(t.model)
+    return entry
+
+
+def _name(model: str) -> str:
+    found = find(model)
+    return found[1].name or model if found else model
+
+
 def catalogue(config: Config) -> list[dict[str, Any]]:
-    """One entry per distinct model a target serves, in target order (`*` passthroughs list nothing)."""
+    """First a `claude-gw-…` id per target and per route (what Claude Code's discovery keeps), then one entry
+    per distinct model a target serves, in target order (`*` passthroughs list only their target id)."""
     out: dict[str, dict[str, Any]] = {}
+    for model_id, (kind, i) in discovery.ids(config.targets, config.routes).items():
+        if kind == "target":
+            t = config.targets[i]
+            if t.model == "*":
+                continue  # the client's own model: nothing of ours to describe
+            out[model_id] = _entry(config, t, model_id, f"{_name(t.model)} · {t.name}", f"target {t.name}")
+        else:
+            r = config.routes[i]
+            first = next((t for t in config.targets if t.name in r.targets and t.model != "*"), None)
+            if first is not None:
+                display = f"{_name(first.model)} · route {r.model}"
+                out[model_id] = _entry(
+                    config, first, model_id, display, f"route {r.model} ({', '.join(r.targets)})"
+                )
     for t in config.targets:
         if t.model == "*" or t.model in out:
             continue
-        lim = limits(t.model)
-        max_tokens = lim.max_output if lim else None
-        if t.max_tokens is not None:
-            max_tokens = min(t.max_tokens, max_tokens) if max_tokens else t.max_tokens
-        out[t.model] = {
-            "type": "model",
-            "id": t.model,
-            "display_name": f"{t.model} ({t.provider}, via gatewatch)",
-            "created_at": EPOCH,
-            "lifecycle": "active",
-            "max_input_tokens": lim.context_window if lim else None,
-            "max_tokens": max_tokens,
-        }
+        entry = _entry(config, t, t.model, f"{t.model} ({t.provider}, via gatewatch)", f"target {t.name}")
+        out[t.model] = entry
     return list(out.values())
 
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from . import discovery
 from .config import BalancerSettings, RouteConfig
 from .providers import Provider
 
@@ -42,13 +43,19 @@ class Router:
         self.by_name = {p.name: p for p in self.providers}
         self.balancer = balancer
         self.routes = list(routes)
+        self.discovery = discovery.ids([p.target for p in self.providers], self.routes)
+        """the `claude-gw-…` ids `GET /v1/models` offers: each names a target or a route"""
         self.state = {p.name: TargetState() for p in self.providers}
         self._rr = itertools.count()
 
     # -- choosing ------------------------------------------------------------------------------------------
     def pool(self, model: str) -> list[Provider]:
         """Targets eligible for a requested model, before ordering."""
-        direct = [p for p in self.providers if p.model == model or p.name == model]
+        kind, i = self.discovery.get(model.lower(), ("", -1))
+        if kind == "route":
+            return [self.by_name[n] for n in self.routes[i].targets]
+        named = self.providers[i] if kind == "target" else None
+        direct = [p for p in self.providers if p is named or p.model == model or p.name == model]
         if direct:
             return direct + [p for p in self.providers if p not in direct]
         for r in self.routes:
@@ -63,7 +70,11 @@ class Router:
         """Targets to try in order: healthy ones by the balancer, cooled-down ones last."""
         now = time.monotonic() if now is None else now
         pool = self.pool(model)
-        direct = bool(pool) and (pool[0].model == model or pool[0].name == model)
+        direct = bool(pool) and (
+            pool[0].model == model
+            or pool[0].name == model
+            or self.discovery.get(model.lower(), ("", -1))[0] == "target"
+        )
         head, tail = (pool[:1], pool[1:]) if direct else ([], pool)
         ordered = head + self._order(tail)
         healthy = [

@@ -3,6 +3,7 @@ offers every target. Drives the real CLI where it is installed, the anthropic SD
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -120,3 +121,47 @@ async def test_function_call_signatures_still_travel_with_the_client_on_gemini_3
         )  # the strict fake refuses a gemini-3 call without Gemini's signature
     parts = [p for c in fake.received[-1].body["contents"] for p in c["parts"] if "functionCall" in p]
     assert parts[0]["thoughtSignature"] not in (None, "skip_thought_signature_validator")
+
+
+def three(fake) -> dict:
+    return {
+        "routes": [{"model": "claude-*haiku*", "targets": ["lite"]}],
+        "targets": [
+            studio(fake, "gemini-3.8-flash", "flash"),
+            studio(fake, "gemini-3.5-flash-lite", "lite"),
+            studio(fake, "gemini-4-carbon", "carbon", max_tokens=32000),
+        ],
+    }
+
+
+async def test_discovery_offers_every_target_and_route_and_an_id_from_it_is_served_by_its_target(
+    fake, tmp_path
+):
+    want = {
+        "claude-gw-flash": "flash",
+        "claude-gw-lite": "lite",
+        "claude-gw-carbon": "carbon",
+        "claude-gw-haiku-route": "lite",
+    }
+    async for gw in run_gateway(three(fake), fake):
+        if claude_cli.CLAUDE:
+            home = tmp_path / "home"
+            on = {"CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"}
+            await claude_cli.run(gw.url, home, "hello", **on)
+            cache = json.loads((home / ".claude/cache/gateway-models.json").read_text())
+            kept = {m["id"]: m for m in cache["models"]}
+            assert set(kept) == set(want)  # every one survived Claude Code's filter
+            assert "gemini-4-carbon" in kept["claude-gw-carbon"]["description"]
+            for model_id in ("claude-gw-carbon", "claude-gw-haiku-route"):
+                result = await claude_cli.run(gw.url, home, "--model", model_id, "hello", **on)
+                assert result["is_error"] is False, result
+                assert (gw.records[-1].request_model, gw.records[-1].target) == (model_id, want[model_id])
+        else:
+            listed = {m.id: m async for m in gw.client.models.list(limit=1000)}
+            kept = {i: m for i, m in listed.items() if "claude" in i.lower() or "anthropic" in i.lower()}
+            assert set(kept) == set(want)
+            for model_id, target in want.items():
+                await gw.client.messages.create(
+                    model=model_id, max_tokens=100, messages=[{"role": "user", "content": "hello"}]
+                )
+                assert gw.records[-1].target == target

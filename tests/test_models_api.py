@@ -23,10 +23,13 @@ async def gw2(fake, sa_json):
         yield r
 
 
+IDS = ["claude-gw-studio", "claude-gw-pro", "claude-gw-again", "gemini-2.5-flash", "gemini-3-pro-preview"]
+
+
 async def test_the_sdk_lists_the_served_models_with_their_real_limits(gw2):
     models = [m async for m in gw2.client.models.list()]
-    assert [m.id for m in models] == ["gemini-2.5-flash", "gemini-3-pro-preview"]
-    flash, pro = models
+    assert [m.id for m in models] == IDS  # a claude id per target (Claude Code keeps only those), then models
+    flash, pro = models[3:]
     assert flash.type == "model" and flash.lifecycle == "active"
     assert flash.max_input_tokens == 1_048_576 and flash.max_tokens == 8192  # the target's cap
     assert pro.max_input_tokens == 1_048_576 and pro.max_tokens == 65536
@@ -35,12 +38,12 @@ async def test_the_sdk_lists_the_served_models_with_their_real_limits(gw2):
 
 async def test_the_sdk_pages_with_limit_and_cursors(gw2):
     first = await gw2.client.models.list(limit=1)
-    assert [m.id for m in first.data] == ["gemini-2.5-flash"] and first.has_more
-    assert first.first_id == first.last_id == "gemini-2.5-flash"
+    assert [m.id for m in first.data] == ["claude-gw-studio"] and first.has_more
+    assert first.first_id == first.last_id == "claude-gw-studio"
     every = [m.id async for m in await gw2.client.models.list(limit=1)]
-    assert every == ["gemini-2.5-flash", "gemini-3-pro-preview"]
+    assert every == IDS
     back = await gw2.client.models.list(before_id="gemini-3-pro-preview")
-    assert [m.id for m in back.data] == ["gemini-2.5-flash"]
+    assert [m.id for m in back.data] == IDS[:4]
 
 
 async def test_retrieve_one_and_an_unknown_id_is_a_404_in_anthropic_s_shape(gw2):
@@ -57,6 +60,19 @@ async def test_claude_code_s_discovery_call_with_a_path_prefix(gw2):
             assert r.status == 200 and r.headers["request-id"]
             body = await r.json()
         assert set(body) == {"data", "has_more", "first_id", "last_id"} and body["has_more"] is False
-        assert len(body["data"]) == 2
+        assert len(body["data"]) == 5
         async with http.get(f"{gw2.url}/v1/models?limit=0") as r:
             assert r.status == 400 and (await r.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_target_s_claude_id_carries_what_claude_code_shows_and_anthropic_s_capabilities(gw2):
+    m = await gw2.client.models.retrieve("claude-gw-pro")
+    assert m.max_input_tokens == 1_048_576 and m.max_tokens == 65536
+    assert "Gemini 3 Pro" in m.display_name and "pro" in m.display_name  # the model's name, the target's
+    raw = await gw2.client.models.with_raw_response.retrieve("claude-gw-pro")
+    said = raw.http_response.json()["description"]
+    assert "gemini-3-pro-preview" in said and "1,048,576" in said and "65,536" in said and "$2" in said
+    caps = m.capabilities
+    assert caps.thinking.supported and caps.thinking.types.adaptive.supported and caps.effort.high.supported
+    assert caps.image_input.supported and caps.pdf_input.supported and caps.server_tools.web_search.supported
+    assert not caps.batch.supported and not caps.structured_outputs.supported
