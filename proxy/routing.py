@@ -43,7 +43,7 @@ class Router:
         self.by_name = {p.name: p for p in self.providers}
         self.balancer = balancer
         self.routes = list(routes)
-        self.discovery = discovery.ids([p.target for p in self.providers], self.routes)
+        self.discovery = discovery.ids(self.providers, self.routes)
         """the `claude-gw-…` ids `GET /v1/models` offers: each names a target or a route"""
         self.state = {p.name: TargetState() for p in self.providers}
         self._rr = itertools.count()
