@@ -70,7 +70,7 @@ def _price(model: str) -> str:
     if i is None or o is None:
         return "price unknown"
     tiers = "" if isinstance(p.input_mtok, Decimal) else ", more for long prompts"
-    return f"${i}/${o} per 1M in/out{tiers}"
+    return f"${i}/${o} per Mtok{tiers}"
 
 
 def _entry(config: Config, t: TargetConfig, model_id: str, display: str, served_by: str) -> dict[str, Any]:
@@ -87,12 +87,10 @@ def _entry(config: Config, t: TargetConfig, model_id: str, display: str, served_
         "type": "model",
         "id": model_id,
         "display_name": display,
-        "description": (
-            f"{t.model} ({where}) via gatewatch {served_by} · window {window} · "
-            f"max output {max_tokens:,} · {_price(t.model)}"
-            if max_tokens
-            else f"{t.model} ({where}) via gatewatch {served_by} · window {window}"
-        ),
+        # the picker shows about three lines: the served model and its price first
+        "description": f"{t.model} ({where}) · {_price(t.model)} · window {window}"
+        + (f" · max output {max_tokens:,}" if max_tokens else "")
+        + f" · gatewatch {served_by}",
         "created_at": EPOCH,
         "lifecycle": "active",
         "max_input_tokens": lim.context_window if lim else None,

@@ -35,7 +35,7 @@ async def test_serve_with_the_seed_variables_answers_and_records(provider, fake,
     try:
         banner = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         assert (
-            f"listening on http://127.0.0.1:{port}" in banner and f"({provider} gemini-2.5-flash)" in banner
+            f"listening on http://127.0.0.1:{port}" in banner and f"({provider} gemini-3.8-flash)" in banner
         )
         fake.script(Reply.text("served"))
         client = anthropic.AsyncAnthropic(
