@@ -72,6 +72,8 @@ class Reply:
     prompt_tokens: int | None = None
     cached_tokens: int = 0
     model_version: str | None = None
+    grounding: dict[str, Any] | None = None
+    """`groundingMetadata` on the candidate (the last chunk of a stream), as Google Search grounding gives it."""
     """The `modelVersion` answered (default: the model asked for), as Google names an alias's target."""
 
     @classmethod
@@ -371,6 +373,7 @@ class GeminiSimulator:
                         "content": {"role": "model", "parts": reply.parts},
                         "finishReason": reply.finish,
                         "index": 0,
+                        **({"groundingMetadata": reply.grounding} if reply.grounding else {}),
                     }
                 ],
                 "usageMetadata": usage,
@@ -423,6 +426,8 @@ class GeminiSimulator:
             chunk["usageMetadata"] = usage if last else {"promptTokenCount": usage.get("promptTokenCount", 0)}
             if last and reply.finish:
                 chunk["candidates"][0]["finishReason"] = reply.finish
+            if last and reply.grounding:
+                chunk["candidates"][0]["groundingMetadata"] = reply.grounding
             await resp.write(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
             if reply.chunk_delay and not last:
                 await asyncio.sleep(reply.chunk_delay)

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-CLAUDE = shutil.which("claude")
+CLAUDE = os.environ.get("GATEWATCH_TEST_CLAUDE") or shutil.which("claude")
+"""`GATEWATCH_TEST_CLAUDE=/path/to/claude` tries another release (e.g. one installed to a scratch prefix)."""
 
 
 def env(url: str, home: Path, **extra: str) -> dict[str, str]:

@@ -165,3 +165,48 @@ async def test_discovery_offers_every_target_and_route_and_an_id_from_it_is_serv
                     model=model_id, max_tokens=100, messages=[{"role": "user", "content": "hello"}]
                 )
                 assert gw.records[-1].target == target
+
+
+GROUNDED = {
+    "webSearchQueries": ["gatewatch gemini gateway"],
+    "groundingChunks": [{"web": {"uri": "https://example.org/gatewatch", "title": "example.org"}}],
+}
+
+
+async def test_web_search_round_trips_through_google_search_grounding(fake, tmp_path):
+    fake.script(
+        Reply.call("WebSearch", {"query": "gatewatch gemini gateway"}),
+        Reply(parts=[{"text": "gatewatch is a gateway to Gemini [1]."}], grounding=GROUNDED),
+        Reply.text("It is a gateway: [example.org](https://example.org/gatewatch)."),
+    )
+    async for gw in run_gateway({"targets": [studio(fake, "gemini-3.8-flash")]}, fake):
+        if claude_cli.CLAUDE:
+            out = await claude_cli.run(
+                gw.url, tmp_path / "home", "search the web for gatewatch", "--allowedTools", "WebSearch"
+            )
+            assert out["result"].startswith("It is a gateway") and out["is_error"] is False, out
+            # Claude Code's WebSearch tool read our blocks: the link went back to the model in its result
+            results = [
+                b
+                for m in gw.records[-1].client_request["messages"]
+                if isinstance(m["content"], list)
+                for b in m["content"]
+                if b.get("type") == "tool_result"
+            ]
+            assert "https://example.org/gatewatch" in str(results)
+        else:
+            fake.queue.popleft()
+            msg = await gw.client.messages.create(
+                model="claude-opus-5-5",
+                max_tokens=8000,
+                tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 8}],
+                messages=[{"role": "user", "content": "Perform a web search for the query: gatewatch"}],
+            )
+            assert [b.type for b in msg.content] == ["server_tool_use", "web_search_tool_result", "text"]
+            assert msg.content[1].content[0].url == "https://example.org/gatewatch"
+            assert msg.usage.server_tool_use.web_search_requests == 1
+            fake.queue.popleft()
+    search = [r for r in gw.records if "search-mapped" in [n.kind for n in r.notes]]
+    assert len(search) == 1
+    searched = [r for r in fake.received if "googleSearch" in str(r.body.get("tools"))]
+    assert len(searched) == 1 and [list(t) for t in searched[0].body["tools"]] == [["googleSearch"]]

@@ -221,6 +221,20 @@ CASES = [
     Case("usage-mapped", body(), replies=[lambda: Reply.text("ok", cached_tokens=3, prompt_tokens=10)]),
     Case("thoughts-dropped", body(), replies=[lambda: Reply.thinking("pondering", "answer")]),
     Case(
+        "search-mapped",
+        body(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]),
+        replies=[
+            lambda: Reply(
+                parts=[{"text": "found [1]"}],
+                grounding={
+                    "webSearchQueries": ["gatewatch"],
+                    "groundingChunks": [{"web": {"uri": "https://example.org/", "title": "example.org"}}],
+                },
+            )
+        ],
+        model=GEMINI3,
+    ),
+    Case(
         "signature-held",
         body(thinking={"type": "enabled", "budget_tokens": 1024}),
         replies=[lambda: Reply.thinking("pondering", "answer")],

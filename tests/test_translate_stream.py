@@ -179,3 +179,57 @@ def test_the_text_signature_store_is_bounded_per_session_in_sessions_and_in_byte
     assert store.view("a") == {} and len(store.view("c")) == 1  # the least recently used session went first
     store.keep("d", {"t:big": [{"text": "x", "thoughtSignature": "S" * 20_000}]})
     assert store.view("d") == {} and store.weight <= 10_000
+
+
+def test_a_grounded_answer_shows_its_search_before_its_text_streamed_or_not():
+    grounding = {
+        "webSearchQueries": ["q1", "q2"],
+        "groundingChunks": [
+            {"web": {"uri": "https://a.example/x", "title": "a.example"}},
+            {"retrievedContext": {}},
+        ],
+    }
+    st = StreamTranslator("m", "msg_7", ids(), thinking=True, search=True)
+    live = st.feed(chunk({"text": "looking", "thought": True}))
+    live += st.feed(chunk({"text": "Answer [1]."}))
+    assert [d["content_block"]["type"] for e, d in live if e == "content_block_start"] == ["thinking"]
+    c = chunk({"text": " More."}, finish="STOP")
+    c["candidates"][0]["groundingMetadata"] = grounding
+    st.feed(c)
+    assert st.empty() is None
+    events = st.finish_events()
+    msg = st.message()
+    assert [b["type"] for b in msg["content"]] == [
+        "thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    assert (
+        msg["content"][1]["input"] == {"query": "q1"}
+        and msg["content"][2]["tool_use_id"] == msg["content"][1]["id"]
+    )
+    assert msg["content"][2]["content"] == [
+        {
+            "type": "web_search_result",
+            "url": "https://a.example/x",
+            "title": "a.example",
+            "encrypted_content": "",
+            "page_age": None,
+        }
+    ]
+    assert msg["content"][-1]["text"] == "Answer [1]. More."
+    assert msg["usage"]["server_tool_use"] == {"web_search_requests": 2}
+    starts = [d["index"] for e, d in events if e == "content_block_start"]
+    assert starts == [1, 2, 3, 4, 5]
+    assert [n.kind for n in st.notes()].count("search-mapped") == 1
+    whole = StreamTranslator("m", "msg_8", ids(), thinking=False, search=True).whole(c)
+    assert [b["type"] for b in whole["content"]] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]

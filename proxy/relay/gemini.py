@@ -60,6 +60,7 @@ async def relay(leg: Leg) -> web.StreamResponse:
             IdSource(new_id),
             translated.thinking,
             names=translated.names,
+            search=translated.search,
         )
         try:
             if leg.inbound.stream:

@@ -39,6 +39,7 @@ KINDS: dict[str, str] = {
     "empty-failed": "Gemini's answer was empty again: the call failed as overloaded",
     "usage-mapped": "Gemini's usage was rewritten in Anthropic's terms (cache reads, thoughts as output)",
     "signature-held": "Gemini signed a text part: the gateway keeps it for the next request (never shown)",
+    "search-mapped": "Google Search grounding became Claude's web search blocks (server_tool_use, results)",
     "thoughts-dropped": "Gemini sent thoughts the client did not ask for; they were not passed on",
     # the record itself
     "upstream-error": "the target answered with an error; its own body is kept",

@@ -71,6 +71,8 @@ class Translated:
     """Claude Code's `x-anthropic-billing-header` fields (cc_version, cc_entrypoint, cc_is_subagent…)."""
     notes: list[Note] = field(default_factory=list)
     """Every decision that changed the call's meaning (`translate.notes`), for the record."""
+    search: bool = False
+    """web_search went up as Google Search grounding: its results come back as Claude's search blocks."""
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -511,6 +513,7 @@ def translate(
         dropped=dropped,
         billing=billing,
         notes=notes.items,
+        search=any("googleSearch" in t for t in tools),
     )
 
 
@@ -625,6 +628,15 @@ def _tools(
             if str(ttype).startswith("web_search"):
                 if not any("googleSearch" in e for e in extra):
                     extra.append({"googleSearch": {}})
+                unsent = [
+                    k for k in ("max_uses", "allowed_domains", "blocked_domains", "user_location") if k in t
+                ]
+                for k in unsent:
+                    notes.add(
+                        "field-dropped",
+                        f"web_search {k} not sent: Google Search grounding decides its searches itself",
+                        field=f"tools.{i}.{k}",
+                    )
                 continue
             raise invalid_request(f"{w}.type: server tool {ttype!r} is not available on a Gemini target")
         name = t.get("name")

@@ -77,3 +77,6 @@ class IdSource:
 
     def tool_id(self) -> str:
         return "toolu_" + self._factory()
+
+    def server_tool_id(self) -> str:
+        return "srvtoolu_" + self._factory()

@@ -41,6 +41,7 @@ class StreamTranslator:
         thinking: bool,
         signatures_out: dict[str, str] | None = None,
         names: ToolNames | None = None,
+        search: bool = False,
     ):
         self.model = model
         self.msg_id = msg_id
@@ -61,6 +62,13 @@ class StreamTranslator:
         self.text_signatures_out: dict[str, TextParts] = {}
         """What the gateway keeps for the next request (`TextSignatures`), set by `finish_events`"""
         self.signatures_lost = 0
+        self.search = search
+        """the client declared web_search (sent as Google Search grounding): the answer's parts are held
+        until Gemini says what it searched, so the search blocks come before the text, as Claude's do"""
+        self.deferred: list[dict[str, Any]] = []
+        self.grounding: dict[str, Any] | None = None
+        self.searches = 0
+        self.sources = 0
         """signed empty parts with no block to belong to (before any content)"""
         self.has_call = False
         self.finish: str | None = None
@@ -141,7 +149,12 @@ class StreamTranslator:
             self.finish = str(feedback["blockReason"])  # SAFETY, PROHIBITED_CONTENT, MODEL_ARMOR…
             self.finish_message = feedback.get("blockReasonMessage")
         for cand in (chunk.get("candidates") or [])[:1]:
+            if isinstance(cand.get("groundingMetadata"), dict):
+                self.grounding = cand["groundingMetadata"]
             for part in ((cand.get("content") or {}).get("parts")) or []:
+                if self.search and (self.deferred or not part.get("thought")):
+                    self.deferred.append(part)  # thoughts flow; the answer waits for the search blocks
+                    continue
                 out += self._part(part)
             if cand.get("finishReason"):
                 self.finish = cand["finishReason"]
@@ -257,6 +270,8 @@ class StreamTranslator:
             return "MALFORMED_FUNCTION_CALL" + (f": {self.finish_message}" if self.finish_message else "")
         if any(b["type"] != "thinking" for b in self.content):
             return None
+        if any(not p.get("thought") for p in self.deferred) or _sources(self.grounding):
+            return None
         return f"finishReason {self.finish or 'missing'} with no content"
 
     def abort(self) -> list[Event]:
@@ -272,6 +287,11 @@ class StreamTranslator:
         out: list[Event] = []
         if not self.started:
             out += self._start({})
+        if self.search:
+            out += self._search_blocks()
+            for part in self.deferred:
+                out += self._part(part)
+            self.deferred = []
         note = finish_note(self.finish, self.finish_message)
         if note:
             out += self._open("text", {"type": "text", "text": ""})
@@ -295,7 +315,7 @@ class StreamTranslator:
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": reason, "stop_sequence": None},
-                    "usage": anthropic_usage(u),
+                    "usage": self._usage(u),
                 },
             )
         )
@@ -386,6 +406,14 @@ class StreamTranslator:
                 f"{self.signatures_lost} signed empty part(s) before any content not kept: no block to belong to",
                 count=self.signatures_lost,
             )
+        if self.searches:
+            notes.add(
+                "search-mapped",
+                f"Google Search grounding → {self.searches} web_search call(s), {self.sources} source(s), as "
+                "server_tool_use / web_search_tool_result blocks before the text (held until Gemini named them)",
+                queries=self.searches,
+                sources=self.sources,
+            )
         if self.thoughts_dropped:
             notes.add(
                 "thoughts-dropped",
@@ -411,5 +439,70 @@ class StreamTranslator:
             "content": self.content,
             "stop_reason": self.stop_reason,
             "stop_sequence": None,
-            "usage": anthropic_usage(u),
+            "usage": self._usage(u),
         }
+
+    def _usage(self, u: dict[str, int]) -> dict[str, Any]:
+        out: dict[str, Any] = dict(anthropic_usage(u))
+        if self.searches:
+            out["server_tool_use"] = {"web_search_requests": self.searches}
+        return out
+
+    def _search_blocks(self) -> list[Event]:
+        """Google Search grounding as Claude's web search: a server_tool_use per query Gemini ran, and its
+        web_search_tool_result with the sources (Gemini does not say which query found which: all go with the
+        first)."""
+        gm = self.grounding or {}
+        queries = [q for q in gm.get("webSearchQueries") or [] if isinstance(q, str) and q]
+        results = _sources(gm)
+        if not queries and not results:
+            return []
+        out: list[Event] = []
+        for n, query in enumerate(queries or [""]):
+            sid = self.ids.server_tool_id()
+            out += self._open(
+                "server_tool_use", {"type": "server_tool_use", "id": sid, "name": "web_search", "input": {}}
+            )
+            self.content[-1]["input"] = {"query": query}
+            out.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {
+                            "type": "input_json_delta",
+                            "partial_json": orjson.dumps({"query": query}).decode(),
+                        },
+                    },
+                )
+            )
+            out += self._close()
+            found = results if n == 0 else []
+            out += self._open(
+                "web_search_tool_result",
+                {"type": "web_search_tool_result", "tool_use_id": sid, "content": found},
+            )
+            out += self._close()
+        self.first_content = True
+        self.searches, self.sources = len(queries or [""]), len(results)
+        return out
+
+
+def _sources(grounding: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Gemini's grounding chunks as Anthropic's web_search_result items (Google gives no page age, nothing to
+    encrypt: the client gets the link and its title)."""
+    out: list[dict[str, Any]] = []
+    for chunk in (grounding or {}).get("groundingChunks") or []:
+        web = chunk.get("web") if isinstance(chunk, dict) else None
+        if isinstance(web, dict) and isinstance(web.get("uri"), str) and web["uri"]:
+            out.append(
+                {
+                    "type": "web_search_result",
+                    "url": web["uri"],
+                    "title": str(web.get("title") or web["uri"]),
+                    "encrypted_content": "",
+                    "page_age": None,
+                }
+            )
+    return out
