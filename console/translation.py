@@ -14,7 +14,14 @@ from rich.text import Text
 from proxy.inspection import Inspection, short
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
-_DIRECTION = {"field-dropped", "block-dropped", "schema-keyword-removed", "signature-dropped", "tool-dropped"}
+_DIRECTION = {
+    "field-dropped",
+    "block-dropped",
+    "schema-keyword-removed",
+    "signature-dropped",
+    "signature-lost",
+    "tool-dropped",
+}
 
 
 def _kind_style(kind: str) -> str:

@@ -1,4 +1,5 @@
-"""Thought signatures remembered by tool_use id, for clients (Claude Code) that drop thinking blocks."""
+"""Gemini thought signatures the gateway keeps: by tool_use id, for clients that drop thinking blocks
+(`Signatures`), and those on text parts, which Claude's content has no place for (`TextSignatures`)."""
 
 from __future__ import annotations
 
