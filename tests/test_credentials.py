@@ -242,7 +242,7 @@ async def test_serve_says_each_targets_check_and_refuses_to_start_when_every_one
     proc, port = await _serve({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}, tmp_path)
     try:
         lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(4)]
-        assert "credentials of gemini: ok: API key accepted, gemini-2.5-flash found" in lines[3]
+        assert "credentials of gemini: ok: API key accepted, gemini-3.8-flash found" in lines[3]
     finally:
         proc.terminate()
         await proc.communicate()
