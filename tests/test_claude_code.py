@@ -207,6 +207,8 @@ async def test_web_search_round_trips_through_google_search_grounding(fake, tmp_
             assert msg.usage.server_tool_use.web_search_requests == 1
             fake.queue.popleft()
     search = [r for r in gw.records if "search-mapped" in [n.kind for n in r.notes]]
-    assert len(search) == 1
+    assert (
+        len(search) == 1 and search[0].time_to_first_token is not None
+    )  # held text still times its first token
     searched = [r for r in fake.received if "googleSearch" in str(r.body.get("tools"))]
     assert len(searched) == 1 and [list(t) for t in searched[0].body["tools"]] == [["googleSearch"]]

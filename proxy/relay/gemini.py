@@ -267,7 +267,10 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     empty = st.empty()
     if empty:
         raise EmptyAnswer(p.name, empty)
-    await sink.send(st.finish_events())
+    last = st.finish_events()
+    if not first_token and st.first_content:  # an answer held back until the end (web search's sources)
+        call.first_token()
+    await sink.send(last)
 
 
 async def _pinger(body: upstream.Body, sink: Sink, st: StreamTranslator, interval: float) -> None:
