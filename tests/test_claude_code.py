@@ -196,19 +196,20 @@ async def test_web_search_round_trips_through_google_search_grounding(fake, tmp_
             assert "https://example.org/gatewatch" in str(results)
         else:
             fake.queue.popleft()
-            msg = await gw.client.messages.create(
+            async with gw.client.messages.stream(  # as Claude Code's WebSearch tool asks
                 model="claude-opus-5-5",
                 max_tokens=8000,
                 tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 8}],
                 messages=[{"role": "user", "content": "Perform a web search for the query: gatewatch"}],
-            )
+            ) as s:
+                msg = await s.get_final_message()
             assert [b.type for b in msg.content] == ["server_tool_use", "web_search_tool_result", "text"]
             assert msg.content[1].content[0].url == "https://example.org/gatewatch"
             assert msg.usage.server_tool_use.web_search_requests == 1
             fake.queue.popleft()
     search = [r for r in gw.records if "search-mapped" in [n.kind for n in r.notes]]
     assert (
-        len(search) == 1 and search[0].time_to_first_token is not None
+        len(search) == 1 and search[0].usage.time_to_first_token is not None
     )  # held text still times its first token
     searched = [r for r in fake.received if "googleSearch" in str(r.body.get("tools"))]
     assert len(searched) == 1 and [list(t) for t in searched[0].body["tools"]] == [["googleSearch"]]
