@@ -233,3 +233,35 @@ def test_a_grounded_answer_shows_its_search_before_its_text_streamed_or_not():
         "web_search_tool_result",
         "text",
     ]
+
+
+def test_only_a_forgotten_latest_answer_is_a_lost_signature_note():
+    old = [
+        {"type": "thinking", "thinking": "", "signature": "gw-none"},
+        {"type": "text", "text": "old answer"},
+    ]
+    new = [
+        {"type": "thinking", "thinking": "", "signature": "gw-none"},
+        {"type": "text", "text": "new answer"},
+    ]
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": old},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": new},
+            {"role": "user", "content": "c"},
+        ],
+    }
+    store = TextSignatures()
+    store.keep("s", {marks.textkey("new answer"): None})  # aged out the old one, remembers the latest
+    kinds = [
+        n.kind for n in treq.translate(req, treq.Target("gemini-3.8-flash"), texts=store.view("s")).notes
+    ]
+    assert "signature-lost" not in kinds
+    kinds = [
+        n.kind for n in treq.translate(req, treq.Target("gemini-3.8-flash"), texts=store.view("gone")).notes
+    ]
+    assert kinds.count("signature-lost") == 1

@@ -194,7 +194,7 @@ def translate(
     signatures = signatures or {}
     notes = Notes()
     foreign = kept_client = kept_memory = kept_text = 0
-    forgotten = 0  # earlier answers of ours whose text the gateway no longer holds
+    forgotten = False  # the latest answer of ours, its text no longer held (older ones age out by design)
 
     def held_text(text: str) -> list[dict[str, Any]] | None:
         """The Gemini parts an assistant text came from, when the gateway kept signed ones for it."""
@@ -367,7 +367,8 @@ def translate(
                 raise invalid_request(f"{w}.type: unknown content block type {t!r}")
         if pending_sig:  # Gemini's trailing empty part, signed: given back as it came
             parts.append({"text": "", "thoughtSignature": pending_sig})
-        forgotten += unknown
+        if ours:
+            forgotten = unknown
         add("user" if role == "user" else "model", responses + parts)
 
     contents = _fix_function_turns(turns, notes)
@@ -406,9 +407,8 @@ def translate(
     if forgotten:
         notes.add(
             "signature-lost",
-            f"{forgotten} earlier answer(s) this gateway no longer remembers (a restart, an eviction): any "
-            "text-part signatures they had were not sent back (Google documents them as optional)",
-            count=forgotten,
+            "the last answer's text is one this gateway no longer remembers (a restart, another replica): any "
+            "text-part signatures it had were not sent back (Google documents them as optional)",
         )
     if foreign:
         notes.add(
