@@ -430,3 +430,16 @@ async def test_a_kill_9_with_calls_in_flight_leaves_them_counted_after_restart(t
     finally:
         again.send_signal(signal.SIGTERM)
         again.communicate(timeout=60)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--limit", "1001"), ("--concurrency", "17"), ("--limit", "0")])
+def test_replay_s_limit_and_concurrency_are_bounded(flag, value, capsys):
+    from console.cli import parser
+
+    with pytest.raises(SystemExit):
+        parser().parse_args(["replay", "model:pro", "--target", "flash", flag, value])
+    assert "gatewatch replay" in capsys.readouterr().err or value == "0"
+    ok = parser().parse_args(
+        ["replay", "model:pro", "--target", "flash", "--limit", "1000", "--concurrency", "16"]
+    )
+    assert (ok.limit, ok.concurrency) == (1000, 16)
