@@ -143,6 +143,8 @@ class Budget:
     _warned: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _reserved: tuple[int, float, int, float] | None = None
     _reserved_at: float = -math.inf
+    _metric: tuple[str, float, float] = ("", 0.0, 0.0)
+    """(day, spend read, costs of this gateway's calls finished since): `/metrics`' figure, no store read"""
 
     def __post_init__(self) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gatewatch-budget")
@@ -219,6 +221,10 @@ class Budget:
     # -- figures -------------------------------------------------------------------------------------------
     def _remember(self, day: str, session_id: str | None, st: Standing) -> None:
         self._day, self._daily = day, (st[0], st[1])
+        if self._metric[0] != day or getattr(self.store, "shared", False):
+            # alone on its store, this gateway's own calls keep the figure exact from the first read; on a
+            # shared one each read brings the other replicas' spend (a call finishing meanwhile may lag a read)
+            self._metric = (day, st[0], 0.0)
         if session_id:
             self._sessions[session_id] = (st[2], st[3])
             self._sessions.move_to_end(session_id)
@@ -231,6 +237,9 @@ class Budget:
         return d, s
 
     def _finished(self, event: CallFinished) -> None:
+        day, base, added = self._metric
+        if event.record.usage.cost and day_of(event.record.started_at) == day:
+            self._metric = (day, base, added + event.record.usage.cost)
         held = self._local.pop(event.record.id, None)
         if held is None:
             return
@@ -268,10 +277,11 @@ class Budget:
         return out
 
     def known_spend(self) -> dict[str, float]:
-        """Today's spend as last read, without asking the store (for `/metrics`)."""
-        if not self._day:
+        """Today's spend without asking the store (for `/metrics`): the last read and the calls since."""
+        day, base, added = self._metric
+        if not day:
             return {}
-        return {"daily": self._daily[0] if self._day == day_of(time.time()) else 0.0}
+        return {"daily": base + added if day == day_of(time.time()) else 0.0}
 
     # -- the brake -----------------------------------------------------------------------------------------
     async def admit(self, call_id: str, session_id: str | None, started_at: float, est: Estimate) -> None:
