@@ -109,6 +109,16 @@ def refusal(message: str, retry_after: int) -> GatewayError:
 
 
 @dataclass
+class _Op:
+    op: str
+    """a function of `store.ledger` run in the budget's thread"""
+    args: tuple[Any, ...]
+    done: asyncio.Future[Any]
+    dropped: bool = False
+    """its caller stopped waiting (past `store_wait`)"""
+
+
+@dataclass
 class _Local:
     day: str
     session_id: str | None
@@ -128,8 +138,11 @@ class Budget:
     unreadable: str | None = None
     """why the store's answer is not being used, while that lasts (for `/health`); None: it is"""
     _failed_at: float = -math.inf
-    _busy: concurrent.futures.Future[Any] | None = None
-    """a store operation the loop stopped waiting for: no other is queued behind it"""
+    _running: concurrent.futures.Future[list[Any]] | None = None
+    """the budget thread's transaction under way (None: idle)"""
+    _running_since: float = 0.0
+    _queued: list[_Op] = field(default_factory=list)
+    """asks that arrived while it runs: the next transaction's"""
     _conn: Any = None
     """the budget thread's own connection"""
     _day: str = ""
@@ -168,12 +181,14 @@ class Budget:
                 pass
 
     # -- the store, in the budget's thread ------------------------------------------------------------------
-    def _in_thread(self, op: str, *args: Any) -> Any:
+    def _in_thread(self, batch: list[_Op]) -> list[Any]:
+        """The admissions queued meanwhile, in one transaction: one lock, one commit for them all."""
         try:
             if self._conn is None:
                 self._conn = self.store.budget_connection()
             with self.store.budget_transaction(self._conn) as conn:
-                out = getattr(ledger, op)(conn, *args)
+                # an admission whose call stopped waiting was admitted without the store: not reserved twice
+                out = [None if it.dropped else getattr(ledger, it.op)(conn, *it.args) for it in batch]
                 if time.monotonic() - self._reserved_at > REPORT_EVERY_S:
                     self._reserved = ledger.reserved(conn, day_of(time.time()), self.holder, self.started_at)
                     self._reserved_at = time.monotonic()
@@ -182,19 +197,50 @@ class Budget:
             self._disconnect()  # a broken connection is opened again next time
             raise
 
+    def _launch(self) -> None:
+        batch, self._queued = self._queued, []
+        loop = asyncio.get_running_loop()
+        self._running_since = time.monotonic()
+        fut = self._pool.submit(self._in_thread, batch)
+        self._running = fut
+
+        def landed(f: concurrent.futures.Future[list[Any]]) -> None:
+            try:
+                loop.call_soon_threadsafe(self._landed, batch, f)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        fut.add_done_callback(landed)
+
+    def _landed(self, batch: list[_Op], f: concurrent.futures.Future[list[Any]]) -> None:
+        self._running = None
+        exc = f.exception()
+        for i, it in enumerate(batch):
+            if it.dropped or it.done.done():
+                continue
+            if exc is not None:
+                it.done.set_exception(exc)
+            else:
+                it.done.set_result(f.result()[i])
+        if self._queued:
+            self._launch()
+
     async def _ask(self, op: str, *args: Any) -> Any | None:
-        """The store's answer within `wait`, or None (the budget degrades: `unreadable` says why)."""
+        """The store's answer within `wait`, or None (the budget degrades: `unreadable` says why). Asks that
+        arrive while the thread is busy go together in its next transaction."""
         now = time.monotonic()
-        if self._busy is not None and not self._busy.done():
-            return None
-        self._busy = None
+        if self._running is not None and now - self._running_since > self.wait:
+            return None  # the store is stalled on an earlier ask: nothing queues behind it
         if self.unreadable is not None and now - self._failed_at < RETRY_S:
             return None
-        fut = self._pool.submit(self._in_thread, op, *args)
+        item = _Op(op, args, asyncio.get_running_loop().create_future())
+        self._queued.append(item)
+        if self._running is None:
+            self._launch()
         try:
-            out = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), self.wait)
+            out = await asyncio.wait_for(asyncio.shield(item.done), self.wait)
         except TimeoutError:
-            self._busy = fut
+            item.dropped = True
             self._degrade(f"the store did not answer within [budget] store_wait = {self.wait:g} s")
             return None
         except Exception as exc:  # noqa: BLE001 (sqlite3, psycopg, StoreError: each means "not now")
