@@ -366,7 +366,9 @@ class Budget:
                 st = (st[0], st[1] + local_day, st[2], st[3] + local_session)
                 self._check(day, session_id, st, est.usd, refuse=not admitted)
                 return
-        # the store did not answer: the last standing read, plus what was admitted here since
+        # the store did not answer: the last standing read, plus what was admitted here since (summed after
+        # the wait: the calls that waited beside this one were admitted meanwhile)
+        local_day, local_session = self._local_sum(day, session_id)
         d_spent, d_res = self._daily if self._day == day else (0.0, 0.0)
         s_spent, s_res = self._sessions.get(session_id or "", (0.0, 0.0))
         st = (

@@ -168,7 +168,8 @@ async def concurrent_calls(urls: list[str], n: int, body: dict) -> list[int]:
 
 async def test_two_hundred_concurrent_calls_spend_at_most_the_cap_plus_one_estimate(tmp_path, fake, sa_json):
     """Every call costs what it may (max_tokens of output): without reservations all 200 were served."""
-    svc = make_service(tmp_path, fake, sa_json, daily_usd=2.0)
+    # store_wait: a loaded CI machine must not degrade the budget here (degraded, replicas don't share)
+    svc = make_service(tmp_path, fake, sa_json, daily_usd=2.0, store_wait=10)
     url = await svc.start()
     body = small()
     est = estimate_of(body, svc)
@@ -188,7 +189,10 @@ async def test_two_hundred_concurrent_calls_spend_at_most_the_cap_plus_one_estim
 async def test_three_replicas_on_one_postgresql_hold_one_cap(tmp_path, fake, sa_json, pg_server, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     url = pg_server.fresh_url()
-    svcs = [make_service(tmp_path, fake, sa_json, store=open_store(url), daily_usd=2.0) for _ in range(3)]
+    svcs = [
+        make_service(tmp_path, fake, sa_json, store=open_store(url), daily_usd=2.0, store_wait=10)
+        for _ in range(3)
+    ]
     try:
         urls = [await s.start() for s in svcs]
         body = small()
