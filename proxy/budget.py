@@ -72,20 +72,22 @@ class Estimate:
     """the target and model without a price"""
 
 
-def estimate(raw_size: int, max_tokens: int, providers: Sequence[Provider]) -> Estimate:
+def estimate(raw_size: int, max_tokens: int, providers: Sequence[Provider], asked: str = "") -> Estimate:
     """The dearest of the targets that may serve the call (fallback included), for `raw_size` body bytes and
-    `max_tokens` of output (Gemini counts thinking within maxOutputTokens). Pure: no I/O."""
+    `max_tokens` of output (Gemini counts thinking within maxOutputTokens). `asked`: the model the client named
+    (what a passthrough target at "*" serves). Pure: no I/O."""
     inp, out = max(1, math.ceil(raw_size / BYTES_PER_TOKEN)), max(0, max_tokens)
     worst = 0.0
     for p in providers:
+        model = asked if p.model == "*" else p.model
         own = pricing.override(p.target)
         if own is not None:
             usd: float | None = own.cost(inp, out, 0, 0)
         else:
-            lib = pricing.library_cost(p.model, inp, out, 0, 0)
+            lib = pricing.library_cost(model, inp, out, 0, 0)
             usd = None if lib is None else lib * p.target.price_multiplier
         if usd is None:
-            return Estimate(None, inp, out, f"target {p.name!r} (model {p.model!r})")
+            return Estimate(None, inp, out, f"target {p.name!r} (model {model!r})")
         worst = max(worst, usd)
     return Estimate(worst, inp, out)
 

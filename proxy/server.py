@@ -283,7 +283,9 @@ class Gateway:
                 if self.budget is not None and not count:
                     # reserved before it is served: the dearest target that may serve it, at max_tokens
                     may_serve = [only] if only is not None else self.router.pool(inbound.model)
-                    est = budgets.estimate(len(inbound.raw), _max_tokens(inbound.body), may_serve)
+                    est = budgets.estimate(
+                        len(inbound.raw), _max_tokens(inbound.body), may_serve, inbound.model
+                    )
                     await self.budget.admit(rec.id, rec.session_id, rec.started_at, est)
                 assert self.session is not None
                 resp = await self.exchange.run(inbound, call, self.session, only)

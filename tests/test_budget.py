@@ -447,3 +447,27 @@ def test_replay_s_limit_and_concurrency_are_bounded(flag, value, capsys):
         ["replay", "model:pro", "--target", "flash", "--limit", "1000", "--concurrency", "16"]
     )
     assert (ok.limit, ok.concurrency) == (1000, 16)
+
+
+def test_the_estimate_is_the_dearest_target_that_may_serve_the_call():
+    from proxy import providers
+
+    def target(**kw):
+        return providers.make(cfg.TargetConfig.model_validate({"provider": "gemini", "api_key": "k", **kw}))
+
+    flash = target(name="flash", model="gemini-2.5-flash")
+    pro = target(name="pro", model="gemini-2.5-pro")
+    own = target(name="own", model="gemini-nobody-prices-9", input_cost=1.0, output_cost=10.0)
+    # 3,000 bytes → 1,000 input tokens; 10,000 output tokens
+    est = bmod.estimate(3000, 10_000, [flash])
+    assert est.usd == pytest.approx(1000 * 0.30e-6 + 10_000 * 2.50e-6)
+    assert bmod.estimate(3000, 10_000, [flash, pro]).usd == pytest.approx(1000 * 1.25e-6 + 10_000 * 10e-6)
+    assert bmod.estimate(3000, 10_000, [own]).usd == pytest.approx(1000 * 1e-6 + 10_000 * 10e-6)
+    unknown = bmod.estimate(3000, 10_000, [flash, target(name="odd", model="gemini-nobody-prices-9")])
+    assert unknown.usd is None and "'odd'" in unknown.unpriced
+    passthrough = providers.make(
+        cfg.TargetConfig.model_validate(
+            {"name": "claude", "provider": "anthropic", "model": "*", "api_endpoint": "http://127.0.0.1:9"}
+        )
+    )
+    assert bmod.estimate(3000, 10_000, [passthrough], asked="claude-sonnet-4-5").usd is not None
