@@ -38,6 +38,8 @@ from .providers import Provider
 from .store import ledger
 from .store.ledger import day_of
 
+QUEUED_MAX = 10_000
+"""reservations of calls admitted while the store did not answer, kept to be written when it does"""
 RETRY_S = 5.0
 """after the store failed or did not answer in time, how long the budget counts on its own before asking again"""
 BYTES_PER_TOKEN = 3
@@ -115,9 +117,15 @@ class _Op:
     op: str
     """a function of `store.ledger` run in the budget's thread"""
     args: tuple[Any, ...]
-    done: asyncio.Future[Any]
-    dropped: bool = False
-    """its caller stopped waiting (past `store_wait`)"""
+    done: asyncio.Future[Any] | None
+    waiting: bool = True
+    """False: its caller stopped waiting (past `store_wait`) and admitted the call on its own; a reservation is
+    then written whatever the caps say, so other replicas and a restart still count the call"""
+
+    def abandon(self) -> None:
+        self.waiting = False
+        if self.op == "reserve":
+            self.args = (*self.args[:-2], None, None)
 
 
 @dataclass
@@ -189,8 +197,10 @@ class Budget:
             if self._conn is None:
                 self._conn = self.store.budget_connection()
             with self.store.budget_transaction(self._conn) as conn:
-                # an admission whose call stopped waiting was admitted without the store: not reserved twice
-                out = [None if it.dropped else getattr(ledger, it.op)(conn, *it.args) for it in batch]
+                out = [
+                    getattr(ledger, it.op)(conn, *it.args) if it.waiting or it.op == "reserve" else None
+                    for it in batch
+                ]
                 if time.monotonic() - self._reserved_at > REPORT_EVERY_S:
                     self._reserved = ledger.reserved(conn, day_of(time.time()), self.holder, self.started_at)
                     self._reserved_at = time.monotonic()
@@ -218,7 +228,7 @@ class Budget:
         self._running = None
         exc = f.exception()
         for i, it in enumerate(batch):
-            if it.dropped or it.done.done():
+            if not it.waiting or it.done is None or it.done.done():
                 continue
             if exc is not None:
                 it.done.set_exception(exc)
@@ -231,18 +241,22 @@ class Budget:
         """The store's answer within `wait`, or None (the budget degrades: `unreadable` says why). Asks that
         arrive while the thread is busy go together in its next transaction."""
         now = time.monotonic()
-        if self._running is not None and now - self._running_since > self.wait:
-            return None  # the store is stalled on an earlier ask: nothing queues behind it
-        if self.unreadable is not None and now - self._failed_at < RETRY_S:
+        stalled = self._running is not None and now - self._running_since > self.wait
+        if stalled or (self.unreadable is not None and now - self._failed_at < RETRY_S):
+            if op == "reserve" and len(self._queued) < QUEUED_MAX:  # written when the store answers again
+                later = _Op(op, args, None)
+                later.abandon()
+                self._queued.append(later)  # sent with the next transaction: after the stall, or the next try
             return None
         item = _Op(op, args, asyncio.get_running_loop().create_future())
         self._queued.append(item)
         if self._running is None:
             self._launch()
+        assert item.done is not None
         try:
             out = await asyncio.wait_for(asyncio.shield(item.done), self.wait)
         except TimeoutError:
-            item.dropped = True
+            item.abandon()
             self._degrade(f"the store did not answer within [budget] store_wait = {self.wait:g} s")
             return None
         except Exception as exc:  # noqa: BLE001 (sqlite3, psycopg, StoreError: each means "not now")

@@ -272,6 +272,19 @@ async def test_a_stalled_postgresql_delays_no_call_past_the_store_wait(tmp_path,
                 if (await health(url))["budget"]["spend"] == "store":
                     break
             assert (await health(url))["budget"]["spend"] == "store"
+            # the calls admitted while it was frozen were reserved when it woke, and settled by their records:
+            # nothing is left counted at an estimate
+            import psycopg
+
+            def left() -> int:
+                with psycopg.connect(server.url) as conn:
+                    return int(conn.execute("SELECT count(*) FROM gatewatch.reservations").fetchone()[0])
+
+            for _ in range(200):
+                if svc.store.pending == 0 and await asyncio.to_thread(left) == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert await asyncio.to_thread(left) == 0
         finally:
             server.resume()
             await svc.stop()

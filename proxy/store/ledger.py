@@ -373,10 +373,13 @@ def reserve(
         session_cap is None or not session_id or st[2] + st[3] + amount <= session_cap
     )
     if ok:
+        # a reservation written late (its call admitted while the store was slow) whose record is already
+        # committed would never be settled: not written
         conn.execute(
-            "INSERT INTO reservations (id, day, session_id, amount, started_at, holder) VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO reservations (id, day, session_id, amount, started_at, holder) "
+            "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ?) "
             "ON CONFLICT(id) DO NOTHING",
-            (rid, day, session_id, amount, started_at, holder),
+            (rid, day, session_id, amount, started_at, holder, rid),
         )
     return ok, st
 
