@@ -90,12 +90,28 @@ async def round_(fake: GeminiSimulator, where: str, budget: bool, n: int) -> dic
                 *(worker(2) for _ in range(C))
             )  # warm: connections, caches, the budget's thread
             waits.clear()
+            hops: list[float] = []
+            done = asyncio.Event()
+
+            async def hop() -> None:  # the control: a no-op round trip to a thread on the same loop meanwhile
+                while not done.is_set():
+                    t = time.perf_counter()
+                    await asyncio.to_thread(lambda: None)
+                    hops.append(time.perf_counter() - t)
+                    await asyncio.sleep(0.01)
+
+            control = asyncio.create_task(hop())
             t, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(worker(n // C) for _ in range(C)))
             wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+            done.set()
+            await control
     finally:
         await svc.stop()
     out = {"calls_per_s": n / wall, "cpu_ms_per_call": 1000 * cpu / n}
+    h = sorted(hops)
+    out["thread_hop_ms_median"] = 1000 * statistics.median(h)
+    out["thread_hop_ms_p99"] = 1000 * h[int(0.99 * (len(h) - 1))]
     if waits:
         w = sorted(waits)
         out["admit_ms_median"] = 1000 * statistics.median(w)
