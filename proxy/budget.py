@@ -21,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import queue
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import pricing
 from .config import BudgetSettings
@@ -40,6 +42,7 @@ from .store.ledger import day_of
 
 QUEUED_MAX = 10_000
 """reservations of calls admitted while the store did not answer, kept to be written when it does"""
+T = TypeVar("T")
 RETRY_S = 5.0
 """after the store failed or did not answer in time, how long the budget counts on its own before asking again"""
 BYTES_PER_TOKEN = 3
@@ -60,6 +63,8 @@ class BudgetStore(Protocol):
     def budget_connection(self) -> Any: ...
 
     def budget_transaction(self, conn: Any) -> Any: ...
+
+    def budget_exclusive(self, conn: Any) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,36 @@ def refusal(message: str, retry_after: int) -> GatewayError:
         headers={"x-should-retry": "false", "retry-after": str(retry_after)},
         retryable=False,
     )
+
+
+class _Worker:
+    """The budget's thread: one job at a time, in order. A daemon, unlike an executor's: a store frozen at
+    shutdown must not hold the process open (what it was admitting is in the store or in the writer's journal)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], concurrent.futures.Future[Any]] | None
+        ]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="gatewatch-budget", daemon=True).start()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((fn, args, fut))
+        return fut
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args, fut = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 (handed to whoever waits on the future)
+                fut.set_exception(exc)
 
 
 @dataclass
@@ -170,7 +205,7 @@ class Budget:
     """(day, spend read, costs of this gateway's calls finished since): `/metrics`' figure, no store read"""
 
     def __post_init__(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gatewatch-budget")
+        self._pool = _Worker()
         self._unsubscribe = self.bus.subscribe(CallFinished, self._finished)
 
     @property
@@ -180,7 +215,7 @@ class Budget:
     def close(self) -> None:
         self._unsubscribe()
         self._pool.submit(self._disconnect)
-        self._pool.shutdown(wait=False, cancel_futures=False)
+        self._pool.stop()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -197,10 +232,15 @@ class Budget:
             if self._conn is None:
                 self._conn = self.store.budget_connection()
             with self.store.budget_transaction(self._conn) as conn:
-                out = [
-                    getattr(ledger, it.op)(conn, *it.args) if it.waiting or it.op == "reserve" else None
-                    for it in batch
-                ]
+                out: list[Any] = []
+                exclusive = False
+                for it in batch:
+                    if not it.waiting and it.op == "reserve" and not exclusive:
+                        # its call may have finished meanwhile: its record must not commit beside this insert
+                        self.store.budget_exclusive(conn)
+                        exclusive = True
+                    run = it.waiting or it.op == "reserve"
+                    out.append(getattr(ledger, it.op)(conn, *it.args) if run else None)
                 if time.monotonic() - self._reserved_at > REPORT_EVERY_S:
                     self._reserved = ledger.reserved(conn, day_of(time.time()), self.holder, self.started_at)
                     self._reserved_at = time.monotonic()

@@ -275,3 +275,7 @@ class RecordStore(Protocol):
     def budget_transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
         """A transaction on it that every admission (of every replica) takes one after the other."""
         ...
+
+    def budget_exclusive(self, conn: Any) -> None:
+        """Within that transaction: exclude the record writers too (for a reservation written late)."""
+        ...

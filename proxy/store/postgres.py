@@ -508,6 +508,11 @@ class PostgresStore(JournaledStore):
             conn.conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUDGET_LOCK,))
             yield conn
 
+    def budget_exclusive(self, conn: Any) -> None:
+        """Within an admission: also the writers' lock, so a late reservation and its call's record can't
+        cross (the record committed after this read would not delete it)."""
+        conn.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+
     def session_spend(self, session_id: str) -> float:
         try:
             s = ledger.session(Qmark(self.reader()), session_id)

@@ -909,6 +909,9 @@ class SqliteStore(JournaledStore):
         ledger.create_reservations(conn)
         return conn
 
+    def budget_exclusive(self, conn: Any) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already excludes the writer."""
+
     @contextlib.contextmanager
     def budget_transaction(self, conn: Any) -> Iterator[Any]:
         """An admission: the file's write lock serialises it with the writer's commits."""
