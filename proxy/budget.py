@@ -403,25 +403,25 @@ class Budget:
         day = day_of(started_at)
         local_day, local_session = self._local_sum(day, session_id)
         st: Standing | None = None
-        if self.unreadable is None or time.monotonic() - self._failed_at >= RETRY_S:
-            got = await self._ask(
-                "reserve",
-                call_id,
-                day,
-                session_id,
-                est.usd,
-                started_at,
-                self.holder,
-                None if daily_cap is None else daily_cap - local_day,
-                None if session_cap is None else session_cap - local_session,
-            )
-            if got is not None:
-                admitted, st = got
-                assert st is not None
-                self._remember(day, session_id, st)
-                st = (st[0], st[1] + local_day, st[2], st[3] + local_session)
-                self._check(day, session_id, st, est.usd, refuse=not admitted)
-                return
+        # degraded, `_ask` answers None at once (and queues the reservation for when the store answers)
+        got = await self._ask(
+            "reserve",
+            call_id,
+            day,
+            session_id,
+            est.usd,
+            started_at,
+            self.holder,
+            None if daily_cap is None else daily_cap - local_day,
+            None if session_cap is None else session_cap - local_session,
+        )
+        if got is not None:
+            admitted, st = got
+            assert st is not None
+            self._remember(day, session_id, st)
+            st = (st[0], st[1] + local_day, st[2], st[3] + local_session)
+            self._check(day, session_id, st, est.usd, refuse=not admitted)
+            return
         # the store did not answer: the last standing read, plus what was admitted here since (summed after
         # the wait: the calls that waited beside this one were admitted meanwhile)
         local_day, local_session = self._local_sum(day, session_id)
