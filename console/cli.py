@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ def _positive(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return n
+
+
+REPLAY_LIMIT_MAX = 1000
+"""calls one filter replay may send: each is admitted and reserved against the budget like any call, and a
+replay of more is a script's job"""
+REPLAY_CONCURRENCY_MAX = 16
+
+
+def _bounded(most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        n = _positive(text)
+        if n > most:
+            raise argparse.ArgumentTypeError(f"{n} is more than {most}, the most gatewatch replay takes")
+        return n
+
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -155,13 +172,18 @@ def parser() -> argparse.ArgumentParser:
     )
     rp.add_argument(
         "--limit",
-        type=_positive,
+        type=_bounded(REPLAY_LIMIT_MAX),
         default=10,
         metavar="N",
-        help="a filter replays its newest N calls (default 10)",
+        help=f"a filter replays its newest N calls (default 10, at most {REPLAY_LIMIT_MAX})",
     )
     rp.add_argument(
-        "--concurrency", type=_positive, default=4, metavar="K", help="calls in flight at once (default 4)"
+        "--concurrency",
+        type=_bounded(REPLAY_CONCURRENCY_MAX),
+        default=4,
+        metavar="K",
+        help=f"calls in flight at once (default 4, at most {REPLAY_CONCURRENCY_MAX}); each is reserved "
+        "against the budget like any call",
     )
     rp.add_argument("--yes", "-y", action="store_true", help="send without asking (the replay spends money)")
     rp.add_argument(

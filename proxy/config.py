@@ -224,6 +224,8 @@ class BudgetSettings(_Strict):
     """Refuse a Claude Code session's calls once its spend has reached this many USD."""
     warn_at: float = Field(0.8, gt=0, le=1)
     """Share of a cap at which the console warns."""
+    store_wait: float = Field(1.0, gt=0, le=30)
+    """Seconds a call waits for the store to admit it; past that the budget counts on its own (degraded)."""
 
     @property
     def active(self) -> bool:

@@ -101,7 +101,7 @@ class Usage(BaseModel):
     time_to_first_byte: float | None = None
     """ms until the upstream's first byte."""
     estimated: bool = False
-    """count_tokens answered by a local estimate."""
+    """count_tokens answered by a local estimate, or a cut stream's output tokens estimated (not Google's)."""
 
 
 class Record(BaseModel):

@@ -89,9 +89,9 @@ class Call:
         r.request_model = model
         r.request_mode = "stream" if stream else "oneshot"
         r.metadata = metadata
-        # A replay is an experiment beside the session, not a turn of it: its spend stays out of the session's
-        # roll-up and budget (the daily budget still counts it); `replay_of` links it to the original.
-        r.session_id = None if r.replay_of else session_id
+        # A replay keeps its original's session (from the body it sends again): it spends the session's money,
+        # so its session budget and roll-up count it; `replay_of` tells it from the session's own turns.
+        r.session_id = session_id
         r.preview = preview
         r.tools_offered = tools_offered
 
@@ -249,6 +249,21 @@ class Call:
         us.output_tokens = u["output_tokens"]
         us.cache_read_tokens = u["cache_read_input_tokens"]
         us.thinking_tokens = u["thinking_tokens"]
+
+    def output_estimated(self, tokens: int) -> None:
+        """A stream cut before Google reported its output: priced at an estimate, marked `estimated`."""
+        us = self.record.usage
+        if tokens > us.output_tokens:
+            us.output_tokens = tokens
+            us.estimated = True
+            self.note(
+                Note(
+                    "usage-mapped",
+                    f"the stream was cut before Google reported its output: ~{tokens} output tokens "
+                    "estimated from the text received (Google bills what it generated)",
+                    {"output_tokens": tokens},
+                )
+            )
 
     def anthropic_usage(self, u: Mapping[str, Any]) -> None:
         """Usage as an Anthropic upstream reports it; absent fields keep what an earlier event said."""

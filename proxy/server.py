@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from . import budget as budgets
 from . import guard, messages, models_api, providers
 from .budget import Budget
 from .config import Config
@@ -26,6 +27,9 @@ from .record import Record
 from .recorder import Call, new_id
 from .routing import Router
 from .translate.signatures import Signatures
+
+REPLAY_LOOKUP_S = 2.0
+"""how long a replay waits for its original's record when no budget says otherwise"""
 
 
 class Gateway:
@@ -80,6 +84,8 @@ class Gateway:
             else None
         )
         """`GET /metrics`: Prometheus counters fed by the bus (None: `gateway.metrics = false`)"""
+        self.records: Callable[[str], Record | None] | None = None
+        """the store's `get` (set by the service): a replay's original, for its session"""
         self.reports: dict[str, Callable[[], Any]] = {}
         if budget is not None:
             self.reports["budget"] = budget.report
@@ -235,6 +241,20 @@ class Gateway:
             self._variants[key] = variant
         return variant
 
+    async def _replayed_session(self, call: Call, original_id: str) -> None:
+        """A replay spends its original's session's money: it takes that session (read from the store, waited
+        for no longer than the budget waits for it), whatever the body it sends says."""
+        if self.records is None:
+            return
+        wait = self.budget.wait if self.budget is not None else REPLAY_LOOKUP_S
+        try:
+            original = await asyncio.wait_for(asyncio.to_thread(self.records, original_id), wait)
+        except Exception as exc:  # noqa: BLE001 (a store that fails or stalls: the body's session stands)
+            log.warning("replay of %s: its record could not be read (%s)", original_id, exc)
+            return
+        if original is not None:
+            call.record.session_id = original.session_id
+
     async def handle(
         self, request: web.Request, count: bool, replay: messages.ReplayAsk | None = None
     ) -> web.StreamResponse:
@@ -258,8 +278,15 @@ class Gateway:
             try:
                 inbound = await messages.accept(request, self.config.gateway, call, count)
                 only = self.replay_provider(replay) if replay is not None else None
+                if replay is not None:
+                    await self._replayed_session(call, replay.of)
                 if self.budget is not None and not count:
-                    self.budget.check(rec.session_id, rec.started_at)
+                    # reserved before it is served: the dearest target that may serve it, at max_tokens
+                    may_serve = [only] if only is not None else self.router.pool(inbound.model)
+                    est = budgets.estimate(
+                        len(inbound.raw), _max_tokens(inbound.body), may_serve, inbound.model
+                    )
+                    await self.budget.admit(rec.id, rec.session_id, rec.started_at, est)
                 assert self.session is not None
                 resp = await self.exchange.run(inbound, call, self.session, only)
             except GatewayError as err:
@@ -299,6 +326,11 @@ class Gateway:
             t.cancel(messages.SHUTDOWN)
         if left:
             await asyncio.wait(left, timeout=5)
+
+
+def _max_tokens(body: dict[str, Any]) -> int:
+    value = body.get("max_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _uncancel() -> None:

@@ -23,14 +23,15 @@ from .config import Config, ConfigError
 from .credentials import Check, all_refused, check_all
 from .events import Bus
 from .filelog import FileLogMirror
+from .log import log
 from .server import Gateway, InsecureBind, start, stop
 from .store import RecordStore, StoreError
 
 T = TypeVar("T")
 
 SWITCH_INTERVAL_S = 0.001
-SHARED_BUDGET_REFRESH_S = 2.0
-"""how stale a budget's reading of a shared store may get: other replicas' spend shows up this late"""
+RELOAD_EVERY_S = 1.0
+"""how often the config file's modification time is looked at: a changed `[budget]` applies this soon"""
 
 NO_TARGET = (
     "no upstream target is configured: set GEMINI_API_KEY (an API key, or a service-account key together with "
@@ -67,6 +68,7 @@ class Service:
         self.checks: list[Check] = []
         """each target's credential check at start (ok / refused / unchecked, and what was seen)"""
         self.telemetry: otel.Telemetry | None = None
+        self._reloader: asyncio.Task[None] | None = None
         """the OpenTelemetry export (`[otel]`, or OTEL_EXPORTER_OTLP_ENDPOINT with the extra installed)"""
 
     async def open_store(self) -> None:
@@ -85,20 +87,15 @@ class Service:
             raise ServiceError(NO_TARGET, 2)
         await self.open_store()
         try:
-            budget = (
-                Budget(
-                    self.config.budget,
-                    self.store,
-                    self.bus,
-                    refresh_s=SHARED_BUDGET_REFRESH_S if self.store.shared else None,
-                )
-                if self.config.budget.active
-                else None
-            )
+            budget = Budget(self.config.budget, self.store, self.bus) if self.config.budget.active else None
             gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit, budget=budget)
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
         gateway.feed.store = self.store.where  # an attached console reads the same history
+        gateway.records = self.store.get
+        if budget is not None:
+            gateway.reports["budget"] = budget.report
+            await budget.refresh()  # what a gateway that stopped abruptly left reserved is counted from now
         try:
             export = otel.plan(self.config.otel, os.environ)
         except otel.OtelUnavailable as exc:
@@ -129,6 +126,7 @@ class Service:
             if gateway.metrics is not None:
                 gateway.metrics.registry.register(self.telemetry.collector())
         self.gateway = gateway
+        self._reloader = asyncio.create_task(self._watch_config())
         self.url = f"http://{g.host}:{port}"
         self.listening_since = time.time()
         return self.url
@@ -141,8 +139,69 @@ class Service:
     def in_flight(self) -> int:
         return len(self.gateway.in_flight) if self.gateway is not None else 0
 
+    # -- `[budget]` applied without a restart -------------------------------------------------------------
+    def _config_stamp(self) -> tuple[float, int] | None:
+        try:
+            st = os.stat(self.config.source)
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
+
+    async def _watch_config(self) -> None:
+        """Read the config file again whenever it changes; its `[budget]` applies at once (the rest of it
+        needs a restart, which the log says)."""
+        if self.config.source in ("defaults", "environment", "test") or self._config_stamp() is None:
+            return
+        stamp = self._config_stamp()
+        while True:
+            await asyncio.sleep(RELOAD_EVERY_S)
+            now = self._config_stamp()
+            if now is None or now == stamp:
+                continue
+            stamp = now
+            await self.reload_budget()
+
+    async def reload_budget(self) -> bool:
+        """Apply the config file's `[budget]` now (a file change, or SIGHUP under `serve`). False: the file
+        could not be read or is not valid (the budget in force stays, the log says why)."""
+        from .config import load
+
+        gateway = self.gateway
+        if gateway is None:
+            return False
+        try:
+            fresh = await asyncio.to_thread(load, self.config.source)
+        except ConfigError as exc:
+            log.warning(
+                "config %s changed but can't be used (the budget in force stays): %s", self.config.source, exc
+            )
+            return False
+        new = fresh.budget
+        if new == self.config.budget:
+            return True
+        self.config = self.config.model_copy(update={"budget": new})
+        if gateway.budget is not None and new.active:
+            gateway.budget.settings = new
+        elif new.active:
+            gateway.budget = Budget(new, self.store, self.bus)
+            gateway.reports["budget"] = gateway.budget.report
+        elif gateway.budget is not None:
+            gateway.reports.pop("budget", None)
+            gateway.budget.close()
+            gateway.budget = None
+        log.info(
+            "budget from %s applied: daily_usd=%s session_usd=%s",
+            self.config.source,
+            new.daily_usd,
+            new.session_usd,
+        )
+        return True
+
     async def stop(self) -> None:
         """Stop accepting, let the calls in flight finish (up to `gateway.shutdown_grace`), flush every record."""
+        if self._reloader is not None:
+            self._reloader.cancel()
+            self._reloader = None
         if self._runner is not None:
             runner, self._runner = self._runner, None
             if self.gateway is not None:

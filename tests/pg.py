@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -73,7 +74,33 @@ class Server:
         """Stop the server: its clients' connections end, what it committed stays."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
+    def _pids(self) -> list[int]:
+        """The server's processes: the postmaster (its pid file) and its children."""
+        try:
+            main = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        pids = [main]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == main:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP to its processes): connections stay open, every statement hangs."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._pids():
+            os.kill(pid, signal.SIGCONT)
+
     def remove(self) -> None:
+        self.resume()
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 

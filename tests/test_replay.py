@@ -485,7 +485,7 @@ async def test_r_in_a_console_attached_to_a_gateway_replays_through_that_gateway
         await service.stop()
 
 
-async def test_a_replay_stays_out_of_the_original_session_s_spend(fake, tmp_path):
+async def test_a_replay_counts_in_the_original_session_s_spend(fake, tmp_path):
     port = free_port()
     path = write_config(tmp_path, fake, port)
     service = await serving(path)
@@ -502,9 +502,9 @@ async def test_a_replay_stays_out_of_the_original_session_s_spend(fake, tmp_path
         assert code == 0, err
         (replay,) = [s for s in service.store.page() if s.replay_of == original]
         new = await committed(service.store, replay.id)
-        # linked to the original, but not a turn of its session: the session's calls and spend are Claude Code's
-        assert new.session_id is None and new.replay_of == original
+        # linked to the original, and in its session: a replay spends the session's money (its budget counts it)
+        assert new.session_id == sid and new.replay_of == original
         totals = await asyncio.to_thread(service.store.session, sid)
-        assert totals is not None and totals.calls == 1
+        assert totals is not None and totals.calls == 2
     finally:
         await service.stop()

@@ -4,6 +4,7 @@ answer in Anthropic's format. Both answers go through the one state machine in `
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import orjson
@@ -20,6 +21,8 @@ from ..translate.stream import StreamTranslator, sse
 from . import Leg, midstream_error
 
 PING = ("ping", {"type": "ping"})
+CHARS_PER_TOKEN = 4
+"""a cut stream's output tokens, estimated from the characters Google sent before the cut"""
 
 
 class EmptyAnswer(GatewayError):
@@ -89,6 +92,10 @@ async def relay(leg: Leg) -> web.StreamResponse:
             leg.signatures.remember(st.signatures_out)
             leg.texts.keep(leg.session_key, st.text_signatures_out)
             leg.call.gemini_usage(usage(st.usage_meta))
+            meta = st.usage_meta or {}
+            if st.generated_chars and not meta.get("candidatesTokenCount") and not st.finished:
+                # cut before Google's last chunk said what it generated: Google bills it all the same
+                leg.call.output_estimated(math.ceil(st.generated_chars / CHARS_PER_TOKEN))
     raise AssertionError("unreachable")
 
 

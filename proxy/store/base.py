@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -266,3 +267,15 @@ class RecordStore(Protocol):
         ...
 
     def session_spend(self, session_id: str) -> float: ...
+
+    def budget_connection(self) -> Any:
+        """A connection for the budget's own thread (proxy/budget.py), the reservations table in place."""
+        ...
+
+    def budget_transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
+        """A transaction on it that every admission (of every replica) takes one after the other."""
+        ...
+
+    def budget_exclusive(self, conn: Any) -> None:
+        """Within that transaction: exclude the record writers too (for a reservation written late)."""
+        ...

@@ -7,6 +7,9 @@ is committed, so a session's or a day's figures are one indexed row however larg
   size) and the compactions seen (the prompt falling sharply between two calls of the same model).
 - `spawns`: the `Agent` tool_uses seen, waiting for the sub-agent they started.
 - `daily`: spend per local day (the budget's `daily_usd`).
+- `reservations`: one row per call admitted under a budget and not recorded yet (its estimated cost, its day
+  and session): written at admission (`reserve`), deleted in the transaction that commits the call's record,
+  so spend + reservations never counts a call twice or not at all, across replicas and across a kill -9.
 
 Only the writer calls `roll_up`; readers use `sessions`, `agents`, `session` and `spend_on`.
 """
@@ -14,7 +17,7 @@ Only the writer calls `roll_up`; readers use `sessions`, `agents`, `session` and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..record import Record
@@ -24,6 +27,14 @@ COMPACTION_MIN_TOKENS = 20_000
 """a context below this is never called compacted"""
 COMPACTION_RATIO = 0.5
 """the prompt fell below half of the previous one (same agent, same model asked)"""
+
+RESERVATIONS_DDL = (
+    """CREATE TABLE IF NOT EXISTS reservations (
+        id TEXT PRIMARY KEY, day TEXT NOT NULL, session_id TEXT, amount REAL NOT NULL,
+        started_at REAL NOT NULL, holder TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS reservations_day ON reservations(day)",
+    "CREATE INDEX IF NOT EXISTS reservations_session ON reservations(session_id)",
+)
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS sessions (
@@ -53,6 +64,7 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS daily (
         day TEXT PRIMARY KEY, calls INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0,
         unpriced INTEGER NOT NULL DEFAULT 0)""",
+    *RESERVATIONS_DDL,
 )
 
 _AGENT_COLS = (
@@ -122,9 +134,13 @@ def _add(words: str, word: str | None) -> str:
     return words + word + " "
 
 
-def roll_up(conn: Conn, records: Iterable[Record]) -> None:
-    """Add committed records to the roll-ups (inside the writer's transaction): a day's row once per batch."""
+def roll_up(conn: Conn, records: Sequence[Record]) -> None:
+    """Add committed records to the roll-ups (inside the writer's transaction): a day's row once per batch.
+    Their reservations go in the same transaction: the estimate is replaced by the cost, never both counted."""
     days: dict[str, tuple[int, float, int]] = {}
+    for i in range(0, len(records), 500):
+        ids = [r.id for r in records[i : i + 500]]
+        conn.execute(f"DELETE FROM reservations WHERE id IN ({', '.join('?' * len(ids))})", ids)
     for r in records:
         u = r.usage
         cost = u.cost or 0.0
@@ -263,6 +279,7 @@ def prune(conn: Conn, cutoff: float) -> None:
     conn.execute("DELETE FROM spawns WHERE started_at < ?", (cutoff,))
     conn.execute("DELETE FROM sessions WHERE last_seen < ?", (cutoff,))
     conn.execute("DELETE FROM daily WHERE day < ?", (day_of(cutoff),))
+    conn.execute("DELETE FROM reservations WHERE started_at < ?", (cutoff,))
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -316,3 +333,65 @@ def session(conn: Conn, session_id: str) -> SessionTotals | None:
 def spend_on(conn: Conn, day: str) -> float:
     row = conn.execute("SELECT cost FROM daily WHERE day = ?", (day,)).fetchone()
     return float(row[0]) if row else 0.0
+
+
+# -- reservations (the budget's, proxy/budget.py) ------------------------------------------------------------
+def create_reservations(conn: Conn) -> None:
+    """The reservations table in a store made before it existed (idempotent, no schema version)."""
+    for sql in RESERVATIONS_DDL:
+        conn.execute(sql)
+
+
+def standing(conn: Conn, day: str, session_id: str | None) -> tuple[float, float, float, float]:
+    """(today's spend, today's reservations, the session's spend, the session's reservations) in one statement,
+    so one snapshot: a record committed meanwhile moves its cost from one column to the other, never out."""
+    row = conn.execute(
+        "SELECT (SELECT coalesce(sum(cost), 0) FROM daily WHERE day = ?), "
+        "(SELECT coalesce(sum(amount), 0) FROM reservations WHERE day = ?), "
+        "(SELECT coalesce(sum(cost), 0) FROM sessions WHERE session_id = ?), "
+        "(SELECT coalesce(sum(amount), 0) FROM reservations WHERE session_id = ?)",
+        (day, day, session_id or "", session_id or ""),
+    ).fetchone()
+    return float(row[0]), float(row[1]), float(row[2]), float(row[3])
+
+
+def reserve(
+    conn: Conn,
+    rid: str,
+    day: str,
+    session_id: str | None,
+    amount: float,
+    started_at: float,
+    holder: str,
+    daily_cap: float | None,
+    session_cap: float | None,
+) -> tuple[bool, tuple[float, float, float, float]]:
+    """Inside a transaction that serialises admissions (the caller's lock): read the standing and, when this
+    call's `amount` keeps every cap, write its reservation. Returns (admitted, standing before it)."""
+    st = standing(conn, day, session_id)
+    ok = (daily_cap is None or st[0] + st[1] + amount <= daily_cap) and (
+        session_cap is None or not session_id or st[2] + st[3] + amount <= session_cap
+    )
+    if ok:
+        # a reservation written late (its call admitted while the store was slow) whose record is already
+        # committed would never be settled: not written
+        conn.execute(
+            "INSERT INTO reservations (id, day, session_id, amount, started_at, holder) "
+            "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM records WHERE id = ?) "
+            "ON CONFLICT(id) DO NOTHING",
+            (rid, day, session_id, amount, started_at, holder, rid),
+        )
+    return ok, st
+
+
+def reserved(conn: Conn, day: str, holder: str, since: float) -> tuple[int, float, int, float]:
+    """Today's reservations: (count, USD) in all, and (count, USD) of those another holder made before `since`
+    (this process's start): calls a gateway that stopped abruptly left in flight, or another replica's."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(amount), 0), "
+        "coalesce(sum(CASE WHEN holder <> ? AND started_at < ? THEN 1 ELSE 0 END), 0), "
+        "coalesce(sum(CASE WHEN holder <> ? AND started_at < ? THEN amount ELSE 0 END), 0) "
+        "FROM reservations WHERE day = ?",
+        (holder, since, holder, since, day),
+    ).fetchone()
+    return int(row[0]), float(row[1]), int(row[2]), float(row[3])

@@ -60,8 +60,11 @@ SCHEMA_VERSION = 1
 CHANNEL = "gatewatch_records"
 WRITE_LOCK = 0x6761_7465_7761_7463  # "gatewatc": the advisory lock every writer's transaction takes
 SCHEMA_LOCK = WRITE_LOCK + 1
+BUDGET_LOCK = WRITE_LOCK + 2
+"""taken by every replica's admission (proxy/budget.py): one cap, however many gateways share the database"""
 JOURNAL_SLOTS = 64
 CONNECT_TIMEOUT_S = 5
+BUDGET_STATEMENT_S = 10
 FTS_MAX_CHARS = 400_000
 """text indexed per field: a tsvector holds at most 1 MB (a longer answer is still stored whole)"""
 
@@ -490,6 +493,25 @@ class PostgresStore(JournaledStore):
             return ledger.spend_on(Qmark(self.reader()), ledger.day_of(time.time()))
         except psycopg.OperationalError as exc:  # the server went away under a kept connection
             raise StoreError(f"{self.where}: {str(exc).strip()}") from None
+
+    def budget_connection(self) -> Any:
+        """A connection of its own for the budget's thread; a statement that hangs (a stalled server) is cut
+        by the server after `BUDGET_STATEMENT_S`, though the budget stopped waiting long before."""
+        conn = connect(self.url, create=False)
+        conn.execute(f"SET statement_timeout = {int(BUDGET_STATEMENT_S * 1000)}")
+        return Qmark(conn)
+
+    @contextlib.contextmanager
+    def budget_transaction(self, conn: Any) -> Iterator[Any]:
+        """An admission: every replica's takes one advisory lock, so two can't both take the last room."""
+        with conn.conn.transaction():
+            conn.conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUDGET_LOCK,))
+            yield conn
+
+    def budget_exclusive(self, conn: Any) -> None:
+        """Within an admission: also the writers' lock, so a late reservation and its call's record can't
+        cross (the record committed after this read would not delete it)."""
+        conn.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
 
     def session_spend(self, session_id: str) -> float:
         try:

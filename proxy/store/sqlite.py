@@ -752,7 +752,9 @@ class SqliteStore(JournaledStore):
         return lock
 
     def _connect(self) -> sqlite3.Connection:
-        return connect(self.path)
+        conn = connect(self.path)
+        ledger.create_reservations(conn)  # a store made before reservations: the writer settles them
+        return conn
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -899,6 +901,23 @@ class SqliteStore(JournaledStore):
 
     def spend_today(self) -> float:
         return ledger.spend_on(self.reader(), ledger.day_of(time.time()))
+
+    def budget_connection(self) -> Any:
+        """A connection of its own for the budget's thread (admissions are written, one at a time)."""
+        conn = connect(self.path)
+        conn.execute("PRAGMA busy_timeout = 2000")
+        ledger.create_reservations(conn)
+        return conn
+
+    def budget_exclusive(self, conn: Any) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already excludes the writer."""
+
+    @contextlib.contextmanager
+    def budget_transaction(self, conn: Any) -> Iterator[Any]:
+        """An admission: the file's write lock serialises it with the writer's commits."""
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
 
     def session_spend(self, session_id: str) -> float:
         s = ledger.session(self.reader(), session_id)

@@ -51,6 +51,8 @@ class StreamTranslator:
         self.names = names if names is not None else ToolNames()
         self.started = False
         self.finished = False
+        self.generated_chars = 0
+        """text, thoughts and call arguments received: a cut stream's output estimate when no usage says"""
         self.index = -1
         self.open_kind: str | None = None  # "text" | "thinking" | None
         self.open_sig: str | None = None
@@ -143,6 +145,13 @@ class StreamTranslator:
             out += self._start(chunk)
         if chunk.get("usageMetadata"):
             self.usage_meta = chunk["usageMetadata"]
+        for cand in (chunk.get("candidates") or [])[:1]:  # what Google generated, for a cut stream's price
+            for part in (cand.get("content") or {}).get("parts") or () if isinstance(cand, dict) else ():
+                if isinstance(part, dict):
+                    text, fc = part.get("text"), part.get("functionCall")
+                    self.generated_chars += (len(text) if isinstance(text, str) else 0) + (
+                        len(str(fc)) if fc else 0
+                    )
         feedback = chunk.get("promptFeedback") or {}
         if not chunk.get("candidates") and feedback.get("blockReason"):
             self.blocked = True
