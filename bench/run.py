@@ -112,6 +112,7 @@ class Gatewatch:
     loop = ""  # the default: uvloop where installed (proxy/loop.py)
     gateway = ""  # more [gateway] settings
     sections = ""  # more config sections, after the target
+    tree = ROOT  # the source tree it runs from
 
     def db(self, tmp: Path) -> str:
         """--db: the store it records into"""
@@ -135,7 +136,7 @@ model = "gemini-2.5-flash"
 api_key = "bench-key"
 api_endpoint = "{standin.url}"
 {self.sections}""")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp / "xdg")}
+        env = {**os.environ, "PYTHONPATH": str(self.tree), "XDG_DATA_HOME": str(tmp / "xdg")}
         if self.loop:
             env["GATEWATCH_LOOP"] = self.loop
         self.proc = subprocess.Popen(
@@ -155,6 +156,7 @@ api_endpoint = "{standin.url}"
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
+            cwd=self.tree,
         )
         wait_port(self.port)
         self.url = f"http://127.0.0.1:{self.port}/v1/messages"
@@ -163,6 +165,14 @@ api_endpoint = "{standin.url}"
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(30)
+
+
+class GatewatchBefore(Gatewatch):
+    """Another source tree of gatewatch, e.g. main before a change (`--peers before`, the tree in
+    `BENCH_BEFORE`: `git archive <commit> | tar -x -C /tmp/gw-before`)."""
+
+    name = "gatewatch-before"
+    tree = Path(os.environ.get("BENCH_BEFORE", "/tmp/gw-before"))
 
 
 class GatewatchAsyncio(Gatewatch):
@@ -495,6 +505,7 @@ PEERS = {
     "otel": GatewatchOtel,
     "postgres": GatewatchPostgres,
     "floor": Floor,
+    "before": GatewatchBefore,
 }
 SIZES = ("small", "57KB")
 """the request: Claude Code's small calls (`small_request`, ~0.6 KB) and its big turns (57 KB)"""
