@@ -114,7 +114,7 @@ def price(record: Record, target: TargetConfig | None = None) -> float | None:
 
     Anthropic's convention: `input_tokens` excludes cache reads and cache writes, each priced at its own rate.
     The library's is the prompt's whole size (which also picks the tier), so the three are added for it.
-    Plain arithmetic on rates read from the library once per model and price period (`rates`).
+    Plain arithmetic on rates read from the library once per model and price period (`rated_cost`).
     """
     u = record.usage
     if record.kind == "count_tokens":
