@@ -51,6 +51,8 @@ class _Process:
         self.collected = 0
         """objects the policy's full collections freed"""
         self.last = time.monotonic()
+        self.settling = False
+        """`settle` asked for a collection and a freeze at the next idle moment"""
 
     def apply(self) -> None:
         self.hosts += 1
@@ -70,6 +72,7 @@ class _Process:
             return
         threshold, switch = self.saved
         self.saved = None
+        self.settling = False
         gc.set_threshold(*threshold)
         sys.setswitchinterval(switch)
         gc.unfreeze()
@@ -87,11 +90,10 @@ PROCESS = _Process()
 
 
 def settle() -> None:
-    """Freeze what exists now as well (the console, once its first screen is drawn: its widgets live as
-    long as it does). Only while the policy is applied."""
+    """Freeze what exists as well, at the gateway's next moment with no call in flight (the console, once its
+    first screen is drawn: its widgets live as long as it does). Only while the policy is applied."""
     if PROCESS.saved is not None:
-        gc.collect()
-        gc.freeze()
+        PROCESS.settling = True
 
 
 class Policy:
@@ -117,7 +119,11 @@ class Policy:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(min(CHECK_S, self.idle_every_s))
-            if self.due(time.monotonic()):
+            if PROCESS.settling and not self.busy():
+                PROCESS.collect()
+                gc.freeze()
+                PROCESS.settling = False
+            elif self.due(time.monotonic()):
                 PROCESS.collect()
 
     async def stop(self) -> None:
