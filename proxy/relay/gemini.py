@@ -254,8 +254,8 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
                         first_token = True
                         call.first_token()
                     out += evs
-        except GatewayError:  # a bad frame after good ones: what the good ones gave goes out before the error
-            if out:
+        except Exception:  # a bad frame (or a bug) after good ones: what the good ones gave goes out first,
+            if out:  # as it would have frame by frame (and the stream is open, so the error is an SSE event)
                 await sink.send(out)
             raise
         if out:
