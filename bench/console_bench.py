@@ -1,14 +1,16 @@
 """Does the open console slow the calls it watches? `gatewatch serve` against the same gateway inside the
 console, in one run, alternating, on the same stand-in and the same request.
 
-    python bench/console_bench.py                    # 4 rounds of each, 120 calls a round, c=4 (~4 minutes)
+    python bench/console_bench.py                    # 6 rounds of each, 100 calls a round, c=4 (~6 minutes)
+    python bench/console_bench.py --peers ccr        # claude-code-router 2.0.0 beside them, in the same run
     python bench/console_bench.py --rounds 2 --requests 60
 
 The console runs for real: `gatewatch --config …` in a tmux window of 200×50 (a real terminal, so every repaint
 is drawn), with its history and panes refreshing as the calls arrive. The stand-in answers 20 SSE chunks 20 ms
 apart; the request is the 57 KB Claude-Code-shaped one of `bench/workload.py`, streamed, 4 at a time.
-Per call: time to first SSE event (TTFE) and the worst gap between two SSE events. Reported: p50 and p99 of
-each, for serve and console, and console − serve. Pinning as in `bench/run.py`: the gateway (either kind) on
+Per call: time to first SSE event (TTFE) and the worst gap between two SSE events (the upstream sends one
+every 20 ms: anything above is a pause of the gateway's own, issue 26). Reported: p50, p99 and max of each,
+for serve, the console and any peer, and console − serve. Pinning as in `bench/run.py`: the gateway (either kind) on
 CPU 1, the stand-in and this load on CPU 0.
 """
 
@@ -30,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import OUT, PIN, Standin, free_port, pct, pinned, wait_port  # noqa: E402
+from bench.run import OUT, PIN, ClaudeCodeRouter, Standin, free_port, pct, pinned, wait_port  # noqa: E402
 from bench.workload import claude_code_request  # noqa: E402
 
 SIZE = (200, 50)
@@ -74,10 +76,17 @@ class Serve:
             pinned(cmd, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
         wait_port(self.port)
+        self.url = f"http://127.0.0.1:{self.port}/v1/messages"
 
     def stop(self) -> None:
         self.proc.send_signal(2)
         self.proc.wait(30)
+
+
+class CCR(ClaudeCodeRouter):
+    """claude-code-router 2.0.0 on the same stand-in (bench/run.py installs it into bench/out/peers)."""
+
+    name = "claude-code-router"
 
 
 class Console:
@@ -101,6 +110,7 @@ class Console:
             check=True,
         )  # fmt: skip
         wait_port(self.port, 60)
+        self.url = f"http://127.0.0.1:{self.port}/v1/messages"
         time.sleep(2)  # the first screen is drawn
 
     def screen(self) -> str:
@@ -164,8 +174,10 @@ async def load(url: str, body: bytes, concurrency: int, requests: int) -> dict[s
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=120)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--requests", type=int, default=100)
+    ap.add_argument("--peers", default="", help="also these, alternating with the others: ccr")
+    ap.add_argument("--out", default="console.json", help="the JSON's name in bench/out")
     ap.add_argument("--concurrency", type=int, default=4)
     args = ap.parse_args()
     if not shutil.which("tmux"):
@@ -174,18 +186,15 @@ def main() -> None:
     body = json.dumps(claude_code_request(True)).encode()
     print(f"request {len(body) / 1024:.1f} KB, c={args.concurrency}, pinned: {PIN}", flush=True)
     standin = Standin(100, 20, 0.020)
-    pooled: dict[str, dict[str, list[float]]] = {
-        k: {"ttfe_ms": [], "gap_ms": []} for k in ("serve", "console")
-    }
-    errors = {"serve": 0, "console": 0}
+    kinds: list[type] = [Serve, Console] + [CCR for p in args.peers.split(",") if p.strip() == "ccr"]
+    pooled: dict[str, dict[str, list[float]]] = {k.name: {"ttfe_ms": [], "gap_ms": []} for k in kinds}
+    errors = {k.name: 0 for k in kinds}
     try:
         for i in range(args.rounds):
-            for kind in (Serve, Console):  # alternate, so drift on the machine hits both alike
+            for kind in kinds:  # alternate, so drift on the machine hits all alike
                 gw = kind(standin, tmp)
                 try:
-                    r = asyncio.run(
-                        load(f"http://127.0.0.1:{gw.port}/v1/messages", body, args.concurrency, args.requests)
-                    )
+                    r = asyncio.run(load(gw.url, body, args.concurrency, args.requests))
                     if isinstance(gw, Console) and i == 0:
                         (tmp / "console-screen.txt").write_text(gw.screen())
                 finally:
@@ -194,8 +203,9 @@ def main() -> None:
                     pooled[kind.name][k] += r[k]  # type: ignore[operator]
                 errors[kind.name] += int(r["errors"])  # type: ignore[call-overload]
                 print(
-                    f"round {i + 1} {kind.name:8} ttfe p99 {pct(r['ttfe_ms'], 0.99):6.1f} ms  "  # type: ignore[arg-type]
-                    f"gap p99 {pct(r['gap_ms'], 0.99):6.1f} ms  errors {r['errors']}",  # type: ignore[arg-type]
+                    f"round {i + 1} {kind.name:18} ttfe p99 {pct(r['ttfe_ms'], 0.99):6.1f} ms  "  # type: ignore[arg-type]
+                    f"gap p99 {pct(r['gap_ms'], 0.99):6.1f} max {max(r['gap_ms']):6.1f} ms  "  # type: ignore[arg-type]
+                    f"errors {r['errors']}",
                     flush=True,
                 )
     finally:
@@ -205,12 +215,28 @@ def main() -> None:
         for k in ("ttfe_ms", "gap_ms"):
             for q in (0.5, 0.99):
                 row[f"{kind}_{k}_p{int(q * 100)}"] = pct(v[k], q)
+            row[f"{kind}_{k}_max"] = max(v[k], default=float("nan"))
         row[f"{kind}_calls"] = len(v["ttfe_ms"])
         row[f"{kind}_errors"] = errors[kind]
     for k in ("ttfe_ms", "gap_ms"):
         row[f"added_{k}_p99"] = row[f"console_{k}_p99"] - row[f"serve_{k}_p99"]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "console.json").write_text(json.dumps(row, indent=1))
+    (OUT / args.out).write_text(json.dumps(row, indent=1))
+    print(f"{'':18} {'TTFE p50':>9} {'TTFE p99':>9} {'gap p50':>8} {'gap p99':>8} {'gap max':>8}")
+    for kind in pooled:
+        print(
+            f"{kind:18} "
+            + " ".join(
+                f"{row[f'{kind}_{k}']:{w}.1f}"
+                for k, w in (
+                    ("ttfe_ms_p50", 9),
+                    ("ttfe_ms_p99", 9),
+                    ("gap_ms_p50", 8),
+                    ("gap_ms_p99", 8),
+                    ("gap_ms_max", 8),
+                )
+            )
+        )
     print(json.dumps(row, indent=1))
     print(f"last console screen: {tmp / 'console-screen.txt'}")
 

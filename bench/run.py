@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.workload import claude_code_request  # noqa: E402
+from bench.workload import claude_code_request, small_request  # noqa: E402
 from proxy.translate import request as treq  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -112,6 +112,7 @@ class Gatewatch:
     loop = ""  # the default: uvloop where installed (proxy/loop.py)
     gateway = ""  # more [gateway] settings
     sections = ""  # more config sections, after the target
+    tree = ROOT  # the source tree it runs from
 
     def db(self, tmp: Path) -> str:
         """--db: the store it records into"""
@@ -135,7 +136,7 @@ model = "gemini-2.5-flash"
 api_key = "bench-key"
 api_endpoint = "{standin.url}"
 {self.sections}""")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(tmp / "xdg")}
+        env = {**os.environ, "PYTHONPATH": str(self.tree), "XDG_DATA_HOME": str(tmp / "xdg")}
         if self.loop:
             env["GATEWATCH_LOOP"] = self.loop
         self.proc = subprocess.Popen(
@@ -155,6 +156,7 @@ api_endpoint = "{standin.url}"
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
+            cwd=self.tree,
         )
         wait_port(self.port)
         self.url = f"http://127.0.0.1:{self.port}/v1/messages"
@@ -163,6 +165,14 @@ api_endpoint = "{standin.url}"
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(30)
+
+
+class GatewatchBefore(Gatewatch):
+    """Another source tree of gatewatch, e.g. main before a change (`--peers before`, the tree in
+    `BENCH_BEFORE`: `git archive <commit> | tar -x -C /tmp/gw-before`)."""
+
+    name = "gatewatch-before"
+    tree = Path(os.environ.get("BENCH_BEFORE", "/tmp/gw-before"))
 
 
 class GatewatchAsyncio(Gatewatch):
@@ -255,7 +265,7 @@ class ClaudeCodeRouter:
         if not cli.exists():
             base.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                ["npm", "install", "--silent", "--prefix", str(base), "@musistudio/claude-code-router"],
+                ["npm", "install", "--silent", "--prefix", str(base), "@musistudio/claude-code-router@2.0.0"],
                 check=True,
                 timeout=600,
             )
@@ -369,6 +379,40 @@ general_settings:
         self.proc.wait(30)
 
 
+class Floor:
+    """A bare aiohttp relay (bench/floor.py: no translation, no record) in front of the same stand-in: the floor
+    a Python gateway can reach. The load sends it the Gemini request, as to the stand-in directly."""
+
+    name = "floor"
+    direct = True  # it takes the direct client's (Gemini) request
+
+    def __init__(self, standin: Standin, tmp: Path):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            pinned(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "floor.py"),
+                    "--port",
+                    str(self.port),
+                    "--upstream",
+                    standin.url,
+                ],
+                1,
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        wait_port(self.port)
+        self.pid = self.proc.pid
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = ""  # per scenario: the stand-in's path (`direct_path`)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
 def _listener_pid(port: int) -> int | None:
     """The pid listening on a loopback port, from /proc (no extra tools needed)."""
     inode = None
@@ -460,7 +504,11 @@ PEERS = {
     "nometrics": GatewatchNoMetrics,
     "otel": GatewatchOtel,
     "postgres": GatewatchPostgres,
+    "floor": Floor,
+    "before": GatewatchBefore,
 }
+SIZES = ("small", "57KB")
+"""the request: Claude Code's small calls (`small_request`, ~0.6 KB) and its big turns (57 KB)"""
 
 
 def ratios(results: list[dict]) -> None:
@@ -491,6 +539,9 @@ def main() -> None:
     ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument(
+        "--sizes", default="57KB", help="request sizes, comma-separated: small (~0.6 KB), 57KB (the default)"
+    )
+    ap.add_argument(
         "--netns",
         action="store_true",
         help="run everything in a fresh network namespace with only loopback (needs root)",
@@ -507,23 +558,25 @@ def main() -> None:
         os.execvp("unshare", ["unshare", "--net", "sh", "-c", cmd])
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gatewatch-bench-"))
-    anth = {s: tmp / f"anthropic-{s}.json" for s in ("stream", "oneshot")}
-    gem = tmp / "gemini.json"
-    for s, p in anth.items():
-        p.write_bytes(json.dumps(claude_code_request(s == "stream")).encode())
-    gem.write_bytes(
-        json.dumps(
-            treq.translate(claude_code_request(False), treq.Target("gemini-2.5-flash", 8192)).body
-        ).encode()
-    )
-    print(
-        f"request: {anth['stream'].stat().st_size / 1024:.1f} KB Anthropic, {gem.stat().st_size / 1024:.1f} KB "
-        f"Gemini; pinned: {PIN}",
-        flush=True,
-    )
+    sizes = [z.strip() for z in args.sizes.split(",") if z.strip()]
+    make = {"small": small_request, "57KB": claude_code_request}
+    anth = {(z, s): tmp / f"anthropic-{z}-{s}.json" for z in sizes for s in ("stream", "oneshot")}
+    gem = {z: tmp / f"gemini-{z}.json" for z in sizes}
+    for (z, s), p in anth.items():
+        p.write_bytes(json.dumps(make[z](s == "stream")).encode())
+    for z, p in gem.items():
+        p.write_bytes(
+            json.dumps(treq.translate(make[z](False), treq.Target("gemini-2.5-flash", 8192)).body).encode()
+        )
+        print(
+            f"request {z}: {anth[(z, 'stream')].stat().st_size / 1024:.1f} KB Anthropic, "
+            f"{p.stat().st_size / 1024:.1f} KB Gemini; pinned: {PIN}",
+            flush=True,
+        )
     results: list[dict] = []
     peers: list[type] = [Gatewatch] + [PEERS[p.strip()] for p in args.peers.split(",") if p.strip()]
-    for name, c, n, stream, delay, chunks in SCENARIOS:
+    for (base, c, n, stream, delay, chunks), size in [(sc, z) for sc in SCENARIOS for z in sizes]:
+        name = base if size == "57KB" and len(sizes) == 1 else f"{base} {size}"
         if args.only not in name:
             continue
         if args.quick:
@@ -545,22 +598,33 @@ def main() -> None:
                 try:
                     idle_rss = rss_mb(peer.pid)
                     key = getattr(peer, "key", "bench")
+                    if getattr(peer, "direct", False):  # the floor: the Gemini request, the stand-in's path
+                        peer.url = peer.base + direct_url.removeprefix(standin.url)
                     d, g = (
                         {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
                         {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
                     )
                     cpu = server_cpu = 0.0
                     for _ in range(args.rounds):  # alternate: direct, gateway, direct, gateway
-                        r = load("direct", direct_url, gem, c, n, stream)
+                        r = load("direct", direct_url, gem[size], c, n, stream)
                         for k in ("latency_ms", "ttfe_ms"):
                             d[k] += r[k]
                         d["wall"] += r["wall_s"]
                         d["done"] += r["done"]
                         d["errors"] += r["errors"]
                         c0, s0 = cpu_seconds(peer.pid), getattr(peer, "server_cpu", lambda: 0.0)()
-                        r = load(
-                            "gateway", peer.url, anth["stream" if stream else "oneshot"], c, n, stream, key
-                        )
+                        if getattr(peer, "direct", False):
+                            r = load("direct", peer.url, gem[size], c, n, stream)
+                        else:
+                            r = load(
+                                "gateway",
+                                peer.url,
+                                anth[(size, "stream" if stream else "oneshot")],
+                                c,
+                                n,
+                                stream,
+                                key,
+                            )
                         time.sleep(0.2)  # the store's last batch (BATCH_WAIT 50 ms) is committed in the count
                         cpu += cpu_seconds(peer.pid) - c0
                         server_cpu += getattr(peer, "server_cpu", lambda: 0.0)() - s0
@@ -571,6 +635,7 @@ def main() -> None:
                         g["errors"] += r["errors"]
                     row = {
                         "scenario": name,
+                        "size": size,
                         "peer": peer.name,
                         "requests": g["done"],
                         "errors": g["errors"],
@@ -587,9 +652,9 @@ def main() -> None:
                         "rss_idle_mb": idle_rss,
                         "rss_peak_mb": rss_mb(peer.pid, "VmHWM"),
                     }
-                    if stream and name == "c1 stream" and peer.name != "gatewatch":
+                    if stream and base == "c1 stream" and peer.name not in ("gatewatch", "floor"):
                         row["stream_check"] = valid_anthropic_stream(
-                            peer.url, anth["stream"].read_bytes(), key
+                            peer.url, anth[(size, "stream")].read_bytes(), key
                         )
                     results.append(row)
                     print(

@@ -78,3 +78,20 @@ def claude_code_request(stream: bool, model: str = "claude-opus-5-5") -> dict:
         "output_config": {"effort": "medium"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
     }
+
+
+def small_request(stream: bool, model: str = "claude-haiku-4-5") -> dict:
+    """A small call, as Claude Code makes besides its big turns (a haiku title or topic check, a quota
+    check): one short system block, one user message, no tools, ~0.6 KB. The fixed cost of a call shows here."""
+    return {
+        "model": model,
+        "max_tokens": 512,
+        "stream": stream,
+        "system": [
+            {"type": "text", "text": "Summarise the user's request as a title of at most five words."}
+        ],
+        "messages": [{"role": "user", "content": "please list the files in this folder and summarise them"}],
+        "metadata": {
+            "user_id": json.dumps({"device_id": "bench", "account_uuid": "", "session_id": "bench-small"})
+        },
+    }

@@ -26,15 +26,14 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
+from proxy import collector, query
 from proxy import config as cfg
-from proxy import query
 from proxy.events import BudgetCrossed
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.store import RecordStore, data_dir
 
-from .collector import IdleCollector
 from .detail import DetailScreen
 from .feed import Feed
 from .help import HelpScreen
@@ -114,7 +113,6 @@ class GatewatchApp(App):
         """calls in flight, kept from the gateway's events; the records are live (filled on its thread)"""
         self.url = ""
         self.stopping = False
-        self.collector = IdleCollector()
         self.feed = Feed(self.service.bus)
         if store.bus is not self.service.bus:  # a viewer: commits of other writers come on the store's bus
             self.feed.follow_commits(store.bus)
@@ -182,7 +180,7 @@ class GatewatchApp(App):
         self._mounted = True
         self._tick()  # paint the panes now, not a refresh interval later
         self.query_one(HistoryTable).focus()
-        self.collector.start()
+        collector.settle()  # the first screen's widgets live as long as the app: frozen with start-up's
         if self.on_ready is not None and self.service.gateway is not None:
             self.host.run(self.on_ready(self.url))  # beside the gateway, on its loop: never the screen's
 
@@ -222,7 +220,6 @@ class GatewatchApp(App):
             await asyncio.to_thread(self.host.stop)
         finally:
             timer.stop()
-            self.collector.stop()
             self.feed.close()
 
     def _render_stopping(self) -> None:
@@ -371,7 +368,6 @@ class GatewatchApp(App):
         if self.attached and self.attached.problem != self._feed_problem:
             self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
             self._render_banner()
-        self.collector.tick(busy=bool(self.in_flight))
         in_flight = list(self.in_flight.values())
         compact = self.size.width < 160
         self.query_one("#pane-inflight", Pane).show(render_in_flight(in_flight, compact=compact))

@@ -348,7 +348,8 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
             f"with --port {config.gateway.port + 1}"
         )
     service = Service(config, store, insecure=insecure)
-    service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True))
+    # printed after the call's last bytes left, not before: no call waits for its line
+    service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True), later=True)
     try:
         url = await service.start()
     except ServiceError as exc:

@@ -9,6 +9,7 @@ a call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -84,8 +85,14 @@ class Bus:
         self._subs: dict[type, tuple[Callable[..., None], ...]] = {}
         self._lock = threading.Lock()  # subscribe may run on another thread than emit
 
-    def subscribe(self, kind: type[E], fn: Callable[[E], None]) -> Callable[[], None]:
-        """Call `fn(event)` for every event of `kind`; returns a function that unsubscribes."""
+    def subscribe(self, kind: type[E], fn: Callable[[E], None], later: bool = False) -> Callable[[], None]:
+        """Call `fn(event)` for every event of `kind`; returns a function that unsubscribes.
+
+        `later`: where the event is emitted on an event loop, run `fn` on that loop's next turn rather than
+        inside the emit. `CallFinished` is emitted before a call's last bytes leave: a subscriber that no call
+        needs to wait for (a line printed, a counter for `/metrics`) then costs the call nothing."""
+        if later:
+            fn = _deferred(fn)
         with self._lock:
             self._subs[kind] = (*self._subs.get(kind, ()), fn)
 
@@ -106,3 +113,22 @@ class Bus:
                 fn(event)
             except Exception:  # a broken subscriber must not break a call or the writer
                 log.exception("subscriber %r failed on %s", fn, type(event).__name__)
+
+
+def _deferred(fn: Callable[[E], None]) -> Callable[[E], None]:
+    def deferred(event: E) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop (the store's writer thread): now
+            fn(event)
+            return
+        loop.call_soon(_run, fn, event)
+
+    return deferred
+
+
+def _run(fn: Callable[[E], None], event: E) -> None:
+    try:
+        fn(event)
+    except Exception:  # as in `emit`: a broken subscriber is logged and skipped
+        log.exception("subscriber %r failed on %s", fn, type(event).__name__)

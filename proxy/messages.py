@@ -74,6 +74,8 @@ the body a few levels further down: deeper bodies are refused up front, never se
 _BEARER = re.compile(r"^bearer\s+", re.IGNORECASE)
 _NOT_MARK = bytes(b for b in range(256) if b not in b'"[]{}')
 _PAIR = re.compile(rb"\[\]|\{\}")
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING = re.compile(rb'"[^"]*"')
 
 
 def is_shutdown(exc: BaseException) -> bool:
@@ -121,9 +123,11 @@ def auth_error(token: SecretStr | None, headers: Mapping[str, str]) -> GatewayEr
 def depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
     """How deep a (valid) JSON text nests, strings skipped, counted up to `limit` + 1. Each pass deletes the
     innermost pairs (`[]`, `{}`), so the passes count the levels: all in C, a few passes for a usual body."""
-    # escapes gone, every `"` left opens or closes a string; keep only quotes and brackets, drop the strings
-    marks = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_MARK)
-    brackets = b"".join(marks.split(b'"')[::2])
+    # escapes gone (one regex pass: a backslash and the byte after it), every `"` left opens or closes a string;
+    # keep only quotes and brackets, then drop the strings. (Two `replace` passes over the whole body for `\\`
+    # and `\"` cost several times the JSON parse of a 57 KB body.)
+    marks = (_ESCAPE.sub(b"", raw) if b"\\" in raw else raw).translate(None, _NOT_MARK)
+    brackets = _STRING.sub(b"", marks)
     level = 0
     while brackets and level <= limit:
         brackets = _PAIR.sub(b"", brackets)

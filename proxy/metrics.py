@@ -124,7 +124,7 @@ class Metrics:
         """records the store gave up on (sum of `RecordsLost.count`)"""
         r.register(_Live(self, in_flight, unrecorded, targets, spend))
         self._unsubscribe = [
-            bus.subscribe(CallFinished, self.finished),
+            bus.subscribe(CallFinished, self.finished, later=True),  # counted after the call's last bytes
             bus.subscribe(RecordsLost, self._lost),
         ]
 

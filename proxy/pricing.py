@@ -11,13 +11,14 @@ An unknown model costs None, never a silent 0; counting tokens is free; a call t
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 
 import genai_prices
-from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices
+from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
 from .config import TargetConfig
 from .record import Record
@@ -113,6 +114,7 @@ def price(record: Record, target: TargetConfig | None = None) -> float | None:
 
     Anthropic's convention: `input_tokens` excludes cache reads and cache writes, each priced at its own rate.
     The library's is the prompt's whole size (which also picks the tier), so the three are added for it.
+    Plain arithmetic on rates read from the library once per model and price period (`rated_cost`).
     """
     u = record.usage
     if record.kind == "count_tokens":
@@ -122,7 +124,7 @@ def price(record: Record, target: TargetConfig | None = None) -> float | None:
     own = override(target)
     if own is not None:
         return own.cost(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens)
-    cost = library_cost(
+    cost = rated_cost(
         record.response_model or record.request_model,
         u.input_tokens,
         u.output_tokens,
@@ -132,6 +134,101 @@ def price(record: Record, target: TargetConfig | None = None) -> float | None:
     )
     multiplier = target.price_multiplier if target is not None else 1.0
     return None if cost is None else cost * multiplier
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """One model's library prices in one price period, as USD per token: `per[k]` (input, output, cache read,
+    cache write) applies while the prompt's whole size is above `starts[k - 1]` and not above `starts[k]`
+    (the library's tiers: crossing one prices the whole prompt at its rate)."""
+
+    starts: tuple[int, ...]
+    per: tuple[tuple[float, float, float, float], ...]
+
+    def cost(self, input_tokens: int, output_tokens: int, read: int, write: int) -> float:
+        prompt = input_tokens + read + write
+        k = 0
+        for start in self.starts:
+            if prompt > start:
+                k += 1
+        i, o, r, w = self.per[k]
+        return input_tokens * i + output_tokens * o + read * r + write * w
+
+
+resolutions = 0
+"""how many times rates were read from the library (`resolve`): once per model and price period"""
+_rates: dict[tuple[str, int, int], Rates | None] = {}
+_RATES_MAX = 1024
+
+
+def _tier_starts(mp: ModelPrice) -> tuple[int, ...]:
+    starts = {t.start for v in vars(mp).values() if isinstance(v, TieredPrices) for t in v.tiers}
+    return tuple(sorted(starts))
+
+
+def resolve(model: str, when: datetime) -> Rates | None:
+    """Read a model's rates from the library as they stand at `when`: its own price computation, probed once
+    per tier with one kind of token at a time (a price is linear in each count within a tier), so the library
+    stays the source of truth for which count each price applies to. None: no price for the model."""
+    global resolutions
+    resolutions += 1
+    found = find(model)
+    if found is None:
+        return None
+    provider, info = found
+    starts = _tier_starts(info.get_prices(when))
+    million = 1_000_000
+
+    def at(i: int = 0, o: int = 0, r: int = 0, w: int = 0) -> Decimal:
+        usage = genai_prices.Usage(
+            input_tokens=i + r + w, cache_read_tokens=r, cache_write_tokens=w, output_tokens=o
+        )
+        return info.calc_price(usage, provider, genai_request_timestamp=when).total_price
+
+    per = []
+    for k in range(len(starts) + 1):
+        n = (starts[0] if starts else million) if k == 0 else starts[k - 1] + 1  # a prompt size in the tier
+        if n == 0:  # the base tier holds only an empty prompt: only output is priced there
+            per.append((0.0, float(at(o=million) / million), 0.0, 0.0))
+            continue
+        base = at(i=n)
+        output = (at(i=n, o=million) - base) / million
+        per.append((float(base / n), float(output), float(at(r=n) / n), float(at(w=n) / n)))
+    return Rates(starts, tuple(per))
+
+
+def rated_cost(
+    model: str | None, input_tokens: int, output_tokens: int, read: int, write: int, started_at: float = 0
+) -> float | None:
+    """`library_cost` by plain arithmetic: the rates of `model` on `started_at`'s day (UTC, the library's
+    price periods start on dates), resolved from the library the first time and kept. A model whose prices
+    change by time of day is asked of the library every call."""
+    if not model:
+        return None
+    epoch = started_at or time.time()
+    key = (model, int(epoch // 86400), id(genai_prices.data_snapshot.get_snapshot()))  # the UTC day
+    try:
+        rates = _rates[key]
+    except KeyError:
+        if _by_time_of_day(model):
+            return library_cost(model, input_tokens, output_tokens, read, write, started_at)
+        if len(_rates) >= _RATES_MAX:
+            _rates.clear()
+        rates = _rates[key] = resolve(model, datetime.fromtimestamp(epoch, tz=UTC))
+    return None if rates is None else rates.cost(input_tokens, output_tokens, read, write)
+
+
+def _by_time_of_day(model: str) -> bool:
+    found = find(model)
+    if found is None or not isinstance(found[1].prices, list):
+        return False
+    return any(isinstance(p.constraint, TimeOfDateConstraint) for p in found[1].prices)
+
+
+def forget() -> None:
+    """Drop the resolved rates (the library's prices were replaced: `set_custom_snapshot`)."""
+    _rates.clear()
+    find.cache_clear()
 
 
 def library_cost(
@@ -166,4 +263,4 @@ def price_as(
     The rule of `price` otherwise: counting is free, a call that billed nothing costs 0."""
     if kind == "count_tokens" or not (input_tokens or output_tokens or read or write):
         return 0.0
-    return library_cost(model, input_tokens, output_tokens, read, write, started_at)
+    return rated_cost(model, input_tokens, output_tokens, read, write, started_at)

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import budget as budgets
-from . import guard, messages, models_api, providers
+from . import guard, messages, models_api, pricing, providers
 from .budget import Budget
 from .config import Config
 from .errors import GatewayError, invalid_request
@@ -52,6 +52,8 @@ class Gateway:
         self.bus = bus if bus is not None else Bus()
         self.on_record = on_record
         self.providers = [providers.make(t) for t in config.targets]
+        for p in self.providers:  # each target's rates read from the price library now, not on a first call
+            pricing.rated_cost(p.model, 1, 0, 0, 0)
         self.router = Router(self.providers, config.balancer, config.routes)
         self.signatures = Signatures()
         self.exchange = Exchange(config.gateway, self.router, self.signatures)

@@ -19,6 +19,7 @@ from aiohttp import web
 from . import loop as loops
 from . import otel
 from .budget import Budget
+from .collector import Policy
 from .config import Config, ConfigError
 from .credentials import Check, all_refused, check_all
 from .events import Bus
@@ -29,7 +30,6 @@ from .store import RecordStore, StoreError
 
 T = TypeVar("T")
 
-SWITCH_INTERVAL_S = 0.001
 RELOAD_EVERY_S = 1.0
 """how often the config file's modification time is looked at: a changed `[budget]` applies this soon"""
 
@@ -70,6 +70,8 @@ class Service:
         self.telemetry: otel.Telemetry | None = None
         self._reloader: asyncio.Task[None] | None = None
         """the OpenTelemetry export (`[otel]`, or OTEL_EXPORTER_OTLP_ENDPOINT with the extra installed)"""
+        self.collector = Policy(lambda: self.in_flight > 0)
+        """the garbage-collector policy of a process that hosts the gateway (proxy/collector.py)"""
 
     async def open_store(self) -> None:
         """Become the store's writer. It may replay a crashed writer's journal, so it runs off the loop."""
@@ -127,6 +129,8 @@ class Service:
                 gateway.metrics.registry.register(self.telemetry.collector())
         self.gateway = gateway
         self._reloader = asyncio.create_task(self._watch_config())
+        self.collector.start()  # start-up is done: what it allocated is frozen
+        gateway.reports["collector"] = self.collector.report
         self.url = f"http://{g.host}:{port}"
         self.listening_since = time.time()
         return self.url
@@ -208,6 +212,7 @@ class Service:
                 await stop(self.gateway, runner)
             else:
                 await runner.cleanup()
+        await self.collector.stop()
         if self.telemetry is not None:
             telemetry, self.telemetry = self.telemetry, None
             await asyncio.to_thread(telemetry.close)  # bounded: a collector that is down costs CLOSE_WAIT_S
@@ -225,10 +230,9 @@ class ServiceThread:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        # The host's thread (the console's rendering) and this one share the GIL. Python hands it over every
-        # 5 ms by default, so each wake-up of a call could wait that long behind a repaint, several times per
-        # SSE event; at 1 ms a call waits at most about that.
-        self._host = loops.LoopThread("gatewatch-gateway", switch_interval=SWITCH_INTERVAL_S)
+        # The host's thread (the console's rendering) and this one share the GIL: the service's collector
+        # policy (proxy/collector.py) has it handed over every 1 ms rather than 5.
+        self._host = loops.LoopThread("gatewatch-gateway")
         self.loop = self._host.loop
 
     @property

@@ -171,6 +171,13 @@ class Body:
 
     async def events(self) -> AsyncIterator[bytes]:
         """The data of each SSE event (its `data:` lines joined), as soon as the frame is complete."""
+        async for batch in self.batches():
+            for payload in batch:
+                yield payload
+
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """The events' data as `events`, a list per socket read: the frames that arrived together, so that the
+        answer to them can go out in one write."""
         buf = b""
         while True:
             data = await self.read()
@@ -179,7 +186,7 @@ class Body:
                     payload = _event_data(buf)
                     if payload:
                         self.advanced()
-                        yield payload
+                        yield [payload]
                 return
             if not buf and data.startswith(b"data:"):  # the usual read: exactly one single-line frame
                 line = data.rstrip(b"\r\n")
@@ -189,7 +196,7 @@ class Body:
                     and b"\n" not in line
                 ):
                     self.advanced()
-                    yield line[5:].lstrip()
+                    yield [line[5:].lstrip()]
                     continue
             if b"\r" in data or buf.endswith(b"\r"):  # CRLF framing: normalise (a CR may end one read)
                 buf = (buf + data).replace(b"\r\n", b"\n")
@@ -200,11 +207,10 @@ class Body:
             if buf.find(b"\n\n", start) < 0:
                 continue
             *frames, buf = buf.split(b"\n\n")
-            for frame in frames:
-                payload = _event_data(frame)
-                if payload:
-                    self.advanced()
-                    yield payload
+            payloads = [p for p in map(_event_data, frames) if p]
+            if payloads:
+                self.advanced()
+                yield payloads
 
 
 def _event_data(frame: bytes) -> bytes:

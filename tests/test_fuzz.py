@@ -322,3 +322,30 @@ def test_any_header_bytes_and_any_nesting_leave_a_record_or_a_count(live_gateway
         assert name in (b"X-Api-Key", b"Authorization") and not value.isascii()
     elif depth >= 48:  # the body nests deeper than messages.MAX_DEPTH wherever it sits
         assert status == 400 and "levels deep" in records[-1].error_message
+
+
+def _nesting(v) -> int:
+    if isinstance(v, dict):
+        return 1 + max((_nesting(x) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_nesting(x) for x in v), default=0)
+    return 0
+
+
+_TRICKY = st.text(alphabet='"\\[]{}/nu0a', max_size=8)
+_JSON = st.recursive(
+    st.none() | st.integers() | _TRICKY,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_JSON)
+def test_the_nesting_check_counts_what_the_parser_reads(value):
+    """`messages.depth` reads the nesting from the bytes (strings with escaped quotes, backslashes and
+    brackets inside skipped) as the parsed value has it."""
+    from proxy.messages import depth
+
+    assert depth(json.dumps(value).encode()) == _nesting(value)
+    assert depth(json.dumps(value, indent=1).encode()) == _nesting(value)

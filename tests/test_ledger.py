@@ -141,3 +141,32 @@ async def test_stats_by_session_and_by_agent(session_store, capsys):
         f"{cs.SESSION}/{cs.AGENT_A}": "2",
         f"{cs.SESSION}/{cs.AGENT_B}": "1",
     }
+
+
+def test_a_batch_rolls_up_as_its_records_one_by_one_would(tmp_path):
+    """The roll-ups are written once per batch (an agent's row read once, a session's additions one upsert):
+    the same records committed in one batch and one per batch give the same sessions, agents and days, a
+    second session and a second model in the batch included."""
+    from proxy.store import ledger
+    from tests import session_records
+
+    recs = session_records.records() + session_records.records(session="other-session", t0=1_790_000_500.0)
+    recs[3] = recs[3].model_copy(
+        update={"request_model": "claude-haiku-4-5", "response_model": "gemini-2.5-pro"}
+    )
+    one_by_one, batched = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    for store in (one_by_one, batched):
+        store.start()
+        store.close()
+    conns = one_by_one.reader(), batched.reader()
+    with conns[0]:
+        for r in recs:
+            ledger.roll_up(conns[0], [r])
+    with conns[1]:
+        ledger.roll_up(conns[1], recs)
+    for table in ("sessions", "agents", "daily", "spawns"):
+        rows = [c.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for c in conns]
+        assert [tuple(r) for r in rows[0]] == [tuple(r) for r in rows[1]] and rows[0], table
+    s = batched.session(cs.SESSION)
+    assert s is not None and s.calls == 8 and set(s.models_asked) >= {"claude-haiku-4-5"}
+    assert "gemini-2.5-pro" in s.models_served

@@ -107,3 +107,41 @@ def test_versioned_and_pathed_model_names_are_found():
     for name in ("models/gemini-2.5-flash-lite", "gemini-2.5-flash-001", "claude-sonnet-4-5@20250929"):
         assert pricing.find(name) is not None, name
     assert pricing.find(None) is None
+
+
+def test_a_record_is_priced_by_plain_arithmetic_the_library_asked_once_per_model(monkeypatch):
+    """On the request path the library is asked at most once per model (a counter of its own price
+    computation, not a timer); every later record of that model is priced from the rates it gave."""
+    from genai_prices.types import ModelInfo
+
+    pricing.forget()
+    asked: dict[str, int] = {}
+    calc = ModelInfo.calc_price
+
+    def counted(self, *a, **kw):
+        asked[self.id] = asked.get(self.id, 0) + 1
+        return calc(self, *a, **kw)
+
+    monkeypatch.setattr(ModelInfo, "calc_price", counted)
+    for n in range(50):
+        for model in ("gemini-2.5-pro", "gemini-2.5-flash"):
+            pricing.price(rec(model, input_tokens=1000 + n, output_tokens=n, cache_read_tokens=n))
+    assert set(asked) == {"gemini-2.5-pro", "gemini-2.5-flash"}
+    resolved = dict(asked)
+    assert pricing.resolutions >= 2
+    before = pricing.resolutions
+    for n in range(50):
+        pricing.price(rec("gemini-2.5-pro", input_tokens=250_000 + n, output_tokens=n))  # the long tier too
+    assert asked == resolved and pricing.resolutions == before  # not asked again
+
+
+@pytest.mark.parametrize(
+    "model", ["gemini-2.5-pro", "gemini-2.5-flash", "claude-sonnet-4-5", "gemini-2.0-flash"]
+)
+def test_the_arithmetic_gives_what_the_library_computes(model):
+    for prompt in (0, 1, 1000, 128_000, 128_001, 199_999, 200_000, 200_001, 350_000):
+        for out, read, write in ((0, 0, 0), (1234, 0, 0), (50, prompt // 3, 0), (7, 0, prompt // 4)):
+            want = pricing.library_cost(model, prompt, out, read, write, NOW)
+            got = pricing.rated_cost(model, prompt, out, read, write, NOW)
+            assert want is not None and got == pytest.approx(want, rel=1e-12, abs=1e-15), (prompt, out, read)
+    assert pricing.rated_cost("no-such-model-anywhere", 10, 10, 0, 0, NOW) is None

@@ -59,6 +59,19 @@ async def test_frames_split_across_reads_and_crlf_framing_come_out_whole():
     assert out == [b'{"a": 1}', b"2", b"3", b"4"]
 
 
+async def test_frames_that_arrive_together_come_out_together():
+    """The relay answers the frames of one read with one write: `batches` groups them by read."""
+    async with serve([b"data: 1\n\ndata: 2\n\ndata: 3\n\n", 0.05, b"data: 4\n\n"]) as url:
+        async with aiohttp.ClientSession() as http:
+            resp = await upstream.post(http, "t", url, b"{}", {}, FAST, lambda s, b, h: GatewayError(s, "x"))
+            try:
+                with upstream.Body(resp, "t", FAST) as body:
+                    batches = [b async for b in body.batches()]
+            finally:
+                resp.release()
+    assert batches == [[b"1", b"2", b"3"], [b"4"]]
+
+
 async def test_an_event_of_several_data_lines_is_joined_and_other_fields_are_ignored():
     out = await events_of([b"event: x\nid: 7\ndata: [1,\ndata: 2]\n\n: a comment\n\n"])
     assert out == [b"[1,2]"]

@@ -252,21 +252,30 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     call, p = leg.call, leg.provider
     first_token = False
     served: str | None = None
-    async for data in body.events():
-        chunk = parse_chunk(data, p)
-        call.chunk(chunk)
-        if served is None and isinstance(chunk.get("modelVersion"), str):
-            served = chunk["modelVersion"]  # what Google served (an alias resolved, a dated version)
-            call.response_model(served)
-        evs = st.feed(chunk)
-        if evs and sink.out is None and st.index < 0:
-            sink.held += evs  # no content yet
-            continue
-        if evs:
-            if not first_token and st.first_content:
-                first_token = True
-                call.first_token()
-            await sink.send(evs)
+    async for batch in body.batches():
+        out: list[Event] = []  # the answer to the frames of one read goes out in one write
+        try:
+            for data in batch:
+                chunk = parse_chunk(data, p)
+                call.chunk(chunk)
+                if served is None and isinstance(chunk.get("modelVersion"), str):
+                    served = chunk["modelVersion"]  # what Google served (an alias resolved, a dated version)
+                    call.response_model(served)
+                evs = st.feed(chunk)
+                if evs and sink.out is None and st.index < 0:
+                    sink.held += evs  # no content yet
+                    continue
+                if evs:
+                    if not first_token and st.first_content:
+                        first_token = True
+                        call.first_token()
+                    out += evs
+        except Exception:  # a bad frame (or a bug) after good ones: what the good ones gave goes out first,
+            if out:  # as it would have frame by frame (and the stream is open, so the error is an SSE event)
+                await sink.send(out)
+            raise
+        if out:
+            await sink.send(out)
     if st.finish is None and not st.blocked:
         raise GatewayError(
             502, f"upstream target '{p.name}' ended the stream without a finish reason (cut off)", "api_error"

@@ -74,7 +74,7 @@ _AGENT_COLS = (
     "last_compaction_at"
 )
 _AGENT_SET = ", ".join(f"{c} = excluded.{c}" for c in _AGENT_COLS.split(", ")[2:])
-"""an agent's row is replaced whole (it was read, and is written back, in the writer's transaction)"""
+"""an agent's row is replaced whole (read once per batch, and written back, in the writer's transaction)"""
 _SESSION_COLS = (
     "session_id, first_seen, last_seen, calls, errors, input_tokens, output_tokens, cache_read_tokens, "
     "cache_creation_tokens, cost, unpriced, models_asked, models_served, agents, cc_version"
@@ -135,12 +135,16 @@ def _add(words: str, word: str | None) -> str:
 
 
 def roll_up(conn: Conn, records: Sequence[Record]) -> None:
-    """Add committed records to the roll-ups (inside the writer's transaction): a day's row once per batch.
-    Their reservations go in the same transaction: the estimate is replaced by the cost, never both counted."""
+    """Add committed records to the roll-ups (inside the writer's transaction). Per batch, not per record: each
+    agent's row is read once, the batch's records are added to it in order in memory, and it is written back
+    once; a session's and a day's additions are one upsert each. Spawns are written as they come (a later
+    record's new sub-agent looks for its parent among them)."""
     days: dict[str, tuple[int, float, int]] = {}
-    for i in range(0, len(records), 500):
-        ids = [r.id for r in records[i : i + 500]]
+    for i in range(0, len(records), 500):  # their reservations go in the same transaction: the estimate is
+        ids = [r.id for r in records[i : i + 500]]  # replaced by the cost, never both counted
         conn.execute(f"DELETE FROM reservations WHERE id IN ({', '.join('?' * len(ids))})", ids)
+    agents: dict[tuple[str, str], list[Any]] = {}
+    sessions: dict[str, list[Any]] = {}
     for r in records:
         u = r.usage
         cost = u.cost or 0.0
@@ -149,7 +153,15 @@ def roll_up(conn: Conn, records: Sequence[Record]) -> None:
         calls, spent, unknown = days.get(d, (0, 0.0, 0))
         days[d] = (calls + 1, spent + cost, unknown + unpriced)
         if r.session_id:
-            _roll_agent(conn, r, cost, unpriced)
+            _roll_agent(conn, r, cost, unpriced, agents, sessions)
+    for row in agents.values():
+        conn.execute(
+            f"INSERT INTO agents ({_AGENT_COLS}) VALUES ({', '.join('?' * 23)}) "
+            f"ON CONFLICT(session_id, agent_id) DO UPDATE SET {_AGENT_SET}",
+            row,
+        )
+    for row in sessions.values():
+        _add_to_session(conn, row)
     for d, (calls, cost, unpriced) in days.items():  # noqa: B007
         conn.execute(
             "INSERT INTO daily (day, calls, cost, unpriced) VALUES (?, ?, ?, ?) ON CONFLICT(day) DO UPDATE "
@@ -159,64 +171,66 @@ def roll_up(conn: Conn, records: Sequence[Record]) -> None:
         )
 
 
-def _roll_agent(conn: Conn, r: Record, cost: float, unpriced: int) -> None:
-    sid, aid, u = r.session_id, r.agent_id or "", r.usage
+def _roll_agent(
+    conn: Conn,
+    r: Record,
+    cost: float,
+    unpriced: int,
+    agents: dict[tuple[str, str], list[Any]],
+    sessions: dict[str, list[Any]],
+) -> None:
+    """Add one record to its agent's and its session's rows (the batch's copies, read on first use)."""
+    sid, aid, u = r.session_id or "", r.agent_id or "", r.usage
     failed = int(_failed(r))
-    row = conn.execute(
-        f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? AND agent_id = ?", (sid, aid)
-    ).fetchone()
-    new_agent = row is None
-    if row is None:
-        parent_call, parent_agent = _parent(conn, r) if aid else (None, None)
-        a = AgentTotals(sid or "", aid, r.started_at, r.started_at, parent_call=parent_call)
-        a = a.with_(parent_agent=parent_agent, first_prompt=r.preview, cc_version=r.cc_version)
-    else:
-        a = to_agent(row)
-    ctx, asked, served = a.ctx_tokens, a.ctx_asked, a.ctx_model
-    compactions, last_compaction = a.compactions, a.last_compaction_at
+    a = agents.get((sid, aid))
+    new_agent = False
+    if a is None:
+        row = conn.execute(
+            f"SELECT {_AGENT_COLS} FROM agents WHERE session_id = ? AND agent_id = ?", (sid, aid)
+        ).fetchone()
+        if row is None:
+            new_agent = True
+            parent_call, parent_agent = _parent(conn, r) if aid else (None, None)
+            a = [sid, aid, r.started_at, r.started_at, 0, 0, 0, 0, 0, 0, 0.0, 0, " ", " ", parent_call]
+            a += [parent_agent, r.preview, r.cc_version, 0, None, None, 0, None]
+        else:
+            a = list(row)
+        agents[(sid, aid)] = a
+    ctx, asked = a[18], a[19]
     prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
     if r.kind == "messages" and not failed and prompt > 0:
         same = asked in (None, r.request_model)
         if same or prompt >= ctx:
             if same and ctx >= COMPACTION_MIN_TOKENS and prompt < ctx * COMPACTION_RATIO:
-                compactions += 1
-                last_compaction = r.started_at
-            ctx, asked, served = prompt, r.request_model, r.response_model or r.request_model
+                a[21] += 1  # compactions
+                a[22] = r.started_at
+            a[18], a[19], a[20] = prompt, r.request_model, r.response_model or r.request_model
+    _add_call(a, 2, r, failed, cost, unpriced)
+    a[17] = r.cc_version or a[17]
+    s = sessions.get(sid)
+    if s is None:  # the batch's additions to the session, added to its row in one statement
+        s = sessions[sid] = [sid, r.started_at, r.started_at, 0, 0, 0, 0, 0, 0, 0.0, 0, " ", " ", 0, None]
+    _add_call(s, 1, r, failed, cost, unpriced)
+    s[13] += int(new_agent and bool(aid))
+    s[14] = r.cc_version or s[14]
+    for prompt_text in r.spawned:
+        conn.execute(
+            "INSERT INTO spawns (session_id, call_id, agent_id, started_at, prompt) VALUES (?, ?, ?, ?, ?)",
+            (sid, r.id, aid, r.started_at, prompt_text),
+        )
+
+
+def _add_to_session(conn: Conn, s: list[Any]) -> None:
+    """Add a batch's calls to a session's row. Additive in SQL, not read and written back: replicas sharing a
+    PostgreSQL store may add to the same session at once. A model new to the session is appended unless the
+    row has it; a batch naming several (rare) appends the rest one statement each."""
+    asked, served = s[11].split(), s[12].split()
     conn.execute(
-        f"INSERT INTO agents ({_AGENT_COLS}) VALUES ({', '.join('?' * 23)}) "
-        f"ON CONFLICT(session_id, agent_id) DO UPDATE SET {_AGENT_SET}",
-        (
-            sid,
-            aid,
-            min(a.first_seen, r.started_at),
-            max(a.last_seen, r.started_at),
-            a.calls + 1,
-            a.errors + failed,
-            a.input_tokens + u.input_tokens,
-            a.output_tokens + u.output_tokens,
-            a.cache_read_tokens + u.cache_read_tokens,
-            a.cache_creation_tokens + u.cache_creation_tokens,
-            a.cost + cost,
-            a.unpriced + unpriced,
-            _add(" " + " ".join(a.models_asked) + " " if a.models_asked else " ", r.request_model),
-            _add(" " + " ".join(a.models_served) + " " if a.models_served else " ", r.response_model),
-            a.parent_call,
-            a.parent_agent,
-            a.first_prompt,
-            r.cc_version or a.cc_version,
-            ctx,
-            asked,
-            served,
-            compactions,
-            last_compaction,
-        ),
-    )
-    conn.execute(
-        f"INSERT INTO sessions AS s ({_SESSION_COLS}) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO sessions AS s ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(session_id) DO UPDATE SET "
         "first_seen = CASE WHEN excluded.first_seen < s.first_seen THEN excluded.first_seen ELSE s.first_seen END, "
         "last_seen = CASE WHEN excluded.last_seen > s.last_seen THEN excluded.last_seen ELSE s.last_seen END, "
-        "calls = s.calls + 1, errors = s.errors + excluded.errors, "
+        "calls = s.calls + excluded.calls, errors = s.errors + excluded.errors, "
         "input_tokens = s.input_tokens + excluded.input_tokens, "
         "output_tokens = s.output_tokens + excluded.output_tokens, "
         "cache_read_tokens = s.cache_read_tokens + excluded.cache_read_tokens, "
@@ -228,28 +242,32 @@ def _roll_agent(conn: Conn, r: Record, cost: float, unpriced: int) -> None:
         "OR instr(s.models_served, excluded.models_served) > 0 "
         "THEN s.models_served ELSE s.models_served || ltrim(excluded.models_served) END, "
         "agents = s.agents + excluded.agents, cc_version = coalesce(excluded.cc_version, s.cc_version)",
-        (
-            sid,
-            r.started_at,
-            r.started_at,
-            failed,
-            u.input_tokens,
-            u.output_tokens,
-            u.cache_read_tokens,
-            u.cache_creation_tokens,
-            cost,
-            unpriced,
-            _add(" ", r.request_model),
-            _add(" ", r.response_model),
-            int(new_agent and bool(aid)),
-            r.cc_version,
-        ),
+        [*s[:11], f" {asked[0]} " if asked else " ", f" {served[0]} " if served else " ", *s[13:]],
     )
-    for prompt_text in r.spawned:
-        conn.execute(
-            "INSERT INTO spawns (session_id, call_id, agent_id, started_at, prompt) VALUES (?, ?, ?, ?, ?)",
-            (sid, r.id, aid, r.started_at, prompt_text),
-        )
+    for column, words in (("models_asked", asked[1:]), ("models_served", served[1:])):
+        for word in words:
+            conn.execute(
+                f"UPDATE sessions SET {column} = {column} || ? WHERE session_id = ? AND instr({column}, ?) = 0",
+                (word + " ", s[0], f" {word} "),
+            )
+
+
+def _add_call(row: list[Any], at: int, r: Record, failed: int, cost: float, unpriced: int) -> None:
+    """Add a call to a row whose columns from `at` are first_seen, last_seen, calls, errors, the four token
+    counts, cost, unpriced, models_asked, models_served (an agent's and a session's alike)."""
+    u = r.usage
+    row[at] = min(row[at], r.started_at)
+    row[at + 1] = max(row[at + 1], r.started_at)
+    row[at + 2] += 1
+    row[at + 3] += failed
+    row[at + 4] += u.input_tokens
+    row[at + 5] += u.output_tokens
+    row[at + 6] += u.cache_read_tokens
+    row[at + 7] += u.cache_creation_tokens
+    row[at + 8] += cost
+    row[at + 9] += unpriced
+    row[at + 10] = _add(row[at + 10] or " ", r.request_model)
+    row[at + 11] = _add(row[at + 11] or " ", r.response_model)
 
 
 def _parent(conn: Conn, r: Record) -> tuple[str | None, str | None]:

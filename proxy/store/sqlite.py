@@ -594,10 +594,13 @@ class JournaledStore:
             if isinstance(item, _Stop):
                 break
             batch = [item]
-            deadline = time.monotonic() + BATCH_WAIT
+            # The batch fills while the writer sleeps, then is taken at once: a writer blocked in `get` would be
+            # woken (and take the GIL from the event loop) by every record submitted in the window.
+            if self._q.qsize() < BATCH_MAX - 1:  # (a backlog is taken without waiting)
+                time.sleep(BATCH_WAIT)
             while len(batch) < BATCH_MAX:
                 try:
-                    nxt = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self._q.get_nowait()
                 except queue.Empty:
                     break
                 if isinstance(nxt, _Stop):
