@@ -196,16 +196,16 @@ def _die(msg: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def load_config(args: argparse.Namespace) -> cfg.Config:
+def load_config(args: argparse.Namespace, *, credentials: bool = True) -> cfg.Config:
     try:
-        return load_config_or_raise(args)
+        return load_config_or_raise(args, credentials=credentials)
     except cfg.ConfigError as exc:
         _die(f"configuration error:\n{exc}")
     raise AssertionError
 
 
-def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
-    config = cfg.load(getattr(args, "config", None))
+def load_config_or_raise(args: argparse.Namespace, *, credentials: bool = True) -> cfg.Config:
+    config = cfg.load(getattr(args, "config", None), credentials=credentials)
     if getattr(args, "host", None):
         config.gateway.host = args.host
     if getattr(args, "port", None) is not None:
@@ -238,12 +238,13 @@ def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Re
 
 
 def _reader_config(args: argparse.Namespace) -> cfg.Config:
-    """export/stats/prune need the config only for `[store] path` (and the secrets to keep out): a file named
-    or found is read strictly; without one, an environment that wouldn't start a gateway doesn't matter."""
+    """export/stats/show/prune need the config only for `[store]` (and the secrets to keep out): a file named
+    or found is read strictly but for the targets' credentials (reading history needs the store, not the
+    Google key); without one, an environment that wouldn't start a gateway doesn't matter."""
     if args.config or Path("gatewatch.toml").is_file():
-        return load_config(args)
+        return load_config(args, credentials=False)
     try:
-        return cfg.load(None)
+        return cfg.load(None, credentials=False)
     except cfg.ConfigError:
         return cfg.Config()
 

@@ -346,7 +346,11 @@ async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) 
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:  # a busy port: the app's upstream session (made by setup) is closed, not leaked
+        await runner.cleanup()
+        raise
     gateway.bound_host = host
     bound: int = runner.addresses[0][1]
     return runner, bound

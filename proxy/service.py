@@ -33,9 +33,9 @@ SHARED_BUDGET_REFRESH_S = 2.0
 """how stale a budget's reading of a shared store may get: other replicas' spend shows up this late"""
 
 NO_TARGET = (
-    "no upstream target is configured: set GEMINI_API_KEY (an API key, or a service-account key together with "
-    "GCP_PROJECT_ID), or start with --config gatewatch.toml. `gatewatch demo` shows it working without "
-    "credentials."
+    "no upstream target is configured: set GEMINI_API_KEY (a Gemini API key, or a service-account key: its "
+    "JSON or its file's path; Vertex AI then runs in the key's own project), or start with --config "
+    "gatewatch.toml. `gatewatch demo` shows it working without credentials."
 )
 
 

@@ -1,0 +1,86 @@
+"""Issue 22: what gatewatch says is true where a user runs it: the causes its errors name, the commands that
+only read the history, the port a refused start leaves as it found it."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from proxy import config as cfg
+from tests.test_cli import _filled, cli
+from tests.test_store import make
+
+README_TARGET = """
+[[targets]]
+name = "vertex-flash"
+provider = "vertex"
+model = "gemini-2.5-flash"
+project_id = "${GCP_PROJECT_ID}"
+service_account_json = "${VERTEX_SA_KEY}"
+"""
+
+
+def test_commands_that_read_the_history_need_the_store_not_the_google_key(tmp_path):
+    """`stats`, `export`, `show` and `prune` with a config whose key variable is unset in this shell."""
+    db = tmp_path / "calls.db"
+    _filled(db, [make(i) for i in range(3)])
+    conf = tmp_path / "gw.toml"
+    conf.write_text(f'[store]\npath = "{db}"\n{README_TARGET}')
+    for command in (["stats"], ["export", "--format", "jsonl"], ["show", "req_000001"]):
+        r = cli(*command, "--config", str(conf), cwd=tmp_path)
+        assert r.returncode == 0, (command, r.stderr)
+        assert "project_id" not in r.stderr and "VERTEX_SA_KEY" not in r.stderr
+    r = cli("prune", "--config", str(conf), "--older-than", "1d", cwd=tmp_path)
+    assert r.returncode == 0 and "deleted 3 records" in r.stdout, r.stderr
+    # the gateway itself does need the key: serve names the variable that is unset, not project_id
+    r = cli("serve", "--config", str(conf), "--port", "0", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "needs service_account_json" in r.stderr and "VERTEX_SA_KEY is not set" in r.stderr, r.stderr
+    assert "needs project_id" not in r.stderr
+
+
+def _error(raw: dict, env: dict | None = None) -> str:
+    with pytest.raises(cfg.ConfigError) as exc:
+        cfg.from_mapping(raw, "gw.toml", env or {})
+    return str(exc.value)
+
+
+def test_each_config_error_names_its_real_cause(tmp_path, sa_json):
+    vertex = {"name": "v", "provider": "vertex", "model": "m"}
+    # an unset ${VAR}: the variable, not the project it would have named
+    msg = _error({"targets": [{**vertex, "service_account_json": "${VERTEX_SA_KEY}"}]})
+    assert "service_account_json = ${VERTEX_SA_KEY}, and VERTEX_SA_KEY is not set" in msg, msg
+    assert "project_id" not in msg
+    # a key file that isn't there: the path, not the project
+    missing = tmp_path / "keys" / "sa.json"
+    msg = _error({"targets": [{**vertex, "service_account_json": str(missing)}]})
+    assert f"no key file at {missing}" in msg and "project_id" not in msg, msg
+    # a misspelt key: the key it looks like, as the filter language does
+    msg = _error({"targets": [{**vertex, "service_account_json": sa_json, "max_token": 8192}]})
+    assert "targets[0] (v).max_token: unknown key (did you mean max_tokens?)" in msg, msg
+    msg = _error({"gateway": {"prot": 9000}})
+    assert "gateway.prot: unknown key (did you mean port?)" in msg, msg
+    # the secret itself never appears in a message, the variable's name does
+    msg = _error({"targets": [{**vertex, "service_account_json": "${K}", "project_id": "${P}"}]}, {"P": ""})
+    assert "K is not set" in msg
+
+
+def test_a_serve_on_a_busy_port_says_so_and_leaks_nothing(tmp_path, fake):
+    from tests.conftest import API_KEY
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}
+        r = cli("serve", "--port", str(port), "--db", str(tmp_path / "s.db"), env=env)
+    assert r.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr
+    assert "Unclosed" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_hint_for_a_gateway_without_targets_says_what_the_readme_says():
+    """The key's own project is used (README, "Use it with Claude Code"): no GCP_PROJECT_ID is required."""
+    from proxy.service import NO_TARGET
+
+    assert "GCP_PROJECT_ID" not in NO_TARGET and "key's own project" in NO_TARGET
