@@ -13,6 +13,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -121,6 +122,7 @@ class GatewatchApp(App):
         self.service.bus.subscribe(BudgetCrossed, lambda e: self.post_message(BudgetNotice(e)))
         self.problem: str | None = None
         self._feed_problem: str | None = None
+        self._banner_shown: tuple[Any, ...] = ()
         self.filter_error: str | None = None
         self._dirty = True
         self._refresh_timer = None
@@ -142,6 +144,8 @@ class GatewatchApp(App):
     def _render_subtitle(self) -> None:
         if not self.problem:
             where = f"attached to {self.url}" if self.attached else f"hosting {self.url}"
+            if self.attached and self._feed_problem:
+                where += " (not live)"
             self.sub_title = "  ·  ".join(p for p in (where if self.url else "", self.mode) if p)
 
     # -- layout --------------------------------------------------------------------------------------------
@@ -304,10 +308,28 @@ class GatewatchApp(App):
             banner.add_class("problem")
             self.sub_title = "gateway not running"
             return
-        narrow = self.size.width < 160  # the paste line on a line of its own
+        banner.update(self._banner_text(self.size.width))
+        self._render_subtitle()
+
+    def _banner_state(self) -> tuple[Any, ...]:
+        """Everything the banner shows: when it changes, the banner is drawn again."""
+        health = self.service.target_health()
+        states = tuple(sorted((n, h.get("state")) for n, h in health.items() if h.get("state") != "ok"))
+        gen = self.attached.generation if self.attached else 0
+        return (self.size.width, self._feed_problem, gen, states, self.url, self.problem, self.stopping)
+
+    def _banner_text(self, width: int) -> Text:
+        """The one place that decides what the header's two lines show, at every width: where the gateway is
+        and whether it is live first (a viewer whose gateway is gone says so on the first line, never on a
+        third one that isn't drawn), then the targets that are refused or cooling, then the paste hint."""
+        narrow = width < 160  # the paste line on a line of its own
         t = Text()
-        t.append("attached to " if self.attached else "listening ", style="dim")
-        t.append(self.url, style="bold green")
+        if self.attached and self._feed_problem:
+            t.append("⚠ not live: ", style="bold yellow")
+            t.append(f"{self._feed_problem}; retrying", style="yellow")
+        else:
+            t.append("attached to " if self.attached else "listening ", style="dim")
+            t.append(self.url, style="bold green")
         gateway = self.service.gateway
         targets = [(p.name, p.kind, p.model) for p in gateway.providers] if gateway is not None else []
         if not targets and self.attached:
@@ -316,10 +338,13 @@ class GatewatchApp(App):
         refused = {
             n: health[n]["credentials"] for n, _, _ in targets if health.get(n, {}).get("state") == "refused"
         }
+        cooling = [n for n, _, _ in targets if health.get(n, {}).get("state") == "cooling"]
         if narrow:
             t.append(f"  {len(targets)} target{'s' if len(targets) != 1 else ''}", style="dim")
             if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
                 t.append(f"  ✗ {', '.join(refused)} refused", style="bold red")
+            if cooling:  # left out for a while after failures: the pane may be too narrow to show it
+                t.append(f"  ◌ {', '.join(cooling)} cooling", style="bold yellow")
             if self.banner_note:
                 t.append(f"  {self.banner_note}", style="italic yellow")
             t.append("\n")
@@ -329,8 +354,10 @@ class GatewatchApp(App):
             t.append(usage_hint(self.url, self.config), style="bold")
             t.append("\ntargets ", style="dim")
             for name, kind, model in targets:
-                bad = name in refused
-                t.append(f"{'✗' if bad else '●'} {name}", style="bold red" if bad else "green")
+                bad, cool = name in refused, name in cooling
+                mark = "✗" if bad else "◌" if cool else "●"
+                style = "bold red" if bad else "bold yellow" if cool else "green"
+                t.append(f"{mark} {name}", style=style)
                 t.append(f" {kind} {model}  ", style="dim")
                 if bad:
                     t.append(f"{refused[name]}  ", style="red")
@@ -338,11 +365,8 @@ class GatewatchApp(App):
                 t.append("  closing this console leaves that gateway running", style="italic dim")
             if self.banner_note:
                 t.append(f"  {self.banner_note}", style="italic yellow")
-        if self._feed_problem:
-            t.append(f"\n⚠ not live: {self._feed_problem}; retrying", style="bold yellow")
         t.no_wrap, t.overflow = True, "ellipsis"  # two lines, whatever the width: the hint stays on screen
-        banner.update(t)
-        self._render_subtitle()
+        return t
 
     def on_resize(self) -> None:
         # below 100 columns the keys need the room ctrl+p's reminder takes (help and the README name it)
@@ -368,8 +392,11 @@ class GatewatchApp(App):
         if self.stopping:  # (a pane missing before mount or at teardown: the timer guard logs it, see faults)
             return
         self._take_feed()
-        if self.attached and self.attached.problem != self._feed_problem:
+        if self.attached:
             self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
+        state = self._banner_state()
+        if state != self._banner_shown:  # a drop, a restart, a cool-down, a resize: drawn from the state
+            self._banner_shown = state
             self._render_banner()
         self.collector.tick(busy=bool(self.in_flight))
         in_flight = list(self.in_flight.values())
@@ -524,7 +551,9 @@ class GatewatchApp(App):
         self.query_one(HistoryTable).load()
 
     def action_sessions(self) -> None:
-        self.push_screen(SessionsScreen(self.store, self.config.budget), self._filter_to)
+        # a viewer shows the caps its gateway enforces (from its identity), not its own directory's config
+        budget = self.attached.budget if self.attached else self.config.budget
+        self.push_screen(SessionsScreen(self.store, budget), self._filter_to)
 
     def _filter_to(self, text: str | None) -> None:
         """Back from the Sessions view: the history shows the chosen session or agent."""

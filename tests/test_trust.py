@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from console.app import GatewatchApp
 from proxy import config as cfg
 from tests.test_cli import _filled, cli
 from tests.test_store import make
@@ -84,3 +85,72 @@ def test_the_hint_for_a_gateway_without_targets_says_what_the_readme_says():
     from proxy.service import NO_TARGET
 
     assert "GCP_PROJECT_ID" not in NO_TARGET and "key's own project" in NO_TARGET
+
+
+def _gateway_toml(path, fake, names: list[str], daily_usd: float) -> None:
+    from tests.conftest import API_KEY
+
+    targets = "".join(
+        f'[[targets]]\nname = "{n}"\nprovider = "gemini"\nmodel = "gemini-2.5-flash"\n'
+        f'api_key = "{API_KEY}"\napi_endpoint = "{fake.url}"\n'
+        for n in names
+    )
+    path.write_text(f"[budget]\ndaily_usd = {daily_usd}\n{targets}")
+
+
+async def test_a_viewer_says_at_once_that_its_gateway_is_gone_and_shows_the_one_that_comes_back(
+    fake, tmp_path
+):
+    """At 80x24: within 5 s of `serve` stopping, the header's first line says the console is not live; a
+    gateway back on that port under another config shows its own targets; the Sessions view shows the budget
+    that gateway enforces, not the viewer's own config's (which has none)."""
+    import asyncio
+
+    from textual.widgets import Static
+
+    from console.remote import Attached
+    from console.sessions import SessionsScreen
+    from proxy.store import Store
+    from tests.serving import free_port, serve
+    from tests.test_attach import stop
+    from tests.test_console import plain, wait_for
+
+    port = free_port()
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    _gateway_toml(first, fake, ["alpha"], 5)
+    _gateway_toml(second, fake, ["beta", "gamma"], 7)
+
+    async def start(conf):
+        proc, _ = await serve(
+            {}, tmp_path, "--config", str(conf), "--port", str(port), db="serve.db", cwd=tmp_path
+        )
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert b"listening" in line, line
+        return proc
+
+    proc = await start(first)
+    url = f"http://127.0.0.1:{port}"
+    app = GatewatchApp(cfg.Config(), Store(tmp_path / "serve.db", create=False), attach=Attached(url))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+
+            def first_line() -> str:
+                return plain(app.query_one("#banner", Static).content).split("\n")[0]
+
+            await wait_for(pilot, lambda: app.attached.connected)
+            assert first_line().startswith(f"attached to {url}") and "1 target" in first_line()
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen))
+            budget = plain(app.screen.query_one("#sessions-budget", Static).content)
+            assert "no budget set" not in budget and "$5" in budget, budget
+            await pilot.press("escape")
+            await stop(proc)
+            await wait_for(pilot, lambda: first_line().startswith("⚠ not live"), timeout=5)
+            assert "not live" in app.sub_title
+            proc = await start(second)
+            await wait_for(pilot, lambda: first_line().startswith(f"attached to {url}"), timeout=10)
+            await wait_for(pilot, lambda: "2 targets" in first_line(), timeout=5)
+            assert [n for n, _, _ in app.attached.target_list()] == ["beta", "gamma"]
+            await pilot.press("q")
+    finally:
+        await stop(proc)
