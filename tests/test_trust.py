@@ -154,3 +154,33 @@ async def test_a_viewer_says_at_once_that_its_gateway_is_gone_and_shows_the_one_
             await pilot.press("q")
     finally:
         await stop(proc)
+
+
+def test_the_preview_of_a_tool_result_whose_content_is_a_list_of_blocks_is_its_text():
+    """Every `Agent` result is a list of blocks: the history showed `[tool result [{'type': 'text', …`."""
+    from proxy.messages import last_user_text
+
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Agent", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [
+                        {"type": "text", "text": "Found 3 files."},
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/png", "data": "x"},
+                        },
+                        {"type": "text", "text": "agentId: a1"},
+                    ],
+                }
+            ],
+        },
+    ]
+    assert last_user_text(messages) == "[tool result Found 3 files. [image] agentId: a1]"
+    messages[-1]["content"][0]["content"] = "plain"
+    assert last_user_text(messages) == "[tool result plain]"
