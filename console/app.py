@@ -35,6 +35,7 @@ from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.store import RecordStore, data_dir
 
+from . import fmt
 from .collector import IdleCollector
 from .detail import DetailScreen
 from .feed import Feed
@@ -306,9 +307,12 @@ class GatewatchApp(App):
         if self.problem:
             banner.update(Text(f"⚠ {self.problem}", style="bold red"))
             banner.add_class("problem")
+            banner.styles.height = "auto"  # the whole message, however long
             self.sub_title = "gateway not running"
             return
-        banner.update(self._banner_text(self.size.width))
+        text = self._banner_text(self.size.width)
+        banner.styles.height = text.plain.count("\n") + 1  # two lines, three when the hint needs two
+        banner.update(text)
         self._render_subtitle()
 
     def _banner_state(self) -> tuple[Any, ...]:
@@ -339,6 +343,8 @@ class GatewatchApp(App):
             n: health[n]["credentials"] for n, _, _ in targets if health.get(n, {}).get("state") == "refused"
         }
         cooling = [n for n, _, _ in targets if health.get(n, {}).get("state") == "cooling"]
+        # a viewer's hint names the model of the gateway it watches, not of its own directory's config
+        hint = usage_hint(self.url, self.config, targets[0][2] if self.attached and targets else None)
         if narrow:
             t.append(f"  {len(targets)} target{'s' if len(targets) != 1 else ''}", style="dim")
             if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
@@ -348,10 +354,18 @@ class GatewatchApp(App):
             if self.banner_note:
                 t.append(f"  {self.banner_note}", style="italic yellow")
             t.append("\n")
-            t.append(usage_hint(self.url, self.config), style="bold")
+            room = width - 2  # the banner's padding
+            if len(hint) > room and " " in hint[:room]:
+                # cut at a space, the shell's way: both lines pasted together are the one command
+                cut = hint.find(" ")  # after the URL, when the rest fits; else as late as fits
+                if len(hint) - cut - 1 > room:
+                    cut = hint.rfind(" ", 0, room - 2)
+                t.append(hint[:cut] + " \\\n" + hint[cut + 1 :], style="bold")
+            else:
+                t.append(hint, style="bold")
         else:
             t.append("   paste: ", style="dim")
-            t.append(usage_hint(self.url, self.config), style="bold")
+            t.append(hint, style="bold")
             t.append("\ntargets ", style="dim")
             for name, kind, model in targets:
                 bad, cool = name in refused, name in cooling
@@ -429,7 +443,7 @@ class GatewatchApp(App):
         line.remove_class("error")
         t = Text()
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
-        t.append(f"{total} calls", style="bold")
+        t.append(f"{total} call{'' if table.total == 1 else 's'}", style="bold")
         if table.filter:
             t.append(f" matching {table.filter.text!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
@@ -611,7 +625,7 @@ class GatewatchApp(App):
             self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
             return None
         what = f"matching {flt.text!r}" if flt else "(no filter)"
-        self.notify(f"Exported {n} calls {what} to {path}", title="export", timeout=8)
+        self.notify(f"Exported {fmt.plural(n, 'call')} {what} to {path}", title="export", timeout=8)
         self.last_export = (path, n)
         return path
 

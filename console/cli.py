@@ -39,6 +39,7 @@ from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
 from proxy.inspection import inspect
+from proxy.money import plural, usd
 from proxy.pricing import find as find_price
 from proxy.query import parse_duration
 from proxy.record import Record
@@ -301,7 +302,7 @@ def call_line(rec: Record) -> str:
     """One line per finished call, for `serve`."""
     u = rec.usage
     t = time.strftime("%H:%M:%S", time.localtime(rec.started_at))
-    cost = "$?" if u.cost is None else f"${u.cost:.4f}"
+    cost = usd(u.cost)
     answer = f"{rec.target}/{rec.response_model}" if rec.target else "-"
     ttft = f" ttft {u.time_to_first_token:.0f}ms" if u.time_to_first_token is not None else ""
     err = f" {rec.error_type}: {rec.error_message}" if rec.error_type else ""
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prune":
         seconds = _seconds(args.older_than)
         n = open_reader(args).prune(seconds)
-        print(f"deleted {n} records older than {args.older_than}")
+        print(f"deleted {plural(n, 'record')} older than {args.older_than}")
         return 0
     if args.command == "demo":
         from console.demo import run_demo

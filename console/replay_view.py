@@ -26,6 +26,7 @@ from textual.widgets import Input, Select, Static
 from proxy.record import Record
 from proxy.replay import Comparison, NotReplayable, ReplayFailed, request_of, send, wait_record
 
+from . import fmt
 from .replay import comparison_table, diff_text
 
 DIFF_LINES = 200
@@ -95,7 +96,7 @@ class ReplayScreen(ModalScreen[None]):
                 (r.id, "bold cyan"),
                 f"  ({r.request_model} → {r.target}/{r.response_model})\n",
                 "The original cost ",
-                ("unknown" if r.usage.cost is None else f"${r.usage.cost:.6f}", "bold green"),
+                ("unknown" if r.usage.cost is None else fmt.usd(r.usage.cost, precise=True), "bold green"),
                 "; the replay spends money too. ",
                 ("y", "bold cyan"),
                 " sends, ",

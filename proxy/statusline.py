@@ -14,6 +14,7 @@ import sqlite3
 import time
 
 from .catalog import window
+from .money import usd
 
 # Plain classes, not dataclasses or NamedTuples: those import `typing`/`inspect`, tens of milliseconds
 # Claude Code would wait for after every message.
@@ -159,15 +160,15 @@ def line(facts: SessionFacts | None, caps: Caps = NO_CAPS) -> str:
     if facts is None:
         return "gatewatch · no call of this session recorded yet"
     f = facts
-    cost = f"${f.cost:.2f}" + ("+?" if f.unpriced else "")
+    cost = usd(f.cost) + ("+?" if f.unpriced else "")
     prompt = f.input_tokens + f.cache_read_tokens
     cached = f" ({100 * f.cache_read_tokens // prompt}% cached)" if prompt and f.cache_read_tokens else ""
     parts = [f"gatewatch {cost}"]
     left = []
     if caps.session_usd is not None:
-        left.append(f"${max(0.0, caps.session_usd - f.cost):.2f} left")
+        left.append(f"{usd(max(0.0, caps.session_usd - f.cost))} left")
     if caps.daily_usd is not None:
-        left.append(f"${max(0.0, caps.daily_usd - f.spend_today):.2f} left today")
+        left.append(f"{usd(max(0.0, caps.daily_usd - f.spend_today))} left today")
     if left:  # beside the cost, before the details: what it is set up for survives a narrow terminal
         parts.append("budget " + ", ".join(left))
     parts.append(f"{tokens(prompt)} in / {tokens(f.output_tokens)} out{cached}")

@@ -13,6 +13,7 @@ import pytest
 
 from console.statusline import main
 from proxy import statusline
+from proxy.money import usd
 from tests import cc_session as cs
 from tests.conftest import Backend
 from tests.test_ledger import session_store  # noqa: F401  (the recorded session, as a fixture)
@@ -50,10 +51,10 @@ async def test_statusline_prints_the_session_s_line(session_store, capsys, tmp_p
     assert main(["--db", str(store.path), "--config", str(config)], stdin=claude_code_status()) == 0
     out = capsys.readouterr().out.strip()
     cost = sum(r.usage.cost for r in records)
-    assert out.startswith(f"gatewatch ${cost:.2f} · ")
+    assert out.startswith(f"gatewatch {usd(cost)} · ")
     assert "ctx 24k/1.0M 2%" in out  # the main agent's last prompt against gemini-2.5-flash's 1,048,576
     assert "gemini-2.5-flash" in out and "2 sub-agents" in out
-    assert f"budget ${2.0 - cost:.2f} left, ${10 - cost:.2f} left today" in out
+    assert f"budget {usd(2.0 - cost)} left, {usd(10 - cost)} left today" in out
     assert "\n" not in out
 
 
@@ -131,5 +132,5 @@ async def test_statusline_with_config_reads_its_store_and_keeps_the_budget_withi
     assert main(["--config", str(config)], stdin=claude_code_status()) == 0
     out = capsys.readouterr().out.strip()
     cost = sum(r.usage.cost for r in records)
-    assert out.startswith(f"gatewatch ${cost:.2f} · ")
-    assert f"budget ${2.0 - cost:.2f} left" in out[:80], out
+    assert out.startswith(f"gatewatch {usd(cost)} · ")
+    assert f"budget {usd(2.0 - cost)} left" in out[:80], out

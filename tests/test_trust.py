@@ -9,6 +9,7 @@ import pytest
 
 from console.app import GatewatchApp
 from proxy import config as cfg
+from proxy.simulator import Reply
 from tests.test_cli import _filled, cli
 from tests.test_store import make
 
@@ -184,3 +185,67 @@ def test_the_preview_of_a_tool_result_whose_content_is_a_list_of_blocks_is_its_t
     assert last_user_text(messages) == "[tool result Found 3 files. [image] agentId: a1]"
     messages[-1]["content"][0]["content"] = "plain"
     assert last_user_text(messages) == "[tool result plain]"
+
+
+def test_one_money_formatter_everywhere():
+    """Four money formats stood side by side ($0.0000, $0.00, –, $0.000000) and $0.004 read $0.00: every place
+    writes money through proxy.money.usd."""
+    import pathlib
+    import re
+
+    from proxy.money import usd
+    from proxy.statusline import Caps, SessionFacts, line
+
+    assert usd(0.004) == "$0.0040" and usd(0.00004) == "<$.0001" and usd(0) == "$0" and usd(None) == "?"
+    facts = SessionFacts(0.004, 0, 1, 10, 1, 0, 0, 0, None, 0, 0.004)
+    assert line(facts, Caps(session_usd=1.0)).startswith("gatewatch $0.0040 · budget $1.00 left")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    hand_written = re.compile(r"\$\{[^}]*:\.\d f\}".replace(" ", ""))  # f"${x:.2f}" and the like
+    offenders = [
+        f"{p.relative_to(root)}:{n}"
+        for d in ("proxy", "console")
+        for p in sorted((root / d).rglob("*.py"))
+        if p.name not in ("budget.py", "money.py")  # budget.py's refusal text is the budget helper's
+        for n, text in enumerate(p.read_text().splitlines(), 1)
+        if hand_written.search(text)
+    ]
+    assert offenders == []
+
+
+async def test_at_80x24_the_header_shows_a_cooling_target_and_the_whole_paste_hint(fake, sa_json, tmp_path):
+    """A real gateway on a port the system picks (five digits on Linux's ephemeral range), one target cooling
+    after a failure: the panes are too small at 80x24 to show it, so the header's first line names it, and the
+    paste hint is whole (on two lines a shell takes as one command) instead of cut with an ellipsis."""
+    from textual.widgets import Static
+
+    from proxy.store import Store
+    from tests.conftest import target_for
+    from tests.test_console import call, plain, wait_for
+
+    config = cfg.from_mapping(
+        {
+            "gateway": {"port": 0},
+            "balancer": {"failure_threshold": 1, "cooldown": 600},
+            "targets": [
+                target_for("gemini", fake, sa_json, name="flash-one", model="gemini-2.5-flash"),
+                target_for("gemini", fake, sa_json, name="flash-two", model="gemini-2.5-flash-lite"),
+            ],
+        },
+        "t",
+        {},
+    )
+    app = GatewatchApp(config, Store(tmp_path / "s.db"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: bool(app.url))
+        port = app.url.rsplit(":", 1)[1]
+        fake.script(Reply.error(503, "UNAVAILABLE", "down"), Reply.text("from the second"))
+        assert (await call(app, "hi")).content[0].text == "from the second"
+        banner = app.query_one("#banner", Static)
+        await wait_for(pilot, lambda: "flash-one cooling" in plain(banner.content))
+        lines = plain(banner.content).rstrip("\n").split("\n")
+        assert "◌ flash-one cooling" in lines[0] and len(lines[0]) <= 78
+        assert banner.size.height == len(lines) == 3  # every line drawn
+        hint = " ".join(ln.removesuffix(" \\") for ln in lines[1:])
+        assert hint == f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port} ANTHROPIC_MODEL=gemini-2.5-flash claude"
+        assert all(len(ln) <= 78 for ln in lines)
+        await pilot.press("q")
