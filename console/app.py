@@ -437,10 +437,14 @@ class GatewatchApp(App):
         table = self.query_one(HistoryTable)
         line = self.query_one("#status-line", Static)
         if self.filter_error:
-            line.update(Text(f"filter: {self.filter_error}", style="red"))
+            # the rows below are the last filter that read, not results of this one: said, and dimmed
+            shown = repr(table.filter.text) if table.filter else "every call"
+            line.update(Text(f"filter: {self.filter_error}  (the list below is still {shown})", style="red"))
             line.add_class("error")
+            table.add_class("stale")
             return
         line.remove_class("error")
+        table.remove_class("stale")
         t = Text()
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
         t.append(f"{total} call{'' if table.total == 1 else 's'}", style="bold")
@@ -612,6 +616,11 @@ class GatewatchApp(App):
         )
 
     def action_help(self) -> None:
+        if isinstance(self.screen, SessionsScreen):  # its own keys, not the history's
+            self.push_screen(
+                HelpScreen([b for b in SessionsScreen.BINDINGS if isinstance(b, Binding)], False)
+            )
+            return
         self.push_screen(HelpScreen(self.BINDINGS + HistoryTable.BINDINGS))
 
     @work(exclusive=True, group="export")

@@ -32,9 +32,9 @@ import orjson
 
 from console.hint import usage_hint
 from console.remote import Attached, discover
+from proxy import __version__, query
 from proxy import config as cfg
 from proxy import loop as loops
-from proxy import query
 from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
@@ -93,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _common(p, sub=False)
+    p.add_argument("--version", action="version", version=f"gatewatch {__version__}")
     p.add_argument(
         "--attach",
         metavar="URL",
@@ -394,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_payloads:
                 records = without_payloads(records)
             if args.output and args.output != "-":  # `-o -` is standard output, as in curl and tar
-                n = export_file(records, args.format, args.output)
+                try:
+                    n = export_file(records, args.format, args.output)
+                except OSError as exc:  # a missing folder, a directory: said, not a traceback (or temp name)
+                    _die(f"export: cannot write {Path(args.output).resolve()}: {exc.strerror}")
                 print(
                     f"exported {n} record{'' if n == 1 else 's'} to {Path(args.output).resolve()} "
                     f"({args.format})",
@@ -425,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         return show(open_reader(args), args.id, args.json)
     if args.command == "prune":
         seconds = _seconds(args.older_than)
+        if seconds <= 0:  # `0d` would delete every record, an hour's calls too: never by accident
+            _die(f"--older-than {args.older_than}: give an age above zero (e.g. 30d); nothing was deleted")
         n = open_reader(args).prune(seconds)
         print(f"deleted {plural(n, 'record')} older than {args.older_than}")
         return 0
@@ -434,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args)
     from console.app import run_console
 
+    if args.price_as and find_price(args.price_as) is None:  # as `stats --price-as` says, before the screen
+        _die(f"--price-as {args.price_as}: genai-prices has no price for this model")
     # The console shows a config problem on screen (and how to fix it) instead of dying before it opens.
     error = None
     try:

@@ -249,3 +249,61 @@ async def test_at_80x24_the_header_shows_a_cooling_target_and_the_whole_paste_hi
         assert hint == f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port} ANTHROPIC_MODEL=gemini-2.5-flash claude"
         assert all(len(ln) <= 78 for ln in lines)
         await pilot.press("q")
+
+
+def test_the_cli_s_small_untruths(tmp_path):
+    """export -o into a missing folder or onto a directory, prune --older-than 0d, --version, the console's
+    --price-as of a model with no price, an apostrophe in a search."""
+    from proxy import query
+
+    db = tmp_path / "g.db"
+    _filled(db, [make(i) for i in range(2)])
+    for target in (tmp_path / "missing" / "out.json", tmp_path):
+        r = cli("export", "--db", str(db), "-o", str(target), cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and ".part" not in r.stderr, r.stderr
+        assert f"cannot write {target}" in r.stderr
+    r = cli("prune", "--db", str(db), "--older-than", "0d", cwd=tmp_path)
+    assert r.returncode == 2 and "nothing was deleted" in r.stderr
+    r = cli("stats", "--db", str(db), cwd=tmp_path)
+    assert [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("gemini-2.5-flash")] == ["2"]
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("gatewatch ")
+    r = cli("--db", str(db), "--price-as", "nonsense-model", cwd=tmp_path)
+    assert r.returncode == 2 and "--price-as nonsense-model" in r.stderr
+    assert query.parse("it's").words == ("it's",)
+    assert query.parse('"two words" don\'t').words == ("two words", "don't")
+    with pytest.raises(query.QueryError, match="unbalanced quotes"):
+        query.parse('"open')
+
+
+async def test_an_invalid_filter_says_its_rows_are_the_last_filter_s_and_sessions_has_its_own_help(tmp_path):
+    from textual.widgets import Static
+
+    from console.history import HistoryTable
+    from console.sessions import SessionsScreen
+    from proxy.store import Store
+    from tests.test_console import plain, wait_for
+
+    _filled(tmp_path / "g.db", [make(i) for i in range(3)])
+    app = GatewatchApp(cfg.Config(), Store(tmp_path / "g.db"), config_error="no gateway in this test")
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(HistoryTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("slash", *"number 1 model:")
+        status = app.query_one("#status-line", Static)
+        await wait_for(pilot, lambda: "filter:" in plain(status.content))
+        assert "the list below is still 'number 1 model'" in plain(status.content) and table.has_class(
+            "stale"
+        )
+        await pilot.press(*"flash")
+        await wait_for(pilot, lambda: not table.has_class("stale"))
+        await pilot.press("escape")
+        app.action_sessions()
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen))
+        app.action_help()
+        await wait_for(
+            pilot, lambda: type(app.screen).__name__ == "HelpScreen" and app.screen.query("#help-keys")
+        )
+        assert not app.screen.query("#help-terms")  # the Sessions' keys, not the history's filter language
+        keys = plain(app.screen.query_one("#help-keys", Static).content)
+        assert "Filter history" in keys and "Export" not in keys
