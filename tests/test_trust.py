@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 
+import anthropic
 import pytest
 
 from console.app import GatewatchApp
@@ -307,3 +308,28 @@ async def test_an_invalid_filter_says_its_rows_are_the_last_filter_s_and_session
         assert not app.screen.query("#help-terms")  # the Sessions' keys, not the history's filter language
         keys = plain(app.screen.query_one("#help-keys", Static).content)
         assert "Filter history" in keys and "Export" not in keys
+
+
+async def test_health_answers_503_when_down_and_metrics_have_no_created_series(fake, sa_json):
+    import aiohttp
+
+    from tests.conftest import run_gateway, target_for
+
+    raw = {
+        "balancer": {"failure_threshold": 1, "cooldown": 600},
+        "targets": [target_for("gemini", fake, sa_json)],
+    }
+    async for gw in run_gateway(raw, fake):
+        fake.script(Reply.text("fine"))
+        await gw.client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(gw.url + "/metrics") as r:
+                text = await r.text()
+            assert "kong_ai_llm_requests_total" in text and "_created" not in text
+            fake.script(Reply.error(503, "UNAVAILABLE", "down"))
+            with pytest.raises(anthropic.APIStatusError):
+                await gw.client.messages.create(
+                    model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+                )
+            async with http.get(gw.url + "/health") as r:
+                assert (r.status, (await r.json())["status"]) == (503, "down")
