@@ -27,7 +27,7 @@ from .record import Record
 
 # a `*_created` series beside every counter and histogram doubles what Prometheus stores, for a timestamp
 # Kong's exposition doesn't have and no dashboard reads
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The Prometheus text format every Prometheus reads. prometheus_client's own default names version 1.0.0
