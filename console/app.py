@@ -406,6 +406,10 @@ class GatewatchApp(App):
         if self.stopping:  # (a pane missing before mount or at teardown: the timer guard logs it, see faults)
             return
         self._take_feed()
+        # every screen's footer (a call's detail, Sessions), not only this one's: below 100 columns the keys
+        # need the room ctrl+p's reminder takes, or the last key is cut mid-word
+        for footer in self.screen.query(Footer):
+            footer.show_command_palette = self.size.width >= 100
         if self.attached:
             self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
         state = self._banner_state()
@@ -555,6 +559,12 @@ class GatewatchApp(App):
     def on_detail_screen_replay_asked(self, message: DetailScreen.ReplayAsked) -> None:
         """`R` in a call's detail: the confirm screen, then the comparison (console/replay_view.py)."""
         if self.attached is not None:
+            if self.attached.problem:  # said before the confirm screen, not as a connection error after it
+                self.notify(
+                    f"not live: {self.attached.problem}; a replay goes through that gateway, start it again",
+                    severity="error",
+                )
+                return
             targets = [name for name, _, _ in self.attached.target_list()]
             door = Door(self.attached.url, self.attached.token, self.store.get, targets)
         else:

@@ -142,8 +142,11 @@ class ReplayScreen(ModalScreen[None]):
         except (NotReplayable, ReplayFailed) as exc:
             self.post_message(self.Failed(str(exc)))
             return
+        except aiohttp.ClientConnectionError:  # said as a person would, not as the socket's error
+            self.post_message(self.Failed(f"no gateway answers at {self.door.url}: is it running?"))
+            return
         except aiohttp.ClientError as exc:
-            self.post_message(self.Failed(f"the gateway at {self.door.url} could not be reached: {exc}"))
+            self.post_message(self.Failed(f"the gateway at {self.door.url} failed the replay: {exc}"))
             return
         self.post_message(self.Replayed(Comparison(self.record, new)))
 

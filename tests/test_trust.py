@@ -149,6 +149,13 @@ async def test_a_viewer_says_at_once_that_its_gateway_is_gone_and_shows_the_one_
             await stop(proc)
             await wait_for(pilot, lambda: first_line().startswith("⚠ not live"), timeout=5)
             assert "not live" in app.sub_title
+            # R (replay) says the gateway is gone before its confirm screen, not as a raw connection error
+            from console.detail import DetailScreen
+
+            app.on_detail_screen_replay_asked(DetailScreen.ReplayAsked(make(1)))
+            await pilot.pause(0.1)
+            assert type(app.screen).__name__ != "ReplayScreen"
+            assert any("not live" in str(n.message) for n in app._notifications)
             proc = await start(second)
             await wait_for(pilot, lambda: first_line().startswith(f"attached to {url}"), timeout=10)
             await wait_for(pilot, lambda: "2 targets" in first_line(), timeout=5)
