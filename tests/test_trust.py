@@ -340,3 +340,30 @@ async def test_health_answers_503_when_down_and_metrics_have_no_created_series(f
                 )
             async with http.get(gw.url + "/health") as r:
                 assert (r.status, (await r.json())["status"]) == (503, "down")
+
+
+def test_show_s_system_diff_is_the_billing_header_and_the_folded_messages_not_every_line():
+    """Claude Code's system prompt arrives in Gemini's systemInstruction line for line: the diff of `show` lists
+    what differs (the billing header left out, the role-system messages folded in), not ~110 shifted lines."""
+    from proxy.inspection import client_view, diff, upstream_view
+    from proxy.translate import request as treq
+
+    prompt = "\n".join(f"line {i} of the system prompt" for i in range(60))
+    req = {
+        "model": "claude-opus-5-5",
+        "max_tokens": 1000,
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.332; cc_entrypoint=cli;"},
+            {"type": "text", "text": "You are Claude Code."},
+            {"type": "text", "text": prompt},
+        ],
+        "messages": [
+            {"role": "system", "content": "# Environment\n - cwd: /home/dev/project\n - platform: linux"},
+            {"role": "user", "content": "hello"},
+        ],
+    }
+    body = treq.translate(req, treq.Target("gemini-2.5-flash", 8192)).body
+    changes = [c for c in diff(client_view(req), upstream_view(body)) if c.path.startswith("system")]
+    assert len(changes) <= 3, [
+        c.path for c in changes
+    ]  # the billing header (and its blank line); the folding
