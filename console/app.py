@@ -13,6 +13,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -34,6 +35,7 @@ from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.store import RecordStore, data_dir
 
+from . import fmt
 from .detail import DetailScreen
 from .feed import Feed
 from .help import HelpScreen
@@ -119,6 +121,7 @@ class GatewatchApp(App):
         self.service.bus.subscribe(BudgetCrossed, lambda e: self.post_message(BudgetNotice(e)))
         self.problem: str | None = None
         self._feed_problem: str | None = None
+        self._banner_shown: tuple[Any, ...] = ()
         self.filter_error: str | None = None
         self._dirty = True
         self._refresh_timer = None
@@ -140,6 +143,8 @@ class GatewatchApp(App):
     def _render_subtitle(self) -> None:
         if not self.problem:
             where = f"attached to {self.url}" if self.attached else f"hosting {self.url}"
+            if self.attached and self._feed_problem:
+                where += " (not live)"
             self.sub_title = "  ·  ".join(p for p in (where if self.url else "", self.mode) if p)
 
     # -- layout --------------------------------------------------------------------------------------------
@@ -299,12 +304,33 @@ class GatewatchApp(App):
         if self.problem:
             banner.update(Text(f"⚠ {self.problem}", style="bold red"))
             banner.add_class("problem")
+            banner.styles.height = "auto"  # the whole message, however long
             self.sub_title = "gateway not running"
             return
-        narrow = self.size.width < 160  # the paste line on a line of its own
+        text = self._banner_text(self.size.width)
+        banner.styles.height = text.plain.count("\n") + 1  # two lines, three when the hint needs two
+        banner.update(text)
+        self._render_subtitle()
+
+    def _banner_state(self) -> tuple[Any, ...]:
+        """Everything the banner shows: when it changes, the banner is drawn again."""
+        health = self.service.target_health()
+        states = tuple(sorted((n, h.get("state")) for n, h in health.items() if h.get("state") != "ok"))
+        gen = self.attached.generation if self.attached else 0
+        return (self.size.width, self._feed_problem, gen, states, self.url, self.problem, self.stopping)
+
+    def _banner_text(self, width: int) -> Text:
+        """The one place that decides what the header's two lines show, at every width: where the gateway is
+        and whether it is live first (a viewer whose gateway is gone says so on the first line, never on a
+        third one that isn't drawn), then the targets that are refused or cooling, then the paste hint."""
+        narrow = width < 160  # the paste line on a line of its own
         t = Text()
-        t.append("attached to " if self.attached else "listening ", style="dim")
-        t.append(self.url, style="bold green")
+        if self.attached and self._feed_problem:
+            t.append("⚠ not live: ", style="bold yellow")
+            t.append(f"{self._feed_problem}; retrying", style="yellow")
+        else:
+            t.append("attached to " if self.attached else "listening ", style="dim")
+            t.append(self.url, style="bold green")
         gateway = self.service.gateway
         targets = [(p.name, p.kind, p.model) for p in gateway.providers] if gateway is not None else []
         if not targets and self.attached:
@@ -313,21 +339,36 @@ class GatewatchApp(App):
         refused = {
             n: health[n]["credentials"] for n, _, _ in targets if health.get(n, {}).get("state") == "refused"
         }
+        cooling = [n for n, _, _ in targets if health.get(n, {}).get("state") == "cooling"]
+        # a viewer's hint names the model of the gateway it watches, not of its own directory's config
+        hint = usage_hint(self.url, self.config, targets[0][2] if self.attached and targets else None)
         if narrow:
             t.append(f"  {len(targets)} target{'s' if len(targets) != 1 else ''}", style="dim")
             if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
                 t.append(f"  ✗ {', '.join(refused)} refused", style="bold red")
+            if cooling:  # left out for a while after failures: the pane may be too narrow to show it
+                t.append(f"  ◌ {', '.join(cooling)} cooling", style="bold yellow")
             if self.banner_note:
                 t.append(f"  {self.banner_note}", style="italic yellow")
             t.append("\n")
-            t.append(usage_hint(self.url, self.config), style="bold")
+            room = width - 2  # the banner's padding
+            if len(hint) > room and " " in hint[:room]:
+                # cut at a space, the shell's way: both lines pasted together are the one command
+                cut = hint.find(" ")  # after the URL, when the rest fits; else as late as fits
+                if len(hint) - cut - 1 > room:
+                    cut = hint.rfind(" ", 0, room - 2)
+                t.append(hint[:cut] + " \\\n" + hint[cut + 1 :], style="bold")
+            else:
+                t.append(hint, style="bold")
         else:
             t.append("   paste: ", style="dim")
-            t.append(usage_hint(self.url, self.config), style="bold")
+            t.append(hint, style="bold")
             t.append("\ntargets ", style="dim")
             for name, kind, model in targets:
-                bad = name in refused
-                t.append(f"{'✗' if bad else '●'} {name}", style="bold red" if bad else "green")
+                bad, cool = name in refused, name in cooling
+                mark = "✗" if bad else "◌" if cool else "●"
+                style = "bold red" if bad else "bold yellow" if cool else "green"
+                t.append(f"{mark} {name}", style=style)
                 t.append(f" {kind} {model}  ", style="dim")
                 if bad:
                     t.append(f"{refused[name]}  ", style="red")
@@ -335,11 +376,8 @@ class GatewatchApp(App):
                 t.append("  closing this console leaves that gateway running", style="italic dim")
             if self.banner_note:
                 t.append(f"  {self.banner_note}", style="italic yellow")
-        if self._feed_problem:
-            t.append(f"\n⚠ not live: {self._feed_problem}; retrying", style="bold yellow")
         t.no_wrap, t.overflow = True, "ellipsis"  # two lines, whatever the width: the hint stays on screen
-        banner.update(t)
-        self._render_subtitle()
+        return t
 
     def on_resize(self) -> None:
         # below 100 columns the keys need the room ctrl+p's reminder takes (help and the README name it)
@@ -365,8 +403,15 @@ class GatewatchApp(App):
         if self.stopping:  # (a pane missing before mount or at teardown: the timer guard logs it, see faults)
             return
         self._take_feed()
-        if self.attached and self.attached.problem != self._feed_problem:
+        # every screen's footer (a call's detail, Sessions), not only this one's: below 100 columns the keys
+        # need the room ctrl+p's reminder takes, or the last key is cut mid-word
+        for footer in self.screen.query(Footer):
+            footer.show_command_palette = self.size.width >= 100
+        if self.attached:
             self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
+        state = self._banner_state()
+        if state != self._banner_shown:  # a drop, a restart, a cool-down, a resize: drawn from the state
+            self._banner_shown = state
             self._render_banner()
         in_flight = list(self.in_flight.values())
         compact = self.size.width < 160
@@ -392,13 +437,17 @@ class GatewatchApp(App):
         table = self.query_one(HistoryTable)
         line = self.query_one("#status-line", Static)
         if self.filter_error:
-            line.update(Text(f"filter: {self.filter_error}", style="red"))
+            # the rows below are the last filter that read, not results of this one: said, and dimmed
+            shown = repr(table.filter.text) if table.filter else "every call"
+            line.update(Text(f"filter: {self.filter_error}  (the list below is still {shown})", style="red"))
             line.add_class("error")
+            table.add_class("stale")
             return
         line.remove_class("error")
+        table.remove_class("stale")
         t = Text()
         total = f"{COUNT_CAP:,}+" if table.total > COUNT_CAP else f"{table.total:,}"
-        t.append(f"{total} calls", style="bold")
+        t.append(f"{total} call{'' if table.total == 1 else 's'}", style="bold")
         if table.filter:
             t.append(f" matching {table.filter.text!r}", style="dim")
         t.append(f"  ·  loaded {len(table.rows_loaded)}", style="dim")
@@ -506,6 +555,12 @@ class GatewatchApp(App):
     def on_detail_screen_replay_asked(self, message: DetailScreen.ReplayAsked) -> None:
         """`R` in a call's detail: the confirm screen, then the comparison (console/replay_view.py)."""
         if self.attached is not None:
+            if self.attached.problem:  # said before the confirm screen, not as a connection error after it
+                self.notify(
+                    f"not live: {self.attached.problem}; a replay goes through that gateway, start it again",
+                    severity="error",
+                )
+                return
             targets = [name for name, _, _ in self.attached.target_list()]
             door = Door(self.attached.url, self.attached.token, self.store.get, targets)
         else:
@@ -520,7 +575,9 @@ class GatewatchApp(App):
         self.query_one(HistoryTable).load()
 
     def action_sessions(self) -> None:
-        self.push_screen(SessionsScreen(self.store, self.config.budget), self._filter_to)
+        # a viewer shows the caps its gateway enforces (from its identity), not its own directory's config
+        budget = self.attached.budget if self.attached else self.config.budget
+        self.push_screen(SessionsScreen(self.store, budget), self._filter_to)
 
     def _filter_to(self, text: str | None) -> None:
         """Back from the Sessions view: the history shows the chosen session or agent."""
@@ -565,6 +622,11 @@ class GatewatchApp(App):
         )
 
     def action_help(self) -> None:
+        if isinstance(self.screen, SessionsScreen):  # its own keys, not the history's
+            self.push_screen(
+                HelpScreen([b for b in SessionsScreen.BINDINGS if isinstance(b, Binding)], False)
+            )
+            return
         self.push_screen(HelpScreen(self.BINDINGS + HistoryTable.BINDINGS))
 
     @work(exclusive=True, group="export")
@@ -578,7 +640,7 @@ class GatewatchApp(App):
             self.notify(f"export failed: {exc.strerror} ({path})", severity="error")
             return None
         what = f"matching {flt.text!r}" if flt else "(no filter)"
-        self.notify(f"Exported {n} calls {what} to {path}", title="export", timeout=8)
+        self.notify(f"Exported {fmt.plural(n, 'call')} {what} to {path}", title="export", timeout=8)
         self.last_export = (path, n)
         return path
 

@@ -33,13 +33,14 @@ import orjson
 
 from console.hint import usage_hint
 from console.remote import Attached, discover
+from proxy import __version__, query
 from proxy import config as cfg
 from proxy import loop as loops
-from proxy import query
 from proxy.credentials import Check
 from proxy.events import CallFinished
 from proxy.export import FORMATS, export_file, without_payloads, write
 from proxy.inspection import inspect
+from proxy.money import plural, usd
 from proxy.pricing import find as find_price
 from proxy.query import parse_duration
 from proxy.record import Record
@@ -109,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
         prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _common(p, sub=False)
+    p.add_argument("--version", action="version", version=f"gatewatch {__version__}")
     p.add_argument(
         "--attach",
         metavar="URL",
@@ -218,16 +220,16 @@ def _die(msg: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def load_config(args: argparse.Namespace) -> cfg.Config:
+def load_config(args: argparse.Namespace, *, credentials: bool = True) -> cfg.Config:
     try:
-        return load_config_or_raise(args)
+        return load_config_or_raise(args, credentials=credentials)
     except cfg.ConfigError as exc:
         _die(f"configuration error:\n{exc}")
     raise AssertionError
 
 
-def load_config_or_raise(args: argparse.Namespace) -> cfg.Config:
-    config = cfg.load(getattr(args, "config", None))
+def load_config_or_raise(args: argparse.Namespace, *, credentials: bool = True) -> cfg.Config:
+    config = cfg.load(getattr(args, "config", None), credentials=credentials)
     if getattr(args, "host", None):
         config.gateway.host = args.host
     if getattr(args, "port", None) is not None:
@@ -260,12 +262,13 @@ def open_store(args: argparse.Namespace, config: cfg.Config | None = None) -> Re
 
 
 def _reader_config(args: argparse.Namespace) -> cfg.Config:
-    """export/stats/prune need the config only for `[store] path` (and the secrets to keep out): a file named
-    or found is read strictly; without one, an environment that wouldn't start a gateway doesn't matter."""
+    """export/stats/show/prune need the config only for `[store]` (and the secrets to keep out): a file named
+    or found is read strictly but for the targets' credentials (reading history needs the store, not the
+    Google key); without one, an environment that wouldn't start a gateway doesn't matter."""
     if args.config or Path("gatewatch.toml").is_file():
-        return load_config(args)
+        return load_config(args, credentials=False)
     try:
-        return cfg.load(None)
+        return cfg.load(None, credentials=False)
     except cfg.ConfigError:
         return cfg.Config()
 
@@ -322,7 +325,7 @@ def call_line(rec: Record) -> str:
     """One line per finished call, for `serve`."""
     u = rec.usage
     t = time.strftime("%H:%M:%S", time.localtime(rec.started_at))
-    cost = "$?" if u.cost is None else f"${u.cost:.4f}"
+    cost = usd(u.cost)
     answer = f"{rec.target}/{rec.response_model}" if rec.target else "-"
     ttft = f" ttft {u.time_to_first_token:.0f}ms" if u.time_to_first_token is not None else ""
     err = f" {rec.error_type}: {rec.error_message}" if rec.error_type else ""
@@ -415,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_payloads:
                 records = without_payloads(records)
             if args.output and args.output != "-":  # `-o -` is standard output, as in curl and tar
-                n = export_file(records, args.format, args.output)
+                try:
+                    n = export_file(records, args.format, args.output)
+                except OSError as exc:  # a missing folder, a directory: said, not a traceback (or temp name)
+                    _die(f"export: cannot write {Path(args.output).resolve()}: {exc.strerror}")
                 print(
                     f"exported {n} record{'' if n == 1 else 's'} to {Path(args.output).resolve()} "
                     f"({args.format})",
@@ -446,8 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         return show(open_reader(args), args.id, args.json)
     if args.command == "prune":
         seconds = _seconds(args.older_than)
+        if seconds <= 0:  # `0d` would delete every record, an hour's calls too: never by accident
+            _die(f"--older-than {args.older_than}: give an age above zero (e.g. 30d); nothing was deleted")
         n = open_reader(args).prune(seconds)
-        print(f"deleted {n} records older than {args.older_than}")
+        print(f"deleted {plural(n, 'record')} older than {args.older_than}")
         return 0
     if args.command == "demo":
         from console.demo import run_demo
@@ -455,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args)
     from console.app import run_console
 
+    if args.price_as and find_price(args.price_as) is None:  # as `stats --price-as` says, before the screen
+        _die(f"--price-as {args.price_as}: genai-prices has no price for this model")
     # The console shows a config problem on screen (and how to fix it) instead of dying before it opens.
     error = None
     try:

@@ -94,7 +94,7 @@ def timing_table(rec: Record) -> Table:
         ("output tokens", str(u.output_tokens)),
         ("cached tokens", str(u.cache_read_tokens)),
         ("thinking tokens", str(u.thinking_tokens)),
-        ("cost", "unknown (no price for this model)" if u.cost is None else f"${u.cost:.6f}"),
+        ("cost", "unknown (no price for this model)" if u.cost is None else fmt.usd(u.cost, precise=True)),
         ("session", str(rec.session_id)),
         ("client", f"{rec.client_ip} {rec.user_agent}"),
     ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from proxy.money import plural, usd
+
+__all__ = ["NONE", "count", "duration", "plural", "usd"]
+
 NONE = "–"
 
 
@@ -26,19 +30,3 @@ def count(n: int) -> str:
     if n >= 1000:
         return f"{n / 1000:.1f}k"
     return str(n)
-
-
-def usd(cost: float | None) -> str:
-    """Dollars in at most 7 characters: $0.0015 under a cent (to the hundredth of a cent), $0.12, $12.34, $1234,
-    $12.3k; `?` when the price is unknown (never a silent $0)."""
-    if cost is None:
-        return "?"
-    if cost == 0:
-        return "$0.00"
-    if cost < 0.01:
-        return f"${cost:.4f}"
-    if cost < 100:
-        return f"${cost:.2f}"
-    if cost < 10_000:
-        return f"${cost:.0f}"
-    return f"${cost / 1000:.1f}k"

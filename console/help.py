@@ -92,17 +92,23 @@ class HelpScreen(ModalScreen):
     HelpScreen Static {{ height: auto; }}
     """
 
-    def __init__(self, bindings: list[Binding]) -> None:
+    def __init__(self, bindings: list[Binding], history: bool = True) -> None:
         super().__init__()
         self.bindings = bindings
-        """the main screen's keys, in the order the help lists them"""
+        """the screen's keys, in the order the help lists them"""
+        self.history = history
+        """the history's help (its filter language, a call's keys); False: only these keys (Sessions)"""
 
     def compose(self) -> ComposeResult:
         keys = [(_key(b), b.description) for b in self.bindings]
-        keys += [("↑↓", "Move (up pauses following)"), ("ctrl+p", "Palette")]
+        keys += [("↑↓", "Move (up pauses following)" if self.history else "Move"), ("ctrl+p", "Palette")]
         t = _flow(keys, HELP_WIDTH, indent="")
         box = Vertical()
         box.border_title = "Keys  (? or esc closes)"
+        if not self.history:
+            with box:
+                yield Static(t, id="help-keys")
+            return
         # a call's own keys sit on the bottom edge: every line inside is the filter language's (80x24 holds it)
         # the shown ones: the scroll keys (↑↓ PgUp PgDn) do what every pane's do, and the edge is 80 wide
         in_call = "  ".join(f"[b]{_key(b)}[/b] {b.description}" for b in DetailScreen.BINDINGS if b.show)

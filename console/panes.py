@@ -326,7 +326,7 @@ def render_summary(stats: LiveStats, in_flight: int) -> Figures:
     tokens = fmt.count(stats.tokens["input"]) + "/" + fmt.count(stats.tokens["output"])
     return Figures(
         [
-            (f"{stats.calls:,}", "calls since start", "bold"),
+            (f"{stats.calls:,}", "call since start" if stats.calls == 1 else "calls since start", "bold"),
             (
                 str(stats.errors),
                 "error" if stats.errors == 1 else "errors",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -84,6 +85,8 @@ class Attached:
         self.bus = Bus()
         self.identity: dict[str, Any] = {}
         self.targets: list[dict[str, Any]] = []
+        self.generation = 0
+        """counts what the gateway said of itself (identify): a console redraws its targets when it changes"""
         self.connected = False
         self.problem: str | None = None
         """why the feed is down right now (the console shows it), None while it flows"""
@@ -111,7 +114,16 @@ class Attached:
             )
         self.identity = identity
         self.targets = list(identity.get("targets") or [])
+        self.generation += 1
         return identity
+
+    @property
+    def budget(self) -> cfg.BudgetSettings:
+        """The caps the gateway enforces (from its identity), not those of this console's own config."""
+        try:
+            return cfg.BudgetSettings.model_validate(self.identity.get("budget") or {})
+        except ValueError:
+            return cfg.BudgetSettings()
 
     def start(self, timeout: float = 10) -> str:
         """Follow the gateway's feed (once; the console calls this when it is ready to take events)."""
@@ -156,9 +168,9 @@ class Attached:
                             self.problem = f"the feed answered {resp.status}: {(await resp.text())[:200]}"
                         else:
                             await self._read(resp)
-                            self.problem = f"the gateway at {self.url} closed the feed"
-                except (aiohttp.ClientError, OSError) as exc:
-                    self.problem = f"cannot reach the gateway at {self.url}: {type(exc).__name__}"
+                            self.problem = f"{self.url} closed the feed (gateway stopped?)"
+                except (aiohttp.ClientError, OSError):
+                    self.problem = f"no gateway answers at {self.url}"
                 self.connected = False
                 await asyncio.sleep(RECONNECT_S)
 
@@ -177,6 +189,9 @@ class Attached:
     def _take(self, kind: str, data: bytes) -> None:
         body = orjson.loads(data)
         if kind == "hello":
+            if self.problem is not None:  # back after a drop: maybe another gateway, with other targets
+                with contextlib.suppress(ServiceError):
+                    self.identify(PROBE_TIMEOUT_S)
             self.connected, self.problem = True, None
             now = {r["id"]: Record.model_validate(r) for r in body.get("in_flight", [])}
             for rid in [rid for rid in self._in_flight if rid not in now]:

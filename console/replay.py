@@ -31,6 +31,7 @@ from proxy.replay import Comparison, NotReplayable, ReplayFailed, Summary, reque
 from proxy.service import Service, ServiceError
 from proxy.store import RecordStore, StoreError, is_url, open_store
 
+from . import fmt
 from .remote import discover, probe
 
 DIFF_LINES = 40
@@ -181,7 +182,7 @@ def diff_text(c: Comparison, limit: int) -> Text:
 
 
 def _usd(v: float | None) -> str:
-    return "unknown" if v is None else f"${v:.4f}"
+    return "unknown" if v is None else fmt.usd(v)
 
 
 def _duration(ms: float) -> str:
@@ -229,7 +230,7 @@ def confirm(records: Sequence[Record], target: str, model: str | None, yes: bool
     """Say what it costs (the originals' cost) and ask; `--yes` skips the question."""
     known = [r.usage.cost for r in records if r.usage.cost is not None]
     unknown = len(records) - len(known)
-    cost = f"${sum(known):.4f}" + (f" (+{unknown} at an unknown price)" if unknown else "")
+    cost = fmt.usd(sum(known)) + (f" (+{unknown} at an unknown price)" if unknown else "")
     where = f"{target}" + (f" at {model}" if model else "")
     what = records[0].id if len(records) == 1 else f"{len(records)} calls"
     print(f"replay {what} on {where}: the original cost {cost}; the replay spends money too", file=sys.stderr)

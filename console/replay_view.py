@@ -26,6 +26,7 @@ from textual.widgets import Input, Select, Static
 from proxy.record import Record
 from proxy.replay import Comparison, NotReplayable, ReplayFailed, request_of, send, wait_record
 
+from . import fmt
 from .replay import comparison_table, diff_text
 
 DIFF_LINES = 200
@@ -95,7 +96,7 @@ class ReplayScreen(ModalScreen[None]):
                 (r.id, "bold cyan"),
                 f"  ({r.request_model} → {r.target}/{r.response_model})\n",
                 "The original cost ",
-                ("unknown" if r.usage.cost is None else f"${r.usage.cost:.6f}", "bold green"),
+                ("unknown" if r.usage.cost is None else fmt.usd(r.usage.cost, precise=True), "bold green"),
                 "; the replay spends money too. ",
                 ("y", "bold cyan"),
                 " sends, ",
@@ -141,8 +142,11 @@ class ReplayScreen(ModalScreen[None]):
         except (NotReplayable, ReplayFailed) as exc:
             self.post_message(self.Failed(str(exc)))
             return
+        except aiohttp.ClientConnectionError:  # said as a person would, not as the socket's error
+            self.post_message(self.Failed(f"no gateway answers at {self.door.url}: is it running?"))
+            return
         except aiohttp.ClientError as exc:
-            self.post_message(self.Failed(f"the gateway at {self.door.url} could not be reached: {exc}"))
+            self.post_message(self.Failed(f"the gateway at {self.door.url} failed the replay: {exc}"))
             return
         self.post_message(self.Replayed(Comparison(self.record, new)))
 

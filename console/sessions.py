@@ -64,7 +64,9 @@ def budget_bar(label: str, spend: float, cap: float, warn_at: float) -> Text:
     t = Text(f"{label} ", style="bold")
     t.append("█" * filled, style=style)
     t.append("░" * (20 - filled), style="dim")
-    t.append(f" ${spend:.2f} / ${cap:.2f} ({share:.0%})", style=style)
+    t.append(
+        f" {fmt.usd(spend)} / {fmt.usd(cap)} ({'cap reached' if share >= 1 else f'{share:.0%}'})", style=style
+    )
     return t
 
 
@@ -77,10 +79,10 @@ class BudgetNotice(Message):
         what = "today's spend" if e.scope == "daily" else f"session {e.key[:8]}"
         share = e.spend / e.cap if e.cap else 0.0
         if e.level == "refused":
-            self.text = f"{what} ${e.spend:.2f} reached its cap ${e.cap:.2f}: calls are refused"
+            self.text = f"{what} {fmt.usd(e.spend)} reached its cap {fmt.usd(e.cap)}: calls are refused"
             self.severity: Literal["warning", "error"] = "error"
         else:
-            self.text = f"{what} ${e.spend:.2f} is {share:.0%} of its cap ${e.cap:.2f}"
+            self.text = f"{what} {fmt.usd(e.spend)} is {share:.0%} of its cap {fmt.usd(e.cap)}"
             self.severity = "warning"
 
 

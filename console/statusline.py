@@ -4,18 +4,20 @@ even argparse: its two options are read by hand)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from proxy.paths import default_path
-from proxy.statusline import caps_from, line, read, session_of
+from proxy.statusline import caps_from, line, read, session_of, store_from
 
 USAGE = """usage: gatewatch statusline [--db PATH] [--config FILE]
 
 One line for Claude Code's statusLine: the session's cost at Gemini prices, tokens, context fill, the model
 that answered, budget left. Reads Claude Code's JSON on standard input.
 
-  --db PATH      SQLite store (default: $GATEWATCH_DB or $XDG_DATA_HOME/gatewatch/gatewatch.db)
-  --config FILE  the gateway's gatewatch.toml, for its [budget] caps
+  --db PATH      SQLite store (default: the config's [store] path, else $GATEWATCH_DB, else
+                 $XDG_DATA_HOME/gatewatch/gatewatch.db)
+  --config FILE  the gateway's gatewatch.toml, for its [store] and its [budget] caps
 """
 
 
@@ -40,6 +42,15 @@ def main(argv: list[str] | None = None, stdin: str | None = None) -> int:
         return 0
     text = sys.stdin.read() if stdin is None else stdin
     sid = session_of(text)
-    facts = read(opts.get("db") or default_path(), sid) if sid else None
-    print(line(facts, caps_from(opts.get("config"))) if sid else "gatewatch · no session id on stdin")
+    if not sid:
+        print("gatewatch · no session id on stdin")
+        return 0
+    # where the gateway writes, as the other commands find it: --db, the config's [store], the default
+    db = opts.get("db") or store_from(opts.get("config")) or str(default_path())
+    if db.startswith(("postgresql://", "postgres://")):
+        print("gatewatch · the statusline reads a SQLite store; this config's store is PostgreSQL")
+    elif not os.path.exists(db):
+        print(f"gatewatch · no store at {db}")
+    else:
+        print(line(read(db, sid), caps_from(opts.get("config"))))
     return 0

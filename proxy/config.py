@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -115,18 +117,12 @@ class TargetConfig(_Strict):
         return None if isinstance(v, str) and not v.strip() else v
 
     @model_validator(mode="after")
-    def _provider_needs(self) -> "TargetConfig":
+    def _provider_needs(self, info: ValidationInfo) -> "TargetConfig":
+        if info.context and not info.context.get("credentials", True):
+            return self  # a reader of the history (stats, export, show, prune) never calls this target
         if self.provider in ("vertex", "vertex-anthropic"):
             key = self.service_account_json.get_secret_value().strip() if self.service_account_json else ""
-            if not self.project_id and key:
-                # the key names its own project: used when none is given (GCP_PROJECT_ID unset)
-                self.project_id = key_project(key)
-            if not self.project_id:
-                raise ValueError(
-                    "provider 'vertex' needs project_id (GCP_PROJECT_ID, or a service-account key that names "
-                    "its project_id)"
-                )
-            if not key:
+            if not key:  # before project_id: a missing key is the cause, the project only its consequence
                 raise ValueError(
                     "provider 'vertex' needs service_account_json (a key file path or the key JSON)"
                 )
@@ -134,6 +130,16 @@ class TargetConfig(_Strict):
                 raise ValueError(
                     "service_account_json holds an API key (AIza…), not a service-account key: use "
                     'provider = "gemini" with api_key'
+                )
+            if not key.startswith("{") and not Path(key).expanduser().is_file():
+                raise ValueError(f"service_account_json: no key file at {key}")
+            if not self.project_id:
+                # the key names its own project: used when none is given (GCP_PROJECT_ID unset)
+                self.project_id = key_project(key)
+            if not self.project_id:
+                raise ValueError(
+                    "provider 'vertex' needs project_id (GCP_PROJECT_ID, or a service-account key that names "
+                    "its project_id)"
                 )
         elif self.provider == "gemini":
             if not self.api_key or not self.api_key.get_secret_value().strip():
@@ -297,18 +303,56 @@ class Config(_Strict):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def expand(value: Any, env: Mapping[str, str]) -> Any:
-    """Replace ${VAR} in every string; an unset variable becomes empty (as Kong's vault does)."""
+def expand(
+    value: Any,
+    env: Mapping[str, str],
+    unset: dict[tuple[str | int, ...], list[str]] | None = None,
+    at: tuple[str | int, ...] = (),
+) -> Any:
+    """Replace ${VAR} in every string; an unset variable becomes empty (as Kong's vault does), and is noted in
+    `unset` under the key it was found at, so an error about that key can name the variable."""
     if isinstance(value, str):
-        return _VAR.sub(lambda m: env.get(m.group(1), ""), value)
+
+        def var(m: re.Match[str]) -> str:
+            if m.group(1) not in env and unset is not None:
+                unset.setdefault(at, []).append(m.group(1))
+            return env.get(m.group(1), "")
+
+        return _VAR.sub(var, value)
     if isinstance(value, list):
-        return [expand(v, env) for v in value]
+        return [expand(v, env, unset, (*at, i)) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: expand(v, env) for k, v in value.items()}
+        return {k: expand(v, env, unset, (*at, k)) for k, v in value.items()}
     return value
 
 
-def _describe(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
+def _fields_at(loc: list[str | int]) -> list[str]:
+    """The keys the config model takes at `loc` (for a misspelt key's "did you mean")."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
+        if field is None:
+            return []
+        ann = field.annotation
+        for arg in getattr(ann, "__args__", ()) or (ann,):  # list[TargetConfig], X | None
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                ann = arg
+        model = ann
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f for f in model.model_fields if f != "source"]
+    return []
+
+
+def _describe(
+    exc: ValidationError,
+    source: str,
+    raw: dict[str, Any],
+    unset: dict[tuple[str | int, ...], list[str]] | None = None,
+) -> str:
     lines = []
     for e in exc.errors():
         loc = list(e["loc"])
@@ -325,7 +369,14 @@ def _describe(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
                 key += ("." if key else "") + str(part)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            near = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1)
+            msg = f"unknown key (did you mean {near[0]}?)" if near else "unknown key"
+        # a key left empty by an unset ${VAR} is the real cause of "needs …": name the variable
+        for where, names in (unset or {}).items():
+            if list(where[: len(loc)]) == loc and len(where) > len(loc) and str(where[-1]) in msg:
+                msg += f" ({where[-1]} = ${{{names[0]}}}, and {names[0]} is not set)"
+            elif list(where) == loc:
+                msg += f" (${{{names[0]}}} is not set)"
         lines.append(f"{source}: {key or '(top level)'}: {msg}")
     return "\n".join(lines)
 
@@ -336,6 +387,8 @@ _SECRET_KEY = re.compile(r"key|token|secret|auth|password|credential|header_valu
 def secret_values(value: Any, secret: bool = False) -> list[str]:
     """Every string held under a key that names a credential, at any depth (for scrubbing messages)."""
     if isinstance(value, str):
+        if _is_path(value):  # a key file's path says where the secret is, not what it is
+            return []
         return [value] if secret and len(value) >= 8 else []
     if isinstance(value, dict):
         return [
@@ -344,6 +397,11 @@ def secret_values(value: Any, secret: bool = False) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in secret_values(v, secret)]
     return []
+
+
+def _is_path(value: str) -> bool:
+    v = value.strip()
+    return "\n" not in v and v.startswith(("/", "~", "./", "../")) and v.endswith(".json")
 
 
 def scrub(message: str, secrets: list[str]) -> str:
@@ -355,16 +413,21 @@ def scrub(message: str, secrets: list[str]) -> str:
     return message
 
 
-def from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str] | None = None) -> Config:
+def from_mapping(
+    raw: dict[str, Any], source: str, env: Mapping[str, str] | None = None, *, credentials: bool = True
+) -> Config:
+    """`credentials=False`: for a command that only reads the history: the targets' keys are not checked (a
+    key's variable unset in this shell is no reason to refuse `stats`)."""
     env = os.environ if env is None else env
-    data = expand(raw, env)
+    unset: dict[tuple[str | int, ...], list[str]] = {}
+    data = expand(raw, env, unset)
     data["source"] = source
     if env.get("GATEWATCH_TOKEN") and not (data.get("gateway") or {}).get("auth_token"):
         data.setdefault("gateway", {})["auth_token"] = env["GATEWATCH_TOKEN"]
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"credentials": credentials})
     except ValidationError as exc:
-        raise ConfigError(scrub(_describe(exc, source, data), secret_values(data))) from None
+        raise ConfigError(scrub(_describe(exc, source, data, unset), secret_values(data))) from None
 
 
 DEFAULT_MODEL = "gemini-3.8-flash"
@@ -372,7 +435,7 @@ DEFAULT_MODEL = "gemini-3.8-flash"
 (`translate.models` places it; the seed's gemini-2.5 line is deprecated on Vertex from 2026-10-20)."""
 
 
-def from_env(env: Mapping[str, str] | None = None) -> Config:
+def from_env(env: Mapping[str, str] | None = None, *, credentials: bool = True) -> Config:
     """The seed's variables. What GEMINI_API_KEY holds decides the provider: a service-account key (its JSON or
     a file path) → a Vertex target, in GCP_PROJECT_ID or else the key's own project; an API key (`AIza…`, or
     anything that is not a key file) → a Gemini API target, whatever GCP_PROJECT_ID says."""
@@ -402,15 +465,21 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
                 "api_endpoint": env.get("GEMINI_API_ENDPOINT", ""),
             }
         )
-    return from_mapping({"targets": targets}, "environment", env)
+    return from_mapping({"targets": targets}, "environment", env, credentials=credentials)
 
 
-def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Load `path`, else ./gatewatch.toml when present, else the environment."""
+def load(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    credentials: bool = True,
+) -> Config:
+    """Load `path`, else ./gatewatch.toml when present, else the environment. `credentials=False` for a
+    reader of the history: see `from_mapping`."""
     if path is None and Path("gatewatch.toml").is_file():
         path = "gatewatch.toml"
     if path is None:
-        return from_env(env)
+        return from_env(env, credentials=credentials)
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -419,9 +488,9 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
     if p.suffix in (".yaml", ".yml", ".json"):
         from .kong import from_kong
 
-        return from_kong(text, str(p), env)
+        return from_kong(text, str(p), env, credentials=credentials)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return from_mapping(raw, str(p), env)
+    return from_mapping(raw, str(p), env, credentials=credentials)

@@ -123,6 +123,8 @@ class EventFeed:
                 targets=[
                     {"name": p.name, "provider": p.kind, "model": p.model} for p in self.gateway.providers
                 ],
+                # the caps this gateway enforces: a viewer shows these, not its own directory's config
+                budget=self.gateway.config.budget.model_dump(),
             )
         return web.json_response(body)
 

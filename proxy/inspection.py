@@ -81,6 +81,16 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _system_text(system: Any) -> str:
+    if isinstance(system, list):
+        return "\n\n".join(
+            str(b.get("text"))
+            for b in system
+            if isinstance(b, dict) and isinstance(b.get("text"), str) and b["text"]
+        )
+    return str(system)
+
+
 def _client_part(b: Any, names: dict[str, str]) -> dict[str, Any]:
     if not isinstance(b, dict):
         return {"value": b}
@@ -117,11 +127,15 @@ def client_view(req: Any) -> dict[str, Any]:
     }
     out: dict[str, Any] = {}
     system = req.get("system")
-    if system:
-        out["system"] = _lines(_text_of(system) if isinstance(system, list) else str(system))
     messages = [m for m in req.get("messages") or [] if isinstance(m, dict)]
     folded = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
-    if folded:  # they end up in the system instruction: the diff shows them leave here and arrive there
+    # the system as the gateway builds Gemini's systemInstruction (translate/request.py): its blocks, then the
+    # role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
+    # difference: what the client's side differs in is the billing header, and the messages' leaving.
+    texts = [_system_text(system), *folded] if system else folded
+    if any(texts):
+        out["system"] = _lines("\n\n".join(t for t in texts if t))
+    if folded:  # they end up in the system instruction: the diff shows them leave here (one change)
         out["system messages"] = folded
     out["messages"] = [
         {

@@ -157,7 +157,9 @@ def _target(t: dict[str, Any], i: int, problems: list[str], where: str) -> dict[
     return {k: v for k, v in out.items() if v is not None}
 
 
-def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> Config:
+def from_kong(
+    text: str, source: str, env: Mapping[str, str] | None = None, *, credentials: bool = True
+) -> Config:
     env = os.environ if env is None else env
     try:
         # several documents (`---`) are read as one: the how-to gives the AI plugin and file-log separately
@@ -230,7 +232,7 @@ def from_kong(text: str, source: str, env: Mapping[str, str] | None = None) -> C
         )
     raw["targets"] = targets
     raw["gateway"]["log_payloads"] = any(log_payloads)
-    return from_mapping(raw, source, env)
+    return from_mapping(raw, source, env, credentials=credentials)
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:

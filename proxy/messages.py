@@ -250,8 +250,24 @@ def last_user_text(messages: Any) -> str:
                 return str(texts[-1])[:PREVIEW_CHARS]
             for b in c:
                 if isinstance(b, dict) and b.get("type") == "tool_result":
-                    return f"[tool result {str(b.get('content'))[: PREVIEW_CHARS - 14]}]"
+                    return f"[tool result {_result_text(b.get('content'))[: PREVIEW_CHARS - 14]}]"
     return ""
+
+
+def _result_text(content: Any) -> str:
+    """A tool result's content as a person reads it: its text, whether a string or a list of blocks (every
+    `Agent` result), other blocks named by their type; never a Python repr."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return "" if content is None else str(content)
+    parts = []
+    for b in content:
+        if isinstance(b, dict) and isinstance(b.get("text"), str):
+            parts.append(b["text"])
+        elif isinstance(b, dict):
+            parts.append(f"[{b.get('type', 'block')}]")
+    return " ".join(p.strip() for p in parts if p.strip())
 
 
 def session_id(metadata: Any, headers: Mapping[str, str]) -> str | None:

@@ -381,14 +381,25 @@ def _term(body: str) -> Condition | None:
     return None
 
 
+def _tokens(text: str) -> list[str]:
+    """Words and quoted phrases. An apostrophe that closes nothing (`it's`) is a letter, not a quote."""
+    try:
+        return shlex.split(text)
+    except ValueError:
+        pass
+    lex = shlex.shlex(text, posix=True)
+    lex.whitespace_split, lex.quotes, lex.escape = True, '"', ""
+    try:
+        return list(lex)
+    except ValueError:
+        raise QueryError('unbalanced quotes: a "phrase" needs its closing "') from None
+
+
 def parse(text: str) -> Filter:
     """Read a filter. Raises QueryError naming the offending term."""
     if "\x00" in (text or ""):
         raise QueryError("a filter can't contain a NUL character")
-    try:
-        tokens = shlex.split(text or "")
-    except ValueError as exc:
-        raise QueryError(f"unbalanced quotes: {exc}") from None
+    tokens = _tokens(text or "")
     if len(tokens) > MAX_TERMS:
         raise QueryError(f"too many terms ({len(tokens)}); a filter takes at most {MAX_TERMS}")
     conditions: list[Condition] = []

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from . import __version__
 from .feed import REPLAY_PATH
+from .money import usd
 from .record import REDACTED, Record
 
 FORWARDED = ("anthropic-version", "anthropic-beta", "x-claude-code-session-id", "x-claude-code-agent-id")
@@ -161,7 +162,7 @@ class Comparison:
 
 
 def _cost(v: float | None) -> str:
-    return "unknown" if v is None else f"${v:.6f}"
+    return "unknown" if v is None else usd(v, precise=True)
 
 
 def _ms(v: float | None) -> str:

@@ -135,8 +135,10 @@ class Gateway:
             if not messages.authorized(self.config.gateway.auth_token, request.headers):
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
-            # a draining replica says so with 503, so a load balancer's health check takes it out of rotation
-            return web.json_response(self.health(), status=503 if self.stopping else 200)
+            # a draining replica, or one whose every target is cooling or refused ("down"), says so with 503,
+            # so a load balancer's health check takes it out of rotation
+            body = self.health()
+            return web.json_response(body, status=503 if body["status"] in ("stopping", "down") else 200)
         if path == "/metrics" and method == "GET" and self.metrics is not None:
             if not messages.authorized(self.config.gateway.auth_token, request.headers):
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
@@ -380,7 +382,11 @@ async def start(gateway: Gateway, host: str, port: int, insecure: bool = False) 
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:  # a busy port: the app's upstream session (made by setup) is closed, not leaked
+        await runner.cleanup()
+        raise
     gateway.bound_host = host
     bound: int = runner.addresses[0][1]
     return runner, bound

@@ -34,9 +34,9 @@ RELOAD_EVERY_S = 1.0
 """how often the config file's modification time is looked at: a changed `[budget]` applies this soon"""
 
 NO_TARGET = (
-    "no upstream target is configured: set GEMINI_API_KEY (an API key, or a service-account key together with "
-    "GCP_PROJECT_ID), or start with --config gatewatch.toml. `gatewatch demo` shows it working without "
-    "credentials."
+    "no upstream target is configured: set GEMINI_API_KEY (a Gemini API key, or a service-account key: its "
+    "JSON or its file's path; Vertex AI then runs in the key's own project), or start with --config "
+    "gatewatch.toml. `gatewatch demo` shows it working without credentials."
 )
 
 

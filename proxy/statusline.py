@@ -14,6 +14,7 @@ import sqlite3
 import time
 
 from .catalog import window
+from .money import usd
 
 # Plain classes, not dataclasses or NamedTuples: those import `typing`/`inspect`, tens of milliseconds
 # Claude Code would wait for after every message.
@@ -75,18 +76,36 @@ class SessionFacts:
         self.compactions, self.spend_today = compactions, spend_today
 
 
-def caps_from(config_path: str | None) -> Caps:
-    """The `[budget]` caps of a gatewatch.toml (numbers only: no expansion needed); none without a file."""
+def _toml(config_path: str | None) -> dict[str, object]:
     if not config_path:
-        return Caps()
+        return {}
     import tomllib  # only when a config is given
 
     try:
         with open(os.path.expanduser(config_path), encoding="utf-8") as f:
-            raw = tomllib.loads(f.read())
+            return tomllib.loads(f.read())
     except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def store_from(config_path: str | None) -> str | None:
+    """The `[store]` of a gatewatch.toml (its SQLite path, ${VAR} and ~ expanded, or its PostgreSQL URL), as the
+    gateway started with that config writes it; None when the file names none."""
+    store = _toml(config_path).get("store")
+    if not isinstance(store, dict):
+        return None
+    for key in ("url", "path"):
+        v = store.get(key)
+        if isinstance(v, str) and v.strip():
+            return os.path.expanduser(os.path.expandvars(v.strip()))
+    return None
+
+
+def caps_from(config_path: str | None) -> Caps:
+    """The `[budget]` caps of a gatewatch.toml (numbers only: no expansion needed); none without a file."""
+    b = _toml(config_path).get("budget") or {}
+    if not isinstance(b, dict):
         return Caps()
-    b = raw.get("budget") or {}
 
     def num(key: str) -> float | None:
         v = b.get(key)
@@ -141,10 +160,18 @@ def line(facts: SessionFacts | None, caps: Caps = NO_CAPS) -> str:
     if facts is None:
         return "gatewatch · no call of this session recorded yet"
     f = facts
-    cost = f"${f.cost:.2f}" + ("+?" if f.unpriced else "")
+    cost = usd(f.cost) + ("+?" if f.unpriced else "")
     prompt = f.input_tokens + f.cache_read_tokens
     cached = f" ({100 * f.cache_read_tokens // prompt}% cached)" if prompt and f.cache_read_tokens else ""
-    parts = [f"gatewatch {cost}", f"{tokens(prompt)} in / {tokens(f.output_tokens)} out{cached}"]
+    parts = [f"gatewatch {cost}"]
+    left = []
+    if caps.session_usd is not None:
+        left.append(f"{usd(max(0.0, caps.session_usd - f.cost))} left")
+    if caps.daily_usd is not None:
+        left.append(f"{usd(max(0.0, caps.daily_usd - f.spend_today))} left today")
+    if left:  # beside the cost, before the details: what it is set up for survives a narrow terminal
+        parts.append("budget " + ", ".join(left))
+    parts.append(f"{tokens(prompt)} in / {tokens(f.output_tokens)} out{cached}")
     win = window(f.ctx_model)
     if f.ctx_tokens:
         fill = f" {100 * f.ctx_tokens / win:.0f}%" if win else ""
@@ -153,13 +180,6 @@ def line(facts: SessionFacts | None, caps: Caps = NO_CAPS) -> str:
         parts.append(f.ctx_model)
     if f.agents:
         parts.append(f"{f.agents} sub-agent" + ("s" if f.agents > 1 else ""))
-    left = []
-    if caps.session_usd is not None:
-        left.append(f"${max(0.0, caps.session_usd - f.cost):.2f} left")
-    if caps.daily_usd is not None:
-        left.append(f"${max(0.0, caps.daily_usd - f.spend_today):.2f} left today")
-    if left:
-        parts.append("budget " + ", ".join(left))
     return " · ".join(parts)
 
 

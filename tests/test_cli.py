@@ -73,7 +73,7 @@ async def test_a_config_error_names_file_and_key_and_exits_before_listening(tmp_
     text = err.decode()
     assert (
         "gatewatch.toml: gateway.port" in text
-        and "gatewatch.toml: targets[0] (x): provider 'vertex' needs project_id" in text
+        and "gatewatch.toml: targets[0] (x): provider 'vertex' needs service_account_json" in text
     )
 
 

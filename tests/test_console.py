@@ -305,7 +305,7 @@ async def test_cost_today_and_all_time_are_seeded_from_the_store(tmp_path):
             " ".join(line.split()[:-1]): line.split()[-1] for line in pane_text(app, "pane-cost").splitlines()
         }
         # since the console started: nothing yet; today and all time from the store
-        assert rows["since start"] == "$0.00" and rows["today"] == "$0.25" and rows["all time"] == "$1.25"
+        assert rows["since start"] == "$0" and rows["today"] == "$0.25" and rows["all time"] == "$1.25"
 
 
 async def test_the_gateway_answers_while_the_screen_is_blocked(fake_in_thread, tmp_path):

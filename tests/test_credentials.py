@@ -26,6 +26,7 @@ def env_for(fake, key: str, **extra: str) -> dict[str, str]:
 
 
 async def started(config: cfg.Config, tmp_path):
+    config.gateway.port = 0  # never a fixed port: the user's own gatewatch may hold 8000 (issue 22)
     service = Service(config, Store(tmp_path / "c.db"))
     try:
         url = await service.start()

@@ -323,7 +323,7 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
     log = tmp_path / "claude.json"
     config = cfg.from_mapping(
         {
-            "gateway": {"auth_token": "gw-token-SECRET-3333333", "port": 0},
+            "gateway": {"auth_token": "gw-token-SECRET-3333333", "port": 0},  # never a fixed port
             "log": {"file": str(log)},
             "targets": [
                 target_for("vertex", fake, sa_json),

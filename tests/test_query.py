@@ -213,3 +213,55 @@ def test_a_duration_is_measured_when_the_filter_runs_not_when_it_was_typed(tmp_p
     assert store.count(flt) == 1
     monkeypatch.setattr(sql.time, "time", lambda: now + 3600)  # the console stays open an hour
     assert store.count(flt) == 0
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "target:nothing",
+        "target:vertex*",
+        "model:pro",
+        "model:flash",
+        "ttft>5000",
+        "ttft<5000",
+        "session:zzz*",
+        "session:abc",
+        "agent:a1",
+        "provider:vertex",
+        "status:200",
+        "status:4xx",
+        "cost>0.0005",
+        "latency>100",
+        "tool:Bash",
+        "note:schema-*",
+        "router",
+    ],
+)
+def test_a_negated_term_keeps_every_record_the_term_does_not_match_empty_fields_too(backend, term):
+    """Issue 22: SQL's `NOT (x)` is NULL where x's field is empty, which dropped those records from `-term`
+    in the console, `export` and `stats` alike; both stores, one NULL-safe negation."""
+    from proxy.record import Usage
+
+    recs = [make(i) for i in range(6)]
+    recs += [  # records with the fields the terms read left empty
+        make(
+            10 + i,
+            target=None,
+            provider=None,
+            response_model=None,
+            status=None,
+            latency_ms=None,
+            usage=Usage(),
+            session_id=None,
+            agent_id=None,
+            preview="",
+            response_text="",
+        )
+        for i in range(3)
+    ]
+    recs += [make(20, session_id="abc-1", agent_id="a1", usage=Usage(time_to_first_token=6000.0, cost=0.01))]
+    store = filled(backend, recs)
+    total = store.count(query.parse(""))
+    assert total == len(recs)
+    matched, rest = store.count(query.parse(term)), store.count(query.parse(f"-{term}"))
+    assert matched + rest == total, (term, matched, rest)

@@ -12,6 +12,7 @@ import pytest
 
 from proxy import config as cfg
 from proxy.feed import REPLAY_PATH
+from proxy.money import usd
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
@@ -121,7 +122,11 @@ async def test_a_replay_through_the_running_gateway_records_a_linked_call_and_co
             "replay", original[4:14], "--target", "pro", "--yes", "--config", path, cwd=tmp_path
         )
         assert code == 0, err
-        assert f"through http://127.0.0.1:{port}" in err and "the original cost $" in err
+        assert (
+            f"through http://127.0.0.1:{port}" in err
+            and "the original cost " in err
+            and "spends money too" in err
+        )
         # the replay went to the second target's model, through the strict fake
         assert len(fake.received) == before + 1 and fake.received[-1].model == "gemini-2.5-pro"
         assert fake.received[-1].action == "streamGenerateContent"  # streamed as the original was
@@ -211,7 +216,7 @@ async def test_without_yes_on_a_pipe_it_shows_the_cost_and_sends_nothing(fake, t
         rec = await committed(service.store, original)
         before = len(fake.received)
         code, out, err = await cli("replay", original, "--target", "pro", "--config", path, cwd=tmp_path)
-        assert code == 1 and f"the original cost ${rec.usage.cost:.4f}" in err and "pass --yes" in err
+        assert code == 1 and f"the original cost {usd(rec.usage.cost)}" in err and "pass --yes" in err
         assert len(fake.received) == before
         code, out, err = await cli(
             "replay", original, "--target", "nope", "--yes", "--config", path, cwd=tmp_path

@@ -13,6 +13,7 @@ import pytest
 
 from console.statusline import main
 from proxy import statusline
+from proxy.money import usd
 from tests import cc_session as cs
 from tests.conftest import Backend
 from tests.test_ledger import session_store  # noqa: F401  (the recorded session, as a fixture)
@@ -50,16 +51,19 @@ async def test_statusline_prints_the_session_s_line(session_store, capsys, tmp_p
     assert main(["--db", str(store.path), "--config", str(config)], stdin=claude_code_status()) == 0
     out = capsys.readouterr().out.strip()
     cost = sum(r.usage.cost for r in records)
-    assert out.startswith(f"gatewatch ${cost:.2f} · ")
+    assert out.startswith(f"gatewatch {usd(cost)} · ")
     assert "ctx 24k/1.0M 2%" in out  # the main agent's last prompt against gemini-2.5-flash's 1,048,576
     assert "gemini-2.5-flash" in out and "2 sub-agents" in out
-    assert f"budget ${2.0 - cost:.2f} left, ${10 - cost:.2f} left today" in out
+    assert f"budget {usd(2.0 - cost)} left, {usd(10 - cost)} left today" in out
     assert "\n" not in out
 
 
-async def test_statusline_for_an_unknown_session_or_no_store_says_so(capsys, tmp_path):
-    main(["--db", str(tmp_path / "none.db")], stdin=claude_code_status("nope"))
+async def test_statusline_for_an_unknown_session_or_no_store_says_so(session_store, capsys, tmp_path):  # noqa: F811
+    store, _ = session_store
+    main(["--db", str(store.path)], stdin=claude_code_status("nope"))
     assert "no call of this session" in capsys.readouterr().out
+    main(["--db", str(tmp_path / "none.db")], stdin=claude_code_status("nope"))
+    assert f"no store at {tmp_path / 'none.db'}" in capsys.readouterr().out  # not "no call recorded yet"
     main(["--db", str(tmp_path / "none.db")], stdin="not json")
     assert "no session id" in capsys.readouterr().out
 
@@ -110,3 +114,23 @@ async def test_the_full_cli_hands_statusline_its_own_options(session_store, caps
     monkeypatch.setattr("sys.stdin", io.StringIO(claude_code_status()))
     assert cli(["statusline", "--db", str(store.path)]) == 0
     assert capsys.readouterr().out.startswith("gatewatch $")
+
+
+async def test_statusline_with_config_reads_its_store_and_keeps_the_budget_within_80_columns(
+    session_store,  # noqa: F811
+    capsys,
+    tmp_path,
+    monkeypatch,
+):
+    """Issue 22: `--config` names the gateway's [store] too (as `stats` reads it), and the budget it is set up
+    for comes before the details a narrow terminal cuts."""
+    store, records = session_store
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "elsewhere"))  # the default store: not this one
+    monkeypatch.delenv("GATEWATCH_DB", raising=False)
+    config = tmp_path / "gatewatch.toml"
+    config.write_text(f'[store]\npath = "{store.path}"\n[budget]\nsession_usd = 2.0\n')
+    assert main(["--config", str(config)], stdin=claude_code_status()) == 0
+    out = capsys.readouterr().out.strip()
+    cost = sum(r.usage.cost for r in records)
+    assert out.startswith(f"gatewatch {usd(cost)} · ")
+    assert f"budget {usd(2.0 - cost)} left" in out[:80], out

@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from ..query import Condition, Filter, HasNote
-from .sql import Param, _clause, _glob
+from .sql import Param, _clause, _glob, negate
 
 FTS_CONFIG = "simple"
 _PHRASE = f"fts @@ phraseto_tsquery('{FTS_CONFIG}', %s)"
@@ -63,12 +63,12 @@ def compile_filter(flt: Filter) -> PgCompiled:
     params: list[Param] = []
     for c in flt.conditions:
         sql, p = _pg_clause(c)
-        clauses.append(f"NOT ({sql})" if c.negated else sql)
+        clauses.append(negate(sql) if c.negated else sql)
         params.extend(p)
     for w in flt.words:
         clauses.append(_PHRASE)
         params.append(fts_text(w))
     for w in flt.excluded:
-        clauses.append(f"NOT ({_PHRASE})")
+        clauses.append(negate(_PHRASE))
         params.append(fts_text(w))
     return PgCompiled(" AND ".join(clauses) or "TRUE", params, bool(flt.words))

@@ -118,12 +118,18 @@ def _clause(c: Condition) -> tuple[str, list[Param]]:
     raise TypeError(f"no SQL for {c!r}")
 
 
+def negate(sql: str) -> str:
+    """`sql` negated, NULL-safe, for every backend: a negated term keeps each record the term doesn't match,
+    a record whose field is empty too (SQL's `NOT (x)` is NULL there, and NULL drops the record)."""
+    return f"(({sql}) IS NOT TRUE)"
+
+
 def compile_filter(flt: Filter) -> Compiled:
     clauses: list[str] = []
     params: list[Param] = []
     for c in flt.conditions:
         sql, p = _clause(c)
-        clauses.append(f"NOT ({sql})" if c.negated else sql)
+        clauses.append(negate(sql) if c.negated else sql)
         params.extend(p)
     if flt.excluded:
         clauses.append(f"records.rowid NOT IN ({_FTS_ROWS})")
