@@ -5,16 +5,19 @@ request it gets, the gateway's real /metrics read with prometheus_client's parse
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.feed import REPLAY_PATH
+from proxy.feed import EVENTS_PATH, REPLAY_PATH
 from proxy.served import OTHER, Served, segment, well_formed
 from proxy.simulator import Reply
-from tests.conftest import run_gateway, target_for
+from tests.conftest import Running, run_gateway, target_for
 
 BODY = {"model": "claude-sonnet-4-6", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 BAD_MODELS = (
@@ -183,3 +186,94 @@ async def test_gatewatch_replay_with_a_bad_or_unserved_model_sends_nothing_upstr
         assert fake.requests == before
     finally:
         await service.stop()
+
+
+# -- viewers of /gatewatch/events ------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def running(raw: dict, fake) -> AsyncIterator[Running]:
+    """`run_gateway` as a context (a loop body's lambdas would bind a loop variable)."""
+    gen = run_gateway(raw, fake)
+    try:
+        yield await gen.__anext__()
+    finally:
+        await gen.aclose()
+
+
+async def _viewer(s: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
+    resp = await s.get(url + EVENTS_PATH)
+    assert resp.status == 200
+    assert (await resp.content.readuntil(b"\n\n")).startswith(b"event: hello")
+    return resp
+
+
+async def test_viewers_beyond_max_viewers_are_answered_503_until_one_leaves(fake, sa_json):
+    raw = {"gateway": {"max_viewers": 2}, "targets": [target_for("gemini", fake, sa_json)]}
+    async with running(raw, fake) as r:
+        async with aiohttp.ClientSession() as s:
+            first, second = await _viewer(s, r.url), await _viewer(s, r.url)
+            async with s.get(r.url + EVENTS_PATH) as third:
+                body = await third.json()
+                assert third.status == 503 and body["error"]["type"] == "overloaded_error"
+                assert "gateway.max_viewers" in body["error"]["message"]
+            first.close()
+            await wait_until(lambda: r.gateway.feed.viewers == 1)
+            again = await _viewer(s, r.url)
+            again.close()
+            second.close()
+
+
+async def wait_until(cond, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def _count_finished(reader: aiohttp.ClientResponse, seen: list[int]) -> None:
+    tail = b""
+    async for chunk in reader.content.iter_any():
+        text = tail + chunk
+        seen[0] += text.count(b"event: finished")
+        tail = text[-20:].replace(b"event: finished", b"")
+
+
+async def test_a_viewer_that_never_reads_is_cut_off_at_its_byte_bound_and_a_reading_one_gets_everything(
+    fake, sa_json, monkeypatch
+):
+    from proxy import feed
+    from proxy.events import CallFinished
+    from tests.test_store import make
+
+    monkeypatch.setattr(feed, "VIEWER_BYTES", 512 * 1024)
+    raw = {"targets": [target_for("gemini", fake, sa_json)]}
+    n = 100
+    async with running(raw, fake) as r:
+        port = int(r.url.rsplit(":", 1)[1])
+        # the stalled viewer: a socket with a small receive buffer that sends its request and never reads
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        await wait_until(lambda: r.gateway.feed.viewers == 1)
+        seen = [0]
+        async with aiohttp.ClientSession() as s:
+            reader = await _viewer(s, r.url)
+
+            reading = asyncio.ensure_future(_count_finished(reader, seen))
+            peak = 0
+            for i in range(n):
+                r.gateway.bus.emit(CallFinished(make(i, response_text="r" * 100_000)))
+                peak = max(peak, r.gateway.feed.buffered)
+                await wait_until(lambda i=i: seen[0] == i + 1)
+            assert r.gateway.feed.dropped == 1 and r.gateway.feed.viewers == 1  # the stalled one went
+            # what waited for both, together, never passed one viewer's bound and one frame
+            assert peak <= feed.VIEWER_BYTES + 110_000, peak
+            assert seen[0] == n
+            reader.close()
+            reading.cancel()
+        sock.close()
+        await wait_until(lambda: r.gateway.feed.viewers == 0 and r.gateway.feed.buffered == 0)
+        fake.script(Reply.text("still serving"))
+        answer = await r.client.messages.create(**BODY)
+        assert answer.content[0].text == "still serving"
