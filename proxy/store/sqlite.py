@@ -454,6 +454,9 @@ class JournaledStore:
         self._queued_bytes = 0
         """journal bytes of the records not committed yet (what a compaction would keep)"""
         self._local = threading.local()
+        self.said: Callable[[BaseException], str] = lambda exc: f"{type(exc).__name__}: {exc}"
+        """an error as the writer says it (in /health, the log, RecordsLost): PostgreSQL's leaves out the
+        password"""
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -658,7 +661,7 @@ class JournaledStore:
                 conn = self._write(conn, batch)
             except Exception as exc:  # a bug must not end the writer: everything after it would be lost
                 log.exception("store: writing a batch failed unexpectedly")
-                self._lose(len(batch), f"{type(exc).__name__}: {exc}")
+                self._lose(len(batch), self.said(exc))
         if conn is not None:
             self._disconnect(conn)
 
@@ -759,8 +762,8 @@ class JournaledStore:
             except self._errors as exc:
                 self.stats.retries += 1
                 self.stats.lost -= unreadable  # counted again on the next try
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("store write failed (attempt %d/%d): %s", attempt + 1, RETRIES, exc)
+                self.stats.last_error = self.said(exc)
+                log.warning("store write failed (attempt %d/%d): %s", attempt + 1, RETRIES, self.said(exc))
                 if conn is not None:
                     self._disconnect(conn)
                     conn = None
