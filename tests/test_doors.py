@@ -277,3 +277,22 @@ async def test_a_viewer_that_never_reads_is_cut_off_at_its_byte_bound_and_a_read
         fake.script(Reply.text("still serving"))
         answer = await r.client.messages.create(**BODY)
         assert answer.content[0].text == "still serving"
+
+
+def test_a_passthrough_of_any_model_folds_its_names_into_other_in_metrics():
+    """An Anthropic passthrough at `*` forwards whatever model the client names, and answers under it: none of
+    3,000 names adds a label set."""
+    from proxy.events import Bus, CallFinished
+    from proxy.metrics import Metrics
+    from proxy.record import Attempt
+    from tests.test_store import make
+
+    bus = Bus()
+    metrics = Metrics(bus, served=Served(["*", "gemini-2.5-flash"]))
+    for i in range(3000):
+        name = f"claude-made-up-{i}"
+        tried = [Attempt(target="claude", provider="anthropic", model=name, status=200)]
+        bus.emit(CallFinished(make(i, response_model=name, provider="anthropic", tried_targets=tried)))
+    found = _series(metrics.exposition().decode())
+    assert {labels["ai_model"] for _, labels in found if "ai_model" in labels} == {OTHER}
+    assert len(found) < 100
