@@ -424,6 +424,10 @@ class JournaledStore:
     are retried) until they are written. Every journal is self-contained: a shared part is written into it
     again after each emptying, so a record replayed after a `prune` still finds its system prompt.
 
+    Memory: records waiting in the queue are held in memory up to `backlog_bytes`; past that (a slow database,
+    an outage) a waiting record is held only by its place in the journal and read back when its turn comes,
+    in transactions of at most BATCH_BYTES. While any record waits that way the journal is not rewritten.
+
     After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
     a batch up; both on the writer thread.
     """
