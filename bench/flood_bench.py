@@ -5,7 +5,8 @@ record. The writer's backlog is bounded in bytes (proxy/store/sqlite.py BACKLOG_
 held by the journal on disk, so RSS stays flat however far the writer falls behind.
 
     python bench/flood_bench.py                     # 60 s, 8 clients (the issue's figures)
-    python bench/flood_bench.py --seconds 20 --json bench/results/flood.json
+    python bench/flood_bench.py --lock              # the database locked throughout: every record waits
+    python bench/flood_bench.py --code /work/main   # another checkout, to compare
 """
 
 from __future__ import annotations
@@ -99,8 +100,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     await asyncio.sleep(0.5)
 
             sampler = asyncio.ensure_future(sample())
+            lock = None
+            if args.lock:  # the database is locked for the whole flood: the writer falls behind, all of it
+                lock = sqlite3.connect(tmp / "f.db", isolation_level=None)
+                lock.execute("BEGIN EXCLUSIVE")
             await asyncio.gather(*(client(session, url, until, n, sent) for n in range(args.clients)))
             flood_end = time.monotonic()
+            peak_during = max(samples)
+            if lock is not None:
+                lock.execute("ROLLBACK")
+                lock.close()
             while True:  # the drain: until the store holds every record
                 with sqlite3.connect(tmp / "f.db") as db:
                     stored = db.execute("SELECT count(*) FROM records").fetchone()[0]
@@ -120,6 +129,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "clients": args.clients,
         "calls": sent[0],
         "rss_start_mb": round(base, 1),
+        "locked": args.lock,
+        "rss_peak_during_flood_mb": round(peak_during, 1),
         "rss_peak_mb": round(max(samples), 1),
         "rss_after_drain_mb": round(after, 1),
         "drain_s": round(drained_s, 1),
@@ -131,6 +142,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--json", help="also write the figures here")
+    p.add_argument(
+        "--lock", action="store_true", help="hold the database locked during the flood (an outage)"
+    )
     p.add_argument(
         "--code", type=Path, default=ROOT, help="the gatewatch checkout to serve (default: this one)"
     )
