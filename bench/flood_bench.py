@@ -77,6 +77,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "serve", "--config", str(config)],
         env=env,
+        cwd=args.code,  # `-m` puts the working directory first on the path: the checkout named, not this one
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
