@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -124,6 +125,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         proc.terminate()
         proc.wait(30)
         await sim.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # a locked 60 s flood leaves ~1.5 GB of database
     return {
         "code": str(args.code),
         "seconds": args.seconds,
