@@ -296,3 +296,47 @@ def test_a_passthrough_of_any_model_folds_its_names_into_other_in_metrics():
     found = _series(metrics.exposition().decode())
     assert {labels["ai_model"] for _, labels in found if "ai_model" in labels} == {OTHER}
     assert len(found) < 100
+
+
+async def test_metrics_are_rendered_off_the_event_loop(fake, sa_json, monkeypatch):
+    """A scrape renders the text on a worker thread: the loop that serves calls only reads a few figures."""
+    import threading
+
+    from proxy import metrics as metrics_module
+
+    rendered_on: list[int] = []
+    real = metrics_module.generate_latest
+
+    def spying(registry):
+        rendered_on.append(threading.get_ident())
+        return real(registry)
+
+    monkeypatch.setattr(metrics_module, "generate_latest", spying)
+    raw = {"targets": [target_for("gemini", fake, sa_json)]}
+    async with running(raw, fake) as r:
+        fake.script(Reply.text("ok"))
+        await r.client.messages.create(**BODY)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(r.url + "/metrics") as resp:
+                text = await resp.text()
+        assert resp.status == 200 and "kong_ai_llm_requests_total" in text
+        assert "gatewatch_in_flight 0.0" in text
+    assert rendered_on and threading.get_ident() not in rendered_on
+
+
+def test_otel_model_attributes_are_folded_like_the_metric_labels():
+    from types import SimpleNamespace
+
+    from proxy.otel import Telemetry
+
+    telemetry = SimpleNamespace(served=Served(["gemini-2.5-flash"]))
+    attrs = {
+        "gen_ai.request.model": "claude-whatever-123",
+        "gen_ai.response.model": "gemini-2.5-flash",
+        "server.port": 443,
+    }
+    out = Telemetry._fold(telemetry, dict(attrs))  # type: ignore[arg-type]
+    assert out == {**attrs, "gen_ai.request.model": OTHER}
+    assert Telemetry._fold(telemetry, {"gen_ai.request.model": "claude-sonnet-4-6"}) == {
+        "gen_ai.request.model": "claude-sonnet-4-6"
+    }
