@@ -31,6 +31,7 @@ from proxy import collector, query
 from proxy import config as cfg
 from proxy.events import BudgetCrossed
 from proxy.export import export_file
+from proxy.log import log
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.store import RecordStore, data_dir
@@ -505,20 +506,18 @@ class GatewatchApp(App):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        try:
-            flt = query.parse(event.value)  # once per keystroke; the table and export get the Filter
-        except query.QueryError as exc:
-            self.filter_error = str(exc)  # shown until the filter reads again; the list stays as it was
+        flt = _parse(event.value)  # once per keystroke; the table and export get the Filter
+        if isinstance(flt, str):
+            self.filter_error = flt  # shown until the filter reads again; the list stays as it was
             self._render_status()
             return
         self.filter_error = None
         self.query_one(HistoryTable).load(flt)
 
     def _apply_filter(self, text: str) -> None:
-        try:
-            flt = query.parse(text)
-        except query.QueryError as exc:
-            self.notify(str(exc), title="filter", severity="error")
+        flt = _parse(text)
+        if isinstance(flt, str):
+            self.notify(flt, title="filter", severity="error")
             return
         self.query_one(HistoryTable).load(flt)
 
@@ -681,3 +680,15 @@ def run_console(
         # (a viewer only closes its feed: the gateway it watched goes on)
         store.close()
     return 0
+
+
+def _parse(text: str) -> query.Filter | str:
+    """The filter typed, or what is wrong with it. Whatever the parser raises is said under the box: a search
+    never ends the console, nor the gateway it hosts."""
+    try:
+        return query.parse(text)
+    except query.QueryError as exc:
+        return str(exc)
+    except Exception as exc:  # a parser bug: said, logged, survived
+        log.exception("the filter %r could not be read", text[:200])
+        return f"this filter could not be read ({type(exc).__name__}: {exc})"

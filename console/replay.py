@@ -28,6 +28,7 @@ from proxy import config as cfg
 from proxy import query
 from proxy.record import Record
 from proxy.replay import Comparison, NotReplayable, ReplayFailed, Summary, request_of, send, wait_record
+from proxy.served import well_formed
 from proxy.service import Service, ServiceError
 from proxy.store import RecordStore, StoreError, is_url, open_store
 
@@ -250,6 +251,11 @@ async def run(args: argparse.Namespace, config: cfg.Config, store: RecordStore, 
     if single:
         request_of(records[0])  # a call without its payloads says so before anything else
     known = [t.name for t in config.targets]
+    if args.model is not None and not well_formed(args.model):
+        raise Refused(
+            f"--model {args.model[:100]!r}: a model name is one word of letters, digits, '.', '_', '@' and '-'; "
+            "nothing was sent"
+        )
     door: Door | None = None
     if args.attach is None and known and args.target not in known:
         raise Refused(f"--target {args.target!r}: no such target in the config (targets: {', '.join(known)})")

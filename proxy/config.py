@@ -58,6 +58,8 @@ class GatewaySettings(_Strict):
     max_idle_connections: int = Field(256, ge=1)
     """Connections waiting for a request beyond this are closed, oldest first (so idle or half-open
     connections can't use up the file descriptors real calls need)."""
+    max_viewers: int = Field(16, ge=1)
+    """Consoles watching `/gatewatch/events` at once; one more is answered 503 until one leaves."""
     allowed_origins: list[str] = []
     """Browser origins (e.g. "http://localhost:3000") allowed to call the gateway. Requests carrying any
     other `Origin` header are refused: a web page must not spend the user's quota."""

@@ -6,10 +6,12 @@ reads the history from the shared store, read-only; closing it touches nothing o
 behind the gateway's token when one is set (`/gatewatch` then says only that this is a gatewatch and that it
 wants a token).
 
-The feed is a subscriber like any other: it never blocks a call. Each viewer has a bounded queue; call events
-arrive on the gateway's loop, store events on the writer thread (handed over with `call_soon_threadsafe`). A
-viewer that falls `QUEUE_MAX` events behind is cut off and reconnects, rather than growing the gateway's memory.
-Records travel without their payloads and headers, and with every configured credential cut out.
+The feed is a subscriber like any other: it never blocks a call. Each viewer has a bounded queue of frames,
+encoded as the events arrive; call events arrive on the gateway's loop, store events on the writer thread (handed
+over with `call_soon_threadsafe`). A viewer that falls `QUEUE_MAX` events or `VIEWER_BYTES` behind (one that
+stopped reading: its socket full, its writes waiting) is cut off, its connection closed, and reconnects, rather
+than growing the gateway's memory; at most `gateway.max_viewers` watch at once. Records travel without their
+payloads and headers, and with every configured credential cut out.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ REPLAY_PATH = "/gatewatch/replay"
 """POST a stored call's client request here, `?of=<its id>&target=<name>[&model=<m>]`: it runs through the
 exchange to that target only and is recorded as a new call `replay_of` the original (`gatewatch replay`)"""
 QUEUE_MAX = 10_000
+VIEWER_BYTES = 4 * 1024 * 1024
+"""a viewer's frames waiting to be written, at most: past this it is cut off"""
 PING_S = 5.0
 """a comment line this often keeps an idle feed open through proxies and tells the viewer it is alive"""
 HIDDEN = frozenset(
@@ -87,6 +91,10 @@ class EventFeed:
         self.gateway = gateway
         self.store: str | None = None
         self.viewers = 0
+        self.dropped = 0
+        """viewers cut off for falling behind"""
+        self.buffered = 0
+        """bytes of frames waiting for every viewer, together"""
         self._closing: set[asyncio.Event] = set()
 
     def add_routes(self, app: web.Application) -> None:
@@ -147,15 +155,43 @@ class EventFeed:
         refused = self._refused(request)
         if refused is not None:
             return refused
+        most = self.gateway.config.gateway.max_viewers
+        if self.viewers >= most:
+            err = GatewayError(
+                503,
+                f"this gateway has {most} viewers already (gateway.max_viewers); try again when one leaves",
+                "overloaded_error",
+            )
+            return messages.error_response(err, "")
         loop = asyncio.get_running_loop()
         here = threading.get_ident()
-        q: asyncio.Queue[Event | _Overflow] = asyncio.Queue()
+        q: asyncio.Queue[bytes | _Overflow] = asyncio.Queue()
+        secrets = self.gateway.config.secrets()
+        waiting = [0]  # bytes of this viewer's frames in `q`
+        cut = [False]
 
         def put(event: Event) -> None:
-            if q.qsize() >= QUEUE_MAX:
+            if cut[0]:
+                return
+            data = _encode(event, secrets)
+            if q.qsize() >= QUEUE_MAX or waiting[0] + len(data) > VIEWER_BYTES:
+                # fallen behind: cut off now, its connection closed, so a write waiting on its full socket
+                # ends too; what it did not read is let go
+                cut[0] = True
+                self.dropped += 1
+                for u in unsubscribe:
+                    u()
+                self.buffered -= waiting[0]
+                waiting[0] = 0
+                while not q.empty():
+                    q.get_nowait()
                 q.put_nowait(_OVERFLOW)
-            else:
-                q.put_nowait(event)
+                if request.transport is not None:
+                    request.transport.abort()
+                return
+            waiting[0] += len(data)
+            self.buffered += len(data)
+            q.put_nowait(data)
 
         def subscriber(event: Event) -> None:  # never blocks: a queue append, or a hand-over to the loop
             if threading.get_ident() == here:
@@ -176,7 +212,6 @@ class EventFeed:
         closing = asyncio.Event()
         self._closing.add(closing)
         self.viewers += 1
-        secrets = self.gateway.config.secrets()
         resp = web.StreamResponse(
             headers={
                 "content-type": "text/event-stream",
@@ -202,17 +237,21 @@ class EventFeed:
                             break
                         await resp.write(b": ping\n\n")
                         continue
-                    event = get.result()
-                    if isinstance(event, _Overflow):
+                    data = get.result()
+                    if isinstance(data, _Overflow):
                         break
-                    await resp.write(_encode(event, secrets))
+                    waiting[0] -= len(data)
+                    self.buffered -= len(data)
+                    await resp.write(data)
             finally:
                 stop.cancel()
         except ConnectionError:
-            pass  # the viewer went away
+            pass  # the viewer went away, or was cut off
         finally:
             for u in unsubscribe:
                 u()
+            self.buffered -= waiting[0]
+            waiting[0] = 0
             self._closing.discard(closing)
             self.viewers -= 1
         return resp

@@ -8,11 +8,13 @@ metrics (`gatewatch_*`) stand beside them.
 Each gateway has a registry of its own (never prometheus_client's global one: a process may run several
 gateways, as the tests do). A finished call costs a few counter increments on the loop, under
 prometheus_client's per-value locks; whatever is read from the gateway (in flight, circuit state, budget spend)
-is read only when scraped.
+is read only when scraped (on the loop), and the text is rendered on a worker thread. A model label is one the
+config serves or the price table knows, else `other` (`served.py`): clients never add series.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from .events import Bus, CallFinished, RecordsLost
 from .record import Record
+from .served import Served
 
 # a `*_created` series beside every counter and histogram doubles what Prometheus stores, for a timestamp
 # Kong's exposition doesn't have and no dashboard reads
@@ -50,9 +53,11 @@ TPOT_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1000)
 """ms per output token: a few to a few tens for Gemini, so the latency buckets would put every call in one"""
 
 
-def kong_labels(rec: Record) -> tuple[str, ...]:
-    """The Kong label values of a call, in KONG_LABELS order."""
-    model = rec.response_model or (rec.tried_targets[-1].model if rec.tried_targets else "")
+def kong_labels(rec: Record, served: Served | None = None) -> tuple[str, ...]:
+    """The Kong label values of a call, in KONG_LABELS order. With `served`, the model is one the gateway
+    serves or `other`: a client's model string never adds series."""
+    tried = rec.tried_targets[-1].model if rec.tried_targets else ""
+    model = served.label(rec.response_model, tried) if served is not None else rec.response_model or tried
     return (rec.provider or "", model, "", "", "", "", "", rec.request_mode)
 
 
@@ -77,7 +82,10 @@ class Metrics:
         unrecorded: Callable[[], int] = lambda: 0,
         targets: Callable[[], Mapping[str, Mapping[str, Any]]] = dict,
         spend: Callable[[], Mapping[str, float]] = dict,
+        served: Served | None = None,
     ) -> None:
+        self.served = served
+        """folds the model label into the models served (None: any model is a label value)"""
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.requests = Counter(
@@ -126,7 +134,8 @@ class Metrics:
         self._attempts: dict[tuple[str, str], Counter] = {}
         self.lost = 0
         """records the store gave up on (sum of `RecordsLost.count`)"""
-        r.register(_Live(self, in_flight, unrecorded, targets, spend))
+        self._live = _Live(self, in_flight, unrecorded, targets, spend)
+        r.register(self._live)
         self._unsubscribe = [
             bus.subscribe(CallFinished, self.finished, later=True),  # counted after the call's last bytes
             bus.subscribe(RecordsLost, self._lost),
@@ -151,7 +160,7 @@ class Metrics:
             # Kong's metrics are of chat calls that reached a provider: count_tokens generates nothing, and a
             # call the gateway answered itself (refused at the door, bad body, over budget) reached none
             return
-        c = self._children.get(labels := kong_labels(rec))
+        c = self._children.get(labels := kong_labels(rec, self.served))
         if c is None:  # prometheus_client's labels() validates and locks: looked up once per label set
             c = self._children[labels] = _Children(
                 self.requests.labels(*labels),
@@ -187,6 +196,12 @@ class Metrics:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
 
+    async def scrape(self) -> bytes:
+        """`exposition()` rendered on a worker thread, so a scrape never holds up a call on the loop. The
+        gateway's own figures are read first, here on the loop, where they change."""
+        self._live.freeze()
+        return await asyncio.to_thread(self.exposition)
+
 
 @dataclass(slots=True)
 class _Children:
@@ -218,26 +233,39 @@ class _Live(Collector):
         self.unrecorded = unrecorded
         self.targets = targets
         self.spend = spend
+        self._frozen: tuple[int, int, Mapping[str, Mapping[str, Any]], Mapping[str, float]] | None = None
+
+    def freeze(self) -> None:
+        """Read the gateway's figures now (on its loop) for the next `collect`, which may run on a thread."""
+        targets = {name: dict(h) for name, h in self.targets().items()}
+        self._frozen = (self.in_flight(), self.unrecorded(), targets, dict(self.spend()))
 
     def collect(self) -> Iterable[Metric]:
-        yield GaugeMetricFamily("gatewatch_in_flight", "Calls in flight", value=self.in_flight())
+        frozen, self._frozen = self._frozen, None
+        in_flight, unrecorded, targets, spent = frozen or (
+            self.in_flight(),
+            self.unrecorded(),
+            self.targets(),
+            self.spend(),
+        )
+        yield GaugeMetricFamily("gatewatch_in_flight", "Calls in flight", value=in_flight)
         yield CounterMetricFamily(
             "gatewatch_records_lost",
             "Records the store could not take or gave up on",
-            value=self.metrics.lost + self.unrecorded(),
+            value=self.metrics.lost + unrecorded,
         )
         state = GaugeMetricFamily(
             "gatewatch_target_state",
             "Each target's circuit state: 1 for the state it is in (ok, cooling, refused)",
             labels=("target", "state"),
         )
-        for name, h in self.targets().items():
+        for name, h in targets.items():
             for s in ("ok", "cooling", "refused"):
                 state.add_metric((name, s), 1.0 if h.get("state") == s else 0.0)
         yield state
         spend = GaugeMetricFamily(
             "gatewatch_budget_spend_usd", "Spend counted against each budget cap", labels=("scope",)
         )
-        for scope, usd in self.spend().items():
+        for scope, usd in spent.items():
             spend.add_metric((scope,), usd)
         yield spend

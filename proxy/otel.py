@@ -36,6 +36,7 @@ from .config import OtelSettings
 from .events import Bus, CallFinished
 from .genai import PROVIDERS, attempt_attributes, call_error, chat_attributes, content_attributes
 from .record import Record
+from .served import Served
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -171,7 +172,7 @@ class Telemetry:
     where the tracer's start/end path (sampler, attribute checks, locks) was ~60 µs. Every call is exported
     (no sampler), except one whose client's `traceparent` says its trace is not sampled."""
 
-    def __init__(self, bus: Bus, p: Plan) -> None:
+    def __init__(self, bus: Bus, p: Plan, served: Served | None = None) -> None:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -179,6 +180,9 @@ class Telemetry:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self.plan = p
+        self.served = served
+        """folds model attributes into the models served, else `other`: the SDK keeps a series per attribute
+        set, and a span name per model is a series too in most tracing backends"""
         self.counts = Counts()
         span_exporter, metric_exporter = _exporters(p, self.counts)
         self._span_exporter = span_exporter
@@ -289,12 +293,12 @@ class Telemetry:
         flags = TraceFlags(TraceFlags.SAMPLED)
         ctx = SpanContext(trace_id, random.getrandbits(64), False, flags)
         start = int(rec.started_at * 1e9)
-        attrs = chat_attributes(rec)
+        attrs = self._fold(chat_attributes(rec))
         if self.plan.capture_content:
             attrs.update(content_attributes(rec))
         spans = [
             ReadableSpan(
-                f"chat {rec.request_model}".strip(),
+                f"chat {attrs['gen_ai.request.model']}".strip(),
                 ctx,
                 parent,
                 self.resource,
@@ -308,11 +312,11 @@ class Telemetry:
         ]
         last = len(rec.tried_targets) - 1
         for i, a in enumerate(rec.tried_targets):
-            a_attrs = attempt_attributes(rec, a, answering=i == last and rec.status == 200)
+            a_attrs = self._fold(attempt_attributes(rec, a, answering=i == last and rec.status == 200))
             a_start = start + int((a.started_ms or 0) * 1e6)
             spans.append(
                 ReadableSpan(
-                    f"{a_attrs['gen_ai.operation.name']} {a.model}",
+                    f"{a_attrs['gen_ai.operation.name']} {a_attrs['gen_ai.request.model']}",
                     SpanContext(trace_id, random.getrandbits(64), False, flags),
                     ctx,
                     self.resource,
@@ -343,6 +347,7 @@ class Telemetry:
         error = call_error(rec)
         if error:
             attrs["error.type"] = error
+        attrs = self._fold(attrs)
         if rec.latency_ms is not None:
             self.duration.record(rec.latency_ms / 1000, attrs)
         u = rec.usage
@@ -352,6 +357,14 @@ class Telemetry:
             self.tokens.record(u.output_tokens, {**attrs, "gen_ai.token.type": "output"})
         if rec.request_mode == "stream" and u.time_to_first_token is not None:
             self.first_chunk.record(u.time_to_first_token / 1000, attrs)
+
+    def _fold(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The model attributes as the gateway serves them (`served.py`); the rest as they are."""
+        if self.served is not None:
+            for key in ("gen_ai.request.model", "gen_ai.response.model"):
+                if key in attrs:
+                    attrs[key] = self.served.label(str(attrs[key]))
+        return attrs
 
     # -- what /health and /metrics show ------------------------------------------------------------------------
     def report(self) -> dict[str, int]:

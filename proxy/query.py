@@ -140,16 +140,43 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+MAX_AGO_S = 10_000 * 365.25 * 86400
+"""the longest duration a filter takes (10,000 years): past it, `now - duration` is no time at all"""
+_EPOCH = dt.datetime(1970, 1, 1)
+FIRST_YEAR = 1970
+"""a date before this is an error, not a search: no record is older than the Unix epoch"""
+
+
 def parse_duration(value: str) -> float | None:
     """'15m', '2h', '30d' → seconds; None when it isn't a duration."""
     m = _DURATION.match(value.strip())
     return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
+def _local_offset(naive: dt.datetime) -> dt.timedelta:
+    """The local UTC offset at `naive`; today's where the platform's clock can't reach (year 1, year 9999)."""
+    try:
+        offset = naive.astimezone().utcoffset()
+    except (ValueError, OverflowError, OSError):
+        offset = dt.datetime.now().astimezone().utcoffset()
+    return offset or dt.timedelta(0)
+
+
+def timestamp(d: dt.datetime) -> float:
+    """Seconds since the epoch for any datetime Python holds, year 1 to 9999 (a bare one is local time). The
+    arithmetic is done without tz conversion, which fails near the ends of the range (`year 0 is out of
+    range`)."""
+    naive = d.replace(tzinfo=None)
+    offset = d.utcoffset() if d.tzinfo is not None else _local_offset(naive)
+    return (naive - _EPOCH).total_seconds() - (offset or dt.timedelta(0)).total_seconds()
+
+
 def _time(op: Op, value: str) -> Condition:
     """A duration (how long ago) or a date: started_at compared with it."""
     seconds = parse_duration(value)
     if seconds is not None:
+        if not seconds <= MAX_AGO_S:
+            raise QueryError(f"since/until: {value!r} is longer than gatewatch reaches back (10,000 years)")
         return Ago("started_at", op, seconds)
     try:
         d = dt.datetime.fromisoformat(value)
@@ -157,9 +184,12 @@ def _time(op: Op, value: str) -> Condition:
         raise QueryError(
             f"since/until: {value!r} is neither a duration (15m, 2h, 3d) nor a date (2026-11-24)"
         ) from None
-    if d.tzinfo is None:
-        d = d.astimezone()  # a bare date means local time, as a person typing it means
-    return Compare("started_at", op, d.timestamp())
+    if d.year < FIRST_YEAR:
+        raise QueryError(
+            f"since/until: {value!r} is before {FIRST_YEAR}: no call is that old (dates run from "
+            f"{FIRST_YEAR}-01-01 to 9999-12-31; to see everything, leave since: out)"
+        )
+    return Compare("started_at", op, timestamp(d))
 
 
 def _yes(name: str, value: str) -> bool:

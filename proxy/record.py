@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -16,6 +17,20 @@ SECRET_WORDS = ("key", "token", "secret", "auth", "cookie", "password")
 `x-auth-token`, `anthropic-api-key`…)."""
 SECRET_PARAMS = frozenset({"key", "api_key", "access_token", "token"})
 """Query parameters that carry credentials (Google's `?key=`)."""
+SECRET_PARAM_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "password",
+    "passwd",
+    "pwd",
+    "sig",
+    "credential",
+    "code",
+)
+"""A query parameter whose name (decoded, any case) contains one of these is a credential: `access_token`,
+`api_key`, `sig`, `X-Goog-Signature`, `X-Amz-Credential`, `client_secret`, an OAuth `code`…"""
 REDACTED = "REDACTED"
 HEADERS_KEPT = 32
 HEADER_CHARS = 256
@@ -53,8 +68,13 @@ def redact_query(query: str) -> str:
     parts = []
     for part in query.split("&"):
         name, sep, _ = part.partition("=")
-        parts.append(f"{name}={REDACTED}" if sep and name.lower() in SECRET_PARAMS else part)
+        parts.append(f"{name}={REDACTED}" if sep and is_secret_param(name) else part)
     return safe_text("&".join(parts))
+
+
+def is_secret_param(name: str) -> bool:
+    n = unquote_plus(name).lower()
+    return n in SECRET_PARAMS or any(w in n for w in SECRET_PARAM_WORDS)
 
 
 def cut_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from .protocol import ConnectionStats, Limits, Runner
 from .record import Record
 from .recorder import Call, new_id
 from .routing import Router
+from .served import Served
 from .translate.signatures import Signatures
 
 REPLAY_LOOKUP_S = 2.0
@@ -55,6 +56,8 @@ class Gateway:
         for p in self.providers:  # each target's rates read from the price library now, not on a first call
             pricing.rated_cost(p.model, 1, 0, 0, 0)
         self.router = Router(self.providers, config.balancer, config.routes)
+        self.served = Served(t.model for t in config.targets)
+        """the model names a replay may ask for and a metric may carry (others fold into `other`)"""
         self.signatures = Signatures()
         self.exchange = Exchange(config.gateway, self.router, self.signatures)
         self._variants: dict[tuple[str, str], providers.Provider] = {}
@@ -80,6 +83,7 @@ class Gateway:
                 in_flight=lambda: len(self.in_flight),
                 unrecorded=lambda: self.unrecorded,
                 targets=self.router.health,
+                served=self.served,
                 spend=lambda: self.budget.known_spend() if self.budget is not None else {},
             )
             if config.gateway.metrics
@@ -143,7 +147,8 @@ class Gateway:
             if not messages.authorized(self.config.gateway.auth_token, request.headers):
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
-            return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+            body = await self.metrics.scrape()
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
         if method == "GET" and (models := models_api.PATH.match(path)) is not None:
             return self.models(request, models.group("id"))
         if m is None:
@@ -234,6 +239,13 @@ class Gateway:
             raise invalid_request(f"replay: this gateway has no target {ask.target!r} (targets: {names})")
         if not ask.model or ask.model == p.model:
             return p
+        if not self.served.replayable(ask.model):
+            # the model goes into the upstream URL: one a target serves or the price table names, nothing else
+            raise invalid_request(
+                f"replay: model {ask.model[:100]!r} is not one this gateway serves: give a target's model "
+                f"({', '.join(sorted(self.served.models)) or 'none'}) or a model the price table knows, "
+                "written as one name of letters, digits, '.', '_', '@' and '-'"
+            )
         key = (p.name, ask.model)
         variant = self._variants.get(key)
         if variant is None:

@@ -123,7 +123,7 @@ class Service:
                 f"holds the port: stop it, or start with --port {g.port + 1}."
             ) from None
         if export is not None:  # no await since listening began: no call can finish before it subscribes
-            self.telemetry = otel.Telemetry(self.bus, export)
+            self.telemetry = otel.Telemetry(self.bus, export, gateway.served)
             gateway.reports["otel"] = self.telemetry.report
             if gateway.metrics is not None:
                 gateway.metrics.registry.register(self.telemetry.collector())

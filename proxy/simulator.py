@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 _VERTEX = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/google/models/"
@@ -145,6 +145,8 @@ class GeminiSimulator:
         self.middlewares = middlewares or []
         self.queue: deque[Reply] = deque()
         self.received: list[Received] = []
+        self.requests: list[str] = []
+        """every request's method, path and query, whatever its route (what a door test counts)"""
         self.tokens: dict[str, float] = {}
         self.token_requests = 0
         self.model_gets = 0
@@ -164,7 +166,9 @@ class GeminiSimulator:
 
     # -- server --------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=self.middlewares)
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024, middlewares=[self._counted, *self.middlewares]
+        )
         app.router.add_post("/token", self._token)
         # Gemini API context caching, as some gateways turn Anthropic cache_control into it
         app.router.add_get("/{tail:.*cachedContents}", self._list_caches)
@@ -172,6 +176,11 @@ class GeminiSimulator:
         app.router.add_get("/v1beta/models/{model}", self._get_model)  # models.get: what a key check asks
         app.router.add_post("/{tail:.*}", self._generate)
         return app
+
+    @web.middleware
+    async def _counted(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests.append(f"{request.method} {request.raw_path}")
+        return await handler(request)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)

@@ -9,6 +9,7 @@ import aiohttp
 import orjson
 
 from ..config import TargetConfig
+from ..served import segment
 from .base import PassthroughProvider, base_url
 from .vertex import service_account, vertex_base
 
@@ -84,7 +85,7 @@ class VertexAnthropicProvider(PassthroughProvider):
         if action == "countTokens":
             return f"{self._base}{self._path}/count-tokens:rawPredict"
         verb = "streamRawPredict" if action == "streamGenerateContent" else "rawPredict"
-        return f"{self._base}{self._path}/{self.model}:{verb}"
+        return f"{self._base}{self._path}/{segment(self.model)}:{verb}"
 
     def request_url(self, count: bool, stream: bool, query: str) -> str:
         return self.url(

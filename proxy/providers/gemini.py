@@ -10,6 +10,7 @@ import aiohttp
 from ..auth import Unreachable
 from ..config import TargetConfig
 from ..errors import from_google
+from ..served import segment
 from .base import Provider, base_url
 
 DEFAULT_HOST = "generativelanguage.googleapis.com"
@@ -26,14 +27,14 @@ class GeminiProvider(Provider):
 
     def url(self, action: str) -> str:
         suffix = "?alt=sse" if action == "streamGenerateContent" else ""
-        return f"{self._base}/v1beta/models/{self.model}:{action}{suffix}"
+        return f"{self._base}/v1beta/models/{segment(self.model)}:{action}{suffix}"
 
     async def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._key}
 
     async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
         """`models.get` of the target's model: free, and it fails as a call would on a bad key or model."""
-        url = f"{self._base}/v1beta/models/{self.model}"
+        url = f"{self._base}/v1beta/models/{segment(self.model)}"
         try:
             async with session.get(
                 url, headers=await self.headers(), timeout=aiohttp.ClientTimeout(total=timeout)

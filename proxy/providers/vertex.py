@@ -6,6 +6,7 @@ import aiohttp
 
 from ..auth import ServiceAccountTokens, load_key
 from ..config import TargetConfig
+from ..served import segment
 from .base import Provider, base_url
 
 MULTI_REGIONS = frozenset({"us", "eu"})
@@ -44,7 +45,8 @@ class VertexProvider(Provider):
 
         row = facts(self.model)
         self._base, loc = vertex_base(target, row.locations[0] if row.known else self.DEFAULT_LOCATION)
-        self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{self.model}"
+        model = segment(self.model)  # one path segment, whatever the name holds
+        self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{model}"
         self.tokens, self.credential = service_account(target)
 
     def url(self, action: str) -> str:

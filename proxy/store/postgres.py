@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..events import Bus, RecordsCommitted
 from ..paths import data_dir
@@ -120,6 +121,10 @@ def _ddl() -> list[str]:
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and for the console that attaches."""
+    if _misread(url):  # libpq's reading holds pieces of the password: the URL's own, after its last @
+        rest = url.split("://", 1)[-1]
+        userinfo, place = rest.rsplit("@", 1)
+        return f"postgresql://{userinfo.split(':', 1)[0]}@{place.split('?', 1)[0]}"
     try:
         params = _conninfo.conninfo_to_dict(url)
     except psycopg.Error:
@@ -128,6 +133,55 @@ def redact(url: str) -> str:
     port = f":{params['port']}" if params.get("port") else ""
     user = f"{params['user']}@" if params.get("user") else ""
     return f"postgresql://{user}{host}{port}/{params.get('dbname') or ''}"
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The URL's password in every spelling a message could hold (as written, decoded), and the whole
+    userinfo: a password holding `@`, `/` or `#` unescaped is read by libpq as a host or a port, and echoed."""
+    found = set()
+    try:
+        pw = _conninfo.conninfo_to_dict(url).get("password")
+        if pw:
+            found.add(str(pw))
+    except psycopg.Error:
+        pass
+    rest = url.split("://", 1)[-1]
+    if "@" in rest:
+        userinfo = rest.rsplit("@", 1)[0]
+        found.add(userinfo)
+        if ":" in userinfo:
+            raw = userinfo.split(":", 1)[1]
+            found.update({raw, unquote(raw)})
+    for part in re.findall(r"(?:^|[?&])password=([^&#]*)", url.split("?", 1)[-1] if "?" in url else ""):
+        found.update({part, unquote(part)})
+    return sorted((f for f in found if f), key=len, reverse=True)
+
+
+def hide_password(text: str, url: str) -> str:
+    """`text` with the URL's password (and userinfo) cut out."""
+    for secret in _secrets_of(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+MISREAD = (
+    "the URL's user and password could not be read as written (percent-encode an @, /, #, ? or space in "
+    "the password: %40, %2F, %23, %3F, %20)"
+)
+
+
+def _misread(url: str) -> bool:
+    """A password holding an unescaped `@ / # ?` or a space: libpq reads part of it as a host or a port and
+    echoes that part in its errors, where no cutting-out can find it."""
+    rest = url.split("://", 1)[-1]
+    return rest.count("@") > 1 or ("@" in rest and any(c in rest.rsplit("@", 1)[0] for c in "/#? "))
+
+
+def _said(exc: BaseException, url: str) -> str:
+    """What psycopg said, without the password: libpq echoes parts of a connection string it could not read."""
+    if _misread(url):
+        return MISREAD
+    return hide_password(str(exc).strip(), url)
 
 
 def _clean(v: Any) -> Any:
@@ -157,7 +211,7 @@ def connect(url: str, create: bool = True) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
-        raise StoreError(f"{redact(url)}: cannot connect: {str(exc).strip()}") from None
+        raise StoreError(f"{redact(url)}: cannot connect: {_said(exc, url)}") from None
     try:
         with _schema_lock:
             if url not in _schema_ready:
@@ -207,6 +261,7 @@ class PostgresStore(JournaledStore):
         super().__init__(secrets, bus)
         self.url = url
         self._errors = (psycopg.Error, StoreError, OSError)
+        self.said = lambda exc: f"{type(exc).__name__}: {_said(exc, url)}"
         connect(url, create=create).close()  # fail now, with a clear message, not in the writer
         key = hashlib.sha1(redact(url).encode()).hexdigest()[:16]
         self._journal_dir = data_dir() / "postgres"
@@ -383,7 +438,7 @@ class PostgresStore(JournaledStore):
                         if theirs and self._watching.is_set():
                             self.bus.emit(RecordsCommitted(()))
             except psycopg.Error as exc:
-                log.debug("store watch: %s; listening again", exc)
+                log.debug("store watch: %s; listening again", _said(exc, self.url))
                 time.sleep(1.0)
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -399,7 +454,7 @@ class PostgresStore(JournaledStore):
         try:
             return self.reader().execute(sql, params).fetchall()
         except psycopg.OperationalError as exc:
-            raise StoreError(f"{self.where}: {str(exc).strip()}") from None
+            raise StoreError(f"{self.where}: {_said(exc, self.url)}") from None
 
     def count(self, flt: Filter = EVERYTHING, cap: int | None = None) -> int:
         c = compile_filter(flt)
@@ -492,7 +547,7 @@ class PostgresStore(JournaledStore):
         try:
             return ledger.spend_on(Qmark(self.reader()), ledger.day_of(time.time()))
         except psycopg.OperationalError as exc:  # the server went away under a kept connection
-            raise StoreError(f"{self.where}: {str(exc).strip()}") from None
+            raise StoreError(f"{self.where}: {_said(exc, self.url)}") from None
 
     def budget_connection(self) -> Any:
         """A connection of its own for the budget's thread; a statement that hangs (a stalled server) is cut
@@ -517,7 +572,7 @@ class PostgresStore(JournaledStore):
         try:
             s = ledger.session(Qmark(self.reader()), session_id)
         except psycopg.OperationalError as exc:
-            raise StoreError(f"{self.where}: {str(exc).strip()}") from None
+            raise StoreError(f"{self.where}: {_said(exc, self.url)}") from None
         return s.cost if s is not None else 0.0
 
     def prune(self, older_than_s: float) -> int:

@@ -37,6 +37,8 @@ log = logging.getLogger("gatewatch.store")
 SCHEMA_VERSION = 5
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
+BATCH_BYTES = 8 * 1024 * 1024
+"""a transaction takes records up to this many bytes of JSON (one at least): the most read back at once"""
 RETRIES = 5
 RETRY_IDLE_S = 5.0  # seconds between tries of records given up on, when nothing new arrives
 COMPACT_BYTES = 8 * 1024 * 1024  # a journal never emptied (sustained load) is rewritten past this size
@@ -377,8 +379,36 @@ class _Stop:
 
 
 _STOP: Final = _Stop()
-_Item = tuple[Record, bytes, dict[str, bytes]]
-"""a submitted record, its JSON, and the shared parts that JSON names"""
+BACKLOG_BYTES = 32 * 1024 * 1024
+"""Bytes of records waiting for the writer that are held in memory; past this, a waiting record is held only
+by the journal on disk (its place in the file) and read back when its turn comes."""
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    """A submitted record waiting for the writer: its JSON and the shared parts it names, in memory, or only
+    where its lines start in the journal (`spilled`)."""
+
+    size: int
+    """bytes of its JSON (what a compaction would keep)"""
+    rec: Record | None
+    data: bytes | None
+    blobs: dict[str, bytes] | None
+    at: int | None = None
+    """where its lines start in the journal (None: not journaled, or the journal was rewritten since)"""
+    length: int = 0
+    held: int = 0
+    """bytes it holds in memory (0 once spilled)"""
+
+    @property
+    def spilled(self) -> bool:
+        return self.data is None
+
+    def spill(self) -> int:
+        """Let go of the record, keep its place in the journal; returns the bytes let go."""
+        freed, self.held = self.held, 0
+        self.rec = self.data = self.blobs = None
+        return freed
 
 
 class JournaledStore:
@@ -393,6 +423,10 @@ class JournaledStore:
     passes COMPACT_BYTES. Records the writer gives up on are counted as lost but stay in the journal (and
     are retried) until they are written. Every journal is self-contained: a shared part is written into it
     again after each emptying, so a record replayed after a `prune` still finds its system prompt.
+
+    Memory: records waiting in the queue are held in memory up to `backlog_bytes`; past that (a slow database,
+    an outage) a waiting record is held only by its place in the journal and read back when its turn comes,
+    in transactions of at most BATCH_BYTES. While any record waits that way the journal is not rewritten.
 
     After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
     a batch up; both on the writer thread.
@@ -412,11 +446,21 @@ class JournaledStore:
         self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
         self._q: queue.Queue[_Item | _Stop] = queue.Queue()
+        self.backlog_bytes = BACKLOG_BYTES
+        """records waiting beyond this many bytes are held by the journal only (`_Item.spill`)"""
+        self.held_bytes = 0
+        """bytes of waiting records held in memory (at most `backlog_bytes`, unless the journal fails)"""
+        self._spilled = 0
+        """waiting records held by the journal only: while any waits, the journal is not rewritten"""
+        self._journal_size = 0
         self._unwritten: list[_Item] = []
         """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._queued_bytes = 0
         """journal bytes of the records not committed yet (what a compaction would keep)"""
         self._local = threading.local()
+        self.said: Callable[[BaseException], str] = lambda exc: f"{type(exc).__name__}: {exc}"
+        """an error as the writer says it (in /health, the log, RecordsLost): PostgreSQL's leaves out the
+        password"""
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -514,6 +558,7 @@ class JournaledStore:
         finally:
             self._disconnect(conn)
         os.ftruncate(self._journal, 0)
+        self._journal_size = 0
         if n:
             log.warning("store: recovered %d records from the journal of a writer that stopped abruptly", n)
         return n
@@ -534,18 +579,30 @@ class JournaledStore:
         except Exception as exc:
             self._lose(1, f"record {rec.id} could not be serialised: {exc}")
             return
+        held = len(data) + sum(len(b) for b in blobs.values())
+        item = _Item(len(data), rec, data, blobs, held=held)
         with self._jlock:
             if self._journal is not None:
                 # a shared part goes to the journal once; later records only name it
                 new = [h for h in blobs if h not in self._journaled_blobs]
                 lines = [b"#blob " + h.encode() + b" " + blobs[h] for h in new] + [data]
+                chunk = b"\n".join(lines) + b"\n"
                 try:
-                    os.write(self._journal, b"\n".join(lines) + b"\n")
+                    written = os.write(self._journal, chunk)
+                    if written == len(chunk):
+                        item.at, item.length = self._journal_size, written
+                    self._journal_size += written
                     self._journaled_blobs.update(new)
                 except OSError as exc:  # a full disk: the queue still has it; say so once per failure
                     self.stats.last_error = f"journal: {exc.strerror}"
             self._queued_bytes += len(data)
-            self._q.put((rec, data, blobs))
+            if item.at is not None and self.held_bytes + held > self.backlog_bytes:
+                item.spill()  # the journal holds it: the backlog grows on disk, not in memory
+                self._spilled += 1
+            else:
+                self.held_bytes += held
+                item.data, item.blobs = _tight(data), {h: _tight(b) for h, b in blobs.items()}
+            self._q.put(item)
 
     def _lose(self, n: int, why: str) -> None:
         self.stats.lost += n
@@ -611,53 +668,125 @@ class JournaledStore:
                 conn = self._write(conn, batch)
             except Exception as exc:  # a bug must not end the writer: everything after it would be lost
                 log.exception("store: writing a batch failed unexpectedly")
-                self._lose(len(batch), f"{type(exc).__name__}: {exc}")
+                self._lose(len(batch), self.said(exc))
         if conn is not None:
             self._disconnect(conn)
 
+    def _read_back(self, item: _Item) -> tuple[Record, bytes, dict[str, bytes]] | None:
+        """A spilled record read from its place in the journal (None: the lines there don't hold it)."""
+        with self._jlock:
+            if self._journal is None or item.at is None:
+                return None
+            raw = os.pread(self._journal, item.length, item.at)
+        *parts, data = raw.rstrip(b"\n").split(b"\n")
+        blobs = {}
+        for line in parts:
+            _, h, part = line.split(b" ", 2)
+            blobs[h.decode()] = part
+        try:
+            return Record.model_validate(orjson.loads(data)), data, blobs
+        except (orjson.JSONDecodeError, ValueError):
+            return None
+
+    def _loaded(self, items: list[_Item]) -> tuple[list[tuple[Record, bytes, dict[str, bytes]]], int]:
+        """The records of `items`, the spilled ones read back from the journal for this write only; and how
+        many could not be read back (counted as lost: there is nothing left to retry)."""
+        out = []
+        unreadable = 0
+        for it in items:
+            if it.rec is not None and it.data is not None and it.blobs is not None:
+                out.append((it.rec, it.data, it.blobs))
+            elif (back := self._read_back(it)) is not None:
+                out.append(back)
+            else:
+                unreadable += 1
+        if unreadable:
+            self._lose(
+                unreadable, f"{unreadable} records waiting in {self.journal_path} could not be read back"
+            )
+        return out, unreadable
+
+    def _pieces(self, items: list[_Item]) -> Iterator[list[_Item]]:
+        """`items` in runs of at most BATCH_BYTES (one record at least): a backlog read back from the journal
+        is never in memory whole."""
+        piece: list[_Item] = []
+        size = 0
+        for it in items:
+            if piece and size + it.size > BATCH_BYTES:
+                yield piece
+                piece, size = [], 0
+            piece.append(it)
+            size += it.size
+        if piece:
+            yield piece
+
     def _write(self, conn: Any, new: list[_Item]) -> Any:
+        """Commit what was given up on before and `new`, in order, piece by piece; what fails is kept (in the
+        journal) for a later try."""
+        before = len(self._unwritten)
         items = self._unwritten + new
-        batch = [rec for rec, _, _ in items]
-        blobs = {h: part for _, _, parts in items for h, part in parts.items()}
+        done = 0
+        for piece in self._pieces(items):
+            conn, ok = self._write_piece(conn, piece)
+            if not ok:
+                break
+            done += len(piece)
+        left = items[done:]
+        recovered = min(done, before)  # the first `before` were counted as lost when they were given up on
+        if recovered:
+            self.stats.lost -= recovered
+            self.stats.recovered += recovered
+            log.warning("store: %d records counted as lost were written after all", recovered)
+        with self._jlock:  # an outage: what waits for the database is held by the journal, not memory
+            for it in left:
+                if not it.spilled and it.at is not None:
+                    self.held_bytes -= it.spill()
+                    self._spilled += 1
+        self._unwritten = left  # kept (and in the journal) until a later try writes them
+        if not left:
+            self._committed()
+        failed = len(left) - (before - recovered)  # of `new`, those not written
+        if failed > 0:
+            self.stats.lost += failed
+            log.error(
+                "store: %d records could not be written and are counted as lost (kept in %s and retried): %s",
+                failed,
+                self.journal_path,
+                self.stats.last_error,
+            )
+            self.bus.emit(RecordsLost(failed, self.stats.lost, self.stats.last_error or ""))
+        return conn
+
+    def _write_piece(self, conn: Any, piece: list[_Item]) -> tuple[Any, bool]:
+        """One transaction, tried RETRIES times; True once committed."""
         for attempt in range(RETRIES):
+            loaded, unreadable = self._loaded(piece)
             try:
                 if conn is None:
                     conn = self._connect()
                 with self._transaction(conn):
-                    self._insert(conn, [(rec, data) for rec, data, _ in items], blobs)
-                self.stats.written += len(batch)
-                self.stats.last_error = None
-                with self._jlock:
-                    self._queued_bytes -= sum(len(data) for _, data, _ in items)
-                if self._unwritten:
-                    n = len(self._unwritten)
-                    self.stats.lost -= n
-                    self.stats.recovered += n
-                    self._unwritten = []
-                    log.warning("store: %d records counted as lost were written after all", n)
-                self._committed()
-                if self.bus.wants(RecordsCommitted):
-                    self.bus.emit(RecordsCommitted(tuple(batch)))
-                return conn
+                    self._insert(conn, [(rec, data) for rec, data, _ in loaded], _blobs(loaded))
             except self._errors as exc:
                 self.stats.retries += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("store write failed (attempt %d/%d): %s", attempt + 1, RETRIES, exc)
+                self.stats.lost -= unreadable  # counted again on the next try
+                self.stats.last_error = self.said(exc)
+                log.warning("store write failed (attempt %d/%d): %s", attempt + 1, RETRIES, self.said(exc))
                 if conn is not None:
                     self._disconnect(conn)
                     conn = None
+                del loaded  # a spilled record is read back for each try, never kept
                 time.sleep(min(2.0, 0.1 * 2**attempt))
-        self._unwritten = items  # kept (and in the journal) until a later try writes them
-        if new:
-            self.stats.lost += len(new)
-            log.error(
-                "store: %d records could not be written and are counted as lost (kept in %s and retried): %s",
-                len(new),
-                self.journal_path,
-                self.stats.last_error,
-            )
-            self.bus.emit(RecordsLost(len(new), self.stats.lost, self.stats.last_error or ""))
-        return conn
+                continue
+            self.stats.written += len(loaded)
+            self.stats.last_error = None
+            with self._jlock:
+                self._queued_bytes -= sum(it.size for it in piece)
+                self.held_bytes -= sum(it.held for it in piece)
+                self._spilled -= sum(1 for it in piece if it.spilled)
+            if self.bus.wants(RecordsCommitted):
+                self.bus.emit(RecordsCommitted(tuple(rec for rec, _, _ in loaded)))
+            return conn, True
+        return conn, False
 
     def _committed(self) -> None:
         """Everything taken from the queue is committed: empty the journal if nothing else is queued, else
@@ -667,20 +796,23 @@ class JournaledStore:
                 return
             if self._q.empty():
                 os.ftruncate(self._journal, 0)
+                self._journal_size = 0
                 self._journaled_blobs.clear()  # the next journal must hold the shared parts it names
                 return
             size = os.fstat(self._journal).st_size
-            if size < COMPACT_BYTES:
+            if size < COMPACT_BYTES or self._spilled:  # a spilled record's place must stay where it is
                 return
             if self._queued_bytes > size // 2:
                 return  # mostly backlog, not committed prefix: rewriting it now would gain little
-            pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
+            pending = [it for it in list(self._q.queue) if isinstance(it, _Item)]
             seen: set[str] = set()
             lines: list[bytes] = []
-            for _, data, blobs in pending:
-                lines += [b"#blob " + h.encode() + b" " + blobs[h] for h in blobs if h not in seen]
-                seen.update(blobs)
-                lines.append(data)
+            for it in pending:
+                assert it.data is not None and it.blobs is not None  # none spilled (checked above)
+                lines += [b"#blob " + h.encode() + b" " + it.blobs[h] for h in it.blobs if h not in seen]
+                seen.update(it.blobs)
+                lines.append(it.data)
+                it.at = None  # its place was in the old journal
             tmp = self.journal_path.with_name(self.journal_path.name + ".compact")
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -695,8 +827,19 @@ class JournaledStore:
                 return
             os.close(self._journal)
             self._journal = fresh
+            self._journal_size = os.fstat(fresh).st_size
             self._journaled_blobs = seen
             self.stats.compactions += 1
+
+
+def _tight(b: bytes) -> bytes:
+    """`b` in an allocation of its own size: orjson's output of a large document sits in a buffer many times
+    its length (16 MiB of address space for 1 MiB of JSON), which a record waiting in memory would keep."""
+    return bytes(memoryview(b)) if len(b) > 64 * 1024 else b
+
+
+def _blobs(loaded: list[tuple[Record, bytes, dict[str, bytes]]]) -> dict[str, bytes]:
+    return {h: part for _, _, parts in loaded for h, part in parts.items()}
 
 
 class SqliteStore(JournaledStore):
