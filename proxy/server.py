@@ -147,8 +147,8 @@ class Gateway:
             if not messages.authorized(self.config.gateway.auth_token, request.headers):
                 err = GatewayError(401, "this gateway requires its token", "authentication_error")
                 return messages.error_response(err, "")
-            body = await self.metrics.scrape()
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+            scraped = await self.metrics.scrape()
+            return web.Response(body=scraped, headers={"Content-Type": CONTENT_TYPE})
         if method == "GET" and (models := models_api.PATH.match(path)) is not None:
             return self.models(request, models.group("id"))
         if m is None:
