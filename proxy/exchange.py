@@ -51,6 +51,8 @@ class Exchange:
             try:
                 resp = await RELAYS[provider.dialect](self._leg(inbound, call, provider, session))
             except GatewayError as err:
+                if err.credential:  # the gateway's key: /health says refused until a call through it succeeds
+                    self.router.refuse(provider.name, err.message)
                 if err.retryable:
                     self.router.failure(provider.name)
                 failed.append((provider.name, err))

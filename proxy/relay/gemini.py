@@ -87,20 +87,44 @@ async def relay(leg: Leg) -> web.StreamResponse:
     raise AssertionError("unreachable")
 
 
+class _Refused(GatewayError):
+    """The upstream answered 401 to a credential that may be renewed: renew it and ask once more."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status, "credential refused", retryable=False)
+
+
 async def _post(leg: Leg, action: str, payload: dict[str, Any]) -> Any:
     p = leg.provider
-    headers = {"content-type": "application/json", **await p.headers()}
+    data = orjson.dumps(payload)
+    for last in (False, True):
+        headers = {"content-type": "application/json", **await p.headers()}
 
-    def on_error(status: int, body: bytes, h: Any) -> GatewayError:
-        err = from_google(status, body, p.credential, h)
-        leg.call.upstream_error(p.name, status, body, err)
-        return err
+        def on_error(status: int, body: bytes, h: Any, last: bool = last) -> GatewayError:
+            if status == 401 and not last and p.renewable:
+                return _Refused(status)
+            err = from_google(status, body, p.credential, h, p.fix)
+            leg.call.upstream_error(p.name, status, body, err)
+            return err
 
-    resp = await upstream.post(
-        leg.session, p.name, p.url(action), orjson.dumps(payload), headers, leg.timeouts, on_error
-    )
-    leg.call.answered(resp.status)
-    return resp
+        try:
+            resp = await upstream.post(
+                leg.session, p.name, p.url(action), data, headers, leg.timeouts, on_error
+            )
+        except _Refused:
+            # a token the upstream forgot (revoked, its endpoint restarted) heals here, without a restart
+            await p.renew(headers)
+            leg.call.note(
+                Note(
+                    "credential-renewed",
+                    f"{p.name} refused the gateway's token (401): a new one was minted and the call sent again",
+                    {"target": p.name},
+                )
+            )
+            continue
+        leg.call.answered(resp.status)
+        return resp
+    raise AssertionError("unreachable")
 
 
 def parse_chunk(data: bytes, provider: Provider) -> dict[str, Any]:
@@ -117,7 +141,7 @@ def parse_chunk(data: bytes, provider: Provider) -> dict[str, Any]:
             502, f"upstream target '{provider.name}' sent a stream chunk that is not an object", "api_error"
         )
     if isinstance(chunk.get("error"), dict):
-        raise from_google(int(chunk["error"].get("code") or 500), data, provider.credential)
+        raise from_google(int(chunk["error"].get("code") or 500), data, provider.credential, fix=provider.fix)
     return chunk
 
 
