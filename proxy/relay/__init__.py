@@ -30,6 +30,8 @@ class Leg:
     settings: GatewaySettings
     timeouts: Timeouts
     signatures: Signatures
+    moved_from: str | None = None
+    """the Claude Code session's calls went to this other target until now: its signatures can't come here"""
 
 
 Relay = Callable[[Leg], Awaitable[web.StreamResponse]]

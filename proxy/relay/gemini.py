@@ -14,6 +14,7 @@ from ..errors import GatewayError, from_google
 from ..providers import Provider
 from ..recorder import Call, Event, new_id
 from ..translate import request as treq
+from ..translate.moves import reset_signatures
 from ..translate.notes import Note
 from ..translate.response import IdSource, usage
 from ..translate.stream import StreamTranslator, sse
@@ -44,6 +45,10 @@ async def relay(leg: Leg) -> web.StreamResponse:
     translated = treq.translate(
         leg.inbound.body, treq.Target(p.model, p.target.max_tokens, p.target.schema_mode), leg.signatures
     )
+    if leg.moved_from is not None:  # the session's signatures belong to the target it left
+        reset = reset_signatures(translated.body, p.model, leg.moved_from, p.name)
+        if reset:
+            translated.notes = [n for n in translated.notes if n.kind != "signature-kept"] + reset
     leg.call.note(*translated.notes)
     leg.call.billing(translated.billing)
     if leg.inbound.count:
