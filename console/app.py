@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from proxy import config as cfg
 from proxy import query
-from proxy.events import BudgetCrossed
+from proxy.events import BudgetCrossed, CallFinished
 from proxy.export import export_file
 from proxy.record import Record
 from proxy.service import Service, ServiceError, ServiceThread
@@ -38,7 +38,7 @@ from .collector import IdleCollector
 from .detail import DetailScreen
 from .feed import Feed
 from .help import HelpScreen
-from .hint import usage_hint
+from .hint import AutoModeNotice, dropped_safeguards, usage_hint
 from .history import COUNT_CAP, HistoryTable
 from .panes import (
     LiveStats,
@@ -119,6 +119,9 @@ class GatewatchApp(App):
         if store.bus is not self.service.bus:  # a viewer: commits of other writers come on the store's bus
             self.feed.follow_commits(store.bus)
         self.service.bus.subscribe(BudgetCrossed, lambda e: self.post_message(BudgetNotice(e)))
+        self.auto_mode_told = False
+        """auto mode's safeguards were seen and explained (said once per console)"""
+        self.service.bus.subscribe(CallFinished, self._auto_mode_seen)
         self.problem: str | None = None
         self._feed_problem: str | None = None
         self.filter_error: str | None = None
@@ -535,6 +538,15 @@ class GatewatchApp(App):
 
     def on_budget_notice(self, message: BudgetNotice) -> None:
         self.notify(message.text, title="budget", severity=message.severity, timeout=10)
+
+    def _auto_mode_seen(self, e: CallFinished) -> None:
+        """(the gateway's thread: only a flag and a post) the first call carrying auto mode's safeguards"""
+        if not self.auto_mode_told and dropped_safeguards(e.record):
+            self.auto_mode_told = True
+            self.post_message(AutoModeNotice())
+
+    def on_auto_mode_notice(self, message: AutoModeNotice) -> None:
+        self.notify(message.text, title="Claude Code's auto mode", severity="warning", timeout=30)
 
     def what_if_models(self) -> list[str]:
         """What `$` cycles through: --price-as's model, then each target's model (the cost pane's what-if)."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from textual.message import Message
+
 from proxy import config as cfg
+from proxy.record import Record
+from proxy.translate.request_notes import SAFEGUARDS_HELP
 
 
 def usage_hint(url: str, config: cfg.Config) -> str:
@@ -16,3 +20,14 @@ def usage_hint(url: str, config: cfg.Config) -> str:
     for every, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
         url = url.replace(every, loopback)
     return f"ANTHROPIC_BASE_URL={url} {token}{pick}claude"
+
+
+def dropped_safeguards(rec: Record) -> bool:
+    """The call carried Claude Code's auto-mode safeguards, which Gemini can't run (a `field-dropped` note)."""
+    return any(n.kind == "field-dropped" and n.data.get("field") == "safeguards" for n in rec.notes)
+
+
+class AutoModeNotice(Message):
+    """The first call seen with auto mode's safeguards: what it means, once per console."""
+
+    text = SAFEGUARDS_HELP
