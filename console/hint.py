@@ -8,11 +8,27 @@ from proxy import config as cfg
 from proxy.record import Record
 from proxy.translate.request_notes import SAFEGUARDS_HELP
 
+NO_TOKEN = "gatewatch"
+"""what Claude Code sends as its credential to a gateway without a token: without one it says "Not logged
+in · Please run /login" before it calls at all; any value does"""
+
+
+def client_credential(config: cfg.Config) -> str:
+    """The credential assignment Claude Code needs (never the token itself: the variable that holds it); ""
+    when the first target forwards the client's own Anthropic key (a passthrough without a key of its own)."""
+    if config.gateway.auth_token:
+        return "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN"
+    first = config.targets[0] if config.targets else None
+    if first is not None and first.provider == "anthropic" and first.api_key is None:
+        return ""
+    return f"ANTHROPIC_AUTH_TOKEN={NO_TOKEN}"
+
 
 def usage_hint(url: str, config: cfg.Config) -> str:
     """Never shows the token itself: it names the variable that holds it."""
     model = config.targets[0].model if config.targets else "gemini-2.5-flash"
-    token = "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN " if config.gateway.auth_token else ""
+    credential = client_credential(config)
+    token = f"{credential} " if credential else ""
     # a pattern (a passthrough target's `*`) is no model to ask for: Claude Code keeps its own choice then
     pick = "" if any(c in model for c in "*?[") else f"ANTHROPIC_MODEL={model} "
     # a gateway bound to every address (0.0.0.0, ::) is reached on this machine at loopback: the bind-all
