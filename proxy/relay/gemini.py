@@ -198,6 +198,8 @@ class Sink:
         self._opening: asyncio.Future[None] | None = None
         self.held: list[Event] = []
         """Events kept back until the answer shows content: until then an empty answer can be asked again."""
+        self.last_write = asyncio.get_running_loop().time()
+        """when the client last got a frame (at first: when the upstream answered): the pinger's clock"""
 
     async def open(self) -> web.StreamResponse:
         if self._opening is not None:
@@ -232,6 +234,7 @@ class Sink:
         out = self.out if self.out is not None else await self.open()
         frame = b"".join([sse(e, d) for e, d in events]) if len(events) > 1 else sse(*events[0])
         self._call.sent(events, len(frame))
+        self.last_write = asyncio.get_running_loop().time()  # before the write yields: the pinger sees it
         await out.write(frame)
 
 
@@ -245,7 +248,7 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
             with upstream.Body(resp, p.name, leg.timeouts) as body:
                 # a silent upstream still gets the client keep-alive pings; before the first chunk the
                 # stream is opened so the client sees life. One timer per stream, not one per chunk.
-                pinger = asyncio.create_task(_pinger(body, sink, st, interval))
+                pinger = asyncio.create_task(_pinger(sink, st, interval))
                 try:
                     await _pump(leg, body, sink, st)
                 except (GatewayError, Exception, asyncio.CancelledError) as exc:
@@ -290,16 +293,29 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     await sink.send(st.finish_events())
 
 
-async def _pinger(body: upstream.Body, sink: Sink, st: StreamTranslator, interval: float) -> None:
+PING_AHEAD = 0.8
+"""a ping goes out once the client has had nothing for this share of `ping_interval`, so that with the loop's
+delays the client never waits longer than the interval"""
+
+
+async def _pinger(sink: Sink, st: StreamTranslator, interval: float) -> None:
+    """Keep the client's stream alive while the upstream is silent (a model thinking at length): no gap
+    between two frames the client gets reaches `interval`, from the first byte to the last. Claude Code ends
+    a stream silent for 300 s; Gemini sends nothing while it thinks."""
     loop = asyncio.get_running_loop()
+    quiet = interval * PING_AHEAD
     while True:
-        await asyncio.sleep(interval)
-        if body.waiting and loop.time() - body.last_frame >= interval * 0.9:
-            if sink.out is None:
-                opening = st.open()
-                if opening:
-                    await sink.send(opening)
-            await sink.send([PING])
+        due = sink.last_write + quiet
+        now = loop.time()
+        if now < due:
+            await asyncio.sleep(due - now)
+            continue
+        if sink.out is None:  # nothing sent yet: the stream opens with message_start, then the ping
+            opening = st.open()
+            if opening:
+                await sink.send(opening + [PING])
+                continue
+        await sink.send([PING])
 
 
 async def count(leg: Leg, translated: dict[str, Any]) -> web.Response:
