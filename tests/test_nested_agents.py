@@ -34,7 +34,7 @@ async def nested(backend, fake, sa_json):
     says who spawned it); B calls. Committed to a store on each backend."""
     async for gw in run_gateway({"targets": [target_for("gemini", fake, sa_json)]}, fake):
 
-        async def call(agent: str | None, parent: str | None, text: str, reply: Reply) -> None:
+        async def call(agent: str | None, parent: str | None, text: str, reply: Reply, gw=gw) -> None:
             headers = {"x-claude-code-session-id": SESSION}
             if agent:
                 headers["x-claude-code-agent-id"] = agent
