@@ -9,11 +9,13 @@ import json
 
 import aiohttp
 import anthropic
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy.simulator import Reply
 from tests import real_claude
-from tests.conftest import SA_EMAIL, run_gateway, target_for
+from tests.conftest import SA_EMAIL, run_gateway, service_account_info, target_for
+from tests.test_routing import standin  # noqa: F401 (the Anthropic stand-in, a fixture)
 
 ANSWER = "The answer is 42."
 
@@ -93,3 +95,33 @@ def _public(sa_json: str):
 
     key = serialization.load_pem_private_key(json.loads(sa_json)["private_key"].encode(), password=None)
     return key.public_key()  # type: ignore[union-attr]
+
+
+async def test_a_claude_upstream_refusing_the_gateways_key_is_the_gateways_failure_the_clients_own_is_not(
+    standin,
+    fake,
+    rsa_key,  # noqa: F811 (the fixture imported above)
+):
+    fake.public_keys[SA_EMAIL] = rsa_key.public_key()
+    key = json.dumps(service_account_info(rsa_key, f"{fake.url}/token"))
+    vertex_claude = {
+        "name": "claude-vertex",
+        "provider": "vertex-anthropic",
+        "model": "claude-sonnet-4-6@20250929",
+        "project_id": "p1",
+        "api_endpoint": standin.url,
+        "service_account_json": key,
+    }
+    client_key = {"name": "anthropic", "provider": "anthropic", "model": "*", "api_endpoint": standin.url}
+    standin.status = 401
+    for target, status in ((vertex_claude, 502), (client_key, 401)):
+        async for gw in run_gateway({"targets": [target]}, fake):
+            with pytest.raises(anthropic.APIStatusError) as e:
+                await gw.client.messages.create(
+                    model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+                )
+            assert e.value.status_code == status
+            said = e.value.body["error"]["message"]
+            # the gateway's service account: its words and its fix; the client's own key: the client's 401
+            assert ("not your Claude login" in said) == (status == 502)
+            assert ("targets.claude-vertex.service_account_json" in said) == (status == 502)

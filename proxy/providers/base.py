@@ -28,6 +28,8 @@ class Provider:
     credential = ""
     fix = ""
     """what the operator changes when the credential is refused (said to the client, shown in /health)"""
+    own_credential = True
+    """the gateway's own credential authenticates the calls (False: the client's, passed through)"""
 
     def __init__(self, target: TargetConfig):
         self.target = target
