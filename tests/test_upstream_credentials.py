@@ -10,12 +10,13 @@ import json
 import aiohttp
 import anthropic
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy.simulator import Reply
 from tests import real_claude
 from tests.conftest import SA_EMAIL, run_gateway, service_account_info, target_for
-from tests.test_routing import standin  # noqa: F401 (the Anthropic stand-in, a fixture)
+from tests.test_routing import AnthropicStandIn
 
 ANSWER = "The answer is 42."
 
@@ -97,10 +98,22 @@ def _public(sa_json: str):
     return key.public_key()  # type: ignore[union-attr]
 
 
+@pytest.fixture
+async def standin():
+    s = AnthropicStandIn()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", s.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    s.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield s
+    await runner.cleanup()
+
+
 async def test_a_claude_upstream_refusing_the_gateways_key_is_the_gateways_failure_the_clients_own_is_not(
-    standin,
-    fake,
-    rsa_key,  # noqa: F811 (the fixture imported above)
+    standin, fake, rsa_key
 ):
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()
     key = json.dumps(service_account_info(rsa_key, f"{fake.url}/token"))
