@@ -326,7 +326,7 @@ class GatewatchApp(App):
             if self.banner_note:
                 t.append(f"  {self.banner_note}", style="italic yellow")
             t.append("\n")
-            t.append(usage_hint(self.url, self.config), style="bold")
+            t.append(usage_hint(self.url, self.config, self.size.width - 2), style="bold")
         else:
             t.append("   paste: ", style="dim")
             t.append(usage_hint(self.url, self.config), style="bold")

@@ -24,18 +24,37 @@ def client_credential(config: cfg.Config) -> str:
     return f"ANTHROPIC_AUTH_TOKEN={NO_TOKEN}"
 
 
-def usage_hint(url: str, config: cfg.Config) -> str:
-    """Never shows the token itself: it names the variable that holds it."""
+def usage_hint(url: str, config: cfg.Config, width: int | None = None) -> str:
+    """Never shows the token itself: it names the variable that holds it. Longer than `width`, it is the
+    `gatewatch claude` line that sets the same (when that command would read the same config)."""
+    full = _paste_line(url, config)
+    if width is None or len(full) <= width:
+        return full
+    url = _reachable(url)
+    if config.source in ("environment", "gatewatch.toml"):
+        short = f"gatewatch --attach {url} claude"
+    elif config.source.endswith((".toml", ".yaml", ".yml", ".json")):
+        short = f"gatewatch --config {config.source} --attach {url} claude"
+    else:
+        return full
+    return short if len(short) <= width else full
+
+
+def _reachable(url: str) -> str:
+    # a gateway bound to every address (0.0.0.0, ::) is reached on this machine at loopback: the bind-all
+    # address is no place a client can connect to
+    for every, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        url = url.replace(every, loopback)
+    return url
+
+
+def _paste_line(url: str, config: cfg.Config) -> str:
     model = config.targets[0].model if config.targets else "gemini-2.5-flash"
     credential = client_credential(config)
     token = f"{credential} " if credential else ""
     # a pattern (a passthrough target's `*`) is no model to ask for: Claude Code keeps its own choice then
     pick = "" if any(c in model for c in "*?[") else f"ANTHROPIC_MODEL={model} "
-    # a gateway bound to every address (0.0.0.0, ::) is reached on this machine at loopback: the bind-all
-    # address is no place a client can connect to
-    for every, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
-        url = url.replace(every, loopback)
-    return f"ANTHROPIC_BASE_URL={url} {token}{pick}claude"
+    return f"ANTHROPIC_BASE_URL={_reachable(url)} {token}{pick}claude"
 
 
 def dropped_safeguards(rec: Record) -> bool:

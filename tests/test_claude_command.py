@@ -79,7 +79,20 @@ async def test_gatewatch_claude_gives_claude_code_the_targets_environment(fake, 
             "HOME": str(tmp_path),
             "ANTHROPIC_API_KEY": "sk-ant-the-users-own",  # not sent to a gateway that doesn't need it
         }
-        args = ["--config", str(config), "claude", "--target", "pro", "-p", "hi there", "--model", "x"]
+        # found where the config says, or named (the console's narrow paste line names it)
+        where = ["--attach", gw.url] if token else []
+        args = [
+            "--config",
+            str(config),
+            *where,
+            "claude",
+            "--target",
+            "pro",
+            "-p",
+            "hi there",
+            "--model",
+            "x",
+        ]
         code, out, err = await gatewatch(args, env)
         assert code == 0, err
     seen = json.loads((tmp_path / "seen.json").read_text())

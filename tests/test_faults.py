@@ -406,6 +406,20 @@ def test_the_paste_hint_gives_claude_code_a_credential_so_it_does_not_say_not_lo
     )
 
 
+def test_a_paste_hint_too_wide_for_the_screen_is_the_gatewatch_claude_line(fake, sa_json):
+    from console.hint import usage_hint
+    from proxy import config as cfg
+
+    c = cfg.from_mapping({"targets": [target_for("gemini", fake, sa_json)]}, "gatewatch.toml", {})
+    full = usage_hint("http://0.0.0.0:8000", c)
+    assert usage_hint("http://0.0.0.0:8000", c, len(full)) == full
+    assert usage_hint("http://0.0.0.0:8000", c, 78) == "gatewatch --attach http://127.0.0.1:8000 claude"
+    other = cfg.from_mapping({"targets": [target_for("gemini", fake, sa_json)]}, "team/g.toml", {})
+    assert usage_hint("http://127.0.0.1:8000", other, 78) == (
+        "gatewatch --config team/g.toml --attach http://127.0.0.1:8000 claude"
+    )
+
+
 def test_the_paste_hint_names_no_model_for_a_passthrough_pattern():
     from console.hint import usage_hint
     from proxy import config as cfg
