@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from proxy import collector, query
 from proxy import config as cfg
-from proxy.events import BudgetCrossed
+from proxy.events import BudgetCrossed, CallFinished
 from proxy.export import export_file
 from proxy.log import log
 from proxy.record import Record
@@ -40,7 +40,7 @@ from . import fmt
 from .detail import DetailScreen
 from .feed import Feed
 from .help import HelpScreen
-from .hint import usage_hint
+from .hint import AutoModeNotice, dropped_safeguards, usage_hint
 from .history import COUNT_CAP, HistoryTable
 from .panes import (
     LiveStats,
@@ -120,6 +120,9 @@ class GatewatchApp(App):
         if store.bus is not self.service.bus:  # a viewer: commits of other writers come on the store's bus
             self.feed.follow_commits(store.bus)
         self.service.bus.subscribe(BudgetCrossed, lambda e: self.post_message(BudgetNotice(e)))
+        self.auto_mode_told = False
+        """auto mode's safeguards were seen and explained (said once per console)"""
+        self.service.bus.subscribe(CallFinished, self._auto_mode_seen)
         self.problem: str | None = None
         self._feed_problem: str | None = None
         self._banner_shown: tuple[Any, ...] = ()
@@ -342,7 +345,7 @@ class GatewatchApp(App):
         }
         cooling = [n for n, _, _ in targets if health.get(n, {}).get("state") == "cooling"]
         # a viewer's hint names the model of the gateway it watches, not of its own directory's config
-        hint = usage_hint(self.url, self.config, targets[0][2] if self.attached and targets else None)
+        hint = usage_hint(self.url, self.config, model=targets[0][2] if self.attached and targets else None)
         if narrow:
             t.append(f"  {len(targets)} target{'s' if len(targets) != 1 else ''}", style="dim")
             if refused:  # the credential check at start said no: say it here, not in Claude Code's retries
@@ -353,6 +356,9 @@ class GatewatchApp(App):
                 t.append(f"  {self.banner_note}", style="italic yellow")
             t.append("\n")
             room = width - 2  # the banner's padding
+            hint = usage_hint(
+                self.url, self.config, room, targets[0][2] if self.attached and targets else None
+            )
             if len(hint) > room and " " in hint[:room]:
                 # cut at a space, the shell's way: both lines pasted together are the one command
                 cut = hint.find(" ")  # after the URL, when the rest fits; else as late as fits
@@ -587,6 +593,15 @@ class GatewatchApp(App):
 
     def on_budget_notice(self, message: BudgetNotice) -> None:
         self.notify(message.text, title="budget", severity=message.severity, timeout=10)
+
+    def _auto_mode_seen(self, e: CallFinished) -> None:
+        """(the gateway's thread: only a flag and a post) the first call carrying auto mode's safeguards"""
+        if not self.auto_mode_told and dropped_safeguards(e.record):
+            self.auto_mode_told = True
+            self.post_message(AutoModeNotice())
+
+    def on_auto_mode_notice(self, message: AutoModeNotice) -> None:
+        self.notify(message.text, title="Claude Code's auto mode", severity="warning", timeout=30)
 
     def what_if_models(self) -> list[str]:
         """What `$` cycles through: --price-as's model, then each target's model (the cost pane's what-if)."""

@@ -13,6 +13,8 @@ Examples:
     gatewatch show req_3f2a                    # what the gateway did to one call (an id or a prefix)
     gatewatch prune --older-than 30d
     gatewatch statusline --config gatewatch.toml < claude-code-status.json
+    gatewatch claude                           # Claude Code through the gateway, set up for its first target
+    gatewatch --config g.toml claude --target pro -p "explain this repo"   # anything after is Claude Code's
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import orjson
 
 from console.hint import usage_hint
-from console.remote import Attached, discover
+from console.remote import Attached, discover, local_url
 from proxy import __version__, query
 from proxy import config as cfg
 from proxy import loop as loops
@@ -209,6 +211,12 @@ def parser() -> argparse.ArgumentParser:
     _common(sh, server=False)
     # listed for --help; main() hands it to console/statusline.py before parsing (its own two options)
     sub.add_parser("statusline", help="one line for Claude Code's statusLine (reads its JSON on stdin)")
+    sub.add_parser(
+        "claude",
+        help="run Claude Code (`claude` on PATH) through the running gateway, set up for a target "
+        "(`--target NAME` first; the rest goes to claude)",
+        add_help=False,
+    )
     pr = sub.add_parser("prune", help="delete old records and vacuum")
     pr.add_argument("--older-than", required=True, help="age, e.g. 30d, 12h")
     _common(pr, server=False)
@@ -398,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         from console.statusline import main as statusline
 
         return statusline(argv[1:])
+    if "claude" in argv:  # what follows is Claude Code's, untouched; gatewatch's options come before it
+        known, _ = parser().parse_known_args(argv)
+        if known.command == "claude":
+            return claude(known, argv[argv.index("claude") + 1 :])
     argv, negated = negations_as_terms(argv)
     args = parser().parse_args(argv)
     if args.command == "serve":
@@ -488,6 +500,30 @@ def main(argv: list[str] | None = None) -> int:
     return run_console(
         config, open_store(args, config), config_error=error, insecure=args.insecure, price_as=args.price_as
     )
+
+
+def claude(args: argparse.Namespace, rest: list[str]) -> int:
+    """`gatewatch claude`: Claude Code with the environment for the chosen target, against the gateway that
+    listens where the config says (or `--attach URL`)."""
+    from console import claude as cc
+
+    config = load_config(args)
+    name, rest = cc.split_target(rest)
+    try:
+        target = cc.pick(config, name)
+    except cfg.ConfigError as exc:
+        _die(str(exc))
+    url = args.attach or discover(config)
+    if not url:
+        _die(
+            f"no gatewatch listens at {local_url(config)}: start it first (`gatewatch serve`, or the console, "
+            "`gatewatch`), or name it with --attach URL"
+        )
+    try:
+        cc.run(cc.environment(config, url, target, os.environ), rest)
+    except cc.NoClaude as exc:
+        _die(str(exc))
+    return 0  # not reached: claude took over the process
 
 
 def _replay(args: argparse.Namespace, negated: list[str]) -> int:

@@ -13,7 +13,7 @@ import google.auth.transport.requests
 from google.oauth2 import service_account
 
 from .config import ConfigError
-from .errors import GatewayError
+from .errors import GatewayError, credential_refused
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 REFRESH_MARGIN = dt.timedelta(minutes=5)  # refresh this long before expiry so no call meets a stale token
@@ -69,6 +69,9 @@ class ServiceAccountTokens:
             ) from None
         self.email = info.get("client_email", "")
         self.token_uri = info.get("token_uri", "")
+        self.fix = (
+            f"give {where} (or GEMINI_API_KEY) a service-account key Google accepts, and restart gatewatch"
+        )
         self._lock: asyncio.Lock | None = None
         self._request = google.auth.transport.requests.Request()
 
@@ -87,19 +90,27 @@ class ServiceAccountTokens:
     async def token(self) -> str:
         if self._fresh():
             return self._current()
+        return await self._refresh(None)
+
+    async def renew(self, stale: str) -> str:
+        """A fresh token after the upstream refused `stale` (a revocation, a token endpoint that forgot it).
+        Calls refused with the same token at once share one refresh."""
+        return await self._refresh(stale)
+
+    async def _refresh(self, stale: str | None) -> str:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if not self._fresh():  # another caller may have refreshed while we waited
+            # another caller may have refreshed while we waited
+            needed = not self._fresh() if stale is None else self._creds.token == stale
+            if needed:
                 try:
                     await asyncio.to_thread(self._creds.refresh, self._request)
                 except google.auth.exceptions.RefreshError as exc:
                     reason = str(exc.args[0]) if exc.args else type(exc).__name__
-                    raise GatewayError(
-                        401,
+                    raise credential_refused(
                         f"the service-account key for {self.email} was refused by the token endpoint: {reason}",
-                        "authentication_error",
-                        retryable=True,
+                        self.fix,
                     ) from None
                 except google.auth.exceptions.TransportError as exc:
                     raise Unreachable(

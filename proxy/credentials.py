@@ -37,6 +37,8 @@ async def check(provider: Provider, session: aiohttp.ClientSession, timeout: flo
     except asyncio.TimeoutError:
         return Check(name, "unchecked", f"no answer within {timeout:.0f}s")
     except GatewayError as err:
+        if err.credential:
+            return Check(name, "refused", err.message)
         # 429 and 5xx say nothing about the key; anything else (401, 403, a bad key's 400, 404 model) is a no
         if err.status in (429, 500, 502, 503, 504, 529):
             return Check(name, "unchecked", err.message)

@@ -78,6 +78,8 @@ class GatewayError(Exception):
         """An upstream's own Anthropic-format error body, passed through verbatim."""
         self.upstream_status: int | None = None
         """The HTTP status the upstream answered, when this error is its answer."""
+        self.credential = False
+        """The gateway's own upstream credential failed (not the client's): the target is marked refused."""
 
     def body(self) -> dict[str, Any]:
         return error_body(self.type, self.message)
@@ -88,6 +90,21 @@ class GatewayError(Exception):
 
 def error_body(type_: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
+
+
+NOT_YOUR_LOGIN = "gatewatch's Google credential, not your Claude login"
+
+
+def credential_refused(message: str, fix: str = "") -> GatewayError:
+    """The gateway's upstream credential was refused and retrying with it can't help. Answered as the
+    gateway's failure (502 `api_error`): Claude Code reads a 401/403 as its *own* login failing and tells the
+    user to run /login. Retryable on another target; `x-should-retry: false` stops the client's retries."""
+    text = f"{message} ({NOT_YOUR_LOGIN})"
+    if fix:
+        text += f"; to fix: {fix}"
+    err = GatewayError(502, text, "api_error", {"x-should-retry": "false"}, retryable=True)
+    err.credential = True
+    return err
 
 
 def invalid_request(message: str) -> GatewayError:
@@ -105,10 +122,13 @@ def _parse_duration(value: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def from_google(status: int, body: bytes, credential: str, headers: Any = None) -> GatewayError:
+def from_google(
+    status: int, body: bytes, credential: str, headers: Any = None, fix: str = ""
+) -> GatewayError:
     """Turn an upstream error response (any body, even HTML) into the Anthropic error Claude Code expects.
 
-    `credential` names what authenticated the call, so an auth failure says which one failed.
+    `credential` names what authenticated the call, so an auth failure says which one failed; `fix` says
+    what the operator changes when it is refused.
     """
     err: dict[str, Any] = {}
     try:
@@ -154,12 +174,11 @@ def from_google(status: int, body: bytes, credential: str, headers: Any = None) 
         message = f"{google_status}: {message}"
     out_headers: dict[str, str] = {}
     if credential_failure:
-        # Whatever Google calls it, the client can't fix it by retrying: say so (Claude Code honours the header).
+        # Whatever Google calls it, the client can't fix it by retrying, and it is the gateway's key, not
+        # the client's login: a 5xx in the gateway's words (see credential_refused).
         verb = "lacks permission" if http == 403 else "was rejected by the upstream"
-        message = f"{credential} {verb} ({message})"
-        http, type_ = 403, "permission_error"
-        out_headers["x-should-retry"] = "false"
-    elif http == 429:
+        return credential_refused(f"{credential} {verb} ({message})", fix)
+    if http == 429:
         retry = None
         for d in err.get("details") or []:
             if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):

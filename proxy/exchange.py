@@ -4,6 +4,7 @@ tell the router how each target did. The relay for a target is chosen by the tar
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +17,7 @@ from .providers import Dialect, Provider
 from .recorder import Call
 from .relay import Leg, Relay, anthropic, gemini
 from .routing import Router
+from .translate.notes import Note
 from .translate.signatures import Signatures, TextSignatures
 from .upstream import Timeouts
 
@@ -43,7 +45,9 @@ class Exchange:
         only: Provider | None = None,
     ) -> web.StreamResponse:
         """`only`: this target and no other (a replay aimed at it), routing and fallback left out."""
-        candidates = [only] if only is not None else self.router.candidates(inbound.model)
+        cc_session = call.record.session_id if only is None else None
+        model = inbound.model
+        candidates = [only] if only is not None else self.router.candidates(model, session=cc_session)
         if not candidates:
             raise GatewayError(
                 503,
@@ -51,18 +55,26 @@ class Exchange:
                 "api_error",
                 retryable=False,
             )
+        pinned = self.router.pinned(cc_session, model)
         failed: list[tuple[str, GatewayError]] = []
         for i, provider in enumerate(candidates):
             call.routed(provider)
+            moved = pinned is not None and provider.name != pinned
+            if moved:
+                call.note(moved_note(cc_session or "", pinned or "", provider, failed, self.router))
             self.router.started(provider.name)
             try:
-                resp = await RELAYS[provider.dialect](self._leg(inbound, call, provider, session))
+                leg = self._leg(inbound, call, provider, session)
+                resp = await RELAYS[provider.dialect](replace(leg, moved_from=pinned) if moved else leg)
             except GatewayError as err:
+                if err.credential:  # the gateway's key: /health says refused until a call through it succeeds
+                    self.router.refuse(provider.name, err.message)
                 if err.retryable:
                     self.router.failure(provider.name)
                 failed.append((provider.name, err))
-                # A failure before any byte reached the client moves on to the next target.
-                if not err.retryable or i == len(candidates) - 1:
+                # A failure before any byte reached the client moves on to the next target, unless the
+                # request itself was refused (the next target would refuse the same body).
+                if not fails_over(err) or i == len(candidates) - 1:
                     raise every_target_failed(failed) from None
                 log.info(
                     "%s: target %s failed (%s), trying %s",
@@ -81,6 +93,7 @@ class Exchange:
                 self.router.success(
                     provider.name, rec.llm_latency_ms, rec.usage.input_tokens + rec.usage.output_tokens
                 )
+                self.router.stick(cc_session, model, provider.name)
             return resp
         raise AssertionError("unreachable")
 
@@ -95,6 +108,37 @@ class Exchange:
             signatures=self.signatures,
             texts=self.texts,
         )
+
+
+DETERMINISTIC = frozenset({400, 413, 422})
+"""A request refused for what it is: every target would refuse the same body, so none other is asked."""
+
+
+def fails_over(err: GatewayError) -> bool:
+    """Whether a failure before any byte reached the client moves the call to the next target: yes for the
+    gateway's own credential and transient failures (5xx, 429, timeouts), never for a deterministic 4xx."""
+    if err.credential:
+        return True
+    if err.status in DETERMINISTIC or err.upstream_status in DETERMINISTIC:
+        return False
+    return err.retryable
+
+
+def moved_note(
+    session: str, pinned: str, to: Provider, failed: list[tuple[str, GatewayError]], router: Router
+) -> Note:
+    """A session leaves the target it started on: why, and where to."""
+    why = next((err.message for name, err in failed if name == pinned), None)
+    if why is None:
+        health = router.health().get(pinned, {})
+        why = f"{pinned} is {health.get('state', 'gone')}" if health else f"{pinned} is no longer configured"
+    else:
+        why = f"{pinned} failed: {why}"
+    return Note(
+        "session-moved",
+        f"session {session[:8]} moved from {pinned} to {to.name} ({to.model}): {why[:200]}",
+        {"session": session, "from": pinned, "to": to.name, "model": to.model},
+    )
 
 
 def every_target_failed(failed: list[tuple[str, GatewayError]]) -> GatewayError:

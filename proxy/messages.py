@@ -170,7 +170,11 @@ async def accept(request: web.Request, settings: GatewaySettings, call: Call, co
         preview=last_user_text(body.get("messages")),
         tools_offered=len(tools) if isinstance(tools, list) else 0,
     )
-    call.claude_code(request.headers.get("x-claude-code-agent-id"), billing_header(body.get("system"))[1])
+    call.claude_code(
+        request.headers.get("x-claude-code-agent-id"),
+        billing_header(body.get("system"))[1],
+        request.headers.get("x-claude-code-parent-agent-id"),
+    )
     return inbound
 
 

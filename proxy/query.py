@@ -260,6 +260,11 @@ def _session(value: str) -> Condition:
     return Glob(("session_id",), value) if _is_glob(value) else Prefix("session_id", value)
 
 
+def _agent(value: str) -> Condition:
+    """A sub-agent (a prefix of its id) and the agents it spawned (their `x-claude-code-parent-agent-id`)."""
+    return Glob(("agent_id", "parent_agent_id"), value.replace("*", "").replace("?", "") + "*")
+
+
 # -- the terms ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Term:
@@ -317,8 +322,8 @@ TERMS: tuple[Term, ...] = (
     Term(
         "agent",
         "agent:<id>  agent:main",
-        "Claude Code sub-agent id (a prefix), or main",
-        lambda v: Present("agent_id", negated=True) if v == "main" else Prefix("agent_id", v),
+        "Claude Code sub-agent id (a prefix) and the agents it spawned, or main",
+        lambda v: Present("agent_id", negated=True) if v == "main" else _agent(v),
     ),
     Term("tool", "tool:Bash", "the model called this tool", lambda v: UsedTool(v)),
     Term(

@@ -170,6 +170,9 @@ class Record(BaseModel):
     cc_is_subagent: bool | None = None
     agent_id: str | None = None
     """Claude Code's sub-agent, from `x-claude-code-agent-id` (None: the main agent)"""
+    parent_agent_id: str | None = None
+    """the sub-agent that spawned this one, from `x-claude-code-parent-agent-id` (None: spawned by the main
+    agent, or the main agent itself)"""
     spawned: list[str] = Field(default_factory=list)
     """the prompts of the sub-agents this answer started (its `Agent`/`Task` tool_use inputs), trimmed"""
     notes: list[Note] = Field(default_factory=list)

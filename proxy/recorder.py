@@ -149,9 +149,13 @@ class Call:
         """What translation or the relay decided that the client can't see (`translate.notes`)."""
         self.record.notes.extend(n for n in notes if n not in self.record.notes)  # once, even after fallback
 
-    def claude_code(self, agent_id: str | None, fields: Mapping[str, str]) -> None:
-        """Who in a Claude Code session sent this: its sub-agent id (header) and billing-header fields."""
+    def claude_code(
+        self, agent_id: str | None, fields: Mapping[str, str], parent_agent_id: str | None = None
+    ) -> None:
+        """Who in a Claude Code session sent this: its sub-agent id and the sub-agent that spawned it
+        (headers), and billing-header fields."""
         self.record.agent_id = agent_id or None
+        self.record.parent_agent_id = (parent_agent_id or None) if agent_id else None
         self.billing(fields)
 
     def billing(self, fields: Mapping[str, str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -13,6 +14,8 @@ from .config import BalancerSettings, RouteConfig
 from .providers import Provider
 
 EWMA = 0.3  # weight of the newest latency in lowest-latency's running average
+SESSIONS_KEPT = 50_000
+"""sessions whose target is remembered (a replica restart forgets them: a session may then move once)"""
 
 
 @dataclass
@@ -47,36 +50,42 @@ class Router:
         """the `claude-gw-…` ids `GET /v1/models` offers: each names a target or a route"""
         self.state = {p.name: TargetState() for p in self.providers}
         self._rr = itertools.count()
+        self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()
+        """(Claude Code session, model asked) → the target that answered it last; least recent dropped first"""
 
     # -- choosing ------------------------------------------------------------------------------------------
-    def pool(self, model: str) -> list[Provider]:
-        """Targets eligible for a requested model, before ordering."""
+    def pool(self, model: str) -> tuple[list[Provider], list[Provider]]:
+        """Targets eligible for a requested model, before ordering: (those that serve it, the fallback).
+
+        A discovery id (`claude-gw-…`, proxy/discovery.py) names its target or route. A model that names a
+        target's model (or name) goes to those targets first, then to targets no route reserves; a model a route
+        matches goes to the route's targets only; anything else to the targets no route reserves (all of them
+        when every target is reserved). A route's targets never serve another model, fallback included."""
         kind, i = self.discovery.get(model.lower(), ("", -1))
         if kind == "route":
-            return [self.by_name[n] for n in self.routes[i].targets]
+            return [self.by_name[n] for n in self.routes[i].targets], []
         named = self.providers[i] if kind == "target" else None
+        routed = {n for r in self.routes for n in r.targets}
         direct = [p for p in self.providers if p is named or p.model == model or p.name == model]
         if direct:
-            return direct + [p for p in self.providers if p not in direct]
+            return direct, [p for p in self.providers if p not in direct and p.name not in routed]
         for r in self.routes:
             if fnmatch.fnmatchcase(model.lower(), r.model.lower()):
-                return [self.by_name[n] for n in r.targets]
-        routed = {n for r in self.routes for n in r.targets}
-        # targets reserved for a route don't take the rest of the traffic, unless nothing else is left
+                return [self.by_name[n] for n in r.targets], []
         rest = [p for p in self.providers if p.name not in routed]
-        return rest or list(self.providers)
+        return [], rest or list(self.providers)
 
-    def candidates(self, model: str, now: float | None = None) -> list[Provider]:
-        """Targets to try in order: healthy ones by the balancer, cooled-down ones last."""
+    def candidates(self, model: str, now: float | None = None, session: str | None = None) -> list[Provider]:
+        """Targets to try in order: those serving the model asked for before the fallback, healthy ones by the
+        balancer, cooled-down ones after them, refused ones last. A Claude Code `session` stays on the target
+        it started on (its thought signatures are that target's) while that target is healthy."""
         now = time.monotonic() if now is None else now
-        pool = self.pool(model)
-        direct = bool(pool) and (
-            pool[0].model == model
-            or pool[0].name == model
-            or self.discovery.get(model.lower(), ("", -1))[0] == "target"
-        )
-        head, tail = (pool[:1], pool[1:]) if direct else ([], pool)
-        ordered = head + self._order(tail)
+        first, rest = self.pool(model)
+        ordered = self._order(first) + self._order(rest)
+        pinned = self.pinned(session, model)
+        if pinned is not None:
+            stay = [p for p in ordered if p.name == pinned]
+            ordered = stay + [p for p in ordered if p.name != pinned]
         healthy = [
             p for p in ordered if not self.state[p.name].cooled(now) and not self.state[p.name].refused
         ]
@@ -85,6 +94,22 @@ class Router:
         out = healthy + cooled + refused
         retries = self.balancer.retries
         return out if retries is None else out[: retries + 1]
+
+    def pinned(self, session: str | None, model: str) -> str | None:
+        """The target a session's calls for `model` went to last (None: no call of it answered yet)."""
+        if not session or (session, model) not in self.sessions:
+            return None
+        self.sessions.move_to_end((session, model))
+        return self.sessions[(session, model)]
+
+    def stick(self, session: str | None, model: str, target: str) -> None:
+        """The session's call for `model` was answered by `target`: its next ones go there too."""
+        if not session:
+            return
+        self.sessions[(session, model)] = target
+        self.sessions.move_to_end((session, model))
+        while len(self.sessions) > SESSIONS_KEPT:
+            self.sessions.popitem(last=False)
 
     def _order(self, pool: list[Provider]) -> list[Provider]:
         if len(pool) <= 1:

@@ -298,7 +298,11 @@ class Gateway:
                     await self._replayed_session(call, replay.of)
                 if self.budget is not None and not count:
                     # reserved before it is served: the dearest target that may serve it, at max_tokens
-                    may_serve = [only] if only is not None else self.router.pool(inbound.model)
+                    may_serve = (
+                        [only]
+                        if only is not None
+                        else [p for ps in self.router.pool(inbound.model) for p in ps]
+                    )
                     est = budgets.estimate(
                         len(inbound.raw), _max_tokens(inbound.body), may_serve, inbound.model
                     )

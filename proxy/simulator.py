@@ -65,6 +65,8 @@ class Reply:
     chunk_delay: float = 0.0
     delay: float = 0.0
     """Seconds before the response headers."""
+    head_delay: float = 0.0
+    """Seconds of silence after a stream's headers, before its first chunk (a model thinking at length)."""
     stall_after: int | None = None
     """Stop sending (but keep the connection open) after this many chunks."""
     cut_after: int | None = None
@@ -421,6 +423,8 @@ class GeminiSimulator:
         await resp.prepare(request)
         pieces = self._split(reply.parts, reply.chunks)
         rid = secrets.token_hex(8)  # every chunk of one answer carries its id, as Gemini's do
+        if reply.head_delay:
+            await asyncio.sleep(reply.head_delay)
         for i, parts in enumerate(pieces):
             if reply.stall_after is not None and i >= reply.stall_after:
                 await asyncio.sleep(3600)

@@ -39,17 +39,20 @@ async def test_a_token_near_expiry_is_refreshed_before_use(fake, sa_json):
         assert fake.received[-1].headers["Authorization"] != fake.received[0].headers["Authorization"]
 
 
-async def test_a_key_the_token_endpoint_refuses_gives_a_401_naming_the_account(fake, rsa_key):
+async def test_a_key_the_token_endpoint_refuses_is_the_gateways_502_naming_the_account(fake, rsa_key):
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()  # the endpoint knows a different key than we sign with
     wrong = json.dumps(service_account_info(other, f"{fake.url}/token"))
     async for gw in run_gateway({"targets": [target_for("vertex", fake, wrong)]}, fake):
-        with pytest.raises(anthropic.AuthenticationError) as e:
+        # not a 401: Claude Code would read that as its own login failing
+        with pytest.raises(anthropic.InternalServerError) as e:
             await gw.client.messages.create(
                 model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
         msg = e.value.body["error"]["message"]
+        assert e.value.status_code == 502 and e.value.response.headers["x-should-retry"] == "false"
         assert SA_EMAIL in msg and "Invalid JWT Signature" in msg
+        assert "targets.vertex-flash.service_account_json" in msg and "not your Claude login" in msg
         assert "PRIVATE KEY" not in msg and not fake.received
 
 

@@ -77,7 +77,10 @@ async def test_a_call_appears_in_history_and_in_the_panes(fake, sa_json, tmp_pat
     async with app.run_test(size=(140, 40)) as pilot:
         assert app.url.startswith("http://127.0.0.1:")
         banner = plain(app.query_one("#banner", Static).content)
-        assert f"ANTHROPIC_BASE_URL={app.url} ANTHROPIC_MODEL=gemini-2.5-flash claude" in banner
+        assert (
+            f"ANTHROPIC_BASE_URL={app.url} ANTHROPIC_AUTH_TOKEN=gatewatch ANTHROPIC_MODEL=gemini-2.5-flash claude"
+            in banner
+        )
         fake.script(Reply.text("alpha beta gamma", prompt_tokens=321))
         await call(app, "first prompt about apples")
         table = app.query_one(HistoryTable)

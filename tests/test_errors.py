@@ -50,26 +50,31 @@ def test_invalid_argument_is_a_400_invalid_request_that_no_other_target_is_asked
     )
 
 
-def test_a_401_names_the_credential_that_was_rejected_and_says_not_to_retry():
-    e = from_google(401, google_error("UNAUTHENTICATED", "token expired"), KEY)
-    assert (e.status, e.type, e.headers["x-should-retry"]) == (403, "permission_error", "false")
-    assert e.message == f"{KEY} was rejected by the upstream (UNAUTHENTICATED: token expired)"
+def test_a_401_is_the_gateways_failure_naming_its_credential_and_the_fix():
+    # a 401/403 would read to Claude Code as its own login failing ("Please run /login")
+    e = from_google(401, google_error("UNAUTHENTICATED", "token expired"), KEY, fix="set the key")
+    assert (e.status, e.type, e.headers["x-should-retry"]) == (502, "api_error", "false")
+    assert e.credential and e.retryable  # another target may still answer
+    assert e.message == (
+        f"{KEY} was rejected by the upstream (UNAUTHENTICATED: token expired) "
+        "(gatewatch's Google credential, not your Claude login); to fix: set the key"
+    )
 
 
 def test_a_403_names_the_credential_that_lacks_permission():
     e = from_google(403, google_error("PERMISSION_DENIED", "no access"), KEY)
-    assert (e.status, e.type, e.headers["x-should-retry"]) == (403, "permission_error", "false")
-    assert e.message == f"{KEY} lacks permission (PERMISSION_DENIED: no access)"
+    assert (e.status, e.type, e.headers["x-should-retry"]) == (502, "api_error", "false")
+    assert e.message.startswith(f"{KEY} lacks permission (PERMISSION_DENIED: no access)")
 
 
 @pytest.mark.parametrize("details", [[{"reason": "API_KEY_INVALID"}], None], ids=["details", "bare"])
-def test_a_bad_gemini_api_key_answered_with_400_is_a_permission_error_not_worth_retrying(details):
+def test_a_bad_gemini_api_key_answered_with_400_is_the_gateways_failure_not_worth_retrying(details):
     body = google_error(
         "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", details=details
     )
     e = from_google(400, body, KEY)
-    assert (e.status, e.type) == (403, "permission_error") and KEY in e.message
-    assert e.headers["x-should-retry"] == "false" and not e.retryable
+    assert (e.status, e.type) == (502, "api_error") and KEY in e.message
+    assert e.headers["x-should-retry"] == "false" and e.credential
 
 
 def test_context_overflow_is_worded_as_anthropic_does_so_claude_code_compacts():

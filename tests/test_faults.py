@@ -395,6 +395,31 @@ def test_the_paste_hint_names_the_token_variable_never_the_token(fake, sa_json):
     assert "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN" in hint and "XYZ" not in hint
 
 
+def test_the_paste_hint_gives_claude_code_a_credential_so_it_does_not_say_not_logged_in(fake, sa_json):
+    from console.hint import usage_hint
+    from proxy import config as cfg
+
+    c = cfg.from_mapping({"targets": [target_for("gemini", fake, sa_json)]}, "t", {})
+    assert usage_hint("http://127.0.0.1:8000", c) == (
+        "ANTHROPIC_BASE_URL=http://127.0.0.1:8000 ANTHROPIC_AUTH_TOKEN=gatewatch "
+        "ANTHROPIC_MODEL=gemini-2.5-flash claude"
+    )
+
+
+def test_a_paste_hint_too_wide_for_the_screen_is_the_gatewatch_claude_line(fake, sa_json):
+    from console.hint import usage_hint
+    from proxy import config as cfg
+
+    c = cfg.from_mapping({"targets": [target_for("gemini", fake, sa_json)]}, "gatewatch.toml", {})
+    full = usage_hint("http://0.0.0.0:8000", c)
+    assert usage_hint("http://0.0.0.0:8000", c, len(full)) == full
+    assert usage_hint("http://0.0.0.0:8000", c, 78) == "gatewatch --attach http://127.0.0.1:8000 claude"
+    other = cfg.from_mapping({"targets": [target_for("gemini", fake, sa_json)]}, "team/g.toml", {})
+    assert usage_hint("http://127.0.0.1:8000", other, 78) == (
+        "gatewatch --config team/g.toml --attach http://127.0.0.1:8000 claude"
+    )
+
+
 def test_the_paste_hint_names_no_model_for_a_passthrough_pattern():
     from console.hint import usage_hint
     from proxy import config as cfg
@@ -402,7 +427,8 @@ def test_the_paste_hint_names_no_model_for_a_passthrough_pattern():
     target = {"name": "claude", "provider": "anthropic", "model": "*", "api_endpoint": "http://127.0.0.1:9"}
     c = cfg.from_mapping({"targets": [target]}, "t", {})
     hint = usage_hint("http://127.0.0.1:8000", c)
-    assert hint == "ANTHROPIC_BASE_URL=http://127.0.0.1:8000 claude"  # not ANTHROPIC_MODEL=*
+    # not ANTHROPIC_MODEL=*, and no made-up credential: the client's own Anthropic key goes through
+    assert hint == "ANTHROPIC_BASE_URL=http://127.0.0.1:8000 claude"
     # bound to every address: the client on this machine connects to loopback, not to 0.0.0.0
     assert usage_hint("http://0.0.0.0:8000", c) == hint
     assert usage_hint("http://[::]:8000", c) == "ANTHROPIC_BASE_URL=http://[::1]:8000 claude"

@@ -361,9 +361,9 @@ async def test_context_overflow_reads_as_anthropics_prompt_too_long(gwm):
     ],
     ids=["401", "403", "400-bad-key-no-details"],
 )
-async def test_credential_failures_are_403s_the_client_is_told_not_to_retry(gwm, reply):
-    gwm.fake.script(reply())
-    with pytest.raises(anthropic.PermissionDeniedError) as e:
+async def test_credential_failures_are_the_gateways_502s_the_client_is_told_not_to_retry(gwm, reply):
+    gwm.fake.script(reply(), reply())  # a 401 renews a Vertex token once and asks again
+    with pytest.raises(anthropic.InternalServerError) as e:
         await gwm.client.messages.create(
             model="x", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
         )
@@ -371,10 +371,10 @@ async def test_credential_failures_are_403s_the_client_is_told_not_to_retry(gwm,
     assert e.value.body["request_id"] == e.value.response.headers["request-id"]
 
 
-async def test_a_real_bad_api_key_is_a_403_too(fake, sa_json):
+async def test_a_real_bad_api_key_is_a_502_too(fake, sa_json):
     raw = {"targets": [target_for("gemini", fake, sa_json, api_key="AIzaSy-wrong")]}
     async for gw in run_gateway(raw, fake):
-        with pytest.raises(anthropic.PermissionDeniedError) as e:
+        with pytest.raises(anthropic.InternalServerError) as e:
             await gw.client.messages.create(
                 model="x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )

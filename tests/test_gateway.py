@@ -171,7 +171,8 @@ async def test_count_tokens_asks_gemini_to_count(gw):
             400,
             "invalid_request_error",
         ),
-        (Reply.error(403, "PERMISSION_DENIED", "Vertex AI API has not been used"), 403, "permission_error"),
+        # the gateway's credential: its failure, not the client's login (Claude Code reads 403 as /login)
+        (Reply.error(403, "PERMISSION_DENIED", "Vertex AI API has not been used"), 502, "api_error"),
         (Reply.error(404, "NOT_FOUND", "Publisher Model was not found"), 404, "not_found_error"),
     ],
 )

@@ -266,10 +266,13 @@ CASES = [
 ]
 NOT_FROM_A_REQUEST = {"body-not-kept", "payloads-not-stored", "other"}
 """kinds the record itself gets (tests/test_reliability.py; the legacy test below), not a translation"""
+FROM_THE_GATEWAYS_STATE = {"credential-renewed", "session-moved", "signature-reset"}
+"""kinds made by what the gateway knows beyond one request: a token the upstream forgot
+(tests/test_upstream_credentials.py), a session's target (tests/test_routing_rules.py)"""
 
 
 def test_every_kind_has_a_case_and_a_meaning():
-    assert {c.kind for c in CASES} | NOT_FROM_A_REQUEST == set(KINDS)
+    assert {c.kind for c in CASES} | NOT_FROM_A_REQUEST | FROM_THE_GATEWAYS_STATE == set(KINDS)
     assert all(KINDS[k] for k in KINDS)
 
 

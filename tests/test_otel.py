@@ -155,14 +155,16 @@ def client(url: str) -> anthropic.AsyncAnthropic:
 
 
 async def calls(url: str, fake) -> None:
-    """A one-shot call that falls back from the Vertex target to the Gemini API one, and a streamed call
-    answered by Vertex with cached tokens."""
+    """A one-shot call that falls back from the Vertex target to the Gemini API one, and a streamed call of
+    another session (the first one's stays on the Gemini API target now) answered by Vertex with cached
+    tokens."""
     c = client(url)
+    other = {"user_id": json.dumps({"device_id": "d", "account_uuid": "", "session_id": SESSION + "-2"})}
     try:
         fake.script(Reply.error(503, "UNAVAILABLE", "overloaded"), Reply.text("Everest.", prompt_tokens=1200))
         await c.messages.create(**ASK)
         fake.script(Reply.text("Mount Everest, 8849 m.", prompt_tokens=3400, cached_tokens=1000))
-        async with c.messages.stream(**ASK) as stream:
+        async with c.messages.stream(**{**ASK, "metadata": other}) as stream:
             await stream.get_final_message()
     finally:
         await c.close()

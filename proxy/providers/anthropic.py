@@ -46,6 +46,8 @@ class AnthropicProvider(PassthroughProvider):
             if self._key
             else "the client's own Anthropic API key"
         )
+        self.own_credential = bool(self._key)
+        self.fix = f"set targets.{target.name}.api_key to an Anthropic API key that is accepted"
 
     def url(self, action: str) -> str:
         return f"{self._base}/v1/messages" + ("/count_tokens" if action == "countTokens" else "")
@@ -80,6 +82,7 @@ class VertexAnthropicProvider(PassthroughProvider):
         self._base, loc = vertex_base(target, self.DEFAULT_LOCATION)
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/anthropic/models"
         self.tokens, self.credential = service_account(target)
+        self.fix = self.tokens.fix
 
     def url(self, action: str) -> str:
         if action == "countTokens":

@@ -26,6 +26,10 @@ class Provider:
     dialect: ClassVar[Dialect] = "gemini"
     """gemini: the request is translated; anthropic: the upstream speaks the Messages API itself."""
     credential = ""
+    fix = ""
+    """what the operator changes when the credential is refused (said to the client, shown in /health)"""
+    own_credential = True
+    """the gateway's own credential authenticates the calls (False: the client's, passed through)"""
 
     def __init__(self, target: TargetConfig):
         self.target = target
@@ -37,6 +41,13 @@ class Provider:
 
     async def headers(self) -> dict[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    renewable: ClassVar[bool] = False
+    """the credential is a token that can be minted again (a 401 renews it once and asks again)"""
+
+    async def renew(self, sent: Mapping[str, str]) -> None:
+        """The upstream refused the credential in `sent` (the headers of the refused call): get a fresh one.
+        Raises GatewayError when renewing is refused."""
 
     async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
         """Check the credential without spending anything; returns what was checked, None when there is

@@ -24,6 +24,10 @@ class GeminiProvider(Provider):
         self._base = base_url(target.api_endpoint, DEFAULT_HOST)
         self._key = target.api_key.get_secret_value().strip() if target.api_key else ""
         self.credential = f"the API key of target '{target.name}'"
+        self.fix = (
+            f"set targets.{target.name}.api_key (or GEMINI_API_KEY) to a Gemini API key Google accepts, "
+            "and restart gatewatch"
+        )
 
     def url(self, action: str) -> str:
         suffix = "?alt=sse" if action == "streamGenerateContent" else ""
@@ -46,7 +50,7 @@ class GeminiProvider(Provider):
             raise Unreachable(f"{self._base} could not be reached: {reason}") from None
         if status == 200:
             return f"API key accepted, {self.model} found"
-        raise from_google(status, body, self.credential, headers)
+        raise from_google(status, body, self.credential, headers, self.fix)
 
     def count_body(self, body: dict[str, Any]) -> dict[str, Any]:
         # The Gemini API counts a whole request only when wrapped; bare `contents` would drop system and tools.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aiohttp
 
 from ..auth import ServiceAccountTokens, load_key
@@ -48,6 +50,11 @@ class VertexProvider(Provider):
         model = segment(self.model)  # one path segment, whatever the name holds
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{model}"
         self.tokens, self.credential = service_account(target)
+        self.fix = (
+            f"give targets.{target.name}.service_account_json (or GEMINI_API_KEY) a key Google accepts, whose "
+            f"service account may use Vertex AI in project {target.project_id} (role Vertex AI User); "
+            "restart gatewatch after changing the key"
+        )
 
     def url(self, action: str) -> str:
         suffix = "?alt=sse" if action == "streamGenerateContent" else ""
@@ -55,6 +62,11 @@ class VertexProvider(Provider):
 
     async def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {await self.tokens.token()}"}
+
+    renewable = True
+
+    async def renew(self, sent: Mapping[str, str]) -> None:
+        await self.tokens.renew(sent.get("authorization", "").removeprefix("Bearer "))
 
     async def verify(self, session: aiohttp.ClientSession, timeout: float) -> str | None:
         await self.tokens.token()  # minted against the key's token endpoint; the token serves the first call

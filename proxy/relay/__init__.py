@@ -38,6 +38,9 @@ class Leg:
         """Whose text-part signatures these are: the Claude Code session, or one bucket for clients without."""
         return self.call.record.session_id or ""
 
+    moved_from: str | None = None
+    """the Claude Code session's calls went to this other target until now: its signatures can't come here"""
+
 
 Relay = Callable[[Leg], Awaitable[web.StreamResponse]]
 

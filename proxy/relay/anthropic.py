@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from .. import upstream
-from ..errors import GatewayError
+from ..errors import GatewayError, credential_refused
 from ..messages import client_headers
 from ..providers import PassthroughProvider
 from ..recorder import Call
@@ -26,6 +26,10 @@ def _error(provider: PassthroughProvider) -> upstream.ErrorMapper:
             message, type_ = str(err.get("message", "")), str(err.get("type", "api_error"))
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             message, type_ = f"upstream answered HTTP {status}: {data[:200]!r}", None
+        if status in (401, 403) and provider.own_credential:
+            # the gateway's key, not the client's login: its failure, in its words (see credential_refused)
+            verb = "lacks permission" if status == 403 else "was rejected"
+            return credential_refused(f"{provider.credential} {verb} ({message})", provider.fix)
         if status == 401:
             message = f"{provider.credential} was rejected ({message})"
         kept = {k: v for k, v in headers.items() if k.lower() in ("retry-after", "request-id")}

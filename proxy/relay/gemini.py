@@ -15,6 +15,7 @@ from ..errors import GatewayError, from_google
 from ..providers import Provider
 from ..recorder import Call, Event, new_id
 from ..translate import request as treq
+from ..translate.moves import reset_signatures
 from ..translate.notes import Note
 from ..translate.response import IdSource, usage
 from ..translate.stream import StreamTranslator, sse
@@ -50,6 +51,10 @@ async def relay(leg: Leg) -> web.StreamResponse:
         leg.signatures,
         leg.texts.view(leg.session_key),
     )
+    if leg.moved_from is not None:  # the session's signatures belong to the target it left
+        reset = reset_signatures(translated.body, p.model, leg.moved_from, p.name)
+        if reset:
+            translated.notes = [n for n in translated.notes if n.kind != "signature-kept"] + reset
     leg.call.note(*translated.notes)
     leg.call.billing(translated.billing)
     if leg.inbound.count:
@@ -99,20 +104,44 @@ async def relay(leg: Leg) -> web.StreamResponse:
     raise AssertionError("unreachable")
 
 
+class _Refused(GatewayError):
+    """The upstream answered 401 to a credential that may be renewed: renew it and ask once more."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status, "credential refused", retryable=False)
+
+
 async def _post(leg: Leg, action: str, payload: dict[str, Any]) -> Any:
     p = leg.provider
-    headers = {"content-type": "application/json", **await p.headers()}
+    data = orjson.dumps(payload)
+    for last in (False, True):
+        headers = {"content-type": "application/json", **await p.headers()}
 
-    def on_error(status: int, body: bytes, h: Any) -> GatewayError:
-        err = from_google(status, body, p.credential, h)
-        leg.call.upstream_error(p.name, status, body, err)
-        return err
+        def on_error(status: int, body: bytes, h: Any, last: bool = last) -> GatewayError:
+            if status == 401 and not last and p.renewable:
+                return _Refused(status)
+            err = from_google(status, body, p.credential, h, p.fix)
+            leg.call.upstream_error(p.name, status, body, err)
+            return err
 
-    resp = await upstream.post(
-        leg.session, p.name, p.url(action), orjson.dumps(payload), headers, leg.timeouts, on_error
-    )
-    leg.call.answered(resp.status)
-    return resp
+        try:
+            resp = await upstream.post(
+                leg.session, p.name, p.url(action), data, headers, leg.timeouts, on_error
+            )
+        except _Refused:
+            # a token the upstream forgot (revoked, its endpoint restarted) heals here, without a restart
+            await p.renew(headers)
+            leg.call.note(
+                Note(
+                    "credential-renewed",
+                    f"{p.name} refused the gateway's token (401): a new one was minted and the call sent again",
+                    {"target": p.name},
+                )
+            )
+            continue
+        leg.call.answered(resp.status)
+        return resp
+    raise AssertionError("unreachable")
 
 
 def parse_chunk(data: bytes, provider: Provider) -> dict[str, Any]:
@@ -129,7 +158,7 @@ def parse_chunk(data: bytes, provider: Provider) -> dict[str, Any]:
             502, f"upstream target '{provider.name}' sent a stream chunk that is not an object", "api_error"
         )
     if isinstance(chunk.get("error"), dict):
-        raise from_google(int(chunk["error"].get("code") or 500), data, provider.credential)
+        raise from_google(int(chunk["error"].get("code") or 500), data, provider.credential, fix=provider.fix)
     return chunk
 
 
@@ -181,6 +210,8 @@ class Sink:
         self._opening: asyncio.Future[None] | None = None
         self.held: list[Event] = []
         """Events kept back until the answer shows content: until then an empty answer can be asked again."""
+        self.last_write = asyncio.get_running_loop().time()
+        """when the client last got a frame (at first: when the upstream answered): the pinger's clock"""
 
     async def open(self) -> web.StreamResponse:
         if self._opening is not None:
@@ -215,6 +246,7 @@ class Sink:
         out = self.out if self.out is not None else await self.open()
         frame = b"".join([sse(e, d) for e, d in events]) if len(events) > 1 else sse(*events[0])
         self._call.sent(events, len(frame))
+        self.last_write = asyncio.get_running_loop().time()  # before the write yields: the pinger sees it
         await out.write(frame)
 
 
@@ -228,7 +260,7 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
             with upstream.Body(resp, p.name, leg.timeouts) as body:
                 # a silent upstream still gets the client keep-alive pings; before the first chunk the
                 # stream is opened so the client sees life. One timer per stream, not one per chunk.
-                pinger = asyncio.create_task(_pinger(body, sink, st, interval))
+                pinger = asyncio.create_task(_pinger(sink, st, interval))
                 try:
                     await _pump(leg, body, sink, st)
                 except (GatewayError, Exception, asyncio.CancelledError) as exc:
@@ -289,16 +321,29 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     await sink.send(last)
 
 
-async def _pinger(body: upstream.Body, sink: Sink, st: StreamTranslator, interval: float) -> None:
+PING_AHEAD = 0.8
+"""a ping goes out once the client has had nothing for this share of `ping_interval`, so that with the loop's
+delays the client never waits longer than the interval"""
+
+
+async def _pinger(sink: Sink, st: StreamTranslator, interval: float) -> None:
+    """Keep the client's stream alive while the upstream is silent (a model thinking at length): no gap
+    between two frames the client gets reaches `interval`, from the first byte to the last. Claude Code ends
+    a stream silent for 300 s; Gemini sends nothing while it thinks."""
     loop = asyncio.get_running_loop()
+    quiet = interval * PING_AHEAD
     while True:
-        await asyncio.sleep(interval)
-        if body.waiting and loop.time() - body.last_frame >= interval * 0.9:
-            if sink.out is None:
-                opening = st.open()
-                if opening:
-                    await sink.send(opening)
-            await sink.send([PING])
+        due = sink.last_write + quiet
+        now = loop.time()
+        if now < due:
+            await asyncio.sleep(due - now)
+            continue
+        if sink.out is None:  # nothing sent yet: the stream opens with message_start, then the ping
+            opening = st.open()
+            if opening:
+                await sink.send(opening + [PING])
+                continue
+        await sink.send([PING])
 
 
 async def count(leg: Leg, translated: dict[str, Any]) -> web.Response:

@@ -77,6 +77,8 @@ class Summary:
     """the call this one sent again (`gatewatch replay`)"""
     notes: tuple[str, ...] = ()
     """the kinds of its translation notes"""
+    parent_agent_id: str | None = None
+    """the sub-agent that spawned this call's sub-agent (None: the main agent did, or none)"""
 
     @property
     def failed(self) -> bool:

@@ -3,8 +3,9 @@ is committed, so a session's or a day's figures are one indexed row however larg
 
 - `sessions`: one row per Claude Code session (calls, tokens, cost, errors, first/last seen, models).
 - `agents`: one row per agent of a session ('' the main agent, else `x-claude-code-agent-id`), with the
-  call that spawned it (its parent's `Agent` tool_use, matched by prompt), its context (the last prompt's
-  size) and the compactions seen (the prompt falling sharply between two calls of the same model).
+  agent that spawned it (`x-claude-code-parent-agent-id` when a sub-agent did, else told from the spawns) and
+  the call that did (its parent's `Agent` tool_use, matched by prompt), its context (the last prompt's size)
+  and the compactions seen (the prompt falling sharply between two calls of the same model).
 - `spawns`: the `Agent` tool_uses seen, waiting for the sub-agent they started.
 - `daily`: spend per local day (the budget's `daily_usd`).
 - `reservations`: one row per call admitted under a budget and not recorded yet (its estimated cost, its day
@@ -272,20 +273,24 @@ def _add_call(row: list[Any], at: int, r: Record, failed: int, cost: float, unpr
 
 def _parent(conn: Conn, r: Record) -> tuple[str | None, str | None]:
     """The call whose `Agent` tool_use started this sub-agent: the one whose prompt is this agent's first
-    message, else the latest unclaimed spawn of the session before it; None when none can be told."""
+    message, else the latest unclaimed spawn of the session before it; None when none can be told. An agent
+    spawned by a sub-agent names that sub-agent (`x-claude-code-parent-agent-id`): only its spawns are looked
+    at, and it is the parent even when none of its spawns is found."""
+    known = r.parent_agent_id
+    by_parent: tuple[str, list[Any]] = ("AND agent_id = ?", [known]) if known else ("", [])
     for where, params in (
         ("AND prompt = ?", [r.preview]),
         ("", []),
     ):
         row = conn.execute(
             "SELECT rowid, call_id, agent_id FROM spawns WHERE session_id = ? AND claimed_by IS NULL "
-            f"AND started_at <= ? {where} ORDER BY started_at DESC LIMIT 1",
-            [r.session_id, r.started_at, *params],
+            f"AND started_at <= ? {where} {by_parent[0]} ORDER BY started_at DESC LIMIT 1",
+            [r.session_id, r.started_at, *params, *by_parent[1]],
         ).fetchone()
         if row is not None:
             conn.execute("UPDATE spawns SET claimed_by = ? WHERE rowid = ?", (r.agent_id, row[0]))
             return row[1], row[2]
-    return None, None
+    return None, known
 
 
 def prune(conn: Conn, cutoff: float) -> None:

@@ -31,6 +31,7 @@ FILTERABLE = frozenset(
         "started_at",
         "session_id",
         "agent_id",
+        "parent_agent_id",
         "request_mode",
         "kind",
         "error_type",
@@ -91,7 +92,8 @@ def _match(words: tuple[str, ...]) -> str:
 
 def _clause(c: Condition) -> tuple[str, list[Param]]:
     if isinstance(c, Glob):
-        return "(" + " OR ".join(f"{_col(f)} LIKE ? ESCAPE '\\'" for f in c.fields) + ")", [
+        # coalesce: a field with no value (NULL) matches nothing, so its negation (`-agent:x`) takes it
+        return "(" + " OR ".join(f"coalesce({_col(f)}, '') LIKE ? ESCAPE '\\'" for f in c.fields) + ")", [
             _glob(c.pattern)
         ] * len(c.fields)
     if isinstance(c, Equals):

@@ -34,7 +34,7 @@ from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 BATCH_BYTES = 8 * 1024 * 1024
@@ -130,6 +130,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("replay_of", "TEXT", lambda r: r.replay_of, since=5),
     # the kinds of the record's translation notes as a JSON array (NULL without any): `note:KIND`, stats
     Column("notes", "TEXT", lambda r: _note_kinds(r.notes), _load_kinds, since=5),
+    Column("parent_agent_id", "TEXT", lambda r: r.parent_agent_id, since=6),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -226,12 +227,21 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE records SET notes = ? WHERE rowid = ?", (_note_kinds(notes), rowid))
 
 
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    # parent_agent_id: the sub-agent that spawned a sub-agent (x-claude-code-parent-agent-id), for the `agent:`
+    # filter's nesting; older records name none (NULL)
+    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
+    if "parent_agent_id" not in have:
+        db.execute(f"ALTER TABLE records ADD COLUMN parent_agent_id {_BY_NAME['parent_agent_id'].ddl}")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_6,
 ]
 
 

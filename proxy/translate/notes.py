@@ -43,6 +43,9 @@ KINDS: dict[str, str] = {
     "thoughts-dropped": "Gemini sent thoughts the client did not ask for; they were not passed on",
     # the record itself
     "upstream-error": "the target answered with an error; its own body is kept",
+    "credential-renewed": "the target refused the gateway's token (401): a new one was minted, the call sent again",
+    "session-moved": "a Claude Code session left the target it started on (that target failed)",
+    "signature-reset": "thought signatures of the session's earlier target were not sent to the new one",
     "body-not-kept": "the request body was read but could not be kept",
     "payloads-not-stored": "the payloads could not be stored",
     "other": "a note from an older gatewatch",

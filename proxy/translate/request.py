@@ -436,6 +436,8 @@ def translate(
     ]
     for k in dropped:
         notes.add("field-dropped", f"{k} not sent: Gemini has no such field", field=k)
+    if "safeguards" in req:
+        request_notes.safeguards(notes, req["safeguards"])
     cached = request_notes.cache_controls(req)
     if cached:
         notes.add(

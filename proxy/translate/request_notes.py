@@ -30,6 +30,27 @@ def media(notes: Notes, kind: str, part: dict[str, Any], where: str) -> None:
         notes.add("media-converted", f"{kind} with text content → a text part", block=kind, to="text")
 
 
+SAFEGUARDS_HELP = (
+    "auto mode's server-side check (safeguards) runs only on Anthropic's servers and cannot run on Gemini: "
+    "Claude Code stops auto mode and asks before each action. Start it in another permission mode "
+    '(claude --permission-mode acceptEdits, or "defaultMode" in ~/.claude/settings.json)'
+)
+"""what the console says once, when it first sees a call whose safeguards were dropped"""
+
+
+def safeguards(notes: Notes, value: Any) -> None:
+    """Claude Code's auto mode asks Anthropic's servers to check its actions (`safeguards`); Gemini has no
+    such check, so the field is dropped, and said so."""
+    checks = [str(s.get("type")) for s in value if isinstance(s, dict)] if isinstance(value, list) else []
+    notes.add(
+        "field-dropped",
+        f"safeguards not sent ({', '.join(checks) or 'none listed'}): auto mode's server-side check runs only "
+        "on Anthropic's servers, Gemini has none",
+        field="safeguards",
+        checks=checks,
+    )
+
+
 def cache_controls(req: Mapping[str, Any]) -> int:
     """How many blocks (system, messages, tools) carry a cache_control."""
     n = 0

@@ -1,0 +1,92 @@
+"""`gatewatch claude [args]`: Claude Code (`claude` on PATH) run against this gateway with the environment the
+chosen target needs: base URL, a credential, the model id, the window and output cap to assume, discovery on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+
+from console.hint import NO_TOKEN
+from proxy import config as cfg
+from proxy.catalog import limits
+
+INSTALL = "npm install -g @anthropic-ai/claude-code"
+
+
+class NoClaude(Exception):
+    """`claude` is not on PATH (the message says how to install it)."""
+
+
+def target_limits(target: cfg.TargetConfig) -> tuple[int | None, int | None]:
+    """(context window, output cap) Claude Code should assume for calls to `target`: the model's own, the
+    output capped by the target's max_tokens. The one place that knows them, so a model-facts table can take
+    over here."""
+    lim = limits(target.model)
+    window = lim.context_window if lim else None
+    out = lim.max_output if lim else None
+    if target.max_tokens is not None:
+        out = min(out, target.max_tokens) if out else target.max_tokens
+    return window, out
+
+
+def model_id(target: cfg.TargetConfig) -> str | None:
+    """The model Claude Code asks for so its calls go to `target` (a target's model routes straight to it);
+    None for a passthrough pattern (`*`): Claude Code keeps its own choice."""
+    return None if any(c in target.model for c in "*?[") else target.model
+
+
+def pick(config: cfg.Config, name: str | None) -> cfg.TargetConfig:
+    if not config.targets:
+        raise cfg.ConfigError("no target is configured: set GEMINI_API_KEY or give --config")
+    if name is None:
+        return config.targets[0]
+    for t in config.targets:
+        if t.name == name:
+            return t
+    names = ", ".join(t.name for t in config.targets)
+    raise cfg.ConfigError(f"--target {name}: no such target (the config has {names})")
+
+
+def environment(
+    config: cfg.Config, url: str, target: cfg.TargetConfig, base: Mapping[str, str]
+) -> dict[str, str]:
+    """`base` (the caller's environment) with what Claude Code needs to use `target` through the gateway."""
+    env = dict(base)
+    env["ANTHROPIC_BASE_URL"] = url
+    token = config.gateway.auth_token
+    if token is not None:
+        env.pop("ANTHROPIC_API_KEY", None)  # one credential: Claude Code warns when it is given both
+        env["ANTHROPIC_AUTH_TOKEN"] = token.get_secret_value()
+    elif not (target.provider == "anthropic" and target.api_key is None):
+        # any value: without one Claude Code says "Not logged in" before calling (a passthrough to
+        # Anthropic with the client's own key keeps the user's credential)
+        env.pop("ANTHROPIC_API_KEY", None)
+        env["ANTHROPIC_AUTH_TOKEN"] = NO_TOKEN
+    model = model_id(target)
+    if model is not None:
+        env["ANTHROPIC_MODEL"] = model
+    window, out = target_limits(target)
+    if window:
+        env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(window)
+    if out:
+        env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(out)
+    env["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] = "1"
+    return env
+
+
+def split_target(args: list[str]) -> tuple[str | None, list[str]]:
+    """A leading `--target NAME` (or `--target=NAME`) is gatewatch's; everything else is Claude Code's."""
+    if args[:1] == ["--target"] and len(args) > 1:
+        return args[1], args[2:]
+    if args[:1] and args[0].startswith("--target="):
+        return args[0].split("=", 1)[1], args[1:]
+    return None, args
+
+
+def run(env: Mapping[str, str], args: list[str]) -> None:
+    """Become Claude Code (exec: its terminal, its signals, its exit status)."""
+    found = shutil.which("claude", path=env.get("PATH"))
+    if found is None:
+        raise NoClaude(f"Claude Code (`claude`) is not on PATH: install it with `{INSTALL}`")
+    os.execve(found, [found, *args], dict(env))
