@@ -150,6 +150,9 @@ class GeminiSimulator:
         ] = {}  # client_email → RSA public key (verified when cryptography is there)
         self.token_lifetime = 3600
         self.caches: dict[str, dict[str, Any]] = {}
+        self.implicit_cache: Callable[[str, Any], int] | None = None
+        """Gemini's implicit cache, when set: `(model, body)` → the cached tokens of that prompt (the test suite's
+        `tests/implicit_cache.py`); it sees every prompt answered"""
         self.require_auth = True
         """False for benchmarks against peers that pass the key their own way."""
         self.url = ""
@@ -362,6 +365,10 @@ class GeminiSimulator:
         }
         if reply.cached_tokens and not reply.usage:
             usage["cachedContentTokenCount"] = reply.cached_tokens
+        elif self.implicit_cache is not None and not reply.usage:
+            cached = min(self.implicit_cache(model, body), prompt)
+            if cached:
+                usage["cachedContentTokenCount"] = cached
         if action == "generateContent":
             resp: dict[str, Any] = {
                 "candidates": [

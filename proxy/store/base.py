@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import Bus
 from ..paths import data_dir as data_dir
 from ..paths import default_path as default_path
 from ..query import EVERYTHING, Filter
 from ..record import Record
+from ..translate.notes import Note
+
+if TYPE_CHECKING:
+    from .insight import SessionView, Turn
 
 
 class Cursor(Protocol):
@@ -75,7 +79,14 @@ class Summary:
     replay_of: str | None = None
     """the call this one sent again (`gatewatch replay`)"""
     notes: tuple[str, ...] = ()
-    """the kinds of its translation notes"""
+    """the kinds of its translation notes (and of its findings)"""
+    prompt_id: str | None = None
+    """Claude Code's prompt id (its telemetry, joined by request id)"""
+    cc_cost: float | None = None
+    """Claude Code's own cost estimate"""
+    query_source: str | None = None
+    cache_saved: float | None = None
+    """what the implicit cache saved (USD)"""
 
     @property
     def failed(self) -> bool:
@@ -266,3 +277,19 @@ class RecordStore(Protocol):
         ...
 
     def session_spend(self, session_id: str) -> float: ...
+
+    def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
+        """Hand over Claude Code's telemetry events (`proxy/telemetry.py`); joined to records by the writer."""
+        ...
+
+    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
+        """The detector's findings of these records (`proxy/insight`), by record."""
+        ...
+
+    def turns(self, session_id: str) -> list[Turn]:
+        """A session's turns (its calls by Claude Code's prompt id), the newest first."""
+        ...
+
+    def session_view(self, session_id: str) -> SessionView:
+        """A session's cache share and savings, findings by kind, Claude Code's estimate beside the bill."""
+        ...

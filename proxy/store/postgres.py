@@ -37,7 +37,8 @@ from ..events import Bus, RecordsCommitted
 from ..paths import data_dir
 from ..query import EVERYTHING, Filter
 from ..record import Record
-from . import ledger
+from ..translate.notes import Note
+from . import insight, ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals
 from .payloads import hydrate
 from .pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
@@ -112,6 +113,7 @@ def _ddl() -> list[str]:
         stmts.append(
             sql.replace("spawns (", "spawns (rowid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ", 1)
         )
+    stmts += list(insight.DDL)
     return stmts
 
 
@@ -348,6 +350,7 @@ class PostgresStore(JournaledStore):
                         new.append(rec)
                     cur.nextset()
         ledger.roll_up(Qmark(conn), new)
+        self.insight.roll(Qmark(conn), new)
         return len(new)
 
     def close(self, timeout: float = 10) -> None:
@@ -441,7 +444,8 @@ class PostgresStore(JournaledStore):
         rows = self._read("SELECT data FROM records WHERE id = %s", (record_id,))
         if not rows:
             return None
-        return Record.model_validate(hydrate(bytes(rows[0][0]), Qmark(self.reader())))
+        conn = Qmark(self.reader())
+        return Record.model_validate(insight.complete(conn, hydrate(bytes(rows[0][0]), conn)))
 
     def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[tuple[Any, ...]]:
         """Every matching row, oldest first, through a server-side cursor on a connection of its own."""
@@ -474,6 +478,19 @@ class PostgresStore(JournaledStore):
             (since,),
         )[0]
         return Totals(float(cost), float(cost_since), since, int(n), self.stats.written, self.stats.lost)
+
+    def _ledger(self, conn: Any) -> Any:
+        return Qmark(conn)
+
+    # -- findings, turns, Claude Code's view (proxy/store/insight.py) ----------------------------------------
+    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
+        return insight.findings(Qmark(self.reader()), record_ids)
+
+    def turns(self, session_id: str) -> list[insight.Turn]:
+        return insight.turns(Qmark(self.reader()), session_id)
+
+    def session_view(self, session_id: str) -> insight.SessionView:
+        return insight.session_view(Qmark(self.reader()), session_id)
 
     # -- the ledger (proxy/store/ledger.py) -----------------------------------------------------------------
     def sessions(self, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
@@ -508,6 +525,7 @@ class PostgresStore(JournaledStore):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 n = conn.execute("DELETE FROM records WHERE started_at < %s", (cutoff,)).rowcount
                 ledger.prune(Qmark(conn), cutoff)
+                insight.prune(Qmark(conn), cutoff)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('pruned', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -15,7 +15,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
@@ -27,14 +27,14 @@ from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
 from ..record import Record, safe_text
 from ..translate.notes import Note, from_text, kinds
-from . import ledger
+from . import insight, ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals, WriterStats, default_path
-from .payloads import PAYLOADS, SHARED, hydrate, serialize_parts
+from .payloads import PAYLOADS, SHARED, hydrate, scrub, serialize_parts
 from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 RETRIES = 5
@@ -128,6 +128,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("replay_of", "TEXT", lambda r: r.replay_of, since=5),
     # the kinds of the record's translation notes as a JSON array (NULL without any): `note:KIND`, stats
     Column("notes", "TEXT", lambda r: _note_kinds(r.notes), _load_kinds, since=5),
+    # Claude Code's telemetry joined by request id, and what the cache saved: filled by the writer
+    # (proxy/store/insight.py), usually after the row is written
+    Column("prompt_id", "TEXT", lambda r: r.prompt_id, since=6),
+    Column("cc_cost", "REAL", lambda r: r.cc_cost, since=6),
+    Column("query_source", "TEXT", lambda r: r.query_source, since=6),
+    Column("cache_saved", "REAL", lambda r: None, since=6),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -224,12 +230,23 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE records SET notes = ? WHERE rowid = ?", (_note_kinds(notes), rowid))
 
 
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    # (a step the lead may renumber at merge) Claude Code's telemetry joined to records, the findings of the
+    # detector and what the cache saved (proxy/store/insight.py); older records have none of them
+    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
+    for c in COLUMNS:
+        if c.since == 6 and c.name not in have:
+            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
+    insight.create(db.conn)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_6,
 ]
 
 
@@ -379,6 +396,19 @@ class _Stop:
 _STOP: Final = _Stop()
 _Item = tuple[Record, bytes, dict[str, bytes]]
 """a submitted record, its JSON, and the shared parts that JSON names"""
+TELEMETRY = b"#cc "
+"""a journal line of Claude Code's telemetry events (JSON after it)"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Telemetry:
+    """Claude Code's events, submitted beside the records (`submit_telemetry`): journaled, written in order."""
+
+    line: bytes
+    events: tuple[dict[str, Any], ...]
+
+
+_Queued = _Item | _Telemetry
 
 
 class JournaledStore:
@@ -411,14 +441,16 @@ class JournaledStore:
         self._lock: int | None = None
         self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
-        self._q: queue.Queue[_Item | _Stop] = queue.Queue()
-        self._unwritten: list[_Item] = []
+        self._q: queue.Queue[_Queued | _Stop] = queue.Queue()
+        self._unwritten: list[_Queued] = []
         """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._queued_bytes = 0
         """journal bytes of the records not committed yet (what a compaction would keep)"""
         self._local = threading.local()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.insight = insight.Insight()
+        """the findings' state and the telemetry join, on the writer thread (proxy/store/insight.py)"""
 
     # -- what a backend provides ---------------------------------------------------------------------------
     @property
@@ -442,6 +474,10 @@ class JournaledStore:
         """Insert records (and roll them up) in the open transaction; a record already there is left alone.
         Returns how many were new."""
         raise NotImplementedError
+
+    def _ledger(self, conn: Any) -> Any:
+        """`conn` as the ledger's qmark SQL takes it."""
+        return conn
 
     def _disconnect(self, conn: Any) -> None:
         try:
@@ -494,8 +530,15 @@ class JournaledStore:
             with self._transaction(conn), open(self.journal_path, "rb") as f:
                 items: list[tuple[Record, bytes]] = []
                 blobs: dict[str, bytes] = {}
+                events: list[dict[str, Any]] = []
                 for raw in f:
                     line = raw.rstrip(b"\n")
+                    if line.startswith(TELEMETRY):
+                        try:
+                            events += orjson.loads(line[len(TELEMETRY) :])
+                        except orjson.JSONDecodeError:
+                            pass  # the last line of a write cut short by the crash
+                        continue
                     if line.startswith(b"#blob "):
                         parts = line.split(b" ", 2)
                         # a cut-short line fails the hash and is skipped
@@ -511,6 +554,8 @@ class JournaledStore:
                         n += self._insert(conn, items, blobs)
                         items, blobs = [], {}
                 n += self._insert(conn, items, blobs)
+                if events:
+                    insight.telemetry(self._ledger(conn), events)
         finally:
             self._disconnect(conn)
         os.ftruncate(self._journal, 0)
@@ -546,6 +591,25 @@ class JournaledStore:
                     self.stats.last_error = f"journal: {exc.strerror}"
             self._queued_bytes += len(data)
             self._q.put((rec, data, blobs))
+
+    def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
+        """Hand over Claude Code's telemetry events (`proxy/telemetry.py`): journaled like a record, so none is
+        lost on a restart, and joined to their records by the writer whichever comes first."""
+        if not events:
+            return
+        if self._closed:
+            self.stats.last_error = "telemetry arrived after the store was closed"
+            return
+        data = scrub(orjson.dumps(events), self.secrets)
+        item = _Telemetry(TELEMETRY + data, tuple(orjson.loads(data)))
+        with self._jlock:
+            if self._journal is not None:
+                try:
+                    os.write(self._journal, item.line + b"\n")
+                except OSError as exc:
+                    self.stats.last_error = f"journal: {exc.strerror}"
+            self._queued_bytes += len(item.line)
+            self._q.put(item)
 
     def _lose(self, n: int, why: str) -> None:
         self.stats.lost += n
@@ -612,8 +676,10 @@ class JournaledStore:
         if conn is not None:
             self._disconnect(conn)
 
-    def _write(self, conn: Any, new: list[_Item]) -> Any:
-        items = self._unwritten + new
+    def _write(self, conn: Any, new: list[_Queued]) -> Any:
+        queued = self._unwritten + new
+        items = [it for it in queued if isinstance(it, tuple)]
+        events = [e for it in queued if isinstance(it, _Telemetry) for e in it.events]
         batch = [rec for rec, _, _ in items]
         blobs = {h: part for _, _, parts in items for h, part in parts.items()}
         for attempt in range(RETRIES):
@@ -622,10 +688,14 @@ class JournaledStore:
                     conn = self._connect()
                 with self._transaction(conn):
                     self._insert(conn, [(rec, data) for rec, data, _ in items], blobs)
+                    if events:  # after the batch's records: an event joins a record of its own batch too
+                        insight.telemetry(self._ledger(conn), events)
                 self.stats.written += len(batch)
                 self.stats.last_error = None
                 with self._jlock:
-                    self._queued_bytes -= sum(len(data) for _, data, _ in items)
+                    self._queued_bytes -= sum(
+                        len(it.line) if isinstance(it, _Telemetry) else len(it[1]) for it in queued
+                    )
                 if self._unwritten:
                     n = len(self._unwritten)
                     self.stats.lost -= n
@@ -644,7 +714,7 @@ class JournaledStore:
                     self._disconnect(conn)
                     conn = None
                 time.sleep(min(2.0, 0.1 * 2**attempt))
-        self._unwritten = items  # kept (and in the journal) until a later try writes them
+        self._unwritten = queued  # kept (and in the journal) until a later try writes them
         if new:
             self.stats.lost += len(new)
             log.error(
@@ -674,7 +744,11 @@ class JournaledStore:
             pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
             seen: set[str] = set()
             lines: list[bytes] = []
-            for _, data, blobs in pending:
+            for it in pending:
+                if isinstance(it, _Telemetry):
+                    lines.append(it.line)
+                    continue
+                _, data, blobs = it
                 lines += [b"#blob " + h.encode() + b" " + blobs[h] for h in blobs if h not in seen]
                 seen.update(blobs)
                 lines.append(data)
@@ -775,6 +849,7 @@ class SqliteStore(JournaledStore):
                     (cur.lastrowid, rec.preview, rec.response_text),
                 )
         ledger.roll_up(conn, new)
+        self.insight.roll(conn, new)
         return len(new)
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -848,7 +923,7 @@ class SqliteStore(JournaledStore):
     def get(self, record_id: str) -> Record | None:
         conn = self.reader()
         row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
-        return Record.model_validate(hydrate(row[0], conn)) if row else None
+        return Record.model_validate(insight.complete(conn, hydrate(row[0], conn))) if row else None
 
     def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[sqlite3.Row]:
         """Every matching row, oldest first, on a connection of its own (the caller may interleave reads)."""
@@ -900,6 +975,16 @@ class SqliteStore(JournaledStore):
     def spend_today(self) -> float:
         return ledger.spend_on(self.reader(), ledger.day_of(time.time()))
 
+    # -- findings, turns, Claude Code's view (proxy/store/insight.py) ----------------------------------------
+    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
+        return insight.findings(self.reader(), record_ids)
+
+    def turns(self, session_id: str) -> list[insight.Turn]:
+        return insight.turns(self.reader(), session_id)
+
+    def session_view(self, session_id: str) -> insight.SessionView:
+        return insight.session_view(self.reader(), session_id)
+
     def session_spend(self, session_id: str) -> float:
         s = ledger.session(self.reader(), session_id)
         return s.cost if s is not None else 0.0
@@ -916,6 +1001,7 @@ class SqliteStore(JournaledStore):
                 )
                 n: int = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
                 ledger.prune(conn, cutoff)
+                insight.prune(conn, cutoff)
                 # shared parts no remaining record names go too
                 refs = " UNION ".join(
                     f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"

@@ -38,6 +38,12 @@ KINDS: dict[str, str] = {
     "empty-failed": "Gemini's answer was empty again: the call failed as overloaded",
     "usage-mapped": "Gemini's usage was rewritten in Anthropic's terms (cache reads, thoughts as output)",
     "thoughts-dropped": "Gemini sent thoughts the client did not ask for; they were not passed on",
+    # findings: what a session's calls in order show (proxy/insight/detector.py), with tokens and $ at stake
+    "cache-break": "the upstream prefix changed where Gemini's cache should have held it (what, where, re-billed)",
+    "repeat": "the same request body was sent again after it was answered",
+    "retry-cascade": "the same request was resent after a 4xx that refuses it again",
+    "tool-loop": "the model called the same tool with the same input 3 or more times in the session",
+    "stream-fallback": "a non-streaming resend of a stream that failed (its tools may run twice)",
     # the record itself
     "upstream-error": "the target answered with an error; its own body is kept",
     "body-not-kept": "the request body was read but could not be kept",
