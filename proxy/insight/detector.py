@@ -25,6 +25,8 @@ from ..translate.notes import Note
 from ..translate.request import BILLING_PREFIX
 from . import prefix as px
 
+FINDINGS = frozenset({"cache-break", "repeat", "retry-cascade", "tool-loop", "stream-fallback"})
+"""the note kinds the detector gives"""
 MIN_CACHE_TOKENS = 1024
 """Google's implicit cache starts at this many prompt tokens (2.5 Flash; Pro's floor is higher)"""
 LOOP_MIN = 3

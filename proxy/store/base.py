@@ -286,6 +286,10 @@ class RecordStore(Protocol):
         """The detector's findings of these records (`proxy/insight`), by record."""
         ...
 
+    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+        """Claude Code's prompts' text where it was sent and kept, by prompt id."""
+        ...
+
     def turns(self, session_id: str) -> list[Turn]:
         """A session's turns (its calls by Claude Code's prompt id), the newest first."""
         ...

@@ -192,6 +192,19 @@ def findings(conn: Conn, record_ids: Sequence[str]) -> dict[str, list[Note]]:
     return out
 
 
+def prompts(conn: Conn, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+    """The text of these prompts where Claude Code sent it (None where it did not), by prompt id."""
+    out: dict[str, str | None] = {}
+    for i in range(0, len(prompt_ids), 500):
+        chunk = list(prompt_ids[i : i + 500])
+        marks = ", ".join("?" * len(chunk))
+        for pid, text in conn.execute(
+            f"SELECT prompt_id, text FROM cc_prompts WHERE prompt_id IN ({marks})", chunk
+        ).fetchall():
+            out[pid] = text
+    return out
+
+
 def complete(conn: Conn, doc: dict[str, Any]) -> dict[str, Any]:
     """A stored record's JSON with what the writer learnt after it was serialised: its findings as notes,
     Claude Code's prompt id, cost estimate and query source."""

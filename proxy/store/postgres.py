@@ -486,6 +486,9 @@ class PostgresStore(JournaledStore):
     def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
         return insight.findings(Qmark(self.reader()), record_ids)
 
+    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+        return insight.prompts(Qmark(self.reader()), prompt_ids)
+
     def turns(self, session_id: str) -> list[insight.Turn]:
         return insight.turns(Qmark(self.reader()), session_id)
 

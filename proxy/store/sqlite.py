@@ -979,6 +979,9 @@ class SqliteStore(JournaledStore):
     def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
         return insight.findings(self.reader(), record_ids)
 
+    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+        return insight.prompts(self.reader(), prompt_ids)
+
     def turns(self, session_id: str) -> list[insight.Turn]:
         return insight.turns(self.reader(), session_id)
 
