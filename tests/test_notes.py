@@ -409,7 +409,7 @@ def test_stats_counts_the_calls_of_each_note_kind(tmp_path):
         and counts["upstream-error"] == "1"
     )
     r = cli("stats", "note:signature*", "--db", str(db))
-    section = r.stdout[r.stdout.index("translation notes") :].splitlines()
+    section = r.stdout[r.stdout.index("translation notes") : r.stdout.index("waste")].splitlines()
     assert dict(line.split() for line in section[2:] if line.strip()) == {"signature-injected": "1"}
 
 

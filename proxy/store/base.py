@@ -294,6 +294,10 @@ class RecordStore(Protocol):
         """A session's turns (its calls by Claude Code's prompt id), the newest first."""
         ...
 
+    def session_views(self, session_ids: Sequence[str]) -> dict[str, SessionView]:
+        """Several sessions' figures (without findings by kind), from the roll-ups: the Sessions view's rows."""
+        ...
+
     def session_view(self, session_id: str) -> SessionView:
         """A session's cache share and savings, findings by kind, Claude Code's estimate beside the bill."""
         ...

@@ -35,10 +35,20 @@ DDL = (
         query_source TEXT, at DOUBLE PRECISION)""",
     """CREATE TABLE IF NOT EXISTS cc_prompts (
         prompt_id TEXT PRIMARY KEY, session_id TEXT, at DOUBLE PRECISION, text TEXT, length BIGINT)""",
-    "CREATE INDEX IF NOT EXISTS records_session_prompt ON records(session_id, prompt_id)",
+    # roll-ups, as the ledger's: a session's and a turn's figures are one indexed row however many calls
+    """CREATE TABLE IF NOT EXISTS session_insight (
+        session_id TEXT PRIMARY KEY, saved DOUBLE PRECISION NOT NULL DEFAULT 0, cc_cost DOUBLE PRECISION,
+        cc_calls BIGINT NOT NULL DEFAULT 0, findings BIGINT NOT NULL DEFAULT 0,
+        missed DOUBLE PRECISION NOT NULL DEFAULT 0, wasted DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS turns (
+        session_id TEXT NOT NULL, prompt_id TEXT NOT NULL, first_seen DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL, calls BIGINT NOT NULL DEFAULT 0,
+        input_tokens BIGINT NOT NULL DEFAULT 0, cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+        cost DOUBLE PRECISION NOT NULL DEFAULT 0, cc_cost DOUBLE PRECISION NOT NULL DEFAULT 0,
+        saved DOUBLE PRECISION NOT NULL DEFAULT 0, findings BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (session_id, prompt_id))""",
+    "CREATE INDEX IF NOT EXISTS turns_session_seen ON turns(session_id, first_seen)",
 )
-KEEP_DAYS_WITHOUT_RECORD = 7
-"""telemetry whose record never came (a call to another gateway) is pruned with the records of its age"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +59,11 @@ class Turn:
     first_seen: float
     last_seen: float
     calls: int
-    agents: int
-    """distinct agents among its calls (the main one counts)"""
     input_tokens: int
     cache_read_tokens: int
     cost: float
-    cc_cost: float | None
+    cc_cost: float
+    """Claude Code's own estimate over the turn's calls"""
     saved: float
     findings: int
     text: str | None
@@ -80,8 +89,12 @@ class SessionView:
     """what the cache saved"""
     missed: float
     """what the cache breaks cost (their re-billed tokens at input price less the cache's)"""
+    wasted: float
+    """what the other findings' calls cost (repeats, retries, loops, fallbacks)"""
     findings: dict[str, tuple[int, int, float]]
-    """kind → (calls, tokens, $)"""
+    """kind → (calls, tokens, $); only when read for one session (`session_view`)"""
+    found: int = 0
+    """findings of every kind"""
 
     @property
     def cache_share(self) -> float:
@@ -124,43 +137,122 @@ class Insight:
                 conn.execute(
                     "UPDATE records SET notes = ? WHERE id = ?", (orjson.dumps(every).decode(), r.id)
                 )
-            if r.usage.cache_read_tokens:
-                saved = detector.saved(r)
-                if saved:
-                    conn.execute("UPDATE records SET cache_saved = ? WHERE id = ?", (saved, r.id))
-            if r.session_id and r.kind == "messages":
-                row = conn.execute(
-                    "SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = ?", (r.id,)
-                ).fetchone()
-                if row is not None:
-                    conn.execute(
-                        "UPDATE records SET prompt_id = ?, cc_cost = ?, query_source = ? WHERE id = ?",
-                        (row[0], row[1], row[2], r.id),
-                    )
+            saved = (detector.saved(r) or 0.0) if r.usage.cache_read_tokens else 0.0
+            if saved:
+                conn.execute("UPDATE records SET cache_saved = ? WHERE id = ?", (saved, r.id))
+            if not r.session_id:
+                continue
+            missed = sum(float(n.data.get("cost") or 0) for n in found if n.kind == "cache-break")
+            wasted = sum(float(n.data.get("cost") or 0) for n in found if n.kind != "cache-break")
+            if saved or found:
+                _session_add(
+                    conn, r.session_id, saved=saved, findings=len(found), missed=missed, wasted=wasted
+                )
+            row = conn.execute(
+                "SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = ?", (r.id,)
+            ).fetchone()
+            if row is not None and row[0]:
+                conn.execute(
+                    "UPDATE records SET prompt_id = ?, cc_cost = ?, query_source = ? WHERE id = ?",
+                    (row[0], row[1], row[2], r.id),
+                )
+                u = r.usage
+                _turn_add(
+                    conn,
+                    r.session_id,
+                    row[0],
+                    r.started_at,
+                    u.input_tokens,
+                    u.cache_read_tokens,
+                    u.cost or 0.0,
+                    row[1],
+                    saved,
+                    len(found),
+                )
+
+
+def _session_add(
+    conn: Conn,
+    sid: str,
+    saved: float = 0.0,
+    cc_cost: float | None = None,
+    findings: int = 0,
+    missed: float = 0.0,
+    wasted: float = 0.0,
+) -> None:
+    conn.execute(
+        "INSERT INTO session_insight AS s (session_id, saved, cc_cost, cc_calls, findings, missed, wasted) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET saved = s.saved + excluded.saved, "
+        "cc_cost = CASE WHEN excluded.cc_cost IS NULL THEN s.cc_cost "
+        "ELSE coalesce(s.cc_cost, 0) + excluded.cc_cost END, cc_calls = s.cc_calls + excluded.cc_calls, "
+        "findings = s.findings + excluded.findings, missed = s.missed + excluded.missed, "
+        "wasted = s.wasted + excluded.wasted",
+        (sid, saved, cc_cost, int(cc_cost is not None), findings, missed, wasted),
+    )
+
+
+def _turn_add(
+    conn: Conn,
+    sid: str,
+    pid: str,
+    at: float,
+    input_tokens: int,
+    read: int,
+    cost: float,
+    cc_cost: float | None,
+    saved: float,
+    findings: int,
+) -> None:
+    """One call more in a turn (and Claude Code's estimate of it in its session's figures)."""
+    conn.execute(
+        "INSERT INTO turns AS t (session_id, prompt_id, first_seen, last_seen, calls, input_tokens, "
+        "cache_read_tokens, cost, cc_cost, saved, findings) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (session_id, prompt_id) DO UPDATE SET "
+        "first_seen = CASE WHEN excluded.first_seen < t.first_seen THEN excluded.first_seen ELSE t.first_seen END, "
+        "last_seen = CASE WHEN excluded.last_seen > t.last_seen THEN excluded.last_seen ELSE t.last_seen END, "
+        "calls = t.calls + 1, input_tokens = t.input_tokens + excluded.input_tokens, "
+        "cache_read_tokens = t.cache_read_tokens + excluded.cache_read_tokens, cost = t.cost + excluded.cost, "
+        "cc_cost = t.cc_cost + excluded.cc_cost, saved = t.saved + excluded.saved, "
+        "findings = t.findings + excluded.findings",
+        (sid, pid, at, at, input_tokens, read, cost, cc_cost or 0.0, saved, findings),
+    )
+    if cc_cost is not None:
+        _session_add(conn, sid, cc_cost=cc_cost)
 
 
 def telemetry(conn: Conn, events: Sequence[dict[str, Any]]) -> None:
     """Claude Code's events (`proxy/telemetry.py`'s dicts), stored and joined to records already there."""
     for e in events:
-        if e.get("event") == "api_request" and e.get("request_id"):
-            params = (
-                e["request_id"],
-                e.get("prompt_id"),
-                e.get("session_id"),
-                e.get("cost_usd"),
-                e.get("query_source"),
-                e.get("at"),
-            )
+        if e.get("event") == "api_request" and e.get("request_id") and e.get("prompt_id"):
+            rid, pid = str(e["request_id"]), str(e["prompt_id"])
             conn.execute(
                 "INSERT INTO cc_calls (request_id, prompt_id, session_id, cost_usd, query_source, at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET prompt_id = excluded.prompt_id, "
-                "session_id = excluded.session_id, cost_usd = excluded.cost_usd, "
-                "query_source = excluded.query_source, at = excluded.at",
-                params,
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
+                (rid, pid, e.get("session_id"), e.get("cost_usd"), e.get("query_source"), e.get("at")),
             )
+            row = conn.execute(
+                "SELECT session_id, started_at, input_tokens, cache_read_tokens, cost, cache_saved, prompt_id "
+                "FROM records WHERE id = ?",
+                (rid,),
+            ).fetchone()
+            if row is None or row[6] is not None or not row[0]:
+                continue  # not here yet (joined when it comes), or joined already (an event sent twice)
             conn.execute(
                 "UPDATE records SET prompt_id = ?, cc_cost = ?, query_source = ? WHERE id = ?",
-                (e.get("prompt_id"), e.get("cost_usd"), e.get("query_source"), e["request_id"]),
+                (pid, e.get("cost_usd"), e.get("query_source"), rid),
+            )
+            (n,) = conn.execute("SELECT count(*) FROM findings WHERE record_id = ?", (rid,)).fetchone()
+            _turn_add(
+                conn,
+                row[0],
+                pid,
+                float(row[1]),
+                int(row[2] or 0),
+                int(row[3] or 0),
+                float(row[4] or 0),
+                e.get("cost_usd"),
+                float(row[5] or 0),
+                int(n),
             )
         elif e.get("event") == "user_prompt" and e.get("prompt_id"):
             conn.execute(
@@ -175,6 +267,8 @@ def prune(conn: Conn, cutoff: float) -> None:
     conn.execute("DELETE FROM findings WHERE started_at < ?", (cutoff,))
     conn.execute("DELETE FROM cc_calls WHERE at < ?", (cutoff,))
     conn.execute("DELETE FROM cc_prompts WHERE at < ?", (cutoff,))
+    conn.execute("DELETE FROM turns WHERE last_seen < ?", (cutoff,))
+    conn.execute("DELETE FROM session_insight WHERE session_id NOT IN (SELECT session_id FROM sessions)")
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -224,47 +318,64 @@ def complete(conn: Conn, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def turns(conn: Conn, session_id: str, limit: int = 200) -> list[Turn]:
-    """A session's turns (calls grouped by Claude Code's prompt id), the newest first."""
+    """A session's turns (its calls by Claude Code's prompt id), the newest first."""
     rows = conn.execute(
-        "SELECT prompt_id, min(started_at), max(started_at), count(*), count(DISTINCT coalesce(agent_id, '')), "
-        "sum(input_tokens), sum(cache_read_tokens), coalesce(sum(cost), 0), sum(cc_cost), "
-        "coalesce(sum(cache_saved), 0), sum(CASE WHEN notes IS NULL THEN 0 ELSE 1 END) "
-        "FROM records WHERE session_id = ? AND prompt_id IS NOT NULL GROUP BY prompt_id "
-        "ORDER BY min(started_at) DESC LIMIT ?",
+        "SELECT prompt_id, first_seen, last_seen, calls, input_tokens, cache_read_tokens, cost, cc_cost, saved, "
+        "findings FROM turns WHERE session_id = ? ORDER BY first_seen DESC LIMIT ?",
         (session_id, limit),
     ).fetchall()
-    texts: dict[str, str | None] = {}
-    ids = [r[0] for r in rows]
-    if ids:
-        for pid, text in conn.execute(
-            f"SELECT prompt_id, text FROM cc_prompts WHERE prompt_id IN ({', '.join('?' * len(ids))})", ids
-        ).fetchall():
-            texts[pid] = text
+    texts = prompts(conn, [r[0] for r in rows])
     return [
         Turn(
             r[0],
-            r[1],
-            r[2],
+            float(r[1]),
+            float(r[2]),
             int(r[3]),
             int(r[4]),
-            int(r[5] or 0),
-            int(r[6] or 0),
+            int(r[5]),
+            float(r[6]),
             float(r[7]),
-            None if r[8] is None else float(r[8]),
-            float(r[9]),
-            0,
+            float(r[8]),
+            int(r[9]),
             texts.get(r[0]),
         )
         for r in rows
     ]
 
 
+def _view(row: Sequence[Any], by_kind: dict[str, tuple[int, int, float]]) -> SessionView:
+    sid, cost, read, inp, saved, cc_cost, cc_calls, found, missed, wasted = row
+    return SessionView(
+        sid,
+        float(cost or 0),
+        None if not cc_calls else float(cc_cost or 0),
+        int(inp or 0),
+        int(read or 0),
+        float(saved or 0),
+        float(missed or 0),
+        float(wasted or 0),
+        by_kind,
+        int(found or 0),
+    )
+
+
+_VIEW = (
+    "SELECT s.session_id, s.cost, s.cache_read_tokens, s.input_tokens, i.saved, i.cc_cost, i.cc_calls, "
+    "i.findings, i.missed, i.wasted FROM sessions s LEFT JOIN session_insight i ON i.session_id = s.session_id"
+)
+
+
+def session_views(conn: Conn, session_ids: Sequence[str]) -> dict[str, SessionView]:
+    """Several sessions' figures at once (the Sessions view's rows), from the roll-ups."""
+    if not session_ids:
+        return {}
+    marks = ", ".join("?" * len(session_ids))
+    rows = conn.execute(f"{_VIEW} WHERE s.session_id IN ({marks})", list(session_ids)).fetchall()
+    return {r[0]: _view(r, {}) for r in rows}
+
+
 def session_view(conn: Conn, session_id: str) -> SessionView:
-    row = conn.execute(
-        "SELECT coalesce(sum(cost), 0), sum(cc_cost), coalesce(sum(input_tokens), 0), "
-        "coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_saved), 0) FROM records WHERE session_id = ?",
-        (session_id,),
-    ).fetchone()
+    """One session's figures with its findings by kind."""
     found: dict[str, tuple[int, int, float]] = {}
     for kind, calls, tokens, cost in conn.execute(
         "SELECT kind, count(DISTINCT record_id), coalesce(sum(tokens), 0), coalesce(sum(cost), 0) FROM findings "
@@ -272,14 +383,7 @@ def session_view(conn: Conn, session_id: str) -> SessionView:
         (session_id,),
     ).fetchall():
         found[kind] = (int(calls), int(tokens), float(cost))
-    missed = found.get("cache-break", (0, 0, 0.0))[2]
-    return SessionView(
-        session_id,
-        float(row[0]),
-        None if row[1] is None else float(row[1]),
-        int(row[2]),
-        int(row[3]),
-        float(row[4]),
-        missed,
-        found,
-    )
+    row = conn.execute(f"{_VIEW} WHERE s.session_id = ?", (session_id,)).fetchone()
+    if row is None:
+        return SessionView(session_id, 0.0, None, 0, 0, 0.0, 0.0, 0.0, found, 0)
+    return _view(row, found)

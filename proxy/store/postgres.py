@@ -492,6 +492,9 @@ class PostgresStore(JournaledStore):
     def turns(self, session_id: str) -> list[insight.Turn]:
         return insight.turns(Qmark(self.reader()), session_id)
 
+    def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
+        return insight.session_views(Qmark(self.reader()), session_ids)
+
     def session_view(self, session_id: str) -> insight.SessionView:
         return insight.session_view(Qmark(self.reader()), session_id)
 

@@ -985,6 +985,9 @@ class SqliteStore(JournaledStore):
     def turns(self, session_id: str) -> list[insight.Turn]:
         return insight.turns(self.reader(), session_id)
 
+    def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
+        return insight.session_views(self.reader(), session_ids)
+
     def session_view(self, session_id: str) -> insight.SessionView:
         return insight.session_view(self.reader(), session_id)
 
