@@ -98,6 +98,10 @@ async def main() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(10)
         shots.append(("main-80x24", app.save_screenshot(filename="narrow.svg", path=str(tmp))))
+        await pilot.press("s")  # the Sessions view beside Claude Code: turns, cache share, findings
+        await pilot.pause(1.5)
+        shots.append(("sessions-80x24", app.save_screenshot(filename="narrow-sessions.svg", path=str(tmp))))
+        await pilot.press("escape")
         await app.shutdown()
     for name, svg in shots:
         to_png(Path(svg), OUT / f"{name}.png")

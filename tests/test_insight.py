@@ -1,5 +1,5 @@
 """Why a session cost what it cost: through the real gateway and the strict fake with Google's implicit cache
-(tests/implicit_cache.py), each session's calls committed to a real store (SQLite and PostgreSQL), the writer's
+(proxy/simulator.py's ImplicitCache, on in this file's fake), each session's calls committed to a real store (SQLite and PostgreSQL), the writer's
 detector finds cache breaks (naming what changed and the tokens re-billed), repeats, retry cascades, tool loops
 and stream fallbacks, and finds nothing in a session whose prefix holds."""
 
@@ -12,10 +12,9 @@ import anthropic
 import pytest
 
 from proxy.query import parse
-from proxy.simulator import Reply
+from proxy.simulator import ImplicitCache, Reply, prompt_bytes
 from tests.cc_requests import TOOLS
 from tests.conftest import run_gateway, target_for
-from tests.implicit_cache import ImplicitCache, prompt_bytes
 
 SYSTEM = "You are a coding agent under test. " + " ".join(
     f"Rule {i}: keep the code tidy and tested." for i in range(240)
