@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+
+from genai_prices.types import ModelPrice
 
 from .. import pricing
 from ..record import Record
@@ -73,38 +77,39 @@ def _without_billing(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+@lru_cache(maxsize=256)
+def _prices(model: str, day: int) -> ModelPrice | None:
+    """The library's prices of `model` on a day (prices change by the day at most): one lookup per day."""
+    return pricing.model_price(model, datetime.fromtimestamp(day * 86400, tz=UTC))
+
+
+def gap(r: Record) -> float | None:
+    """USD per token between billing a prompt token in full and reading it from the cache, for this call
+    (its model, its day, its prompt's tier); None when the model has no price."""
+    p = _prices(r.response_model or r.request_model, int(r.started_at // 86400))
+    if p is None:
+        return None
+    u = r.usage
+    prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    full = pricing.rate(p.input_mtok, prompt)
+    if full is None:
+        return None
+    cached = pricing.rate(p.cache_read_mtok, prompt)
+    return max(0.0, full - (full if cached is None else cached)) / 1_000_000
+
+
 def miss_cost(r: Record, tokens: int) -> float | None:
     """What `tokens` of this call's input cost more billed in full than read from the cache."""
-    u = r.usage
-    moved = min(tokens, u.input_tokens)
-    model = r.response_model or r.request_model
-    full = pricing.library_cost(
-        model, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens, r.started_at
-    )
-    cached = pricing.library_cost(
-        model,
-        u.input_tokens - moved,
-        u.output_tokens,
-        u.cache_read_tokens + moved,
-        u.cache_creation_tokens,
-        r.started_at,
-    )
-    return None if full is None or cached is None else max(0.0, full - cached)
+    g = gap(r)
+    return None if g is None else min(tokens, r.usage.input_tokens) * g
 
 
 def saved(r: Record) -> float | None:
     """What the cache saved this call: its cache reads at the input price, less what they cost."""
-    u = r.usage
-    if not u.cache_read_tokens:
+    if not r.usage.cache_read_tokens:
         return 0.0
-    model = r.response_model or r.request_model
-    full = pricing.library_cost(
-        model, u.input_tokens + u.cache_read_tokens, u.output_tokens, 0, u.cache_creation_tokens, r.started_at
-    )
-    actual = pricing.library_cost(
-        model, u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens, r.started_at
-    )
-    return None if full is None or actual is None else max(0.0, full - actual)
+    g = gap(r)
+    return None if g is None else r.usage.cache_read_tokens * g
 
 
 @dataclass
@@ -127,13 +132,13 @@ class _Last:
 
 @dataclass
 class _Session:
-    bodies: OrderedDict[bytes, _Sent] = field(default_factory=OrderedDict)
-    failed_streams: OrderedDict[bytes, str] = field(default_factory=OrderedDict)
-    tools: dict[bytes, list[str]] = field(default_factory=dict)
+    bodies: OrderedDict[int, _Sent] = field(default_factory=OrderedDict)
+    failed_streams: OrderedDict[int, str] = field(default_factory=OrderedDict)
+    tools: dict[int, list[str]] = field(default_factory=dict)
     last: dict[tuple[str, str], _Last] = field(default_factory=dict)
 
 
-def _keep(d: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
+def _keep(d: OrderedDict[int, Any], key: int, value: Any) -> None:
     d[key] = value
     d.move_to_end(key)
     while len(d) > BODIES_KEPT:
@@ -209,11 +214,12 @@ class Detector:
         else:
             _keep(s.bodies, d, _Sent(r.id, r.status, _ok(r)))
         # Claude Code falls back to a one-shot call after a stream fails: the same turn, `stream` aside
-        turn = px.digest({k: v for k, v in plain.items() if k not in ("stream", "max_tokens")})
-        if r.request_mode == "stream":
-            if not _ok(r):
+        stream = r.request_mode == "stream"
+        if (stream and not _ok(r)) or (not stream and s.failed_streams):
+            turn = px.digest({k: v for k, v in plain.items() if k not in ("stream", "max_tokens")})
+            if stream:
                 _keep(s.failed_streams, turn, r.id)
-        else:
+                return out
             failed = s.failed_streams.pop(turn, None)
             if failed is not None:
                 out.append(
@@ -256,11 +262,11 @@ class Detector:
 
     # -- the prefix Google's cache keys on --------------------------------------------------------------------
     def _cache(self, s: _Session, r: Record) -> Note | None:
-        cur = px.of(upstream_body(r), r.response_model or r.request_model)
-        if cur is None:
-            return None
         key = (r.agent_id or "", r.request_model)
         prev = s.last.get(key)
+        cur = px.of(upstream_body(r), r.response_model or r.request_model, prev.prefix if prev else None)
+        if cur is None:
+            return None
         prompt = _prompt(r)
         s.last[key] = _Last(cur, prompt, r.id)
         if prev is None or prev.prompt < MIN_CACHE_TOKENS:

@@ -6,26 +6,29 @@ byte-stable shows as a change even where the JSON means the same."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 
-def digest(value: Any) -> bytes:
-    return hashlib.blake2b(orjson.dumps(value), digest_size=12).digest()
+def digest(value: Any) -> int:
+    """A value's bytes as sent, hashed (in-process equality only: never stored)."""
+    return hash(orjson.dumps(value))
 
 
 @dataclass(frozen=True, slots=True)
 class Prefix:
     """One request's prefix: the model, the system blocks' text, each tool (name, digest), each content's
-    digest (a message, in order)."""
+    digest (a message, in order), and a digest of all the tools and of all the contents (what is compared
+    first: the per-item digests are made only for what is new or changed)."""
 
     model: str
     system: tuple[str, ...] = ()
-    tools: tuple[tuple[str, bytes], ...] = ()
-    contents: tuple[bytes, ...] = ()
+    tools: tuple[tuple[str, int], ...] = ()
+    contents: tuple[int, ...] = ()
+    tools_all: int = 0
+    contents_all: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +52,21 @@ def _system_texts(body: dict[str, Any]) -> tuple[str, ...]:
     return ()
 
 
-def _tools(body: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
-    out: list[tuple[str, bytes]] = []
+def _tool_list(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
     for tool in body.get("tools") or []:
         if not isinstance(tool, dict):
             continue
         decls = tool.get("functionDeclarations") or tool.get("function_declarations")
         if isinstance(decls, list):
-            out += [(str(d.get("name", "")), digest(d)) for d in decls if isinstance(d, dict)]
+            out += [(str(d.get("name", "")), d) for d in decls if isinstance(d, dict)]
         elif (
             "name" in tool
         ):  # Anthropic's shape: one tool per entry; where the cache marker sits is no change
-            out.append((str(tool["name"]), digest({k: v for k, v in tool.items() if k != "cache_control"})))
+            out.append((str(tool["name"]), {k: v for k, v in tool.items() if k != "cache_control"}))
         else:  # a built-in (googleSearch, codeExecution…)
-            out += [(k, digest(v)) for k, v in tool.items()]
-    return tuple(out)
+            out += list(tool.items())
+    return out
 
 
 def _unmarked(message: Any) -> Any:
@@ -77,16 +80,30 @@ def _unmarked(message: Any) -> Any:
     return message
 
 
-def of(body: Any, model: str) -> Prefix | None:
-    """The prefix of an upstream request (Gemini's shape, or Anthropic's for a pass-through target)."""
+def of(body: Any, model: str, prev: Prefix | None = None) -> Prefix | None:
+    """The prefix of an upstream request (Gemini's shape, or Anthropic's for a pass-through target).
+
+    With `prev` (the previous call's), what it shares is not hashed item by item again: the tools as a whole
+    and the contents it had, as one serialisation each; only the new contents (or, on a change, everything)
+    get their own digests. A conversation that grows costs two C-speed serialisations, not one per message."""
     if not isinstance(body, dict):
         return None
-    contents = body.get("contents")
-    if isinstance(contents, list):
-        msgs = tuple(digest(c) for c in contents)
+    raw = body.get("contents")
+    msgs: list[Any] = (
+        list(raw) if isinstance(raw, list) else [_unmarked(m) for m in body.get("messages") or []]
+    )
+    tool_list = _tool_list(body)
+    tools_all = digest([d for _, d in tool_list])
+    if prev is not None and tools_all == prev.tools_all:
+        tools = prev.tools
     else:
-        msgs = tuple(digest(_unmarked(m)) for m in body.get("messages") or [])
-    return Prefix(model, _system_texts(body), _tools(body), msgs)
+        tools = tuple((name, digest(d)) for name, d in tool_list)
+    n = len(prev.contents) if prev is not None else 0
+    if prev is not None and n <= len(msgs) and digest(msgs[:n]) == prev.contents_all:
+        contents = prev.contents + tuple(digest(m) for m in msgs[n:])
+    else:
+        contents = tuple(digest(m) for m in msgs)
+    return Prefix(model, _system_texts(body), tools, contents, tools_all, digest(msgs))
 
 
 def _common(a: str, b: str) -> int:
@@ -123,8 +140,8 @@ def diverge(prev: Prefix, cur: Prefix) -> Divergence | None:
     if prev.tools != cur.tools:
         before, after = dict(prev.tools), dict(cur.tools)
         for i in range(max(len(prev.tools), len(cur.tools))):
-            a: tuple[str, bytes] | None = prev.tools[i] if i < len(prev.tools) else None
-            b: tuple[str, bytes] | None = cur.tools[i] if i < len(cur.tools) else None
+            a: tuple[str, int] | None = prev.tools[i] if i < len(prev.tools) else None
+            b: tuple[str, int] | None = cur.tools[i] if i < len(cur.tools) else None
             if a == b:
                 continue
             if a is not None and b is not None and a[0] == b[0]:
@@ -133,7 +150,7 @@ def diverge(prev: Prefix, cur: Prefix) -> Divergence | None:
                 return Divergence("tools", f"tools changed: {a[0]} removed", {"tool": a[0], "index": i})
             if b is not None and b[0] not in before:
                 return Divergence("tools", f"tools changed: {b[0]} added", {"tool": b[0], "index": i})
-            name = (b or a or ("?", b""))[0]
+            name = (b or a or ("?", 0))[0]
             return Divergence("tools", f"tools changed: {name} moved", {"tool": name, "index": i})
     for i, (x, y) in enumerate(zip(prev.contents, cur.contents, strict=False)):
         if x != y:

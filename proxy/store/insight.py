@@ -108,15 +108,44 @@ def create(conn: Conn) -> None:
 
 
 class Insight:
-    """The writer's side: the detector's state, fed each committed record in order."""
+    """The writer's side: the detector's state, fed each committed record in order. `before` runs ahead of a
+    batch's insert and answers the columns it fills (so a record's row is written once, never rewritten with
+    its payloads); `after` writes the findings and the roll-ups of the records that were new."""
 
     def __init__(self) -> None:
         self.detector = detector.Detector()
+        self._pending: dict[str, tuple[list[Note], float, tuple[Any, ...] | None]] = {}
 
-    def roll(self, conn: Conn, records: Iterable[Record]) -> None:
-        """Findings, savings and the telemetry join for newly committed records (in the writer's transaction)."""
+    def before(self, conn: Conn, records: Iterable[Record]) -> dict[str, dict[str, Any]]:
+        """Each record's findings, what the cache saved and its telemetry if that came first: the columns to
+        write in its row (`notes`, `cache_saved`, `prompt_id`, `cc_cost`, `query_source`), by record id."""
+        over: dict[str, dict[str, Any]] = {}
         for r in records:
             found = self.detector.observe(r)
+            saved = (detector.saved(r) or 0.0) if r.usage.cache_read_tokens else 0.0
+            cols: dict[str, Any] = {}
+            if found:
+                cols["notes"] = orjson.dumps(kinds([*r.notes, *found])).decode()
+            if saved:
+                cols["cache_saved"] = saved
+            joined = None
+            if r.session_id and r.kind == "messages":
+                joined = conn.execute(
+                    "SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = ?", (r.id,)
+                ).fetchone()
+                if joined is not None and joined[0]:
+                    cols.update(prompt_id=joined[0], cc_cost=joined[1], query_source=joined[2])
+                else:
+                    joined = None
+            if cols:
+                over[r.id] = cols
+            self._pending[r.id] = (found, saved, tuple(joined) if joined is not None else None)
+        return over
+
+    def after(self, conn: Conn, new: Iterable[Record]) -> None:
+        """The findings' rows and the turn and session roll-ups of the records just inserted."""
+        for r in new:
+            found, saved, joined = self._pending.pop(r.id, ([], 0.0, None))
             for n in found:
                 conn.execute(
                     "INSERT INTO findings (record_id, session_id, started_at, kind, detail, data, tokens, cost) "
@@ -132,43 +161,29 @@ class Insight:
                         n.data.get("cost"),
                     ),
                 )
-            if found:
-                every = kinds([*r.notes, *found])
-                conn.execute(
-                    "UPDATE records SET notes = ? WHERE id = ?", (orjson.dumps(every).decode(), r.id)
-                )
-            saved = (detector.saved(r) or 0.0) if r.usage.cache_read_tokens else 0.0
-            if saved:
-                conn.execute("UPDATE records SET cache_saved = ? WHERE id = ?", (saved, r.id))
             if not r.session_id:
                 continue
-            missed = sum(float(n.data.get("cost") or 0) for n in found if n.kind == "cache-break")
-            wasted = sum(float(n.data.get("cost") or 0) for n in found if n.kind != "cache-break")
             if saved or found:
+                missed = sum(float(n.data.get("cost") or 0) for n in found if n.kind == "cache-break")
+                wasted = sum(float(n.data.get("cost") or 0) for n in found if n.kind != "cache-break")
                 _session_add(
                     conn, r.session_id, saved=saved, findings=len(found), missed=missed, wasted=wasted
                 )
-            row = conn.execute(
-                "SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = ?", (r.id,)
-            ).fetchone()
-            if row is not None and row[0]:
-                conn.execute(
-                    "UPDATE records SET prompt_id = ?, cc_cost = ?, query_source = ? WHERE id = ?",
-                    (row[0], row[1], row[2], r.id),
-                )
+            if joined is not None:
                 u = r.usage
                 _turn_add(
                     conn,
                     r.session_id,
-                    row[0],
+                    joined[0],
                     r.started_at,
                     u.input_tokens,
                     u.cache_read_tokens,
                     u.cost or 0.0,
-                    row[1],
+                    joined[1],
                     saved,
                     len(found),
                 )
+        self._pending.clear()
 
 
 def _session_add(

@@ -333,8 +333,9 @@ class PostgresStore(JournaledStore):
             self._send_blobs(conn, blobs)
         new: list[Record] = []
         rows = []
+        over = self.insight.before(Qmark(conn), [rec for rec, _ in items])
         for rec, data in items:
-            row = [_clean(v) for v in to_row(rec, data)]
+            row = [_clean(v) for v in to_row(rec, data, over.get(rec.id))]
             row.append(_clean(fts_text(rec.preview[:FTS_MAX_CHARS])))
             row.append(_clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
             rows.append(row)
@@ -350,7 +351,7 @@ class PostgresStore(JournaledStore):
                         new.append(rec)
                     cur.nextset()
         ledger.roll_up(Qmark(conn), new)
-        self.insight.roll(Qmark(conn), new)
+        self.insight.after(Qmark(conn), new)
         return len(new)
 
     def close(self, timeout: float = 10) -> None:

@@ -147,8 +147,11 @@ _SUMMARY_COLS = ", ".join(["records.rowid"] + [f"records.{n}" for n in _SUMMARY_
 _LOADS = [(i, _BY_NAME[n].load) for i, n in enumerate(_SUMMARY_FIELDS, 1) if _BY_NAME[n].load is not _same]
 
 
-def to_row(rec: Record, data: bytes) -> tuple[Any, ...]:
-    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`."""
+def to_row(rec: Record, data: bytes, over: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`; `over`: columns the
+    writer filled (proxy/store/insight.py: findings' kinds, what the cache saved, Claude Code's telemetry)."""
+    if over:
+        return (*(over[c.name] if c.name in over else c.get(rec) for c in COLUMNS), data)
     return (*(c.get(rec) for c in COLUMNS), data)
 
 
@@ -840,8 +843,9 @@ class SqliteStore(JournaledStore):
         # already there almost always: a primary-key probe, no data written
         conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
         new = []
+        over = self.insight.before(conn, [rec for rec, _ in items])
         for rec, data in items:
-            cur = conn.execute(_INSERT, to_row(rec, data))
+            cur = conn.execute(_INSERT, to_row(rec, data, over.get(rec.id)))
             if cur.rowcount == 1:
                 new.append(rec)
                 conn.execute(
@@ -849,7 +853,7 @@ class SqliteStore(JournaledStore):
                     (cur.lastrowid, rec.preview, rec.response_text),
                 )
         ledger.roll_up(conn, new)
-        self.insight.roll(conn, new)
+        self.insight.after(conn, new)
         return len(new)
 
     # -- reading -------------------------------------------------------------------------------------------
