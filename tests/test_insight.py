@@ -15,6 +15,7 @@ from proxy.query import parse
 from proxy.simulator import ImplicitCache, Reply, prompt_bytes
 from tests.cc_requests import TOOLS
 from tests.conftest import run_gateway, target_for
+from tests.test_cli import cli
 
 SYSTEM = "You are a coding agent under test. " + " ".join(
     f"Rule {i}: keep the code tidy and tested." for i in range(240)
@@ -168,6 +169,22 @@ async def test_a_system_prompt_changed_at_call_3_is_a_cache_break_on_call_3(gw, 
     stored = store.get(r3.id)
     assert any(n.kind == "cache-break" and n.data["tokens"] == rebilled for n in stored.notes)
     assert store.session_view(s.sid).findings["cache-break"][:2] == (1, rebilled)
+    [doc] = store.iter_records(parse("note:cache-break"))  # exported with it
+    assert doc["id"] == r3.id and [n["kind"] for n in doc["notes"]].count("cache-break") == 1
+    # `gatewatch show` names it apart from the translation notes; `gatewatch stats` ends with its cost
+    shown = cli("show", r3.id, "--db", backend.where)
+    assert shown.returncode == 0, shown.stderr
+    out = " ".join(shown.stdout.split())
+    assert "Findings (1)" in out and "cache-break system changed at block 0" in out
+    assert f"{rebilled:,} tokens re-billed" in out
+    stats = cli("stats", "--db", backend.where)
+    assert stats.returncode == 0, stats.stderr
+    waste = stats.stdout[stats.stdout.index("\nwaste") :].split()
+    assert waste[waste.index("cache-break") + 1 : waste.index("cache-break") + 4] == [
+        "1",
+        str(rebilled),
+        f"{note.data['cost']:.4f}",
+    ]
 
 
 async def test_a_tool_changed_is_named(gw, backend):

@@ -314,6 +314,12 @@ def prompts(conn: Conn, prompt_ids: Sequence[str]) -> dict[str, str | None]:
     return out
 
 
+def learnt(notes: str | None, prompt_id: str | None) -> bool:
+    """Whether a row's record has more than its JSON holds (findings, or Claude Code's telemetry): what
+    `complete` adds, so an export reads only those again."""
+    return prompt_id is not None or (notes is not None and any(k in notes for k in detector.FINDINGS))
+
+
 def complete(conn: Conn, doc: dict[str, Any]) -> dict[str, Any]:
     """A stored record's JSON with what the writer learnt after it was serialised: its findings as notes,
     Claude Code's prompt id, cost estimate and query source."""

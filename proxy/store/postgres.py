@@ -465,8 +465,9 @@ class PostgresStore(JournaledStore):
 
     def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
         blobs = Qmark(self.reader())
-        for (data,) in self._scan(flt, "data"):
-            yield hydrate(bytes(data), blobs)
+        for data, notes, prompt_id in self._scan(flt, "data, notes, prompt_id"):
+            doc = hydrate(bytes(data), blobs)
+            yield insight.complete(blobs, doc) if insight.learnt(notes, prompt_id) else doc
 
     def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
         for row in self._scan(flt, _SUMMARY_COLS):

@@ -946,8 +946,9 @@ class SqliteStore(JournaledStore):
     def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
         """Every matching record as a dict, oldest first, in constant memory."""
         conn = self.reader()
-        for row in self._scan(flt, "data"):
-            yield hydrate(row["data"], conn)
+        for row in self._scan(flt, "data, notes, prompt_id"):
+            doc = hydrate(row["data"], conn)
+            yield insight.complete(conn, doc) if insight.learnt(row["notes"], row["prompt_id"]) else doc
 
     def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
         for row in self._scan(flt, _SUMMARY_COLS):
