@@ -1,6 +1,6 @@
 """Claude Code's own telemetry, received: OTLP/HTTP logs (`POST /v1/logs`, protobuf or JSON) on the gateway's
-own address, so `OTEL_EXPORTER_OTLP_ENDPOINT=<the gateway>` is all the setup. Metrics (`/v1/metrics`) are
-accepted and left unread.
+own address, so `OTEL_EXPORTER_OTLP_ENDPOINT=<the gateway>` is all the setup. Metrics and traces
+(`/v1/metrics`, `/v1/traces`: Claude Code sends them when asked to) are accepted and left unread.
 
 Of the events Claude Code exports, two matter here: `api_request` (its `request_id` is the `request-id` the
 gateway answered with, so it joins the record; it carries `prompt.id`, `cost_usd` — Claude Code's estimate
@@ -22,7 +22,7 @@ from aiohttp import web
 
 from .errors import GatewayError
 
-PATHS = frozenset({"/v1/logs", "/v1/metrics"})
+PATHS = frozenset({"/v1/logs", "/v1/metrics", "/v1/traces"})
 PROTOBUF = "application/x-protobuf"
 REDACTED_PROMPT = "<REDACTED>"
 """what Claude Code sends as the prompt's text unless OTEL_LOG_USER_PROMPTS=1"""

@@ -177,6 +177,8 @@ async def test_the_otlp_routes_stand_behind_the_gateways_door(fake, sa_json, tmp
             metrics = {"resourceMetrics": []}
             async with s.post(f"{url}/v1/metrics", json=metrics, headers=ok) as r:
                 assert r.status == 200 and await r.json() == {}
+            async with s.post(f"{url}/v1/traces", json={"resourceSpans": []}, headers=ok) as r:
+                assert r.status == 200
     finally:
         await runner.cleanup()
     store.close()
