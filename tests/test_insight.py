@@ -5,7 +5,10 @@ and stream fallbacks, and finds nothing in a session whose prefix holds."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import os
+import shutil
 import uuid
 
 import anthropic
@@ -252,3 +255,43 @@ async def test_resends_after_a_400_are_a_retry_cascade_and_a_stream_fallback_is_
     [(index, note)] = findings["stream-fallback"]
     assert index == 5 and note.data["of"] == gw.records[4].id
     assert set(findings) == {"retry-cascade", "stream-fallback"}
+
+
+@pytest.mark.skipif(shutil.which("claude") is None, reason="the Claude Code CLI is not installed here")
+async def test_real_claude_codes_tool_loop_holds_its_prefix_through_the_gateway(gw, backend, tmp_path):
+    """The real CLI's calls (its ~12k-token system prompt and tools, a three-round Bash loop): the prefix the
+    gateway sends upstream is byte-stable, the fake's cache holds it on every later call, and no finding."""
+    gw.fake.script(
+        *(Reply.call("Bash", {"command": f"echo {w}", "description": w}) for w in ("one", "two", "three")),
+        Reply.text("done"),
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ANTHROPIC_", "CLAUDE_"))}
+    env.update(
+        HOME=str(home),
+        ANTHROPIC_BASE_URL=gw.url,
+        ANTHROPIC_API_KEY="anything",
+        ANTHROPIC_MODEL="gemini-2.5-flash",
+        DISABLE_TELEMETRY="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("claude"),
+        "-p",
+        "run echo three times",
+        "--allowedTools",
+        "Bash",
+        env=env,
+        cwd=home,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 0 and out.strip() == b"done", err.decode()[-2000:]
+    calls = [r for r in gw.records if r.kind == "messages"]
+    assert len(calls) == 4 and calls[0].usage.input_tokens >= 1024
+    for prev, cur in zip(calls, calls[1:], strict=False):  # each later call reads the whole previous prompt
+        assert cur.usage.cache_read_tokens >= prev.usage.input_tokens + prev.usage.cache_read_tokens - 64
+    store = committed(backend, gw.records)
+    assert found(store, gw.records) == {}
