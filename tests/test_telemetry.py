@@ -69,9 +69,8 @@ async def call(url: str, text: str = "hi", session: str = SESSION) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["json", "protobuf"])
-async def test_events_join_their_records_before_or_after_and_a_turn_is_listed(fmt, fake, sa_json, tmp_path):
-    db = tmp_path / "g.db"
-    store = Store(db).start()
+async def test_events_join_their_records_before_or_after_and_a_turn_is_listed(fmt, fake, sa_json, backend):
+    store = backend.open().start()
     held: list = []  # the gateway's records, handed to the store when the test says
     runner, url = await gateway({"targets": [target_for("gemini", fake, sa_json)]}, store, held)
     try:
@@ -113,7 +112,7 @@ async def test_events_join_their_records_before_or_after_and_a_turn_is_listed(fm
     assert view.cc_cost == pytest.approx(0.0593) and view.cost == pytest.approx(
         one.usage.cost + two.usage.cost
     )
-    out = cli("stats", "--by", "prompt", "--db", str(db))
+    out = cli("stats", "--by", "prompt", "--db", backend.where)
     assert out.returncode == 0, out.stderr
     [line] = [ln for ln in out.stdout.splitlines() if ln.startswith(prompt_id)]
     assert PROMPT in line and " 2 " in line and "0.0593" in line
