@@ -297,11 +297,12 @@ class SessionsScreen(Screen[str | None]):
             list[tuple[SessionTotals, list[AgentTotals], list[Turn], SessionView | None]], float
         ]:
             sessions = self.store.sessions(SESSIONS)
-            rows = []
-            for s in sessions:
-                view = self.store.session_view(s.session_id)
-                turns = self.store.turns(s.session_id)[:TURNS]
-                rows.append((s, self.store.agents(s.session_id), turns[::-1], view))
+            ids = [s.session_id for s in sessions]
+            views, turns = self.store.session_views(ids), self.store.latest_turns(ids, TURNS)
+            rows = [
+                (s, self.store.agents(s.session_id), turns.get(s.session_id, []), views.get(s.session_id))
+                for s in sessions
+            ]
             return rows, self.store.spend_today()
 
         try:

@@ -294,8 +294,12 @@ class RecordStore(Protocol):
         """A session's turns (its calls by Claude Code's prompt id), the newest first."""
         ...
 
+    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[Turn]]:
+        """The latest `per` turns of each of these sessions, oldest first."""
+        ...
+
     def session_views(self, session_ids: Sequence[str]) -> dict[str, SessionView]:
-        """Several sessions' figures (without findings by kind), from the roll-ups: the Sessions view's rows."""
+        """Several sessions' figures with their findings by kind, from the roll-ups: the Sessions view's rows."""
         ...
 
     def session_view(self, session_id: str) -> SessionView:

@@ -387,12 +387,55 @@ _VIEW = (
 
 
 def session_views(conn: Conn, session_ids: Sequence[str]) -> dict[str, SessionView]:
-    """Several sessions' figures at once (the Sessions view's rows), from the roll-ups."""
+    """Several sessions' figures at once, findings by kind included (the Sessions view's rows): three
+    queries whatever the number of sessions."""
     if not session_ids:
         return {}
-    marks = ", ".join("?" * len(session_ids))
-    rows = conn.execute(f"{_VIEW} WHERE s.session_id IN ({marks})", list(session_ids)).fetchall()
-    return {r[0]: _view(r, {}) for r in rows}
+    ids = list(session_ids)
+    marks = ", ".join("?" * len(ids))
+    kinds_of: dict[str, dict[str, tuple[int, int, float]]] = {}
+    for sid, kind, calls, tokens, cost in conn.execute(
+        "SELECT session_id, kind, count(DISTINCT record_id), coalesce(sum(tokens), 0), coalesce(sum(cost), 0) "
+        f"FROM findings WHERE session_id IN ({marks}) GROUP BY session_id, kind",
+        ids,
+    ).fetchall():
+        kinds_of.setdefault(sid, {})[kind] = (int(calls), int(tokens), float(cost))
+    rows = conn.execute(f"{_VIEW} WHERE s.session_id IN ({marks})", ids).fetchall()
+    return {r[0]: _view(r, kinds_of.get(r[0], {})) for r in rows}
+
+
+def latest_turns(conn: Conn, session_ids: Sequence[str], per: int) -> dict[str, list[Turn]]:
+    """The latest `per` turns of each session, oldest first (one query: a window over the turns' index)."""
+    if not session_ids:
+        return {}
+    ids = list(session_ids)
+    marks = ", ".join("?" * len(ids))
+    rows = conn.execute(
+        "SELECT session_id, prompt_id, first_seen, last_seen, calls, input_tokens, cache_read_tokens, cost, "
+        "cc_cost, saved, findings FROM (SELECT t.*, row_number() OVER (PARTITION BY session_id "
+        f"ORDER BY first_seen DESC) AS n FROM turns t WHERE session_id IN ({marks})) latest WHERE n <= ? "
+        "ORDER BY session_id, first_seen",
+        [*ids, per],
+    ).fetchall()
+    texts = prompts(conn, [r[1] for r in rows])
+    out: dict[str, list[Turn]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append(
+            Turn(
+                r[1],
+                float(r[2]),
+                float(r[3]),
+                int(r[4]),
+                int(r[5]),
+                int(r[6]),
+                float(r[7]),
+                float(r[8]),
+                float(r[9]),
+                int(r[10]),
+                texts.get(r[1]),
+            )
+        )
+    return out
 
 
 def session_view(conn: Conn, session_id: str) -> SessionView:

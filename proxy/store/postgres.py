@@ -494,6 +494,9 @@ class PostgresStore(JournaledStore):
     def turns(self, session_id: str) -> list[insight.Turn]:
         return insight.turns(Qmark(self.reader()), session_id)
 
+    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[insight.Turn]]:
+        return insight.latest_turns(Qmark(self.reader()), session_ids, per)
+
     def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
         return insight.session_views(Qmark(self.reader()), session_ids)
 

@@ -990,6 +990,9 @@ class SqliteStore(JournaledStore):
     def turns(self, session_id: str) -> list[insight.Turn]:
         return insight.turns(self.reader(), session_id)
 
+    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[insight.Turn]]:
+        return insight.latest_turns(self.reader(), session_ids, per)
+
     def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
         return insight.session_views(self.reader(), session_ids)
 
