@@ -270,3 +270,63 @@ async def test_real_claude_code_telemetry_joins_its_records(protocol, fake, sa_j
     stats = cli("stats", "--by", "prompt", "--db", str(db))
     assert stats.returncode == 0, stats.stderr
     assert any(ln.startswith(row.prompt_id) and "say hello" in ln for ln in stats.stdout.splitlines())
+
+
+@pytest.mark.skipif(shutil.which("claude") is None, reason="the Claude Code CLI is not installed here")
+async def test_a_turn_holds_the_sub_agent_calls_its_prompt_caused(fake, sa_json, tmp_path):
+    """The real CLI hands a task to a sub-agent: the sub-agent's call carries the same prompt id, so the turn
+    of the user's prompt counts it (and its query source says whose it is)."""
+    store = Store(tmp_path / "g.db").start()
+    runner, url = await gateway({"targets": [target_for("gemini", fake, sa_json)]}, store)
+    fake.script(
+        Reply.call(
+            "Agent",
+            {
+                "description": "look around",
+                "prompt": "List the files here.",
+                "subagent_type": "general-purpose",
+            },
+        ),
+        Reply.text("sub done"),
+        Reply.text("done"),
+        Reply.text("done"),
+    )
+    home = tempfile.mkdtemp(dir=tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ANTHROPIC_", "CLAUDE_"))}
+    env.update(
+        HOME=home,
+        ANTHROPIC_BASE_URL=url,
+        ANTHROPIC_API_KEY="anything",
+        ANTHROPIC_MODEL="gemini-2.5-flash",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        CLAUDE_CODE_ENABLE_TELEMETRY="1",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT=url,
+        OTEL_LOGS_EXPORT_INTERVAL="500",
+        OTEL_LOG_USER_PROMPTS="1",
+    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            shutil.which("claude"),
+            "-p",
+            "use a sub-agent to look around",
+            "--allowedTools",
+            "Agent",
+            env=env,
+            cwd=home,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 180)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    finally:
+        await runner.cleanup()
+    store.close()
+    rows = [s for s in store.summaries() if s.kind == "messages"]
+    [sub] = [r for r in rows if r.agent_id]
+    spawner = next(r for r in rows if "Agent" in r.tools_used)
+    assert sub.prompt_id == spawner.prompt_id and sub.query_source.startswith("agent:")
+    turn = next(t for t in store.turns(sub.session_id) if t.prompt_id == sub.prompt_id)
+    assert turn.text == "use a sub-agent to look around" and turn.calls >= 3
+    assert turn.calls == sum(1 for r in rows if r.prompt_id == turn.prompt_id)
