@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             if (
                 by == "prompt"
             ):  # turns: the oldest first, each labelled with its prompt where Claude Code sent it
-                groups.sort(key=lambda g: g.first_seen)
+                groups.sort(key=lambda g: (g.key == "(none)", g.first_seen))  # calls of no turn last
                 texts = store.prompts([g.key for g in groups if g.key != "(none)"])
                 print(_table(by, groups, price_as, labels=texts))
             else:
