@@ -252,11 +252,32 @@ def demo_key(sim_url: str) -> tuple[str, object]:
     return json.dumps(info), key.public_key()
 
 
-SYSTEM = "You are a coding agent (gatewatch demo traffic).\n" + "\n".join(
-    f"- Rule {i}: read the code before changing it; keep each change small, tested and explained."
-    for i in range(80)
+RULES = [
+    "Read the code before changing it, and say what you read.",
+    "Keep each change small; one concern per edit.",
+    "Run the tests after every change and report what failed.",
+    "Prefer the project's own helpers to new dependencies.",
+    "Never print secrets, tokens or keys, even in examples.",
+    "Explain a failing command before retrying it.",
+    "Ask before deleting files or rewriting history.",
+    "Match the surrounding style: naming, comments, line length.",
+]
+SYSTEM = "You are a coding agent (gatewatch demo traffic).\n\n" + "\n\n".join(
+    f"# {area}\n" + "\n".join(f"- {rule}" for rule in RULES)
+    for area in (
+        "Reading",
+        "Editing",
+        "Testing",
+        "Shell",
+        "Git",
+        "Reviews",
+        "Docs",
+        "Releases",
+        "Safety",
+        "Style",
+    )
 )
-"""~7 KB, as Claude Code's own system prompt is long: past the 1,024 tokens Google's implicit cache starts at"""
+"""~4.5 KB with the tools past the 1,024 tokens Google's implicit cache starts at (Claude Code's own is ~15 KB)"""
 CLAUDE_PRICES = {"claude-opus-5-5": (5.0, 25.0), "claude-haiku-5-5": (1.0, 5.0)}
 """USD per million input/output tokens: what Claude Code believes a call costs (it prices Claude models)"""
 
