@@ -48,7 +48,7 @@ from proxy.query import parse_duration
 from proxy.record import Record
 from proxy.replay import NotReplayable
 from proxy.service import Service, ServiceError
-from proxy.stats import KEYS, Group, aggregate, counting_notes, notes_table
+from proxy.stats import KEYS, Group, aggregate, counting_notes, notes_table, waste, waste_table
 from proxy.store import RecordStore, StoreError, default_path, is_url
 from proxy.store import open_store as store_at
 from proxy.translate.notes import legend
@@ -151,7 +151,8 @@ def parser() -> argparse.ArgumentParser:
         "--by",
         action="append",
         choices=KEYS,
-        help="group by this (repeatable; default: model and target); session/agent: Claude Code's",
+        help="group by this (repeatable; default: model and target); session/agent: Claude Code's; prompt: "
+        "Claude Code's turns (its telemetry pointed at the gateway), with cache share and its own estimate",
     )
     st.add_argument(
         "--price-as",
@@ -453,10 +454,19 @@ def main(argv: list[str] | None = None) -> int:
         if price_as and find_price(price_as) is None:
             _die(f"--price-as {price_as}: genai-prices has no price for this model")
         notes: Counter[str] = Counter()
-        rows = counting_notes(store.summaries(flt), notes)
+        found: list[str] = []
+        rows = counting_notes(store.summaries(flt), notes, found)
         for by, groups in aggregate(rows, args.by or ("model", "target"), price_as).items():
-            print(_table(by, groups, price_as))
+            if (
+                by == "prompt"
+            ):  # turns: the oldest first, each labelled with its prompt where Claude Code sent it
+                groups.sort(key=lambda g: (g.key == "(none)", g.first_seen))  # calls of no turn last
+                texts = store.prompts([g.key for g in groups if g.key != "(none)"])
+                print(_table(by, groups, price_as, labels=texts))
+            else:
+                print(_table(by, groups, price_as))
         print(notes_table(notes))
+        print(waste_table(waste(n for ns in store.findings(found).values() for n in ns)))
         return 0
     if args.command == "replay":
         return _replay(args, negated)
@@ -580,7 +590,13 @@ def show(store: RecordStore, wanted: str, as_json: bool) -> int:
 def show_heading(rec: Record) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.started_at))
     answered = f"{rec.target} ({rec.response_model})" if rec.target else "no target"
-    return f"call {rec.id} · {when} · {rec.status or '---'} · {rec.request_model or '?'} → {answered}\n"
+    line = f"call {rec.id} · {when} · {rec.status or '---'} · {rec.request_model or '?'} → {answered}\n"
+    if rec.prompt_id:  # Claude Code's telemetry joined this call: its turn and its own estimate
+        est = f" · Claude Code's estimate ${rec.cc_cost:.4f}" if rec.cc_cost is not None else ""
+        billed = f" · billed by Google ${rec.usage.cost:.4f}" if rec.usage.cost is not None else ""
+        src = f" · {rec.query_source}" if rec.query_source else ""
+        line += f"turn {rec.prompt_id}{src}{est}{billed}\n"
+    return line
 
 
 def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> RecordStore:
@@ -612,7 +628,25 @@ def _fmt(v: float | None, kind: str) -> str:
     return str(v)
 
 
-def _table(by: str, rows: list[Group], price_as: str | None = None) -> str:
+def _share(g: Group) -> str:
+    whole = g.input_tokens + g.cache_read_tokens
+    return f"{100 * g.cache_read_tokens / whole:.0f}%" if whole else "-"
+
+
+def _label(text: str | None) -> str:
+    """A turn's prompt on one line, cut to 60 characters; '-' where Claude Code did not send it."""
+    if not text:
+        return "-"
+    one = " ".join(text.split())
+    return one if len(one) <= 60 else one[:59] + "…"
+
+
+def _table(
+    by: str, rows: list[Group], price_as: str | None = None, labels: dict[str, str | None] | None = None
+) -> str:
+    """One grouping's table; a session's or a turn's adds its cache share, what the cache saved and Claude
+    Code's own estimate (`labels`: a turn's prompt text, shown after its row)."""
+    turns = by in ("session", "prompt")
     head = [
         by,
         "requests",
@@ -621,10 +655,12 @@ def _table(by: str, rows: list[Group], price_as: str | None = None) -> str:
         "out tokens",
         "cost $",
         *([f"as {price_as} $"] if price_as else []),
+        *(["cached", "saved $", "claude code $"] if turns else []),
         "p50 ms",
         "p95 ms",
         "ttft p50",
         "ttft p95",
+        *(["prompt"] if labels is not None else []),
     ]
     body = [
         [
@@ -635,19 +671,23 @@ def _table(by: str, rows: list[Group], price_as: str | None = None) -> str:
             str(r.output_tokens),
             _fmt(r.cost, "cost") + ("+?" if r.cost_unknown else ""),
             *([_fmt(r.cost_as, "cost") + ("+?" if r.cost_as_unknown else "")] if price_as else []),
+            *([_share(r), _fmt(r.cache_saved, "cost"), _fmt(r.cc_cost, "cost")] if turns else []),
             _fmt(r.p50_ms, "ms"),
             _fmt(r.p95_ms, "ms"),
             _fmt(r.ttft_p50_ms, "ms"),
             _fmt(r.ttft_p95_ms, "ms"),
+            *([_label((labels or {}).get(r.key))] if labels is not None else []),
         ]
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
 
     def line(cells: list[str]) -> str:
+        last = len(cells) - 1 if labels is not None else -1  # the prompt's text reads left to right
         return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
+            c.ljust(w) if i in (0, last) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body), ""])
 

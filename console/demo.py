@@ -1,5 +1,7 @@
 """`gatewatch demo`: the console over a simulated Gemini upstream, fed with Claude-Code-like traffic
-(tool loops, streams, thinking, count_tokens bursts, the odd 429/503), on a throwaway database."""
+(tool loops, streams, thinking, count_tokens bursts, the odd 429/503, Google's implicit cache, now and then a
+system prompt edited mid-session or a call sent twice) and Claude Code's own telemetry (OTLP/JSON to the
+gateway's /v1/logs), on a throwaway database."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import random
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy import config as cfg
-from proxy.simulator import GeminiSimulator, Reply
+from proxy.simulator import GeminiSimulator, ImplicitCache, Reply
 from proxy.store import Store
 
 DEMO_API_KEY = "demo-api-key-not-a-secret"
@@ -249,13 +252,43 @@ def demo_key(sim_url: str) -> tuple[str, object]:
     return json.dumps(info), key.public_key()
 
 
-def request_body(model: str, messages: list, stream: bool, session: str) -> dict:
+RULES = [
+    "Read the code before changing it, and say what you read.",
+    "Keep each change small; one concern per edit.",
+    "Run the tests after every change and report what failed.",
+    "Prefer the project's own helpers to new dependencies.",
+    "Never print secrets, tokens or keys, even in examples.",
+    "Explain a failing command before retrying it.",
+    "Ask before deleting files or rewriting history.",
+    "Match the surrounding style: naming, comments, line length.",
+]
+SYSTEM = "You are a coding agent (gatewatch demo traffic).\n\n" + "\n\n".join(
+    f"# {area}\n" + "\n".join(f"- {rule}" for rule in RULES)
+    for area in (
+        "Reading",
+        "Editing",
+        "Testing",
+        "Shell",
+        "Git",
+        "Reviews",
+        "Docs",
+        "Releases",
+        "Safety",
+        "Style",
+    )
+)
+"""~4.5 KB with the tools past the 1,024 tokens Google's implicit cache starts at (Claude Code's own is ~15 KB)"""
+CLAUDE_PRICES = {"claude-opus-5-5": (5.0, 25.0), "claude-haiku-5-5": (1.0, 5.0)}
+"""USD per million input/output tokens: what Claude Code believes a call costs (it prices Claude models)"""
+
+
+def request_body(model: str, messages: list, stream: bool, session: str, system: str = SYSTEM) -> dict:
     return {
         "model": model,
         "messages": messages,
         "max_tokens": 32000,
         "stream": stream,
-        "system": [{"type": "text", "text": "You are a coding agent (gatewatch demo traffic)."}],
+        "system": [{"type": "text", "text": system}],
         "tools": TOOLS,
         "thinking": {"type": "adaptive", "display": "omitted"},
         "output_config": {"effort": "medium"},
@@ -277,7 +310,7 @@ async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | 
             await r.read()
             return None
         if not body.get("stream"):
-            return await r.json()
+            return {**(await r.json()), "request_id": r.headers.get("request-id")}
         content: list[dict] = []
         async for line in r.content:
             if not line.startswith(b"data: "):
@@ -291,25 +324,87 @@ async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | 
                 content[-1]["text"] += ev["delta"]["text"]
             elif ev["type"] == "content_block_delta" and ev["delta"]["type"] == "signature_delta":
                 content[-1]["signature"] = ev["delta"]["signature"]
-        return {"content": content}
+        return {"content": content, "request_id": r.headers.get("request-id")}
+
+
+def _attrs(d: dict) -> list[dict]:
+    return [
+        {"key": k, "value": {"doubleValue": v} if isinstance(v, float) else {"stringValue": str(v)}}
+        for k, v in d.items()
+    ]
+
+
+async def telemetry(http: aiohttp.ClientSession, url: str, session: str, name: str, **attrs: object) -> None:
+    """One Claude Code event, as its OTLP/JSON log export sends it to the gateway's /v1/logs."""
+    record = {
+        "timeUnixNano": str(time.time_ns()),
+        "body": {"stringValue": f"claude_code.{name}"},
+        "attributes": _attrs({"session.id": session, "event.name": name, **attrs}),
+    }
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+    try:
+        async with http.post(f"{url}/v1/logs", json=doc) as r:
+            await r.read()
+    except aiohttp.ClientError:
+        pass  # telemetry is best-effort, as Claude Code's own is
+
+
+async def reported(
+    http: aiohttp.ClientSession, url: str, body: dict, session: str, prompt_id: str, agent: str | None = None
+) -> dict | None:
+    """A call, then Claude Code's `api_request` event about it (its estimate at Claude's prices)."""
+    msg = await _call(http, url, body, agent)
+    if msg is not None and msg.get("request_id"):
+        inp, out = CLAUDE_PRICES.get(body["model"], (3.0, 15.0))
+        tokens = len(json.dumps(body)) // 4
+        await telemetry(
+            http,
+            url,
+            session,
+            "api_request",
+            **{
+                "prompt.id": prompt_id,
+                "request_id": msg["request_id"],
+                "cost_usd": round((tokens * inp + 200 * out) / 1e6, 6),
+                "query_source": "agent:builtin:general-purpose" if agent else "repl_main_thread",
+            },
+        )
+    return msg
 
 
 async def conversation(http: aiohttp.ClientSession, url: str, rng: random.Random) -> None:
     session = str(uuid.UUID(int=rng.getrandbits(128)))
     model = rng.choices(["claude-opus-5-5", "claude-haiku-5-5", "gemini-4-neon"], [6, 3, 1])[0]
+    prompt, prompt_id = rng.choice(PROMPTS), str(uuid.UUID(int=rng.getrandbits(128)))
+    await telemetry(http, url, session, "user_prompt", **{"prompt.id": prompt_id, "prompt": prompt})
     messages: list[dict] = [
-        {"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]},
+        {"role": "user", "content": [{"type": "text", "text": prompt}]},
         {"role": "system", "content": "# Environment\n - cwd: /home/dev/project"},
     ]
+    system = SYSTEM
+    edit_at = 1 if rng.random() < 0.3 else None  # CLAUDE.md edited mid-session: the cache breaks there
     for turn in range(4):
-        msg = await _call(http, url, request_body(model, messages, rng.random() < 0.85, session))
+        if turn == edit_at:
+            system = SYSTEM.replace("Rule 3:", "Rule 3 (edited):")
+        body = request_body(model, messages, rng.random() < 0.85, session, system)
+        msg = await reported(http, url, body, session, prompt_id)
         if msg is None:
             return
+        if rng.random() < 0.08:  # the same call sent twice
+            await reported(http, url, body, session, prompt_id)
         if turn == 0 and rng.random() < 0.4:  # the main agent hands a task to a sub-agent
             agent = f"{rng.getrandbits(64):016x}"[:17]
             task = [{"role": "user", "content": [{"type": "text", "text": rng.choice(PROMPTS)}]}]
-            for _ in range(rng.randint(1, 3)):
-                await _call(http, url, request_body("claude-haiku-5-5", task, True, session), agent)
+            for step in range(rng.randint(1, 3)):
+                body = request_body("claude-haiku-5-5", task, True, session)
+                done = await reported(http, url, body, session, prompt_id, agent)
+                if done is None:
+                    break
+                task = [  # the sub-agent's own conversation grows as the main agent's does
+                    *task,
+                    {"role": "assistant", "content": [{"type": "text", "text": f"Step {step + 1} done."}]},
+                    {"role": "user", "content": [{"type": "text", "text": "Go on."}]},
+                ]
         tools = [b for b in msg["content"] if b.get("type") == "tool_use"]
         if not tools:
             return
@@ -366,6 +461,7 @@ class Demo:
     def __init__(self, rate: float = 1.5, port: int = 0, seed: int | None = None, limit: int | None = None):
         self.sim_port = free_port()
         self.sim = GeminiSimulator(api_key=DEMO_API_KEY, responder=responder(random.Random(seed)))
+        self.sim.implicit_cache = ImplicitCache()
         sim_url = f"http://127.0.0.1:{self.sim_port}"
         key_json, public = demo_key(sim_url)
         self.sim.public_keys[SA_EMAIL] = public

@@ -70,6 +70,15 @@ def answered_by(rec: Record) -> str:
     return f"{rec.target} ({rec.provider}) {rec.response_model}"
 
 
+def cached(rec: Record) -> str:
+    """Cache reads, and their share of the prompt (Gemini's implicit cache)."""
+    u = rec.usage
+    whole = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
+    if not u.cache_read_tokens or not whole:
+        return str(u.cache_read_tokens)
+    return f"{u.cache_read_tokens} ({u.cache_read_tokens / whole:.0%} of the prompt)"
+
+
 def timing_table(rec: Record) -> Table:
     u = rec.usage
     t = Table(show_header=False, box=None, padding=(0, 2))
@@ -92,7 +101,7 @@ def timing_table(rec: Record) -> Table:
         ("time per token", ms(u.time_per_token)),
         ("input tokens", str(u.input_tokens)),
         ("output tokens", str(u.output_tokens)),
-        ("cached tokens", str(u.cache_read_tokens)),
+        ("cached tokens", cached(rec)),
         ("thinking tokens", str(u.thinking_tokens)),
         ("cost", "unknown (no price for this model)" if u.cost is None else fmt.usd(u.cost, precise=True)),
         ("session", str(rec.session_id)),
@@ -101,6 +110,10 @@ def timing_table(rec: Record) -> Table:
     if rec.cc_version:
         subagent = " (subagent)" if rec.cc_is_subagent else ""
         rows.append(("Claude Code", f"{rec.cc_version}{subagent}"))
+    if rec.prompt_id:  # its telemetry, joined by request id: the turn, and what Claude Code thought it cost
+        est = "?" if rec.cc_cost is None else f"${rec.cc_cost:.6f}"
+        rows.append(("turn", f"{rec.prompt_id} ({rec.query_source or 'source unknown'})"))
+        rows.append(("Claude Code's estimate", f"{est} (at Claude's prices)"))
     if rec.error_type:
         rows.append(("error", f"{rec.error_type}: {rec.error_message}"))
     if rec.replay_of:

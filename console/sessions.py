@@ -1,7 +1,10 @@
-"""The Sessions view: Claude Code sessions newest first, each a tree of its main agent and sub-agents, with
-calls, tokens, cost, errors, a context meter (the last prompt against the served model's real window) and the
-compactions seen; the budget's bars on top. Enter filters the history to a node. Live: re-read every second
-from the store's roll-ups (one small indexed read per session, never a scan of the calls)."""
+"""The Sessions view: Claude Code sessions newest first, each a tree of its main agent and sub-agents, then its
+latest turns (a user prompt and every call it caused, from Claude Code's telemetry), with calls, cost, the
+implicit cache's share, the findings (cache breaks, repeats, loops…), tokens, errors, a context meter (the last
+prompt against the served model's real window) and the compactions seen; the budget's bars on top, and the
+highlighted session's "Claude Code's estimate $A · billed by Google $B", savings and findings by kind. Enter
+filters the history to a node. Live: re-read every second from the store's roll-ups (a few small indexed
+reads per session, never a scan of the calls)."""
 
 from __future__ import annotations
 
@@ -22,20 +25,24 @@ from proxy.catalog import window
 from proxy.config import BudgetSettings
 from proxy.events import BudgetCrossed
 from proxy.store import AgentTotals, RecordStore, SessionTotals
+from proxy.store.insight import SessionView, Turn
 
 from . import fmt
 
 REFRESH_S = 1.0
 SESSIONS = 100
+TURNS = 5
+"""the latest turns shown under each session (`gatewatch stats --by prompt` lists them all)"""
 METER = 8
-COLUMNS = [  # what matters first: at 80 columns the tree, calls, cost and context are in view
-    ("session · agent", 24),
+COLUMNS = [  # what matters first: at 80 columns the tree, calls, cost, cache share, findings and context
+    ("session · agent · turn", 24),
     ("calls", 5),
     ("cost", 8),
+    ("cache", 5),
+    ("finds", 5),
     ("context", 13),
     ("in", 6),
     ("out", 6),
-    ("cached", 6),
     ("err", 3),
     ("last", 8),
     ("model", 22),
@@ -94,6 +101,7 @@ class Node:
     filter: str
     session: SessionTotals
     agent: AgentTotals | None = None
+    turn: Turn | None = None
 
 
 def tree(s: SessionTotals, agents: list[AgentTotals]) -> list[tuple[int, AgentTotals]]:
@@ -120,25 +128,91 @@ def tree(s: SessionTotals, agents: list[AgentTotals]) -> list[tuple[int, AgentTo
     return out
 
 
+def share(read: int, input_tokens: int) -> Text:
+    """The implicit cache's share of the prompt tokens: green from half, dim when nothing was read."""
+    whole = read + input_tokens
+    if not whole or not read:
+        return Text(fmt.NONE if not whole else "0%", style="dim")
+    s = read / whole
+    return Text(f"{s:.0%}", style="green" if s >= 0.5 else "yellow")
+
+
+def finds(n: int) -> Text:
+    return Text(f"⚠{n}", style="bold yellow") if n else Text(fmt.NONE, style="dim")
+
+
 def _cells(
-    label: Text, last: float, t: SessionTotals | AgentTotals, ctx: int, ctx_model: str | None, model: str
+    label: Text,
+    last: float,
+    t: SessionTotals | AgentTotals,
+    ctx: int,
+    ctx_model: str | None,
+    model: str,
+    found: int = 0,
 ) -> list[str | Text]:
     cost = fmt.usd(t.cost) + ("+?" if t.unpriced else "")
     return [
         label,
         str(t.calls),
         cost,
+        share(t.cache_read_tokens, t.input_tokens),
+        finds(found),
         meter(ctx, window(ctx_model)),
         fmt.count(t.input_tokens),
         fmt.count(t.output_tokens),
-        fmt.count(t.cache_read_tokens),
         Text(str(t.errors), style="red") if t.errors else Text("0", style="dim"),
         time.strftime("%H:%M:%S", time.localtime(last)),
         model,
     ]
 
 
-def session_row(s: SessionTotals) -> list[str | Text]:
+def turn_row(t: Turn) -> list[str | Text]:
+    """A turn: the prompt's text where Claude Code sent it (else its id), its calls, cost, cache and findings;
+    Claude Code's own estimate where the model column is."""
+    label = Text("    ◆ ", style="dim")
+    if t.text:
+        label.append(" ".join(t.text.split()), style="italic")
+    else:
+        label.append(f"turn {t.prompt_id[:8]}", style="dim italic")
+    return [
+        label,
+        str(t.calls),
+        fmt.usd(t.cost),
+        share(t.cache_read_tokens, t.input_tokens),
+        finds(t.findings),
+        Text(""),
+        fmt.count(t.input_tokens),
+        Text(""),
+        Text(""),
+        time.strftime("%H:%M:%S", time.localtime(t.last_seen)),
+        Text(f"CC estimate {fmt.usd(t.cc_cost)}", style="dim"),  # Claude Code's own, at Claude's prices
+    ]
+
+
+def insight_line(s: SessionTotals, v: SessionView | None) -> Text:
+    """The highlighted session in one sentence: Claude Code's estimate beside what Google billed, what the
+    cache saved, and what the findings cost."""
+    t = Text(f"{s.session_id[:8]} ", style="bold")
+    if v is not None and v.cc_cost is not None:
+        t.append(f"Claude Code's estimate {fmt.usd(v.cc_cost)} · ", style="cyan")
+    t.append(f"billed by Google {fmt.usd(s.cost)}", style="bold")
+    read, whole = s.cache_read_tokens, s.cache_read_tokens + s.input_tokens
+    t.append(f" · cache {read / whole:.0%}" if whole else " · cache –")
+    if v is not None and v.saved:
+        t.append(f" saved {fmt.usd(v.saved)}", style="green")
+    if v is not None and v.findings:
+        for kind, (calls, _, cost) in sorted(v.findings.items(), key=lambda kv: -kv[1][2]):
+            t.append(f" · {kind} ×{calls} {fmt.usd(cost)}", style="yellow")
+    elif v is not None and v.cc_cost is None and not v.found:
+        t.append(
+            " · no findings; no Claude Code telemetry (OTEL_EXPORTER_OTLP_ENDPOINT=<gateway>)", style="dim"
+        )
+    else:
+        t.append(" · no findings", style="dim")
+    return t
+
+
+def session_row(s: SessionTotals, found: int = 0) -> list[str | Text]:
     label = Text("▾ ", style="dim")
     label.append(s.session_id[:8], style="bold")
     if s.agents:
@@ -146,7 +220,7 @@ def session_row(s: SessionTotals) -> list[str | Text]:
     main = s.main
     served = " ".join(s.models_served) or " ".join(s.models_asked)
     return _cells(
-        label, s.last_seen, s, main.ctx_tokens if main else 0, main.ctx_model if main else None, served
+        label, s.last_seen, s, main.ctx_tokens if main else 0, main.ctx_model if main else None, served, found
     )
 
 
@@ -174,13 +248,18 @@ class SessionsScreen(Screen[str | None]):
     DEFAULT_CSS = """
     SessionsScreen #sessions-budget { height: auto; padding: 0 1; background: $boost; }
     SessionsScreen #sessions-status { height: 1; padding: 0 1; color: $text-muted; }
+    SessionsScreen #sessions-insight { height: auto; max-height: 2; padding: 0 1; }
     SessionsScreen DataTable { height: 1fr; }
     """
 
     class Loaded(Message):
         """A read of the roll-ups finished."""
 
-        def __init__(self, rows: list[tuple[SessionTotals, list[AgentTotals]]], today: float) -> None:
+        def __init__(
+            self,
+            rows: list[tuple[SessionTotals, list[AgentTotals], list[Turn], SessionView | None]],
+            today: float,
+        ) -> None:
             super().__init__()
             self.rows = rows
             self.today = today
@@ -191,6 +270,7 @@ class SessionsScreen(Screen[str | None]):
         self.budget = budget or BudgetSettings()
         self.live = live
         self.nodes: dict[str, Node] = {}
+        self.views: dict[str, SessionView] = {}
         self.today = 0.0
         self.loads = 0
         self._left = False
@@ -199,6 +279,7 @@ class SessionsScreen(Screen[str | None]):
         yield Header(icon="◉")
         yield Static(id="sessions-budget")
         yield Static(id="sessions-status")
+        yield Static(id="sessions-insight")
         table: DataTable[str | Text] = DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         for name, width in COLUMNS:
             table.add_column(name, width=width, key=name)
@@ -214,9 +295,17 @@ class SessionsScreen(Screen[str | None]):
 
     @work(exclusive=True, group="sessions", exit_on_error=False)
     async def load(self) -> None:
-        def read() -> tuple[list[tuple[SessionTotals, list[AgentTotals]]], float]:
+        def read() -> tuple[
+            list[tuple[SessionTotals, list[AgentTotals], list[Turn], SessionView | None]], float
+        ]:
             sessions = self.store.sessions(SESSIONS)
-            return [(s, self.store.agents(s.session_id)) for s in sessions], self.store.spend_today()
+            ids = [s.session_id for s in sessions]
+            views, turns = self.store.session_views(ids), self.store.latest_turns(ids, TURNS)
+            rows = [
+                (s, self.store.agents(s.session_id), turns.get(s.session_id, []), views.get(s.session_id))
+                for s in sessions
+            ]
+            return rows, self.store.spend_today()
 
         try:
             rows, today = await asyncio.to_thread(read)
@@ -231,15 +320,22 @@ class SessionsScreen(Screen[str | None]):
         keep = self._current_key()
         table.clear()
         self.nodes.clear()
-        for s, agents in message.rows:
+        self.views.clear()
+        for s, agents, turns, view in message.rows:
             key = f"s:{s.session_id}"
             self.nodes[key] = Node(key, f"session:{s.session_id}", s)
-            table.add_row(*session_row(s), key=key)
+            if view is not None:
+                self.views[s.session_id] = view
+            table.add_row(*session_row(s, view.found if view is not None else 0), key=key)
             for depth, a in tree(s, agents):
                 akey = f"a:{s.session_id}:{a.agent_id}"
                 flt = f"session:{s.session_id} agent:{a.agent_id or 'main'}"
                 self.nodes[akey] = Node(akey, flt, s, a)
                 table.add_row(*agent_row(depth, a), key=akey)
+            for t in turns:
+                tkey = f"t:{s.session_id}:{t.prompt_id}"
+                self.nodes[tkey] = Node(tkey, f"session:{s.session_id}", s, turn=t)
+                table.add_row(*turn_row(t), key=tkey)
         if keep in self.nodes:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
         self.today = message.today
@@ -285,6 +381,11 @@ class SessionsScreen(Screen[str | None]):
         if not lines:
             lines.append(Text("no budget set ([budget] daily_usd, session_usd)", style="dim"))
         bar.update(Text("\n").join(lines))
+        insight = self.query_one("#sessions-insight", Static)
+        if node is None:
+            insight.update("")
+        else:
+            insight.update(insight_line(node.session, self.views.get(node.session.session_id)))
 
     def action_back(self) -> None:
         self._leave(None)

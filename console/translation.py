@@ -11,6 +11,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from proxy.insight.detector import FINDINGS
 from proxy.inspection import Inspection, short
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
@@ -32,15 +33,26 @@ def _kind_style(kind: str) -> str:
     return "bold cyan"
 
 
-def notes_table(view: Inspection) -> RenderableType:
-    if not view.notes:
+def translation_notes(view: Inspection) -> list[dict[str, Any]]:
+    return [n for n in view.notes if n.get("kind") not in FINDINGS]
+
+
+def findings(view: Inspection) -> list[dict[str, Any]]:
+    """The detector's findings among the record's notes (proxy/insight): cache breaks, repeats, loops…"""
+    return [n for n in view.notes if n.get("kind") in FINDINGS]
+
+
+def notes_table(view: Inspection, which: list[dict[str, Any]] | None = None) -> RenderableType:
+    notes = translation_notes(view) if which is None else which
+    if not notes:
         return Text("no translation notes: nothing was changed in meaning on the way up or back", style="dim")
     t = Table(show_header=False, box=None, padding=(0, 1), expand=True)
     t.add_column(no_wrap=True)
     t.add_column(ratio=1, overflow="fold")
-    for n in view.notes:
+    for n in notes:
         kind = str(n.get("kind"))
-        t.add_row(Text(kind, style=_kind_style(kind)), Text(str(n.get("detail", ""))))
+        style = "bold yellow" if kind in FINDINGS else _kind_style(kind)
+        t.add_row(Text(kind, style=style), Text(str(n.get("detail", ""))))
     return t
 
 
@@ -94,7 +106,10 @@ def translation(view: Inspection) -> Group:
     parts: list[RenderableType] = []
     if view.client_error is not None:  # the question a failed call raises first
         parts += [heading("Why it failed"), error_pair(view), Text("")]
-    parts += [heading(f"Translation notes ({len(view.notes)})"), notes_table(view)]
+    found = findings(view)
+    if found:  # what this call cost beyond its need (a cache break, a repeat…): asked about before the rest
+        parts += [heading(f"Findings ({len(found)})"), notes_table(view, found), Text("")]
+    parts += [heading(f"Translation notes ({len(translation_notes(view))})"), notes_table(view)]
     n = "" if view.diff is None else f" ({len(view.diff)} differences)"
     parts += [
         Text(""),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from .translate.notes import Note, from_text
 
@@ -124,6 +125,16 @@ class Usage(BaseModel):
     """count_tokens answered by a local estimate, or a cut stream's output tokens estimated (not Google's)."""
 
 
+@dataclass(slots=True)
+class Bodies:
+    """The bodies of a call, held in memory until it is stored whatever `log_payloads` says, for the findings
+    made on the writer's side (`proxy/insight`); never serialised."""
+
+    client: Any = None
+    upstream: Any = None
+    answer: Any = None
+
+
 class Record(BaseModel):
     id: str
     kind: Literal["messages", "count_tokens"] = "messages"
@@ -180,11 +191,27 @@ class Record(BaseModel):
     an injected signature, an empty answer asked again…"""
     replay_of: str | None = None
     """the record this call sent again (`gatewatch replay`); None: a client's own call"""
+    prompt_id: str | None = None
+    """Claude Code's `prompt.id` (its telemetry, joined by request id): the user prompt this call served"""
+    cc_cost: float | None = None
+    """Claude Code's own estimate of this call's cost (its telemetry's `cost_usd`, priced as a Claude model)"""
+    query_source: str | None = None
+    """what in Claude Code made the call (its telemetry's `query_source`)"""
     client_request: Any = None
     upstream_request: Any = None
     upstream_response: Any = None
     response: Any = None
     events: list[Any] | None = None
+
+    _bodies: Bodies | None = PrivateAttr(default=None)
+    # made on first use: a default_factory would cost every Record (a million replayed, read, validated) ~100 µs
+
+    @property
+    def bodies(self) -> Bodies:
+        b = self._bodies
+        if b is None:
+            b = self._bodies = Bodies()
+        return b
 
     @field_validator("notes", mode="before")
     @classmethod

@@ -73,6 +73,7 @@ class Call:
     # -- the inbound request -----------------------------------------------------------------------------------
     def request_read(self, raw: bytes, body: dict[str, Any]) -> None:
         self.record.request_size = len(raw)
+        self.record.bodies.client = body
         if self.keep:
             self.record.client_request = body
 
@@ -165,6 +166,7 @@ class Call:
             self.record.cc_is_subagent = fields.get("cc_is_subagent", "false").lower() == "true"
 
     def upstream_request(self, payload: Any) -> None:
+        self.record.bodies.upstream = payload
         if self.keep:
             self.record.upstream_request = payload
 
@@ -307,6 +309,7 @@ class Call:
         r.response_text = "".join(b.get("text", "") for b in content if b.get("type") == "text")[
             :RESPONSE_TEXT_CHARS
         ]
+        r.bodies.answer = msg
         if self.keep:
             r.response = msg
 

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import budget as budgets
-from . import guard, messages, models_api, pricing, providers
+from . import guard, messages, models_api, pricing, providers, telemetry
 from .budget import Budget
 from .config import Config
 from .errors import GatewayError, invalid_request
@@ -46,8 +46,11 @@ class Gateway:
         bus: Bus | None = None,
         on_record: Callable[[Record], None] | None = None,
         budget: Budget | None = None,
+        on_telemetry: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_telemetry = on_telemetry
+        """Claude Code's telemetry events (`POST /v1/logs`) go here: the store's `submit_telemetry`"""
         self.budget = budget
         """refuses calls over a cap (`[budget]`); None: no budget"""
         self.bus = bus if bus is not None else Bus()
@@ -149,6 +152,12 @@ class Gateway:
                 return messages.error_response(err, "")
             scraped = await self.metrics.scrape()
             return web.Response(body=scraped, headers={"Content-Type": CONTENT_TYPE})
+        if path in telemetry.PATHS and method == "POST":
+            # Claude Code's OTLP export, pointed at the gateway: behind the same token as every route
+            if not messages.authorized(self.config.gateway.auth_token, request.headers):
+                err = GatewayError(401, "this gateway requires its token", "authentication_error")
+                return messages.error_response(err, "")
+            return await telemetry.receive(request, self.config.gateway.log_payloads, self.on_telemetry)
         if method == "GET" and (models := models_api.PATH.match(path)) is not None:
             return self.models(request, models.group("id"))
         if m is None:

@@ -90,7 +90,13 @@ class Service:
         await self.open_store()
         try:
             budget = Budget(self.config.budget, self.store, self.bus) if self.config.budget.active else None
-            gateway = Gateway(self.config, bus=self.bus, on_record=self.store.submit, budget=budget)
+            gateway = Gateway(
+                self.config,
+                bus=self.bus,
+                on_record=self.store.submit,
+                budget=budget,
+                on_telemetry=self.store.submit_telemetry,
+            )
         except ConfigError as exc:
             raise ServiceError(f"configuration error:\n{exc}", 2) from None
         gateway.feed.store = self.store.where  # an attached console reads the same history

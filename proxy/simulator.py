@@ -121,6 +121,54 @@ class Received:
     model: str
 
 
+IMPLICIT_CACHE_MIN_TOKENS = 1024
+"""Google's implicit cache starts at this many prompt tokens"""
+
+
+def prompt_bytes(body: Any) -> bytes:
+    """The prefix Google's implicit cache keys on: systemInstruction, tools, then each content, serialised as it
+    came (orjson keeps the key order sent), so a serialisation that is not byte-stable misses as at Google."""
+    if not isinstance(body, dict):
+        return b""
+    parts = [orjson.dumps(body.get("systemInstruction")), orjson.dumps(body.get("tools"))]
+    parts += [orjson.dumps(c) for c in body.get("contents") or []]
+    return b"".join(parts)
+
+
+def _common(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class ImplicitCache:
+    """Gemini's implicit cache as the simulator plays it (`sim.implicit_cache = ImplicitCache()`): a prompt's
+    prefix is compared with the recent prompts of the same model; the longest shared one is cached when it is
+    at least IMPLICIT_CACHE_MIN_TOKENS long (tokens are bytes / 4, as `promptTokenCount` is counted here)."""
+
+    RECENT = 32
+    """prompts remembered per model"""
+
+    def __init__(self) -> None:
+        self.recent: dict[str, deque[bytes]] = {}
+        self.hits: list[int] = []
+
+    def __call__(self, model: str, body: Any) -> int:
+        data = prompt_bytes(body)
+        recent = self.recent.setdefault(model, deque(maxlen=self.RECENT))
+        best = max((_common(data, old) for old in recent), default=0)
+        recent.append(data)
+        tokens = best // 4
+        cached = tokens if tokens >= IMPLICIT_CACHE_MIN_TOKENS else 0
+        self.hits.append(cached)
+        return cached
+
+
 def _words(parts: list[dict[str, Any]]) -> int:
     n = 0
     for p in parts:
@@ -158,6 +206,9 @@ class GeminiSimulator:
         ] = {}  # client_email → RSA public key (verified when cryptography is there)
         self.token_lifetime = 3600
         self.caches: dict[str, dict[str, Any]] = {}
+        self.implicit_cache: Callable[[str, Any], int] | None = None
+        """Gemini's implicit cache, when set: `(model, body)` → the cached tokens of that prompt (the test suite's
+        `ImplicitCache`); it sees every prompt answered"""
         self.require_auth = True
         """False for benchmarks against peers that pass the key their own way."""
         self.url = ""
@@ -377,6 +428,10 @@ class GeminiSimulator:
         }
         if reply.cached_tokens and not reply.usage:
             usage["cachedContentTokenCount"] = reply.cached_tokens
+        elif self.implicit_cache is not None and not reply.usage:
+            cached = min(self.implicit_cache(model, body), prompt)
+            if cached:
+                usage["cachedContentTokenCount"] = cached
         if action == "generateContent":
             resp: dict[str, Any] = {
                 "candidates": [

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import pricing
+from .insight.detector import FINDINGS
 from .store.base import Summary
+from .translate.notes import Note
 
 
 def percentile(values: Iterable[float | None], q: float) -> float | None:
@@ -37,6 +39,12 @@ class Group:
     cost_as: float = 0.0
     """the same usage at the what-if model's prices (`--price-as`)"""
     cost_as_unknown: int = 0
+    cache_read_tokens: int = 0
+    cache_saved: float = 0.0
+    """what Gemini's implicit cache saved"""
+    cc_cost: float | None = None
+    """Claude Code's own estimate (its telemetry), over the calls it named"""
+    first_seen: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
     ttfts: list[float] = field(default_factory=list, repr=False)
 
@@ -57,8 +65,8 @@ class Group:
         return percentile(self.ttfts, 0.95)
 
 
-Key = Literal["model", "target", "session", "agent"]
-KEYS: tuple[Key, ...] = ("model", "target", "session", "agent")
+Key = Literal["model", "target", "session", "agent", "prompt"]
+KEYS: tuple[Key, ...] = ("model", "target", "session", "agent", "prompt")
 
 
 def key_of(r: Summary, k: Key) -> str | None:
@@ -70,6 +78,8 @@ def key_of(r: Summary, k: Key) -> str | None:
         return r.session_id
     if k == "agent":
         return f"{r.session_id or '(none)'}/{r.agent_id or 'main'}"
+    if k == "prompt":  # Claude Code's turn: one user prompt and every call it caused (its telemetry)
+        return r.prompt_id
     return r.response_model or r.request_model
 
 
@@ -98,6 +108,12 @@ def _add(g: Group, r: Summary) -> None:
     g.errors += r.failed
     g.input_tokens += r.input_tokens
     g.output_tokens += r.output_tokens
+    g.cache_read_tokens += r.cache_read_tokens
+    g.cache_saved += r.cache_saved or 0.0
+    if r.cc_cost is not None:
+        g.cc_cost = (g.cc_cost or 0.0) + r.cc_cost
+    if not g.first_seen or r.started_at < g.first_seen:
+        g.first_seen = r.started_at
     if r.cost is None:
         g.cost_unknown += 1
     else:
@@ -121,11 +137,43 @@ def reprice(r: Summary, model: str) -> float | None:
     )
 
 
-def counting_notes(rows: Iterable[Summary], into: Counter[str]) -> Iterator[Summary]:
-    """`rows` passed on unchanged, each call's note kinds counted into `into` on the way (one pass)."""
+def counting_notes(
+    rows: Iterable[Summary], into: Counter[str], found: list[str] | None = None
+) -> Iterator[Summary]:
+    """`rows` passed on unchanged, each call's note kinds counted into `into` on the way (one pass); the ids
+    of the calls with a finding (`proxy/insight`) appended to `found`."""
     for r in rows:
         into.update(r.notes)
+        if found is not None and not FINDINGS.isdisjoint(r.notes):
+            found.append(r.id)
         yield r
+
+
+def waste(findings: Iterable[Note]) -> dict[str, tuple[int, int, float]]:
+    """Findings by kind: (calls, tokens, $), the most costly first."""
+    out: dict[str, tuple[int, int, float]] = {}
+    for n in findings:
+        calls, tokens, cost = out.get(n.kind, (0, 0, 0.0))
+        out[n.kind] = (
+            calls + 1,
+            tokens + int(n.data.get("tokens") or 0),
+            cost + float(n.data.get("cost") or 0.0),
+        )
+    return dict(sorted(out.items(), key=lambda kv: -kv[1][2]))
+
+
+def waste_table(kinds: dict[str, tuple[int, int, float]]) -> str:
+    """`gatewatch stats`' last section: what the findings cost, per kind (a cache break: its re-billed tokens
+    and what they cost more than cache reads; a repeat, a retry, a loop, a fallback: the whole call)."""
+    if not kinds:
+        return "waste: none found"
+    width = max(len("waste"), *(len(k) for k in kinds))
+    lines = [
+        f"{'waste':<{width}}  calls  {'tokens':>10}  {'$':>9}",
+        f"{'-' * width}  -----  {'-' * 10}  {'-' * 9}",
+    ]
+    lines += [f"{k:<{width}}  {c:>5}  {t:>10}  {v:>9.4f}" for k, (c, t, v) in kinds.items()]
+    return "\n".join(lines) + "\n"
 
 
 def notes_table(counts: Counter[str]) -> str:

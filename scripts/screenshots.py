@@ -39,6 +39,17 @@ def to_png(svg_path: Path, png_path: Path) -> None:
     )
 
 
+def top(app: GatewatchApp) -> None:
+    """The Sessions view's cursor on its first row with a turn's session (the newest sessions keep coming)."""
+    from textual.widgets import DataTable
+
+    table = app.screen.query_one(DataTable)
+    rows = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+    turn = next((i for i, r in enumerate(rows) if r.strip().startswith("◆")), 0)
+    session = max((i for i, r in enumerate(rows[: turn + 1]) if r.startswith("▾")), default=0)
+    table.move_cursor(row=session, animate=False)
+
+
 async def main() -> None:
     if not shutil.which("rsvg-convert"):
         sys.exit("rsvg-convert not found: apt-get install librsvg2-bin fonts-dejavu-core")
@@ -88,6 +99,8 @@ async def main() -> None:
         await pilot.press("escape")
         await pilot.press("s")  # the Sessions view
         await pilot.pause(1.5)
+        top(app)  # the newest session, with its agents and turns under it
+        await pilot.pause(0.3)
         shots.append(("sessions", app.save_screenshot(filename="sessions.svg", path=str(tmp))))
         await pilot.press("escape")
         await app.shutdown()
@@ -98,6 +111,12 @@ async def main() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(10)
         shots.append(("main-80x24", app.save_screenshot(filename="narrow.svg", path=str(tmp))))
+        await pilot.press("s")  # the Sessions view beside Claude Code: turns, cache share, findings
+        await pilot.pause(1.5)
+        top(app)
+        await pilot.pause(0.3)
+        shots.append(("sessions-80x24", app.save_screenshot(filename="narrow-sessions.svg", path=str(tmp))))
+        await pilot.press("escape")
         await app.shutdown()
     for name, svg in shots:
         to_png(Path(svg), OUT / f"{name}.png")

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from console.translation import translation
 from proxy.export import kong_record, write
+from proxy.insight.detector import FINDINGS
 from proxy.inspection import client_view, diff, inspect, upstream_view
 from proxy.query import parse
 from proxy.record import Record
@@ -269,10 +270,14 @@ NOT_FROM_A_REQUEST = {"body-not-kept", "payloads-not-stored", "other"}
 FROM_THE_GATEWAYS_STATE = {"credential-renewed", "session-moved", "signature-reset"}
 """kinds made by what the gateway knows beyond one request: a token the upstream forgot
 (tests/test_upstream_credentials.py), a session's target (tests/test_routing_rules.py)"""
+FROM_A_SESSION = set(FINDINGS)
+"""the detector's findings, made from a session's calls in order (tests/test_insight.py has their cases)"""
 
 
 def test_every_kind_has_a_case_and_a_meaning():
-    assert {c.kind for c in CASES} | NOT_FROM_A_REQUEST | FROM_THE_GATEWAYS_STATE == set(KINDS)
+    assert {c.kind for c in CASES} | NOT_FROM_A_REQUEST | FROM_THE_GATEWAYS_STATE | FROM_A_SESSION == set(
+        KINDS
+    )
     assert all(KINDS[k] for k in KINDS)
 
 
@@ -437,15 +442,16 @@ def test_stats_counts_the_calls_of_each_note_kind(tmp_path):
     _filled(db, [failed_call(), make(8, notes=["signature injected (x1)"]), make(9)])
     r = cli("stats", "--db", str(db))
     assert r.returncode == 0, r.stderr
-    section = r.stdout[r.stdout.index("translation notes") :].splitlines()
+    section = r.stdout[r.stdout.index("translation notes") : r.stdout.index("waste")].splitlines()
     counts = dict(line.split() for line in section[2:] if line.strip())
+    assert r.stdout.rstrip().endswith("waste: none found")  # the stats end with the waste section
     assert (
         counts["field-dropped"] == "1"
         and counts["signature-injected"] == "1"
         and counts["upstream-error"] == "1"
     )
     r = cli("stats", "note:signature*", "--db", str(db))
-    section = r.stdout[r.stdout.index("translation notes") :].splitlines()
+    section = r.stdout[r.stdout.index("translation notes") : r.stdout.index("waste")].splitlines()
     assert dict(line.split() for line in section[2:] if line.strip()) == {"signature-injected": "1"}
 
 

@@ -24,8 +24,10 @@ def fill(path) -> None:
     store = Store(path).start()
     for r in session_records.records(OTHER, session_records.T0 - 3600)[:2]:
         store.submit(r)
-    for r in session_records.records():
+    recs = session_records.with_prefixes(session_records.records())
+    for r in recs:
         store.submit(r)
+    store.submit_telemetry(session_records.telemetry(recs))  # Claude Code's view: two turns
     store.close()
 
 
@@ -62,9 +64,23 @@ async def test_s_opens_the_sessions_tree_and_enter_filters_the_history_to_a_sub_
         assert rows[1].strip().startswith("● main ↻1")  # the compaction, marked
         assert rows[2].strip().startswith(f"└ {cs.AGENT_A[:8]} {cs.PROMPT_A[:10]}")
         assert rows[3].strip().startswith(f"└ {cs.AGENT_B[:8]}")
-        assert rows[4].startswith("▾ 0a1b2c3d")
+        # the turns, oldest first: every call each prompt caused (sub-agents too), the break on the second
+        assert (
+            rows[4].strip() == f"◆ {session_records.PROMPT_1}"
+            and rows[5].strip() == f"◆ {session_records.PROMPT_2}"
+        )
+        first, second = table.get_row_at(4), table.get_row_at(5)
+        assert (first[1], str(first[4])) == ("7", "–") and (second[1], str(second[4])) == ("1", "⚠1")
+        assert rows[6].startswith("▾ 0a1b2c3d")
+        session = table.get_row_at(0)
+        assert (
+            str(session[3]) == "62%" and str(session[4]) == "⚠1"
+        )  # 224k of 360k prompt tokens from the cache
         main = table.get_row_at(1)
-        assert main[1] == "5" and str(main[3]).endswith("2%")  # 24k of 1,048,576
+        assert main[1] == "5" and str(main[5]).endswith("2%")  # 24k of 1,048,576
+        line = str(screen.query_one("#sessions-insight").render())
+        assert "Claude Code's estimate $" in line and "billed by Google $" in line
+        assert "cache-break ×1" in line
         table.move_cursor(row=2)
         await pilot.press("enter")
         await pilot.pause(0.5)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import Bus
 from ..paths import data_dir as data_dir
 from ..paths import default_path as default_path
 from ..query import EVERYTHING, Filter
 from ..record import Record
+from ..translate.notes import Note
+
+if TYPE_CHECKING:
+    from .insight import SessionView, Turn
 
 
 class Cursor(Protocol):
@@ -76,7 +80,14 @@ class Summary:
     replay_of: str | None = None
     """the call this one sent again (`gatewatch replay`)"""
     notes: tuple[str, ...] = ()
-    """the kinds of its translation notes"""
+    """the kinds of its translation notes (and of its findings)"""
+    prompt_id: str | None = None
+    """Claude Code's prompt id (its telemetry, joined by request id)"""
+    cc_cost: float | None = None
+    """Claude Code's own cost estimate"""
+    query_source: str | None = None
+    cache_saved: float | None = None
+    """what the implicit cache saved (USD)"""
     parent_agent_id: str | None = None
     """the sub-agent that spawned this call's sub-agent (None: the main agent did, or none)"""
 
@@ -280,4 +291,32 @@ class RecordStore(Protocol):
 
     def budget_exclusive(self, conn: Any) -> None:
         """Within that transaction: exclude the record writers too (for a reservation written late)."""
+        ...
+
+    def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
+        """Hand over Claude Code's telemetry events (`proxy/telemetry.py`); joined to records by the writer."""
+        ...
+
+    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
+        """The detector's findings of these records (`proxy/insight`), by record."""
+        ...
+
+    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+        """Claude Code's prompts' text where it was sent and kept, by prompt id."""
+        ...
+
+    def turns(self, session_id: str) -> list[Turn]:
+        """A session's turns (its calls by Claude Code's prompt id), the newest first."""
+        ...
+
+    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[Turn]]:
+        """The latest `per` turns of each of these sessions, oldest first."""
+        ...
+
+    def session_views(self, session_ids: Sequence[str]) -> dict[str, SessionView]:
+        """Several sessions' figures with their findings by kind, from the roll-ups: the Sessions view's rows."""
+        ...
+
+    def session_view(self, session_id: str) -> SessionView:
+        """A session's cache share and savings, findings by kind, Claude Code's estimate beside the bill."""
         ...

@@ -38,7 +38,8 @@ from ..events import Bus, RecordsCommitted
 from ..paths import data_dir
 from ..query import EVERYTHING, Filter
 from ..record import Record
-from . import ledger
+from ..translate.notes import Note
+from . import insight, ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals
 from .payloads import hydrate
 from .pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
@@ -116,6 +117,7 @@ def _ddl() -> list[str]:
         stmts.append(
             sql.replace("spawns (", "spawns (rowid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ", 1)
         )
+    stmts += list(insight.DDL)
     return stmts
 
 
@@ -389,8 +391,9 @@ class PostgresStore(JournaledStore):
             self._send_blobs(conn, blobs)
         new: list[Record] = []
         rows = []
+        over = self.insight.before(Qmark(conn), [rec for rec, _ in items])
         for rec, data in items:
-            row = [_clean(v) for v in to_row(rec, data)]
+            row = [_clean(v) for v in to_row(rec, data, over.get(rec.id))]
             row.append(_clean(fts_text(rec.preview[:FTS_MAX_CHARS])))
             row.append(_clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
             rows.append(row)
@@ -406,6 +409,7 @@ class PostgresStore(JournaledStore):
                         new.append(rec)
                     cur.nextset()
         ledger.roll_up(Qmark(conn), new)
+        self.insight.after(Qmark(conn), new)
         return len(new)
 
     def close(self, timeout: float = 10) -> None:
@@ -499,7 +503,8 @@ class PostgresStore(JournaledStore):
         rows = self._read("SELECT data FROM records WHERE id = %s", (record_id,))
         if not rows:
             return None
-        return Record.model_validate(hydrate(bytes(rows[0][0]), Qmark(self.reader())))
+        conn = Qmark(self.reader())
+        return Record.model_validate(insight.complete(conn, hydrate(bytes(rows[0][0]), conn)))
 
     def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[tuple[Any, ...]]:
         """Every matching row, oldest first, through a server-side cursor on a connection of its own."""
@@ -518,8 +523,9 @@ class PostgresStore(JournaledStore):
 
     def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
         blobs = Qmark(self.reader())
-        for (data,) in self._scan(flt, "data"):
-            yield hydrate(bytes(data), blobs)
+        for data, notes, prompt_id in self._scan(flt, "data, notes, prompt_id"):
+            doc = hydrate(bytes(data), blobs)
+            yield insight.complete(blobs, doc) if insight.learnt(notes, prompt_id) else doc
 
     def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
         for row in self._scan(flt, _SUMMARY_COLS):
@@ -532,6 +538,28 @@ class PostgresStore(JournaledStore):
             (since,),
         )[0]
         return Totals(float(cost), float(cost_since), since, int(n), self.stats.written, self.stats.lost)
+
+    def _ledger(self, conn: Any) -> Any:
+        return Qmark(conn)
+
+    # -- findings, turns, Claude Code's view (proxy/store/insight.py) ----------------------------------------
+    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
+        return insight.findings(Qmark(self.reader()), record_ids)
+
+    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+        return insight.prompts(Qmark(self.reader()), prompt_ids)
+
+    def turns(self, session_id: str) -> list[insight.Turn]:
+        return insight.turns(Qmark(self.reader()), session_id)
+
+    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[insight.Turn]]:
+        return insight.latest_turns(Qmark(self.reader()), session_ids, per)
+
+    def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
+        return insight.session_views(Qmark(self.reader()), session_ids)
+
+    def session_view(self, session_id: str) -> insight.SessionView:
+        return insight.session_view(Qmark(self.reader()), session_id)
 
     # -- the ledger (proxy/store/ledger.py) -----------------------------------------------------------------
     def sessions(self, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
@@ -585,6 +613,7 @@ class PostgresStore(JournaledStore):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 n = conn.execute("DELETE FROM records WHERE started_at < %s", (cutoff,)).rowcount
                 ledger.prune(Qmark(conn), cutoff)
+                insight.prune(Qmark(conn), cutoff)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('pruned', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -15,7 +15,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
@@ -27,14 +27,14 @@ from ..events import Bus, RecordsCommitted, RecordsLost
 from ..query import EVERYTHING, Filter
 from ..record import Record, safe_text
 from ..translate.notes import Note, from_text, kinds
-from . import ledger
+from . import insight, ledger
 from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals, WriterStats, default_path
-from .payloads import PAYLOADS, SHARED, hydrate, serialize_parts
+from .payloads import PAYLOADS, SHARED, hydrate, scrub, serialize_parts
 from .sql import Compiled, Param, compile_filter
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BATCH_MAX = 500
 BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
 BATCH_BYTES = 8 * 1024 * 1024
@@ -131,6 +131,12 @@ COLUMNS: tuple[Column, ...] = (
     # the kinds of the record's translation notes as a JSON array (NULL without any): `note:KIND`, stats
     Column("notes", "TEXT", lambda r: _note_kinds(r.notes), _load_kinds, since=5),
     Column("parent_agent_id", "TEXT", lambda r: r.parent_agent_id, since=6),
+    # Claude Code's telemetry joined by request id, and what the cache saved: filled by the writer
+    # (proxy/store/insight.py), usually after the row is written
+    Column("prompt_id", "TEXT", lambda r: r.prompt_id, since=7),
+    Column("cc_cost", "REAL", lambda r: r.cc_cost, since=7),
+    Column("query_source", "TEXT", lambda r: r.query_source, since=7),
+    Column("cache_saved", "REAL", lambda r: None, since=7),
 )
 _NAMES = [c.name for c in COLUMNS]
 # the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
@@ -144,8 +150,11 @@ _SUMMARY_COLS = ", ".join(["records.rowid"] + [f"records.{n}" for n in _SUMMARY_
 _LOADS = [(i, _BY_NAME[n].load) for i, n in enumerate(_SUMMARY_FIELDS, 1) if _BY_NAME[n].load is not _same]
 
 
-def to_row(rec: Record, data: bytes) -> tuple[Any, ...]:
-    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`."""
+def to_row(rec: Record, data: bytes, over: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`; `over`: columns the
+    writer filled (proxy/store/insight.py: findings' kinds, what the cache saved, Claude Code's telemetry)."""
+    if over:
+        return (*(over[c.name] if c.name in over else c.get(rec) for c in COLUMNS), data)
     return (*(c.get(rec) for c in COLUMNS), data)
 
 
@@ -235,6 +244,16 @@ def _migrate_6(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE records ADD COLUMN parent_agent_id {_BY_NAME['parent_agent_id'].ddl}")
 
 
+def _migrate_7(db: sqlite_utils.Database) -> None:
+    # Claude Code's telemetry joined to records, the findings of the detector and what the cache saved
+    # (proxy/store/insight.py); older records have none of them
+    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
+    for c in COLUMNS:
+        if c.since == 7 and c.name not in have:
+            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
+    insight.create(db.conn)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migrate_1,
     _migrate_2,
@@ -242,6 +261,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migrate_4,
     _migrate_5,
     _migrate_6,
+    _migrate_7,
 ]
 
 
@@ -421,6 +441,19 @@ class _Item:
         return freed
 
 
+TELEMETRY = b"#cc "
+"""a journal line of Claude Code's telemetry events (JSON after it)"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Telemetry:
+    """Claude Code's events, submitted beside the records (`submit_telemetry`): journaled, written in order
+    after the records taken with them (an event joins a record of its own batch too). Small: never spilled."""
+
+    line: bytes
+    events: tuple[dict[str, Any], ...]
+
+
 class JournaledStore:
     """The writer every store shares: a thread fed by a queue, batched commits, and a journal file that keeps
     each submitted record until it is committed. A backend gives it a connection, a transaction, a batch insert
@@ -455,7 +488,7 @@ class JournaledStore:
         self._lock: int | None = None
         self._journaled_blobs: set[str] = set()
         self._jlock = threading.Lock()
-        self._q: queue.Queue[_Item | _Stop] = queue.Queue()
+        self._q: queue.Queue[_Item | _Telemetry | _Stop] = queue.Queue()
         self.backlog_bytes = BACKLOG_BYTES
         """records waiting beyond this many bytes are held by the journal only (`_Item.spill`)"""
         self.held_bytes = 0
@@ -464,6 +497,8 @@ class JournaledStore:
         """waiting records held by the journal only: while any waits, the journal is not rewritten"""
         self._journal_size = 0
         self._unwritten: list[_Item] = []
+        self._unwritten_events: list[_Telemetry] = []
+        """telemetry a failed write kept for the next try (still in the journal); the writer thread's own"""
         """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
         self._queued_bytes = 0
         """journal bytes of the records not committed yet (what a compaction would keep)"""
@@ -473,6 +508,8 @@ class JournaledStore:
         password"""
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.insight = insight.Insight()
+        """the findings' state and the telemetry join, on the writer thread (proxy/store/insight.py)"""
 
     # -- what a backend provides ---------------------------------------------------------------------------
     @property
@@ -496,6 +533,10 @@ class JournaledStore:
         """Insert records (and roll them up) in the open transaction; a record already there is left alone.
         Returns how many were new."""
         raise NotImplementedError
+
+    def _ledger(self, conn: Any) -> Any:
+        """`conn` as the ledger's qmark SQL takes it."""
+        return conn
 
     def _disconnect(self, conn: Any) -> None:
         try:
@@ -548,8 +589,15 @@ class JournaledStore:
             with self._transaction(conn), open(self.journal_path, "rb") as f:
                 items: list[tuple[Record, bytes]] = []
                 blobs: dict[str, bytes] = {}
+                events: list[dict[str, Any]] = []
                 for raw in f:
                     line = raw.rstrip(b"\n")
+                    if line.startswith(TELEMETRY):
+                        try:
+                            events += orjson.loads(line[len(TELEMETRY) :])
+                        except orjson.JSONDecodeError:
+                            pass  # the last line of a write cut short by the crash
+                        continue
                     if line.startswith(b"#blob "):
                         parts = line.split(b" ", 2)
                         # a cut-short line fails the hash and is skipped
@@ -565,6 +613,8 @@ class JournaledStore:
                         n += self._insert(conn, items, blobs)
                         items, blobs = [], {}
                 n += self._insert(conn, items, blobs)
+                if events:
+                    insight.telemetry(self._ledger(conn), events)
         finally:
             self._disconnect(conn)
         os.ftruncate(self._journal, 0)
@@ -614,6 +664,26 @@ class JournaledStore:
                 item.data, item.blobs = _tight(data), {h: _tight(b) for h, b in blobs.items()}
             self._q.put(item)
 
+    def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
+        """Hand over Claude Code's telemetry events (`proxy/telemetry.py`): journaled like a record, so none is
+        lost on a restart, and joined to their records by the writer whichever comes first."""
+        if not events:
+            return
+        if self._closed:
+            self.stats.last_error = "telemetry arrived after the store was closed"
+            return
+        data = scrub(orjson.dumps(events), self.secrets)
+        item = _Telemetry(TELEMETRY + data, tuple(orjson.loads(data)))
+        with self._jlock:
+            if self._journal is not None:
+                try:
+                    # (a spilled record's place in the journal is counted from this size)
+                    self._journal_size += os.write(self._journal, item.line + b"\n")
+                except OSError as exc:
+                    self.stats.last_error = f"journal: {exc.strerror}"
+            self._queued_bytes += len(item.line)
+            self._q.put(item)
+
     def _lose(self, n: int, why: str) -> None:
         self.stats.lost += n
         self.stats.last_error = why
@@ -641,7 +711,7 @@ class JournaledStore:
             self._thread = None
         if self._journal is not None:
             with self._jlock:
-                if not busy and self._q.empty() and not self._unwritten:
+                if not busy and self._q.empty() and not self._unwritten and not self._unwritten_events:
                     os.ftruncate(self._journal, 0)
                 os.close(self._journal)
                 self._journal = None
@@ -654,7 +724,8 @@ class JournaledStore:
         stop = False
         while not stop:
             try:
-                item = self._q.get(timeout=RETRY_IDLE_S if self._unwritten else None)
+                waiting = self._unwritten or self._unwritten_events
+                item = self._q.get(timeout=RETRY_IDLE_S if waiting else None)
             except queue.Empty:  # nothing new: try again what was given up on
                 conn = self._write(conn, [])
                 continue
@@ -730,17 +801,22 @@ class JournaledStore:
         if piece:
             yield piece
 
-    def _write(self, conn: Any, new: list[_Item]) -> Any:
-        """Commit what was given up on before and `new`, in order, piece by piece; what fails is kept (in the
-        journal) for a later try."""
+    def _write(self, conn: Any, new: list[_Item | _Telemetry]) -> Any:
+        """Commit what was given up on before and `new`, in order, piece by piece (telemetry with the last
+        piece, after its records); what fails is kept (in the journal) for a later try."""
         before = len(self._unwritten)
-        items = self._unwritten + new
+        items = self._unwritten + [it for it in new if isinstance(it, _Item)]
+        events = self._unwritten_events + [it for it in new if isinstance(it, _Telemetry)]
         done = 0
-        for piece in self._pieces(items):
-            conn, ok = self._write_piece(conn, piece)
+        pieces = list(self._pieces(items)) or ([[]] if events else [])
+        for i, piece in enumerate(pieces):
+            conn, ok = self._write_piece(conn, piece, events if i == len(pieces) - 1 else [])
             if not ok:
                 break
             done += len(piece)
+            if i == len(pieces) - 1:
+                events = []
+        self._unwritten_events = events
         left = items[done:]
         recovered = min(done, before)  # the first `before` were counted as lost when they were given up on
         if recovered:
@@ -753,7 +829,7 @@ class JournaledStore:
                     self.held_bytes -= it.spill()
                     self._spilled += 1
         self._unwritten = left  # kept (and in the journal) until a later try writes them
-        if not left:
+        if not left and not events:
             self._committed()
         failed = len(left) - (before - recovered)  # of `new`, those not written
         if failed > 0:
@@ -767,8 +843,8 @@ class JournaledStore:
             self.bus.emit(RecordsLost(failed, self.stats.lost, self.stats.last_error or ""))
         return conn
 
-    def _write_piece(self, conn: Any, piece: list[_Item]) -> tuple[Any, bool]:
-        """One transaction, tried RETRIES times; True once committed."""
+    def _write_piece(self, conn: Any, piece: list[_Item], events: list[_Telemetry]) -> tuple[Any, bool]:
+        """One transaction, tried RETRIES times; True once committed. `events` are joined after the records."""
         for attempt in range(RETRIES):
             loaded, unreadable = self._loaded(piece)
             try:
@@ -776,6 +852,8 @@ class JournaledStore:
                     conn = self._connect()
                 with self._transaction(conn):
                     self._insert(conn, [(rec, data) for rec, data, _ in loaded], _blobs(loaded))
+                    if events:  # after the batch's records: an event joins a record of its own batch too
+                        insight.telemetry(self._ledger(conn), [e for t in events for e in t.events])
             except self._errors as exc:
                 self.stats.retries += 1
                 self.stats.lost -= unreadable  # counted again on the next try
@@ -790,10 +868,10 @@ class JournaledStore:
             self.stats.written += len(loaded)
             self.stats.last_error = None
             with self._jlock:
-                self._queued_bytes -= sum(it.size for it in piece)
+                self._queued_bytes -= sum(it.size for it in piece) + sum(len(t.line) for t in events)
                 self.held_bytes -= sum(it.held for it in piece)
                 self._spilled -= sum(1 for it in piece if it.spilled)
-            if self.bus.wants(RecordsCommitted):
+            if loaded and self.bus.wants(RecordsCommitted):
                 self.bus.emit(RecordsCommitted(tuple(rec for rec, _, _ in loaded)))
             return conn, True
         return conn, False
@@ -802,7 +880,7 @@ class JournaledStore:
         """Everything taken from the queue is committed: empty the journal if nothing else is queued, else
         rewrite it without the committed prefix once it is large (sustained load never empties it)."""
         with self._jlock:
-            if self._journal is None or self._unwritten:
+            if self._journal is None or self._unwritten or self._unwritten_events:
                 return
             if self._q.empty():
                 os.ftruncate(self._journal, 0)
@@ -814,10 +892,13 @@ class JournaledStore:
                 return
             if self._queued_bytes > size // 2:
                 return  # mostly backlog, not committed prefix: rewriting it now would gain little
-            pending = [it for it in list(self._q.queue) if isinstance(it, _Item)]
+            pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
             seen: set[str] = set()
             lines: list[bytes] = []
             for it in pending:
+                if isinstance(it, _Telemetry):
+                    lines.append(it.line)
+                    continue
                 assert it.data is not None and it.blobs is not None  # none spilled (checked above)
                 lines += [b"#blob " + h.encode() + b" " + it.blobs[h] for h in it.blobs if h not in seen]
                 seen.update(it.blobs)
@@ -924,8 +1005,9 @@ class SqliteStore(JournaledStore):
         # already there almost always: a primary-key probe, no data written
         conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
         new = []
+        over = self.insight.before(conn, [rec for rec, _ in items])
         for rec, data in items:
-            cur = conn.execute(_INSERT, to_row(rec, data))
+            cur = conn.execute(_INSERT, to_row(rec, data, over.get(rec.id)))
             if cur.rowcount == 1:
                 new.append(rec)
                 conn.execute(
@@ -933,6 +1015,7 @@ class SqliteStore(JournaledStore):
                     (cur.lastrowid, rec.preview, rec.response_text),
                 )
         ledger.roll_up(conn, new)
+        self.insight.after(conn, new)
         return len(new)
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -1006,7 +1089,7 @@ class SqliteStore(JournaledStore):
     def get(self, record_id: str) -> Record | None:
         conn = self.reader()
         row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
-        return Record.model_validate(hydrate(row[0], conn)) if row else None
+        return Record.model_validate(insight.complete(conn, hydrate(row[0], conn))) if row else None
 
     def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[sqlite3.Row]:
         """Every matching row, oldest first, on a connection of its own (the caller may interleave reads)."""
@@ -1025,8 +1108,9 @@ class SqliteStore(JournaledStore):
     def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
         """Every matching record as a dict, oldest first, in constant memory."""
         conn = self.reader()
-        for row in self._scan(flt, "data"):
-            yield hydrate(row["data"], conn)
+        for row in self._scan(flt, "data, notes, prompt_id"):
+            doc = hydrate(row["data"], conn)
+            yield insight.complete(conn, doc) if insight.learnt(row["notes"], row["prompt_id"]) else doc
 
     def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
         for row in self._scan(flt, _SUMMARY_COLS):
@@ -1075,6 +1159,25 @@ class SqliteStore(JournaledStore):
             conn.execute("BEGIN IMMEDIATE")
             yield conn
 
+    # -- findings, turns, Claude Code's view (proxy/store/insight.py) ----------------------------------------
+    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
+        return insight.findings(self.reader(), record_ids)
+
+    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
+        return insight.prompts(self.reader(), prompt_ids)
+
+    def turns(self, session_id: str) -> list[insight.Turn]:
+        return insight.turns(self.reader(), session_id)
+
+    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[insight.Turn]]:
+        return insight.latest_turns(self.reader(), session_ids, per)
+
+    def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
+        return insight.session_views(self.reader(), session_ids)
+
+    def session_view(self, session_id: str) -> insight.SessionView:
+        return insight.session_view(self.reader(), session_id)
+
     def session_spend(self, session_id: str) -> float:
         s = ledger.session(self.reader(), session_id)
         return s.cost if s is not None else 0.0
@@ -1091,6 +1194,7 @@ class SqliteStore(JournaledStore):
                 )
                 n: int = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
                 ledger.prune(conn, cutoff)
+                insight.prune(conn, cutoff)
                 # shared parts no remaining record names go too
                 refs = " UNION ".join(
                     f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"

@@ -41,6 +41,12 @@ KINDS: dict[str, str] = {
     "signature-held": "Gemini signed a text part: the gateway keeps it for the next request (never shown)",
     "search-mapped": "Google Search grounding became Claude's web search blocks (server_tool_use, results)",
     "thoughts-dropped": "Gemini sent thoughts the client did not ask for; they were not passed on",
+    # findings: what a session's calls in order show (proxy/insight/detector.py), with tokens and $ at stake
+    "cache-break": "the upstream prefix changed where Gemini's cache should have held it (what, where, re-billed)",
+    "repeat": "the same request body was sent again after it was answered",
+    "retry-cascade": "the same request was resent after a 4xx that refuses it again",
+    "tool-loop": "the model called the same tool with the same input 3 or more times in the session",
+    "stream-fallback": "a non-streaming resend of a stream that failed (its tools may run twice)",
     # the record itself
     "upstream-error": "the target answered with an error; its own body is kept",
     "credential-renewed": "the target refused the gateway's token (401): a new one was minted, the call sent again",
