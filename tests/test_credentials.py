@@ -62,7 +62,11 @@ async def test_a_service_account_key_without_gcp_project_id_goes_to_vertex_in_th
         assert (await ask(url)).content[0].text == "from vertex"
         assert fake.token_requests == 1  # the token minted at start served the call
         sent = fake.received[-1]
-        assert "/projects/example-project/locations/us-central1/" in sent.path
+        # the default model (a current Flash) is served on Vertex's global endpoint
+        assert (
+            f"/projects/example-project/locations/global/publishers/google/models/{cfg.DEFAULT_MODEL}:"
+            in sent.path
+        )
         assert "x-goog-api-key" not in {k.lower() for k in sent.headers}  # the private key is never a key
         assert sent.headers["Authorization"].startswith("Bearer ")
     finally:
