@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from console.hint import NO_TOKEN
 from proxy import config as cfg
@@ -14,11 +16,51 @@ from proxy.catalog import limits
 INSTALL = "npm install -g @anthropic-ai/claude-code"
 
 
+HELP = """usage: gatewatch [--config F | --attach URL] claude [--target NAME] [claude's own arguments]
+
+Runs Claude Code (`claude` on PATH) through the gateway that listens where the config says (or at --attach
+URL), with the environment the target needs: ANTHROPIC_BASE_URL, a credential (the gateway's token when it
+has one), ANTHROPIC_MODEL, CLAUDE_CODE_MAX_CONTEXT_TOKENS and CLAUDE_CODE_MAX_OUTPUT_TOKENS, model discovery on.
+The targets are the config's, or, with none configured here, those the running gateway serves.
+
+  --target NAME   the target to set up for (default: the first)
+  everything else goes to Claude Code untouched (`claude --help` lists its own options)
+
+examples:
+  gatewatch claude
+  gatewatch --attach http://127.0.0.1:8000 claude -p "say hi"
+  gatewatch --config g.toml claude --target pro -p "explain this repo"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What Claude Code's environment needs of a target: the config's, or what a running gateway says."""
+
+    name: str
+    provider: str
+    model: str
+    max_tokens: int | None = None
+    own_key: bool = True
+    """the target calls with a key of its own (False: a passthrough that forwards the client's Anthropic key)"""
+
+    @classmethod
+    def of(cls, t: cfg.TargetConfig) -> Target:
+        return cls(
+            t.name, t.provider, t.model, t.max_tokens, not (t.provider == "anthropic" and t.api_key is None)
+        )
+
+    @classmethod
+    def listed(cls, d: dict[str, Any]) -> Target:
+        """A target as the gateway's identity (`GET /gatewatch`) lists it."""
+        return cls(str(d.get("name", "?")), str(d.get("provider", "?")), str(d.get("model", "*")))
+
+
 class NoClaude(Exception):
     """`claude` is not on PATH (the message says how to install it)."""
 
 
-def target_limits(target: cfg.TargetConfig) -> tuple[int | None, int | None]:
+def target_limits(target: Target) -> tuple[int | None, int | None]:
     """(context window, output cap) Claude Code should assume for calls to `target`: the model's own, the
     output capped by the target's max_tokens. The one place that knows them, so a model-facts table can take
     over here."""
@@ -30,27 +72,26 @@ def target_limits(target: cfg.TargetConfig) -> tuple[int | None, int | None]:
     return window, out
 
 
-def model_id(target: cfg.TargetConfig) -> str | None:
+def model_id(target: Target) -> str | None:
     """The model Claude Code asks for so its calls go to `target` (a target's model routes straight to it);
     None for a passthrough pattern (`*`): Claude Code keeps its own choice."""
     return None if any(c in target.model for c in "*?[") else target.model
 
 
-def pick(config: cfg.Config, name: str | None) -> cfg.TargetConfig:
-    if not config.targets:
-        raise cfg.ConfigError("no target is configured: set GEMINI_API_KEY or give --config")
+def pick(targets: list[Target], name: str | None, where: str) -> Target:
+    """The target named (the first without a name) among `targets`, which `where` describes."""
+    if not targets:
+        raise cfg.ConfigError(f"{where} has no target: set GEMINI_API_KEY or give --config")
     if name is None:
-        return config.targets[0]
-    for t in config.targets:
+        return targets[0]
+    for t in targets:
         if t.name == name:
             return t
-    names = ", ".join(t.name for t in config.targets)
-    raise cfg.ConfigError(f"--target {name}: no such target (the config has {names})")
+    names = ", ".join(t.name for t in targets)
+    raise cfg.ConfigError(f"--target {name}: no such target ({where} has {names})")
 
 
-def environment(
-    config: cfg.Config, url: str, target: cfg.TargetConfig, base: Mapping[str, str]
-) -> dict[str, str]:
+def environment(config: cfg.Config, url: str, target: Target, base: Mapping[str, str]) -> dict[str, str]:
     """`base` (the caller's environment) with what Claude Code needs to use `target` through the gateway."""
     env = dict(base)
     env["ANTHROPIC_BASE_URL"] = url
@@ -58,7 +99,7 @@ def environment(
     if token is not None:
         env.pop("ANTHROPIC_API_KEY", None)  # one credential: Claude Code warns when it is given both
         env["ANTHROPIC_AUTH_TOKEN"] = token.get_secret_value()
-    elif not (target.provider == "anthropic" and target.api_key is None):
+    elif target.own_key:
         # any value: without one Claude Code says "Not logged in" before calling (a passthrough to
         # Anthropic with the client's own key keeps the user's credential)
         env.pop("ANTHROPIC_API_KEY", None)

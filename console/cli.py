@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from console.hint import usage_hint
-from console.remote import Attached, discover, local_url
+from console.remote import Attached, discover, local_url, probe
 from proxy import __version__, query
 from proxy import config as cfg
 from proxy import loop as loops
@@ -517,18 +517,27 @@ def claude(args: argparse.Namespace, rest: list[str]) -> int:
     listens where the config says (or `--attach URL`)."""
     from console import claude as cc
 
+    if rest[:1] in (["--help"], ["-h"]):
+        print(cc.HELP, end="")
+        return 0
     config = load_config(args)
     name, rest = cc.split_target(rest)
-    try:
-        target = cc.pick(config, name)
-    except cfg.ConfigError as exc:
-        _die(str(exc))
     url = args.attach or discover(config)
     if not url:
         _die(
             f"no gatewatch listens at {local_url(config)}: start it first (`gatewatch serve`, or the console, "
             "`gatewatch`), or name it with --attach URL"
         )
+    targets = [cc.Target.of(t) for t in config.targets]
+    where = f"the config ({config.source})"
+    if not targets:  # a viewer's paste line (`gatewatch --attach URL claude`): the running gateway's targets
+        identity = probe(url, config.gateway.auth_token) or {}
+        targets = [cc.Target.listed(t) for t in identity.get("targets") or [] if isinstance(t, dict)]
+        where = f"the gateway at {url}"
+    try:
+        target = cc.pick(targets, name, where)
+    except cfg.ConfigError as exc:
+        _die(str(exc))
     try:
         cc.run(cc.environment(config, url, target, os.environ), rest)
     except cc.NoClaude as exc:

@@ -148,3 +148,22 @@ async def test_real_claude_code_answers_through_the_gateway_with_that_environmen
         rec = gw.records[-1]
         assert rec.target == "pro" and rec.request_model == "gemini-2.5-pro"
         assert fake.received[-1].body["generationConfig"]["maxOutputTokens"] <= 16384
+
+
+async def test_a_viewers_paste_line_uses_the_targets_of_the_gateway_it_names(fake, sa_json, tmp_path):
+    """`gatewatch --attach URL claude` (the narrow console's paste line) from a shell with no config of its
+    own: the running gateway's targets, not "no target is configured"."""
+    async for gw in run_gateway({"targets": targets(fake, sa_json)}, fake):
+        env = {"PATH": f"{stand_in(tmp_path)}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
+        code, _, err = await gatewatch(["--attach", gw.url, "claude", "--target", "pro", "-p", "hi"], env)
+        assert code == 0, err
+        code, _, err = await gatewatch(["--attach", gw.url, "claude", "--target", "nope"], env)
+        assert code == 2 and f"the gateway at {gw.url} has flash, pro" in err
+    e = json.loads((tmp_path / "seen.json").read_text())["env"]
+    assert e["ANTHROPIC_BASE_URL"] == gw.url and e["ANTHROPIC_MODEL"] == "gemini-2.5-pro"
+    assert e["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "1048576"
+
+
+async def test_gatewatch_claude_help_says_what_it_does_without_a_gateway(tmp_path):
+    code, out, err = await gatewatch(["claude", "--help"], {**os.environ, "HOME": str(tmp_path)})
+    assert code == 0 and out.startswith("usage: gatewatch") and "--target NAME" in out and not err
