@@ -88,6 +88,7 @@ class GatewatchApp(App):
         *,
         config_error: str | None = None,
         on_ready: Callable[[str], Awaitable[None]] | None = None,
+        before_start: Callable[[], Awaitable[None]] | None = None,
         export_dir: str | None = None,
         banner_note: str = "",
         insecure: bool = False,
@@ -101,6 +102,9 @@ class GatewatchApp(App):
         self.store = store
         self.config_error = config_error
         self.on_ready = on_ready
+        self.before_start = before_start
+        """run on the gateway's loop before it starts (the demo's upstream, up before its credentials are
+        checked: else a target reads 'unchecked: could not be reached' at first)"""
         self.export_dir = Path(export_dir) if export_dir else data_dir()
         """where `e` writes: the data directory beside the default store, never the current folder"""
         self.banner_note = banner_note
@@ -180,6 +184,8 @@ class GatewatchApp(App):
         # a store other processes write too (PostgreSQL) announces their commits: the history refreshes
         self.store.watch()
         await self._seed_stats()  # before the gateway listens, so no call is counted both here and live
+        if self.problem is None and self.before_start is not None and isinstance(self.host, ServiceThread):
+            await asyncio.wrap_future(self.host.run(self.before_start()))
         if self.problem is None:
             await self._start_gateway()
         self._render_banner()

@@ -468,8 +468,13 @@ class Demo:
         self.config = demo_config(sim_url, key_json, port)
         self.rate, self.seed, self.limit = rate, seed, limit
 
-    async def on_ready(self, gateway_url: str) -> None:
+    async def before_start(self) -> None:
+        """The simulated upstream listens before the gateway checks its targets' credentials against it."""
         await self.sim.start(port=self.sim_port)
+
+    async def on_ready(self, gateway_url: str) -> None:
+        if not self.sim.url:  # (a host that had no before_start: the screenshots script)
+            await self.sim.start(port=self.sim_port)
         try:
             await traffic(gateway_url, self.rate, self.seed, self.limit)
             await asyncio.Event().wait()  # keep the simulator up after a limited run
@@ -488,6 +493,7 @@ def run_demo(args) -> int:
         demo.config,
         store,
         on_ready=demo.on_ready,
+        before_start=demo.before_start,
         banner_note=f"demo: simulated upstream, {'throwaway store' if throwaway else 'store'} {db}",
     )
     try:

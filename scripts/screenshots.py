@@ -56,7 +56,13 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gatewatch-shots-"))
     demo = Demo(rate=4.0, seed=7)
     store = Store(tmp / "demo.db", secrets=demo.config.secrets())
-    app = GatewatchApp(demo.config, store, on_ready=demo.on_ready, banner_note="demo: simulated upstream")
+    app = GatewatchApp(
+        demo.config,
+        store,
+        on_ready=demo.on_ready,
+        before_start=demo.before_start,
+        banner_note="demo: simulated upstream",
+    )
     OUT.mkdir(exist_ok=True)
     shots: list[tuple[str, str]] = []
     async with app.run_test(size=SIZE) as pilot:
@@ -107,7 +113,13 @@ async def main() -> None:
     # beside Claude Code: the same demo in a terminal's half
     demo = Demo(rate=4.0, seed=11)
     store = Store(tmp / "narrow.db", secrets=demo.config.secrets())
-    app = GatewatchApp(demo.config, store, on_ready=demo.on_ready, banner_note="demo: simulated upstream")
+    app = GatewatchApp(
+        demo.config,
+        store,
+        on_ready=demo.on_ready,
+        before_start=demo.before_start,
+        banner_note="demo: simulated upstream",
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(10)
         shots.append(("main-80x24", app.save_screenshot(filename="narrow.svg", path=str(tmp))))

@@ -367,3 +367,25 @@ def test_show_s_system_diff_is_the_billing_header_and_the_folded_messages_not_ev
     assert len(changes) <= 3, [
         c.path for c in changes
     ]  # the billing header (and its blank line); the folding
+
+
+async def test_the_demo_s_targets_are_checked_against_an_upstream_already_listening(tmp_path):
+    """The demo's simulated Gemini listens before the hosted gateway checks its targets' credentials: no target
+    starts as 'unchecked: … could not be reached' while the demo's calls go through it a moment later."""
+    from console.demo import Demo
+    from proxy.store import Store
+
+    demo = Demo(rate=20, seed=3, limit=1)
+    app = GatewatchApp(
+        demo.config,
+        Store(tmp_path / "demo.db", secrets=demo.config.secrets()),
+        on_ready=demo.on_ready,
+        before_start=demo.before_start,
+    )
+    async with app.run_test(size=(120, 36)) as pilot:
+        from tests.test_console import wait_for
+
+        await wait_for(pilot, lambda: bool(app.url))
+        checks = {c.target: (c.state, c.detail) for c in app.service.checks}
+        assert checks and all(state == "ok" for state, _ in checks.values()), checks
+        await pilot.press("q")
