@@ -601,8 +601,8 @@ def show_heading(rec: Record) -> str:
     answered = f"{rec.target} ({rec.response_model})" if rec.target else "no target"
     line = f"call {rec.id} · {when} · {rec.status or '---'} · {rec.request_model or '?'} → {answered}\n"
     if rec.prompt_id:  # Claude Code's telemetry joined this call: its turn and its own estimate
-        est = f" · Claude Code's estimate ${rec.cc_cost:.4f}" if rec.cc_cost is not None else ""
-        billed = f" · billed by Google ${rec.usage.cost:.4f}" if rec.usage.cost is not None else ""
+        est = f" · Claude Code's estimate {usd(rec.cc_cost)}" if rec.cc_cost is not None else ""
+        billed = f" · billed by Google {usd(rec.usage.cost)}" if rec.usage.cost is not None else ""
         src = f" · {rec.query_source}" if rec.query_source else ""
         line += f"turn {rec.prompt_id}{src}{est}{billed}\n"
     return line

@@ -111,7 +111,7 @@ def timing_table(rec: Record) -> Table:
         subagent = " (subagent)" if rec.cc_is_subagent else ""
         rows.append(("Claude Code", f"{rec.cc_version}{subagent}"))
     if rec.prompt_id:  # its telemetry, joined by request id: the turn, and what Claude Code thought it cost
-        est = "?" if rec.cc_cost is None else f"${rec.cc_cost:.6f}"
+        est = fmt.usd(rec.cc_cost, precise=True)
         rows.append(("turn", f"{rec.prompt_id} ({rec.query_source or 'source unknown'})"))
         rows.append(("Claude Code's estimate", f"{est} (at Claude's prices)"))
     if rec.error_type:

@@ -337,7 +337,11 @@ class SessionsScreen(Screen[str | None]):
                 self.nodes[tkey] = Node(tkey, f"session:{s.session_id}", s, turn=t)
                 table.add_row(*turn_row(t), key=tkey)
         if keep in self.nodes:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+            row = table.get_row_index(keep)
+            table.move_cursor(row=row, animate=False)
+            # sessions new since the last read went in above it: once the rows are laid out, scroll to the
+            # highlighted one (it is what the line below and Enter speak of), not leave it off-screen
+            self.call_after_refresh(table.move_cursor, row=row, animate=False, scroll=True)
         self.today = message.today
         n = len(message.rows)
         self.query_one("#sessions-status", Static).update(

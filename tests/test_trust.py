@@ -254,7 +254,10 @@ async def test_at_80x24_the_header_shows_a_cooling_target_and_the_whole_paste_hi
         assert "◌ flash-one cooling" in lines[0] and len(lines[0]) <= 78
         assert banner.size.height == len(lines) == 3  # every line drawn
         hint = " ".join(ln.removesuffix(" \\") for ln in lines[1:])
-        assert hint == f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port} ANTHROPIC_MODEL=gemini-2.5-flash claude"
+        assert hint == (
+            f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port} ANTHROPIC_AUTH_TOKEN=gatewatch "
+            "ANTHROPIC_MODEL=gemini-2.5-flash claude"
+        )
         assert all(len(ln) <= 78 for ln in lines)
         await pilot.press("q")
 

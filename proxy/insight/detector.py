@@ -24,6 +24,7 @@ from typing import Any
 from genai_prices.types import ModelPrice
 
 from .. import pricing
+from ..money import usd
 from ..record import Record
 from ..translate.notes import Note
 from ..translate.request import BILLING_PREFIX
@@ -279,7 +280,7 @@ class Detector:
         if rebilled < MIN_CACHE_TOKENS:
             return None  # the cache held what mattered: the change came late in the prefix
         cost = miss_cost(r, rebilled)
-        money = f" (${cost:.4f})" if cost is not None else ""
+        money = f" ({usd(cost)})" if cost is not None else ""
         return Note(
             "cache-break",
             f"{where.detail} since {prev.id}: {rebilled:,} tokens re-billed{money}",
