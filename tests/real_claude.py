@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CLAUDE = shutil.which("claude")
+from tests import claude_cli
+
+CLAUDE = claude_cli.CLAUDE
+"""the CLI these tests drive (`GATEWATCH_TEST_CLAUDE` names another release): one place, `claude_cli`"""
 
 
 @dataclass
@@ -28,17 +29,7 @@ class Run:
 
 def env(base_url: str, home: Path, **extra: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    out = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": "sk-ant-anything",
-        "DISABLE_TELEMETRY": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-    }
-    out.update(extra)
-    return out
+    return claude_cli.env(base_url, home, **extra)
 
 
 async def prompt(base_url: str, text: str, home: Path, *args: str, timeout: float = 180, **extra: str) -> Run:

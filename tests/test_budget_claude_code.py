@@ -4,16 +4,12 @@ the 429 `billing_error` answer: a 400 made Claude Code send the refused call 6 t
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import shutil
-
 import anthropic
 
 from proxy import config as cfg
 from proxy.service import Service
 from proxy.store import Store
+from tests import claude_cli
 from tests.conftest import target_for
 
 
@@ -28,32 +24,9 @@ async def test_one_over_budget_prompt_makes_one_refused_call_and_the_answer_name
     svc = Service(cfg.from_mapping(raw, "test"), Store(tmp_path / "g.db"))
     url = await svc.start()
     try:
-        claude = shutil.which("claude")
-        if claude is not None:
-            home = tmp_path / "home"
-            home.mkdir()
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "HOME": str(home),
-                "ANTHROPIC_BASE_URL": url,
-                "ANTHROPIC_API_KEY": "anything",
-                "DISABLE_TELEMETRY": "1",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            }
-            proc = await asyncio.create_subprocess_exec(
-                claude,
-                "-p",
-                "say hi",
-                "--output-format",
-                "json",
-                env=env,
-                cwd=str(home),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), 300)
-            result = json.loads(out)
-            assert result["is_error"] is True, out
+        if claude_cli.CLAUDE is not None:
+            result = await claude_cli.run(url, tmp_path / "home", "say hi", timeout=300)
+            assert result["is_error"] is True, result
             assert result.get("api_error_status") == 429 and result.get("api_error_type") == "billing_error"
             said = result["result"]
         else:
