@@ -24,7 +24,7 @@ from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from proxy import collector, query
@@ -39,6 +39,7 @@ from proxy.store import RecordStore, data_dir
 from . import fmt
 from .detail import DetailScreen
 from .feed import Feed
+from .footer import Footer
 from .help import HelpScreen
 from .hint import AutoModeNotice, dropped_safeguards, usage_hint
 from .history import COUNT_CAP, HistoryTable
@@ -393,9 +394,6 @@ class GatewatchApp(App):
         return t
 
     def on_resize(self) -> None:
-        # below 100 columns the keys need the room ctrl+p's reminder takes (help and the README name it)
-        for footer in self.query(Footer):
-            footer.show_command_palette = self.size.width >= 100
         self._render_banner()
         self._dirty = True
 
@@ -416,10 +414,6 @@ class GatewatchApp(App):
         if self.stopping:  # (a pane missing before mount or at teardown: the timer guard logs it, see faults)
             return
         self._take_feed()
-        # every screen's footer (a call's detail, Sessions), not only this one's: below 100 columns the keys
-        # need the room ctrl+p's reminder takes, or the last key is cut mid-word
-        for footer in self.screen.query(Footer):
-            footer.show_command_palette = self.size.width >= 100
         if self.attached:
             self._feed_problem = self.attached.problem  # the feed dropped or came back: say so
         state = self._banner_state()

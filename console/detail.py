@@ -18,12 +18,13 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from proxy.inspection import inspect
 from proxy.record import Record
 
 from . import fmt
+from .footer import Footer
 from .translation import translation
 
 CLIPBOARD_TOOLS = (

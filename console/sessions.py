@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from proxy.catalog import window
 from proxy.config import BudgetSettings
@@ -28,6 +28,7 @@ from proxy.store import AgentTotals, RecordStore, SessionTotals
 from proxy.store.insight import SessionView, Turn
 
 from . import fmt
+from .footer import Footer
 
 REFRESH_S = 1.0
 SESSIONS = 100
