@@ -90,14 +90,20 @@ class Server:
                 pids.append(int(stat.parent.name))
         return pids
 
+    def _signal(self, signum: int) -> None:
+        for pid in self._pids():
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                # a backend or worker that ended between the listing and the signal (seen in CI)
+                pass
+
     def pause(self) -> None:
         """Freeze the server (SIGSTOP to its processes): connections stay open, every statement hangs."""
-        for pid in self._pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        for pid in self._pids():
-            os.kill(pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)
 
     def remove(self) -> None:
         self.resume()
