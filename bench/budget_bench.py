@@ -31,7 +31,7 @@ import aiohttp  # noqa: E402
 
 from bench.workload import claude_code_request  # noqa: E402
 from proxy import config as cfg  # noqa: E402
-from proxy.budget import Budget  # noqa: E402
+from proxy.exchange.budget import Budget  # noqa: E402
 from proxy.service import Service  # noqa: E402
 from proxy.simulator import GeminiSimulator, Reply  # noqa: E402
 from proxy.store import open_store  # noqa: E402

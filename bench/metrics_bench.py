@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.events import Bus, CallFinished  # noqa: E402
-from proxy.metrics import Metrics  # noqa: E402
+from proxy.observe.metrics import Metrics  # noqa: E402
 from proxy.record import Attempt, Record, Usage  # noqa: E402
+from proxy.record.events import Bus, CallFinished  # noqa: E402
 
 N = 200_000
 

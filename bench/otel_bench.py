@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy import otel  # noqa: E402
 from proxy.config import OtelSettings  # noqa: E402
-from proxy.events import Bus, CallFinished  # noqa: E402
+from proxy.observe import otel  # noqa: E402
 from proxy.record import Attempt, Record, Usage  # noqa: E402
+from proxy.record.events import Bus, CallFinished  # noqa: E402
 
 N = 2_000
 ROUNDS = 5

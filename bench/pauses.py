@@ -34,10 +34,9 @@ sys.path.insert(0, str(ROOT))
 from bench.run import OUT  # noqa: E402
 from bench.store_bench import record  # noqa: E402
 from bench.workload import claude_code_request  # noqa: E402
-from proxy import pricing  # noqa: E402
+from proxy.exchange.messages import depth  # noqa: E402
 from proxy.loop import new_loop  # noqa: E402
-from proxy.messages import depth  # noqa: E402
-from proxy.record import Record  # noqa: E402
+from proxy.record import Record, pricing  # noqa: E402
 from proxy.store import Store  # noqa: E402
 from proxy.store.payloads import serialize_parts  # noqa: E402
 from proxy.translate import request as treq  # noqa: E402
@@ -85,7 +84,7 @@ def steps() -> dict[str, dict[str, float]]:
     }
     # a gateway's start-up heap: its modules (aiohttp, pydantic, the price library's data) and a Gateway
     from proxy import config as cfg
-    from proxy.server import Gateway
+    from proxy.edge.server import Gateway
 
     gw = Gateway(
         cfg.from_mapping(

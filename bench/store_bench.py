@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy.query import EVERYTHING, parse  # noqa: E402
 from proxy.record import Attempt, Record, Usage  # noqa: E402
 from proxy.store import Store  # noqa: E402
+from proxy.store.query import EVERYTHING, parse  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 WORDS = "fix test build router store retry cache schema token stream bananas deploy lint refactor".split()
@@ -135,7 +135,7 @@ def store_figures(n: int, tmp: Path, payload: bool = True) -> dict:
 def ledger_figures(reader: Store, n: int) -> dict:
     """The session roll-ups against what they replace (an aggregate over the records, indexed by session),
     and the statusline in process and as a command."""
-    from proxy import statusline
+    from proxy.reports import statusline
 
     sid = f"s{(n - 1) // 40 // 2}"  # a session from the middle of the store
     conn = reader.reader()

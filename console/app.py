@@ -27,14 +27,14 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from proxy import collector, query
+from proxy import collector
 from proxy import config as cfg
-from proxy.events import BudgetCrossed, CallFinished
-from proxy.export import export_file
 from proxy.log import log
 from proxy.record import Record
+from proxy.record.events import BudgetCrossed, CallFinished
+from proxy.reports.export import export_file
 from proxy.service import Service, ServiceError, ServiceThread
-from proxy.store import RecordStore, data_dir
+from proxy.store import RecordStore, data_dir, query
 
 from . import fmt
 from .detail import DetailScreen

@@ -11,7 +11,7 @@ from typing import Any
 
 from console.hint import NO_TOKEN
 from proxy import config as cfg
-from proxy.catalog import limits
+from proxy.translate.catalog import limits
 
 INSTALL = "npm install -g @anthropic-ai/claude-code"
 

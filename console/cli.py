@@ -35,22 +35,22 @@ import orjson
 
 from console.hint import usage_hint
 from console.remote import Attached, discover, local_url, probe
-from proxy import __version__, query
+from proxy import __version__
 from proxy import config as cfg
 from proxy import loop as loops
-from proxy.credentials import Check
-from proxy.events import CallFinished
-from proxy.export import FORMATS, export_file, without_payloads, write
-from proxy.inspection import inspect
+from proxy.exchange.credentials import Check
 from proxy.money import plural, usd
-from proxy.pricing import find as find_price
-from proxy.query import parse_duration
 from proxy.record import Record
-from proxy.replay import NotReplayable
+from proxy.record.events import CallFinished
+from proxy.record.pricing import find as find_price
+from proxy.reports.export import FORMATS, export_file, without_payloads, write
+from proxy.reports.inspection import inspect
+from proxy.reports.replay import NotReplayable
+from proxy.reports.stats import KEYS, Group, aggregate, counting_notes, notes_table, waste, waste_table
 from proxy.service import Service, ServiceError
-from proxy.stats import KEYS, Group, aggregate, counting_notes, notes_table, waste, waste_table
-from proxy.store import RecordStore, StoreError, default_path, is_url
+from proxy.store import RecordStore, StoreError, default_path, is_url, query
 from proxy.store import open_store as store_at
+from proxy.store.query import parse_duration
 from proxy.translate.notes import legend
 
 

@@ -20,8 +20,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane
 
-from proxy.inspection import inspect
 from proxy.record import Record
+from proxy.reports.inspection import inspect
 
 from . import fmt
 from .footer import Footer

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from proxy.events import Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
 from proxy.record import Record
+from proxy.record.events import Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
 
 
 class Feed:

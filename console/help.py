@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from proxy import query
+from proxy.store import query
 
 from .detail import DetailScreen
 

@@ -27,8 +27,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
-from proxy.query import EVERYTHING, Filter
 from proxy.store import RecordStore, Summary
+from proxy.store.query import EVERYTHING, Filter
 
 from . import fmt
 

@@ -12,9 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from proxy import pricing
-from proxy.record import Record
-from proxy.stats import percentile
+from proxy.record import Record, pricing
+from proxy.reports.stats import percentile
 
 from . import fmt
 

@@ -24,9 +24,9 @@ from pydantic import SecretStr
 
 from proxy import config as cfg
 from proxy import loop as loops
-from proxy.events import BudgetCrossed, Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
-from proxy.feed import EVENTS_PATH, IDENTITY_PATH
+from proxy.edge.feed import EVENTS_PATH, IDENTITY_PATH
 from proxy.record import Record
+from proxy.record.events import BudgetCrossed, Bus, CallFinished, CallStarted, RecordsCommitted, RecordsLost
 from proxy.service import ServiceError
 
 T = TypeVar("T")

@@ -25,12 +25,19 @@ from rich.table import Table
 from rich.text import Text
 
 from proxy import config as cfg
-from proxy import query
+from proxy.providers.served import well_formed
 from proxy.record import Record
-from proxy.replay import Comparison, NotReplayable, ReplayFailed, Summary, request_of, send, wait_record
-from proxy.served import well_formed
+from proxy.reports.replay import (
+    Comparison,
+    NotReplayable,
+    ReplayFailed,
+    Summary,
+    request_of,
+    send,
+    wait_record,
+)
 from proxy.service import Service, ServiceError
-from proxy.store import RecordStore, StoreError, is_url, open_store
+from proxy.store import RecordStore, StoreError, is_url, open_store, query
 
 from . import fmt
 from .remote import discover, probe

@@ -24,7 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static
 
 from proxy.record import Record
-from proxy.replay import Comparison, NotReplayable, ReplayFailed, request_of, send, wait_record
+from proxy.reports.replay import Comparison, NotReplayable, ReplayFailed, request_of, send, wait_record
 
 from . import fmt
 from .replay import comparison_table, diff_text

@@ -21,11 +21,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from proxy.catalog import window
 from proxy.config import BudgetSettings
-from proxy.events import BudgetCrossed
+from proxy.record.events import BudgetCrossed
 from proxy.store import AgentTotals, RecordStore, SessionTotals
 from proxy.store.insight import SessionView, Turn
+from proxy.translate.catalog import window
 
 from . import fmt
 from .footer import Footer

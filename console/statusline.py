@@ -1,5 +1,5 @@
 """`gatewatch statusline [--db PATH] [--config gatewatch.toml]`: reads the JSON Claude Code pipes to its
-`statusLine` command and prints one line from the store (see proxy/statusline.py). Imports nothing heavy (not
+`statusLine` command and prints one line from the store (see proxy/reports/statusline.py). Imports nothing heavy (not
 even argparse: its two options are read by hand)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import sys
 
 from proxy.paths import default_path
-from proxy.statusline import caps_from, line, read, session_of, store_from
+from proxy.reports.statusline import caps_from, line, read, session_of, store_from
 
 USAGE = """usage: gatewatch statusline [--db PATH] [--config FILE]
 

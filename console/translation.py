@@ -1,5 +1,5 @@
 """What the translation did to a call, as Rich renderables: the Translation tab of the call detail and
-`gatewatch show` print the same thing (from `proxy.inspection`)."""
+`gatewatch show` print the same thing (from `proxy.reports.inspection`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from proxy.insight.detector import FINDINGS
-from proxy.inspection import Inspection, short
+from proxy.reports.inspection import Inspection, short
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
 _DIRECTION = {

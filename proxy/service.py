@@ -16,17 +16,17 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import loop as loops
-from . import otel
-from .budget import Budget
-from .collector import Policy
-from .config import Config, ConfigError
-from .credentials import Check, all_refused, check_all
-from .events import Bus
-from .filelog import FileLogMirror
-from .log import log
-from .server import Gateway, InsecureBind, start, stop
-from .store import RecordStore, StoreError
+from proxy import loop as loops
+from proxy.collector import Policy
+from proxy.config import Config, ConfigError
+from proxy.edge.server import Gateway, InsecureBind, start, stop
+from proxy.exchange.budget import Budget
+from proxy.exchange.credentials import Check, all_refused, check_all
+from proxy.log import log
+from proxy.observe import otel
+from proxy.record.events import Bus
+from proxy.reports.filelog import FileLogMirror
+from proxy.store import RecordStore, StoreError
 
 T = TypeVar("T")
 
@@ -174,7 +174,7 @@ class Service:
     async def reload_budget(self) -> bool:
         """Apply the config file's `[budget]` now (a file change, or SIGHUP under `serve`). False: the file
         could not be read or is not valid (the budget in force stays, the log says why)."""
-        from .config import load
+        from proxy.config import load
 
         gateway = self.gateway
         if gateway is None:

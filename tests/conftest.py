@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy import config as cfg
-from proxy.events import Bus
+from proxy.edge.server import Gateway, start
 from proxy.record import Record
-from proxy.server import Gateway, start
+from proxy.record.events import Bus
 from proxy.simulator import GeminiSimulator
 from tests import strict
 

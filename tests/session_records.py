@@ -84,7 +84,7 @@ def with_prefixes(recs: list[Record]) -> list[Record]:
 
 
 def telemetry(recs: list[Record]) -> list[dict]:
-    """Claude Code's events for the session's calls (as proxy/telemetry.py hands them to the store): two
+    """Claude Code's events for the session's calls (as proxy/edge/telemetry.py hands them to the store): two
     turns, each call priced at Claude's prices by Claude Code."""
     out: list[dict] = [
         {

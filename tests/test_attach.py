@@ -19,7 +19,7 @@ from console.app import GatewatchApp
 from console.cli import main as cli_main
 from console.remote import Attached, discover, probe
 from proxy import config as cfg
-from proxy.events import CallFinished
+from proxy.record.events import CallFinished
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.conftest import API_KEY

@@ -8,8 +8,8 @@ import anthropic
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from proxy.auth import load_key
 from proxy.config import ConfigError
+from proxy.providers.auth import load_key
 from tests.conftest import SA_EMAIL, run_gateway, service_account_info, target_for
 
 

@@ -16,9 +16,9 @@ import time
 import aiohttp
 import pytest
 
-from proxy import budget as bmod
 from proxy import config as cfg
-from proxy.events import BudgetCrossed, CallFinished
+from proxy.exchange import budget as bmod
+from proxy.record.events import BudgetCrossed, CallFinished
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store, open_store

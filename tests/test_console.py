@@ -18,9 +18,9 @@ from console.detail import DetailScreen, as_curl
 from console.history import HistoryTable
 from console.panes import Pane
 from proxy import config as cfg
-from proxy.query import parse
 from proxy.simulator import Reply
 from proxy.store import Store
+from proxy.store.query import parse
 from tests.conftest import API_KEY, target_for
 
 
@@ -255,7 +255,7 @@ async def test_history_pages_from_sqlite_instead_of_loading_everything(tmp_path)
 
 
 def test_importing_proxy_leaves_textual_and_rich_out():
-    code = "import sys, proxy.server, proxy.store, proxy.export; print(any(m.split('.')[0] in ('textual','rich') for m in sys.modules))"
+    code = "import sys, proxy.edge.server, proxy.store, proxy.reports.export; print(any(m.split('.')[0] in ('textual','rich') for m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

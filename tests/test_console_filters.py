@@ -5,8 +5,7 @@ from textual.widgets import Input, Static
 from console.app import GatewatchApp
 from console.history import HistoryTable
 from proxy import config as cfg
-from proxy import query
-from proxy.store import Store
+from proxy.store import Store, query
 from tests.test_console import plain, wait_for
 from tests.test_store import make
 

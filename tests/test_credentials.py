@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from console.app import GatewatchApp
 from proxy import config as cfg
-from proxy.credentials import check_all
+from proxy.exchange.credentials import check_all
 from proxy.providers import make
 from proxy.service import Service, ServiceError
 from proxy.simulator import Reply

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.feed import EVENTS_PATH, REPLAY_PATH
-from proxy.served import OTHER, Served, segment, well_formed
+from proxy.edge.feed import EVENTS_PATH, REPLAY_PATH
+from proxy.providers.served import OTHER, Served, segment, well_formed
 from proxy.simulator import Reply
 from tests.conftest import Running, run_gateway, target_for
 
@@ -241,8 +241,8 @@ async def _count_finished(reader: aiohttp.ClientResponse, seen: list[int]) -> No
 async def test_a_viewer_that_never_reads_is_cut_off_at_its_byte_bound_and_a_reading_one_gets_everything(
     fake, sa_json, monkeypatch
 ):
-    from proxy import feed
-    from proxy.events import CallFinished
+    from proxy.edge import feed
+    from proxy.record.events import CallFinished
     from tests.test_store import make
 
     monkeypatch.setattr(feed, "VIEWER_BYTES", 512 * 1024)
@@ -282,9 +282,9 @@ async def test_a_viewer_that_never_reads_is_cut_off_at_its_byte_bound_and_a_read
 def test_a_passthrough_of_any_model_folds_its_names_into_other_in_metrics():
     """An Anthropic passthrough at `*` forwards whatever model the client names, and answers under it: none of
     3,000 names adds a label set."""
-    from proxy.events import Bus, CallFinished
-    from proxy.metrics import Metrics
+    from proxy.observe.metrics import Metrics
     from proxy.record import Attempt
+    from proxy.record.events import Bus, CallFinished
     from tests.test_store import make
 
     bus = Bus()
@@ -302,7 +302,7 @@ async def test_metrics_are_rendered_off_the_event_loop(fake, sa_json, monkeypatc
     """A scrape renders the text on a worker thread: the loop that serves calls only reads a few figures."""
     import threading
 
-    from proxy import metrics as metrics_module
+    from proxy.observe import metrics as metrics_module
 
     rendered_on: list[int] = []
     real = metrics_module.generate_latest
@@ -327,7 +327,7 @@ async def test_metrics_are_rendered_off_the_event_loop(fake, sa_json, monkeypatc
 def test_otel_model_attributes_are_folded_like_the_metric_labels():
     from types import SimpleNamespace
 
-    from proxy.otel import Telemetry
+    from proxy.observe.otel import Telemetry
 
     telemetry = SimpleNamespace(served=Served(["gemini-2.5-flash"]))
     attrs = {

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from proxy.export import export_file, kong_record, write
-from proxy.query import parse
 from proxy.record import Attempt, Usage
-from proxy.stats import aggregate, percentile
+from proxy.reports.export import export_file, kong_record, write
+from proxy.reports.stats import aggregate, percentile
+from proxy.store.query import parse
 from tests.test_store import filled, make
 
 

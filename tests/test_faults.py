@@ -16,9 +16,9 @@ import anthropic
 import pytest
 from multidict import CIMultiDict
 
-from proxy.query import parse
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError
+from proxy.store.query import parse
 from tests.conftest import API_KEY, run_gateway, target_for
 
 MSG = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
@@ -191,7 +191,7 @@ async def test_a_token_is_demanded_when_configured(fake, sa_json, monkeypatch):
 
 async def test_binding_beyond_loopback_needs_a_token_or_insecure(fake, sa_json):
     from proxy import config as cfg
-    from proxy.server import Gateway, InsecureBind, start
+    from proxy.edge.server import Gateway, InsecureBind, start
 
     gw = Gateway(cfg.from_mapping(one_target(fake, sa_json), "t", {}))
     with pytest.raises(InsecureBind, match="--insecure"):
@@ -310,7 +310,7 @@ async def test_no_secret_reaches_the_store_the_file_log_an_export_or_the_screen(
     from console.app import GatewatchApp
     from console.history import HistoryTable
     from proxy import config as cfg
-    from proxy.export import export_file
+    from proxy.reports.export import export_file
 
     secrets = [
         "sk-ant-api03-CLIENTKEY123456",

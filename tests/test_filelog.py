@@ -5,9 +5,9 @@ import stat
 
 import orjson
 
-from proxy.events import Bus, RecordsCommitted
-from proxy.export import kong_record
-from proxy.filelog import FileLogMirror
+from proxy.record.events import Bus, RecordsCommitted
+from proxy.reports.export import kong_record
+from proxy.reports.filelog import FileLogMirror
 from proxy.store import Store
 from tests.test_store import make
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from textual.widgets import Input, Static
 
-from proxy import query
 from proxy.simulator import Reply
+from proxy.store import query
 from tests.test_cli import _filled, cli
 from tests.test_console import call, make_app, plain, wait_for
 from tests.test_store import filled, make

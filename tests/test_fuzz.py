@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy import config as cfg
+from proxy.edge.server import Gateway, start
 from proxy.errors import GatewayError
-from proxy.server import Gateway, start
 from proxy.simulator import GeminiSimulator
 from proxy.store.payloads import serialize_parts
 from proxy.translate import request as treq
@@ -345,7 +345,7 @@ _JSON = st.recursive(
 def test_the_nesting_check_counts_what_the_parser_reads(value):
     """`messages.depth` reads the nesting from the bytes (strings with escaped quotes, backslashes and
     brackets inside skipped) as the parsed value has it."""
-    from proxy.messages import depth
+    from proxy.exchange.messages import depth
 
     assert depth(json.dumps(value).encode()) == _nesting(value)
     assert depth(json.dumps(value, indent=1).encode()) == _nesting(value)

@@ -7,8 +7,8 @@ from textual.widgets import Input
 from console.app import GatewatchApp
 from console.history import HistoryTable
 from proxy import config as cfg
-from proxy.query import EVERYTHING
 from proxy.store import Store
+from proxy.store.query import EVERYTHING
 from tests.test_console import call, make_app, wait_for
 from tests.test_store import make
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
 import importlib, pkgutil, sys
-import proxy, proxy.server, proxy.store
+import proxy, proxy.edge.server, proxy.store
 for m in pkgutil.walk_packages(proxy.__path__, "proxy."):
     importlib.import_module(m.name)
 print(sorted(k for k in sys.modules if k.split(".")[0] in ("console", "textual", "rich")))

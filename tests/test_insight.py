@@ -14,8 +14,8 @@ import uuid
 import anthropic
 import pytest
 
-from proxy.query import parse
 from proxy.simulator import ImplicitCache, Reply, prompt_bytes
+from proxy.store.query import parse
 from tests.cc_requests import TOOLS
 from tests.conftest import run_gateway, target_for
 from tests.test_cli import cli

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from proxy import catalog
-from proxy.query import parse
 from proxy.record import Record, Usage
 from proxy.store import Store
+from proxy.store.query import parse
+from proxy.translate import catalog
 from tests import cc_session as cs
 from tests.conftest import run_gateway, target_for
 

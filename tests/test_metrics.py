@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import config as cfg
-from proxy.events import RecordsLost
+from proxy.record.events import RecordsLost
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store

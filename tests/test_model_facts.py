@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from proxy import config as cfg
-from proxy.catalog import limits
-from proxy.pricing import model_price
 from proxy.providers import make
+from proxy.record.pricing import model_price
 from proxy.simulator import Reply
 from proxy.translate import request as treq
+from proxy.translate.catalog import limits
 from proxy.translate.models import facts
 from tests.conftest import API_KEY, run_gateway
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from console.sessions import tree
-from proxy.query import parse
 from proxy.simulator import Reply
+from proxy.store.query import parse
 from tests.conftest import run_gateway, target_for
 
 SESSION = "5d0c2b1a-0e4f-4c3d-8b2a-1f0e9d8c7b6a"

@@ -17,14 +17,14 @@ import pytest
 from rich.console import Console
 
 from console.translation import translation
-from proxy.export import kong_record, write
 from proxy.insight.detector import FINDINGS
-from proxy.inspection import client_view, diff, inspect, upstream_view
-from proxy.query import parse
 from proxy.record import Record
+from proxy.reports.export import kong_record, write
+from proxy.reports.inspection import client_view, diff, inspect, upstream_view
+from proxy.reports.stats import counting_notes
 from proxy.simulator import Reply, issue_signature
-from proxy.stats import counting_notes
 from proxy.store import Store
+from proxy.store.query import parse
 from proxy.translate.notes import KINDS, from_text
 from tests.conftest import run_gateway, target_for
 

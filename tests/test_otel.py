@@ -34,10 +34,10 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import config as cfg
-from proxy import genai, otel
 from proxy.config import OtelSettings
-from proxy.events import CallFinished
+from proxy.observe import genai, otel
 from proxy.record import Record
+from proxy.record.events import CallFinished
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
@@ -454,7 +454,8 @@ class Block(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(name)
 sys.meta_path.insert(0, Block())
 import aiohttp
-from proxy import config as cfg, otel
+from proxy import config as cfg
+from proxy.observe import otel
 from proxy.service import Service, ServiceError
 from proxy.store import Store
 

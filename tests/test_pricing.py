@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from proxy import pricing
 from proxy.config import TargetConfig
-from proxy.record import Record, Usage
+from proxy.record import Record, Usage, pricing
 
 NOW = time.time()
 

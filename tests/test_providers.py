@@ -6,9 +6,9 @@ import pytest
 
 from proxy import providers
 from proxy.config import TargetConfig
-from proxy.exchange import RELAYS
-from proxy.relay import anthropic as anthropic_relay
-from proxy.relay import gemini as gemini_relay
+from proxy.exchange.attempts import RELAYS
+from proxy.exchange.relay import anthropic as anthropic_relay
+from proxy.exchange.relay import gemini as gemini_relay
 from tests.conftest import service_account_info
 
 

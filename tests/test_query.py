@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from proxy import query
-from proxy.query import Ago, Compare, Failed, Glob, Present, Range, UsedTool
+from proxy.store import query
+from proxy.store.query import Ago, Compare, Failed, Glob, Present, Range, UsedTool
 from tests.test_store import filled, make
 
 

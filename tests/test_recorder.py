@@ -1,7 +1,7 @@
 """The per-call recorder and the events a call emits: started, progressed (only when asked, coalesced),
 finished (after the record was handed over)."""
 
-from proxy.events import Bus, CallFinished, CallProgressed, CallStarted
+from proxy.record.events import Bus, CallFinished, CallProgressed, CallStarted
 from proxy.simulator import Reply
 from tests.conftest import run_gateway, target_for
 

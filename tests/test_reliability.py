@@ -18,13 +18,13 @@ import anthropic
 import pytest
 
 from proxy import config as cfg
-from proxy.export import export_file
-from proxy.filelog import FileLogMirror
-from proxy.query import QueryError, parse
+from proxy.edge.server import Gateway, start, stop
 from proxy.record import Record
-from proxy.server import Gateway, start, stop
+from proxy.reports.export import export_file
+from proxy.reports.filelog import FileLogMirror
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError
+from proxy.store.query import QueryError, parse
 from tests.conftest import target_for
 
 MSG = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
@@ -544,7 +544,7 @@ async def test_a_600_kb_function_call_streams_intact_to_the_sdk(fake, sa_json, t
 
 
 async def test_an_unexpected_failure_mid_stream_ends_with_an_sse_error(fake, sa_json, tmp_path, monkeypatch):
-    import proxy.relay.gemini as relay
+    import proxy.exchange.relay.gemini as relay
 
     real = relay.parse_chunk
     seen = {"n": 0}
@@ -646,7 +646,7 @@ def test_the_file_log_never_follows_a_symlink(tmp_path):
     log = tmp_path / "claude.json"
     log.symlink_to(victim)
     mirror = FileLogMirror(log)
-    from proxy.events import RecordsCommitted
+    from proxy.record.events import RecordsCommitted
 
     mirror.write(RecordsCommitted((make(1),)))
     assert victim.read_bytes() == b"precious\n"

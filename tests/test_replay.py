@@ -11,7 +11,7 @@ import anthropic
 import pytest
 
 from proxy import config as cfg
-from proxy.feed import REPLAY_PATH
+from proxy.edge.feed import REPLAY_PATH
 from proxy.money import usd
 from proxy.service import Service
 from proxy.simulator import Reply

@@ -15,8 +15,8 @@ import pytest
 
 from console.app import GatewatchApp
 from proxy import config as cfg
-from proxy.query import parse
 from proxy.store.postgres import PostgresStore
+from proxy.store.query import parse
 from tests.conftest import API_KEY, target_for
 from tests.serving import free_port
 from tests.test_console import wait_for

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from proxy.config import BalancerSettings, RouteConfig
-from proxy.routing import Router
+from proxy.exchange.routing import Router
 from proxy.simulator import Reply
 from tests.conftest import run_gateway, target_for
 

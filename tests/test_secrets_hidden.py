@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from proxy import config as cfg
-from proxy.events import RecordsLost
+from proxy.edge.server import Gateway, start
 from proxy.record import REDACTED, redact_query
-from proxy.server import Gateway, start
+from proxy.record.events import RecordsLost
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError
 from proxy.store.postgres import MISREAD, PostgresStore

@@ -8,11 +8,11 @@ import anthropic
 import pytest
 
 from proxy import config as cfg
-from proxy.events import CallFinished, CallStarted, RecordsCommitted
-from proxy.query import parse
+from proxy.record.events import CallFinished, CallStarted, RecordsCommitted
 from proxy.service import Service, ServiceError, ServiceThread
 from proxy.simulator import Reply
 from proxy.store import Store
+from proxy.store.query import parse
 from tests.conftest import target_for
 
 

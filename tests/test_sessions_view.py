@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input
 from console.app import GatewatchApp
 from console.sessions import SessionsScreen, meter, tree
 from proxy import config as cfg
-from proxy.events import BudgetCrossed
+from proxy.record.events import BudgetCrossed
 from proxy.store import Store
 from tests import cc_session as cs
 from tests import session_records

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from proxy.record import Usage
-from proxy.stats import aggregate
+from proxy.reports.stats import aggregate
 from proxy.store import Store
 from tests.serving import ROOT
 from tests.test_store import filled, make

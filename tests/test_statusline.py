@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from console.statusline import main
-from proxy import statusline
 from proxy.money import usd
+from proxy.reports import statusline
 from tests import cc_session as cs
 from tests.conftest import Backend
 from tests.test_ledger import session_store  # noqa: F401  (the recorded session, as a fixture)

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from proxy.events import Bus, RecordsCommitted, RecordsLost
-from proxy.query import parse
 from proxy.record import Record, Usage
+from proxy.record.events import Bus, RecordsCommitted, RecordsLost
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError, connect
+from proxy.store.query import parse
 from proxy.store.sqlite import SCHEMA_VERSION
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for
@@ -429,7 +429,7 @@ def test_an_id_typed_in_part_finds_the_ids_it_starts_and_a_replay_names_its_call
     assert store.ids("req_0%") == [] and store.ids("nothing") == []  # a LIKE wildcard is a character
     import dataclasses
 
-    from proxy.query import Present
+    from proxy.store.query import Present
 
     replays = dataclasses.replace(parse(""), conditions=(Present("replay_of"),))
     assert [(r.id, r.replay_of) for r in store.page(replays)] == [("req_000099", "req_000003")]

@@ -13,10 +13,10 @@ import pytest
 
 import proxy.store.sqlite as st
 from proxy import config as cfg
-from proxy.query import parse
 from proxy.record import Usage
 from proxy.store import SqliteStore, StoreError, open_store
 from proxy.store.postgres import PostgresStore, pg_type, redact
+from proxy.store.query import parse
 from proxy.store.sqlite import COLUMNS
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for

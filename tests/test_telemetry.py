@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from proxy import config as cfg
-from proxy.server import Gateway, start
+from proxy.edge.server import Gateway, start
 from proxy.simulator import Reply
 from proxy.store import Store
 from tests.cc_requests import SESSION

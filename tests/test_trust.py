@@ -167,7 +167,7 @@ async def test_a_viewer_says_at_once_that_its_gateway_is_gone_and_shows_the_one_
 
 def test_the_preview_of_a_tool_result_whose_content_is_a_list_of_blocks_is_its_text():
     """Every `Agent` result is a list of blocks: the history showed `[tool result [{'type': 'text', …`."""
-    from proxy.messages import last_user_text
+    from proxy.exchange.messages import last_user_text
 
     messages = [
         {"role": "user", "content": "go"},
@@ -202,7 +202,7 @@ def test_one_money_formatter_everywhere():
     import re
 
     from proxy.money import usd
-    from proxy.statusline import Caps, SessionFacts, line
+    from proxy.reports.statusline import Caps, SessionFacts, line
 
     assert usd(0.004) == "$0.0040" and usd(0.00004) == "<$.0001" and usd(0) == "$0" and usd(None) == "?"
     facts = SessionFacts(0.004, 0, 1, 10, 1, 0, 0, 0, None, 0, 0.004)
@@ -265,7 +265,7 @@ async def test_at_80x24_the_header_shows_a_cooling_target_and_the_whole_paste_hi
 def test_the_cli_s_small_untruths(tmp_path):
     """export -o into a missing folder or onto a directory, prune --older-than 0d, --version, the console's
     --price-as of a model with no price, an apostrophe in a search."""
-    from proxy import query
+    from proxy.store import query
 
     db = tmp_path / "g.db"
     _filled(db, [make(i) for i in range(2)])
@@ -348,7 +348,7 @@ async def test_health_answers_503_when_down_and_metrics_have_no_created_series(f
 def test_show_s_system_diff_is_the_billing_header_and_the_folded_messages_not_every_line():
     """Claude Code's system prompt arrives in Gemini's systemInstruction line for line: the diff of `show` lists
     what differs (the billing header left out, the role-system messages folded in), not ~110 shifted lines."""
-    from proxy.inspection import client_view, diff, upstream_view
+    from proxy.reports.inspection import client_view, diff, upstream_view
     from proxy.translate import request as treq
 
     prompt = "\n".join(f"line {i} of the system prompt" for i in range(60))

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy import upstream
 from proxy.config import GatewaySettings, TargetConfig
 from proxy.errors import GatewayError
+from proxy.exchange import upstream
 from proxy.simulator import Reply
 from tests.conftest import run_gateway, target_for
 

@@ -23,12 +23,11 @@ from typing import Any
 
 from genai_prices.types import ModelPrice
 
-from .. import pricing
-from ..money import usd
-from ..record import Record
-from ..translate.notes import Note
-from ..translate.request import BILLING_PREFIX
-from . import prefix as px
+from proxy.insight import prefix as px
+from proxy.money import usd
+from proxy.record import Record, pricing
+from proxy.translate.notes import Note
+from proxy.translate.request import BILLING_PREFIX
 
 FINDINGS = frozenset({"cache-break", "repeat", "retry-cascade", "tool-loop", "stream-fallback"})
 """the note kinds the detector gives"""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..config import TargetConfig
-from .anthropic import AnthropicProvider, VertexAnthropicProvider
-from .base import Dialect, PassthroughProvider, Provider
-from .gemini import GeminiProvider
-from .vertex import VertexProvider
+from proxy.config import TargetConfig
+from proxy.providers.anthropic import AnthropicProvider, VertexAnthropicProvider
+from proxy.providers.base import Dialect, PassthroughProvider, Provider
+from proxy.providers.gemini import GeminiProvider
+from proxy.providers.vertex import VertexProvider
 
 KINDS: dict[str, type[Provider]] = {
     "vertex": VertexProvider,

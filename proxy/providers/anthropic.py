@@ -8,10 +8,10 @@ from typing import Any, Mapping
 import aiohttp
 import orjson
 
-from ..config import TargetConfig
-from ..served import segment
-from .base import PassthroughProvider, base_url
-from .vertex import service_account, vertex_base
+from proxy.config import TargetConfig
+from proxy.providers.base import PassthroughProvider, base_url
+from proxy.providers.served import segment
+from proxy.providers.vertex import service_account, vertex_base
 
 # Hop-by-hop and transport headers are the connection's, not the request's; everything else is forwarded.
 _NOT_FORWARDED = frozenset(

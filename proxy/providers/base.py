@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ..config import TargetConfig
+from proxy.config import TargetConfig
 
 Dialect = Literal["gemini", "anthropic"]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import aiohttp
 
-from ..auth import Unreachable
-from ..config import TargetConfig
-from ..errors import from_google
-from ..served import segment
-from .base import Provider, base_url
+from proxy.config import TargetConfig
+from proxy.errors import from_google
+from proxy.providers.auth import Unreachable
+from proxy.providers.base import Provider, base_url
+from proxy.providers.served import segment
 
 DEFAULT_HOST = "generativelanguage.googleapis.com"
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from ..auth import ServiceAccountTokens, load_key
-from ..config import TargetConfig
-from ..served import segment
-from .base import Provider, base_url
+from proxy.config import TargetConfig
+from proxy.providers.auth import ServiceAccountTokens, load_key
+from proxy.providers.base import Provider, base_url
+from proxy.providers.served import segment
 
 MULTI_REGIONS = frozenset({"us", "eu"})
 
@@ -43,7 +43,7 @@ class VertexProvider(Provider):
 
     def __init__(self, target: TargetConfig):
         super().__init__(target)
-        from ..translate.models import facts
+        from proxy.translate.models import facts
 
         row = facts(self.model)
         self._base, loc = vertex_base(target, row.locations[0] if row.known else self.DEFAULT_LOCATION)

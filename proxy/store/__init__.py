@@ -5,8 +5,8 @@ imported only for a `postgresql://` store: psycopg is an optional extra). `open_
 import os
 from typing import TYPE_CHECKING
 
-from ..events import Bus
-from .base import (
+from proxy.record.events import Bus
+from proxy.store.base import (
     AgentTotals,
     RecordStore,
     SessionTotals,
@@ -17,7 +17,7 @@ from .base import (
     data_dir,
     default_path,
 )
-from .sqlite import SqliteStore, connect
+from proxy.store.sqlite import SqliteStore, connect
 
 Store = SqliteStore
 """the default implementation"""
@@ -39,14 +39,14 @@ def open_store(
     """The store `where` names: a `postgresql://` URL (psycopg is imported only then), else a SQLite file
     (None: the default file)."""
     if isinstance(where, str) and is_url(where):
-        from .postgres import PostgresStore
+        from proxy.store.postgres import PostgresStore
 
         return PostgresStore(where, secrets=secrets, bus=bus, create=create)
     return SqliteStore(where, secrets=secrets, bus=bus, create=create)
 
 
 if TYPE_CHECKING:  # mypy holds the implementations to the protocol
-    from .postgres import PostgresStore
+    from proxy.store.postgres import PostgresStore
 
     _conforms: type[RecordStore] = SqliteStore
     _conforms_too: type[RecordStore] = PostgresStore

@@ -7,15 +7,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..events import Bus
-from ..paths import data_dir as data_dir
-from ..paths import default_path as default_path
-from ..query import EVERYTHING, Filter
-from ..record import Record
-from ..translate.notes import Note
+from proxy.paths import data_dir as data_dir
+from proxy.paths import default_path as default_path
+from proxy.record import Record
+from proxy.record.events import Bus
+from proxy.store.query import EVERYTHING, Filter
+from proxy.translate.notes import Note
 
 if TYPE_CHECKING:
-    from .insight import SessionView, Turn
+    from proxy.store.insight import SessionView, Turn
 
 
 class Cursor(Protocol):
@@ -282,7 +282,7 @@ class RecordStore(Protocol):
     def session_spend(self, session_id: str) -> float: ...
 
     def budget_connection(self) -> Any:
-        """A connection for the budget's own thread (proxy/budget.py), the reservations table in place."""
+        """A connection for the budget's own thread (proxy/exchange/budget.py), the reservations table in place."""
         ...
 
     def budget_transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
@@ -294,7 +294,7 @@ class RecordStore(Protocol):
         ...
 
     def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
-        """Hand over Claude Code's telemetry events (`proxy/telemetry.py`); joined to records by the writer."""
+        """Hand over Claude Code's telemetry events (`proxy/edge/telemetry.py`); joined to records by the writer."""
         ...
 
     def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:

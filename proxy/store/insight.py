@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from ..insight import detector
-from ..record import Record
-from ..translate.notes import Note, kinds
-from .base import Conn
+from proxy.insight import detector
+from proxy.record import Record
+from proxy.store.base import Conn
+from proxy.translate.notes import Note, kinds
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS findings (
@@ -236,7 +236,7 @@ def _turn_add(
 
 
 def telemetry(conn: Conn, events: Sequence[dict[str, Any]]) -> None:
-    """Claude Code's events (`proxy/telemetry.py`'s dicts), stored and joined to records already there."""
+    """Claude Code's events (`proxy/edge/telemetry.py`'s dicts), stored and joined to records already there."""
     for e in events:
         if e.get("event") == "api_request" and e.get("request_id") and e.get("prompt_id"):
             rid, pid = str(e["request_id"]), str(e["prompt_id"])

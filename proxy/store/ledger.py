@@ -21,8 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..record import Record
-from .base import AgentTotals, Conn, SessionTotals
+from proxy.record import Record
+from proxy.store.base import AgentTotals, Conn, SessionTotals
 
 COMPACTION_MIN_TOKENS = 20_000
 """a context below this is never called compacted"""
@@ -358,7 +358,7 @@ def spend_on(conn: Conn, day: str) -> float:
     return float(row[0]) if row else 0.0
 
 
-# -- reservations (the budget's, proxy/budget.py) ------------------------------------------------------------
+# -- reservations (the budget's, proxy/exchange/budget.py) ------------------------------------------------------------
 def create_reservations(conn: Conn) -> None:
     """The reservations table in a store made before it existed (idempotent, no schema version)."""
     for sql in RESERVATIONS_DDL:

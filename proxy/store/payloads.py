@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from ..record import REDACTED, Record
-from .base import Conn
+from proxy.record import REDACTED, Record
+from proxy.store.base import Conn
 
 PAYLOADS = {"client_request", "upstream_request", "upstream_response", "response", "events", "metadata"}
 # Payload parts that repeat from call to call, stored once by hash: (payload field, keys inside it).

@@ -16,8 +16,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from ..query import Condition, Filter, HasNote
-from .sql import Param, _clause, _glob, negate
+from proxy.store.query import Condition, Filter, HasNote
+from proxy.store.sql import Param, _clause, _glob, negate
 
 FTS_CONFIG = "simple"
 _PHRASE = f"fts @@ phraseto_tsquery('{FTS_CONFIG}', %s)"

@@ -34,17 +34,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..events import Bus, RecordsCommitted
-from ..paths import data_dir
-from ..query import EVERYTHING, Filter
-from ..record import Record
-from ..translate.notes import Note
-from . import insight, ledger
-from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals
-from .payloads import hydrate
-from .pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
-from .sql import _like
-from .sqlite import COLUMNS, JournaledStore, to_row, to_summary
+from proxy.paths import data_dir
+from proxy.record import Record
+from proxy.record.events import Bus, RecordsCommitted
+from proxy.store import insight, ledger
+from proxy.store.base import AgentTotals, SessionTotals, StoreError, Summary, Totals
+from proxy.store.payloads import hydrate
+from proxy.store.pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
+from proxy.store.query import EVERYTHING, Filter
+from proxy.store.sql import _like
+from proxy.store.sqlite import COLUMNS, JournaledStore, to_row, to_summary
+from proxy.translate.notes import Note
 
 try:
     import psycopg
@@ -63,7 +63,7 @@ CHANNEL = "gatewatch_records"
 WRITE_LOCK = 0x6761_7465_7761_7463  # "gatewatc": the advisory lock every writer's transaction takes
 SCHEMA_LOCK = WRITE_LOCK + 1
 BUDGET_LOCK = WRITE_LOCK + 2
-"""taken by every replica's admission (proxy/budget.py): one cap, however many gateways share the database"""
+"""taken by every replica's admission (proxy/exchange/budget.py): one cap, however many gateways share the database"""
 JOURNAL_SLOTS = 64
 CONNECT_TIMEOUT_S = 5
 BUDGET_STATEMENT_S = 10

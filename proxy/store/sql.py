@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..query import (
+from proxy.store.query import (
     Ago,
     Compare,
     Condition,

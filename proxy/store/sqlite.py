@@ -23,14 +23,22 @@ from typing import Any, Final
 import orjson
 import sqlite_utils
 
-from ..events import Bus, RecordsCommitted, RecordsLost
-from ..query import EVERYTHING, Filter
-from ..record import Record, safe_text
-from ..translate.notes import Note, from_text, kinds
-from . import insight, ledger
-from .base import AgentTotals, SessionTotals, StoreError, Summary, Totals, WriterStats, default_path
-from .payloads import PAYLOADS, SHARED, hydrate, scrub, serialize_parts
-from .sql import Compiled, Param, compile_filter
+from proxy.record import Record, safe_text
+from proxy.record.events import Bus, RecordsCommitted, RecordsLost
+from proxy.store import insight, ledger
+from proxy.store.base import (
+    AgentTotals,
+    SessionTotals,
+    StoreError,
+    Summary,
+    Totals,
+    WriterStats,
+    default_path,
+)
+from proxy.store.payloads import PAYLOADS, SHARED, hydrate, scrub, serialize_parts
+from proxy.store.query import EVERYTHING, Filter
+from proxy.store.sql import Compiled, Param, compile_filter
+from proxy.translate.notes import Note, from_text, kinds
 
 log = logging.getLogger("gatewatch.store")
 
@@ -665,7 +673,7 @@ class JournaledStore:
             self._q.put(item)
 
     def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
-        """Hand over Claude Code's telemetry events (`proxy/telemetry.py`): journaled like a record, so none is
+        """Hand over Claude Code's telemetry events (`proxy/edge/telemetry.py`): journaled like a record, so none is
         lost on a restart, and joined to their records by the writer whichever comes first."""
         if not events:
             return

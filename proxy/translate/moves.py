@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import marks
-from .models import facts
-from .notes import Note
-from .request import _sign_current_turn
+from proxy.translate import marks
+from proxy.translate.models import facts
+from proxy.translate.notes import Note
+from proxy.translate.request import _sign_current_turn
 
 
 def reset_signatures(body: dict[str, Any], model: str, left: str, to: str) -> list[Note]:

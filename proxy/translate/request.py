@@ -8,14 +8,14 @@ from typing import Any, Mapping, TypedDict
 
 import orjson
 
-from ..errors import invalid_request
-from . import marks, request_notes
-from . import schema as _schema
-from .memo import BytesMemo
-from .models import ModelFacts, facts
-from .names import ToolNames, to_gemini
-from .notes import Note, Notes
-from .signatures import TextParts
+from proxy.errors import invalid_request
+from proxy.translate import marks, request_notes
+from proxy.translate import schema as _schema
+from proxy.translate.memo import BytesMemo
+from proxy.translate.models import ModelFacts, facts
+from proxy.translate.names import ToolNames, to_gemini
+from proxy.translate.notes import Note, Notes
+from proxy.translate.signatures import TextParts
 
 # Thinking budget (Gemini 2.5) per `output_config.effort` when thinking is adaptive; "high" without one.
 EFFORT_BUDGET = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from .notes import Note, Notes
+from proxy.translate.notes import Note, Notes
 
 
 def media(notes: Notes, kind: str, part: dict[str, Any], where: str) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-from . import marks
-from .names import ToolNames
-from .notes import Note, Notes
-from .response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
-from .signatures import TextParts
+from proxy.translate import marks
+from proxy.translate.names import ToolNames
+from proxy.translate.notes import Note, Notes
+from proxy.translate.response import REFUSAL, IdSource, anthropic_usage, finish_note, stop_reason, usage
+from proxy.translate.signatures import TextParts
 
 Event = tuple[str, dict[str, Any]]
 

@@ -1,0 +1,244 @@
+"""Read a Kong decK file (or a single plugin entry) with `ai-proxy-advanced` / `ai-proxy` and `file-log`
+into a gatewatch config. Whatever we can't honour is named in one error, never silently ignored."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Mapping
+
+import yaml
+
+from proxy.config import Config, ConfigError, from_mapping, scrub, secret_values
+
+_ENV = re.compile(r"\$\{\{\s*env\s+\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\}\}")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ALGORITHMS = {"priority", "round-robin", "lowest-latency", "lowest-usage"}
+_PLUGIN_KEYS = {
+    "llm_format",
+    "targets",
+    "balancer",
+    "max_request_body_size",
+    "model_name_header",
+    "response_streaming",
+    "genai_category",
+    "vectordb",
+    "embeddings",
+}
+_TARGET_KEYS = {"route_type", "auth", "model", "logging", "weight", "description"}
+_AUTH_KEYS = {
+    "header_name",
+    "header_value",
+    "param_name",
+    "param_value",
+    "param_location",
+    "gcp_use_service_account",
+    "gcp_service_account_json",
+    "allow_override",
+}
+_MODEL_OPTION_KEYS = {
+    "max_tokens",
+    "input_cost",
+    "output_cost",
+    "gemini",
+    "anthropic_version",
+    "upstream_url",
+}
+_BALANCER_KEYS = {
+    "algorithm",
+    "retries",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "slots",
+    "latency_strategy",
+    "tokens_count_strategy",
+    "failover_criteria",
+}
+
+
+def _resolve(value: Any, variables: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """`${{ env "DECK_X" }}` (decK) and `${name}` (a `variables:` entry, else an environment variable)."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, variables, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, variables, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def env_lookup(name: str) -> str:
+        if name in env:
+            return env[name]
+        return env.get(name.removeprefix("DECK_"), "")
+
+    def var(m: re.Match[str]) -> str:
+        name = m.group(1)
+        spec = variables.get(name)
+        if isinstance(spec, dict):
+            spec = spec.get("value", spec.get("env"))
+        if isinstance(spec, str):
+            ref = spec.strip()
+            ref = ref[2:-1] if ref.startswith("${") and ref.endswith("}") else ref.lstrip("$")
+            return env_lookup(ref)
+        return env_lookup(name) or env_lookup(name.upper())
+
+    return _VAR.sub(var, _ENV.sub(lambda m: env_lookup(m.group(1)), value))
+
+
+def _plugins(doc: Any) -> list[dict[str, Any]]:
+    if isinstance(doc, dict) and "name" in doc and "config" in doc:
+        return [doc]
+    if isinstance(doc, list):
+        return [p for p in doc if isinstance(p, dict)]
+    if not isinstance(doc, dict):
+        return []
+    if isinstance(doc.get("entities"), dict):  # Kong's docs wrap examples as `entities: {plugins: …}`
+        return _plugins(doc["entities"])
+    found = list(doc.get("plugins") or [])
+    for svc in doc.get("services") or []:
+        found += svc.get("plugins") or []
+        for route in svc.get("routes") or []:
+            found += route.get("plugins") or []
+    for route in doc.get("routes") or []:
+        found += route.get("plugins") or []
+    return [p for p in found if isinstance(p, dict)]
+
+
+def _target(t: dict[str, Any], i: int, problems: list[str], where: str) -> dict[str, Any]:
+    for k in set(t) - _TARGET_KEYS:
+        problems.append(f"{where}.{k}: not supported")
+    if t.get("route_type", "llm/v1/chat") != "llm/v1/chat":
+        problems.append(f"{where}.route_type: only llm/v1/chat is supported, got {t.get('route_type')!r}")
+    model = t.get("model") or {}
+    auth = t.get("auth") or {}
+    for k in set(auth) - _AUTH_KEYS:
+        problems.append(f"{where}.auth.{k}: not supported")
+    opts = model.get("options") or {}
+    for k in set(opts) - _MODEL_OPTION_KEYS:
+        problems.append(f"{where}.model.options.{k}: not supported")
+    gem = opts.get("gemini") or {}
+    provider = model.get("provider")
+    name = model.get("name")
+    if not name:
+        problems.append(f"{where}.model.name: required")
+    out: dict[str, Any] = {"name": t.get("description") or f"{provider}-{name}-{i}", "model": name or "?"}
+    if provider == "gemini":
+        if auth.get("gcp_use_service_account") or gem.get("project_id"):
+            out.update(
+                provider="vertex",
+                project_id=gem.get("project_id"),
+                location_id=gem.get("location_id"),
+                api_endpoint=gem.get("api_endpoint"),
+                service_account_json=auth.get("gcp_service_account_json")
+                or os.environ.get("GCP_SERVICE_ACCOUNT", ""),
+            )
+        else:
+            out.update(
+                provider="gemini",
+                api_key=auth.get("param_value") or auth.get("header_value"),
+                api_endpoint=gem.get("api_endpoint"),
+            )
+    elif provider == "anthropic":
+        out.update(provider="anthropic", api_endpoint=opts.get("upstream_url"))
+        if auth.get("header_value"):
+            out["api_key"] = auth["header_value"]
+        if opts.get("anthropic_version"):
+            out["anthropic_version"] = opts["anthropic_version"]
+    else:
+        problems.append(f"{where}.model.provider: {provider!r} is not supported (gemini or anthropic)")
+    # the how-to writes max_tokens beside `options` rather than inside it; take either
+    max_tokens = opts.get("max_tokens") or model.get("max_tokens")
+    if max_tokens:
+        out["max_tokens"] = max_tokens
+    if opts.get("input_cost") is not None and opts.get("output_cost") is not None:
+        out["input_cost"], out["output_cost"] = opts["input_cost"], opts["output_cost"]
+    if t.get("weight"):
+        out["weight"] = t["weight"]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def from_kong(
+    text: str, source: str, env: Mapping[str, str] | None = None, *, credentials: bool = True
+) -> Config:
+    env = os.environ if env is None else env
+    try:
+        # several documents (`---`) are read as one: the how-to gives the AI plugin and file-log separately
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_error(exc)}") from None
+    variables: dict[str, Any] = {}
+    for d in docs:
+        if isinstance(d, dict) and isinstance(d.get("variables"), dict):
+            variables.update(d["variables"])
+    docs = _resolve(docs, variables, env)
+    problems: list[str] = []
+    targets: list[dict[str, Any]] = []
+    raw: dict[str, Any] = {"gateway": {}, "balancer": {}}
+    log_payloads: list[bool] = []
+    plugins = [p for d in docs for p in _plugins(d)]
+    ai = [p for p in plugins if p.get("name") in ("ai-proxy-advanced", "ai-proxy")]
+    if not ai:
+        raise ConfigError(f"{source}: no ai-proxy-advanced or ai-proxy plugin found")
+    for n, plugin in enumerate(ai):
+        cfg = plugin.get("config") or {}
+        where = f"plugins[{plugin['name']}]" if len(ai) == 1 else f"plugins[{plugin['name']} #{n}]"
+        if cfg.get("llm_format", "openai") != "anthropic":
+            problems.append(
+                f"{where}.config.llm_format: must be anthropic (Claude Code speaks the Messages API), "
+                f"got {cfg.get('llm_format', 'openai (the default)')!r}"
+            )
+        if plugin["name"] == "ai-proxy":
+            single = {k: cfg[k] for k in ("route_type", "auth", "model", "logging") if k in cfg}
+            rest = {k: v for k, v in cfg.items() if k not in single and k not in _PLUGIN_KEYS}
+            for k in rest:
+                problems.append(f"{where}.config.{k}: not supported")
+            tlist = [single]
+        else:
+            for k in set(cfg) - _PLUGIN_KEYS:
+                problems.append(f"{where}.config.{k}: not supported")
+            tlist = cfg.get("targets") or []
+            bal = cfg.get("balancer") or {}
+            for k in set(bal) - _BALANCER_KEYS:
+                problems.append(f"{where}.config.balancer.{k}: not supported")
+            if bal.get("algorithm"):
+                if bal["algorithm"] not in _ALGORITHMS:
+                    problems.append(
+                        f"{where}.config.balancer.algorithm: {bal['algorithm']!r} is not supported "
+                        f"({', '.join(sorted(_ALGORITHMS))})"
+                    )
+                else:
+                    raw["balancer"]["algorithm"] = bal["algorithm"]
+            if bal.get("retries") is not None:
+                raw["balancer"]["retries"] = bal["retries"]
+            if bal.get("connect_timeout"):
+                raw["gateway"]["connect_timeout"] = bal["connect_timeout"] / 1000  # Kong writes milliseconds
+            if bal.get("read_timeout"):
+                raw["gateway"]["first_byte_timeout"] = bal["read_timeout"] / 1000
+        if cfg.get("max_request_body_size"):
+            raw["gateway"]["max_body_bytes"] = cfg["max_request_body_size"]
+        for i, t in enumerate(tlist):
+            targets.append(_target(t, len(targets), problems, f"{where}.config.targets[{i}]"))
+            log_payloads.append(bool((t.get("logging") or {}).get("log_payloads", False)))
+    for p in plugins:
+        if p.get("name") == "file-log" and (p.get("config") or {}).get("path"):
+            raw["log"] = {"file": p["config"]["path"]}
+    if problems:
+        raise ConfigError(
+            scrub(
+                f"{source}: this Kong configuration uses what gatewatch does not support:\n  "
+                + "\n  ".join(problems),
+                secret_values(docs),
+            )
+        )
+    raw["targets"] = targets
+    raw["gateway"]["log_payloads"] = any(log_payloads)
+    return from_mapping(raw, source, env, credentials=credentials)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """Where and what, never the offending line: PyYAML quotes it, and it may hold an API key."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return where + " ".join(p for p in (exc.context, exc.problem) if p)
+    return type(exc).__name__

@@ -1,0 +1,219 @@
+"""Upstream I/O: the POST with its timeouts, non-200 answers as errors, and bodies read as they arrive.
+
+A streamed body is read in whatever pieces the socket gives (no line limit: one Gemini chunk can hold a
+multi-megabyte function call) under one deadline per stream: a single timer that fails the pending read once
+nothing arrived in time, moved forward by a float write per frame instead of a timeout context per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from proxy.config import GatewaySettings, TargetConfig
+from proxy.errors import GatewayError
+
+ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
+"""(status, body, headers) of a non-200 answer → the error the client gets."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float
+    first_byte: float
+    """Until the response headers, and again until the first chunk of a stream."""
+    idle: float
+    """Between stream chunks."""
+
+    @classmethod
+    def of(cls, gateway: GatewaySettings, target: TargetConfig) -> Timeouts:
+        """The target's own, else the gateway's."""
+        return cls(
+            target.connect_timeout or gateway.connect_timeout,
+            target.first_byte_timeout or gateway.first_byte_timeout,
+            target.idle_timeout or gateway.idle_timeout,
+        )
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    name: str,
+    url: str,
+    data: bytes,
+    headers: Mapping[str, str],
+    timeouts: Timeouts,
+    on_error: ErrorMapper,
+) -> aiohttp.ClientResponse:
+    """POST to target `name`; returns a 200 response (the caller releases it) or raises GatewayError."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect)
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            resp = await session.post(url, data=data, headers=headers, timeout=timeout)
+    except TimeoutError:
+        raise GatewayError(
+            504,
+            f"upstream target '{name}' sent no response within {timeouts.first_byte:g}s (first_byte_timeout)",
+            "overloaded_error",
+        ) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise GatewayError(
+            502,
+            f"cannot connect to upstream target '{name}' at "
+            f"{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
+            "api_error",
+            retryable=True,
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise GatewayError(
+            502, f"upstream target '{name}' failed: {type(exc).__name__}: {exc}", "api_error", retryable=True
+        ) from None
+    if resp.status == 200:
+        return resp
+    try:
+        async with asyncio.timeout(timeouts.idle):
+            body = await resp.read()
+    except (TimeoutError, aiohttp.ClientError):
+        body = b""
+    finally:
+        resp.release()
+    err = on_error(resp.status, body, resp.headers)
+    err.upstream_status = resp.status
+    raise err
+
+
+async def read_all(resp: aiohttp.ClientResponse, name: str, timeouts: Timeouts) -> bytes:
+    """A whole (non-streamed) answer, within the first-byte timeout."""
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            return await resp.read()
+    except TimeoutError:
+        raise GatewayError(
+            504, f"upstream target '{name}' stalled while sending its answer", "overloaded_error"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise GatewayError(
+            502, f"upstream target '{name}' broke off its answer: {type(exc).__name__}", "api_error"
+        ) from None
+
+
+class Body:
+    """A streamed upstream body under one deadline: `first_byte` until the first frame, then `idle` after each.
+
+    Use as a context manager (it owns a timer). `waiting` and `last_frame` tell the pinger when the stream is
+    silent.
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse, name: str, timeouts: Timeouts) -> None:
+        self._content = resp.content
+        self._name = name
+        self._timeouts = timeouts
+        self._loop = asyncio.get_running_loop()
+        self.first = True
+        self.waiting = False
+        self.last_frame = self._loop.time()
+        self._deadline = self.last_frame + timeouts.first_byte
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> Body:
+        self._timer = self._loop.call_at(self._deadline, self._check)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if now >= self._deadline:
+            if self.waiting:  # silent for the whole allowance while we waited: fail the pending read
+                self._content.set_exception(self._stalled())
+                self._timer = None
+                return
+            # the client side held us up (a slow write), not the upstream: give it a full allowance from now
+            self._deadline = now + (self._timeouts.first_byte if self.first else self._timeouts.idle)
+        self._timer = self._loop.call_at(self._deadline, self._check)
+
+    def _stalled(self) -> GatewayError:
+        if self.first:
+            what, limit, key = "first chunk", self._timeouts.first_byte, "first_byte_timeout"
+        else:
+            what, limit, key = "next chunk", self._timeouts.idle, "idle_timeout"
+        return GatewayError(
+            504,
+            f"upstream target '{self._name}' stalled: no {what} within {limit:g}s ({key})",
+            "overloaded_error",
+        )
+
+    def advanced(self) -> None:
+        """A frame arrived: the deadline moves to `idle` from now."""
+        self.last_frame = now = self._loop.time()
+        self._deadline = now + self._timeouts.idle
+        if self.first:  # the only time the deadline may move earlier (idle < first_byte): re-arm the timer
+            self.first = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._loop.call_at(self._deadline, self._check)
+
+    async def read(self) -> bytes:
+        """Whatever has arrived (at least one byte), or b"" at the end."""
+        self.waiting = True
+        try:
+            return await self._content.readany()
+        except aiohttp.ClientError as exc:
+            raise GatewayError(
+                502, f"upstream target '{self._name}' broke off the stream: {type(exc).__name__}", "api_error"
+            ) from None
+        finally:
+            self.waiting = False
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """The data of each SSE event (its `data:` lines joined), as soon as the frame is complete."""
+        async for batch in self.batches():
+            for payload in batch:
+                yield payload
+
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """The events' data as `events`, a list per socket read: the frames that arrived together, so that the
+        answer to them can go out in one write."""
+        buf = b""
+        while True:
+            data = await self.read()
+            if not data:
+                if buf.strip():
+                    payload = _event_data(buf)
+                    if payload:
+                        self.advanced()
+                        yield [payload]
+                return
+            if not buf and data.startswith(b"data:"):  # the usual read: exactly one single-line frame
+                line = data.rstrip(b"\r\n")
+                if (
+                    len(data) - len(line) in (2, 4)
+                    and data.endswith((b"\n\n", b"\r\n\r\n"))
+                    and b"\n" not in line
+                ):
+                    self.advanced()
+                    yield [line[5:].lstrip()]
+                    continue
+            if b"\r" in data or buf.endswith(b"\r"):  # CRLF framing: normalise (a CR may end one read)
+                buf = (buf + data).replace(b"\r\n", b"\n")
+                start = 0
+            else:
+                start = max(0, len(buf) - 1)
+                buf = buf + data if buf else data
+            if buf.find(b"\n\n", start) < 0:
+                continue
+            *frames, buf = buf.split(b"\n\n")
+            payloads = [p for p in map(_event_data, frames) if p]
+            if payloads:
+                self.advanced()
+                yield payloads
+
+
+def _event_data(frame: bytes) -> bytes:
+    if frame.startswith(b"data:") and b"\n" not in frame:  # the usual frame: one data line
+        return frame[5:].lstrip()
+    return b"".join(line[5:].lstrip() for line in frame.split(b"\n") if line.startswith(b"data:"))

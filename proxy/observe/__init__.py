@@ -1,0 +1,1 @@
+"""Observation of finished calls for other systems: Prometheus metrics, OpenTelemetry GenAI spans."""

@@ -1,0 +1,222 @@
+"""The record of one exchange: what the store keeps and what subscribers are shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
+
+from proxy.translate.notes import Note, from_text
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization", "set-cookie"}
+)
+SECRET_WORDS = ("key", "token", "secret", "auth", "cookie", "password")
+"""A header whose name contains one of these is a credential, whatever its exact name (`api-key`,
+`x-auth-token`, `anthropic-api-key`…)."""
+SECRET_PARAMS = frozenset({"key", "api_key", "access_token", "token"})
+"""Query parameters that carry credentials (Google's `?key=`)."""
+SECRET_PARAM_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "password",
+    "passwd",
+    "pwd",
+    "sig",
+    "credential",
+    "code",
+)
+"""A query parameter whose name (decoded, any case) contains one of these is a credential: `access_token`,
+`api_key`, `sig`, `X-Goog-Signature`, `X-Amz-Credential`, `client_secret`, an OAuth `code`…"""
+REDACTED = "REDACTED"
+HEADERS_KEPT = 32
+HEADER_CHARS = 256
+"""A refused call's record keeps this many headers, each cut to this many characters."""
+
+
+def safe_text(value: str) -> str:
+    """Text that can be stored: bytes that were not UTF-8 (kept by the HTTP parser as surrogate escapes)
+    become `\\xNN`, never an error that loses the record."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_secret_header(name: str) -> bool:
+    n = name.lower()
+    return n in SECRET_HEADERS or any(w in n for w in SECRET_WORDS)
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """Lower-cased headers with every credential replaced; the only way headers enter a record."""
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        lk = safe_text(k.lower())
+        out[lk] = REDACTED if is_secret_header(lk) else safe_text(v)
+    return out
+
+
+def redact_query(query: str) -> str:
+    """The query string with credential parameters (`key=…`) replaced."""
+    if not query:
+        return query
+    parts = []
+    for part in query.split("&"):
+        name, sep, _ = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if sep and is_secret_param(name) else part)
+    return safe_text("&".join(parts))
+
+
+def is_secret_param(name: str) -> bool:
+    n = unquote_plus(name).lower()
+    return n in SECRET_PARAMS or any(w in n for w in SECRET_PARAM_WORDS)
+
+
+def cut_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A refused call's headers: the first HEADERS_KEPT, each value at most HEADER_CHARS long."""
+    out = {k[:HEADER_CHARS]: v[:HEADER_CHARS] for k, v in list(headers.items())[:HEADERS_KEPT]}
+    if len(headers) > HEADERS_KEPT:
+        out["x-gatewatch-cut"] = f"{len(headers) - HEADERS_KEPT} more headers not kept"
+    return out
+
+
+class Attempt(BaseModel):
+    """One try of one target (Kong's `tried_targets` entry, plus what happened)."""
+
+    target: str
+    provider: str
+    model: str
+    host: str = ""
+    port: int = 443
+    upstream_scheme: str = "https"
+    upstream_uri: str = ""
+    route_type: str = "llm/v1/chat"
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    started_ms: float | None = None
+    """ms after the call's arrival that this attempt began (its span's start)"""
+    response_id: str | None = None
+    """the upstream's own id of its answer (Gemini's `responseId`)"""
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    thinking_tokens: int = 0
+    total_tokens: int = 0
+    cost: float | None = None
+    """USD; None when the model's price is unknown (never a silent 0)."""
+    time_per_token: float | None = None
+    """ms of generation per output token."""
+    time_to_first_token: float | None = None
+    """ms until the first real content token."""
+    time_to_first_byte: float | None = None
+    """ms until the upstream's first byte."""
+    estimated: bool = False
+    """count_tokens answered by a local estimate, or a cut stream's output tokens estimated (not Google's)."""
+
+
+@dataclass(slots=True)
+class Bodies:
+    """The bodies of a call, held in memory until it is stored whatever `log_payloads` says, for the findings
+    made on the writer's side (`proxy/insight`); never serialised."""
+
+    client: Any = None
+    upstream: Any = None
+    answer: Any = None
+
+
+class Record(BaseModel):
+    id: str
+    kind: Literal["messages", "count_tokens"] = "messages"
+    started_at: float
+    """epoch seconds"""
+    ended_at: float | None = None
+    client_ip: str = ""
+    user_agent: str = ""
+    session_id: str | None = None
+    method: str = "POST"
+    path: str = ""
+    query: str = ""
+    status: int | None = None
+    request_model: str = ""
+    request_mode: Literal["oneshot", "stream"] = "oneshot"
+    response_model: str | None = None
+    target: str | None = None
+    provider: str | None = None
+    tried_targets: list[Attempt] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    latency_ms: float | None = None
+    llm_latency_ms: float | None = None
+    stop_reason: str | None = None
+    response_id: str | None = None
+    """the id of the message the client received (`msg_…`)"""
+    error_type: str | None = None
+    error_message: str | None = None
+    cancelled: bool = False
+    stream_chunks: int = 0
+    """upstream chunks received so far (progress of a stream in flight)"""
+    tools_used: list[str] = Field(default_factory=list)
+    """tools the model called in this answer"""
+    tools_offered: int = 0
+    preview: str = ""
+    """the last user text, trimmed"""
+    response_text: str = ""
+    request_headers: dict[str, str] = Field(default_factory=dict)
+    response_headers: dict[str, str] = Field(default_factory=dict)
+    request_size: int = 0
+    response_size: int = 0
+    metadata: dict[str, Any] | None = None
+    cc_version: str | None = None
+    """Claude Code's version, from the billing header it sends as its first system block (not sent upstream)"""
+    cc_is_subagent: bool | None = None
+    agent_id: str | None = None
+    """Claude Code's sub-agent, from `x-claude-code-agent-id` (None: the main agent)"""
+    parent_agent_id: str | None = None
+    """the sub-agent that spawned this one, from `x-claude-code-parent-agent-id` (None: spawned by the main
+    agent, or the main agent itself)"""
+    spawned: list[str] = Field(default_factory=list)
+    """the prompts of the sub-agents this answer started (its `Agent`/`Task` tool_use inputs), trimmed"""
+    notes: list[Note] = Field(default_factory=list)
+    """What the gateway decided that changed the call's meaning (`translate.notes`): a dropped field, a cap,
+    an injected signature, an empty answer asked again…"""
+    replay_of: str | None = None
+    """the record this call sent again (`gatewatch replay`); None: a client's own call"""
+    prompt_id: str | None = None
+    """Claude Code's `prompt.id` (its telemetry, joined by request id): the user prompt this call served"""
+    cc_cost: float | None = None
+    """Claude Code's own estimate of this call's cost (its telemetry's `cost_usd`, priced as a Claude model)"""
+    query_source: str | None = None
+    """what in Claude Code made the call (its telemetry's `query_source`)"""
+    client_request: Any = None
+    upstream_request: Any = None
+    upstream_response: Any = None
+    response: Any = None
+    events: list[Any] | None = None
+
+    _bodies: Bodies | None = PrivateAttr(default=None)
+    # made on first use: a default_factory would cost every Record (a million replayed, read, validated) ~100 µs
+
+    @property
+    def bodies(self) -> Bodies:
+        b = self._bodies
+        if b is None:
+            b = self._bodies = Bodies()
+        return b
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _legacy_notes(cls, value: Any) -> Any:
+        """Notes an older gatewatch stored as text are read as notes of the kind their words name."""
+        if isinstance(value, list):
+            return [from_text(v) if isinstance(v, str) else v for v in value]
+        return value
