@@ -122,25 +122,20 @@ def _parse_duration(value: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def from_google(
-    status: int, body: bytes, credential: str, headers: Any = None, fix: str = ""
-) -> GatewayError:
-    """Turn an upstream error response (any body, even HTML) into the Anthropic error Claude Code expects.
-
-    `credential` names what authenticated the call, so an auth failure says which one failed; `fix` says
-    what the operator changes when it is refused.
-    """
-    err: dict[str, Any] = {}
+def _google_error(body: bytes) -> dict[str, Any]:
+    """Google's `error` object from a body, or {} (any body, even HTML)."""
     try:
         parsed = orjson.loads(body)
-        if (
-            isinstance(parsed, list) and parsed
-        ):  # streamGenerateContent without alt=sse wraps errors in a list
-            parsed = parsed[0]
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            err = parsed["error"]
     except orjson.JSONDecodeError:
-        pass
+        return {}
+    if isinstance(parsed, list) and parsed:  # streamGenerateContent without alt=sse wraps errors in a list
+        parsed = parsed[0]
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    return dict(err) if isinstance(err, dict) else {}
+
+
+def _classify(status: int, err: dict[str, Any]) -> tuple[str, int, str]:
+    """(Google's status name, the HTTP status we answer, the Anthropic error type)."""
     google_status = err.get("status") or _HTTP_FALLBACK.get(
         status, "UNKNOWN" if status >= 500 else "INVALID_ARGUMENT"
     )
@@ -149,6 +144,40 @@ def from_google(
     )
     if status == 503:
         http, type_ = 529, "overloaded_error"
+    return google_status, http, type_
+
+
+def _message(status: int, body: bytes, err: dict[str, Any], google_status: str) -> str:
+    message = err.get("message")
+    if message:
+        return f"{google_status}: {message}"
+    text = body[:300].decode("utf-8", "replace").strip()
+    if text:
+        return f"upstream answered HTTP {status} with a non-JSON body: {text!r}"
+    return f"upstream answered HTTP {status}"
+
+
+def _retry_after(err: dict[str, Any], headers: Any) -> str:
+    """Seconds to wait, from Google's RetryInfo, else the Retry-After header, else DEFAULT_RETRY_AFTER."""
+    retry = None
+    for d in err.get("details") or []:
+        if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
+            retry = _parse_duration(str(d.get("retryDelay", "")))
+    if retry is None and headers is not None and headers.get("Retry-After", "").isdigit():
+        retry = float(headers["Retry-After"])
+    return str(max(1, round(retry if retry is not None else DEFAULT_RETRY_AFTER)))
+
+
+def from_google(
+    status: int, body: bytes, credential: str, headers: Any = None, fix: str = ""
+) -> GatewayError:
+    """Turn an upstream error response (any body, even HTML) into the Anthropic error Claude Code expects.
+
+    `credential` names what authenticated the call, so an auth failure says which one failed; `fix` says
+    what the operator changes when it is refused.
+    """
+    err = _google_error(body)
+    google_status, http, type_ = _classify(status, err)
     reasons = {str(d.get("reason")) for d in err.get("details") or [] if isinstance(d, dict)}
     raw_message = str(err.get("message") or "")
     # The Gemini API answers a bad key with 400, sometimes without details; Vertex an expired token with 401.
@@ -162,28 +191,11 @@ def from_google(
         return GatewayError(
             400, f"prompt is too long: {n} tokens > {m} maximum", "invalid_request_error", retryable=False
         )
-    message = err.get("message")
-    if not message:
-        text = body[:300].decode("utf-8", "replace").strip()
-        message = (
-            f"upstream answered HTTP {status} with a non-JSON body: {text!r}"
-            if text
-            else f"upstream answered HTTP {status}"
-        )
-    else:
-        message = f"{google_status}: {message}"
-    out_headers: dict[str, str] = {}
+    message = _message(status, body, err, google_status)
     if credential_failure:
         # Whatever Google calls it, the client can't fix it by retrying, and it is the gateway's key, not
         # the client's login: a 5xx in the gateway's words (see credential_refused).
         verb = "lacks permission" if http == 403 else "was rejected by the upstream"
         return credential_refused(f"{credential} {verb} ({message})", fix)
-    if http == 429:
-        retry = None
-        for d in err.get("details") or []:
-            if isinstance(d, dict) and str(d.get("@type", "")).endswith("RetryInfo"):
-                retry = _parse_duration(str(d.get("retryDelay", "")))
-        if retry is None and headers is not None and headers.get("Retry-After", "").isdigit():
-            retry = float(headers["Retry-After"])
-        out_headers["retry-after"] = str(max(1, round(retry if retry is not None else DEFAULT_RETRY_AFTER)))
+    out_headers = {"retry-after": _retry_after(err, headers)} if http == 429 else {}
     return GatewayError(http, message, type_, out_headers, retryable=http in (429, 500, 504, 529))

@@ -397,10 +397,11 @@ class GeminiSimulator:
         except orjson.JSONDecodeError:
             return self._google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         self.received.append(Received(request.path, dict(request.headers), body, action, model))
-        if self.validator is not None:
-            problem = self.validator("vertex" if vertex else "gemini", action, body, model)
-            if problem:
-                return self._google_error(400, "INVALID_ARGUMENT", problem)
+        problem = (
+            self.validator("vertex" if vertex else "gemini", action, body, model) if self.validator else None
+        )
+        if problem:
+            return self._google_error(400, "INVALID_ARGUMENT", problem)
         if action == "countTokens":
             return web.json_response({"totalTokens": max(1, len(raw) // 4)})
         if action not in ("generateContent", "streamGenerateContent"):
@@ -408,6 +409,20 @@ class GeminiSimulator:
         reply = self.queue.popleft() if self.queue else self.responder(body)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        refusal = self._refusal(reply)
+        if refusal is not None:
+            return refusal
+        usage = self._usage(reply, model, body, len(raw))
+        if action == "generateContent":
+            return web.Response(
+                body=orjson.dumps(self._whole(reply, model, usage)), content_type="application/json"
+            )
+        if request.query.get("alt") != "sse":
+            return self._google_error(400, "INVALID_ARGUMENT", "this simulator streams only with alt=sse")
+        return await self._stream(request, reply, reply.model_version or model, usage)
+
+    def _refusal(self, reply: Reply) -> web.Response | None:
+        """A scripted raw body or error, answered as it is; None for an answer."""
         if reply.raw is not None:
             return web.Response(
                 status=reply.status,
@@ -419,41 +434,44 @@ class GeminiSimulator:
             return self._google_error(
                 reply.status, reply.error_status, reply.error_message, reply.error_details, reply.headers
             )
-        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else max(1, len(raw) // 4)
+        return None
+
+    def _usage(self, reply: Reply, model: str, body: Any, size: int) -> dict[str, Any]:
+        """`usageMetadata`: the scripted one, else counted (a token per 4 bytes of prompt, per word of answer)
+        with the scripted or implicitly cached tokens."""
+        if reply.usage:
+            return reply.usage
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else max(1, size // 4)
         out_tokens = _words(reply.parts)
         thoughts = sum(max(1, len(p["text"].split())) for p in reply.parts if p.get("thought"))
-        usage = reply.usage or {
+        usage: dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": out_tokens - thoughts,
             "thoughtsTokenCount": thoughts,
             "totalTokenCount": prompt + out_tokens,
         }
-        if reply.cached_tokens and not reply.usage:
-            usage["cachedContentTokenCount"] = reply.cached_tokens
-        elif self.implicit_cache is not None and not reply.usage:
+        cached = reply.cached_tokens
+        if not cached and self.implicit_cache is not None:
             cached = min(self.implicit_cache(model, body), prompt)
-            if cached:
-                usage["cachedContentTokenCount"] = cached
-        if action == "generateContent":
-            resp: dict[str, Any] = {
-                "candidates": [
-                    {
-                        "content": {"role": "model", "parts": reply.parts},
-                        "finishReason": reply.finish,
-                        "index": 0,
-                        **({"groundingMetadata": reply.grounding} if reply.grounding else {}),
-                    }
-                ],
-                "usageMetadata": usage,
-                "modelVersion": reply.model_version or model,
-                "responseId": secrets.token_hex(8),
-            }
-            if reply.finish is None:
-                del resp["candidates"][0]["finishReason"]
-            return web.Response(body=orjson.dumps(resp), content_type="application/json")
-        if request.query.get("alt") != "sse":
-            return self._google_error(400, "INVALID_ARGUMENT", "this simulator streams only with alt=sse")
-        return await self._stream(request, reply, reply.model_version or model, usage)
+        if cached:
+            usage["cachedContentTokenCount"] = cached
+        return usage
+
+    @staticmethod
+    def _whole(reply: Reply, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+        """A generateContent answer."""
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": reply.parts}}
+        if reply.finish is not None:
+            candidate["finishReason"] = reply.finish
+        candidate["index"] = 0
+        if reply.grounding:
+            candidate["groundingMetadata"] = reply.grounding
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": reply.model_version or model,
+            "responseId": secrets.token_hex(8),
+        }
 
     @staticmethod
     def _split(parts: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:

@@ -34,6 +34,7 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import config as cfg
+from proxy import registry
 from proxy.config import OtelSettings
 from proxy.observe import genai, otel
 from proxy.record import Record
@@ -455,6 +456,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import aiohttp
 from proxy import config as cfg
+from proxy import registry
 from proxy.observe import otel
 from proxy.service import Service, ServiceError
 from proxy.store import Store
@@ -553,7 +555,8 @@ def test_the_names_are_the_released_genai_conventions():
         "gen_ai.client.token.usage",
         "gen_ai.client.operation.time_to_first_chunk",
     } <= metric_names
-    assert set(genai.PROVIDERS.values()) <= {v.value for v in gen_ai_attributes.GenAiProviderNameValues}
+    ours = {k.otel for k in registry.KINDS.values()}
+    assert ours <= {v.value for v in gen_ai_attributes.GenAiProviderNameValues}
 
 
 def test_captured_content_keeps_tool_calls_and_results_and_leaves_images_out():

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from proxy import providers
+from proxy import providers, registry
 from proxy.config import TargetConfig
-from proxy.exchange.attempts import RELAYS
+from proxy.exchange.attempts import relay_for
 from proxy.exchange.relay import anthropic as anthropic_relay
 from proxy.exchange.relay import gemini as gemini_relay
 from tests.conftest import service_account_info
@@ -51,15 +51,19 @@ def test_the_config_still_demands_what_a_provider_needs():
 
 
 def test_each_provider_kind_has_a_class_and_each_dialect_a_relay(sa_json):
-    assert set(providers.KINDS) == {"vertex", "gemini", "anthropic", "vertex-anthropic"}
-    assert RELAYS == {"gemini": gemini_relay.relay, "anthropic": anthropic_relay.relay}
-    dialects = {kind: cls.dialect for kind, cls in providers.KINDS.items()}
+    assert set(registry.KINDS) == {"vertex", "gemini", "anthropic", "vertex-anthropic"}
+    for kind in registry.KINDS:
+        assert issubclass(providers.provider_class(kind), providers.Provider)
+    dialects = {kind: k.dialect for kind, k in registry.KINDS.items()}
     assert dialects == {
         "vertex": "gemini",
         "gemini": "gemini",
         "anthropic": "anthropic",
         "vertex-anthropic": "anthropic",
     }
+    p = providers.make(vertex_target("vertex-anthropic", sa_json))
+    assert p.kind == "vertex-anthropic" and relay_for(p) is anthropic_relay.relay
+    assert relay_for(providers.make(vertex_target("vertex", sa_json))) is gemini_relay.relay
     assert isinstance(
         providers.make(vertex_target("vertex-anthropic", sa_json)), providers.PassthroughProvider
     )

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -20,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from proxy import registry
 
 
 class ConfigError(Exception):
@@ -78,7 +81,8 @@ class GatewaySettings(_Strict):
 
 class TargetConfig(_Strict):
     name: str
-    provider: Literal["vertex", "gemini", "anthropic", "vertex-anthropic"]
+    provider: str
+    """A kind of `proxy.registry` (vertex, gemini, anthropic, vertex-anthropic, …)."""
     model: str
     """The upstream model. For `anthropic`, "*" forwards the model the client asked for."""
     weight: int = Field(100, ge=1, le=65535)
@@ -118,45 +122,64 @@ class TargetConfig(_Strict):
     def _blank_is_unset(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
 
+    @field_validator("provider")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if registry.kind(v) is None:
+            names = [repr(k) for k in registry.KINDS]
+            raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}")
+        return v
+
     @model_validator(mode="after")
     def _provider_needs(self, info: ValidationInfo) -> "TargetConfig":
         if info.context and not info.context.get("credentials", True):
             return self  # a reader of the history (stats, export, show, prune) never calls this target
-        if self.provider in ("vertex", "vertex-anthropic"):
-            key = self.service_account_json.get_secret_value().strip() if self.service_account_json else ""
-            if not key:  # before project_id: a missing key is the cause, the project only its consequence
-                raise ValueError(
-                    "provider 'vertex' needs service_account_json (a key file path or the key JSON)"
-                )
-            if credential_kind(key) == "api_key":
-                raise ValueError(
-                    "service_account_json holds an API key (AIza…), not a service-account key: use "
-                    'provider = "gemini" with api_key'
-                )
-            if not key.startswith("{") and not Path(key).expanduser().is_file():
-                raise ValueError(f"service_account_json: no key file at {key}")
-            if not self.project_id:
-                # the key names its own project: used when none is given (GCP_PROJECT_ID unset)
-                self.project_id = key_project(key)
-            if not self.project_id:
-                raise ValueError(
-                    "provider 'vertex' needs project_id (GCP_PROJECT_ID, or a service-account key that names "
-                    "its project_id)"
-                )
-        elif self.provider == "gemini":
-            if not self.api_key or not self.api_key.get_secret_value().strip():
-                raise ValueError("provider 'gemini' needs api_key")
-            if credential_kind(self.api_key.get_secret_value()) == "service_account":
-                # never sent to Google as an API key: it holds a private key
-                raise ValueError(
-                    'api_key holds a service-account key, not an API key: use provider = "vertex" with '
-                    "service_account_json"
-                )
+        kind = registry.kind(self.provider)
+        assert kind is not None  # `_known_kind` passed
+        _CREDENTIALS[kind.credential](self)
         return self
 
-    @property
-    def speaks_gemini(self) -> bool:
-        return self.provider in ("vertex", "gemini")
+
+def _needs_service_account(t: TargetConfig) -> None:
+    key = t.service_account_json.get_secret_value().strip() if t.service_account_json else ""
+    if not key:  # before project_id: a missing key is the cause, the project only its consequence
+        raise ValueError(
+            f"provider '{t.provider}' needs service_account_json (a key file path or the key JSON)"
+        )
+    if credential_kind(key) == "api_key":
+        raise ValueError(
+            'service_account_json holds an API key (AIza…), not a service-account key: use provider = "gemini" '
+            "with api_key"
+        )
+    if not key.startswith("{") and not Path(key).expanduser().is_file():
+        raise ValueError(f"service_account_json: no key file at {key}")
+    if not t.project_id:
+        # the key names its own project: used when none is given (GCP_PROJECT_ID unset)
+        t.project_id = key_project(key)
+    if not t.project_id:
+        raise ValueError(
+            f"provider '{t.provider}' needs project_id (GCP_PROJECT_ID, or a service-account key that names its "
+            "project_id)"
+        )
+
+
+def _needs_api_key(t: TargetConfig) -> None:
+    if not t.api_key or not t.api_key.get_secret_value().strip():
+        raise ValueError(f"provider '{t.provider}' needs api_key")
+    if credential_kind(t.api_key.get_secret_value()) == "service_account":
+        # never sent to Google as an API key: it holds a private key
+        raise ValueError(
+            'api_key holds a service-account key, not an API key: use provider = "vertex" with '
+            "service_account_json"
+        )
+
+
+_CREDENTIALS: dict[registry.Credential, Callable[[TargetConfig], None]] = {
+    "service_account": _needs_service_account,
+    "api_key": _needs_api_key,
+    "client_or_api_key": lambda t: None,  # the client's own key when the config gives none
+}
+"""what each kind of credential (`registry.Credential`) needs of a target's keys"""
 
 
 def credential_kind(value: str) -> Literal["service_account", "api_key", "unknown"]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any, Mapping
 
 import yaml
 
+from proxy import registry
 from proxy.config import Config, ConfigError, from_mapping, scrub, secret_values
 
 _ENV = re.compile(r"\$\{\{\s*env\s+\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\}\}")
@@ -104,65 +106,132 @@ def _plugins(doc: Any) -> list[dict[str, Any]]:
     return [p for p in found if isinstance(p, dict)]
 
 
+def _unsupported(given: dict[str, Any], known: set[str], where: str, problems: list[str]) -> None:
+    problems += [f"{where}.{k}: not supported" for k in given if k not in known]
+
+
+def _gemini_options(opts: dict[str, Any], credential: str) -> dict[str, Any]:
+    gem = opts.get("gemini") or {}
+    if credential == "service_account":  # Vertex AI: a project and a location
+        return {
+            "project_id": gem.get("project_id"),
+            "location_id": gem.get("location_id"),
+            "api_endpoint": gem.get("api_endpoint"),
+        }
+    return {"api_endpoint": gem.get("api_endpoint")}
+
+
+def _anthropic_options(opts: dict[str, Any], credential: str) -> dict[str, Any]:
+    return {
+        "api_endpoint": opts.get("upstream_url"),
+        "anthropic_version": opts.get("anthropic_version") or None,
+    }
+
+
+_KONG_OPTIONS: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    "gemini": _gemini_options,
+    "anthropic": _anthropic_options,
+}
+"""the Kong providers read, each with its own `model.options` (Kong's schema); which of our kinds each becomes
+is the kinds' `kong` name in `proxy.registry`"""
+
+
+def _credential(auth: dict[str, Any], credential: str) -> dict[str, Any]:
+    """A target's credential keys from Kong's `auth`, for the kind's credential (`registry.Credential`)."""
+    if credential == "service_account":
+        key = auth.get("gcp_service_account_json") or os.environ.get("GCP_SERVICE_ACCOUNT", "")
+        return {"service_account_json": key}
+    if credential == "api_key":
+        return {"api_key": auth.get("param_value") or auth.get("header_value")}
+    return {"api_key": auth.get("header_value") or None}  # else the client's own key
+
+
+def _kind(provider: str, auth: dict[str, Any], opts: dict[str, Any]) -> registry.Kind | None:
+    """Our kind for a Kong provider: among the kinds Kong calls so, the one with a service-account key when
+    Kong's auth or options give one (Vertex AI), else the other."""
+    kinds = [k for k in registry.KINDS.values() if k.kong == provider]
+    wants_sa = bool(auth.get("gcp_use_service_account") or (opts.get("gemini") or {}).get("project_id"))
+    chosen = [k for k in kinds if (k.credential == "service_account") == wants_sa] or kinds
+    return chosen[0] if chosen else None
+
+
 def _target(t: dict[str, Any], i: int, problems: list[str], where: str) -> dict[str, Any]:
-    for k in set(t) - _TARGET_KEYS:
-        problems.append(f"{where}.{k}: not supported")
+    _unsupported(t, _TARGET_KEYS, where, problems)
     if t.get("route_type", "llm/v1/chat") != "llm/v1/chat":
         problems.append(f"{where}.route_type: only llm/v1/chat is supported, got {t.get('route_type')!r}")
     model = t.get("model") or {}
     auth = t.get("auth") or {}
-    for k in set(auth) - _AUTH_KEYS:
-        problems.append(f"{where}.auth.{k}: not supported")
+    _unsupported(auth, _AUTH_KEYS, f"{where}.auth", problems)
     opts = model.get("options") or {}
-    for k in set(opts) - _MODEL_OPTION_KEYS:
-        problems.append(f"{where}.model.options.{k}: not supported")
-    gem = opts.get("gemini") or {}
+    _unsupported(opts, _MODEL_OPTION_KEYS, f"{where}.model.options", problems)
     provider = model.get("provider")
     name = model.get("name")
     if not name:
         problems.append(f"{where}.model.name: required")
     out: dict[str, Any] = {"name": t.get("description") or f"{provider}-{name}-{i}", "model": name or "?"}
-    if provider == "gemini":
-        if auth.get("gcp_use_service_account") or gem.get("project_id"):
-            out.update(
-                provider="vertex",
-                project_id=gem.get("project_id"),
-                location_id=gem.get("location_id"),
-                api_endpoint=gem.get("api_endpoint"),
-                service_account_json=auth.get("gcp_service_account_json")
-                or os.environ.get("GCP_SERVICE_ACCOUNT", ""),
-            )
-        else:
-            out.update(
-                provider="gemini",
-                api_key=auth.get("param_value") or auth.get("header_value"),
-                api_endpoint=gem.get("api_endpoint"),
-            )
-    elif provider == "anthropic":
-        out.update(provider="anthropic", api_endpoint=opts.get("upstream_url"))
-        if auth.get("header_value"):
-            out["api_key"] = auth["header_value"]
-        if opts.get("anthropic_version"):
-            out["anthropic_version"] = opts["anthropic_version"]
+    read = _KONG_OPTIONS.get(provider) if isinstance(provider, str) else None
+    kind = _kind(str(provider), auth, opts) if read is not None else None
+    if read is None or kind is None:
+        problems.append(
+            f"{where}.model.provider: {provider!r} is not supported ({' or '.join(_KONG_OPTIONS)})"
+        )
     else:
-        problems.append(f"{where}.model.provider: {provider!r} is not supported (gemini or anthropic)")
+        out["provider"] = kind.name
+        out.update(read(opts, kind.credential))
+        out.update(_credential(auth, kind.credential))
     # the how-to writes max_tokens beside `options` rather than inside it; take either
-    max_tokens = opts.get("max_tokens") or model.get("max_tokens")
-    if max_tokens:
-        out["max_tokens"] = max_tokens
+    out["max_tokens"] = opts.get("max_tokens") or model.get("max_tokens") or None
     if opts.get("input_cost") is not None and opts.get("output_cost") is not None:
         out["input_cost"], out["output_cost"] = opts["input_cost"], opts["output_cost"]
-    if t.get("weight"):
-        out["weight"] = t["weight"]
+    out["weight"] = t.get("weight") or None
     return {k: v for k, v in out.items() if v is not None}
 
 
-def from_kong(
-    text: str, source: str, env: Mapping[str, str] | None = None, *, credentials: bool = True
-) -> Config:
-    env = os.environ if env is None else env
+def _balancer(bal: dict[str, Any], where: str, problems: list[str], raw: dict[str, Any]) -> None:
+    """ai-proxy-advanced's balancer into `[balancer]` and the `[gateway]` timeouts."""
+    _unsupported(bal, _BALANCER_KEYS, f"{where}.config.balancer", problems)
+    if bal.get("algorithm"):
+        if bal["algorithm"] not in _ALGORITHMS:
+            problems.append(
+                f"{where}.config.balancer.algorithm: {bal['algorithm']!r} is not supported "
+                f"({', '.join(sorted(_ALGORITHMS))})"
+            )
+        else:
+            raw["balancer"]["algorithm"] = bal["algorithm"]
+    if bal.get("retries") is not None:
+        raw["balancer"]["retries"] = bal["retries"]
+    if bal.get("connect_timeout"):
+        raw["gateway"]["connect_timeout"] = bal["connect_timeout"] / 1000  # Kong writes milliseconds
+    if bal.get("read_timeout"):
+        raw["gateway"]["first_byte_timeout"] = bal["read_timeout"] / 1000
+
+
+def _plugin_targets(
+    plugin: dict[str, Any], where: str, problems: list[str], raw: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One AI plugin's checks and settings; returns its Kong targets (ai-proxy has one, inline)."""
+    cfg = plugin.get("config") or {}
+    if cfg.get("llm_format", "openai") != "anthropic":
+        problems.append(
+            f"{where}.config.llm_format: must be anthropic (Claude Code speaks the Messages API), "
+            f"got {cfg.get('llm_format', 'openai (the default)')!r}"
+        )
+    if cfg.get("max_request_body_size"):
+        raw["gateway"]["max_body_bytes"] = cfg["max_request_body_size"]
+    if plugin["name"] == "ai-proxy":
+        single = {k: cfg[k] for k in ("route_type", "auth", "model", "logging") if k in cfg}
+        rest = {k: v for k, v in cfg.items() if k not in single and k not in _PLUGIN_KEYS}
+        _unsupported(rest, set(), f"{where}.config", problems)
+        return [single]
+    _unsupported(cfg, _PLUGIN_KEYS, f"{where}.config", problems)
+    _balancer(cfg.get("balancer") or {}, where, problems, raw)
+    return list(cfg.get("targets") or [])
+
+
+def _documents(text: str, source: str, env: Mapping[str, str]) -> list[Any]:
+    """The YAML documents, `variables` and environment references resolved. Several documents (`---`) are
+    read as one: the how-to gives the AI plugin and file-log separately."""
     try:
-        # several documents (`---`) are read as one: the how-to gives the AI plugin and file-log separately
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {_yaml_error(exc)}") from None
@@ -170,7 +239,15 @@ def from_kong(
     for d in docs:
         if isinstance(d, dict) and isinstance(d.get("variables"), dict):
             variables.update(d["variables"])
-    docs = _resolve(docs, variables, env)
+    resolved: list[Any] = _resolve(docs, variables, env)
+    return resolved
+
+
+def from_kong(
+    text: str, source: str, env: Mapping[str, str] | None = None, *, credentials: bool = True
+) -> Config:
+    env = os.environ if env is None else env
+    docs = _documents(text, source, env)
     problems: list[str] = []
     targets: list[dict[str, Any]] = []
     raw: dict[str, Any] = {"gateway": {}, "balancer": {}}
@@ -180,43 +257,8 @@ def from_kong(
     if not ai:
         raise ConfigError(f"{source}: no ai-proxy-advanced or ai-proxy plugin found")
     for n, plugin in enumerate(ai):
-        cfg = plugin.get("config") or {}
         where = f"plugins[{plugin['name']}]" if len(ai) == 1 else f"plugins[{plugin['name']} #{n}]"
-        if cfg.get("llm_format", "openai") != "anthropic":
-            problems.append(
-                f"{where}.config.llm_format: must be anthropic (Claude Code speaks the Messages API), "
-                f"got {cfg.get('llm_format', 'openai (the default)')!r}"
-            )
-        if plugin["name"] == "ai-proxy":
-            single = {k: cfg[k] for k in ("route_type", "auth", "model", "logging") if k in cfg}
-            rest = {k: v for k, v in cfg.items() if k not in single and k not in _PLUGIN_KEYS}
-            for k in rest:
-                problems.append(f"{where}.config.{k}: not supported")
-            tlist = [single]
-        else:
-            for k in set(cfg) - _PLUGIN_KEYS:
-                problems.append(f"{where}.config.{k}: not supported")
-            tlist = cfg.get("targets") or []
-            bal = cfg.get("balancer") or {}
-            for k in set(bal) - _BALANCER_KEYS:
-                problems.append(f"{where}.config.balancer.{k}: not supported")
-            if bal.get("algorithm"):
-                if bal["algorithm"] not in _ALGORITHMS:
-                    problems.append(
-                        f"{where}.config.balancer.algorithm: {bal['algorithm']!r} is not supported "
-                        f"({', '.join(sorted(_ALGORITHMS))})"
-                    )
-                else:
-                    raw["balancer"]["algorithm"] = bal["algorithm"]
-            if bal.get("retries") is not None:
-                raw["balancer"]["retries"] = bal["retries"]
-            if bal.get("connect_timeout"):
-                raw["gateway"]["connect_timeout"] = bal["connect_timeout"] / 1000  # Kong writes milliseconds
-            if bal.get("read_timeout"):
-                raw["gateway"]["first_byte_timeout"] = bal["read_timeout"] / 1000
-        if cfg.get("max_request_body_size"):
-            raw["gateway"]["max_body_bytes"] = cfg["max_request_body_size"]
-        for i, t in enumerate(tlist):
+        for i, t in enumerate(_plugin_targets(plugin, where, problems, raw)):
             targets.append(_target(t, len(targets), problems, f"{where}.config.targets[{i}]"))
             log_payloads.append(bool((t.get("logging") or {}).get("log_payloads", False)))
     for p in plugins:

@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from proxy import registry
 from proxy.config import Config, TargetConfig
 from proxy.errors import GatewayError, invalid_request
 from proxy.exchange import discovery
+from proxy.providers import provider_class
 from proxy.record.pricing import find, model_price
 from proxy.translate.catalog import limits
 from proxy.translate.models import facts
@@ -61,9 +63,9 @@ def capabilities(model: str) -> dict[str, Any]:
     }
 
 
-def _price(model: str) -> str:
+def _price(model: str, provider: str | None) -> str:
     """The genai-prices figures, input and output per 1M tokens (the base of a tiered price)."""
-    p = model_price(model)
+    p = model_price(model, provider=provider)
     if p is None:
         return "price unknown"
     i, o = (v if isinstance(v, Decimal) else getattr(v, "base", None) for v in (p.input_mtok, p.output_mtok))
@@ -78,17 +80,15 @@ def _entry(config: Config, t: TargetConfig, model_id: str, display: str, served_
     max_tokens = lim.max_output if lim else None
     if t.max_tokens is not None:
         max_tokens = min(t.max_tokens, max_tokens) if max_tokens else t.max_tokens
-    where: str = t.provider
-    if t.provider == "vertex":
-        row = facts(t.model)
-        where += f", {t.location_id or (row.locations[0] if row.known else 'us-central1')}"
+    region = provider_class(t.provider).region(t)
+    where = f"{t.provider}, {region}" if region else t.provider
     window = f"{lim.context_window:,}" if lim else "unknown"
     entry: dict[str, Any] = {
         "type": "model",
         "id": model_id,
         "display_name": display,
         # the picker shows about three lines: the served model and its price first
-        "description": f"{t.model} ({where}) · {_price(t.model)} · window {window}"
+        "description": f"{t.model} ({where}) · {_price(t.model, registry.pricing_id(t.provider))} · window {window}"
         + (f" · max output {max_tokens:,}" if max_tokens else "")
         + f" · gatewatch {served_by}",
         "created_at": EPOCH,

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy import providers
+from proxy import providers, registry
 from proxy.config import Config
 from proxy.edge import guard, models_api, telemetry
 from proxy.edge.feed import EventFeed
@@ -59,7 +59,7 @@ class Gateway:
         self.on_record = on_record
         self.providers = [providers.make(t) for t in config.targets]
         for p in self.providers:  # each target's rates read from the price library now, not on a first call
-            pricing.rated_cost(p.model, 1, 0, 0, 0)
+            pricing.rated_cost(p.model, 1, 0, 0, 0, provider=registry.pricing_id(p.kind))
         self.router = Router(self.providers, config.balancer, config.routes)
         self.served = Served(t.model for t in config.targets)
         """the model names a replay may ask for and a metric may carry (others fold into `other`)"""

@@ -3,25 +3,38 @@ tell the router how each target did. The relay for a target is chosen by the tar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import pkgutil
 from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
 
+from proxy import registry
 from proxy.config import GatewaySettings
 from proxy.errors import GatewayError
 from proxy.exchange.messages import Inbound
 from proxy.exchange.recorder import Call
-from proxy.exchange.relay import Leg, Relay, anthropic, gemini
+from proxy.exchange.relay import Leg, Relay
 from proxy.exchange.routing import Router
 from proxy.exchange.upstream import Timeouts
 from proxy.log import log
-from proxy.providers import Dialect, Provider
+from proxy.providers import Provider
 from proxy.translate.notes import Note
 from proxy.translate.signatures import Signatures, TextSignatures
 
-RELAYS: Mapping[Dialect, Relay] = {"gemini": gemini.relay, "anthropic": anthropic.relay}
+_relays: dict[str, Relay] = {}
+
+
+def relay_for(provider: Provider) -> Relay:
+    """The relay of the provider's dialect (its kind's entry in `proxy.registry`), imported on first use."""
+    kind = registry.kind(provider.kind)
+    if kind is None:
+        raise KeyError(f"no provider kind {provider.kind!r}")
+    dialect = registry.DIALECTS[kind.dialect]
+    relay = _relays.get(dialect.relay)
+    if relay is None:
+        relay = _relays[dialect.relay] = pkgutil.resolve_name(dialect.relay)
+    return relay
 
 
 class Exchange:
@@ -36,6 +49,8 @@ class Exchange:
         self.router = router
         self.signatures = signatures
         self.texts = texts if texts is not None else TextSignatures()
+        for p in router.providers:  # each dialect's relay imported now, not on a first call
+            relay_for(p)
 
     async def run(
         self,
@@ -65,7 +80,7 @@ class Exchange:
             self.router.started(provider.name)
             try:
                 leg = self._leg(inbound, call, provider, session)
-                resp = await RELAYS[provider.dialect](replace(leg, moved_from=pinned) if moved else leg)
+                resp = await relay_for(provider)(replace(leg, moved_from=pinned) if moved else leg)
             except GatewayError as err:
                 if err.credential:  # the gateway's key: /health says refused until a call through it succeeds
                     self.router.refuse(provider.name, err.message)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from proxy import registry
 from proxy.config import BudgetSettings
 from proxy.errors import GatewayError
 from proxy.log import log
@@ -91,7 +92,7 @@ def estimate(raw_size: int, max_tokens: int, providers: Sequence[Provider], aske
         if own is not None:
             usd: float | None = own.cost(inp, out, 0, 0)
         else:
-            lib = pricing.library_cost(model, inp, out, 0, 0)
+            lib = pricing.library_cost(model, inp, out, 0, 0, provider=registry.pricing_id(p.kind))
             usd = None if lib is None else lib * p.target.price_multiplier
         if usd is None:
             return Estimate(None, inp, out, f"target {p.name!r} (model {model!r})")

@@ -11,15 +11,8 @@ from typing import Any
 
 import orjson
 
+from proxy import registry
 from proxy.record import Attempt, Record
-
-PROVIDERS = {
-    "vertex": "gcp.vertex_ai",
-    "gemini": "gcp.gemini",
-    "anthropic": "anthropic",
-    "vertex-anthropic": "gcp.vertex_ai",
-}
-"""our provider kinds as `gen_ai.provider.name` values"""
 
 
 def call_error(rec: Record) -> str | None:
@@ -35,7 +28,7 @@ def chat_attributes(rec: Record) -> dict[str, Any]:
     """The inbound call's span: what was asked, who answered, what it cost in tokens."""
     out: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.request.model": rec.request_model}
     if rec.provider:
-        out["gen_ai.provider.name"] = PROVIDERS.get(rec.provider, rec.provider)
+        out["gen_ai.provider.name"] = registry.otel_name(rec.provider)
     if rec.response_model and rec.tried_targets:
         out["gen_ai.response.model"] = rec.response_model
     if rec.response_id:
@@ -70,17 +63,19 @@ def usage_attributes(rec: Record) -> dict[str, int]:
 
 def attempt_attributes(rec: Record, a: Attempt, answering: bool) -> dict[str, Any]:
     """One upstream attempt's span; the answering one carries the answer's model, id and usage."""
-    gemini = a.provider in ("vertex", "gemini")
+    dialect = registry.dialect_of(a.provider)
+    translated = dialect is not None and dialect.translated
     out: dict[str, Any] = {
-        "gen_ai.operation.name": "generate_content" if gemini else "chat",
-        "gen_ai.provider.name": PROVIDERS.get(a.provider, a.provider),
+        "gen_ai.operation.name": dialect.operation if dialect is not None else "chat",
+        "gen_ai.provider.name": registry.otel_name(a.provider),
         "gen_ai.request.model": a.model,
         "server.address": a.host,
         "server.port": a.port,
     }
     if rec.session_id:
         out["gen_ai.conversation.id"] = rec.session_id
-    rid = a.response_id or (rec.response_id if answering and not gemini else None)
+    # a translated answer's id is the gateway's own; an upstream's own answer's id is the upstream's
+    rid = a.response_id or (rec.response_id if answering and not translated else None)
     if rid:
         out["gen_ai.response.id"] = rid
     if answering:

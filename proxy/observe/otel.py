@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from proxy import registry
 from proxy.config import OtelSettings
-from proxy.observe.genai import PROVIDERS, attempt_attributes, call_error, chat_attributes, content_attributes
+from proxy.observe.genai import attempt_attributes, call_error, chat_attributes, content_attributes
 from proxy.providers.served import Served
 from proxy.record import Record
 from proxy.record.events import Bus, CallFinished
@@ -337,7 +338,7 @@ class Telemetry:
         last = rec.tried_targets[-1]
         attrs: dict[str, str | int] = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDERS.get(last.provider, last.provider),
+            "gen_ai.provider.name": registry.otel_name(last.provider),
             "gen_ai.request.model": rec.request_model,
             "server.address": last.host,
             "server.port": last.port,

@@ -35,8 +35,6 @@ VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 class AnthropicProvider(PassthroughProvider):
     """Forwards byte-for-byte to the Anthropic API, with the client's key unless the config gives one."""
 
-    kind = "anthropic"
-
     def __init__(self, target: TargetConfig):
         super().__init__(target)
         self._base = base_url(target.api_endpoint, "api.anthropic.com")
@@ -74,7 +72,6 @@ class AnthropicProvider(PassthroughProvider):
 class VertexAnthropicProvider(PassthroughProvider):
     """Claude on Vertex AI: the Messages body less `model`, plus `anthropic_version`, to rawPredict."""
 
-    kind = "vertex-anthropic"
     DEFAULT_LOCATION = "us-east5"  # Claude's usual Vertex region
 
     def __init__(self, target: TargetConfig):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from proxy.config import TargetConfig
-
-Dialect = Literal["gemini", "anthropic"]
 
 
 def base_url(api_endpoint: str | None, default_host: str) -> str:
@@ -20,11 +18,9 @@ def base_url(api_endpoint: str | None, default_host: str) -> str:
 
 
 class Provider:
-    """A configured target: builds upstream URLs and headers. `dialect` picks the relay that carries calls."""
+    """A configured target: builds upstream URLs and headers. Its kind's entry in `proxy.registry` names the
+    dialect whose relay carries its calls."""
 
-    kind: ClassVar[str] = ""
-    dialect: ClassVar[Dialect] = "gemini"
-    """gemini: the request is translated; anthropic: the upstream speaks the Messages API itself."""
     credential = ""
     fix = ""
     """what the operator changes when the credential is refused (said to the client, shown in /health)"""
@@ -33,8 +29,15 @@ class Provider:
 
     def __init__(self, target: TargetConfig):
         self.target = target
+        self.kind = target.provider
+        """its kind's name in `proxy.registry`"""
         self.name = target.name
         self.model = target.model
+
+    @classmethod
+    def region(cls, target: TargetConfig) -> str | None:
+        """Where the target's calls are served, when the kind says (a Vertex location): for the models list."""
+        return None
 
     def url(self, action: str) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -68,8 +71,6 @@ class Provider:
 
 class PassthroughProvider(Provider):
     """An upstream that speaks the Messages API: the request goes through untranslated."""
-
-    dialect: ClassVar[Dialect] = "anthropic"
 
     def request_url(self, count: bool, stream: bool, query: str) -> str:  # pragma: no cover - abstract
         raise NotImplementedError

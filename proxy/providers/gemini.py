@@ -17,8 +17,6 @@ DEFAULT_HOST = "generativelanguage.googleapis.com"
 
 
 class GeminiProvider(Provider):
-    kind = "gemini"
-
     def __init__(self, target: TargetConfig):
         super().__init__(target)
         self._base = base_url(target.api_endpoint, DEFAULT_HOST)

@@ -37,16 +37,12 @@ def service_account(target: TargetConfig) -> tuple[ServiceAccountTokens, str]:
 
 
 class VertexProvider(Provider):
-    kind = "vertex"
     DEFAULT_LOCATION = "us-central1"
     """for a model the facts table does not place (2.x); current models default to where Google serves them"""
 
     def __init__(self, target: TargetConfig):
         super().__init__(target)
-        from proxy.translate.models import facts
-
-        row = facts(self.model)
-        self._base, loc = vertex_base(target, row.locations[0] if row.known else self.DEFAULT_LOCATION)
+        self._base, loc = vertex_base(target, self.default_location(self.model))
         model = segment(self.model)  # one path segment, whatever the name holds
         self._path = f"/v1/projects/{target.project_id}/locations/{loc}/publishers/google/models/{model}"
         self.tokens, self.credential = service_account(target)
@@ -55,6 +51,18 @@ class VertexProvider(Provider):
             f"service account may use Vertex AI in project {target.project_id} (role Vertex AI User); "
             "restart gatewatch after changing the key"
         )
+
+    @classmethod
+    def default_location(cls, model: str) -> str:
+        """Where Google serves the model (the facts table), else DEFAULT_LOCATION."""
+        from proxy.translate.models import facts
+
+        row = facts(model)
+        return row.locations[0] if row.known else cls.DEFAULT_LOCATION
+
+    @classmethod
+    def region(cls, target: TargetConfig) -> str | None:
+        return target.location_id or cls.default_location(target.model)
 
     def url(self, action: str) -> str:
         suffix = "?alt=sse" if action == "streamGenerateContent" else ""

@@ -20,6 +20,7 @@ from functools import lru_cache
 import genai_prices
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
+from proxy import registry
 from proxy.config import TargetConfig
 from proxy.record import Record
 
@@ -59,7 +60,8 @@ def _candidates(model: str) -> list[str]:
     return out
 
 
-def _provider_id(model: str) -> str | None:
+def _guess(model: str) -> str | None:
+    """The price library's provider for a model name, when no kind says (a what-if, the models list)."""
     if model.startswith("claude"):
         return "anthropic"
     if "gemini" in model or model.startswith("gemma"):
@@ -68,23 +70,26 @@ def _provider_id(model: str) -> str | None:
 
 
 @lru_cache(maxsize=512)
-def find(model: str | None) -> tuple[Provider, ModelInfo] | None:
-    """The library's provider and model for a model name; None when it has no price for it."""
+def find(model: str | None, provider: str | None = None) -> tuple[Provider, ModelInfo] | None:
+    """The library's provider and model for a model name; None when it has no price for it. `provider`: the
+    serving kind's price provider (`registry.pricing_id`), tried first; then the one the name suggests."""
     if not model:
         return None
     snapshot = genai_prices.data_snapshot.get_snapshot()
-    for ref in _candidates(model):
-        try:
-            provider, info = snapshot.find_provider_model(ref, None, _provider_id(ref), None)
-        except LookupError:
-            continue
-        return provider, info
+    for by_kind in (True, False) if provider else (False,):
+        for ref in _candidates(model):
+            try:
+                return snapshot.find_provider_model(ref, None, provider if by_kind else _guess(ref), None)
+            except LookupError:
+                continue
     return None
 
 
-def model_price(model: str | None, when: datetime | None = None) -> ModelPrice | None:
+def model_price(
+    model: str | None, when: datetime | None = None, provider: str | None = None
+) -> ModelPrice | None:
     """The library's prices for a model (per 1M tokens, possibly tiered), as they stood at `when` (now)."""
-    found = find(model)
+    found = find(model, provider)
     return found[1].get_prices(when or datetime.now(tz=UTC)) if found else None
 
 
@@ -131,6 +136,7 @@ def price(record: Record, target: TargetConfig | None = None) -> float | None:
         u.cache_read_tokens,
         u.cache_creation_tokens,
         record.started_at,
+        registry.pricing_id(record.provider),
     )
     multiplier = target.price_multiplier if target is not None else 1.0
     return None if cost is None else cost * multiplier
@@ -157,7 +163,7 @@ class Rates:
 
 resolutions = 0
 """how many times rates were read from the library (`resolve`): once per model and price period"""
-_rates: dict[tuple[str, int, int], Rates | None] = {}
+_rates: dict[tuple[str, str | None, int, int], Rates | None] = {}
 _RATES_MAX = 1024
 
 
@@ -166,16 +172,16 @@ def _tier_starts(mp: ModelPrice) -> tuple[int, ...]:
     return tuple(sorted(starts))
 
 
-def resolve(model: str, when: datetime) -> Rates | None:
+def resolve(model: str, when: datetime, provider: str | None = None) -> Rates | None:
     """Read a model's rates from the library as they stand at `when`: its own price computation, probed once
     per tier with one kind of token at a time (a price is linear in each count within a tier), so the library
     stays the source of truth for which count each price applies to. None: no price for the model."""
     global resolutions
     resolutions += 1
-    found = find(model)
+    found = find(model, provider)
     if found is None:
         return None
-    provider, info = found
+    source, info = found
     starts = _tier_starts(info.get_prices(when))
     million = 1_000_000
 
@@ -183,7 +189,7 @@ def resolve(model: str, when: datetime) -> Rates | None:
         usage = genai_prices.Usage(
             input_tokens=i + r + w, cache_read_tokens=r, cache_write_tokens=w, output_tokens=o
         )
-        return info.calc_price(usage, provider, genai_request_timestamp=when).total_price
+        return info.calc_price(usage, source, genai_request_timestamp=when).total_price
 
     per = []
     for k in range(len(starts) + 1):
@@ -198,7 +204,13 @@ def resolve(model: str, when: datetime) -> Rates | None:
 
 
 def rated_cost(
-    model: str | None, input_tokens: int, output_tokens: int, read: int, write: int, started_at: float = 0
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    read: int,
+    write: int,
+    started_at: float = 0,
+    provider: str | None = None,
 ) -> float | None:
     """`library_cost` by plain arithmetic: the rates of `model` on `started_at`'s day (UTC, the library's
     price periods start on dates), resolved from the library the first time and kept. A model whose prices
@@ -206,20 +218,21 @@ def rated_cost(
     if not model:
         return None
     epoch = started_at or time.time()
-    key = (model, int(epoch // 86400), id(genai_prices.data_snapshot.get_snapshot()))  # the UTC day
+    snapshot = id(genai_prices.data_snapshot.get_snapshot())
+    key = (model, provider, int(epoch // 86400), snapshot)  # the UTC day
     try:
         rates = _rates[key]
     except KeyError:
-        if _by_time_of_day(model):
-            return library_cost(model, input_tokens, output_tokens, read, write, started_at)
+        if _by_time_of_day(model, provider):
+            return library_cost(model, input_tokens, output_tokens, read, write, started_at, provider)
         if len(_rates) >= _RATES_MAX:
             _rates.clear()
-        rates = _rates[key] = resolve(model, datetime.fromtimestamp(epoch, tz=UTC))
+        rates = _rates[key] = resolve(model, datetime.fromtimestamp(epoch, tz=UTC), provider)
     return None if rates is None else rates.cost(input_tokens, output_tokens, read, write)
 
 
-def _by_time_of_day(model: str) -> bool:
-    found = find(model)
+def _by_time_of_day(model: str, provider: str | None) -> bool:
+    found = find(model, provider)
     if found is None or not isinstance(found[1].prices, list):
         return False
     return any(isinstance(p.constraint, TimeOfDateConstraint) for p in found[1].prices)
@@ -232,14 +245,21 @@ def forget() -> None:
 
 
 def library_cost(
-    model: str | None, input_tokens: int, output_tokens: int, read: int, write: int, started_at: float = 0
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    read: int,
+    write: int,
+    started_at: float = 0,
+    provider: str | None = None,
 ) -> float | None:
     """USD from the library's prices of `model` as they stood at `started_at` (epoch s; 0: now), for usage
-    in Anthropic's convention (input without cache reads and writes). None when the model has no price."""
-    found = find(model)
+    in Anthropic's convention (input without cache reads and writes). None when the model has no price.
+    `provider`: the serving kind's price provider (`registry.pricing_id`)."""
+    found = find(model, provider)
     if found is None:
         return None
-    provider, info = found
+    source, info = found
     usage = genai_prices.Usage(
         input_tokens=input_tokens + read + write,
         cache_read_tokens=read,
@@ -247,7 +267,7 @@ def library_cost(
         output_tokens=output_tokens,
     )
     when = datetime.fromtimestamp(started_at, tz=UTC) if started_at else None
-    return float(info.calc_price(usage, provider, genai_request_timestamp=when).total_price)
+    return float(info.calc_price(usage, source, genai_request_timestamp=when).total_price)
 
 
 def price_as(

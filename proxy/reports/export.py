@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from proxy import registry
 from proxy.record import Record
 
 FORMATS = ("json", "jsonl", "kong")
@@ -38,7 +39,7 @@ def kong_record(rec: Record | dict[str, Any]) -> dict[str, Any]:
     for a in r.tried_targets:
         tried.append(
             {
-                "provider": "gemini" if a.provider in ("vertex", "gemini") else a.provider,
+                "provider": registry.kong_name(a.provider),
                 "model": a.model,
                 "port": a.port,
                 "upstream_scheme": a.upstream_scheme,
@@ -82,7 +83,7 @@ def kong_record(rec: Record | dict[str, Any]) -> dict[str, Any]:
                     "request_model": r.request_model,
                     "request_mode": r.request_mode,
                     "response_model": r.response_model or "",
-                    "provider_name": "gemini" if r.provider in ("vertex", "gemini") else (r.provider or ""),
+                    "provider_name": registry.kong_name(r.provider),
                     "llm_latency": llm,
                     "plugin_id": r.target or "",
                 },

@@ -11,11 +11,14 @@ changed, the upstream's for what was added.
 from __future__ import annotations
 
 import difflib
+import pkgutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import orjson
 
+from proxy import registry
 from proxy.record import Record
 from proxy.translate import marks
 
@@ -118,25 +121,9 @@ def client_view(req: Any) -> dict[str, Any]:
     """The client's Messages request in the common shape."""
     if not isinstance(req, dict):
         return {}
-    ids = {
-        str(b.get("id")): str(b.get("name"))
-        for m in req.get("messages") or []
-        if isinstance(m, dict) and isinstance(m.get("content"), list)
-        for b in m["content"]
-        if isinstance(b, dict) and b.get("type") == "tool_use"
-    }
-    out: dict[str, Any] = {}
-    system = req.get("system")
     messages = [m for m in req.get("messages") or [] if isinstance(m, dict)]
-    folded = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
-    # the system as the gateway builds Gemini's systemInstruction (translate/request.py): its blocks, then the
-    # role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
-    # difference: what the client's side differs in is the billing header, and the messages' leaving.
-    texts = [_system_text(system), *folded] if system else folded
-    if any(texts):
-        out["system"] = _lines("\n\n".join(t for t in texts if t))
-    if folded:  # they end up in the system instruction: the diff shows them leave here (one change)
-        out["system messages"] = folded
+    out = _client_system(req.get("system"), messages)
+    ids = _tool_use_names(messages)
     out["messages"] = [
         {
             "role": m.get("role"),
@@ -147,15 +134,7 @@ def client_view(req: Any) -> dict[str, Any]:
         for m in messages
         if m.get("role") != "system"
     ]
-    tools = {}
-    for t in req.get("tools") or []:
-        if isinstance(t, dict):
-            entry = {"name": t.get("name")}
-            if t.get("description"):
-                entry["description"] = t["description"]
-            if t.get("input_schema") is not None:
-                entry["schema"] = t["input_schema"]
-            tools[str(t.get("name"))] = entry
+    tools = _client_tools(req.get("tools"))
     if tools:
         out["tools"] = tools
     if req.get("tool_choice") is not None:
@@ -164,6 +143,48 @@ def client_view(req: Any) -> dict[str, Any]:
         if k not in _NOT_MEANING and k not in out:
             out[k] = v
     return out
+
+
+def _tool_use_names(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """tool_use id → tool name, so a tool_result names its tool as Gemini's functionResponse does."""
+    return {
+        str(b.get("id")): str(b.get("name"))
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_use"
+    }
+
+
+def _client_system(system: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    folded = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
+    # the system as the gateway builds Gemini's systemInstruction (translate/request.py): its blocks, then the
+    # role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
+    # difference: what the client's side differs in is the billing header, and the messages' leaving.
+    texts = [_system_text(system), *folded] if system else folded
+    if any(texts):
+        out["system"] = _lines("\n\n".join(t for t in texts if t))
+    if folded:  # they end up in the system instruction: the diff shows them leave here (one change)
+        out["system messages"] = folded
+    return out
+
+
+def _client_tools(tools: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t in tools or []:
+        if isinstance(t, dict):
+            out[str(t.get("name"))] = _tool_entry(t.get("name"), t.get("description"), t.get("input_schema"))
+    return out
+
+
+def _tool_entry(name: Any, description: Any, schema: Any) -> dict[str, Any]:
+    entry = {"name": name}
+    if description:
+        entry["description"] = description
+    if schema is not None:
+        entry["schema"] = schema
+    return entry
 
 
 def _upstream_part(p: Any, back: dict[str, str]) -> dict[str, Any]:
@@ -218,26 +239,38 @@ def upstream_view(body: Any, renamed: dict[str, str] | None = None) -> dict[str,
         for c in body.get("contents") or []
         if isinstance(c, dict)
     ]
-    tools: dict[str, Any] = {}
-    for t in body.get("tools") or []:
-        if not isinstance(t, dict):
-            continue
-        for d in t.get("functionDeclarations") or []:
-            entry = {"name": d.get("name")}
-            if d.get("description"):
-                entry["description"] = d["description"]
-            schema = d.get("parameters", d.get("parametersJsonSchema"))
-            if schema is not None:
-                entry["schema"] = schema
-            tools[back.get(d.get("name"), d.get("name"))] = entry
-        for k in t:
-            if k != "functionDeclarations":
-                tools[k] = {"name": k}
+    tools = _upstream_tools(body.get("tools"), back)
     if tools:
         out["tools"] = tools
     if body.get("toolConfig") is not None:
         out["tool_choice"] = body["toolConfig"]
-    gen = dict(body.get("generationConfig") or {})
+    out.update(_settings(body.get("generationConfig")))
+    for k, v in body.items():
+        if k not in ("systemInstruction", "contents", "tools", "toolConfig", "generationConfig"):
+            out[k] = v
+    return out
+
+
+def _upstream_tools(tools: Any, back: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t in tools or []:
+        if not isinstance(t, dict):
+            continue
+        for d in t.get("functionDeclarations") or []:
+            schema = d.get("parameters", d.get("parametersJsonSchema"))
+            out[back.get(d.get("name"), d.get("name"))] = _tool_entry(
+                d.get("name"), d.get("description"), schema
+            )
+        for k in t:
+            if k != "functionDeclarations":
+                out[k] = {"name": k}  # a built-in tool (googleSearch…)
+    return out
+
+
+def _settings(generation: Any) -> dict[str, Any]:
+    """generationConfig by Anthropic's names where it has them, `generationConfig.<name>` otherwise."""
+    gen = dict(generation or {})
+    out: dict[str, Any] = {}
     for ours, theirs in _SETTINGS:
         if theirs in gen:
             out[ours] = gen.pop(theirs)
@@ -245,10 +278,15 @@ def upstream_view(body: Any, renamed: dict[str, str] | None = None) -> dict[str,
         out["thinking"] = gen.pop("thinkingConfig")
     for k, v in gen.items():
         out[f"generationConfig.{k}"] = v
-    for k, v in body.items():
-        if k not in ("systemInstruction", "contents", "tools", "toolConfig", "generationConfig"):
-            out[k] = v
     return out
+
+
+def gemini_view(body: dict[str, Any], renamed: dict[str, str]) -> dict[str, Any] | None:
+    """The Gemini dialect's view (`registry.Dialect.view`): a generateContent or countTokens body in the
+    common shape; None for a body of another shape."""
+    if "generateContentRequest" in body:  # the Gemini API's countTokens wraps the request
+        body = body["generateContentRequest"]
+    return upstream_view(body, renamed) if isinstance(body, dict) and "contents" in body else None
 
 
 # -- the diff --------------------------------------------------------------------------------------------------
@@ -323,16 +361,32 @@ def attempts(rec: Record) -> dict[str, Any] | None:
     return {"no error body; the attempts": tried} if tried else None
 
 
+View = Callable[[dict[str, Any], dict[str, str]], "dict[str, Any] | None"]
+
+
+def _view(provider: str | None) -> View | None:
+    """How the answering kind's dialect reads its upstream request (`registry.Dialect.view`). A kind no longer
+    registered (an old record's) is read as Gemini when its body has Gemini's shape."""
+    d = registry.dialect_of(provider)
+    if d is None:
+        return gemini_view
+    view: View | None = pkgutil.resolve_name(d.view) if d.view else None
+    return view
+
+
+def _table(rec: Record) -> list[Change] | None:
+    client, up = rec.client_request, rec.upstream_request
+    if not (isinstance(client, dict) and isinstance(up, dict)):
+        return None
+    view = _view(rec.provider)
+    shaped = view(up, renamed(rec)) if view is not None else None
+    if shaped is None:  # an Anthropic upstream: the body forwarded as it came (or nearly)
+        return diff(client, up)
+    return diff(client_view(client), shaped)
+
+
 def inspect(rec: Record) -> Inspection:
-    table = None
-    if isinstance(rec.client_request, dict) and isinstance(rec.upstream_request, dict):
-        up = rec.upstream_request
-        if "generateContentRequest" in up:  # the Gemini API's countTokens wraps the request
-            up = up["generateContentRequest"]
-        if "contents" in up:
-            table = diff(client_view(rec.client_request), upstream_view(up, renamed(rec)))
-        else:  # an Anthropic upstream: the body forwarded as it came (or nearly)
-            table = diff(rec.client_request, up)
+    table = _table(rec)
     client_error = None
     if failed(rec):
         client_error = rec.response

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from proxy import registry
 from proxy.translate.notes import KINDS
 
 MAX_TERMS = 200
@@ -241,13 +242,10 @@ def _kind(value: str) -> Condition:
     raise QueryError(f"kind:{value}: use messages or count")
 
 
-PROVIDERS = ("vertex", "gemini", "anthropic", "vertex-anthropic")
-
-
 def _provider(value: str) -> Condition:
     v = value.lower()
-    if v not in PROVIDERS:
-        raise QueryError(f"provider:{value}: use one of {', '.join(PROVIDERS)}")
+    if registry.kind(v) is None:
+        raise QueryError(f"provider:{value}: use one of {', '.join(registry.KINDS)}")
     return Equals("provider", v)
 
 
