@@ -88,6 +88,8 @@ def _resolve(value: Any, variables: Mapping[str, Any], env: Mapping[str, str]) -
 
 
 def _plugins(doc: Any) -> list[dict[str, Any]]:
+    """Every plugin entry of a document: a single entry, a list of them, or a decK file's (top level,
+    services, their routes, routes)."""
     if isinstance(doc, dict) and "name" in doc and "config" in doc:
         return [doc]
     if isinstance(doc, list):
@@ -96,14 +98,11 @@ def _plugins(doc: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(doc.get("entities"), dict):  # Kong's docs wrap examples as `entities: {plugins: …}`
         return _plugins(doc["entities"])
-    found = list(doc.get("plugins") or [])
+    holders = [doc]
     for svc in doc.get("services") or []:
-        found += svc.get("plugins") or []
-        for route in svc.get("routes") or []:
-            found += route.get("plugins") or []
-    for route in doc.get("routes") or []:
-        found += route.get("plugins") or []
-    return [p for p in found if isinstance(p, dict)]
+        holders += [svc, *(svc.get("routes") or [])]
+    holders += doc.get("routes") or []
+    return [p for h in holders for p in h.get("plugins") or [] if isinstance(p, dict)]
 
 
 def _unsupported(given: dict[str, Any], known: set[str], where: str, problems: list[str]) -> None:
