@@ -4,11 +4,11 @@ A kind is what `provider = "…"` names in the config: which class builds its UR
 carries its calls, which config keys authenticate it, and what OpenTelemetry, Kong and the price library call
 it. A dialect is how a call is carried: its relay (the package that translates, maps errors and reads usage)
 and how an upstream request reads in `gatewatch show`. Everything that used to keep a table of kinds reads
-this one: the config (validation, Kong import), pricing, the providers, the relays, OTel, metrics, the Kong
-export, inspection and the query language.
+this one: the config (validation, Kong import), pricing, the providers, the relays, OTel, the Kong export,
+inspection, the models list and the query language.
 
 Code is named, not imported: `"module:attribute"` (as `pkgutil.resolve_name` reads it), resolved by the layer
-that runs it (`proxy.providers.make`, `proxy.exchange.attempts`). So this module imports nothing of the
+that runs it (`proxy.providers.make`, `proxy.exchange.attempts`, `proxy.reports.inspection`). So this module imports nothing of the
 gateway's and sits below everything that reads it, the config included.
 
 A new Gemini-speaking provider is its module under `proxy/providers/` plus one `Kind` below; a new dialect is
