@@ -82,13 +82,14 @@ def _entry(config: Config, t: TargetConfig, model_id: str, display: str, served_
         max_tokens = min(t.max_tokens, max_tokens) if max_tokens else t.max_tokens
     region = provider_class(t.provider).region(t)
     where = f"{t.provider}, {region}" if region else t.provider
+    price = _price(t.model, registry.pricing_id(t.provider))
     window = f"{lim.context_window:,}" if lim else "unknown"
     entry: dict[str, Any] = {
         "type": "model",
         "id": model_id,
         "display_name": display,
         # the picker shows about three lines: the served model and its price first
-        "description": f"{t.model} ({where}) · {_price(t.model, registry.pricing_id(t.provider))} · window {window}"
+        "description": f"{t.model} ({where}) · {price} · window {window}"
         + (f" · max output {max_tokens:,}" if max_tokens else "")
         + f" · gatewatch {served_by}",
         "created_at": EPOCH,
