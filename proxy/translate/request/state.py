@@ -32,7 +32,7 @@ class Walk:
     texts: Mapping[str, TextParts] | None
     """what the gateway kept of this session's answers' text parts (`TextSignatures`)"""
     id_to_name: dict[str, str]
-    """every tool_use id of the history → its tool's name: a functionResponse needs the name, Gemini gets no ids"""
+    """every tool_use id of the history → its tool's name (a functionResponse needs it: Gemini gets no ids)"""
     names: ToolNames = field(default_factory=ToolNames)
     referenced: list[str] = field(default_factory=list)
     """tools the history calls or tool search found: declared even when deferred"""
