@@ -129,8 +129,8 @@ def client_view(req: Any) -> dict[str, Any]:
     system = req.get("system")
     messages = [m for m in req.get("messages") or [] if isinstance(m, dict)]
     folded = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
-    # the system as the gateway builds Gemini's systemInstruction (translate/request.py): its blocks, then the
-    # role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
+    # the system as the gateway builds Gemini's systemInstruction (translate/request/system.py): its blocks, then
+    # the role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
     # difference: what the client's side differs in is the billing header, and the messages' leaving.
     texts = [_system_text(system), *folded] if system else folded
     if any(texts):
