@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -129,19 +128,21 @@ def _merge_keyword(out: dict[str, Any], k: str, v: Any) -> None:
         out.setdefault(k, v)
 
 
-@dataclass
 class _Node:
     """One schema node being rewritten: its source (a `$ref` resolved, `allOf` merged), what is written so far,
-    and the type and nullability the writers settle between them."""
+    and the type and nullability the writers settle between them. (Slotted: one is made per node.)"""
 
-    src: dict[str, Any]
-    root: dict[str, Any]
-    depth: int
-    changes: Changes
-    path: str
-    out: dict[str, Any] = field(default_factory=dict)
-    type_: str | None = None
-    nullable: bool = False
+    __slots__ = ("src", "root", "depth", "changes", "path", "out", "type_", "nullable")
+
+    def __init__(self, src: dict[str, Any], root: dict[str, Any], depth: int, changes: Changes, path: str):
+        self.src = src
+        self.root = root
+        self.depth = depth
+        self.changes = changes
+        self.path = path
+        self.out: dict[str, Any] = {}
+        self.type_: str | None = None
+        self.nullable = False
 
     def sub(self, schema: Any, path: str) -> dict[str, Any]:
         """A child node (a property, an item, a member), rewritten."""
@@ -300,29 +301,53 @@ def _items(key: str, n: _Node) -> None:
 
 
 Writer = Callable[[str, _Node], None]
-WRITERS: tuple[tuple[str, Writer], ...] = (
-    ("type", _type),
-    ("title", _string),
-    ("description", _string),
-    ("pattern", _string),
-    ("minItems", _count),
-    ("maxItems", _count),
-    ("minLength", _count),
-    ("maxLength", _count),
-    ("minProperties", _count),
-    ("maxProperties", _count),
-    ("minimum", _bound),
-    ("maximum", _bound),
-    ("default", _default),
-    ("example", _example),
-    ("format", _format),
-    ("enum", _enum),
-    ("anyOf", _members),
-    ("properties", _properties),
-    ("items", _items),
+ALWAYS: frozenset[str] = frozenset()
+"""a writer with something to write even when the node has none of its keywords"""
+WRITERS: tuple[tuple[str, Writer, frozenset[str]], ...] = (
+    ("type", _type, frozenset({"type", "nullable"})),
+    ("title", _string, frozenset({"title"})),
+    ("description", _string, frozenset({"description"})),
+    ("pattern", _string, frozenset({"pattern"})),
+    ("minItems", _count, frozenset({"minItems"})),
+    ("maxItems", _count, frozenset({"maxItems"})),
+    ("minLength", _count, frozenset({"minLength"})),
+    ("maxLength", _count, frozenset({"maxLength"})),
+    ("minProperties", _count, frozenset({"minProperties"})),
+    ("maxProperties", _count, frozenset({"maxProperties"})),
+    ("minimum", _bound, frozenset({"minimum", "exclusiveMinimum"})),
+    ("maximum", _bound, frozenset({"maximum", "exclusiveMaximum"})),
+    ("default", _default, frozenset({"default"})),
+    ("example", _example, frozenset({"example", "examples"})),
+    ("format", _format, frozenset({"format"})),
+    ("enum", _enum, frozenset({"enum", "const"})),
+    ("anyOf", _members, frozenset({"anyOf", "oneOf"})),
+    ("properties", _properties, frozenset({"properties"})),
+    ("items", _items, ALWAYS),  # an array without items gets `{}`
 )
-"""Gemini's keywords in the order they are written, each with the writer that reads the source for it. The
-order is the output's: later writers see what earlier ones settled (the type a format or an enum needs)."""
+"""Gemini's keywords in the order they are written, each with its writer and the source keywords it reads (a
+node with none of them skips it: tools' schemas are many small nodes). The order is the output's: later
+writers see what earlier ones settled (the type a format or an enum needs)."""
+
+
+def _readers() -> dict[str, tuple[int, ...]]:
+    out: dict[str, list[int]] = {}
+    for i, (_, _, reads) in enumerate(WRITERS):
+        for kw in reads:
+            out.setdefault(kw, []).append(i)
+    return {kw: tuple(places) for kw, places in out.items()}
+
+
+_READERS = _readers()
+"""source keyword → the writers (their places in WRITERS) that read it"""
+_ALWAYS = frozenset(i for i, (_, _, reads) in enumerate(WRITERS) if reads is ALWAYS)
+
+
+def _due(src: dict[str, Any]) -> list[int]:
+    """The writers a node needs, in WRITERS' order."""
+    due = set(_ALWAYS)
+    for k in src:
+        due.update(_READERS.get(k, ()))
+    return sorted(due)
 
 
 def _note_keywords(schema: dict[str, Any], changes: Changes, path: str) -> None:
@@ -357,7 +382,8 @@ def to_gemini(
     ch = changes if changes is not None else Changes()
     _note_keywords(schema, ch, path)
     n = _Node(_expand(schema, root), root, depth, ch, path)
-    for key, write in WRITERS:
+    for i in _due(n.src):
+        key, write, _ = WRITERS[i]
         write(key, n)
     if n.out.get("type") == "object" and not n.out.get("properties") and depth > 0:
         # Gemini rejects an OBJECT with no properties; an untyped schema lets the model send any value.

@@ -1,5 +1,5 @@
 """One handler per content block type: each adds what one block of a message becomes to that message's Gemini
-parts (`Message`). `HANDLERS` is the table; a type it does not hold is refused."""
+parts (`Message`). `HANDLERS` is the table `contents` dispatches on; a type it does not hold is refused."""
 
 from __future__ import annotations
 
@@ -133,17 +133,6 @@ HANDLERS: dict[str, Handler] = {
     "thinking": thinking,
     **dict.fromkeys(DROPPED_BLOCKS, dropped),
 }
-
-
-def block(b: Any, where: str, m: Message) -> None:
-    """One content block through its type's handler."""
-    if not isinstance(b, dict):
-        raise invalid_request(f"{where}: must be an object")
-    t = b.get("type")
-    handler = HANDLERS.get(t) if isinstance(t, str) else None
-    if handler is None:
-        raise invalid_request(f"{where}.type: unknown content block type {t!r}")
-    handler(b, where, m)
 
 
 def is_ours(b: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from proxy.errors import invalid_request
 from proxy.translate.notes import Notes
-from proxy.translate.request.blocks import block, is_ours
+from proxy.translate.request.blocks import HANDLERS, is_ours
 from proxy.translate.request.state import Message, Part, Walk
 from proxy.translate.request.system import text_of
 from proxy.translate.signatures import TextParts
@@ -73,7 +73,14 @@ def _blocks(role: str, content: list[Any], where: str, w: Walk) -> None:
     """A message of content blocks, each through its handler."""
     msg = Message(role, w, ours=role == "assistant" and w.texts is not None and any(map(is_ours, content)))
     for j, b in enumerate(content):
-        block(b, f"{where}.content.{j}", msg)
+        at = f"{where}.content.{j}"
+        if not isinstance(b, dict):
+            raise invalid_request(f"{at}: must be an object")
+        t = b.get("type")
+        handler = HANDLERS.get(t) if isinstance(t, str) else None
+        if handler is None:
+            raise invalid_request(f"{at}.type: unknown content block type {t!r}")
+        handler(b, at, msg)
     if msg.pending_sig:  # Gemini's trailing empty part, signed: given back as it came
         msg.parts.append({"text": "", "thoughtSignature": msg.pending_sig})
     if msg.ours:

@@ -3,7 +3,6 @@ an object in a functionResponse), and the tools it says are now loaded (tool sea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.errors import invalid_request
@@ -12,12 +11,16 @@ from proxy.translate.request.state import Part
 from proxy.translate.request.system import text_of
 
 
-@dataclass
 class Result:
-    texts: list[str] = field(default_factory=list)
-    media: list[Part] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)
-    """tool names tool search referenced"""
+    """A tool_result's text, its media and the tools it references (slotted: one per tool_result of every call)."""
+
+    __slots__ = ("texts", "media", "refs")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.media: list[Part] = []
+        self.refs: list[str] = []
+        """tool names tool search referenced"""
 
     @property
     def text(self) -> str:

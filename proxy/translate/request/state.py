@@ -92,22 +92,22 @@ class Walk:
         return gemini, prev
 
 
-@dataclass
 class Message:
-    """One message being translated: its role and the parts its blocks made."""
+    """One message being translated: its role and the parts its blocks made. (A plain slotted class: one is
+    made per message of every call, and its attributes are read by every block.)"""
 
-    role: str
-    walk: Walk
-    ours: bool = False
-    """an answer this gateway gave (its thinking blocks carry our marks)"""
-    parts: list[Part] = field(default_factory=list)
-    responses: list[Part] = field(default_factory=list)
-    """functionResponses: they go first in the user turn, where Gemini wants them"""
-    pending_sig: str | None = None
-    """a thinking block's signature, waiting for the part that followed it"""
-    unknown: bool = False
-    """a text of ours the gateway no longer knows"""
+    __slots__ = ("role", "walk", "assistant", "ours", "parts", "responses", "pending_sig", "unknown")
 
-    @property
-    def assistant(self) -> bool:
-        return self.role == "assistant"
+    def __init__(self, role: str, walk: Walk, ours: bool = False) -> None:
+        self.role = role
+        self.walk = walk
+        self.assistant = role == "assistant"
+        self.ours = ours
+        """an answer this gateway gave (its thinking blocks carry our marks)"""
+        self.parts: list[Part] = []
+        self.responses: list[Part] = []
+        """functionResponses: they go first in the user turn, where Gemini wants them"""
+        self.pending_sig: str | None = None
+        """a thinking block's signature, waiting for the part that followed it"""
+        self.unknown = False
+        """a text of ours the gateway no longer knows"""
