@@ -22,7 +22,7 @@ class Turn(TypedDict):
     parts: list[Part]
 
 
-@dataclass
+@dataclass(slots=True)
 class Walk:
     """The whole request's translation state, handed down to every block handler."""
 
