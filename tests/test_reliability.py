@@ -491,7 +491,7 @@ async def test_a_flood_of_unauthenticated_calls_is_capped_and_counted(fake, sa_j
 # -- 7: the tool-schema memo is bounded in bytes --------------------------------------------------------
 async def test_memory_stays_bounded_after_a_hundred_large_tools(fake, sa_json, tmp_path):
     from proxy.translate import memo
-    from proxy.translate.request import _declaration
+    from proxy.translate.request.tools import _declaration
 
     def rss_mb() -> float:
         with open("/proc/self/statm") as f:

@@ -159,8 +159,8 @@ def _tool_use_names(messages: list[dict[str, Any]]) -> dict[str, str]:
 def _client_system(system: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     folded = [_text_of(m.get("content")) for m in messages if m.get("role") == "system"]
-    # the system as the gateway builds Gemini's systemInstruction (translate/request.py): its blocks, then the
-    # role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
+    # the system as the gateway builds Gemini's systemInstruction (translate/request/system.py): its blocks, then
+    # the role-system messages folded in order, joined by blank lines. Lines that arrive unchanged are no
     # difference: what the client's side differs in is the billing header, and the messages' leaving.
     texts = [_system_text(system), *folded] if system else folded
     if any(texts):

@@ -8,7 +8,7 @@ from typing import Any
 from proxy.translate import marks
 from proxy.translate.models import facts
 from proxy.translate.notes import Note
-from proxy.translate.request import _sign_current_turn
+from proxy.translate.request.history import sign_current_turn
 
 
 def reset_signatures(body: dict[str, Any], model: str, left: str, to: str) -> list[Note]:
@@ -22,7 +22,7 @@ def reset_signatures(body: dict[str, Any], model: str, left: str, to: str) -> li
                 removed += 1
     if not removed:
         return []
-    injected = _sign_current_turn(body["contents"]) if facts(model).generation >= 3 else 0
+    injected = sign_current_turn(body["contents"]) if facts(model).generation >= 3 else 0
     detail = f"{removed} thought signature(s) issued through {left} not sent to {to}"
     if injected:
         detail += f"; {marks.SKIP} put on {injected} function call(s) where {model} requires one"

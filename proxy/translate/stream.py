@@ -145,90 +145,116 @@ class StreamTranslator:
             out += self._start(chunk)
         if chunk.get("usageMetadata"):
             self.usage_meta = chunk["usageMetadata"]
-        for cand in (chunk.get("candidates") or [])[:1]:  # what Google generated, for a cut stream's price
-            for part in (cand.get("content") or {}).get("parts") or () if isinstance(cand, dict) else ():
-                if isinstance(part, dict):
-                    text, fc = part.get("text"), part.get("functionCall")
-                    self.generated_chars += (len(text) if isinstance(text, str) else 0) + (
-                        len(str(fc)) if fc else 0
-                    )
+        self._count_generated(chunk)
         feedback = chunk.get("promptFeedback") or {}
         if not chunk.get("candidates") and feedback.get("blockReason"):
             self.blocked = True
             self.finish = str(feedback["blockReason"])  # SAFETY, PROHIBITED_CONTENT, MODEL_ARMOR…
             self.finish_message = feedback.get("blockReasonMessage")
         for cand in (chunk.get("candidates") or [])[:1]:
-            if isinstance(cand.get("groundingMetadata"), dict):
-                self.grounding = cand["groundingMetadata"]
-            for part in ((cand.get("content") or {}).get("parts")) or []:
-                if self.search and (self.deferred or not part.get("thought")):
-                    self.deferred.append(part)  # thoughts flow; the answer waits for the search blocks
-                    continue
-                out += self._part(part)
-            if cand.get("finishReason"):
-                self.finish = cand["finishReason"]
-                self.finish_message = cand.get("finishMessage")
+            out += self._candidate(cand)
+        return out
+
+    def _count_generated(self, chunk: dict[str, Any]) -> None:
+        """What Google generated, for a cut stream's price."""
+        for cand in (chunk.get("candidates") or [])[:1]:
+            for part in (cand.get("content") or {}).get("parts") or () if isinstance(cand, dict) else ():
+                if isinstance(part, dict):
+                    text, fc = part.get("text"), part.get("functionCall")
+                    self.generated_chars += (len(text) if isinstance(text, str) else 0) + (
+                        len(str(fc)) if fc else 0
+                    )
+
+    def _candidate(self, cand: dict[str, Any]) -> list[Event]:
+        out: list[Event] = []
+        if isinstance(cand.get("groundingMetadata"), dict):
+            self.grounding = cand["groundingMetadata"]
+        for part in ((cand.get("content") or {}).get("parts")) or []:
+            if self.search and (self.deferred or not part.get("thought")):
+                self.deferred.append(part)  # thoughts flow; the answer waits for the search blocks
+                continue
+            out += self._part(part)
+        if cand.get("finishReason"):
+            self.finish = cand["finishReason"]
+            self.finish_message = cand.get("finishMessage")
         return out
 
     def _part(self, part: dict[str, Any]) -> list[Event]:
-        out: list[Event] = []
         sig = part.get("thoughtSignature")
         if part.get("thought"):
-            if not self.thinking:
-                self.thoughts_dropped += 1
-                return out
-            if self.open_kind != "thinking":
-                out += self._open("thinking", {"type": "thinking", "thinking": ""})
-            if sig:
-                self.open_sig = marks.wrap(sig)
-            text = part.get("text", "")
-            if text:
-                self.first_content = True
-                self.content[-1]["thinking"] += text
-                out.append(
-                    (
-                        "content_block_delta",
-                        {
-                            "type": "content_block_delta",
-                            "index": self.index,
-                            "delta": {"type": "thinking_delta", "thinking": text},
-                        },
-                    )
-                )
-            return out
+            return self._thought(part, sig)
         if "functionCall" in part:
-            fc = part["functionCall"] or {}
-            tid = fc.get("id") or self.ids.tool_id()
-            if not str(tid).startswith("toolu_"):
-                tid = "toolu_" + str(tid)
-            if sig:
-                self.signatures_out[tid] = sig
-                if self.thinking:
-                    if self.open_kind == "thinking":
-                        self.open_sig = self.open_sig or marks.wrap(sig)
-                    else:
-                        out += self._open("thinking", {"type": "thinking", "thinking": ""})
-                        self.open_sig = marks.wrap(sig)
-            args = fc.get("args") or {}
-            out += self._open(
-                "tool_use",
-                {"type": "tool_use", "id": tid, "name": self.names.back(fc.get("name", "")), "input": {}},
-            )
-            self.content[-1]["input"] = args
+            return self._call(part, sig)
+        return self._text(part, sig)
+
+    def _thought(self, part: dict[str, Any], sig: str | None) -> list[Event]:
+        out: list[Event] = []
+        if not self.thinking:
+            self.thoughts_dropped += 1
+            return out
+        if self.open_kind != "thinking":
+            out += self._open("thinking", {"type": "thinking", "thinking": ""})
+        if sig:
+            self.open_sig = marks.wrap(sig)
+        text = part.get("text", "")
+        if text:
             self.first_content = True
+            self.content[-1]["thinking"] += text
             out.append(
                 (
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
                         "index": self.index,
-                        "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(args).decode()},
+                        "delta": {"type": "thinking_delta", "thinking": text},
                     },
                 )
             )
-            out += self._close()
-            self.has_call = True
-            return out
+        return out
+
+    def _call(self, part: dict[str, Any], sig: str | None) -> list[Event]:
+        out: list[Event] = []
+        fc = part["functionCall"] or {}
+        tid = fc.get("id") or self.ids.tool_id()
+        if not str(tid).startswith("toolu_"):
+            tid = "toolu_" + str(tid)
+        if sig:
+            self.signatures_out[tid] = sig
+            if self.thinking:
+                out += self._call_signature(sig)
+        args = fc.get("args") or {}
+        out += self._open(
+            "tool_use",
+            {"type": "tool_use", "id": tid, "name": self.names.back(fc.get("name", "")), "input": {}},
+        )
+        self.content[-1]["input"] = args
+        self.first_content = True
+        out.append(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": self.index,
+                    "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(args).decode()},
+                },
+            )
+        )
+        out += self._close()
+        self.has_call = True
+        return out
+
+    def _call_signature(self, sig: str) -> list[Event]:
+        """A signed call's signature reaches the client on a thinking block before the call (the open one,
+        or a new one)."""
+        if self.open_kind == "thinking":
+            self.open_sig = self.open_sig or marks.wrap(sig)
+            return []
+        out = self._open("thinking", {"type": "thinking", "thinking": ""})
+        self.open_sig = marks.wrap(sig)
+        return out
+
+    def _text(self, part: dict[str, Any], sig: str | None) -> list[Event]:
+        out: list[Event] = []
         text = part.get("text")
         if text:
             if self.open_kind != "text":
@@ -357,6 +383,12 @@ class StreamTranslator:
     def notes(self) -> list[Note]:
         """What translating the answer decided that the client can't see. Call at the end."""
         notes = Notes()
+        self._finish_notes(notes)
+        self._usage_notes(notes)
+        self._kept_notes(notes)
+        return notes.items
+
+    def _finish_notes(self, notes: Notes) -> None:
         finish = self.finish
         reason = self.stop_reason or ("refusal" if self.blocked else stop_reason(finish, self.has_call))
         said = f": {self.finish_message}" if self.finish_message else ""
@@ -382,25 +414,31 @@ class StreamTranslator:
                 finish=finish,
                 stop_reason=reason,
             )
+
+    def _usage_notes(self, notes: Notes) -> None:
         meta = self.usage_meta or {}
         cached = int(meta.get("cachedContentTokenCount") or 0)
         thoughts = int(meta.get("thoughtsTokenCount") or 0)
         tool_prompt = int(meta.get("toolUsePromptTokenCount") or 0)
-        if cached or thoughts or tool_prompt:
-            u = usage(meta)
-            said_ = []
-            if cached or tool_prompt:
-                said_.append(
-                    f"input_tokens {u['input_tokens']} = promptTokenCount {meta.get('promptTokenCount', 0)}"
-                    + (f" + toolUsePromptTokenCount {tool_prompt}" if tool_prompt else "")
-                    + (f" − cachedContentTokenCount {cached} (→ cache_read_input_tokens)" if cached else "")
-                )
-            if thoughts:
-                said_.append(
-                    f"output_tokens {u['output_tokens']} = candidatesTokenCount "
-                    f"{u['output_tokens'] - thoughts} + thoughtsTokenCount {thoughts}"
-                )
-            notes.add("usage-mapped", "; ".join(said_), gemini=dict(meta), anthropic=anthropic_usage(u))
+        if not (cached or thoughts or tool_prompt):
+            return
+        u = usage(meta)
+        said = []
+        if cached or tool_prompt:
+            said.append(
+                f"input_tokens {u['input_tokens']} = promptTokenCount {meta.get('promptTokenCount', 0)}"
+                + (f" + toolUsePromptTokenCount {tool_prompt}" if tool_prompt else "")
+                + (f" − cachedContentTokenCount {cached} (→ cache_read_input_tokens)" if cached else "")
+            )
+        if thoughts:
+            said.append(
+                f"output_tokens {u['output_tokens']} = candidatesTokenCount "
+                f"{u['output_tokens'] - thoughts} + thoughtsTokenCount {thoughts}"
+            )
+        notes.add("usage-mapped", "; ".join(said), gemini=dict(meta), anthropic=anthropic_usage(u))
+
+    def _kept_notes(self, notes: Notes) -> None:
+        """What the gateway kept back or left out: signatures, search, thoughts."""
         held = self.held()
         if held:
             notes.add(
@@ -429,7 +467,6 @@ class StreamTranslator:
                 f"{self.thoughts_dropped} thought part(s) not passed on: the client did not ask for thinking",
                 count=self.thoughts_dropped,
             )
-        return notes.items
 
     def whole(self, resp: dict[str, Any]) -> dict[str, Any]:
         """The message for a whole (non-streamed) generateContent answer: the machine fed one chunk."""
