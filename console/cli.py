@@ -504,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             viewer_store(args, config, viewer),
             config_error=error,
-            attach=viewer,
+            host=viewer,
             price_as=args.price_as,
         )
     return run_console(
