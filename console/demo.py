@@ -5,6 +5,7 @@ gateway's /v1/logs), on a throwaway database."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import random
@@ -13,7 +14,9 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from proxy import config as cfg
 from proxy.simulator import GeminiSimulator, ImplicitCache, Reply
 from proxy.store import Store
+
+Json = dict[str, Any]
+"""a JSON object: a request body, an answer, an OTLP document"""
 
 DEMO_API_KEY = "demo-api-key-not-a-secret"
 SA_EMAIL = "demo@gatewatch-demo.iam.gserviceaccount.com"
@@ -126,8 +132,8 @@ ANSWERS = [
 ]
 
 
-def responder(rng: random.Random):
-    def respond(body: dict) -> Reply:
+def responder(rng: random.Random) -> Callable[[Json], Reply]:
+    def respond(body: Json) -> Reply:
         roll = rng.random()
         delay = rng.uniform(0.05, 0.35)
         chunk_delay = rng.uniform(0.02, 0.12)
@@ -182,7 +188,8 @@ def responder(rng: random.Random):
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def demo_config(sim_url: str, key_json: str, port: int) -> cfg.Config:
@@ -282,7 +289,7 @@ CLAUDE_PRICES = {"claude-opus-5-5": (5.0, 25.0), "claude-haiku-5-5": (1.0, 5.0)}
 """USD per million input/output tokens: what Claude Code believes a call costs (it prices Claude models)"""
 
 
-def request_body(model: str, messages: list, stream: bool, session: str, system: str = SYSTEM) -> dict:
+def request_body(model: str, messages: list[Json], stream: bool, session: str, system: str = SYSTEM) -> Json:
     return {
         "model": model,
         "messages": messages,
@@ -296,7 +303,7 @@ def request_body(model: str, messages: list, stream: bool, session: str, system:
     }
 
 
-async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | None = None) -> dict | None:
+async def _call(http: aiohttp.ClientSession, url: str, body: Json, agent: str | None = None) -> Json | None:
     """One call as Claude Code makes it; returns the assistant message (assembled from SSE when streaming)."""
     headers = {
         "x-api-key": "sk-ant-demo",
@@ -311,7 +318,7 @@ async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | 
             return None
         if not body.get("stream"):
             return {**(await r.json()), "request_id": r.headers.get("request-id")}
-        content: list[dict] = []
+        content: list[Json] = []
         async for line in r.content:
             if not line.startswith(b"data: "):
                 continue
@@ -327,7 +334,7 @@ async def _call(http: aiohttp.ClientSession, url: str, body: dict, agent: str | 
         return {"content": content, "request_id": r.headers.get("request-id")}
 
 
-def _attrs(d: dict) -> list[dict]:
+def _attrs(d: dict[str, object]) -> list[Json]:
     return [
         {"key": k, "value": {"doubleValue": v} if isinstance(v, float) else {"stringValue": str(v)}}
         for k, v in d.items()
@@ -350,8 +357,8 @@ async def telemetry(http: aiohttp.ClientSession, url: str, session: str, name: s
 
 
 async def reported(
-    http: aiohttp.ClientSession, url: str, body: dict, session: str, prompt_id: str, agent: str | None = None
-) -> dict | None:
+    http: aiohttp.ClientSession, url: str, body: Json, session: str, prompt_id: str, agent: str | None = None
+) -> Json | None:
     """A call, then Claude Code's `api_request` event about it (its estimate at Claude's prices)."""
     msg = await _call(http, url, body, agent)
     if msg is not None and msg.get("request_id"):
@@ -377,7 +384,7 @@ async def conversation(http: aiohttp.ClientSession, url: str, rng: random.Random
     model = rng.choices(["claude-opus-5-5", "claude-haiku-5-5", "gemini-4-neon"], [6, 3, 1])[0]
     prompt, prompt_id = rng.choice(PROMPTS), str(uuid.UUID(int=rng.getrandbits(128)))
     await telemetry(http, url, session, "user_prompt", **{"prompt.id": prompt_id, "prompt": prompt})
-    messages: list[dict] = [
+    messages: list[Json] = [
         {"role": "user", "content": [{"type": "text", "text": prompt}]},
         {"role": "system", "content": "# Environment\n - cwd: /home/dev/project"},
     ]
@@ -436,7 +443,7 @@ async def count_burst(http: aiohttp.ClientSession, url: str, n: int) -> None:
 async def traffic(url: str, rate: float, seed: int | None = None, limit: int | None = None) -> None:
     """Generated traffic until cancelled (or `limit` conversations)."""
     rng = random.Random(seed)
-    tasks: set[asyncio.Task] = set()
+    tasks: set[asyncio.Task[None]] = set()
     started = 0
     async with aiohttp.ClientSession() as http:
         try:
@@ -482,7 +489,7 @@ class Demo:
             await self.sim.stop()
 
 
-def run_demo(args) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     from console.app import GatewatchApp
 
     throwaway = None if args.db else Path(tempfile.mkdtemp(prefix="gatewatch-demo-"))

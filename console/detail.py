@@ -54,7 +54,7 @@ def copy_with_tool(text: str) -> str | None:
 _MAX_SHOWN = 200_000  # characters of JSON per tab; the rest is one keypress away via copy
 
 
-def _json(obj) -> Syntax | Text:
+def _json(obj: object) -> Syntax | Text:
     if obj is None:
         return Text("(not recorded: log_payloads is off, or the call ended before this existed)", style="dim")
     text = orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode()
@@ -161,7 +161,7 @@ def as_curl(rec: Record, base_url: str) -> str:
     )
 
 
-class DetailScreen(Screen):
+class DetailScreen(Screen[None]):
     """Tabs for one call; `c` copies it as JSON, `u` as curl."""
 
     BINDINGS = [

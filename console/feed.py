@@ -15,7 +15,10 @@ from proxy.record.events import Bus, CallFinished, CallStarted, RecordsCommitted
 
 
 class Feed:
-    def __init__(self, bus: Bus) -> None:
+    """The calls from the gateway's bus; the commits from it and from the store's, where that is another one
+    (a viewer's store: the commits of the gateway it watches, or of other writers, are announced there)."""
+
+    def __init__(self, bus: Bus, store_bus: Bus | None = None) -> None:
         self._calls: deque[tuple[bool, Record]] = deque()
         self._written = False
         self._unsubscribe = [
@@ -24,6 +27,8 @@ class Feed:
             bus.subscribe(RecordsCommitted, self._commit),
             bus.subscribe(RecordsLost, self._commit),
         ]
+        if store_bus is not None and store_bus is not bus:
+            self.follow_commits(store_bus)
 
     def follow_commits(self, bus: Bus) -> None:
         """Also take the commits announced on another bus (a viewer's store, beside the watched gateway's)."""
@@ -37,7 +42,7 @@ class Feed:
 
     def calls(self) -> list[tuple[bool, Record]]:
         """(started?, record) for every call event since the last look, oldest first."""
-        out = []
+        out: list[tuple[bool, Record]] = []
         while self._calls:
             out.append(self._calls.popleft())
         return out

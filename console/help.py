@@ -81,7 +81,7 @@ def help_terms() -> Table:
     return terms
 
 
-class HelpScreen(ModalScreen):
+class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
     DEFAULT_CSS = f"""
     HelpScreen {{ align: center middle; }}
@@ -111,7 +111,11 @@ class HelpScreen(ModalScreen):
             return
         # a call's own keys sit on the bottom edge: every line inside is the filter language's (80x24 holds it)
         # the shown ones: the scroll keys (↑↓ PgUp PgDn) do what every pane's do, and the edge is 80 wide
-        in_call = "  ".join(f"[b]{_key(b)}[/b] {b.description}" for b in DetailScreen.BINDINGS if b.show)
+        in_call = "  ".join(
+            f"[b]{_key(b)}[/b] {b.description}"
+            for b in DetailScreen.BINDINGS
+            if isinstance(b, Binding) and b.show
+        )
         box.border_subtitle = f"In a call: {in_call}"
         with box:
             yield Static(t, id="help-keys")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,7 +28,7 @@ class TargetStats:
     errors: int = 0
     fallbacks: int = 0
     last_status: int | None = None
-    latencies: deque = field(default_factory=lambda: deque(maxlen=200))
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=200))
 
 
 @dataclass
@@ -44,9 +46,9 @@ class LiveStats:
     cost_all: float = 0.0
     cost_unknown: int = 0
     cost_by_model: dict[str, float] = field(default_factory=dict)
-    latencies: deque = field(default_factory=lambda: deque(maxlen=500))
-    ttfts: deque = field(default_factory=lambda: deque(maxlen=500))
-    tpts: deque = field(default_factory=lambda: deque(maxlen=500))
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+    tpts: deque[float] = field(default_factory=lambda: deque(maxlen=500))
     calls: int = 0
     errors: int = 0
     lost: int = 0
@@ -130,7 +132,7 @@ class Pane(Vertical):
     Pane > Sparkline { height: 2; margin-top: 1; }
     """
 
-    def __init__(self, title: str, sparkline: bool = False, **kw) -> None:
+    def __init__(self, title: str, sparkline: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.border_title = title
         self._spark = sparkline
@@ -144,7 +146,7 @@ class Pane(Vertical):
             self._sparkline = Sparkline([0.0], summary_function=max)
             yield self._sparkline
 
-    def show(self, body, series: list[float] | None = None) -> None:
+    def show(self, body: RenderableType, series: list[float] | None = None) -> None:
         if getattr(self, "_body", None) is None:
             return  # not composed yet: the next tick shows it
         self._body.update(body)
@@ -155,7 +157,7 @@ class Pane(Vertical):
             spark.data = series or [0.0]
 
 
-def render_targets(stats: LiveStats, health: dict[str, dict], compact: bool = False) -> Table:
+def render_targets(stats: LiveStats, health: dict[str, dict[str, Any]], compact: bool = False) -> Table:
     """One row a target; `health` is the router's view (state, cool-down left). `compact` leaves out the
     fallback and last-status columns. Names shrink (with …) to leave the figures whole."""
     t = Table.grid(padding=(0, 1), expand=True)
@@ -304,7 +306,7 @@ class Figures:
         self.figures = figures
         """(value, label, value style)"""
 
-    def __rich_console__(self, console, options):
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
         line = Text()
         for value, label, style in self.figures:

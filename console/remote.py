@@ -15,13 +15,14 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 from pydantic import SecretStr
 
+from console.host import Door, Target, Words
 from proxy import config as cfg
 from proxy import loop as loops
 from proxy.edge.feed import EVENTS_PATH, IDENTITY_PATH
@@ -72,12 +73,9 @@ def discover(config: cfg.Config) -> str | None:
 
 
 class Attached:
-    """A gateway elsewhere, watched. It offers what the console asks of its own gateway host (`open_store`,
-    `start`, `stop`, `run`, `in_flight`, `target_health`, `bus`), so the app treats both alike."""
+    """A gateway elsewhere, watched: a `Host` (console/host.py), so the screens treat it as the one they host."""
 
-    mode = "attached"
-    gateway = None
-    """no gateway here: the console shows the remote one's targets from `targets`"""
+    words = Words("attached to", "attached to ", "closing this console leaves that gateway running")
 
     def __init__(self, url: str, token: SecretStr | None = None) -> None:
         self.url = url.rstrip("/")
@@ -146,9 +144,24 @@ class Attached:
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             pass  # ended anyway: the thread is a daemon
 
-    def target_list(self) -> list[tuple[str, str, str]]:
+    def target_list(self) -> list[Target]:
         """(name, provider, model) of the gateway's targets, as it told us."""
         return [(t.get("name", "?"), t.get("provider", "?"), t.get("model", "?")) for t in self.targets]
+
+    def ready(self) -> None:
+        """Nothing waits here for the console: the gateway's traffic is its clients'."""
+
+    def paste_model(self) -> str | None:
+        """The watched gateway's first model: the hint must not name one of this directory's config."""
+        targets = self.target_list()
+        return targets[0][2] if targets else None
+
+    def what_if_models(self) -> list[str]:
+        return [model for _, _, model in self.target_list()]
+
+    def door(self, get: Callable[[str], Record | None]) -> Door:
+        """Replays go through the watched gateway, with its targets."""
+        return Door(self.url, self.token, get, [name for name, _, _ in self.target_list()])
 
     @property
     def in_flight(self) -> int:

@@ -8,11 +8,7 @@ linked to the original by `replay_of`. The I/O runs in a worker; the screen lear
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import aiohttp
-from pydantic import SecretStr
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
@@ -27,20 +23,10 @@ from proxy.record import Record
 from proxy.reports.replay import Comparison, NotReplayable, ReplayFailed, request_of, send, wait_record
 
 from . import fmt
+from .host import Door
 from .replay import comparison_table, diff_text
 
 DIFF_LINES = 200
-
-
-@dataclass(frozen=True)
-class Door:
-    """Where the console's replays go: the gateway's URL and token, the store its records land in, its
-    targets."""
-
-    url: str
-    token: SecretStr | None
-    get: Callable[[str], Record | None]
-    targets: list[str]
 
 
 class ReplayScreen(ModalScreen[None]):

@@ -60,7 +60,7 @@ async def stop(proc) -> bytes:
 def viewer_app(url: str, tmp_path) -> GatewatchApp:
     config = cfg.from_mapping({}, "test", env={"GATEWATCH_TOKEN": TOKEN})
     viewer = Attached(url, config.gateway.auth_token)
-    return GatewatchApp(config, Store(tmp_path / "serve.db", create=False), attach=viewer)
+    return GatewatchApp(config, Store(tmp_path / "serve.db", create=False), host=viewer)
 
 
 async def test_a_console_attached_to_serve_shows_a_call_within_a_second_and_closing_it_leaves_serve_running(
@@ -75,7 +75,7 @@ async def test_a_console_attached_to_serve_shows_a_call_within_a_second_and_clos
             table = app.query_one("#history")
             await wait_for(pilot, lambda: table.row_count == 1)  # the history, from the shared store
             assert app.sub_title == f"attached to {url}"
-            await wait_for(pilot, lambda: app.attached.connected)
+            await wait_for(pilot, lambda: app.host.connected)
             fake.script(Reply.text("live"))
             assert await ask(url, "made while attached") == "live"
             answered = time.monotonic()
@@ -84,7 +84,7 @@ async def test_a_console_attached_to_serve_shows_a_call_within_a_second_and_clos
             assert shown < 1.0, f"the call took {shown:.2f}s to show"
             assert "made while attached" in str(table.get_row_at(table.row_count - 1))  # newest at the bottom
             # the panes count it from the feed: one call, on the serve's target, answered 200
-            assert app.stats.calls == 1 and app.stats.targets["gemini"].last_status == 200
+            assert app.main.stats.calls == 1 and app.main.stats.targets["gemini"].last_status == 200
             assert "gemini" in pane_text(app, "pane-targets")
             await pilot.press("q")
         # the viewer is closed: the gateway answers on, and records as before
@@ -156,7 +156,7 @@ async def test_a_second_console_attaches_to_the_one_that_hosts(fake, sa_json, tm
         await wait_for(pilot, lambda: bool(finished))
         await asyncio.to_thread(viewer.stop)
         assert finished[0].record.preview == "from the second console's view"
-        assert host.service.gateway is not None  # closing the viewer changed nothing for the host
+        assert host.host.service.gateway is not None  # closing the viewer changed nothing for the host
         await ask(url, "still served", token=None)
 
 
@@ -205,7 +205,7 @@ async def test_gatewatch_beside_a_running_serve_opens_as_its_viewer_on_its_store
     monkeypatch.setattr(
         console.app,
         "run_console",
-        lambda config, store, config_error=None, attach=None, **kw: opened.append((store, attach)) or 0,
+        lambda config, store, config_error=None, host=None, **kw: opened.append((store, host)) or 0,
     )
     monkeypatch.setenv("GATEWATCH_TOKEN", TOKEN)
     monkeypatch.delenv("GATEWATCH_DB", raising=False)

@@ -337,10 +337,10 @@ async def test_the_console_export_key_writes_to_the_data_directory_and_says_wher
         await pilot.pause(0.2)
         await pilot.press("e")
         for _ in range(100):
-            if app.last_export:
+            if app.main.last_export:
                 break
             await pilot.pause(0.05)
-        path, n = app.last_export
+        path, n = app.main.last_export
     assert path.parent == (tmp_path / "xdg" / "gatewatch").resolve() and path.exists()
     assert not list(tmp_path.glob("gatewatch-export-*"))  # nothing in the current folder
     assert any(str(path) in note for note in notes)

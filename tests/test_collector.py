@@ -61,15 +61,15 @@ async def test_serve_applies_the_policy_and_collects_when_idle(fake, tmp_path):
 async def test_the_console_hosts_its_gateway_under_the_same_policy(fake, sa_json, tmp_path):
     app = make_app(fake, sa_json, tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: app.service.gateway is not None)
-        report = app.service.gateway.reports["collector"]()
+        await wait_for(pilot, lambda: app.host.service.gateway is not None)
+        report = app.host.service.gateway.reports["collector"]()
         assert report["applied"] and report["thresholds"][2] == NO_AUTOMATIC_FULL
         assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL and sys.getswitchinterval() == 0.001
-        app.service.collector.idle_every_s = 0.1
+        app.host.service.collector.idle_every_s = 0.1
         seen = PROCESS.full
         await call(app, "collect after me", stream=True)
         await wait_for(pilot, lambda: PROCESS.full > seen)
-    assert app.service.gateway is not None  # stopped with the app: Python's own policy is back
+    assert app.host.service.gateway is not None  # stopped with the app: Python's own policy is back
     assert gc.get_threshold()[2] != NO_AUTOMATIC_FULL and gc.get_freeze_count() == 0
 
 

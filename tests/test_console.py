@@ -94,7 +94,7 @@ async def test_a_call_appears_in_history_and_in_the_panes(fake, sa_json, tmp_pat
         ]
         assert "$0.0001" in pane_text(app, "pane-cost")
         assert "ttft" in pane_text(app, "pane-latency")
-        assert app.stats.tokens["input"] == 321 and app.stats.tokens["output"] == 3
+        assert app.main.stats.tokens["input"] == 321 and app.main.stats.tokens["output"] == 3
 
 
 async def test_in_flight_calls_show_while_streaming(fake, sa_json, tmp_path):
@@ -190,8 +190,8 @@ async def test_export_writes_the_current_filter_to_a_file(fake, sa_json, tmp_pat
         await wait_for(pilot, lambda: table.row_count == 2)
         table.focus()
         await pilot.press("e")
-        await wait_for(pilot, lambda: app.last_export is not None)
-        path, n = app.last_export
+        await wait_for(pilot, lambda: app.main.last_export is not None)
+        path, n = app.main.last_export
         assert n == 2 and path.parent == tmp_path.resolve()
         data = json.loads(path.read_text())
         assert sorted(r["preview"] for r in data) == ["export me one", "export me two"]
@@ -303,7 +303,9 @@ async def test_cost_today_and_all_time_are_seeded_from_the_store(tmp_path):
     app = GatewatchApp(cfg.Config(), Store(tmp_path / "seed.db"), config_error="none")
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.pause()
-        assert app.stats.cost_today == pytest.approx(0.25) and app.stats.cost_all == pytest.approx(1.25)
+        assert app.main.stats.cost_today == pytest.approx(0.25) and app.main.stats.cost_all == pytest.approx(
+            1.25
+        )
         rows = {
             " ".join(line.split()[:-1]): line.split()[-1] for line in pane_text(app, "pane-cost").splitlines()
         }
@@ -340,14 +342,14 @@ async def test_quitting_while_a_stream_is_in_flight_says_so_and_lets_it_finish(f
     async with app.run_test(size=(140, 40)) as pilot:
         fake.script(Reply.text("one two three four five six", chunks=6, chunk_delay=0.25))
         task = asyncio.create_task(call(app, "a slow answer"))
-        await wait_for(pilot, lambda: app.service.in_flight == 1)
-        render = app._render_stopping
+        await wait_for(pilot, lambda: app.host.in_flight == 1)
+        render = app.main.render_stopping
 
         def seen() -> None:
             render()
             notices.append(plain(app.query_one("#banner", Static).content))
 
-        app._render_stopping = seen
+        app.main.render_stopping = seen
         await pilot.press("q")
         reply = await task
         await (

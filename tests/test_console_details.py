@@ -71,7 +71,7 @@ async def test_the_detail_has_headed_responses_notes_and_only_keys_that_work_the
         assert {"copy_json", "copy_curl", "app.pop_screen"} <= offered
         assert not offered & {"search", "export", "reload", "clear_search", "open"}, offered
         await pilot.press("e", "slash")  # the main screen's keys do nothing here
-        assert app.screen is screen and app.last_export is None
+        assert app.screen is screen and app.main.last_export is None
 
 
 async def test_copied_is_said_only_when_a_clipboard_took_it(tmp_path, monkeypatch):
@@ -106,7 +106,7 @@ async def test_q_with_a_call_in_flight_says_at_once_that_it_drains(fake, sa_json
     async with app.run_test(size=(80, 24)) as pilot:
         fake.script(Reply.text("one two three four", chunks=4, chunk_delay=0.4))
         task = asyncio.create_task(call(app, "slow"))
-        await wait_for(pilot, lambda: app.service.in_flight == 1)
+        await wait_for(pilot, lambda: app.host.in_flight == 1)
         await pilot.press("q")
         banner = plain(app.query_one("#banner", Static).content)
         assert "stopping: 1 call in flight to finish" in banner and "draining" in banner

@@ -38,7 +38,7 @@ async def test_a_timer_callback_that_raises_is_a_notice_not_the_end(fake, sa_jso
         def broken() -> None:
             raise RuntimeError("a tick broke")
 
-        app._take_feed = broken
+        app.main._take_feed = broken
         await wait_for(pilot, lambda: any("a tick broke" in n for n in notes))
         await pilot.pause(1.2)  # the timer keeps firing: the notice is not repeated every tick
         assert sum("a tick broke" in n for n in notes) == 1

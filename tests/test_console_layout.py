@@ -33,8 +33,8 @@ async def test_no_figure_is_cut_to_an_ellipsis(fake, sa_json, tmp_path, size):
             await call(app, f"prompt {i}", stream=i % 2 == 0)
         table = app.query_one(HistoryTable)
         await wait_for(pilot, lambda: table.row_count == 3)
-        inflate(app.stats)
-        app._dirty = True
+        inflate(app.main.stats)
+        app.main._dirty = True
         await pilot.pause(0.7)
         banner = app.query_one("#banner")
         lines = screen_lines(app)
@@ -94,7 +94,7 @@ async def test_an_empty_latency_sparkline_is_not_drawn(tmp_path):
 
         spark = app.query_one("#pane-latency", Pane).query_one(Sparkline)
         assert not spark.display  # no calls: no bar (a flat series would draw as a solid block)
-        app.stats.latencies.append(300.0)
-        app._dirty = True
+        app.main.stats.latencies.append(300.0)
+        app.main._dirty = True
         await pilot.pause(0.7)
         assert spark.display

@@ -56,7 +56,7 @@ async def settled(pilot) -> None:
 
     app = pilot.app
     for _ in range(200):
-        if app._mounted and app.query_one(HistoryTable).row_count == 30:
+        if app.main.ready and app.query_one(HistoryTable).row_count == 30:
             break
         await pilot.pause(0.05)
     await pilot.pause(0.6)  # one pane refresh after it

@@ -95,7 +95,7 @@ async def open_translation(pilot) -> None:
     from console.history import HistoryTable
 
     for _ in range(200):
-        if pilot.app._mounted and pilot.app.query_one(HistoryTable).row_count == 1:
+        if pilot.app.main.ready and pilot.app.query_one(HistoryTable).row_count == 1:
             break
         await pilot.pause(0.05)
     pilot.app.query_one("#history").focus()

@@ -509,7 +509,7 @@ def test_the_demo_s_throwaway_store_goes_with_it_and_a_given_one_stays(tmp_path,
     seen: list = []
 
     def run(app):  # the screen itself is the console tests' business: here, what the demo opened and said
-        seen.append((app.store.path, app.banner_note))
+        seen.append((app.store.path, app.main.banner_note))
         assert app.store.path.parent.exists()
 
     monkeypatch.setattr(console.app.GatewatchApp, "run", run)

@@ -348,7 +348,7 @@ async def test_r_in_the_detail_confirms_then_replays_and_shows_the_comparison(fa
         await wait_for(pilot, lambda: app.store.count() == 1)
         sent = len(fake.received)
         (original,) = app.store.page()
-        app.open_record(original.id)
+        app.main.open_record(original.id)
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen))
@@ -401,13 +401,13 @@ async def test_the_cost_pane_shows_this_session_at_the_what_if_model_and_dollar_
     from tests.test_console import call, make_app, pane_text, wait_for
 
     app = make_app(fake, sa_json, tmp_path)
-    app.price_as_choice = app.what_if = "gemini-2.5-flash-lite"
-    app.stats.set_price_as("gemini-2.5-flash-lite")
+    app.main.price_as_choice = app.main.what_if = "gemini-2.5-flash-lite"
+    app.main.stats.set_price_as("gemini-2.5-flash-lite")
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for(pilot, lambda: bool(app.url))
         fake.script(Reply.text("alpha beta", prompt_tokens=40_000))
         await call(app, "price me", model="gemini-2.5-flash", stream=False)
-        await wait_for(pilot, lambda: app.stats.calls == 1 and app.store.count() == 1)
+        await wait_for(pilot, lambda: app.main.stats.calls == 1 and app.store.count() == 1)
         rec = app.store.get(app.store.page()[0].id)
         u = rec.usage
         lite = (u.input_tokens * 0.10 + u.output_tokens * 0.40 + u.cache_read_tokens * 0.01) / 1e6
@@ -473,7 +473,7 @@ async def test_r_in_a_console_attached_to_a_gateway_replays_through_that_gateway
         rec = await committed(service.store, original)
         config = cfg.load(path)
         viewer = Attached(service.url, config.gateway.auth_token)
-        app = GatewatchApp(config, Store(tmp_path / "g.db", create=False), attach=viewer)
+        app = GatewatchApp(config, Store(tmp_path / "g.db", create=False), host=viewer)
         async with app.run_test(size=(120, 36)) as pilot:
             await app.push_screen(DetailScreen(rec, service.url))
             await pilot.press("R")

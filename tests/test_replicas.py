@@ -133,7 +133,7 @@ async def test_a_console_on_the_shared_store_sees_every_replica_s_calls(fake, sa
             await wait_for(pilot, lambda: table.row_count == 3, timeout=15)
             shown = " ".join(str(table.get_row_at(i)) for i in range(table.row_count))
             assert all(f"asked replica {n}" in shown for n in range(3)), shown
-            assert app.stats.calls == 0  # its own gateway's panes saw none of them
+            assert app.main.stats.calls == 0  # its own gateway's panes saw none of them
             await pilot.press("q")
     finally:
         await stop_all(procs)
@@ -146,11 +146,11 @@ async def test_a_console_attached_to_one_replica_also_sees_the_others(fake, pg_u
     procs = [p for p, _ in running]
     (_, mine), (_, other) = running
     config = cfg.from_mapping({}, "test")
-    app = GatewatchApp(config, PostgresStore(pg_url, create=False), attach=Attached(mine, None))
+    app = GatewatchApp(config, PostgresStore(pg_url, create=False), host=Attached(mine, None))
     try:
         async with app.run_test(size=(160, 40)) as pilot:
             table = app.query_one("#history")
-            await wait_for(pilot, lambda: app.attached.connected)
+            await wait_for(pilot, lambda: app.host.connected)
             for n, url in enumerate((mine, other)):
                 client = anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-x", max_retries=0)
                 try:
@@ -160,7 +160,7 @@ async def test_a_console_attached_to_one_replica_also_sees_the_others(fake, pg_u
             await wait_for(pilot, lambda: table.row_count == 2, timeout=15)
             shown = " ".join(str(table.get_row_at(i)) for i in range(table.row_count))
             assert "asked replica 0" in shown and "asked replica 1" in shown
-            assert app.stats.calls == 1  # the feed of the replica it is attached to: its own call only
+            assert app.main.stats.calls == 1  # the feed of the replica it is attached to: its own call only
             await pilot.press("q")
     finally:
         await stop_all(procs)

@@ -108,7 +108,7 @@ async def test_the_view_is_live_and_the_budget_shows_its_bars_and_notices(tmp_pa
             if screen.loads > loads and screen.query_one(DataTable).get_row_at(1)[1] == "6":
                 break
         assert screen.query_one(DataTable).get_row_at(1)[1] == "6"  # main: one more call, live
-        app.service.bus.emit(BudgetCrossed("session", cs.SESSION, 0.045, 0.05, "warning"))
+        app.host.bus.emit(BudgetCrossed("session", cs.SESSION, 0.045, 0.05, "warning"))
         await pilot.pause(0.3)
         notes = [n.message for n in app._notifications]
         assert any("session 7b1e0c44 $0.04 is 90% of its cap $0.05" in m for m in notes)

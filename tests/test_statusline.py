@@ -116,6 +116,19 @@ async def test_the_full_cli_hands_statusline_its_own_options(session_store, caps
     assert capsys.readouterr().out.startswith("gatewatch $")
 
 
+async def test_options_given_before_statusline_are_the_statusline_s(session_store, capsys, monkeypatch):  # noqa: F811
+    """`gatewatch --db F statusline` is the statusline on F (it once opened the console on Claude Code's
+    stdin)."""
+    import io
+
+    from console.cli import main as cli
+
+    store, _ = session_store
+    monkeypatch.setattr("sys.stdin", io.StringIO(claude_code_status()))
+    assert cli(["--db", str(store.path), "statusline"]) == 0
+    assert capsys.readouterr().out.startswith("gatewatch $")
+
+
 async def test_statusline_with_config_reads_its_store_and_keeps_the_budget_within_80_columns(
     session_store,  # noqa: F811
     capsys,

@@ -132,14 +132,14 @@ async def test_a_viewer_says_at_once_that_its_gateway_is_gone_and_shows_the_one_
 
     proc = await start(first)
     url = f"http://127.0.0.1:{port}"
-    app = GatewatchApp(cfg.Config(), Store(tmp_path / "serve.db", create=False), attach=Attached(url))
+    app = GatewatchApp(cfg.Config(), Store(tmp_path / "serve.db", create=False), host=Attached(url))
     try:
         async with app.run_test(size=(80, 24)) as pilot:
 
             def first_line() -> str:
                 return plain(app.query_one("#banner", Static).content).split("\n")[0]
 
-            await wait_for(pilot, lambda: app.attached.connected)
+            await wait_for(pilot, lambda: app.host.connected)
             assert first_line().startswith(f"attached to {url}") and "1 target" in first_line()
             await pilot.press("s")
             await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen))
@@ -159,7 +159,7 @@ async def test_a_viewer_says_at_once_that_its_gateway_is_gone_and_shows_the_one_
             proc = await start(second)
             await wait_for(pilot, lambda: first_line().startswith(f"attached to {url}"), timeout=10)
             await wait_for(pilot, lambda: "2 targets" in first_line(), timeout=5)
-            assert [n for n, _, _ in app.attached.target_list()] == ["beta", "gamma"]
+            assert [n for n, _, _ in app.host.target_list()] == ["beta", "gamma"]
             await pilot.press("q")
     finally:
         await stop(proc)
@@ -389,6 +389,6 @@ async def test_the_demo_s_targets_are_checked_against_an_upstream_already_listen
         from tests.test_console import wait_for
 
         await wait_for(pilot, lambda: bool(app.url))
-        checks = {c.target: (c.state, c.detail) for c in app.service.checks}
+        checks = {c.target: (c.state, c.detail) for c in app.host.service.checks}
         assert checks and all(state == "ok" for state, _ in checks.values()), checks
         await pilot.press("q")

@@ -1,0 +1,55 @@
+"""`gatewatch claude`: Claude Code through the running gateway, set up for a target (console/claude.py builds
+its environment). Everything after `claude` is Claude Code's: console/cli.py hands it over unparsed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from proxy import config as cfg
+
+from . import Subcommands
+from .bootstrap import die, load_config
+
+
+def add(sub: Subcommands) -> None:
+    sub.add_parser(
+        "claude",
+        help="run Claude Code (`claude` on PATH) through the running gateway, set up for a target "
+        "(`--target NAME` first; the rest goes to claude)",
+        add_help=False,
+    )
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    """Claude Code with the environment for the chosen target, against the gateway that listens where the
+    config says (or `--attach URL`); `extra`: `--target NAME`, then Claude Code's own arguments."""
+    from console import claude as cc
+    from console.remote import discover, local_url, probe
+
+    if extra[:1] in (["--help"], ["-h"]):
+        print(cc.HELP, end="")
+        return 0
+    config = load_config(args)
+    name, rest = cc.split_target(extra)
+    url: str | None = args.attach or discover(config)
+    if not url:
+        die(
+            f"no gatewatch listens at {local_url(config)}: start it first (`gatewatch serve`, or the console, "
+            "`gatewatch`), or name it with --attach URL"
+        )
+    targets = [cc.Target.of(t) for t in config.targets]
+    where = f"the config ({config.source})"
+    if not targets:  # a viewer's paste line (`gatewatch --attach URL claude`): the running gateway's targets
+        identity = probe(url, config.gateway.auth_token) or {}
+        targets = [cc.Target.listed(t) for t in identity.get("targets") or [] if isinstance(t, dict)]
+        where = f"the gateway at {url}"
+    try:
+        target = cc.pick(targets, name, where)
+    except cfg.ConfigError as exc:
+        die(str(exc))
+    try:
+        cc.run(cc.environment(config, url, target, os.environ), rest)
+    except cc.NoClaude as exc:
+        die(str(exc))
+    return 0  # not reached: claude took over the process

@@ -1,0 +1,100 @@
+"""`gatewatch serve`: the gateway headless, one line per call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+
+from proxy import config as cfg
+from proxy import loop as loops
+from proxy.exchange.credentials import Check
+from proxy.money import usd
+from proxy.record import Record
+from proxy.record.events import CallFinished
+from proxy.service import NO_TARGET, Service, ServiceError
+from proxy.store import RecordStore
+
+from . import Subcommands
+from .bootstrap import common, die, load_config, open_store
+
+
+def add(sub: Subcommands) -> None:
+    s = sub.add_parser("serve", help="run the gateway headless, printing one line per call")
+    common(s)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    config = load_config(args)
+    if not config.targets:  # said before the store is opened: a serve that can't start creates nothing
+        die(NO_TARGET)
+    return loops.run(serve(config, open_store(args, config), args.insecure))
+
+
+def call_line(rec: Record) -> str:
+    """One line per finished call."""
+    u = rec.usage
+    t = time.strftime("%H:%M:%S", time.localtime(rec.started_at))
+    cost = usd(u.cost)
+    answer = f"{rec.target}/{rec.response_model}" if rec.target else "-"
+    ttft = f" ttft {u.time_to_first_token:.0f}ms" if u.time_to_first_token is not None else ""
+    err = f" {rec.error_type}: {rec.error_message}" if rec.error_type else ""
+    kind = "count" if rec.kind == "count_tokens" else rec.request_mode
+    return (
+        f"{t} {rec.status or '---'} {rec.request_model or '?'} → {answer} {kind} in={u.input_tokens} "
+        f"out={u.output_tokens} {cost} {rec.latency_ms or 0:.0f}ms{ttft}{err}"
+    )
+
+
+def check_lines(checks: list[Check]) -> list[str]:
+    """One line per target's credential check at start."""
+    mark = {"ok": "ok", "refused": "REFUSED", "unchecked": "not checked"}
+    tail = {"refused": " (tried after every other target until it answers)", "ok": "", "unchecked": ""}
+    return [f"credentials of {c.target}: {mark[c.state]}: {c.detail}{tail[c.state]}" for c in checks]
+
+
+async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) -> int:
+    from console.hint import usage_hint
+    from console.remote import discover
+
+    running = await asyncio.to_thread(discover, config)
+    if running:
+        die(
+            f"a gatewatch is already listening at {running}: run `gatewatch` to watch it, or start this one "
+            f"with --port {config.gateway.port + 1}"
+        )
+    service = Service(config, store, insecure=insecure)
+    # printed after the call's last bytes left, not before: no call waits for its line
+    service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True), later=True)
+    try:
+        url = await service.start()
+    except ServiceError as exc:
+        await service.stop()
+        die(str(exc), exc.exit_code)
+    assert service.gateway is not None
+    targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in service.gateway.providers)
+    print(
+        f"gatewatch listening on {url} → {targets}\nstore: {store.where}\nuse:   {usage_hint(url, config)}",
+        flush=True,
+    )
+    for line in check_lines(service.checks):
+        print(line, flush=True)
+    if service.telemetry is not None:
+        print(f"otel:  spans and metrics to {service.telemetry.plan.where} (OTLP/HTTP)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print(
+        f"gatewatch: stopping; letting {service.in_flight} calls in flight finish…",
+        file=sys.stderr,
+        flush=True,
+    )
+    await service.stop()
+    print(
+        f"gatewatch: stopped; {store.stats.written} records written, {store.stats.lost} lost", file=sys.stderr
+    )
+    return 0

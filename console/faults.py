@@ -1,0 +1,31 @@
+"""Errors of the console's own (a timer, a worker, a handler) contained: they are said, and the app, with the
+gateway it hosts, goes on."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+
+from textual.timer import TimerCallback
+
+Contain = Callable[[BaseException, str], None]
+"""notes an error of the screen's own and where it happened (`GatewatchApp.contain`)"""
+
+
+def contained(callback: TimerCallback | None, contain: Contain) -> TimerCallback | None:
+    """`callback` that reports what it raises instead of raising it: a timer that fires before the panes are
+    mounted or while the screen is torn down must not end the app, and the gateway inside it."""
+    if callback is None:
+        return None
+
+    @functools.wraps(callback)
+    async def run() -> None:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            contain(exc, getattr(callback, "__name__", "timer"))
+
+    return run
