@@ -46,9 +46,7 @@ class Target:
 
     @classmethod
     def of(cls, t: cfg.TargetConfig) -> Target:
-        return cls(
-            t.name, t.provider, t.model, t.max_tokens, not (t.provider == "anthropic" and t.api_key is None)
-        )
+        return cls(t.name, t.provider, t.model, t.max_tokens, not t.forwards_client_key)
 
     @classmethod
     def listed(cls, d: dict[str, Any]) -> Target:

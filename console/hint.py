@@ -19,7 +19,7 @@ def client_credential(config: cfg.Config) -> str:
     if config.gateway.auth_token:
         return "ANTHROPIC_AUTH_TOKEN=$GATEWATCH_TOKEN"
     first = config.targets[0] if config.targets else None
-    if first is not None and first.provider == "anthropic" and first.api_key is None:
+    if first is not None and first.forwards_client_key:
         return ""
     return f"ANTHROPIC_AUTH_TOKEN={NO_TOKEN}"
 

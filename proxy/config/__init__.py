@@ -130,6 +130,12 @@ class TargetConfig(_Strict):
             raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}")
         return v
 
+    @property
+    def forwards_client_key(self) -> bool:
+        """The target calls with the client's own key (a kind that may, given no `api_key` of its own)."""
+        k = registry.kind(self.provider)
+        return k is not None and k.credential == "client_or_api_key" and self.api_key is None
+
     @model_validator(mode="after")
     def _provider_needs(self, info: ValidationInfo) -> "TargetConfig":
         if info.context and not info.context.get("credentials", True):
