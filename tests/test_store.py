@@ -137,8 +137,9 @@ def test_a_foreign_or_broken_file_gets_a_clear_message(tmp_path):
 
 def test_a_locked_database_is_retried_not_lost(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
-    monkeypatch.setattr(st, "RETRIES", 20)
+    monkeypatch.setattr(wr, "RETRIES", 20)
     store = Store(tmp_path / "g.db")
     blocker = sqlite3.connect(tmp_path / "g.db", timeout=0, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -219,7 +220,8 @@ def test_a_kill_before_commit_replays_shared_parts_too(backend):
 import os, signal, sys
 sys.path.insert(0, {os.getcwd()!r})
 import proxy.store.sqlite as st
-st.BATCH_WAIT = 30
+import proxy.store.writer as wr
+wr.BATCH_WAIT = 30
 from tests.test_store import make
 from tests import cc_requests
 from proxy.store import open_store
@@ -337,6 +339,7 @@ def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(backe
 
 def test_a_batch_given_up_is_announced_as_lost(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
     bus = Bus()
     lost: list[RecordsLost] = []
@@ -346,7 +349,7 @@ def test_a_batch_given_up_is_announced_as_lost(tmp_path, monkeypatch):
     def broken(p, create=True):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(st, "RETRIES", 2)
+    monkeypatch.setattr(wr, "RETRIES", 2)
     monkeypatch.setattr(st, "connect", broken)
     store.start()
     store.submit(make(1))

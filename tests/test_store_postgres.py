@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import proxy.store.sqlite as st
+import proxy.store.writer as wr
 from proxy import config as cfg
 from proxy.record import Usage
 from proxy.store import SqliteStore, StoreError, open_store
@@ -220,8 +221,8 @@ def _wait(cond, timeout=30.0):
 def test_records_made_while_the_server_is_down_are_journaled_and_written_when_it_is_back(
     own_server, monkeypatch
 ):
-    monkeypatch.setattr(st, "RETRIES", 2)
-    monkeypatch.setattr(st, "RETRY_IDLE_S", 0.2)
+    monkeypatch.setattr(wr, "RETRIES", 2)
+    monkeypatch.setattr(wr, "RETRY_IDLE_S", 0.2)
     url = own_server.fresh_url()
     store = PostgresStore(url).start()
     store.submit(make(0))
@@ -241,7 +242,7 @@ def test_records_made_while_the_server_is_down_are_journaled_and_written_when_it
 def test_a_gateway_stopped_while_the_server_is_down_leaves_its_records_to_the_next_start(
     own_server, monkeypatch
 ):
-    monkeypatch.setattr(st, "RETRIES", 1)
+    monkeypatch.setattr(wr, "RETRIES", 1)
     url = own_server.fresh_url()
     store = PostgresStore(url).start()
     own_server.stop()

@@ -43,7 +43,8 @@ from proxy.store.payloads import hydrate
 from proxy.store.pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
 from proxy.store.query import EVERYTHING, Filter
 from proxy.store.sql import _like
-from proxy.store.sqlite import COLUMNS, JournaledStore, to_row, to_summary
+from proxy.store.sqlite import COLUMNS, to_row, to_summary
+from proxy.store.writer import JournaledStore
 from proxy.translate.notes import Note
 
 try:
@@ -340,12 +341,11 @@ class PostgresStore(JournaledStore):
                 continue
             try:
                 self.journal_path = journal
-                self._journal = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+                self.journal.fd = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
                 self.replayed += self._replay()
             finally:
-                if self._journal is not None:
-                    os.close(self._journal)
-                    self._journal = None
+                with self.journal.lock:
+                    self.journal.close(empty=False)
                 os.close(fd)
         return True
 
