@@ -16,7 +16,7 @@ from proxy.record.events import Bus, RecordsCommitted, RecordsLost
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError, connect
 from proxy.store.query import parse
-from proxy.store.sqlite import SCHEMA_VERSION
+from proxy.store.schema import SCHEMA_VERSION
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for
 
@@ -154,8 +154,9 @@ def test_a_locked_database_is_retried_not_lost(tmp_path, monkeypatch):
 
 
 def _short_timeout(p):
-    c = sqlite3.connect(p, timeout=0.05, isolation_level=None, check_same_thread=False)
-    return c
+    from proxy.store.sqlite import Connection
+
+    return sqlite3.connect(p, timeout=0.05, isolation_level=None, check_same_thread=False, factory=Connection)
 
 
 def test_a_writer_killed_mid_batch_leaves_every_committed_record(backend):
@@ -391,7 +392,7 @@ def test_totals_and_summaries_are_typed_reads(backend):
 
 
 def test_the_column_table_is_the_schema(tmp_path):
-    from proxy.store.sqlite import COLUMNS, to_row
+    from proxy.store.columns import COLUMNS, to_row
 
     store = Store(tmp_path / "g.db")
     cols = [r[1] for r in store.reader().execute("PRAGMA table_info(records)")]

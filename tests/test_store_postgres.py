@@ -11,14 +11,14 @@ import aiohttp
 import psycopg
 import pytest
 
-import proxy.store.sqlite as st
 import proxy.store.writer as wr
 from proxy import config as cfg
 from proxy.record import Usage
 from proxy.store import SqliteStore, StoreError, open_store
-from proxy.store.postgres import PostgresStore, pg_type, redact
+from proxy.store.columns import COLUMNS
+from proxy.store.dialect import POSTGRES
+from proxy.store.postgres import PostgresStore, redact
 from proxy.store.query import parse
-from proxy.store.sqlite import COLUMNS
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for
 from tests.pg import Server
@@ -97,25 +97,7 @@ def test_the_table_is_the_column_table_with_postgresql_types(pg_url):
     assert set(types) == {"seq", "data", "fts", *(c.name for c in COLUMNS)}
     assert types["started_at"] == "double precision" and types["status"] == "bigint"
     assert types["data"] == "bytea" and types["fts"] == "tsvector" and types["id"] == "text"
-    assert pg_type("INTEGER NOT NULL DEFAULT 0") == "BIGINT NOT NULL DEFAULT 0"
-
-
-def test_a_column_added_to_the_table_appears_when_a_gatewatch_that_knows_it_connects(pg_url, monkeypatch):
-    PostgresStore(pg_url)  # the tables as today
-    from proxy.store import postgres
-
-    extra = st.Column("translation_notes", "TEXT", lambda r: None, since=99)
-    monkeypatch.setattr(postgres, "COLUMNS", (*COLUMNS, extra))
-    postgres._schema_ready.clear()
-    postgres.connect(pg_url).close()
-    with psycopg.connect(pg_url) as conn:
-        names = {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'records'"
-            )
-        }
-    assert "translation_notes" in names
+    assert POSTGRES.type("INTEGER") == "BIGINT" and types["cache_creation_tokens"] == "bigint"
 
 
 async def test_no_secret_reaches_the_database(pg_url, fake, sa_json):

@@ -158,10 +158,6 @@ class JournaledStore:
         Returns how many were new."""
         raise NotImplementedError
 
-    def _ledger(self, conn: Any) -> Any:
-        """`conn` as the ledger's qmark SQL takes it."""
-        return conn
-
     def _disconnect(self, conn: Any) -> None:
         try:
             conn.close()
@@ -213,7 +209,7 @@ class JournaledStore:
                     lambda items, blobs: self._insert(conn, items, blobs), BATCH_MAX
                 )
                 if events:
-                    insight.telemetry(self._ledger(conn), events)
+                    insight.telemetry(conn, events)
         finally:
             self._disconnect(conn)
         with self.journal.lock:
@@ -430,7 +426,7 @@ class JournaledStore:
                 with self._transaction(conn):
                     self._insert(conn, [(rec, data) for rec, data, _ in loaded], _blobs(loaded))
                     if events:  # after the batch's records: an event joins a record of its own batch too
-                        insight.telemetry(self._ledger(conn), [e for t in events for e in t.events])
+                        insight.telemetry(conn, [e for t in events for e in t.events])
             except self._errors as exc:
                 self.stats.retries += 1
                 self.stats.lost -= unreadable  # counted again on the next try
