@@ -405,6 +405,43 @@ def test_the_column_table_is_the_schema(tmp_path):
     assert {f.name for f in fields(Summary)} == {"seq", *(c.name for c in COLUMNS)}
 
 
+def test_a_column_added_to_the_column_table_appears_when_a_gatewatch_that_knows_it_connects(
+    backend, monkeypatch
+):
+    """A new column is one line of the column table, its `since` the next step: both databases take it."""
+    from proxy.store import columns, postgres, schema
+
+    store = filled(backend, [make(1)])  # the tables as today
+    step = schema.latest() + 1
+    extra = columns.Column("translation_notes", "TEXT", lambda r: None, since=step)
+    monkeypatch.setattr(columns, "COLUMNS", (*columns.COLUMNS, extra))
+    postgres._schema_ready.clear()  # as a gatewatch process that has not connected yet
+    again = backend.open()
+    conn = again.reader()
+    assert "translation_notes" in again.dialect.columns_of(conn, "records")
+    assert again.dialect.version(conn) == step and again.count() == 1 and store.count() == 1
+
+
+def test_every_field_a_filter_names_is_a_filterable_column_on_both_dialects():
+    """The filter language names record fields; the column table says which a filter may put into SQL."""
+    from proxy.store import query
+    from proxy.store.columns import BY_NAME, FILTERABLE
+    from proxy.store.dialect import POSTGRES, SQLITE
+    from proxy.store.sql import compile_filter
+
+    for t in query.TERMS:
+        if t.parse is None and not t.unit:
+            continue
+        examples = [e for e in t.example.split("  ") if e and not e.startswith("-")]
+        for example in examples:
+            flt = query.parse(example)
+            for c in flt.conditions:
+                named = [f for f in (getattr(c, "field", None), *getattr(c, "fields", ())) if f]
+                assert all(f in FILTERABLE and f in BY_NAME for f in named), (example, named)
+            for d in (SQLITE, POSTGRES):
+                assert compile_filter(flt, d).where, (example, d.name)
+
+
 def test_the_console_speaks_no_sql_and_the_store_never_imports_export():
     import ast
     import pathlib

@@ -100,6 +100,30 @@ def test_the_table_is_the_column_table_with_postgresql_types(pg_url):
     assert POSTGRES.type("INTEGER") == "BIGINT" and types["cache_creation_tokens"] == "bigint"
 
 
+def test_a_database_made_before_the_steps_were_counted_takes_the_later_ones_with_their_back_fills(pg_url):
+    """A database an older gatewatch made (`meta` without `steps`, made with the ledger's tables) takes the
+    steps after the ledger's as SQLite does: the missing columns and tables, and the notes' kinds of its
+    records read back from their JSON."""
+    from proxy.store import postgres, schema
+    from proxy.translate.notes import Note
+
+    store = PostgresStore(pg_url).start()
+    store.submit(make(1, notes=[Note("schema-keyword-removed", "a keyword Gemini does not take")]))
+    store.submit(make(2))
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET search_path TO gatewatch")
+        conn.execute("DELETE FROM meta WHERE key = 'steps'")
+        conn.execute("UPDATE records SET notes = NULL")  # the column came later: older rows have none
+        conn.execute("ALTER TABLE records DROP COLUMN parent_agent_id")
+        conn.execute("DROP TABLE turns")
+    postgres._schema_ready.clear()  # as a gatewatch process that has not connected yet
+    assert PostgresStore(pg_url, create=False).count(parse("note:schema-keyword-removed")) == 0  # a reader takes none
+    again = PostgresStore(pg_url)
+    assert again.count(parse("note:schema-keyword-removed")) == 1 and again.count(parse("agent:abc")) == 0
+    assert again.turns("any-session") == [] and again.dialect.version(again.reader()) == schema.latest()
+
+
 async def test_no_secret_reaches_the_database(pg_url, fake, sa_json):
     key_json = json.loads(sa_json)
     store = PostgresStore(pg_url, secrets=[API_KEY, sa_json]).start()
