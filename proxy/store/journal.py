@@ -140,11 +140,18 @@ class Journal:
 
     # -- reading -------------------------------------------------------------------------------------------
     def read(self, at: int, length: int) -> tuple[Record, bytes, dict[str, bytes]] | None:
-        """A spilled record read back from its place (None: the lines there don't hold it)."""
+        """A spilled record read back from its place (None: the lines there don't hold it). Read through a
+        descriptor of its own, outside the lock: a record may be megabytes (and no longer in the page cache),
+        and `submit` waits for the lock; appends only add after it, and only this (the writer's) thread
+        empties or rewrites the file."""
         with self.lock:
             if self.fd is None:
                 return None
-            raw = os.pread(self.fd, length, at)
+            fd = os.dup(self.fd)
+        try:
+            raw = os.pread(fd, length, at)
+        finally:
+            os.close(fd)
         *parts, data = raw.rstrip(b"\n").split(b"\n")
         blobs = {}
         for line in parts:
