@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ from proxy.store.sqlstore import SqlStore
 
 try:
     import psycopg
-    from psycopg.abc import Buffer
-    from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
+    from psycopg import sql
+    from psycopg.abc import Params, Query
 
     from proxy.store.pgurl import MISREAD, hide_password, redact, said
 except ImportError as exc:  # pragma: no cover - the message is the point
@@ -71,26 +71,26 @@ _INSERT = POSTGRES.insert_records(NAMES)
 _BLOB = f"INSERT INTO blobs (hash, data) VALUES ({POSTGRES.marks(2)}) ON CONFLICT (hash) DO NOTHING"
 
 
-def _nul_safe(text: str) -> str:
+def storable(value: Any) -> Any:
     # PostgreSQL text can't hold NUL; a prompt that had one keeps a visible stand-in
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
-
-
-class _Text(StrDumperUnknown):
-    def dump(self, obj: str) -> Buffer | None:
-        return super().dump(_nul_safe(obj))
-
-
-class _BinaryText(StrBinaryDumper):
-    def dump(self, obj: str) -> Buffer | None:
-        return super().dump(_nul_safe(obj))
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
 
 
 class Connection(psycopg.Connection[Any]):
-    """psycopg's connection, knowing its dialect (what the SQL written for both databases asks); every text
-    parameter it sends is made storable (no NUL)."""
+    """psycopg's connection, knowing its dialect (what the SQL written for both databases asks); the text
+    parameters of `execute` made storable (a Python check per parameter: a text dumper of our own would cost
+    psycopg's C one twice over on every record)."""
 
     dialect: Dialect = POSTGRES
+
+    def execute(
+        self, query: Query, params: Params | None = None, *, prepare: bool | None = None, binary: bool = False
+    ) -> psycopg.Cursor[Any]:
+        if not isinstance(query, (str, bytes, sql.SQL, sql.Composed)):  # a template: no parameters
+            return super().execute(query, prepare=prepare, binary=binary)
+        if params is not None and not isinstance(params, Mapping):
+            params = [storable(v) for v in params]
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 _schema_ready: set[str] = set()
@@ -103,8 +103,6 @@ def connect(url: str, create: bool = True) -> Connection:
         conn = Connection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
         raise StoreError(f"{redact(url)}: cannot connect: {said(exc, url)}") from None
-    conn.adapters.register_dumper(str, _BinaryText)
-    conn.adapters.register_dumper(str, _Text)  # the last registered is the default (as psycopg's own)
     try:
         with _schema_lock:
             if url not in _schema_ready:
@@ -282,9 +280,9 @@ class PostgresStore(SqlStore):
         rows = []
         over = self.insight.before(conn, [rec for rec, _ in items])
         for rec, data in items:
-            row = list(to_row(rec, data, over.get(rec.id)))
-            row.append(fts_text(rec.preview[:FTS_MAX_CHARS]))
-            row.append(fts_text((rec.response_text or "")[:FTS_MAX_CHARS]))
+            row = [storable(v) for v in to_row(rec, data, over.get(rec.id))]
+            row.append(storable(fts_text(rec.preview[:FTS_MAX_CHARS])))
+            row.append(storable(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
             rows.append(row)
         with conn.cursor() as cur:
             # one statement, prepared once (several rows: sent in a pipeline); RETURNING tells which were new
