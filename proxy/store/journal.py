@@ -76,6 +76,8 @@ class Snapshot:
     mark: int
     """the file's size then: everything before it is committed or in `pending`"""
     pending: tuple[Queued, ...]
+    src: int
+    """a descriptor of its own on the old file, read without the lock (`close` may close `fd` meanwhile)"""
 
 
 def open_file(path: Path) -> int:
@@ -205,7 +207,7 @@ class Journal:
         appended while the new file is built holds them whatever the new file keeps."""
         assert self.fd is not None
         self.blobs = set()
-        return Snapshot(self.fd, self.size, tuple(pending))
+        return Snapshot(self.fd, self.size, tuple(pending), os.dup(self.fd))
 
     def compact(self, snap: Snapshot, queued: Callable[[], list[Queued]]) -> bool:
         """Rewrite the file as `snap.pending`'s lines and what was appended since `snap`, without the committed
@@ -214,16 +216,25 @@ class Journal:
         (`os.replace`, atomic); then the places of the records appended meanwhile are moved. The writer (the
         only one that takes from the queue) calls this; `queued()` is its queue now. False: closed meanwhile;
         OSError: the old file is still whole (try again later)."""
-        seen: set[str] = set()
-        lines: list[bytes] = []
-        for it in snap.pending:
-            if isinstance(it, Telemetry):
-                lines.append(it.line)
-                continue
-            assert it.data is not None and it.blobs is not None  # none spilled (the caller checked)
-            lines += [BLOB + h.encode() + b" " + it.blobs[h] for h in it.blobs if h not in seen]
-            seen.update(it.blobs)
-            lines.append(it.data)
+        try:
+            seen: set[str] = set()
+            lines: list[bytes] = []
+            for it in snap.pending:
+                if isinstance(it, Telemetry):
+                    lines.append(it.line)
+                    continue
+                assert it.data is not None and it.blobs is not None  # none spilled (the caller checked)
+                lines += [BLOB + h.encode() + b" " + it.blobs[h] for h in it.blobs if h not in seen]
+                seen.update(it.blobs)
+                lines.append(it.data)
+            return self._rewrite(snap, lines, seen, queued)
+        finally:
+            os.close(snap.src)
+
+    def _rewrite(
+        self, snap: Snapshot, lines: list[bytes], seen: set[str], queued: Callable[[], list[Queued]]
+    ) -> bool:
+        """The new file: `lines`, then what was appended since `snap.mark`; swapped in under the lock."""
         tmp = self.path.with_name(self.path.name + ".compact")
         # opened as the journal is (appending): once renamed, it is the journal
         out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW, 0o600)
@@ -234,11 +245,11 @@ class Journal:
                 end = self.size if self.fd == snap.fd else -1
             if end < 0:
                 raise _Closed
-            copied = self._copy(snap.fd, out, snap.mark, end)  # the bulk of what came meanwhile, unlocked
+            copied = self._copy(snap.src, out, snap.mark, end)  # the bulk of what came meanwhile, unlocked
             with self.lock:
                 if self.fd != snap.fd:
                     raise _Closed
-                copied = self._copy(snap.fd, out, copied, self.size)
+                copied = self._copy(snap.src, out, copied, self.size)
                 os.replace(tmp, self.path)
                 self.fd, old = out, snap.fd
                 self.size = base + copied - snap.mark

@@ -20,14 +20,11 @@ from proxy.record import Record
 from proxy.record.events import Bus
 from proxy.store import ledger, schema
 from proxy.store.base import StoreError, default_path
-from proxy.store.columns import COLUMNS, NAMES, to_row, to_summary
+from proxy.store.columns import NAMES, to_row
 from proxy.store.dialect import SQLITE, Dialect
-from proxy.store.schema import SCHEMA_VERSION
 from proxy.store.sqlstore import SqlStore
 
 log = logging.getLogger("gatewatch.store")
-
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "Connection", "SqliteStore", "connect", "to_row", "to_summary"]
 
 _INSERT = SQLITE.insert_records(NAMES)
 _BLOB = f"INSERT INTO blobs (hash, data) VALUES ({SQLITE.marks(2)}) ON CONFLICT (hash) DO NOTHING"
