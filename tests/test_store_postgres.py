@@ -118,7 +118,8 @@ def test_a_database_made_before_the_steps_were_counted_takes_the_later_ones_with
         conn.execute("ALTER TABLE records DROP COLUMN parent_agent_id")
         conn.execute("DROP TABLE turns")
     postgres._schema_ready.clear()  # as a gatewatch process that has not connected yet
-    assert PostgresStore(pg_url, create=False).count(parse("note:schema-keyword-removed")) == 0  # a reader takes none
+    reader = PostgresStore(pg_url, create=False)  # a reader takes no step
+    assert reader.count(parse("note:schema-keyword-removed")) == 0
     again = PostgresStore(pg_url)
     assert again.count(parse("note:schema-keyword-removed")) == 1 and again.count(parse("agent:abc")) == 0
     assert again.turns("any-session") == [] and again.dialect.version(again.reader()) == schema.latest()
