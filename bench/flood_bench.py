@@ -1,7 +1,7 @@
 """The gateway's memory under a flood of 1 MB bodies: `gatewatch serve` (a real process, a real SQLite store, every
 payload kept) behind a loopback Gemini stand-in, `--clients` clients each sending 1 MB requests back to back for
 `--seconds`. The gateway's RSS is sampled from /proc twice a second; the run ends when the store holds every
-record. The writer's backlog is bounded in bytes (proxy/store/sqlite.py BACKLOG_BYTES): what waits beyond it is
+record. The writer's backlog is bounded in bytes (proxy/store/writer.py BACKLOG_BYTES): what waits beyond it is
 held by the journal on disk, so RSS stays flat however far the writer falls behind.
 
     python bench/flood_bench.py                     # 60 s, 8 clients (the issue's figures)

@@ -194,7 +194,7 @@ def ledger_figures(reader: Store, n: int) -> dict:
 def rollup_cost(tmp: Path, n: int = 20_000, rounds: int = 3) -> dict:
     """What keeping the roll-ups costs the writer: the same records committed with the ledger's `roll_up` and
     with it replaced by a no-op, alternately in one run (so both meet the same machine load)."""
-    from proxy.store import ledger, sqlite
+    from proxy.store import ledger
 
     rng = random.Random(3)
     recs = [record(i, time.time() - n, rng, payload=False) for i in range(n)]
@@ -202,14 +202,14 @@ def rollup_cost(tmp: Path, n: int = 20_000, rounds: int = 3) -> dict:
     times: dict[str, list[float]] = {"with roll-ups": [], "without": []}
     for k in range(rounds):
         for label in ("with roll-ups", "without"):
-            sqlite.ledger.roll_up = real if label == "with roll-ups" else (lambda conn, records: None)
+            ledger.roll_up = real if label == "with roll-ups" else (lambda conn, records: None)
             store = Store(tmp / f"ab{k}{label[:4]}.db").start()
             t = time.perf_counter()
             for r in recs:
                 store.submit(r)
             store.close(timeout=3600)
             times[label].append(time.perf_counter() - t)
-    sqlite.ledger.roll_up = real
+    ledger.roll_up = real
     return {f"committed records/s ({label})": round(n / statistics.median(v)) for label, v in times.items()}
 
 

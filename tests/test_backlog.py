@@ -12,7 +12,9 @@ import tracemalloc
 import pytest
 
 import proxy.store.sqlite as st
+import proxy.store.writer as wr
 from proxy.store import StoreError
+from proxy.store.journal import Item
 from tests.test_store import make
 
 MB = 1024 * 1024
@@ -46,7 +48,7 @@ def _check_all_written(backend) -> None:
 
 
 def test_a_stalled_writer_holds_at_most_the_bound_in_memory_and_loses_nothing(backend, monkeypatch):
-    monkeypatch.setattr(st, "BATCH_BYTES", 2 * MB)
+    monkeypatch.setattr(wr, "BATCH_BYTES", 2 * MB)
     store = backend.open()
     store.backlog_bytes = BOUND
     gate = threading.Event()
@@ -73,7 +75,7 @@ def test_a_stalled_writer_holds_at_most_the_bound_in_memory_and_loses_nothing(ba
     assert store.held_bytes <= BOUND
     assert store._spilled >= N - 1 - BOUND // MB
     # 60 MB submitted: what stays in memory is the bound and the piece the writer read back, not the flood
-    assert held_now < BOUND + st.BATCH_BYTES + 2 * MB, held_now
+    assert held_now < BOUND + wr.BATCH_BYTES + 2 * MB, held_now
     gate.set()
     wait(lambda: store.stats.written == N)
     store.close()
@@ -83,8 +85,8 @@ def test_a_stalled_writer_holds_at_most_the_bound_in_memory_and_loses_nothing(ba
 
 
 def test_an_outage_spills_what_waits_to_the_journal_and_writes_it_all_after(backend, monkeypatch):
-    monkeypatch.setattr(st, "RETRIES", 1)
-    monkeypatch.setattr(st, "RETRY_IDLE_S", 0.2)
+    monkeypatch.setattr(wr, "RETRIES", 1)
+    monkeypatch.setattr(wr, "RETRY_IDLE_S", 0.2)
     store = backend.open()
     store.backlog_bytes = BOUND
     down = {"on": True}
@@ -116,10 +118,10 @@ def test_a_journal_that_cannot_be_written_keeps_records_in_memory_rather_than_lo
     store.backlog_bytes = 1
     store._run = lambda: None  # this test is the writer
     store.start()
-    journal, store._journal = store._journal, None  # as if the journal had failed
+    journal, store.journal.fd = store.journal.fd, None  # as if the journal had failed
     store.submit(big(0))
     assert store.held_bytes > 0 and store._spilled == 0
-    store._journal = journal
+    store.journal.fd = journal
     store.submit(big(1))
     assert store._spilled == 1
     taken = [store._q.get(), store._q.get()]
@@ -133,7 +135,7 @@ def test_a_journal_that_cannot_be_written_keeps_records_in_memory_rather_than_lo
 @pytest.mark.parametrize("size", [1, 3 * MB])
 def test_pieces_stay_under_the_batch_bytes(tmp_path, size):
     store = st.SqliteStore(tmp_path / "g.db")
-    items = [st._Item(size, None, None, None) for _ in range(20)]
+    items = [Item(size, None, None, None) for _ in range(20)]
     pieces = list(store._pieces(items))
     assert sum(len(p) for p in pieces) == 20
-    assert all(len(p) == 1 or sum(it.size for it in p) <= st.BATCH_BYTES for p in pieces)
+    assert all(len(p) == 1 or sum(it.size for it in p) <= wr.BATCH_BYTES for p in pieces)

@@ -214,7 +214,8 @@ def test_records_handed_over_survive_a_kill_before_the_commit(tmp_path):
 import os, signal, sys
 sys.path.insert(0, {os.getcwd()!r})
 import proxy.store.sqlite as st
-st.BATCH_WAIT = 30  # the writer would wait 30 s to fill its batch: nothing is committed before the kill
+import proxy.store.writer as wr
+wr.BATCH_WAIT = 30  # the writer would wait 30 s to fill its batch: nothing is committed before the kill
 from tests.test_store import make
 s = st.SqliteStore({str(db)!r}).start()
 for i in range(200):

@@ -92,27 +92,54 @@ def rec(i: int, **kw) -> Record:
     return Record(**base)
 
 
-def test_a_store_from_before_the_ledger_is_rolled_up_when_it_migrates(tmp_path):
-    import sqlite3
+def _rewind_to_step_3(backend) -> None:
+    """The database as a gatewatch from before the ledger left it: no roll-ups, no agent columns or index, the
+    schema at step 3 (the ledger's tables stay: creating them again is part of the step)."""
+    undo = [
+        "DELETE FROM sessions",
+        "DELETE FROM agents",
+        "DELETE FROM daily",
+        "DROP INDEX {index}",
+        *(f"ALTER TABLE records DROP COLUMN {col}" for col in ("agent_id", "cc_version", "cc_is_subagent")),
+    ]
+    if backend.name == "sqlite":
+        import sqlite3
 
-    store = Store(tmp_path / "g.db").start()
-    store.submit(rec(1, session_id="s1", usage=Usage(input_tokens=10, total_tokens=10, cost=0.5)))
-    store.submit(rec(2, session_id="s1", usage=Usage(input_tokens=5, total_tokens=5), status=500))
-    store.close()
-    c = sqlite3.connect(tmp_path / "g.db")
-    c.executescript(
-        "DELETE FROM sessions; DELETE FROM agents; DELETE FROM daily; PRAGMA user_version = 3;"
-        "DROP INDEX idx_records_session_agent;"
+        with sqlite3.connect(backend.where) as c:
+            for sql in undo:
+                c.execute(sql.format(index="idx_records_session_agent"))
+            c.execute("PRAGMA user_version = 3")
+        return
+    import psycopg
+
+    from proxy.store import postgres
+
+    with psycopg.connect(backend.where, autocommit=True) as c:
+        c.execute("SET search_path TO gatewatch")
+        for sql in undo:
+            c.execute(sql.format(index="records_session_agent"))
+        c.execute("UPDATE meta SET value = '3' WHERE key = 'steps'")
+    postgres._schema_ready.clear()  # as a gatewatch process that has not connected yet
+
+
+def test_a_store_from_before_the_ledger_is_rolled_up_when_it_migrates(backend):
+    """The same steps and back-fills on both databases (proxy/store/schema.py)."""
+    store = backend.open().start()
+    t0 = time.time()
+    store.submit(
+        rec(1, started_at=t0, session_id="s1", usage=Usage(input_tokens=10, total_tokens=10, cost=0.5))
     )
-    for col in ("agent_id", "cc_version", "cc_is_subagent"):
-        c.execute(f"ALTER TABLE records DROP COLUMN {col}")
-    c.commit()
-    c.close()
-    again = Store(tmp_path / "g.db")
+    store.submit(rec(2, session_id="s1", usage=Usage(input_tokens=5, total_tokens=5), status=500))
+    store.submit(rec(3, started_at=t0 - 3 * 86400, session_id="s0", usage=Usage(cost=0.125)))
+    store.close()
+    _rewind_to_step_3(backend)
+    again = backend.open()
     s = again.session("s1")
     assert s is not None and s.calls == 2 and s.errors == 1 and s.cost == pytest.approx(0.5)
     assert s.unpriced == 1 and s.models_asked == ("gemini-2.5-pro",)
-    assert again.spend_today() == pytest.approx(0.5)
+    assert again.spend_today() == pytest.approx(0.5)  # by local day, as the writer counts it
+    assert [a.agent_id for a in again.agents("s1")] == [""]
+    assert again.count(parse("agent:main")) == 3  # the agent columns are back, empty
 
 
 def test_spend_today_survives_a_restart_and_pruning_forgets_old_sessions(backend):

@@ -215,6 +215,7 @@ def make(i: int, **kw) -> Record:
 
 def test_records_counted_as_lost_are_kept_and_written_when_the_database_comes_back(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
     real = st.connect
     broken = {"on": True}
@@ -225,8 +226,8 @@ def test_records_counted_as_lost_are_kept_and_written_when_the_database_comes_ba
         return real(p, create)
 
     store = Store(tmp_path / "g.db")
-    monkeypatch.setattr(st, "RETRIES", 2)
-    monkeypatch.setattr(st, "RETRY_IDLE_S", 0.2)
+    monkeypatch.setattr(wr, "RETRIES", 2)
+    monkeypatch.setattr(wr, "RETRY_IDLE_S", 0.2)
     monkeypatch.setattr(st, "connect", flaky)
     store.start()
     store.submit(make(1))
@@ -249,11 +250,12 @@ def test_records_counted_as_lost_are_kept_and_written_when_the_database_comes_ba
 
 def test_lost_records_survive_a_restart_in_the_journal(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
     def broken(p, create=True):
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(st, "RETRIES", 1)
+    monkeypatch.setattr(wr, "RETRIES", 1)
     store = Store(tmp_path / "g.db")
     monkeypatch.setattr(st, "connect", broken)
     store.start()
@@ -273,8 +275,9 @@ def test_lost_records_survive_a_restart_in_the_journal(tmp_path, monkeypatch):
 
 def test_the_journal_is_compacted_under_sustained_load_and_nothing_is_lost(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
-    monkeypatch.setattr(st, "COMPACT_BYTES", 64 * 1024)
+    monkeypatch.setattr(wr, "COMPACT_BYTES", 64 * 1024)
     monkeypatch.setattr(st.SqliteStore, "_run", lambda self: None)  # this test is the writer
     store = Store(tmp_path / "g.db").start()
     for i in range(300):
@@ -286,12 +289,91 @@ def test_the_journal_is_compacted_under_sustained_load_and_nothing_is_lost(tmp_p
     assert store.journal_path.stat().st_size < full / 4  # only the uncommitted 50 are left
     for i in range(300, 310):
         store.submit(make(i, response_text="r" * 400))  # appended to the compacted journal
-    os.close(store._journal)  # a crash: the journal is neither emptied nor closed cleanly
-    os.close(store._lock)
-    store._journal = store._lock = None
+    os.close(store.journal.fd)  # a crash: the journal is neither emptied nor closed cleanly
+    os.close(store._flock)
+    store.journal.fd = store._flock = None
     again = Store(tmp_path / "g.db").start()
     again.close()
     assert again.replayed == 60 and Store(tmp_path / "g.db").count() == 310
+
+
+def _compacting_while_submitting(tmp_path, monkeypatch, spill: bool):
+    """A writer (this test) that compacts its journal while other records are submitted from another thread,
+    as the event loop does: they are submitted while the new journal is being built. Returns the store."""
+    import threading
+
+    import proxy.store.journal as jn
+    import proxy.store.sqlite as st
+    import proxy.store.writer as wr
+
+    monkeypatch.setattr(wr, "COMPACT_BYTES", 64 * 1024)
+    monkeypatch.setattr(st.SqliteStore, "_run", lambda self: None)  # this test is the writer
+    store = Store(tmp_path / "g.db").start()
+    system = "You are Claude Code. " * 200  # a shared part: the records submitted meanwhile name it
+    for i in range(300):  # the 50 left queued name no shared part: the compacted journal keeps none
+        body = {"system": system} if i < 250 else None
+        store.submit(make(i, response_text="r" * 400, client_request=body))
+    real = jn._write_all
+    submitted = threading.Event()
+
+    def submit_meanwhile() -> None:
+        if spill:
+            store.backlog_bytes = 0  # held by their place in the journal only: the compaction must move it
+        for i in range(300, 340):
+            store.submit(make(i, response_text="m" * 400, client_request={"system": system}))
+        store.submit_telemetry([{"event": "user_prompt", "prompt_id": "p1", "session_id": "s", "at": 1.0}])
+        submitted.set()
+
+    def building(fd, data):
+        if not submitted.is_set() and threading.current_thread() is threading.main_thread():
+            threading.Thread(target=submit_meanwhile, daemon=True).start()
+            # the loop's submits must not wait for the compaction (a bound only so a regression fails, not hangs)
+            assert submitted.wait(60), "submit waited for the journal's compaction"
+        real(fd, data)
+
+    monkeypatch.setattr(jn, "_write_all", building)
+    taken = [store._q.get() for _ in range(250)]
+    store._write(None, taken)  # 250 committed, 50 still queued (and 41 more arriving): compacted
+    assert submitted.is_set() and store.stats.compactions == 1
+    monkeypatch.setattr(jn, "_write_all", real)
+    return store
+
+
+def test_records_journaled_while_the_journal_is_compacted_survive_a_crash(tmp_path, monkeypatch):
+    store = _compacting_while_submitting(tmp_path, monkeypatch, spill=False)
+    os.close(store.journal.fd)  # a crash: the journal is neither emptied nor closed cleanly
+    os.close(store._flock)
+    store.journal.fd = store._flock = None
+    names = []
+    for line in store.journal_path.read_bytes().splitlines():
+        if line.startswith(b"#blob "):
+            names.append(line.split(b" ")[1])
+        elif b'"$blob"' in line:  # a record naming a shared part: the journal holds it before it
+            assert any(n in line for n in names), "a journal that is not self-contained"
+    again = Store(tmp_path / "g.db").start()
+    again.close()
+    assert again.replayed == 50 + 40
+    reader = Store(tmp_path / "g.db")
+    assert reader.count() == 340 and reader.prompts(["p1"]) == {"p1": None}
+    rec = reader.get("req_000339")  # its shared part was in the old journal only: written again
+    assert rec is not None and rec.client_request["system"].startswith("You are Claude Code.")
+
+
+def test_records_spilled_while_the_journal_is_compacted_are_read_back_from_their_new_place(
+    tmp_path, monkeypatch
+):
+    store = _compacting_while_submitting(tmp_path, monkeypatch, spill=True)
+    rest = [store._q.get() for _ in range(store._q.qsize())]
+    assert sum(1 for it in rest if getattr(it, "spilled", False)) == 40
+    store._write(None, rest)
+    assert store.stats.written == 340 and store.stats.lost == 0
+    store.close()
+    reader = Store(tmp_path / "g.db")
+    assert reader.count() == 340
+    for i in (300, 320, 339):
+        rec = reader.get(f"req_{i:06d}")
+        assert rec is not None and rec.response_text == "m" * 400
+        assert rec.client_request["system"].startswith("You are Claude Code.")
 
 
 def test_a_kill_after_compaction_replays_every_record_streaming(tmp_path):
@@ -300,13 +382,14 @@ def test_a_kill_after_compaction_replays_every_record_streaming(tmp_path):
 import os, signal, sys, time
 sys.path.insert(0, {os.getcwd()!r})
 import proxy.store.sqlite as st
-st.COMPACT_BYTES = 256 * 1024
-st.BATCH_MAX = 50
+import proxy.store.writer as wr
+wr.COMPACT_BYTES = 256 * 1024
+wr.BATCH_MAX = 50
 from tests.test_reliability import make
 s = st.SqliteStore({str(db)!r}).start()
 for i in range(4000):
     s.submit(make(i, response_text="r" * 2000))
-st.BATCH_WAIT = 30
+wr.BATCH_WAIT = 30
 orig = s._write
 s._write = lambda conn, batch: (time.sleep(30), orig(conn, batch))[1]  # the writer stalls: nothing more commits
 time.sleep(0.3)
@@ -342,9 +425,9 @@ def test_after_prune_and_a_crash_a_replayed_record_keeps_its_system_prompt(tmp_p
     store._write = lambda conn, batch: conn  # the writer takes the next batch and dies before committing
     store.submit(make(2, client_request=body))
     time.sleep(0.2)
-    os.close(store._journal)  # a crash: the journal is neither emptied nor closed cleanly
-    os.close(store._lock)
-    store._journal = store._lock = None
+    os.close(store.journal.fd)  # a crash: the journal is neither emptied nor closed cleanly
+    os.close(store._flock)
+    store.journal.fd = store._flock = None
     Store(tmp_path / "g.db").start().close()
     rec = Store(tmp_path / "g.db").get("req_000002")
     assert rec is not None and rec.client_request["system"] == system

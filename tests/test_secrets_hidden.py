@@ -91,11 +91,11 @@ def test_a_postgresql_password_never_appears_in_a_connection_error(pg_server, ur
 def test_the_writer_s_errors_during_an_outage_never_hold_the_password(
     pg_server, caplog, monkeypatch, tmp_path
 ):
-    import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    monkeypatch.setattr(st, "RETRY_IDLE_S", 0.2)
-    monkeypatch.setattr(st, "RETRIES", 1)
+    monkeypatch.setattr(wr, "RETRY_IDLE_S", 0.2)
+    monkeypatch.setattr(wr, "RETRIES", 1)
     good = pg_server.fresh_url().replace(
         "postgres@", "postgres:s3cret-pw9@"
     )  # trust: the password is ignored

@@ -16,7 +16,7 @@ from proxy.record.events import Bus, RecordsCommitted, RecordsLost
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError, connect
 from proxy.store.query import parse
-from proxy.store.sqlite import SCHEMA_VERSION
+from proxy.store.schema import SCHEMA_VERSION
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for
 
@@ -137,8 +137,9 @@ def test_a_foreign_or_broken_file_gets_a_clear_message(tmp_path):
 
 def test_a_locked_database_is_retried_not_lost(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
-    monkeypatch.setattr(st, "RETRIES", 20)
+    monkeypatch.setattr(wr, "RETRIES", 20)
     store = Store(tmp_path / "g.db")
     blocker = sqlite3.connect(tmp_path / "g.db", timeout=0, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -153,8 +154,9 @@ def test_a_locked_database_is_retried_not_lost(tmp_path, monkeypatch):
 
 
 def _short_timeout(p):
-    c = sqlite3.connect(p, timeout=0.05, isolation_level=None, check_same_thread=False)
-    return c
+    from proxy.store.sqlite import Connection
+
+    return sqlite3.connect(p, timeout=0.05, isolation_level=None, check_same_thread=False, factory=Connection)
 
 
 def test_a_writer_killed_mid_batch_leaves_every_committed_record(backend):
@@ -219,7 +221,8 @@ def test_a_kill_before_commit_replays_shared_parts_too(backend):
 import os, signal, sys
 sys.path.insert(0, {os.getcwd()!r})
 import proxy.store.sqlite as st
-st.BATCH_WAIT = 30
+import proxy.store.writer as wr
+wr.BATCH_WAIT = 30
 from tests.test_store import make
 from tests import cc_requests
 from proxy.store import open_store
@@ -337,6 +340,7 @@ def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(backe
 
 def test_a_batch_given_up_is_announced_as_lost(tmp_path, monkeypatch):
     import proxy.store.sqlite as st
+    import proxy.store.writer as wr
 
     bus = Bus()
     lost: list[RecordsLost] = []
@@ -346,7 +350,7 @@ def test_a_batch_given_up_is_announced_as_lost(tmp_path, monkeypatch):
     def broken(p, create=True):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(st, "RETRIES", 2)
+    monkeypatch.setattr(wr, "RETRIES", 2)
     monkeypatch.setattr(st, "connect", broken)
     store.start()
     store.submit(make(1))
@@ -388,7 +392,7 @@ def test_totals_and_summaries_are_typed_reads(backend):
 
 
 def test_the_column_table_is_the_schema(tmp_path):
-    from proxy.store.sqlite import COLUMNS, to_row
+    from proxy.store.columns import COLUMNS, to_row
 
     store = Store(tmp_path / "g.db")
     cols = [r[1] for r in store.reader().execute("PRAGMA table_info(records)")]
@@ -399,6 +403,43 @@ def test_the_column_table_is_the_schema(tmp_path):
     from proxy.store import Summary
 
     assert {f.name for f in fields(Summary)} == {"seq", *(c.name for c in COLUMNS)}
+
+
+def test_a_column_added_to_the_column_table_appears_when_a_gatewatch_that_knows_it_connects(
+    backend, monkeypatch
+):
+    """A new column is one line of the column table, its `since` the next step: both databases take it."""
+    from proxy.store import columns, postgres, schema
+
+    store = filled(backend, [make(1)])  # the tables as today
+    step = schema.latest() + 1
+    extra = columns.Column("translation_notes", "TEXT", lambda r: None, since=step)
+    monkeypatch.setattr(columns, "COLUMNS", (*columns.COLUMNS, extra))
+    postgres._schema_ready.clear()  # as a gatewatch process that has not connected yet
+    again = backend.open()
+    conn = again.reader()
+    assert "translation_notes" in again.dialect.columns_of(conn, "records")
+    assert again.dialect.version(conn) == step and again.count() == 1 and store.count() == 1
+
+
+def test_every_field_a_filter_names_is_a_filterable_column_on_both_dialects():
+    """The filter language names record fields; the column table says which a filter may put into SQL."""
+    from proxy.store import query
+    from proxy.store.columns import BY_NAME, FILTERABLE
+    from proxy.store.dialect import POSTGRES, SQLITE
+    from proxy.store.sql import compile_filter
+
+    for t in query.TERMS:
+        if t.parse is None and not t.unit:
+            continue
+        examples = [e for e in t.example.split("  ") if e and not e.startswith("-")]
+        for example in examples:
+            flt = query.parse(example)
+            for c in flt.conditions:
+                named = [f for f in (getattr(c, "field", None), *getattr(c, "fields", ())) if f]
+                assert all(f in FILTERABLE and f in BY_NAME for f in named), (example, named)
+            for d in (SQLITE, POSTGRES):
+                assert compile_filter(flt, d).where, (example, d.name)
 
 
 def test_the_console_speaks_no_sql_and_the_store_never_imports_export():

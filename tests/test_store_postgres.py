@@ -11,13 +11,14 @@ import aiohttp
 import psycopg
 import pytest
 
-import proxy.store.sqlite as st
+import proxy.store.writer as wr
 from proxy import config as cfg
 from proxy.record import Usage
 from proxy.store import SqliteStore, StoreError, open_store
-from proxy.store.postgres import PostgresStore, pg_type, redact
+from proxy.store.columns import COLUMNS
+from proxy.store.dialect import POSTGRES
+from proxy.store.postgres import PostgresStore, redact
 from proxy.store.query import parse
-from proxy.store.sqlite import COLUMNS
 from tests import cc_requests
 from tests.conftest import API_KEY, run_gateway, target_for
 from tests.pg import Server
@@ -96,25 +97,32 @@ def test_the_table_is_the_column_table_with_postgresql_types(pg_url):
     assert set(types) == {"seq", "data", "fts", *(c.name for c in COLUMNS)}
     assert types["started_at"] == "double precision" and types["status"] == "bigint"
     assert types["data"] == "bytea" and types["fts"] == "tsvector" and types["id"] == "text"
-    assert pg_type("INTEGER NOT NULL DEFAULT 0") == "BIGINT NOT NULL DEFAULT 0"
+    assert POSTGRES.type("INTEGER") == "BIGINT" and types["cache_creation_tokens"] == "bigint"
 
 
-def test_a_column_added_to_the_table_appears_when_a_gatewatch_that_knows_it_connects(pg_url, monkeypatch):
-    PostgresStore(pg_url)  # the tables as today
-    from proxy.store import postgres
+def test_a_database_made_before_the_steps_were_counted_takes_the_later_ones_with_their_back_fills(pg_url):
+    """A database an older gatewatch made (`meta` without `steps`, made with the ledger's tables) takes the
+    steps after the ledger's as SQLite does: the missing columns and tables, and the notes' kinds of its
+    records read back from their JSON."""
+    from proxy.store import postgres, schema
+    from proxy.translate.notes import Note
 
-    extra = st.Column("translation_notes", "TEXT", lambda r: None, since=99)
-    monkeypatch.setattr(postgres, "COLUMNS", (*COLUMNS, extra))
-    postgres._schema_ready.clear()
-    postgres.connect(pg_url).close()
-    with psycopg.connect(pg_url) as conn:
-        names = {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'records'"
-            )
-        }
-    assert "translation_notes" in names
+    store = PostgresStore(pg_url).start()
+    store.submit(make(1, notes=[Note("schema-keyword-removed", "a keyword Gemini does not take")]))
+    store.submit(make(2))
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SET search_path TO gatewatch")
+        conn.execute("DELETE FROM meta WHERE key = 'steps'")
+        conn.execute("UPDATE records SET notes = NULL")  # the column came later: older rows have none
+        conn.execute("ALTER TABLE records DROP COLUMN parent_agent_id")
+        conn.execute("DROP TABLE turns")
+    postgres._schema_ready.clear()  # as a gatewatch process that has not connected yet
+    reader = PostgresStore(pg_url, create=False)  # a reader takes no step
+    assert reader.count(parse("note:schema-keyword-removed")) == 0
+    again = PostgresStore(pg_url)
+    assert again.count(parse("note:schema-keyword-removed")) == 1 and again.count(parse("agent:abc")) == 0
+    assert again.turns("any-session") == [] and again.dialect.version(again.reader()) == schema.latest()
 
 
 async def test_no_secret_reaches_the_database(pg_url, fake, sa_json):
@@ -220,8 +228,8 @@ def _wait(cond, timeout=30.0):
 def test_records_made_while_the_server_is_down_are_journaled_and_written_when_it_is_back(
     own_server, monkeypatch
 ):
-    monkeypatch.setattr(st, "RETRIES", 2)
-    monkeypatch.setattr(st, "RETRY_IDLE_S", 0.2)
+    monkeypatch.setattr(wr, "RETRIES", 2)
+    monkeypatch.setattr(wr, "RETRY_IDLE_S", 0.2)
     url = own_server.fresh_url()
     store = PostgresStore(url).start()
     store.submit(make(0))
@@ -241,7 +249,7 @@ def test_records_made_while_the_server_is_down_are_journaled_and_written_when_it
 def test_a_gateway_stopped_while_the_server_is_down_leaves_its_records_to_the_next_start(
     own_server, monkeypatch
 ):
-    monkeypatch.setattr(st, "RETRIES", 1)
+    monkeypatch.setattr(wr, "RETRIES", 1)
     url = own_server.fresh_url()
     store = PostgresStore(url).start()
     own_server.stop()

@@ -15,6 +15,7 @@ from proxy.store.query import EVERYTHING, Filter
 from proxy.translate.notes import Note
 
 if TYPE_CHECKING:
+    from proxy.store.dialect import Dialect
     from proxy.store.insight import SessionView, Turn
 
 
@@ -25,8 +26,11 @@ class Cursor(Protocol):
 
 
 class Conn(Protocol):
-    """A connection as the ledger uses one: SQLite's own, or PostgreSQL's through `postgres.Qmark`. The SQL
-    here is written for both (qmark parameters, upserts with the table named, no scalar min/max)."""
+    """A connection as the ledger, the findings and the schema use one: SQLite's or PostgreSQL's, which knows
+    its dialect (proxy/store/dialect.py) for what the SQL written once for both spells differently."""
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 

@@ -119,6 +119,7 @@ class Insight:
     def before(self, conn: Conn, records: Iterable[Record]) -> dict[str, dict[str, Any]]:
         """Each record's findings, what the cache saved and its telemetry if that came first: the columns to
         write in its row (`notes`, `cache_saved`, `prompt_id`, `cc_cost`, `query_source`), by record id."""
+        p = conn.dialect.p
         over: dict[str, dict[str, Any]] = {}
         for r in records:
             found = self.detector.observe(r)
@@ -131,7 +132,7 @@ class Insight:
             joined = None
             if r.session_id and r.kind == "messages":
                 joined = conn.execute(
-                    "SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = ?", (r.id,)
+                    f"SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = {p}", (r.id,)
                 ).fetchone()
                 if joined is not None and joined[0]:
                     cols.update(prompt_id=joined[0], cc_cost=joined[1], query_source=joined[2])
@@ -149,7 +150,7 @@ class Insight:
             for n in found:
                 conn.execute(
                     "INSERT INTO findings (record_id, session_id, started_at, kind, detail, data, tokens, cost) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"VALUES ({conn.dialect.marks(8)})",
                     (
                         r.id,
                         r.session_id,
@@ -197,7 +198,7 @@ def _session_add(
 ) -> None:
     conn.execute(
         "INSERT INTO session_insight AS s (session_id, saved, cc_cost, cc_calls, findings, missed, wasted) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET saved = s.saved + excluded.saved, "
+        f"VALUES ({conn.dialect.marks(7)}) ON CONFLICT (session_id) DO UPDATE SET saved = s.saved + excluded.saved, "
         "cc_cost = CASE WHEN excluded.cc_cost IS NULL THEN s.cc_cost "
         "ELSE coalesce(s.cc_cost, 0) + excluded.cc_cost END, cc_calls = s.cc_calls + excluded.cc_calls, "
         "findings = s.findings + excluded.findings, missed = s.missed + excluded.missed, "
@@ -219,9 +220,10 @@ def _turn_add(
     findings: int,
 ) -> None:
     """One call more in a turn (and Claude Code's estimate of it in its session's figures)."""
+    p = conn.dialect.p
     conn.execute(
         "INSERT INTO turns AS t (session_id, prompt_id, first_seen, last_seen, calls, input_tokens, "
-        "cache_read_tokens, cost, cc_cost, saved, findings) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) "
+        f"cache_read_tokens, cost, cc_cost, saved, findings) VALUES ({p}, {p}, {p}, {p}, 1, {p}, {p}, {p}, {p}, {p}, {p}) "
         "ON CONFLICT (session_id, prompt_id) DO UPDATE SET "
         "first_seen = CASE WHEN excluded.first_seen < t.first_seen THEN excluded.first_seen ELSE t.first_seen END, "
         "last_seen = CASE WHEN excluded.last_seen > t.last_seen THEN excluded.last_seen ELSE t.last_seen END, "
@@ -237,26 +239,27 @@ def _turn_add(
 
 def telemetry(conn: Conn, events: Sequence[dict[str, Any]]) -> None:
     """Claude Code's events (`proxy/edge/telemetry.py`'s dicts), stored and joined to records already there."""
+    p = conn.dialect.p
     for e in events:
         if e.get("event") == "api_request" and e.get("request_id") and e.get("prompt_id"):
             rid, pid = str(e["request_id"]), str(e["prompt_id"])
             conn.execute(
                 "INSERT INTO cc_calls (request_id, prompt_id, session_id, cost_usd, query_source, at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING",
+                f"VALUES ({conn.dialect.marks(6)}) ON CONFLICT (request_id) DO NOTHING",
                 (rid, pid, e.get("session_id"), e.get("cost_usd"), e.get("query_source"), e.get("at")),
             )
             row = conn.execute(
                 "SELECT session_id, started_at, input_tokens, cache_read_tokens, cost, cache_saved, prompt_id "
-                "FROM records WHERE id = ?",
+                f"FROM records WHERE id = {p}",
                 (rid,),
             ).fetchone()
             if row is None or row[6] is not None or not row[0]:
                 continue  # not here yet (joined when it comes), or joined already (an event sent twice)
             conn.execute(
-                "UPDATE records SET prompt_id = ?, cc_cost = ?, query_source = ? WHERE id = ?",
+                f"UPDATE records SET prompt_id = {p}, cc_cost = {p}, query_source = {p} WHERE id = {p}",
                 (pid, e.get("cost_usd"), e.get("query_source"), rid),
             )
-            (n,) = conn.execute("SELECT count(*) FROM findings WHERE record_id = ?", (rid,)).fetchone()
+            (n,) = conn.execute(f"SELECT count(*) FROM findings WHERE record_id = {p}", (rid,)).fetchone()
             _turn_add(
                 conn,
                 row[0],
@@ -271,7 +274,7 @@ def telemetry(conn: Conn, events: Sequence[dict[str, Any]]) -> None:
             )
         elif e.get("event") == "user_prompt" and e.get("prompt_id"):
             conn.execute(
-                "INSERT INTO cc_prompts (prompt_id, session_id, at, text, length) VALUES (?, ?, ?, ?, ?) "
+                f"INSERT INTO cc_prompts (prompt_id, session_id, at, text, length) VALUES ({conn.dialect.marks(5)}) "
                 "ON CONFLICT (prompt_id) DO UPDATE SET session_id = excluded.session_id, at = excluded.at, "
                 "text = coalesce(excluded.text, cc_prompts.text), length = excluded.length",
                 (e["prompt_id"], e.get("session_id"), e.get("at"), e.get("text"), e.get("length")),
@@ -279,10 +282,11 @@ def telemetry(conn: Conn, events: Sequence[dict[str, Any]]) -> None:
 
 
 def prune(conn: Conn, cutoff: float) -> None:
-    conn.execute("DELETE FROM findings WHERE started_at < ?", (cutoff,))
-    conn.execute("DELETE FROM cc_calls WHERE at < ?", (cutoff,))
-    conn.execute("DELETE FROM cc_prompts WHERE at < ?", (cutoff,))
-    conn.execute("DELETE FROM turns WHERE last_seen < ?", (cutoff,))
+    p = conn.dialect.p
+    conn.execute(f"DELETE FROM findings WHERE started_at < {p}", (cutoff,))
+    conn.execute(f"DELETE FROM cc_calls WHERE at < {p}", (cutoff,))
+    conn.execute(f"DELETE FROM cc_prompts WHERE at < {p}", (cutoff,))
+    conn.execute(f"DELETE FROM turns WHERE last_seen < {p}", (cutoff,))
     conn.execute("DELETE FROM session_insight WHERE session_id NOT IN (SELECT session_id FROM sessions)")
 
 
@@ -293,7 +297,7 @@ def findings(conn: Conn, record_ids: Sequence[str]) -> dict[str, list[Note]]:
     for i in range(0, len(record_ids), 500):
         chunk = list(record_ids[i : i + 500])
         rows = conn.execute(
-            f"SELECT record_id, kind, detail, data FROM findings WHERE record_id IN ({', '.join('?' * len(chunk))})",
+            f"SELECT record_id, kind, detail, data FROM findings WHERE record_id IN ({conn.dialect.marks(len(chunk))})",
             chunk,
         ).fetchall()
         for rid, kind, detail, data in rows:
@@ -306,7 +310,7 @@ def prompts(conn: Conn, prompt_ids: Sequence[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for i in range(0, len(prompt_ids), 500):
         chunk = list(prompt_ids[i : i + 500])
-        marks = ", ".join("?" * len(chunk))
+        marks = conn.dialect.marks(len(chunk))
         for pid, text in conn.execute(
             f"SELECT prompt_id, text FROM cc_prompts WHERE prompt_id IN ({marks})", chunk
         ).fetchall():
@@ -323,6 +327,7 @@ def learnt(notes: str | None, prompt_id: str | None) -> bool:
 def complete(conn: Conn, doc: dict[str, Any]) -> dict[str, Any]:
     """A stored record's JSON with what the writer learnt after it was serialised: its findings as notes,
     Claude Code's prompt id, cost estimate and query source."""
+    p = conn.dialect.p
     rid = doc.get("id")
     if not isinstance(rid, str):
         return doc
@@ -332,7 +337,9 @@ def complete(conn: Conn, doc: dict[str, Any]) -> dict[str, Any]:
             *(doc.get("notes") or []),
             *({"kind": n.kind, "detail": n.detail, "data": n.data} for n in found),
         ]
-    row = conn.execute("SELECT prompt_id, cc_cost, query_source FROM records WHERE id = ?", (rid,)).fetchone()
+    row = conn.execute(
+        f"SELECT prompt_id, cc_cost, query_source FROM records WHERE id = {p}", (rid,)
+    ).fetchone()
     if row is not None:
         doc["prompt_id"], doc["cc_cost"], doc["query_source"] = row[0], row[1], row[2]
     return doc
@@ -340,9 +347,10 @@ def complete(conn: Conn, doc: dict[str, Any]) -> dict[str, Any]:
 
 def turns(conn: Conn, session_id: str, limit: int = 200) -> list[Turn]:
     """A session's turns (its calls by Claude Code's prompt id), the newest first."""
+    p = conn.dialect.p
     rows = conn.execute(
         "SELECT prompt_id, first_seen, last_seen, calls, input_tokens, cache_read_tokens, cost, cc_cost, saved, "
-        "findings FROM turns WHERE session_id = ? ORDER BY first_seen DESC LIMIT ?",
+        f"findings FROM turns WHERE session_id = {p} ORDER BY first_seen DESC LIMIT {p}",
         (session_id, limit),
     ).fetchall()
     texts = prompts(conn, [r[0] for r in rows])
@@ -392,7 +400,7 @@ def session_views(conn: Conn, session_ids: Sequence[str]) -> dict[str, SessionVi
     if not session_ids:
         return {}
     ids = list(session_ids)
-    marks = ", ".join("?" * len(ids))
+    marks = conn.dialect.marks(len(ids))
     kinds_of: dict[str, dict[str, tuple[int, int, float]]] = {}
     for sid, kind, calls, tokens, cost in conn.execute(
         "SELECT session_id, kind, count(DISTINCT record_id), coalesce(sum(tokens), 0), coalesce(sum(cost), 0) "
@@ -406,14 +414,15 @@ def session_views(conn: Conn, session_ids: Sequence[str]) -> dict[str, SessionVi
 
 def latest_turns(conn: Conn, session_ids: Sequence[str], per: int) -> dict[str, list[Turn]]:
     """The latest `per` turns of each session, oldest first (one query: a window over the turns' index)."""
+    p = conn.dialect.p
     if not session_ids:
         return {}
     ids = list(session_ids)
-    marks = ", ".join("?" * len(ids))
+    marks = conn.dialect.marks(len(ids))
     rows = conn.execute(
         "SELECT session_id, prompt_id, first_seen, last_seen, calls, input_tokens, cache_read_tokens, cost, "
         "cc_cost, saved, findings FROM (SELECT t.*, row_number() OVER (PARTITION BY session_id "
-        f"ORDER BY first_seen DESC) AS n FROM turns t WHERE session_id IN ({marks})) latest WHERE n <= ? "
+        f"ORDER BY first_seen DESC) AS n FROM turns t WHERE session_id IN ({marks})) latest WHERE n <= {p} "
         "ORDER BY session_id, first_seen",
         [*ids, per],
     ).fetchall()
@@ -440,14 +449,15 @@ def latest_turns(conn: Conn, session_ids: Sequence[str], per: int) -> dict[str, 
 
 def session_view(conn: Conn, session_id: str) -> SessionView:
     """One session's figures with its findings by kind."""
+    p = conn.dialect.p
     found: dict[str, tuple[int, int, float]] = {}
     for kind, calls, tokens, cost in conn.execute(
         "SELECT kind, count(DISTINCT record_id), coalesce(sum(tokens), 0), coalesce(sum(cost), 0) FROM findings "
-        "WHERE session_id = ? GROUP BY kind",
+        f"WHERE session_id = {p} GROUP BY kind",
         (session_id,),
     ).fetchall():
         found[kind] = (int(calls), int(tokens), float(cost))
-    row = conn.execute(f"{_VIEW} WHERE s.session_id = ?", (session_id,)).fetchone()
+    row = conn.execute(f"{_VIEW} WHERE s.session_id = {p}", (session_id,)).fetchone()
     if row is None:
         return SessionView(session_id, 0.0, None, 0, 0, 0.0, 0.0, 0.0, found, 0)
     return _view(row, found)

@@ -59,7 +59,9 @@ def hydrate(data: bytes | str | dict[str, Any], blobs: dict[str, bytes] | Conn) 
                 if isinstance(blobs, dict):
                     raw = blobs.get(ref["$blob"])
                 else:
-                    row = blobs.execute("SELECT data FROM blobs WHERE hash = ?", (ref["$blob"],)).fetchone()
+                    row = blobs.execute(
+                        f"SELECT data FROM blobs WHERE hash = {blobs.dialect.p}", (ref["$blob"],)
+                    ).fetchone()
                     raw = row[0] if row else None
                 if raw is not None:
                     value[key] = orjson.loads(raw)

@@ -1,8 +1,8 @@
 """The PostgreSQL store: one database that several gateway processes write and any console reads.
 
-The table is derived from the SQLite store's column table (`sqlite.COLUMNS`), its types mapped (REAL → DOUBLE
-PRECISION, INTEGER → BIGINT, BLOB → BYTEA), with `seq` an identity column and `fts` a tsvector (GIN index) for
-the free text. A column added to `COLUMNS` is added here when a gatewatch that knows it connects.
+The tables are the schema's steps (proxy/store/schema.py) in PostgreSQL's dialect (proxy/store/dialect.py): the
+column table's types in its words, `seq` an identity column and `fts` a tsvector (GIN index) for the free text;
+the steps taken are kept in the `meta` table. Reads are `SqlStore`'s.
 
 Writing: each process has its own writer thread and journal (`JournaledStore`): a journal slot of its own,
 taken with a `flock`, so a process started after a crash replays the journal the crashed one left. A batch is
@@ -24,31 +24,28 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from proxy.paths import data_dir
 from proxy.record import Record
 from proxy.record.events import Bus, RecordsCommitted
-from proxy.store import insight, ledger
-from proxy.store.base import AgentTotals, SessionTotals, StoreError, Summary, Totals
-from proxy.store.payloads import hydrate
-from proxy.store.pgsql import FTS_CONFIG, PgCompiled, compile_filter, fts_text
-from proxy.store.query import EVERYTHING, Filter
-from proxy.store.sql import _like
-from proxy.store.sqlite import COLUMNS, JournaledStore, to_row, to_summary
-from proxy.translate.notes import Note
+from proxy.store import ledger, schema
+from proxy.store.base import StoreError
+from proxy.store.columns import NAMES, to_row
+from proxy.store.dialect import PG_COMPATIBLE, PG_SCHEMA, POSTGRES, Dialect, fts_text
+from proxy.store.sqlstore import SqlStore
 
 try:
     import psycopg
-    from psycopg import conninfo as _conninfo
+    from psycopg import sql
+    from psycopg.abc import Params, Query
+
+    from proxy.store.pgurl import MISREAD, hide_password, redact, said
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise StoreError(
         "a postgresql:// store needs psycopg 3: pip install 'gatewatch[postgres]' (or pip install 'psycopg[binary]')"
@@ -56,9 +53,9 @@ except ImportError as exc:  # pragma: no cover - the message is the point
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA = "gatewatch"
-"""every table lives in this PostgreSQL schema: a shared database keeps its own tables apart"""
-SCHEMA_VERSION = 1
+__all__ = ["MISREAD", "Connection", "PostgresStore", "connect", "hide_password", "redact"]
+
+SCHEMA = PG_SCHEMA
 CHANNEL = "gatewatch_records"
 WRITE_LOCK = 0x6761_7465_7761_7463  # "gatewatc": the advisory lock every writer's transaction takes
 SCHEMA_LOCK = WRITE_LOCK + 1
@@ -70,155 +67,47 @@ BUDGET_STATEMENT_S = 10
 FTS_MAX_CHARS = 400_000
 """text indexed per field: a tsvector holds at most 1 MB (a longer answer is still stored whole)"""
 
-_TYPES = (("REAL", "DOUBLE PRECISION"), ("INTEGER", "BIGINT"), ("BLOB", "BYTEA"))
+_INSERT = POSTGRES.insert_records(NAMES)
+_BLOB = f"INSERT INTO blobs (hash, data) VALUES ({POSTGRES.marks(2)}) ON CONFLICT (hash) DO NOTHING"
 
 
-def pg_type(ddl: str) -> str:
-    """A column's SQLite declaration in PostgreSQL's words."""
-    for lite, pg in _TYPES:
-        ddl = re.sub(rf"\b{lite}\b", pg, ddl)
-    return ddl
-
-
-_NAMES = [c.name for c in COLUMNS]
-_SUMMARY_FIELDS = [f.name for f in fields(Summary)][1:]  # after seq
-_SUMMARY_COLS = ", ".join(["seq", *_SUMMARY_FIELDS])
-_INSERT = (
-    f"INSERT INTO records ({', '.join(_NAMES)}, data, fts) VALUES ("
-    + ", ".join(["%s"] * (len(_NAMES) + 1))
-    + f", to_tsvector('{FTS_CONFIG}', %s) || to_tsvector('{FTS_CONFIG}', %s)) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_BLOB_REF = r'\{"\$blob":"([0-9a-f]{40})"\}'
-
-
-def _ddl() -> list[str]:
-    cols = ", ".join(f"{c.name} {pg_type(c.ddl)}" for c in COLUMNS)
-    stmts = [
-        f"CREATE TABLE IF NOT EXISTS records (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {cols}, "
-        "data BYTEA, fts TSVECTOR)",
-        # a column added to COLUMNS after this database was made
-        *(f"ALTER TABLE records ADD COLUMN IF NOT EXISTS {c.name} {pg_type(c.ddl)}" for c in COLUMNS),
-        "CREATE INDEX IF NOT EXISTS records_started ON records (started_at, seq)",
-        "CREATE INDEX IF NOT EXISTS records_model ON records (request_model, started_at)",
-        "CREATE INDEX IF NOT EXISTS records_target ON records (target, started_at)",
-        "CREATE INDEX IF NOT EXISTS records_status ON records (status, started_at)",
-        "CREATE INDEX IF NOT EXISTS records_session_agent ON records (session_id, agent_id)",
-        "CREATE INDEX IF NOT EXISTS records_cost ON records (cost)",
-        "CREATE INDEX IF NOT EXISTS records_latency ON records (latency_ms)",
-        "CREATE INDEX IF NOT EXISTS records_fts ON records USING GIN (fts)",
-        "CREATE INDEX IF NOT EXISTS records_id_prefix ON records (id text_pattern_ops)",
-        "CREATE INDEX IF NOT EXISTS records_replay_of ON records (replay_of)",
-        "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BYTEA NOT NULL)",
-    ]
-    for sql in ledger.DDL:
-        sql = pg_type(sql)
-        # the ledger names a spawn by its rowid, which PostgreSQL tables don't have: give it one
-        stmts.append(
-            sql.replace("spawns (", "spawns (rowid BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ", 1)
-        )
-    stmts += list(insight.DDL)
-    return stmts
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and for the console that attaches."""
-    if _misread(url):  # libpq's reading holds pieces of the password: the URL's own, after its last @
-        rest = url.split("://", 1)[-1]
-        userinfo, place = rest.rsplit("@", 1)
-        return f"postgresql://{userinfo.split(':', 1)[0]}@{place.split('?', 1)[0]}"
-    try:
-        params = _conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://…"
-    host = params.get("host") or "localhost"
-    port = f":{params['port']}" if params.get("port") else ""
-    user = f"{params['user']}@" if params.get("user") else ""
-    return f"postgresql://{user}{host}{port}/{params.get('dbname') or ''}"
-
-
-def _secrets_of(url: str) -> list[str]:
-    """The URL's password in every spelling a message could hold (as written, decoded), and the whole
-    userinfo: a password holding `@`, `/` or `#` unescaped is read by libpq as a host or a port, and echoed."""
-    found = set()
-    try:
-        pw = _conninfo.conninfo_to_dict(url).get("password")
-        if pw:
-            found.add(str(pw))
-    except psycopg.Error:
-        pass
-    rest = url.split("://", 1)[-1]
-    if "@" in rest:
-        userinfo = rest.rsplit("@", 1)[0]
-        found.add(userinfo)
-        if ":" in userinfo:
-            raw = userinfo.split(":", 1)[1]
-            found.update({raw, unquote(raw)})
-    for part in re.findall(r"(?:^|[?&])password=([^&#]*)", url.split("?", 1)[-1] if "?" in url else ""):
-        found.update({part, unquote(part)})
-    return sorted((f for f in found if f), key=len, reverse=True)
-
-
-def hide_password(text: str, url: str) -> str:
-    """`text` with the URL's password (and userinfo) cut out."""
-    for secret in _secrets_of(url):
-        text = text.replace(secret, "***")
-    return text
-
-
-MISREAD = (
-    "the URL's user and password could not be read as written (percent-encode an @, /, #, ? or space in "
-    "the password: %40, %2F, %23, %3F, %20)"
-)
-
-
-def _misread(url: str) -> bool:
-    """A password holding an unescaped `@ / # ?` or a space: libpq reads part of it as a host or a port and
-    echoes that part in its errors, where no cutting-out can find it."""
-    rest = url.split("://", 1)[-1]
-    return rest.count("@") > 1 or ("@" in rest and any(c in rest.rsplit("@", 1)[0] for c in "/#? "))
-
-
-def _said(exc: BaseException, url: str) -> str:
-    """What psycopg said, without the password: libpq echoes parts of a connection string it could not read."""
-    if _misread(url):
-        return MISREAD
-    return hide_password(str(exc).strip(), url)
-
-
-def _clean(v: Any) -> Any:
+def storable(value: Any) -> Any:
     # PostgreSQL text can't hold NUL; a prompt that had one keeps a visible stand-in
-    if isinstance(v, str) and "\x00" in v:
-        return v.replace("\x00", "\ufffd")
-    return v
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
 
 
-class Qmark:
-    """A psycopg connection that takes the ledger's qmark SQL (and SQLite's `instr`)."""
+class Connection(psycopg.Connection[Any]):
+    """psycopg's connection, knowing its dialect (what the SQL written for both databases asks); the text
+    parameters of `execute` made storable (a Python check per parameter: a text dumper of our own would cost
+    psycopg's C one twice over on every record)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
+    dialect: Dialect = POSTGRES
 
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        sql = sql.replace("?", "%s").replace("instr(", "strpos(")
-        return self.conn.execute(sql, [_clean(p) for p in parameters])
+    def execute(
+        self, query: Query, params: Params | None = None, *, prepare: bool | None = None, binary: bool = False
+    ) -> psycopg.Cursor[Any]:
+        if not isinstance(query, (str, bytes, sql.SQL, sql.Composed)):  # a template: no parameters
+            return super().execute(query, prepare=prepare, binary=binary)
+        if params is not None and not isinstance(params, Mapping):
+            params = [storable(v) for v in params]
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 _schema_ready: set[str] = set()
 _schema_lock = threading.Lock()
 
 
-def connect(url: str, create: bool = True) -> psycopg.Connection[Any]:
+def connect(url: str, create: bool = True) -> Connection:
     """A connection (autocommit; `transaction()` for writes) whose tables are in place; StoreError otherwise."""
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = Connection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
-        raise StoreError(f"{redact(url)}: cannot connect: {_said(exc, url)}") from None
+        raise StoreError(f"{redact(url)}: cannot connect: {said(exc, url)}") from None
     try:
         with _schema_lock:
             if url not in _schema_ready:
                 _ensure_schema(conn, url, create)
-                if create:  # a reader's check made nothing: a writer of this process still adds columns
+                if create:  # a reader's check made nothing: a writer of this process still takes new steps
                     _schema_ready.add(url)
         conn.execute(f"SET search_path TO {SCHEMA}")
     except BaseException:
@@ -227,35 +116,36 @@ def connect(url: str, create: bool = True) -> psycopg.Connection[Any]:
     return conn
 
 
-def _ensure_schema(conn: psycopg.Connection[Any], url: str, create: bool) -> None:
+@contextlib.contextmanager
+def _schema_transaction(conn: Connection) -> Iterator[Connection]:
+    """A schema step: replicas that start together take it one after the other."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        yield conn
+
+
+def _ensure_schema(conn: Connection, url: str, create: bool) -> None:
     meta = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()
     if meta is None or meta[0] is None:
         if not create:
             raise StoreError(f"{redact(url)}: no gatewatch tables in this database (nothing was created)")
     else:
         row = conn.execute(f"SELECT value FROM {SCHEMA}.meta WHERE key = 'schema'").fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > PG_COMPATIBLE:
             raise StoreError(
-                f"{redact(url)}: written by a newer gatewatch (schema {row[0]} > {SCHEMA_VERSION}); upgrade gatewatch"
+                f"{redact(url)}: written by a newer gatewatch (schema {row[0]} > {PG_COMPATIBLE}); upgrade gatewatch"
             )
         if not create:
             return
-    with conn.transaction():
-        # replicas that start together: one makes the tables, the others wait for it
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-        conn.execute(f"SET LOCAL search_path TO {SCHEMA}")
-        for sql in _ddl():
-            conn.execute(sql)
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema', %s) ON CONFLICT (key) DO NOTHING",
-            (str(SCHEMA_VERSION),),
-        )
+    conn.execute(f"SET search_path TO {SCHEMA}")
+    schema.upgrade(conn, _schema_transaction)
 
 
-class PostgresStore(JournaledStore):
+class PostgresStore(SqlStore):
     """The PostgreSQL `RecordStore`. Readers use a connection per thread; the writer, its own."""
+
+    dialect = POSTGRES
 
     def __init__(
         self, url: str, secrets: list[str] | None = None, bus: Bus | None = None, create: bool = True
@@ -263,7 +153,7 @@ class PostgresStore(JournaledStore):
         super().__init__(secrets, bus)
         self.url = url
         self._errors = (psycopg.Error, StoreError, OSError)
-        self.said = lambda exc: f"{type(exc).__name__}: {_said(exc, url)}"
+        self.said = lambda exc: f"{type(exc).__name__}: {said(exc, url)}"
         connect(url, create=create).close()  # fail now, with a clear message, not in the writer
         key = hashlib.sha1(redact(url).encode()).hexdigest()[:16]
         self._journal_dir = data_dir() / "postgres"
@@ -340,21 +230,22 @@ class PostgresStore(JournaledStore):
                 continue
             try:
                 self.journal_path = journal
-                self._journal = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+                self.journal.fd = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
                 self.replayed += self._replay()
             finally:
-                if self._journal is not None:
-                    os.close(self._journal)
-                    self._journal = None
+                with self.journal.lock:
+                    self.journal.close(empty=False)
                 os.close(fd)
         return True
 
     # -- writing ------------------------------------------------------------------------------------------
-    def _connect(self) -> psycopg.Connection[Any]:
-        return connect(self.url)
+    def _connect(self) -> Connection:
+        conn = connect(self.url)
+        ledger.create_reservations(conn)  # a database made before reservations: the writer settles them
+        return conn
 
     @contextlib.contextmanager
-    def _transaction(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, conn: Connection) -> Iterator[Connection]:
         self._adding_blobs = set()
         # round trips cost the writer more CPU than the SQL does: as few statements as can be
         with conn.transaction():
@@ -370,7 +261,7 @@ class PostgresStore(JournaledStore):
             self._known_blobs.clear()
         self._known_blobs |= self._adding_blobs
 
-    def _send_blobs(self, conn: psycopg.Connection[Any], blobs: dict[str, bytes]) -> None:
+    def _send_blobs(self, conn: Connection, blobs: dict[str, bytes]) -> None:
         """The shared parts the database may not have: all of them after a prune (any process's), else only
         those this writer has not committed before."""
         if self._pruned_now != self._pruned:
@@ -379,23 +270,19 @@ class PostgresStore(JournaledStore):
         fresh = [(h, part) for h, part in blobs.items() if h not in self._known_blobs]
         if fresh:
             with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO blobs (hash, data) VALUES (%s, %s) ON CONFLICT (hash) DO NOTHING", fresh
-                )
+                cur.executemany(_BLOB, fresh)
             self._adding_blobs.update(h for h, _ in fresh)
 
-    def _insert(
-        self, conn: psycopg.Connection[Any], items: list[tuple[Record, bytes]], blobs: dict[str, bytes]
-    ) -> int:
+    def _insert(self, conn: Connection, items: list[tuple[Record, bytes]], blobs: dict[str, bytes]) -> int:
         if blobs:
             self._send_blobs(conn, blobs)
         new: list[Record] = []
         rows = []
-        over = self.insight.before(Qmark(conn), [rec for rec, _ in items])
+        over = self.insight.before(conn, [rec for rec, _ in items])
         for rec, data in items:
-            row = [_clean(v) for v in to_row(rec, data, over.get(rec.id))]
-            row.append(_clean(fts_text(rec.preview[:FTS_MAX_CHARS])))
-            row.append(_clean(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
+            row = [storable(v) for v in to_row(rec, data, over.get(rec.id))]
+            row.append(storable(fts_text(rec.preview[:FTS_MAX_CHARS])))
+            row.append(storable(fts_text((rec.response_text or "")[:FTS_MAX_CHARS])))
             rows.append(row)
         with conn.cursor() as cur:
             # one statement, prepared once (several rows: sent in a pipeline); RETURNING tells which were new
@@ -408,8 +295,8 @@ class PostgresStore(JournaledStore):
                     if cur.fetchone() is not None:
                         new.append(rec)
                     cur.nextset()
-        ledger.roll_up(Qmark(conn), new)
-        self.insight.after(Qmark(conn), new)
+        ledger.roll_up(conn, new)
+        self.insight.after(conn, new)
         return len(new)
 
     def close(self, timeout: float = 10) -> None:
@@ -442,188 +329,69 @@ class PostgresStore(JournaledStore):
                         if theirs and self._watching.is_set():
                             self.bus.emit(RecordsCommitted(()))
             except psycopg.Error as exc:
-                log.debug("store watch: %s; listening again", _said(exc, self.url))
+                log.debug("store watch: %s; listening again", said(exc, self.url))
                 time.sleep(1.0)
 
-    # -- reading ------------------------------------------------------------------------------------------
-    def reader(self) -> psycopg.Connection[Any]:
+    # -- reading (the queries are `SqlStore`'s) --------------------------------------------------------------
+    def reader(self) -> Connection:
         """This thread's read connection (opened again when the server dropped it)."""
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
             conn = connect(self.url, create=False)
             self._local.conn = conn
         return conn
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
         try:
-            return self.reader().execute(sql, params).fetchall()
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"{self.where}: {_said(exc, self.url)}") from None
+            yield
+        except psycopg.OperationalError as exc:  # the server went away under a kept connection
+            raise StoreError(f"{self.where}: {said(exc, self.url)}") from None
 
-    def count(self, flt: Filter = EVERYTHING, cap: int | None = None) -> int:
-        c = compile_filter(flt)
-        inner = f"SELECT 1 FROM records WHERE {c.where}"
-        if cap is not None:
-            inner += f" LIMIT {int(cap) + 1}"
-        return int(self._read(f"SELECT count(*) FROM ({inner}) AS matching", c.params)[0][0])
-
-    def page(
-        self, flt: Filter = EVERYTHING, limit: int = 100, after: Summary | None = None, offset: int = 0
-    ) -> list[Summary]:
-        """Newest first, as SQLite's: by start time, or with free text by commit order (`seq`)."""
-        c: PgCompiled = compile_filter(flt)
-        where, params = c.where, list(c.params)
-        if c.text:
-            if after is not None:
-                where += " AND seq < %s"
-                params.append(after.seq)
-            order = "seq DESC"
-        else:
-            if after is not None:
-                where += " AND (started_at < %s OR (started_at = %s AND seq < %s))"
-                params += [after.started_at, after.started_at, after.seq]
-            order = "started_at DESC, seq DESC"
-        rows = self._read(
-            f"SELECT {_SUMMARY_COLS} FROM records WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
-            [*params, limit, offset],
-        )
-        return [to_summary(r) for r in rows]
-
-    def ids(self, prefix: str, limit: int = 2) -> list[str]:
-        """The ids that start with `prefix` (with or without its `req_`), at most `limit`: an id as typed."""
-        want = prefix if prefix.startswith("req_") else "req_" + prefix
-        # LIKE over the text_pattern_ops index (a prefix range would follow the database's collation)
-        rows = self._read(
-            "SELECT id FROM records WHERE id LIKE %s ESCAPE '\\' ORDER BY id LIMIT %s",
-            (_like(want) + "%", limit),
-        )
-        return [r[0] for r in rows]
-
-    def get(self, record_id: str) -> Record | None:
-        rows = self._read("SELECT data FROM records WHERE id = %s", (record_id,))
-        if not rows:
-            return None
-        conn = Qmark(self.reader())
-        return Record.model_validate(insight.complete(conn, hydrate(bytes(rows[0][0]), conn)))
-
-    def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[tuple[Any, ...]]:
-        """Every matching row, oldest first, through a server-side cursor on a connection of its own."""
-        c = compile_filter(flt)
+    def _stream(self, sql: str, params: Sequence[Any], batch: int = 500) -> Iterator[Sequence[Any]]:
+        """Through a server-side cursor."""
         conn = connect(self.url, create=False)
         try:
             with conn.transaction(), conn.cursor(name="gatewatch_scan") as cur:
                 cur.itersize = batch
-                cur.execute(
-                    f"SELECT {cols} FROM records WHERE {c.where} ORDER BY started_at, seq",
-                    c.params,
-                )
+                cur.execute(sql, params)
                 yield from cur
         finally:
             conn.close()
 
-    def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
-        blobs = Qmark(self.reader())
-        for data, notes, prompt_id in self._scan(flt, "data, notes, prompt_id"):
-            doc = hydrate(bytes(data), blobs)
-            yield insight.complete(blobs, doc) if insight.learnt(notes, prompt_id) else doc
-
-    def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
-        for row in self._scan(flt, _SUMMARY_COLS):
-            yield to_summary(row)
-
-    def totals(self, since: float) -> Totals:
-        cost, cost_since, n = self._read(
-            "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= %s THEN cost END), 0), "
-            "count(*) FROM records",
-            (since,),
-        )[0]
-        return Totals(float(cost), float(cost_since), since, int(n), self.stats.written, self.stats.lost)
-
-    def _ledger(self, conn: Any) -> Any:
-        return Qmark(conn)
-
-    # -- findings, turns, Claude Code's view (proxy/store/insight.py) ----------------------------------------
-    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
-        return insight.findings(Qmark(self.reader()), record_ids)
-
-    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
-        return insight.prompts(Qmark(self.reader()), prompt_ids)
-
-    def turns(self, session_id: str) -> list[insight.Turn]:
-        return insight.turns(Qmark(self.reader()), session_id)
-
-    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[insight.Turn]]:
-        return insight.latest_turns(Qmark(self.reader()), session_ids, per)
-
-    def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
-        return insight.session_views(Qmark(self.reader()), session_ids)
-
-    def session_view(self, session_id: str) -> insight.SessionView:
-        return insight.session_view(Qmark(self.reader()), session_id)
-
-    # -- the ledger (proxy/store/ledger.py) -----------------------------------------------------------------
-    def sessions(self, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
-        return ledger.sessions(Qmark(self.reader()), limit, since)
-
-    def session(self, session_id: str) -> SessionTotals | None:
-        return ledger.session(Qmark(self.reader()), session_id)
-
-    def agents(self, session_id: str) -> list[AgentTotals]:
-        return ledger.agents(Qmark(self.reader()), session_id)
-
-    def spend_today(self) -> float:
-        try:
-            return ledger.spend_on(Qmark(self.reader()), ledger.day_of(time.time()))
-        except psycopg.OperationalError as exc:  # the server went away under a kept connection
-            raise StoreError(f"{self.where}: {_said(exc, self.url)}") from None
-
-    def budget_connection(self) -> Any:
-        """A connection of its own for the budget's thread; a statement that hangs (a stalled server) is cut
-        by the server after `BUDGET_STATEMENT_S`, though the budget stopped waiting long before."""
-        conn = connect(self.url, create=False)
-        conn.execute(f"SET statement_timeout = {int(BUDGET_STATEMENT_S * 1000)}")
-        return Qmark(conn)
-
     @contextlib.contextmanager
-    def budget_transaction(self, conn: Any) -> Iterator[Any]:
-        """An admission: every replica's takes one advisory lock, so two can't both take the last room."""
-        with conn.conn.transaction():
-            conn.conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUDGET_LOCK,))
-            yield conn
-
-    def budget_exclusive(self, conn: Any) -> None:
-        """Within an admission: also the writers' lock, so a late reservation and its call's record can't
-        cross (the record committed after this read would not delete it)."""
-        conn.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-
-    def session_spend(self, session_id: str) -> float:
-        try:
-            s = ledger.session(Qmark(self.reader()), session_id)
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"{self.where}: {_said(exc, self.url)}") from None
-        return s.cost if s is not None else 0.0
-
-    def prune(self, older_than_s: float) -> int:
-        """Delete old records, their roll-ups and the shared parts nothing names any more; under the writers'
-        lock, so a part a writer is adding again is not taken from under it."""
-        cutoff = time.time() - older_than_s
+    def _maintenance(self) -> Iterator[Connection]:
+        """Under the writers' lock, so a shared part a writer is adding again is not taken from under it; the
+        prune is marked, so every writer sends its shared parts again."""
         conn = connect(self.url, create=False)
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                n = conn.execute("DELETE FROM records WHERE started_at < %s", (cutoff,)).rowcount
-                ledger.prune(Qmark(conn), cutoff)
-                insight.prune(Qmark(conn), cutoff)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('pruned', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (uuid.uuid4().hex,),
                 )
-                conn.execute(
-                    "DELETE FROM blobs WHERE hash NOT IN (SELECT (regexp_matches(convert_from(data, 'UTF8'), "
-                    "%s, 'g'))[1] FROM records)",
-                    (_BLOB_REF,),
-                )
-            return n
+                yield conn
         finally:
             conn.close()
+
+    # -- the budget (proxy/exchange/budget.py) ----------------------------------------------------------------
+    def budget_connection(self) -> Any:
+        """A connection of its own for the budget's thread; a statement that hangs (a stalled server) is cut
+        by the server after `BUDGET_STATEMENT_S`, though the budget stopped waiting long before."""
+        conn = connect(self.url, create=False)
+        conn.execute(f"SET statement_timeout = {int(BUDGET_STATEMENT_S * 1000)}")
+        return conn
+
+    @contextlib.contextmanager
+    def budget_transaction(self, conn: Any) -> Iterator[Any]:
+        """An admission: every replica's takes one advisory lock, so two can't both take the last room."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (BUDGET_LOCK,))
+            yield conn
+
+    def budget_exclusive(self, conn: Any) -> None:
+        """Within an admission: also the writers' lock, so a late reservation and its call's record can't
+        cross (the record committed after this read would not delete it)."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))

@@ -1,10 +1,14 @@
-"""A `Filter` as SQLite: WHERE clauses over the records table and FTS5 MATCH expressions over records_fts."""
+"""A `Filter` as SQL over the records table, in a dialect's words (proxy/store/dialect.py): the conditions
+over the column table's filterable columns (proxy/store/columns.py), and free text through the dialect's
+full-text search (SQLite: FTS5; PostgreSQL: a tsvector column)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
+from proxy.store.columns import FILTERABLE
+from proxy.store.dialect import SQLITE, Dialect, Param, escape_like
 from proxy.store.query import (
     Ago,
     Compare,
@@ -20,51 +24,19 @@ from proxy.store.query import (
     UsedTool,
 )
 
-# the columns a condition may name (a filter never puts anything but these into SQL)
-FILTERABLE = frozenset(
-    {
-        "request_model",
-        "response_model",
-        "target",
-        "provider",
-        "status",
-        "started_at",
-        "session_id",
-        "agent_id",
-        "parent_agent_id",
-        "request_mode",
-        "kind",
-        "error_type",
-        "cancelled",
-        "cost",
-        "latency_ms",
-        "ttft_ms",
-        "total_tokens",
-        "input_tokens",
-        "output_tokens",
-        "replay_of",
-    }
-)
-_FTS_ROWS = "SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
-Param = str | int | float
+__all__ = ["Compiled", "Param", "compile_filter", "negate"]
 
 
 @dataclass
 class Compiled:
-    where: str = ""
-    """the clauses other than free text ('' when none), over the unaliased `records` table"""
+    where: str = "TRUE"
+    """every condition, free text included, as one WHERE clause over `source`"""
     params: list[Param] = field(default_factory=list)
-    match: str = ""
-    """the FTS5 MATCH expression of the free text ('' without any)"""
-
-    def full(self) -> tuple[str, list[Param]]:
-        """Everything, free text included, as one WHERE clause (for queries that drive from `records`)."""
-        clauses = [self.where] if self.where else []
-        params = list(self.params)
-        if self.match:
-            clauses.append(f"records.rowid IN ({_FTS_ROWS})")
-            params.append(self.match)
-        return " AND ".join(clauses) or "1", params
+    text: bool = False
+    """the filter has free text: a page goes newest first by commit order (`seq`)"""
+    source: str = "records"
+    seq: str = "records.rowid"
+    """the records' commit order in `source`"""
 
 
 def _col(name: str) -> str:
@@ -73,50 +45,40 @@ def _col(name: str) -> str:
     return name
 
 
-def _like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _glob(value: str) -> str:
     """A glob → SQL LIKE; a plain word matches anywhere."""
-    v = _like(value)
+    v = escape_like(value)
     if "*" in v or "?" in v:
         return v.replace("*", "%").replace("?", "_")
     return f"%{v}%"
 
 
-def _match(words: tuple[str, ...]) -> str:
-    # each word as a quoted FTS5 string: user text never becomes FTS syntax
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
-def _clause(c: Condition) -> tuple[str, list[Param]]:
+def _clause(c: Condition, d: Dialect) -> tuple[str, list[Param]]:
+    p, like = d.p, f"{d.like} {d.p} ESCAPE '\\'"
     if isinstance(c, Glob):
         # coalesce: a field with no value (NULL) matches nothing, so its negation (`-agent:x`) takes it
-        return "(" + " OR ".join(f"coalesce({_col(f)}, '') LIKE ? ESCAPE '\\'" for f in c.fields) + ")", [
+        return "(" + " OR ".join(f"coalesce({_col(f)}, '') {like}" for f in c.fields) + ")", [
             _glob(c.pattern)
         ] * len(c.fields)
     if isinstance(c, Equals):
-        return f"{_col(c.field)} = ?", [int(c.value) if isinstance(c.value, bool) else c.value]
+        return f"{_col(c.field)} = {p}", [int(c.value) if isinstance(c.value, bool) else c.value]
     if isinstance(c, Prefix):
-        return f"{_col(c.field)} LIKE ? ESCAPE '\\'", [_like(c.value) + "%"]
+        return f"{_col(c.field)} {like}", [escape_like(c.value) + "%"]
     if isinstance(c, Compare):
-        return f"{_col(c.field)} {c.op} ?", [c.value]
+        return f"{_col(c.field)} {c.op} {p}", [c.value]
     if isinstance(c, Ago):
-        return f"{_col(c.field)} {c.op} ?", [time.time() - c.seconds]
+        return f"{_col(c.field)} {c.op} {p}", [time.time() - c.seconds]
     if isinstance(c, Range):
-        return f"({_col(c.field)} >= ? AND {_col(c.field)} < ?)", [c.lo, c.hi]
+        return f"({_col(c.field)} >= {p} AND {_col(c.field)} < {p})", [c.lo, c.hi]
     if isinstance(c, Present):
         return f"({_col(c.field)} IS NOT NULL)", []
     if isinstance(c, Failed):
         return "(status IS NULL OR status >= 400 OR error_type IS NOT NULL)", []
-    if isinstance(c, HasNote):  # each kind matched whole, so a glob never spans two kinds
-        return (
-            "(records.notes IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(records.notes) "
-            "WHERE json_each.value LIKE ? ESCAPE '\\'))"
-        ), [_glob(c.pattern)]
+    if isinstance(c, HasNote):  # the kinds are a JSON array; each matched whole, so a glob never spans two
+        has = d.json_array_has("records.notes", "{value} " + like)
+        return f"(records.notes IS NOT NULL AND {has})", [_glob(c.pattern)]
     if isinstance(c, UsedTool):
-        return "tools_used LIKE ? ESCAPE '\\'", [f"% {_like(c.name)} %"]
+        return f"tools_used {like}", [f"% {escape_like(c.name)} %"]
     raise TypeError(f"no SQL for {c!r}")
 
 
@@ -126,14 +88,23 @@ def negate(sql: str) -> str:
     return f"(({sql}) IS NOT TRUE)"
 
 
-def compile_filter(flt: Filter) -> Compiled:
+def compile_filter(flt: Filter, d: Dialect = SQLITE, drive: bool = True) -> Compiled:
+    """`flt` in `d`'s SQL. `drive`: for a page or a count, free text may drive the query from its index (a
+    join); else (a scan by start time) it is one more condition on `records`."""
     clauses: list[str] = []
     params: list[Param] = []
     for c in flt.conditions:
-        sql, p = _clause(c)
+        sql, p = _clause(c, d)
         clauses.append(negate(sql) if c.negated else sql)
         params.extend(p)
     if flt.excluded:
-        clauses.append(f"records.rowid NOT IN ({_FTS_ROWS})")
-        params.append(" OR ".join(_match((w,)) for w in flt.excluded))
-    return Compiled(" AND ".join(clauses), params, _match(flt.words))
+        sql, p = d.exclude(flt.excluded)
+        clauses.append(sql)
+        params.extend(p)
+    if not flt.words:
+        return Compiled(" AND ".join(clauses) or "TRUE", params, False, "records", d.seq)
+    s = d.search(flt.words, drive)
+    if s.lead:
+        where = s.where + (f" AND ({' AND '.join(clauses)})" if clauses else "")
+        return Compiled(where, [*s.params, *params], True, s.source, s.seq)
+    return Compiled(" AND ".join([*clauses, s.where]), [*params, *s.params], True, s.source, s.seq)

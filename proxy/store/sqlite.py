@@ -1,276 +1,47 @@
-"""The SQLite store: one writer thread fed by a queue (batched, off the event loop), readers on their own
-connections under WAL, full-text search over prompts and responses, a schema version with migrations."""
+"""The SQLite store: one writer thread fed by a queue (batched, off the event loop: proxy/store/writer.py),
+readers on their own connections under WAL, full-text search over prompts and responses (FTS5), the schema's
+steps (proxy/store/schema.py) kept in `PRAGMA user_version`. Reads are `SqlStore`'s, in SQLite's dialect."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import os
-import queue
 import sqlite3
 import stat
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import orjson
-import sqlite_utils
-
-from proxy.record import Record, safe_text
-from proxy.record.events import Bus, RecordsCommitted, RecordsLost
-from proxy.store import insight, ledger
-from proxy.store.base import (
-    AgentTotals,
-    SessionTotals,
-    StoreError,
-    Summary,
-    Totals,
-    WriterStats,
-    default_path,
-)
-from proxy.store.payloads import PAYLOADS, SHARED, hydrate, scrub, serialize_parts
-from proxy.store.query import EVERYTHING, Filter
-from proxy.store.sql import Compiled, Param, compile_filter
-from proxy.translate.notes import Note, from_text, kinds
+from proxy.record import Record
+from proxy.record.events import Bus
+from proxy.store import ledger, schema
+from proxy.store.base import StoreError, default_path
+from proxy.store.columns import NAMES, to_row
+from proxy.store.dialect import SQLITE, Dialect
+from proxy.store.sqlstore import SqlStore
 
 log = logging.getLogger("gatewatch.store")
 
-SCHEMA_VERSION = 7
-BATCH_MAX = 500
-BATCH_WAIT = 0.05  # seconds the writer waits to fill a batch once one record is there
-BATCH_BYTES = 8 * 1024 * 1024
-"""a transaction takes records up to this many bytes of JSON (one at least): the most read back at once"""
-RETRIES = 5
-RETRY_IDLE_S = 5.0  # seconds between tries of records given up on, when nothing new arrives
-COMPACT_BYTES = 8 * 1024 * 1024  # a journal never emptied (sustained load) is rewritten past this size
+_INSERT = SQLITE.insert_records(NAMES)
+_BLOB = f"INSERT INTO blobs (hash, data) VALUES ({SQLITE.marks(2)}) ON CONFLICT (hash) DO NOTHING"
 
 
-# -- the columns: one table writes the DDL, the column list, record → row and row → Summary ------------------
-def _int(v: Any) -> int:
-    return int(v or 0)
+class Connection(sqlite3.Connection):
+    """SQLite's connection, knowing its dialect (what the SQL written for both databases asks)."""
+
+    dialect: Dialect = SQLITE
 
 
-def _same(v: Any) -> Any:
-    return v
-
-
-def _note_kinds(notes: list[Note]) -> str | None:
-    return orjson.dumps(kinds(notes)).decode() if notes else None
-
-
-def _load_kinds(v: Any) -> tuple[str, ...]:
-    return tuple(orjson.loads(v)) if v else ()
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    name: str
-    ddl: str
-    """SQL type and constraints"""
-    get: Callable[[Record], Any]
-    load: Callable[[Any], Any] = _same
-    """the column's value as `Summary` holds it"""
-    since: int = 1
-    """the schema version that added it"""
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("id", "TEXT UNIQUE NOT NULL", lambda r: r.id),
-    Column("started_at", "REAL NOT NULL", lambda r: r.started_at),
-    Column("ended_at", "REAL", lambda r: r.ended_at),
-    Column("kind", "TEXT", lambda r: r.kind),
-    Column("status", "INTEGER", lambda r: r.status),
-    Column("request_model", "TEXT", lambda r: r.request_model, lambda v: v or ""),
-    Column("response_model", "TEXT", lambda r: r.response_model),
-    Column("target", "TEXT", lambda r: r.target),
-    Column("provider", "TEXT", lambda r: r.provider),
-    Column("request_mode", "TEXT", lambda r: r.request_mode),
-    Column("session_id", "TEXT", lambda r: r.session_id),
-    Column("client_ip", "TEXT", lambda r: r.client_ip, lambda v: v or ""),
-    Column("user_agent", "TEXT", lambda r: r.user_agent, lambda v: v or ""),
-    Column("path", "TEXT", lambda r: r.path, lambda v: v or ""),
-    Column("input_tokens", "INTEGER", lambda r: r.usage.input_tokens, _int),
-    Column("output_tokens", "INTEGER", lambda r: r.usage.output_tokens, _int),
-    Column("cache_read_tokens", "INTEGER", lambda r: r.usage.cache_read_tokens, _int),
-    Column("thinking_tokens", "INTEGER", lambda r: r.usage.thinking_tokens, _int),
-    Column("total_tokens", "INTEGER", lambda r: r.usage.total_tokens, _int),
-    Column("cost", "REAL", lambda r: r.usage.cost),
-    Column("latency_ms", "REAL", lambda r: r.latency_ms),
-    Column("ttft_ms", "REAL", lambda r: r.usage.time_to_first_token),
-    Column("ttfb_ms", "REAL", lambda r: r.usage.time_to_first_byte),
-    Column("time_per_token", "REAL", lambda r: r.usage.time_per_token),
-    Column("stop_reason", "TEXT", lambda r: r.stop_reason),
-    Column("error_type", "TEXT", lambda r: r.error_type),
-    Column("error_message", "TEXT", lambda r: r.error_message),
-    Column("cancelled", "INTEGER", lambda r: int(r.cancelled), bool),
-    # spaces around every name, so `tool:Bash` is one LIKE '% Bash %'
-    Column(
-        "tools_used",
-        "TEXT",
-        lambda r: " " + " ".join(r.tools_used) + " ",
-        lambda v: tuple((v or "").split()),
-    ),
-    Column("attempts", "INTEGER", lambda r: len(r.tried_targets), _int),
-    Column("preview", "TEXT", lambda r: r.preview, lambda v: v or ""),
-    Column(
-        "cache_creation_tokens",
-        "INTEGER NOT NULL DEFAULT 0",
-        lambda r: r.usage.cache_creation_tokens,
-        _int,
-        since=3,
-    ),
-    Column("agent_id", "TEXT", lambda r: r.agent_id, since=4),
-    Column("cc_version", "TEXT", lambda r: r.cc_version, since=4),
-    Column(
-        "cc_is_subagent",
-        "INTEGER",
-        lambda r: None if r.cc_is_subagent is None else int(r.cc_is_subagent),
-        lambda v: None if v is None else bool(v),
-        since=4,
-    ),
-    Column("replay_of", "TEXT", lambda r: r.replay_of, since=5),
-    # the kinds of the record's translation notes as a JSON array (NULL without any): `note:KIND`, stats
-    Column("notes", "TEXT", lambda r: _note_kinds(r.notes), _load_kinds, since=5),
-    Column("parent_agent_id", "TEXT", lambda r: r.parent_agent_id, since=6),
-    # Claude Code's telemetry joined by request id, and what the cache saved: filled by the writer
-    # (proxy/store/insight.py), usually after the row is written
-    Column("prompt_id", "TEXT", lambda r: r.prompt_id, since=7),
-    Column("cc_cost", "REAL", lambda r: r.cc_cost, since=7),
-    Column("query_source", "TEXT", lambda r: r.query_source, since=7),
-    Column("cache_saved", "REAL", lambda r: None, since=7),
-)
-_NAMES = [c.name for c in COLUMNS]
-# the record's JSON (`serialize_parts`) is the last column of every insert; reads of summaries leave it out
-_INSERT = (
-    f"INSERT OR IGNORE INTO records ({', '.join(_NAMES)}, data) VALUES ({', '.join('?' * (len(_NAMES) + 1))})"
-)
-# a summary row is read in `Summary`'s field order and built positionally: 100 rows a page, a page a keystroke
-_BY_NAME = {c.name: c for c in COLUMNS}
-_SUMMARY_FIELDS = [f.name for f in fields(Summary)][1:]  # after seq (the rowid)
-_SUMMARY_COLS = ", ".join(["records.rowid"] + [f"records.{n}" for n in _SUMMARY_FIELDS])
-_LOADS = [(i, _BY_NAME[n].load) for i, n in enumerate(_SUMMARY_FIELDS, 1) if _BY_NAME[n].load is not _same]
-
-
-def to_row(rec: Record, data: bytes, over: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    """The indexed columns of a record, and `data`, its JSON from `serialize_parts`; `over`: columns the
-    writer filled (proxy/store/insight.py: findings' kinds, what the cache saved, Claude Code's telemetry)."""
-    if over:
-        return (*(over[c.name] if c.name in over else c.get(rec) for c in COLUMNS), data)
-    return (*(c.get(rec) for c in COLUMNS), data)
-
-
-def to_summary(row: sqlite3.Row | tuple[Any, ...]) -> Summary:
-    values = list(row)
-    for i, load in _LOADS:
-        values[i] = load(values[i])
-    return Summary(*values)
-
-
-# -- schema ------------------------------------------------------------------------------------------------
-def _migrate_1(db: sqlite_utils.Database) -> None:
-    cols = ", ".join(f"{c.name} {c.ddl}" for c in COLUMNS if c.since == 1)
-    db.execute(f"CREATE TABLE IF NOT EXISTS records (rowid INTEGER PRIMARY KEY, {cols}, data BLOB)")
-    # Indexes for the history filters; started_at orders every page.
-    for index in (
-        ["started_at"],
-        ["request_model", "started_at"],
-        ["target", "started_at"],
-        ["status", "started_at"],
-        ["session_id"],
-        ["cost"],
-        ["latency_ms"],
-    ):
-        db.table("records").create_index(index, if_not_exists=True)
-    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(prompt, response)")
-
-
-def _migrate_2(db: sqlite_utils.Database) -> None:
-    # Content-addressed pieces of payloads: Claude Code sends the same system prompt and tools (~50 KB)
-    # on every call; each distinct one is kept once.
-    db.execute("CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)")
-
-
-def _migrate_3(db: sqlite_utils.Database) -> None:
-    # cache_creation_tokens: priced and exported, so it gets a column; older records have it in their JSON
-    for c in COLUMNS:
-        if c.since == 3:
-            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
-    # Most records wrote 0 (the column's default): a byte search skips them, only the rest are parsed as JSON.
-    db.execute(
-        "UPDATE records SET cache_creation_tokens = "
-        "coalesce(json_extract(data, '$.usage.cache_creation_tokens'), 0) "
-        "WHERE instr(data, '\"cache_creation_tokens\":0,') = 0"
-    )
-
-
-def _migrate_4(db: sqlite_utils.Database) -> None:
-    # Claude Code's sub-agent and version as columns (the `agent:` filter, the sessions view), and the ledger's
-    # roll-ups (proxy/store/ledger.py), filled from the records already there
-    for c in COLUMNS:
-        if c.since == 4:
-            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
-    db.execute("CREATE INDEX IF NOT EXISTS idx_records_session_agent ON records (session_id, agent_id)")
-    conn = db.conn
-    ledger.create(conn)
-    ledger.backfill(conn)
-
-
-def _migrate_5(db: sqlite_utils.Database) -> None:
-    # replay_of: the call a replay sent again (`gatewatch replay`), indexed for the `replay_of:` filter and the
-    # detail's link; older records were nobody's replay (NULL)
-    if "replay_of" not in {c.name for c in db.table("records").columns}:
-        db.execute("ALTER TABLE records ADD COLUMN replay_of TEXT")
-    db.execute("CREATE INDEX IF NOT EXISTS idx_records_replay_of ON records (replay_of)")
-    # the kinds of each record's translation notes, for `note:KIND` and stats; older records' text notes are
-    # read back by kind (`translate.notes.from_text`)
-    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
-    if "notes" not in have:
-        db.execute(f"ALTER TABLE records ADD COLUMN notes {_BY_NAME['notes'].ddl}")
-    # most records have none: a byte search skips them, only the rest are parsed
-    rows = db.execute("SELECT rowid, data FROM records WHERE instr(data, '\"notes\":[]') = 0")
-    for rowid, data in rows.fetchall():
-        try:
-            raw = orjson.loads(data).get("notes") or []
-        except (orjson.JSONDecodeError, AttributeError):
-            continue
-        notes = [from_text(n) if isinstance(n, str) else Note(**n) for n in raw if isinstance(n, (str, dict))]
-        db.execute("UPDATE records SET notes = ? WHERE rowid = ?", (_note_kinds(notes), rowid))
-
-
-def _migrate_6(db: sqlite_utils.Database) -> None:
-    # parent_agent_id: the sub-agent that spawned a sub-agent (x-claude-code-parent-agent-id), for the `agent:`
-    # filter's nesting; older records name none (NULL)
-    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
-    if "parent_agent_id" not in have:
-        db.execute(f"ALTER TABLE records ADD COLUMN parent_agent_id {_BY_NAME['parent_agent_id'].ddl}")
-
-
-def _migrate_7(db: sqlite_utils.Database) -> None:
-    # Claude Code's telemetry joined to records, the findings of the detector and what the cache saved
-    # (proxy/store/insight.py); older records have none of them
-    have = {row[1] for row in db.execute("PRAGMA table_info(records)").fetchall()}
-    for c in COLUMNS:
-        if c.since == 7 and c.name not in have:
-            db.execute(f"ALTER TABLE records ADD COLUMN {c.name} {c.ddl}")
-    insight.create(db.conn)
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _migrate_1,
-    _migrate_2,
-    _migrate_3,
-    _migrate_4,
-    _migrate_5,
-    _migrate_6,
-    _migrate_7,
-]
+@contextlib.contextmanager
+def _immediate(conn: Connection) -> Iterator[Connection]:
+    """A write transaction that takes the file's write lock first (no other writer can slip in)."""
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
 
 
 # -- connections -------------------------------------------------------------------------------------------
@@ -329,7 +100,7 @@ def _explain(p: Path, exc: BaseException) -> StoreError:
     return StoreError(f"{p}: cannot use the database: {exc}")
 
 
-def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connection:
+def connect(path: str | os.PathLike[str], create: bool = True) -> Connection:
     """Open (and migrate) the store; a clear StoreError for a file that isn't ours."""
     p = Path(path)
     if create:
@@ -340,7 +111,9 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
     elif not p.exists():
         raise StoreError(f"{p}: no such database")
     try:
-        conn = sqlite3.connect(p, timeout=10, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            p, timeout=10, check_same_thread=False, isolation_level=None, factory=Connection
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -352,20 +125,13 @@ def connect(path: str | os.PathLike[str], create: bool = True) -> sqlite3.Connec
             f"{p}: this SQLite file belongs to something else (tables: {', '.join(sorted(tables)[:5])});"
             " pass another --db"
         )
-    if version > SCHEMA_VERSION:
+    if version > schema.latest():
         raise StoreError(
-            f"{p}: written by a newer gatewatch (schema {version} > {SCHEMA_VERSION}); upgrade gatewatch"
+            f"{p}: written by a newer gatewatch (schema {version} > {schema.latest()}); upgrade gatewatch"
         )
-    if version < SCHEMA_VERSION:
-        db = sqlite_utils.Database(conn)
-        for v in range(version, SCHEMA_VERSION):
-            with conn:
-                conn.execute("BEGIN IMMEDIATE")
-                # another process may have migrated between our read of the version and our lock
-                if conn.execute("PRAGMA user_version").fetchone()[0] > v:
-                    continue
-                MIGRATIONS[v](db)
-                conn.execute(f"PRAGMA user_version = {v + 1}")
+    if version < schema.latest():
+        # each step in a transaction holding the write lock; one another process took meanwhile is skipped
+        schema.upgrade(conn, _immediate)
     return conn
 
 
@@ -388,560 +154,7 @@ def _lock_path(db: Path) -> Path:
     return base / f"{st.st_dev:x}-{st.st_ino:x}.lock"
 
 
-def _open_journal(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-
-
-def _clean(value: Any) -> Any:
-    """A record's small fields made storable (text that was not UTF-8 escaped)."""
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, dict):
-        return {safe_text(str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _without_payloads(rec: Record, exc: BaseException) -> Record:
-    """The record when its whole could not be serialised: the payloads left out (with a note saying why),
-    every other field kept, its text escaped where it was not UTF-8."""
-    head = _clean(rec.model_dump(mode="python", exclude=PAYLOADS))
-    why = {"kind": "payloads-not-stored", "detail": f"payloads not stored: {safe_text(str(exc))[:200]}"}
-    head["notes"] = [*head.get("notes", []), why]
-    return Record.model_validate(head)
-
-
-class _Stop:
-    """Put on the queue by `close`: the writer commits what came before it and ends."""
-
-
-_STOP: Final = _Stop()
-BACKLOG_BYTES = 32 * 1024 * 1024
-"""Bytes of records waiting for the writer that are held in memory; past this, a waiting record is held only
-by the journal on disk (its place in the file) and read back when its turn comes."""
-
-
-@dataclass(slots=True, eq=False)
-class _Item:
-    """A submitted record waiting for the writer: its JSON and the shared parts it names, in memory, or only
-    where its lines start in the journal (`spilled`)."""
-
-    size: int
-    """bytes of its JSON (what a compaction would keep)"""
-    rec: Record | None
-    data: bytes | None
-    blobs: dict[str, bytes] | None
-    at: int | None = None
-    """where its lines start in the journal (None: not journaled, or the journal was rewritten since)"""
-    length: int = 0
-    held: int = 0
-    """bytes it holds in memory (0 once spilled)"""
-
-    @property
-    def spilled(self) -> bool:
-        return self.data is None
-
-    def spill(self) -> int:
-        """Let go of the record, keep its place in the journal; returns the bytes let go."""
-        freed, self.held = self.held, 0
-        self.rec = self.data = self.blobs = None
-        return freed
-
-
-TELEMETRY = b"#cc "
-"""a journal line of Claude Code's telemetry events (JSON after it)"""
-
-
-@dataclass(frozen=True, slots=True)
-class _Telemetry:
-    """Claude Code's events, submitted beside the records (`submit_telemetry`): journaled, written in order
-    after the records taken with them (an event joins a record of its own batch too). Small: never spilled."""
-
-    line: bytes
-    events: tuple[dict[str, Any], ...]
-
-
-class JournaledStore:
-    """The writer every store shares: a thread fed by a queue, batched commits, and a journal file that keeps
-    each submitted record until it is committed. A backend gives it a connection, a transaction, a batch insert
-    and the lock that makes this process the journal's one writer (`SqliteStore`, `PostgresStore`).
-
-    Durability: `submit` appends the record to a journal file (one write() into the page cache, no fsync)
-    before queueing it, so a process killed before the writer commits loses nothing: the next writer
-    replays the journal, line by line. The journal is emptied whenever the writer has committed everything
-    queued, and under sustained load (never empty) it is rewritten without its committed prefix once it
-    passes COMPACT_BYTES. Records the writer gives up on are counted as lost but stay in the journal (and
-    are retried) until they are written. Every journal is self-contained: a shared part is written into it
-    again after each emptying, so a record replayed after a `prune` still finds its system prompt.
-
-    Memory: records waiting in the queue are held in memory up to `backlog_bytes`; past that (a slow database,
-    an outage) a waiting record is held only by its place in the journal and read back when its turn comes,
-    in transactions of at most BATCH_BYTES. While any record waits that way the journal is not rewritten.
-
-    After each committed batch the writer emits `RecordsCommitted` on `bus`, and `RecordsLost` when it gives
-    a batch up; both on the writer thread.
-    """
-
-    journal_path: Path
-    _errors: tuple[type[BaseException], ...] = (StoreError, OSError)
-    """what a failed write raises that is worth retrying (the database's own errors added by each backend)"""
-
-    def __init__(self, secrets: list[str] | None, bus: Bus | None) -> None:
-        self.secrets = [s for s in (secrets or []) if len(s) >= 8]
-        self.bus = bus if bus is not None else Bus()
-        self.stats = WriterStats()
-        self.replayed = 0
-        self._journal: int | None = None
-        self._lock: int | None = None
-        self._journaled_blobs: set[str] = set()
-        self._jlock = threading.Lock()
-        self._q: queue.Queue[_Item | _Telemetry | _Stop] = queue.Queue()
-        self.backlog_bytes = BACKLOG_BYTES
-        """records waiting beyond this many bytes are held by the journal only (`_Item.spill`)"""
-        self.held_bytes = 0
-        """bytes of waiting records held in memory (at most `backlog_bytes`, unless the journal fails)"""
-        self._spilled = 0
-        """waiting records held by the journal only: while any waits, the journal is not rewritten"""
-        self._journal_size = 0
-        self._unwritten: list[_Item] = []
-        self._unwritten_events: list[_Telemetry] = []
-        """telemetry a failed write kept for the next try (still in the journal); the writer thread's own"""
-        """records given up on (counted in stats.lost), still in the journal; the writer thread's own"""
-        self._queued_bytes = 0
-        """journal bytes of the records not committed yet (what a compaction would keep)"""
-        self._local = threading.local()
-        self.said: Callable[[BaseException], str] = lambda exc: f"{type(exc).__name__}: {exc}"
-        """an error as the writer says it (in /health, the log, RecordsLost): PostgreSQL's leaves out the
-        password"""
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self.insight = insight.Insight()
-        """the findings' state and the telemetry join, on the writer thread (proxy/store/insight.py)"""
-
-    # -- what a backend provides ---------------------------------------------------------------------------
-    @property
-    def where(self) -> str:
-        """The database, for messages (never a password)."""
-        raise NotImplementedError
-
-    def _acquire(self) -> int:
-        """Become this journal's only writer: a lock held (as an open descriptor) until `close`."""
-        raise NotImplementedError
-
-    def _connect(self) -> Any:
-        """A new connection for the writer."""
-        raise NotImplementedError
-
-    def _transaction(self, conn: Any) -> contextlib.AbstractContextManager[Any]:
-        """A write transaction on `conn`, committed when the block ends, rolled back when it raises."""
-        raise NotImplementedError
-
-    def _insert(self, conn: Any, items: list[tuple[Record, bytes]], blobs: dict[str, bytes]) -> int:
-        """Insert records (and roll them up) in the open transaction; a record already there is left alone.
-        Returns how many were new."""
-        raise NotImplementedError
-
-    def _ledger(self, conn: Any) -> Any:
-        """`conn` as the ledger's qmark SQL takes it."""
-        return conn
-
-    def _disconnect(self, conn: Any) -> None:
-        try:
-            conn.close()
-        except Exception:  # a connection that broke mid-write: closing it can fail too
-            pass
-
-    def _explain(self, exc: BaseException) -> StoreError:
-        return StoreError(f"{self.where}: cannot use the database: {exc}")
-
-    # -- writing -------------------------------------------------------------------------------------------
-    def start(self) -> JournaledStore:
-        """Become the writer: take the lock, replay what a crashed writer left, start the thread."""
-        if self._closed:
-            raise StoreError(f"{self.where}: this store was closed; open a new one")
-        if self._thread is None:
-            lock = self._acquire()
-            try:
-                self._journal = _open_journal(self.journal_path)
-                self.replayed = self._replay()
-            except self._errors as exc:
-                os.close(lock)
-                if self._journal is not None:
-                    os.close(self._journal)
-                    self._journal = None
-                raise (exc if isinstance(exc, StoreError) else self._explain(exc)) from None
-            self._lock = lock
-            self._thread = threading.Thread(target=self._run, name="gatewatch-store-writer", daemon=True)
-            self._thread.start()
-        return self
-
-    def recover(self) -> bool:
-        """For a reader (the CLI): replay a crashed writer's journal when no writer holds it, so what the
-        crash left is read too. False when a live writer holds the journal (its records are still coming)."""
-        try:
-            self.start()
-        except StoreError:
-            return False
-        self.close()  # reading goes on after a close
-        return True
-
-    def _replay(self) -> int:
-        """Insert what the journal holds (streamed in batches: constant memory whatever its size)."""
-        assert self._journal is not None
-        if not os.fstat(self._journal).st_size:
-            return 0
-        conn = self._connect()
-        n = 0
-        try:
-            with self._transaction(conn), open(self.journal_path, "rb") as f:
-                items: list[tuple[Record, bytes]] = []
-                blobs: dict[str, bytes] = {}
-                events: list[dict[str, Any]] = []
-                for raw in f:
-                    line = raw.rstrip(b"\n")
-                    if line.startswith(TELEMETRY):
-                        try:
-                            events += orjson.loads(line[len(TELEMETRY) :])
-                        except orjson.JSONDecodeError:
-                            pass  # the last line of a write cut short by the crash
-                        continue
-                    if line.startswith(b"#blob "):
-                        parts = line.split(b" ", 2)
-                        # a cut-short line fails the hash and is skipped
-                        if len(parts) == 3 and hashlib.sha1(parts[2]).hexdigest() == parts[1].decode():
-                            blobs[parts[1].decode()] = parts[2]
-                        continue
-                    try:
-                        rec = Record.model_validate(orjson.loads(line))
-                    except (orjson.JSONDecodeError, ValueError):
-                        continue  # the last line of a write cut short by the crash
-                    items.append((rec, line))
-                    if len(items) >= BATCH_MAX:
-                        n += self._insert(conn, items, blobs)
-                        items, blobs = [], {}
-                n += self._insert(conn, items, blobs)
-                if events:
-                    insight.telemetry(self._ledger(conn), events)
-        finally:
-            self._disconnect(conn)
-        os.ftruncate(self._journal, 0)
-        self._journal_size = 0
-        if n:
-            log.warning("store: recovered %d records from the journal of a writer that stopped abruptly", n)
-        return n
-
-    def submit(self, rec: Record) -> None:
-        """Journal and queue a finished record; one small write(), never a wait on SQLite. Never raises: a
-        record that can't be serialised whole is kept without its payloads, and one that can't be kept at
-        all is counted as lost."""
-        if self._closed:  # a call that ended after shutdown: say so rather than queue it for nobody
-            self._lose(1, f"record {rec.id} arrived after the store was closed")
-            return
-        try:
-            try:
-                data, blobs = serialize_parts(rec, self.secrets)
-            except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError is a TypeError
-                rec = _without_payloads(rec, exc)
-                data, blobs = serialize_parts(rec, self.secrets)
-        except Exception as exc:
-            self._lose(1, f"record {rec.id} could not be serialised: {exc}")
-            return
-        held = len(data) + sum(len(b) for b in blobs.values())
-        item = _Item(len(data), rec, data, blobs, held=held)
-        with self._jlock:
-            if self._journal is not None:
-                # a shared part goes to the journal once; later records only name it
-                new = [h for h in blobs if h not in self._journaled_blobs]
-                lines = [b"#blob " + h.encode() + b" " + blobs[h] for h in new] + [data]
-                chunk = b"\n".join(lines) + b"\n"
-                try:
-                    written = os.write(self._journal, chunk)
-                    if written == len(chunk):
-                        item.at, item.length = self._journal_size, written
-                    self._journal_size += written
-                    self._journaled_blobs.update(new)
-                except OSError as exc:  # a full disk: the queue still has it; say so once per failure
-                    self.stats.last_error = f"journal: {exc.strerror}"
-            self._queued_bytes += len(data)
-            if item.at is not None and self.held_bytes + held > self.backlog_bytes:
-                item.spill()  # the journal holds it: the backlog grows on disk, not in memory
-                self._spilled += 1
-            else:
-                self.held_bytes += held
-                item.data, item.blobs = _tight(data), {h: _tight(b) for h, b in blobs.items()}
-            self._q.put(item)
-
-    def submit_telemetry(self, events: list[dict[str, Any]]) -> None:
-        """Hand over Claude Code's telemetry events (`proxy/edge/telemetry.py`): journaled like a record, so none is
-        lost on a restart, and joined to their records by the writer whichever comes first."""
-        if not events:
-            return
-        if self._closed:
-            self.stats.last_error = "telemetry arrived after the store was closed"
-            return
-        data = scrub(orjson.dumps(events), self.secrets)
-        item = _Telemetry(TELEMETRY + data, tuple(orjson.loads(data)))
-        with self._jlock:
-            if self._journal is not None:
-                try:
-                    # (a spilled record's place in the journal is counted from this size)
-                    self._journal_size += os.write(self._journal, item.line + b"\n")
-                except OSError as exc:
-                    self.stats.last_error = f"journal: {exc.strerror}"
-            self._queued_bytes += len(item.line)
-            self._q.put(item)
-
-    def _lose(self, n: int, why: str) -> None:
-        self.stats.lost += n
-        self.stats.last_error = why
-        log.error("store: %s; counted as lost", why)
-        self.bus.emit(RecordsLost(n, self.stats.lost, why))
-
-    @property
-    def pending(self) -> int:
-        return self._q.qsize()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self, timeout: float = 10) -> None:
-        """Flush everything queued, then stop the writer. Idempotent; reading still works afterwards."""
-        if self._closed:
-            return
-        self._closed = True
-        busy = False
-        if self._thread is not None:
-            self._q.put(_STOP)
-            self._thread.join(timeout)
-            busy = self._thread.is_alive()  # still retrying a batch: what it holds stays journaled
-            self._thread = None
-        if self._journal is not None:
-            with self._jlock:
-                if not busy and self._q.empty() and not self._unwritten and not self._unwritten_events:
-                    os.ftruncate(self._journal, 0)
-                os.close(self._journal)
-                self._journal = None
-        if self._lock is not None:
-            os.close(self._lock)  # closing drops the lock
-            self._lock = None
-
-    def _run(self) -> None:
-        conn: Any = None
-        stop = False
-        while not stop:
-            try:
-                waiting = self._unwritten or self._unwritten_events
-                item = self._q.get(timeout=RETRY_IDLE_S if waiting else None)
-            except queue.Empty:  # nothing new: try again what was given up on
-                conn = self._write(conn, [])
-                continue
-            if isinstance(item, _Stop):
-                break
-            batch = [item]
-            # The batch fills while the writer sleeps, then is taken at once: a writer blocked in `get` would be
-            # woken (and take the GIL from the event loop) by every record submitted in the window.
-            if self._q.qsize() < BATCH_MAX - 1:  # (a backlog is taken without waiting)
-                time.sleep(BATCH_WAIT)
-            while len(batch) < BATCH_MAX:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(nxt, _Stop):
-                    stop = True
-                    break
-                batch.append(nxt)
-            try:
-                conn = self._write(conn, batch)
-            except Exception as exc:  # a bug must not end the writer: everything after it would be lost
-                log.exception("store: writing a batch failed unexpectedly")
-                self._lose(len(batch), self.said(exc))
-        if conn is not None:
-            self._disconnect(conn)
-
-    def _read_back(self, item: _Item) -> tuple[Record, bytes, dict[str, bytes]] | None:
-        """A spilled record read from its place in the journal (None: the lines there don't hold it)."""
-        with self._jlock:
-            if self._journal is None or item.at is None:
-                return None
-            raw = os.pread(self._journal, item.length, item.at)
-        *parts, data = raw.rstrip(b"\n").split(b"\n")
-        blobs = {}
-        for line in parts:
-            _, h, part = line.split(b" ", 2)
-            blobs[h.decode()] = part
-        try:
-            return Record.model_validate(orjson.loads(data)), data, blobs
-        except (orjson.JSONDecodeError, ValueError):
-            return None
-
-    def _loaded(self, items: list[_Item]) -> tuple[list[tuple[Record, bytes, dict[str, bytes]]], int]:
-        """The records of `items`, the spilled ones read back from the journal for this write only; and how
-        many could not be read back (counted as lost: there is nothing left to retry)."""
-        out = []
-        unreadable = 0
-        for it in items:
-            if it.rec is not None and it.data is not None and it.blobs is not None:
-                out.append((it.rec, it.data, it.blobs))
-            elif (back := self._read_back(it)) is not None:
-                out.append(back)
-            else:
-                unreadable += 1
-        if unreadable:
-            self._lose(
-                unreadable, f"{unreadable} records waiting in {self.journal_path} could not be read back"
-            )
-        return out, unreadable
-
-    def _pieces(self, items: list[_Item]) -> Iterator[list[_Item]]:
-        """`items` in runs of at most BATCH_BYTES (one record at least): a backlog read back from the journal
-        is never in memory whole."""
-        piece: list[_Item] = []
-        size = 0
-        for it in items:
-            if piece and size + it.size > BATCH_BYTES:
-                yield piece
-                piece, size = [], 0
-            piece.append(it)
-            size += it.size
-        if piece:
-            yield piece
-
-    def _write(self, conn: Any, new: list[_Item | _Telemetry]) -> Any:
-        """Commit what was given up on before and `new`, in order, piece by piece (telemetry with the last
-        piece, after its records); what fails is kept (in the journal) for a later try."""
-        before = len(self._unwritten)
-        items = self._unwritten + [it for it in new if isinstance(it, _Item)]
-        events = self._unwritten_events + [it for it in new if isinstance(it, _Telemetry)]
-        done = 0
-        pieces = list(self._pieces(items)) or ([[]] if events else [])
-        for i, piece in enumerate(pieces):
-            conn, ok = self._write_piece(conn, piece, events if i == len(pieces) - 1 else [])
-            if not ok:
-                break
-            done += len(piece)
-            if i == len(pieces) - 1:
-                events = []
-        self._unwritten_events = events
-        left = items[done:]
-        recovered = min(done, before)  # the first `before` were counted as lost when they were given up on
-        if recovered:
-            self.stats.lost -= recovered
-            self.stats.recovered += recovered
-            log.warning("store: %d records counted as lost were written after all", recovered)
-        with self._jlock:  # an outage: what waits for the database is held by the journal, not memory
-            for it in left:
-                if not it.spilled and it.at is not None:
-                    self.held_bytes -= it.spill()
-                    self._spilled += 1
-        self._unwritten = left  # kept (and in the journal) until a later try writes them
-        if not left and not events:
-            self._committed()
-        failed = len(left) - (before - recovered)  # of `new`, those not written
-        if failed > 0:
-            self.stats.lost += failed
-            log.error(
-                "store: %d records could not be written and are counted as lost (kept in %s and retried): %s",
-                failed,
-                self.journal_path,
-                self.stats.last_error,
-            )
-            self.bus.emit(RecordsLost(failed, self.stats.lost, self.stats.last_error or ""))
-        return conn
-
-    def _write_piece(self, conn: Any, piece: list[_Item], events: list[_Telemetry]) -> tuple[Any, bool]:
-        """One transaction, tried RETRIES times; True once committed. `events` are joined after the records."""
-        for attempt in range(RETRIES):
-            loaded, unreadable = self._loaded(piece)
-            try:
-                if conn is None:
-                    conn = self._connect()
-                with self._transaction(conn):
-                    self._insert(conn, [(rec, data) for rec, data, _ in loaded], _blobs(loaded))
-                    if events:  # after the batch's records: an event joins a record of its own batch too
-                        insight.telemetry(self._ledger(conn), [e for t in events for e in t.events])
-            except self._errors as exc:
-                self.stats.retries += 1
-                self.stats.lost -= unreadable  # counted again on the next try
-                self.stats.last_error = self.said(exc)
-                log.warning("store write failed (attempt %d/%d): %s", attempt + 1, RETRIES, self.said(exc))
-                if conn is not None:
-                    self._disconnect(conn)
-                    conn = None
-                del loaded  # a spilled record is read back for each try, never kept
-                time.sleep(min(2.0, 0.1 * 2**attempt))
-                continue
-            self.stats.written += len(loaded)
-            self.stats.last_error = None
-            with self._jlock:
-                self._queued_bytes -= sum(it.size for it in piece) + sum(len(t.line) for t in events)
-                self.held_bytes -= sum(it.held for it in piece)
-                self._spilled -= sum(1 for it in piece if it.spilled)
-            if loaded and self.bus.wants(RecordsCommitted):
-                self.bus.emit(RecordsCommitted(tuple(rec for rec, _, _ in loaded)))
-            return conn, True
-        return conn, False
-
-    def _committed(self) -> None:
-        """Everything taken from the queue is committed: empty the journal if nothing else is queued, else
-        rewrite it without the committed prefix once it is large (sustained load never empties it)."""
-        with self._jlock:
-            if self._journal is None or self._unwritten or self._unwritten_events:
-                return
-            if self._q.empty():
-                os.ftruncate(self._journal, 0)
-                self._journal_size = 0
-                self._journaled_blobs.clear()  # the next journal must hold the shared parts it names
-                return
-            size = os.fstat(self._journal).st_size
-            if size < COMPACT_BYTES or self._spilled:  # a spilled record's place must stay where it is
-                return
-            if self._queued_bytes > size // 2:
-                return  # mostly backlog, not committed prefix: rewriting it now would gain little
-            pending = [it for it in list(self._q.queue) if not isinstance(it, _Stop)]
-            seen: set[str] = set()
-            lines: list[bytes] = []
-            for it in pending:
-                if isinstance(it, _Telemetry):
-                    lines.append(it.line)
-                    continue
-                assert it.data is not None and it.blobs is not None  # none spilled (checked above)
-                lines += [b"#blob " + h.encode() + b" " + it.blobs[h] for h in it.blobs if h not in seen]
-                seen.update(it.blobs)
-                lines.append(it.data)
-                it.at = None  # its place was in the old journal
-            tmp = self.journal_path.with_name(self.journal_path.name + ".compact")
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                try:
-                    os.write(fd, b"\n".join(lines) + b"\n")
-                finally:
-                    os.close(fd)
-                os.replace(tmp, self.journal_path)
-                fresh = _open_journal(self.journal_path)
-            except OSError as exc:  # the old journal is still whole; try again after the next batch
-                self.stats.last_error = f"journal compaction: {exc.strerror}"
-                return
-            os.close(self._journal)
-            self._journal = fresh
-            self._journal_size = os.fstat(fresh).st_size
-            self._journaled_blobs = seen
-            self.stats.compactions += 1
-
-
-def _tight(b: bytes) -> bytes:
-    """`b` in an allocation of its own size: orjson's output of a large document sits in a buffer many times
-    its length (16 MiB of address space for 1 MiB of JSON), which a record waiting in memory would keep."""
-    return bytes(memoryview(b)) if len(b) > 64 * 1024 else b
-
-
-def _blobs(loaded: list[tuple[Record, bytes, dict[str, bytes]]]) -> dict[str, bytes]:
-    return {h: part for _, _, parts in loaded for h, part in parts.items()}
-
-
-class SqliteStore(JournaledStore):
+class SqliteStore(SqlStore):
     """The SQLite `RecordStore`: the writer (a thread + queue, `JournaledStore`), the readers (a connection
     per thread).
 
@@ -950,6 +163,7 @@ class SqliteStore(JournaledStore):
     """
 
     _errors = (sqlite3.Error, StoreError, OSError)
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -996,22 +210,19 @@ class SqliteStore(JournaledStore):
             ) from None
         return lock
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Connection:
         conn = connect(self.path)
         ledger.create_reservations(conn)  # a store made before reservations: the writer settles them
         return conn
 
     @contextlib.contextmanager
-    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        with conn:
-            conn.execute("BEGIN IMMEDIATE")
+    def _transaction(self, conn: Connection) -> Iterator[Connection]:
+        with _immediate(conn):
             yield conn
 
-    def _insert(
-        self, conn: sqlite3.Connection, items: list[tuple[Record, bytes]], blobs: dict[str, bytes]
-    ) -> int:
+    def _insert(self, conn: Connection, items: list[tuple[Record, bytes]], blobs: dict[str, bytes]) -> int:
         # already there almost always: a primary-key probe, no data written
-        conn.executemany("INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items())
+        conn.executemany(_BLOB, blobs.items())
         new = []
         over = self.insight.before(conn, [rec for rec, _ in items])
         for rec, data in items:
@@ -1026,130 +237,37 @@ class SqliteStore(JournaledStore):
         self.insight.after(conn, new)
         return len(new)
 
-    # -- reading -------------------------------------------------------------------------------------------
-    def reader(self) -> sqlite3.Connection:
-        """This thread's read connection (SQLite's own rows: for this module and the tests of its layout)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    # -- reading (the queries are `SqlStore`'s) --------------------------------------------------------------
+    def reader(self) -> Connection:
+        """This thread's read connection."""
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
         return conn
 
-    def count(self, flt: Filter = EVERYTHING, cap: int | None = None) -> int:
-        """How many records match; with `cap`, stop counting past it (returns cap + 1: "more than cap")."""
-        c = compile_filter(flt)
-        if c.match:
-            inner, params = self._from_text(c, "1")
-        else:
-            where, params = c.full()
-            inner = f"SELECT 1 FROM records WHERE {where}"
-        if cap is not None:
-            inner += f" LIMIT {int(cap) + 1}"
-        n: int = self.reader().execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]
-        return n
-
-    @staticmethod
-    def _from_text(c: Compiled, cols: str) -> tuple[str, list[Param]]:
-        """Free text: drive from the full-text index, newest-first in rowid order (the order calls were
-        recorded), so a page stops at its end instead of collecting every match and sorting it by time: a
-        word found in half of a million records costs what a rare one does."""
-        where = "records_fts MATCH ?" + (f" AND ({c.where})" if c.where else "")
-        sql = (
-            f"SELECT {cols} FROM records_fts JOIN records ON records.rowid = records_fts.rowid WHERE {where}"
-        )
-        return sql, [c.match, *c.params]
-
-    def page(
-        self, flt: Filter = EVERYTHING, limit: int = 100, after: Summary | None = None, offset: int = 0
-    ) -> list[Summary]:
-        """Newest first, without the payloads. `after` is the last row seen (keyset paging: as fast on page
-        1,000 as on page 1)."""
-        c = compile_filter(flt)
-        if c.match:
-            sql, params = self._from_text(c, _SUMMARY_COLS)
-            if after is not None:
-                sql += " AND records_fts.rowid < ?"
-                params.append(after.seq)
-            sql += " ORDER BY records_fts.rowid DESC LIMIT ? OFFSET ?"
-        else:
-            where, params = c.full()
-            if after is not None:
-                where = f"({where}) AND (started_at < ? OR (started_at = ? AND records.rowid < ?))"
-                params += [after.started_at, after.started_at, after.seq]
-            sql = (
-                f"SELECT {_SUMMARY_COLS} FROM records WHERE {where} "
-                "ORDER BY started_at DESC, records.rowid DESC LIMIT ? OFFSET ?"
-            )
-        rows = self.reader().execute(sql, [*params, limit, offset]).fetchall()
-        return [to_summary(r) for r in rows]
-
-    def ids(self, prefix: str, limit: int = 2) -> list[str]:
-        """The ids that start with `prefix` (with or without its `req_`), at most `limit`: an id as typed."""
-        want = prefix if prefix.startswith("req_") else "req_" + prefix
-        # a range over the unique index, not a LIKE (which would scan every id)
-        rows = self.reader().execute(
-            "SELECT id FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
-            (want, want + "\U0010ffff", limit),
-        )
-        return [r[0] for r in rows]
-
-    def get(self, record_id: str) -> Record | None:
-        conn = self.reader()
-        row = conn.execute("SELECT data FROM records WHERE id = ?", (record_id,)).fetchone()
-        return Record.model_validate(insight.complete(conn, hydrate(row[0], conn))) if row else None
-
-    def _scan(self, flt: Filter, cols: str, batch: int = 500) -> Iterator[sqlite3.Row]:
-        """Every matching row, oldest first, on a connection of its own (the caller may interleave reads)."""
-        where, params = compile_filter(flt).full()
+    def _stream(self, sql: str, params: Sequence[Any], batch: int = 500) -> Iterator[Sequence[Any]]:
         conn = connect(self.path)
-        conn.row_factory = sqlite3.Row
         try:
-            cur = conn.execute(
-                f"SELECT {cols} FROM records WHERE {where} ORDER BY started_at, records.rowid", params
-            )
+            cur = conn.execute(sql, params)
             while rows := cur.fetchmany(batch):
                 yield from rows
         finally:
             conn.close()
 
-    def iter_records(self, flt: Filter = EVERYTHING) -> Iterator[dict[str, Any]]:
-        """Every matching record as a dict, oldest first, in constant memory."""
-        conn = self.reader()
-        for row in self._scan(flt, "data, notes, prompt_id"):
-            doc = hydrate(row["data"], conn)
-            yield insight.complete(conn, doc) if insight.learnt(row["notes"], row["prompt_id"]) else doc
+    @contextlib.contextmanager
+    def _maintenance(self) -> Iterator[Connection]:
+        """BEGIN IMMEDIATE holds the file's write lock; the space freed is given back after (VACUUM)."""
+        conn = connect(self.path)
+        try:
+            with _immediate(conn):
+                yield conn
+            conn.execute("VACUUM")
+        finally:
+            conn.close()
 
-    def summaries(self, flt: Filter = EVERYTHING) -> Iterator[Summary]:
-        for row in self._scan(flt, _SUMMARY_COLS):
-            yield to_summary(row)
-
-    def totals(self, since: float) -> Totals:
-        """A full scan of the cost column: call it off the event loop."""
-        cost, cost_since, n = (
-            self.reader()
-            .execute(
-                "SELECT coalesce(sum(cost), 0), coalesce(sum(CASE WHEN started_at >= ? THEN cost END), 0), "
-                "count(*) FROM records",
-                (since,),
-            )
-            .fetchone()
-        )
-        return Totals(cost, cost_since, since, n, self.stats.written, self.stats.lost)
-
-    # -- the ledger (proxy/store/ledger.py) -----------------------------------------------------------------
-    def sessions(self, limit: int = 50, since: float | None = None) -> list[SessionTotals]:
-        return ledger.sessions(self.reader(), limit, since)
-
-    def session(self, session_id: str) -> SessionTotals | None:
-        return ledger.session(self.reader(), session_id)
-
-    def agents(self, session_id: str) -> list[AgentTotals]:
-        return ledger.agents(self.reader(), session_id)
-
-    def spend_today(self) -> float:
-        return ledger.spend_on(self.reader(), ledger.day_of(time.time()))
-
+    # -- the budget (proxy/exchange/budget.py) ----------------------------------------------------------------
     def budget_connection(self) -> Any:
         """A connection of its own for the budget's thread (admissions are written, one at a time)."""
         conn = connect(self.path)
@@ -1166,53 +284,3 @@ class SqliteStore(JournaledStore):
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             yield conn
-
-    # -- findings, turns, Claude Code's view (proxy/store/insight.py) ----------------------------------------
-    def findings(self, record_ids: Sequence[str]) -> dict[str, list[Note]]:
-        return insight.findings(self.reader(), record_ids)
-
-    def prompts(self, prompt_ids: Sequence[str]) -> dict[str, str | None]:
-        return insight.prompts(self.reader(), prompt_ids)
-
-    def turns(self, session_id: str) -> list[insight.Turn]:
-        return insight.turns(self.reader(), session_id)
-
-    def latest_turns(self, session_ids: Sequence[str], per: int) -> dict[str, list[insight.Turn]]:
-        return insight.latest_turns(self.reader(), session_ids, per)
-
-    def session_views(self, session_ids: Sequence[str]) -> dict[str, insight.SessionView]:
-        return insight.session_views(self.reader(), session_ids)
-
-    def session_view(self, session_id: str) -> insight.SessionView:
-        return insight.session_view(self.reader(), session_id)
-
-    def session_spend(self, session_id: str) -> float:
-        s = ledger.session(self.reader(), session_id)
-        return s.cost if s is not None else 0.0
-
-    def prune(self, older_than_s: float) -> int:
-        cutoff = time.time() - older_than_s
-        conn = connect(self.path)
-        try:
-            with conn:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "DELETE FROM records_fts WHERE rowid IN (SELECT rowid FROM records WHERE started_at < ?)",
-                    (cutoff,),
-                )
-                n: int = conn.execute("DELETE FROM records WHERE started_at < ?", (cutoff,)).rowcount
-                ledger.prune(conn, cutoff)
-                insight.prune(conn, cutoff)
-                # shared parts no remaining record names go too
-                refs = " UNION ".join(
-                    f"SELECT json_extract(data, '$.{field}.{key}.\"$blob\"') AS h FROM records"
-                    for field, keys in SHARED.items()
-                    for key in keys
-                )
-                conn.execute(
-                    f"DELETE FROM blobs WHERE hash NOT IN (SELECT h FROM ({refs}) WHERE h IS NOT NULL)"
-                )
-            conn.execute("VACUUM")
-            return n
-        finally:
-            conn.close()
