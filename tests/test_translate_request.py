@@ -377,3 +377,26 @@ def test_the_strict_fake_checks_thinking_level_as_google_does(cfg, model, needle
         "generationConfig": {"thinkingConfig": cfg},
     }
     assert needle in strict.validate("gemini", "generateContent", body, model)
+
+
+def test_an_optional_array_keeps_its_item_type_and_a_null_only_enum_is_just_nullable():
+    # Optional[list[str]] as generated tool schemas write it: the items must survive the anyOf merge, or the
+    # model is told any item goes; and an enum of null alone must not become an empty enum (Gemini refuses it)
+    src = {
+        "type": "object",
+        "properties": {
+            "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+            "none": {"enum": [None]},
+            "nothing": {"const": None},
+        },
+    }
+    out = schema.to_gemini(src)
+    assert out["properties"]["tags"] == {"type": "array", "items": {"type": "string"}, "nullable": True}
+    assert out["properties"]["none"] == {"nullable": True} == out["properties"]["nothing"]
+    req = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": "Tag", "input_schema": src}],
+    }
+    assert strict.validate("vertex", "generateContent", treq.translate(req, TARGET).body) is None

@@ -233,6 +233,8 @@ def _enum(key: str, n: _Node) -> None:
         return
     values = [v for v in enum if v is not None]
     n.nullable = n.nullable or len(values) < len(enum)
+    if not values:  # only null allowed: nullable says it; an empty enum would be refused
+        return
     if n.type_ in (None, "string") and all(isinstance(v, str) for v in values):
         n.out["type"] = n.type_ = "string"
         n.out[key] = values
@@ -297,7 +299,8 @@ def _items(key: str, n: _Node) -> None:
         n.out[key] = n.sub(items, f"{n.path}/items")
         n.out.setdefault("type", "array")
     elif n.out.get("type") == "array":
-        n.out[key] = {}
+        # an anyOf member merged into this node may have brought its items (Optional[list[str]]): keep them
+        n.out.setdefault(key, {})
 
 
 Writer = Callable[[str, _Node], None]
