@@ -19,7 +19,6 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.timer import Timer, TimerCallback
 from textual.worker import Worker, WorkerFailed, WorkerState
 
 from proxy import config as cfg
@@ -28,7 +27,7 @@ from proxy.store import RecordStore, data_dir
 
 from . import keys
 from .detail import DetailScreen
-from .faults import contained
+from .faults import ContainedTimers
 from .help import HelpScreen
 from .hint import AutoModeNotice, dropped_safeguards
 from .history import HistoryTable
@@ -39,7 +38,7 @@ from .sessions import BudgetNotice, SessionsScreen
 NARROW = 120  # below this many columns the panes give way to two lines of figures
 
 
-class GatewatchApp(App[None]):
+class GatewatchApp(ContainedTimers, App[None]):
     TITLE = "gatewatch"
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-medium"), (160, "-wide")]
@@ -123,29 +122,6 @@ class GatewatchApp(App[None]):
         await self.main.shutdown()
 
     # -- containing the screen's own errors -----------------------------------------------------------------
-    def set_interval(
-        self,
-        interval: float,
-        callback: TimerCallback | None = None,
-        *,
-        name: str | None = None,
-        repeat: int = 0,
-        pause: bool = False,
-    ) -> Timer:
-        return super().set_interval(
-            interval, contained(callback, self.contain), name=name, repeat=repeat, pause=pause
-        )
-
-    def set_timer(
-        self,
-        delay: float,
-        callback: TimerCallback | None = None,
-        *,
-        name: str | None = None,
-        pause: bool = False,
-    ) -> Timer:
-        return super().set_timer(delay, contained(callback, self.contain), name=name, pause=pause)
-
     def contain(self, error: BaseException, where: str) -> None:
         """Note an error of the screen's own and show it (once a minute at most per message); a missing widget
         while the screen is not up (before mount, during teardown) is expected and only noted."""

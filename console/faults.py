@@ -7,7 +7,8 @@ import functools
 import inspect
 from collections.abc import Callable
 
-from textual.timer import TimerCallback
+from textual.message_pump import MessagePump
+from textual.timer import Timer, TimerCallback
 
 Contain = Callable[[BaseException, str], None]
 """notes an error of the screen's own and where it happened (`GatewatchApp.contain`)"""
@@ -29,3 +30,34 @@ def contained(callback: TimerCallback | None, contain: Contain) -> TimerCallback
             contain(exc, getattr(callback, "__name__", "timer"))
 
     return run
+
+
+class ContainedTimers(MessagePump):
+    """Timers whose callbacks' errors go to `contain` instead of ending the app: the app and its main screen
+    both start timers before (and while) their widgets exist."""
+
+    contain: Contain
+    """where the errors go: the app's method, or the app's given to a screen"""
+
+    def set_interval(
+        self,
+        interval: float,
+        callback: TimerCallback | None = None,
+        *,
+        name: str | None = None,
+        repeat: int = 0,
+        pause: bool = False,
+    ) -> Timer:
+        return super().set_interval(
+            interval, contained(callback, self.contain), name=name, repeat=repeat, pause=pause
+        )
+
+    def set_timer(
+        self,
+        delay: float,
+        callback: TimerCallback | None = None,
+        *,
+        name: str | None = None,
+        pause: bool = False,
+    ) -> Timer:
+        return super().set_timer(delay, contained(callback, self.contain), name=name, pause=pause)

@@ -21,7 +21,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.timer import Timer, TimerCallback
+from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
@@ -36,7 +36,7 @@ from proxy.store import RecordStore, query
 from . import fmt, keys
 from .banner import Banner
 from .detail import DetailScreen
-from .faults import Contain, contained
+from .faults import Contain, ContainedTimers
 from .feed import Feed
 from .footer import Footer
 from .history import COUNT_CAP, HistoryTable
@@ -60,7 +60,7 @@ STOP_POLL_S = 0.2  # how often the "stopping" notice is rewritten while calls dr
 COMPACT = 160  # below this many columns the targets and in-flight panes are drawn compact
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ContainedTimers, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [*keys.MAIN]
 
     def __init__(
@@ -109,29 +109,6 @@ class MainScreen(Screen[None]):
         self._shown_in_flight = 0
 
     # -- the screen's timers: what they raise is contained -------------------------------------------------
-    def set_interval(
-        self,
-        interval: float,
-        callback: TimerCallback | None = None,
-        *,
-        name: str | None = None,
-        repeat: int = 0,
-        pause: bool = False,
-    ) -> Timer:
-        return super().set_interval(
-            interval, contained(callback, self.contain), name=name, repeat=repeat, pause=pause
-        )
-
-    def set_timer(
-        self,
-        delay: float,
-        callback: TimerCallback | None = None,
-        *,
-        name: str | None = None,
-        pause: bool = False,
-    ) -> Timer:
-        return super().set_timer(delay, contained(callback, self.contain), name=name, pause=pause)
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The history's keys leave the footer while another screen is over this one (a modal one leaves this
         footer in sight): only the keys that work there stay."""
