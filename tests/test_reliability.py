@@ -853,8 +853,10 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
         await resp.prepare(request)
         start = {"type": "message_start", "message": {"id": "m", "content": [], "usage": {"input_tokens": 3}}}
         await resp.write(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
-        await asyncio.sleep(30)  # and nothing more
+        await release.wait()  # and nothing more, until the test is over
         return resp
+
+    release = asyncio.Event()
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", slow)
@@ -875,6 +877,7 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
     gw = Gateway(config, on_record=records.append)
     runner, port = await start(gw, "127.0.0.1", 0)
     async with aiohttp.ClientSession() as http:
+        started = asyncio.Event()
 
         async def call() -> str:
             async with http.post(
@@ -882,12 +885,18 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
                 json={**MSG, "stream": True},
                 headers={"x-api-key": "k"},
             ) as r:
-                return await r.text()
+                text = ""
+                async for chunk in r.content.iter_any():
+                    text += chunk.decode()
+                    if "event: message_start" in text:
+                        started.set()  # the stream is relayed and open: now the gateway stops
+                return text
 
         task = asyncio.create_task(call())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(started.wait(), 10)
         await stop(gw, runner)
         text = await asyncio.wait_for(task, 5)
+    release.set()
     await up.cleanup()
     assert "event: message_start" in text
     assert text.rstrip().split("\n\n")[-1].startswith("event: error") and "shutting down" in text
