@@ -127,6 +127,10 @@ def _preload() -> None:
             importlib.import_module(name)
         except Exception:  # a lazy alias or a platform variant: the child imports what it needs anyway
             pass
+    import gc
+
+    gc.collect()
+    gc.freeze()  # kept out of the children's collections, so they do not copy every page of it as they run
 
 
 def _recv(sock: socket.socket) -> tuple[bytes, list[int]]:
