@@ -133,6 +133,40 @@ def _preload() -> None:
     gc.freeze()  # kept out of the children's collections, so they do not copy every page of it as they run
 
 
+def _precompile() -> None:
+    """Compile our own modules once, here, for every child to import without compiling them again (what their
+    __pycache__ would spare, where PYTHONDONTWRITEBYTECODE leaves none): the child still imports and executes
+    them itself, from code objects the same as `compile` would give it there; a file changed since is compiled
+    afresh."""
+    from importlib.machinery import SourceFileLoader
+
+    codes: dict[str, tuple[tuple[int, int], Any]] = {}
+    for package in ("proxy", "console"):
+        for folder, _dirs, files in os.walk(os.path.join(ROOT, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    with open(path, "rb") as f:
+                        source = f.read()
+                    st = os.stat(path)
+                    codes[path] = (
+                        (st.st_mtime_ns, st.st_size),
+                        compile(source, path, "exec", dont_inherit=True),
+                    )
+    compile_it = SourceFileLoader.get_code
+
+    def get_code(self: SourceFileLoader, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        known = codes.get(path)
+        if known is not None:
+            st = os.stat(path)
+            if known[0] == (st.st_mtime_ns, st.st_size):
+                return known[1]
+        return compile_it(self, fullname)
+
+    SourceFileLoader.get_code = get_code  # type: ignore[method-assign]
+
+
 def _recv(sock: socket.socket) -> tuple[bytes, list[int]]:
     fds = array.array("i")
     msg, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(8 * fds.itemsize))
@@ -147,6 +181,7 @@ def zygote(control_fd: int) -> Callable[[], None]:
     forked child only, the command to run (the caller runs it at the top level, so the child exits as a
     `python -m` process does)."""
     _preload()
+    _precompile()
     control = socket.socket(fileno=control_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
