@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -22,6 +23,18 @@ from proxy.simulator import GeminiSimulator
 from tests import strict
 
 API_KEY = "AIzaSy-test-key-0123456789abcdefghijkl"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject's addopts): a worker per CPU this process may use, and one more, at most 8. A test
+    spends much of its time waiting (on a subprocess, a socket, PostgreSQL, a stream's pauses), which the extra
+    worker fills; past 8 each worker's fixed cost (~10 s of imports and collection, a PostgreSQL server) outweighs
+    what it takes over. `-n N` or PYTEST_XDIST_AUTO_NUM_WORKERS=N choose otherwise."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus + 1, 8)
+
+
 SA_EMAIL = "gatewatch-test@example-project.iam.gserviceaccount.com"
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import warmcli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -27,7 +29,7 @@ async def serve(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
     env.update(env_extra)
     env["PYTHONPATH"] = ROOT
-    proc = await asyncio.create_subprocess_exec(
+    proc = await warmcli.create_subprocess_exec(
         sys.executable,
         "-m",
         "console.cli",

@@ -22,6 +22,7 @@ from proxy import config as cfg
 from proxy.record.events import CallFinished
 from proxy.simulator import Reply
 from proxy.store import Store
+from tests import warmcli
 from tests.conftest import API_KEY
 from tests.serving import free_port, serve
 from tests.test_console import pane_text, wait_for
@@ -177,7 +178,7 @@ async def test_a_second_serve_on_the_same_port_points_at_the_first(fake, tmp_pat
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
         env.update(GEMINI_API_KEY=API_KEY, GEMINI_API_ENDPOINT=fake.url, GATEWATCH_TOKEN=TOKEN)
         env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        second = await asyncio.create_subprocess_exec(
+        second = await warmcli.create_subprocess_exec(
             sys.executable,
             "-m",
             "console.cli",

@@ -23,6 +23,7 @@ from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store, open_store
 from tests import cc_session as cs
+from tests import warmcli
 from tests.conftest import target_for
 from tests.serving import free_port
 
@@ -393,7 +394,7 @@ def _serve(tmp_path, fake, sa_json, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
     env.update(PYTHONPATH=ROOT, XDG_DATA_HOME=str(tmp_path / "xdg"))
     argv = ["serve", "--config", str(path), "--db", str(tmp_path / "g.db"), "--port", str(port)]
-    return subprocess.Popen(
+    return warmcli.Popen(
         [sys.executable, "-m", "console.cli", *argv],
         env=env,
         stdout=subprocess.PIPE,

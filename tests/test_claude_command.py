@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from proxy.simulator import Reply
-from tests import real_claude
+from tests import real_claude, warmcli
 from tests.conftest import API_KEY, run_gateway, target_for
 from tests.serving import ROOT
 
@@ -42,7 +42,7 @@ def write_config(tmp_path: Path, port: int, fake, token: str | None = None) -> P
 
 
 async def gatewatch(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await warmcli.create_subprocess_exec(
         sys.executable,
         "-m",
         "console.cli",

@@ -11,6 +11,7 @@ import anthropic
 import pytest
 
 from proxy.simulator import Reply
+from tests import warmcli
 from tests.conftest import API_KEY
 from tests.serving import serve
 
@@ -92,7 +93,7 @@ async def test_export_and_stats_commands(tmp_path):
         store.submit(make(i, status=500 if i == 0 else 200))
     store.close()
     out = tmp_path / "out.json"
-    r = subprocess.run(
+    r = warmcli.run(
         [
             sys.executable,
             "-m",
@@ -112,7 +113,7 @@ async def test_export_and_stats_commands(tmp_path):
     )
     assert r.returncode == 0 and "exported 3 records" in r.stderr
     assert len(json.loads(out.read_text())) == 3
-    r = subprocess.run(
+    r = warmcli.run(
         [sys.executable, "-m", "console.cli", "stats", "--db", str(tmp_path / "s.db")],
         capture_output=True,
         text=True,
@@ -122,7 +123,7 @@ async def test_export_and_stats_commands(tmp_path):
     assert "gemini-2.5-flash" in r.stdout and "vertex-flash" in r.stdout
     row = [line for line in r.stdout.splitlines() if line.startswith("gemini-2.5-flash")][0].split()
     assert row[1:3] == ["4", "1"]
-    r = subprocess.run(
+    r = warmcli.run(
         [sys.executable, "-m", "console.cli", "export", "since:someday", "--db", str(tmp_path / "s.db")],
         capture_output=True,
         text=True,
@@ -135,7 +136,7 @@ def cli(*args: str, cwd=None, env: dict | None = None) -> subprocess.CompletedPr
     e = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
     e["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     e.update(env or {})
-    return subprocess.run(
+    return warmcli.run(
         [sys.executable, "-m", "console.cli", *args],
         capture_output=True,
         text=True,
@@ -368,7 +369,7 @@ def test_export_to_dash_is_standard_output_and_a_closed_pipe_is_no_traceback(tmp
     assert "exported 1 record to" in r.stderr
     # `gatewatch export | head -1`: the reader closes the pipe after a line; the export stops, quietly
     e = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-    export = subprocess.Popen(
+    export = warmcli.Popen(
         [sys.executable, "-m", "console.cli", "export", "--db", str(db), "--format", "jsonl"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

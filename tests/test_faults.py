@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 from proxy.simulator import Reply
 from proxy.store import Store, StoreError
 from proxy.store.query import parse
+from tests import warmcli
 from tests.conftest import API_KEY, run_gateway, target_for
 
 MSG = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
@@ -249,7 +250,7 @@ def serve_env(extra: dict) -> dict:
 
 async def test_kill_9_under_load_keeps_every_completed_call(fake, tmp_path):
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
+    proc = await warmcli.create_subprocess_exec(
         *serve_cmd(port, tmp_path / "k.db"),
         env=serve_env({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}),
         stdout=subprocess.PIPE,
@@ -289,7 +290,7 @@ async def test_kill_9_under_load_keeps_every_completed_call(fake, tmp_path):
 
 async def test_sigterm_lets_a_call_in_flight_finish_and_flushes_it(fake, tmp_path):
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
+    proc = await warmcli.create_subprocess_exec(
         *serve_cmd(port, tmp_path / "t.db"),
         env=serve_env({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}),
         stdout=subprocess.PIPE,

@@ -496,8 +496,18 @@ async def test_with_a_token_any_host_may_call_with_the_token(fake, sa_json, tmp_
 
 
 # -- 5: slow headers and idle connections ----------------------------------------------------------------
-async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake, sa_json, tmp_path):
-    async with stored(fake, sa_json, tmp_path, header_timeout=3.5, max_idle_connections=20) as (
+@pytest.fixture
+def idle_min(monkeypatch) -> float:
+    """A connection may be closed to make room once it has waited 0.5 s, not the product's 2 s: the tests wait
+    for that age, and the margins around it (0.2 s; 1.3 s before a header timeout) stay as they were."""
+    from proxy.edge import protocol
+
+    monkeypatch.setattr(protocol, "IDLE_MIN_S", 0.5)
+    return protocol.IDLE_MIN_S
+
+
+async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake, sa_json, tmp_path, idle_min):
+    async with stored(fake, sa_json, tmp_path, header_timeout=idle_min + 1.5, max_idle_connections=20) as (
         gw,
         url,
         _,
@@ -507,7 +517,7 @@ async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake,
             r, w = await asyncio.open_connection("127.0.0.1", gw.port)
             w.write(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and never the rest
             slow.append((r, w))
-        await asyncio.sleep(2.2)
+        await asyncio.sleep(idle_min + 0.2)  # each has waited long enough to be closed to make room
         client = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
         msg = await asyncio.wait_for(client.messages.create(**MSG), 10)
         assert msg.content[0].text
@@ -520,19 +530,22 @@ async def test_slow_header_clients_are_cut_off_while_a_real_call_is_served(fake,
         assert health["header_timeouts"] + health["idle_closed"] == 60 and health["idle_closed"] >= 40
 
 
-async def test_idle_connections_beyond_the_cap_are_closed_oldest_first(fake, sa_json, tmp_path):
+async def test_idle_connections_beyond_the_cap_are_closed_oldest_first(fake, sa_json, tmp_path, idle_min):
     async with stored(fake, sa_json, tmp_path, header_timeout=60, max_idle_connections=10) as (gw, url, _):
         idle = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(30)]
-        await asyncio.sleep(2.2)
+        await asyncio.sleep(idle_min + 0.2)  # each has waited long enough to be closed to make room
         client = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
         await asyncio.wait_for(client.messages.create(**MSG), 10)
         await client.close()
-        closed = 0
-        for r, w in idle:
+
+        async def is_closed(r: asyncio.StreamReader) -> bool:
             try:
-                closed += await asyncio.wait_for(r.read(), 0.2) == b""
+                return await asyncio.wait_for(r.read(), 0.2) == b""
             except TimeoutError:
-                pass
+                return False
+
+        closed = sum(await asyncio.gather(*(is_closed(r) for r, _ in idle)))  # 0.2 s in all, not each
+        for _, w in idle:
             w.close()
         assert closed >= 20 and gw.connections.idle_closed >= 20
 
@@ -663,13 +676,19 @@ async def test_a_shutdown_past_its_grace_ends_streams_with_an_error_in_about_the
     runner, port = await start(gw, "127.0.0.1", 0)
     fake.script(Reply.text(" ".join(["slow"] * 40), chunks=40, chunk_delay=0.25))  # 10 s of stream
     async with aiohttp.ClientSession() as http:
+        started = asyncio.Event()
 
         async def call() -> str:
             async with http.post(f"http://127.0.0.1:{port}/v1/messages", json={**MSG, "stream": True}) as r:
-                return await r.text()
+                text = ""
+                async for chunk in r.content.iter_any():
+                    text += chunk.decode()
+                    if "event: content_block_delta" in text:
+                        started.set()  # the answer is streaming: now the gateway stops
+                return text
 
         task = asyncio.create_task(call())
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(started.wait(), 10)
         t0 = time.monotonic()
         await stop(gw, runner)
         took = time.monotonic() - t0
@@ -936,8 +955,10 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
         await resp.prepare(request)
         start = {"type": "message_start", "message": {"id": "m", "content": [], "usage": {"input_tokens": 3}}}
         await resp.write(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
-        await asyncio.sleep(30)  # and nothing more
+        await release.wait()  # and nothing more, until the test is over
         return resp
+
+    release = asyncio.Event()
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", slow)
@@ -958,6 +979,7 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
     gw = Gateway(config, on_record=records.append)
     runner, port = await start(gw, "127.0.0.1", 0)
     async with aiohttp.ClientSession() as http:
+        started = asyncio.Event()
 
         async def call() -> str:
             async with http.post(
@@ -965,12 +987,18 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
                 json={**MSG, "stream": True},
                 headers={"x-api-key": "k"},
             ) as r:
-                return await r.text()
+                text = ""
+                async for chunk in r.content.iter_any():
+                    text += chunk.decode()
+                    if "event: message_start" in text:
+                        started.set()  # the stream is relayed and open: now the gateway stops
+                return text
 
         task = asyncio.create_task(call())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(started.wait(), 10)
         await stop(gw, runner)
         text = await asyncio.wait_for(task, 5)
+    release.set()
     await up.cleanup()
     assert "event: message_start" in text
     assert text.rstrip().split("\n\n")[-1].startswith("event: error") and "shutting down" in text

@@ -16,6 +16,7 @@ from proxy.money import usd
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
+from tests import warmcli
 from tests.conftest import API_KEY
 from tests.serving import ROOT, free_port
 
@@ -53,7 +54,7 @@ async def cli(*args: str, cwd) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
     env["PYTHONPATH"] = ROOT
     env["COLUMNS"] = "160"
-    proc = await asyncio.create_subprocess_exec(
+    proc = await warmcli.create_subprocess_exec(
         sys.executable,
         "-m",
         "console.cli",

@@ -17,6 +17,7 @@ from console.app import GatewatchApp
 from proxy import config as cfg
 from proxy.store.postgres import PostgresStore
 from proxy.store.query import parse
+from tests import warmcli
 from tests.conftest import API_KEY, target_for
 from tests.serving import free_port
 from tests.test_console import wait_for
@@ -37,7 +38,7 @@ async def start_replica(fake, url: str, tmp_path, n: int):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
     env.update(GEMINI_API_KEY=API_KEY, GEMINI_API_ENDPOINT=fake.url, XDG_DATA_HOME=str(tmp_path / f"xdg{n}"))
     env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = await asyncio.create_subprocess_exec(
+    proc = await warmcli.create_subprocess_exec(
         sys.executable,
         "-m",
         "console.cli",

@@ -9,6 +9,7 @@ import pytest
 from proxy.record import Usage
 from proxy.reports.stats import aggregate
 from proxy.store import Store
+from tests import warmcli
 from tests.serving import ROOT
 from tests.test_store import filled, make
 
@@ -58,7 +59,7 @@ def test_a_model_without_a_price_counts_as_unknown_never_zero(tmp_path):
 
 
 def stats(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return warmcli.run(
         [sys.executable, "-m", "console.cli", "stats", *args],
         capture_output=True,
         text=True,

@@ -146,7 +146,9 @@ def test_a_locked_database_is_retried_not_lost(tmp_path, monkeypatch):
     monkeypatch.setattr(st, "connect", lambda p, create=True: _short_timeout(p))
     store.start()
     store.submit(make(1))
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while store.stats.retries < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert store.stats.retries >= 1 and store.stats.written == 0
     blocker.execute("COMMIT")
     store.close()

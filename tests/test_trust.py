@@ -69,9 +69,10 @@ def test_each_config_error_names_its_real_cause(tmp_path, sa_json):
     assert "K is not set" in msg
 
 
-def test_a_serve_on_a_busy_port_says_so_and_leaks_nothing(tmp_path, fake):
+def test_a_serve_on_a_busy_port_says_so_and_leaks_nothing(tmp_path, fake_in_thread):
     from tests.conftest import API_KEY
 
+    fake = fake_in_thread  # on a loop of its own: serve's key check is answered while this thread waits on it
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
