@@ -38,9 +38,39 @@ def pytest_xdist_auto_num_workers(config) -> int:
 SA_EMAIL = "gatewatch-test@example-project.iam.gserviceaccount.com"
 
 
+KEY_BITS = 1024
+"""the test service accounts' RSA keys: every gateway start parses its key, and OpenSSL checks a 2048-bit key
+for 44 ms of CPU, a 1024-bit one for 7 (hundreds of starts); the tests exercise the flow (sign a JWT, exchange
+it, verify it), not the key's strength"""
+
+
 @pytest.fixture(scope="session")
 def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+def _one_ssl_context() -> None:
+    """Each anthropic SDK client builds an SSL context that loads every CA certificate (~30 ms of CPU), though
+    the tests speak plain HTTP to loopback: with hundreds of clients, ~20 s of the suite's CPU. Here the default
+    context is built once per setting (the SSL_CERT_* variables it reads) and shared, as an SSLContext may be by
+    any number of connections; a client given its own `verify` never asks for it."""
+    try:
+        import httpcore2
+    except ImportError:  # an SDK on another HTTP stack: nothing to share
+        return
+    build = httpcore2.default_ssl_context
+    built: dict[tuple, object] = {}
+
+    def shared(*, _trust_env: bool = True):
+        key = (_trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in built:
+            built[key] = build(_trust_env=_trust_env)
+        return built[key]
+
+    httpcore2.default_ssl_context = shared
+
+
+_one_ssl_context()
 
 
 @pytest.fixture
