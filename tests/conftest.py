@@ -8,21 +8,22 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
-import anthropic
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from proxy import config as cfg
-from proxy.edge.server import Gateway, start
-from proxy.record import Record
-from proxy.record.events import Bus
-from proxy.simulator import GeminiSimulator
-from tests import strict
+if TYPE_CHECKING:
+    # imported where used: with xdist the controlling process loads this file too, and needs none of them
+    # (anthropic alone is ~2 s of imports, on the path to starting the workers)
+    import anthropic
+
+    from proxy.edge.server import Gateway
+    from proxy.record import Record
+    from proxy.record.events import Bus
+    from proxy.simulator import GeminiSimulator
 
 API_KEY = "AIzaSy-test-key-0123456789abcdefghijkl"
+SA_EMAIL = "gatewatch-test@example-project.iam.gserviceaccount.com"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -35,16 +36,46 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return min(cpus + 1, 8)
 
 
-SA_EMAIL = "gatewatch-test@example-project.iam.gserviceaccount.com"
+KEY_BITS = 1024
+"""the test service accounts' RSA keys: every gateway start parses its key, and OpenSSL checks a 2048-bit key
+for 44 ms of CPU, a 1024-bit one for 7 (hundreds of starts); the tests exercise the flow (sign a JWT, exchange
+it, verify it), not the key's strength"""
 
 
 @pytest.fixture(scope="session")
 def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_ssl_context() -> None:
+    """Each anthropic SDK client builds an SSL context that loads every CA certificate (~30 ms of CPU), though
+    the tests speak plain HTTP to loopback: with hundreds of clients, ~20 s of the suite's CPU. Here the default
+    context is built once per setting (the SSL_CERT_* variables it reads) and shared, as an SSLContext may be by
+    any number of connections; a client given its own `verify` never asks for it."""
+    try:
+        import httpcore2
+    except ImportError:  # an SDK on another HTTP stack: nothing to share
+        return
+    build = httpcore2.default_ssl_context
+    built: dict[tuple, object] = {}
+
+    def shared(*, _trust_env: bool = True):
+        key = (_trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in built:
+            built[key] = build(_trust_env=_trust_env)
+        return built[key]
+
+    httpcore2.default_ssl_context = shared
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[GeminiSimulator]:
+    from proxy.simulator import GeminiSimulator
+    from tests import strict
+
     sim = GeminiSimulator(api_key=API_KEY, validator=strict.validate)
     await sim.start()
     yield sim
@@ -54,6 +85,9 @@ async def fake() -> AsyncIterator[GeminiSimulator]:
 @pytest.fixture
 def fake_in_thread():
     """The strict fake on a loop of its own, for tests whose own thread blocks (as the console's would)."""
+    from proxy.simulator import GeminiSimulator
+    from tests import strict
+
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -66,6 +100,8 @@ def fake_in_thread():
 
 
 def service_account_info(rsa_key, token_uri: str) -> dict:
+    from cryptography.hazmat.primitives import serialization
+
     pem = rsa_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
@@ -118,6 +154,11 @@ class Running:
 
 
 async def run_gateway(raw: dict, fake: GeminiSimulator, bus: Bus | None = None) -> AsyncIterator[Running]:
+    import anthropic
+
+    from proxy import config as cfg
+    from proxy.edge.server import Gateway, start
+
     config = cfg.from_mapping(raw, "test")
     records: list[Record] = []
     gw = Gateway(config, bus, on_record=records.append)

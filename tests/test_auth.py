@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from proxy.config import ConfigError
 from proxy.providers.auth import load_key
-from tests.conftest import SA_EMAIL, run_gateway, service_account_info, target_for
+from tests.conftest import KEY_BITS, SA_EMAIL, run_gateway, service_account_info, target_for
 
 
 async def test_concurrent_calls_share_one_token_refresh(fake, sa_json):
@@ -40,7 +40,7 @@ async def test_a_token_near_expiry_is_refreshed_before_use(fake, sa_json):
 
 
 async def test_a_key_the_token_endpoint_refuses_is_the_gateways_502_naming_the_account(fake, rsa_key):
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()  # the endpoint knows a different key than we sign with
     wrong = json.dumps(service_account_info(other, f"{fake.url}/token"))
     async for gw in run_gateway({"targets": [target_for("vertex", fake, wrong)]}, fake):

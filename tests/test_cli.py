@@ -110,6 +110,7 @@ async def test_export_and_stats_commands(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        env=ROOT_ENV,
     )
     assert r.returncode == 0 and "exported 3 records" in r.stderr
     assert len(json.loads(out.read_text())) == 3
@@ -118,6 +119,7 @@ async def test_export_and_stats_commands(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        env=ROOT_ENV,
     )
     assert r.returncode == 0
     assert "gemini-2.5-flash" in r.stdout and "vertex-flash" in r.stdout
@@ -128,8 +130,13 @@ async def test_export_and_stats_commands(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        env=ROOT_ENV,
     )
     assert r.returncode == 2 and "since/until" in r.stderr
+
+
+ROOT_ENV = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+"""this checkout's code, not an installed gatewatch's"""
 
 
 def cli(*args: str, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:

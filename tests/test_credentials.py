@@ -16,7 +16,7 @@ from proxy.providers import make
 from proxy.service import Service, ServiceError
 from proxy.simulator import Reply
 from proxy.store import Store
-from tests.conftest import API_KEY, SA_EMAIL, run_gateway, service_account_info, target_for
+from tests.conftest import API_KEY, KEY_BITS, SA_EMAIL, run_gateway, service_account_info, target_for
 from tests.serving import free_port
 from tests.test_console import plain, wait_for
 
@@ -130,7 +130,7 @@ async def test_a_bad_api_key_is_refused_at_start_with_googles_reason(fake, tmp_p
 
 
 async def test_a_service_account_key_the_token_endpoint_refuses_is_refused_at_start(fake, rsa_key, tmp_path):
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     fake.public_keys[SA_EMAIL] = (
         rsa_key.public_key()
     )  # the endpoint knows another key than the one we sign with
@@ -182,7 +182,7 @@ async def test_a_refused_target_is_shown_in_health_and_the_console_and_tried_las
     fake, sa_json, rsa_key, tmp_path
 ):
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     wrong = json.dumps(service_account_info(other, f"{fake.url}/token"))
     config = cfg.from_mapping(
         {
@@ -214,7 +214,7 @@ async def test_a_refused_target_is_shown_in_health_and_the_console_and_tried_las
 
 
 async def test_when_every_target_fails_the_error_names_each_attempts_failure(fake, rsa_key):
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     fake.public_keys[SA_EMAIL] = rsa_key.public_key()
     wrong = json.dumps(service_account_info(other, f"{fake.url}/token"))
     dead = f"http://127.0.0.1:{free_port()}"
