@@ -8,7 +8,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Iterator
 
 import pytest
 
@@ -50,7 +50,7 @@ def rsa_key():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_ssl_context() -> None:
+def one_ssl_context() -> Iterator[None]:
     """Each anthropic SDK client builds an SSL context that loads every CA certificate (~30 ms of CPU), though
     the tests speak plain HTTP to loopback: with hundreds of clients, ~20 s of the suite's CPU. Here the default
     context is built once per setting (the SSL_CERT_* variables it reads) and shared, as an SSLContext may be by
@@ -58,6 +58,7 @@ def one_ssl_context() -> None:
     try:
         import httpcore2
     except ImportError:  # an SDK on another HTTP stack: nothing to share
+        yield
         return
     build = httpcore2.default_ssl_context
     built: dict[tuple, object] = {}
@@ -69,6 +70,8 @@ def one_ssl_context() -> None:
         return built[key]
 
     httpcore2.default_ssl_context = shared
+    yield
+    httpcore2.default_ssl_context = build
 
 
 @pytest.fixture

@@ -389,7 +389,10 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_a_collector_that_is_down_costs_the_calls_nothing_but_a_counter(tmp_path, fake, sa_json):
+async def test_a_collector_that_is_down_costs_the_calls_nothing_but_a_counter(
+    tmp_path, fake, sa_json, monkeypatch
+):
+    monkeypatch.setattr(otel, "CLOSE_WAIT_S", 1.0)  # the stop's wait for the collector, 5 s in the product
     down = f"http://127.0.0.1:{closed_port()}"
     svc = make_service(tmp_path, fake, sa_json, {"endpoint": down, "max_queue_size": 4})
     url = await svc.start()

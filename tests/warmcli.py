@@ -98,6 +98,11 @@ def _is_tty(fd: int) -> bool:
 
 
 # -- the zygote ---------------------------------------------------------------------------------------------
+def _ours(module: str) -> bool:
+    """A module the command imports itself, after the fork: the project's, and the command's own."""
+    return module.split(".")[0] in ("console", "proxy") or module == MODULE or module.startswith(MODULE + ".")
+
+
 def _preload() -> None:
     """Import what `import console.cli` imports, leaving out our own modules: learnt in a throwaway child, so the
     zygote never imports (and never keeps) a module of ours."""
@@ -108,9 +113,7 @@ def _preload() -> None:
         try:
             before = set(sys.modules)
             __import__(MODULE)
-            names = [
-                m for m in sys.modules if m not in before and m.split(".")[0] not in ("console", "proxy")
-            ]
+            names = [m for m in sys.modules if m not in before and not _ours(m)]
             os.write(w, json.dumps(names).encode())
         finally:
             os._exit(0)

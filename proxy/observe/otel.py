@@ -385,9 +385,11 @@ class Telemetry:
         self.processor.force_flush(int(timeout_s * 1000))
         self.meter_provider.force_flush(int(timeout_s * 1000))
 
-    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
-        """Leave the bus, export what waits for up to `wait_s`, then give up on the rest (counted as dropped).
-        Blocking: call it off the loop."""
+    def close(self, wait_s: float | None = None) -> None:
+        """Leave the bus, export what waits for up to `wait_s` (CLOSE_WAIT_S, read when called), then give up on
+        the rest (counted as dropped). Blocking: call it off the loop."""
+        if wait_s is None:
+            wait_s = CLOSE_WAIT_S
         self._unsubscribe()
         self._inbox.put(None)
         self._nap.set()
