@@ -64,6 +64,17 @@ async def test_serve_with_the_seed_variables_answers_and_records(provider, fake,
     assert Store(tmp_path / "s.db").count() == 1
 
 
+async def test_a_sigterm_as_soon_as_serve_says_listening_stops_it_cleanly(fake, tmp_path):
+    # a supervisor (or a script) stops serve the moment it reads the banner: the handlers must already be there
+    proc, _ = await _serve({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}, tmp_path)
+    banner = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    assert "listening on" in banner
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err
+    assert b"gatewatch: stopped;" in err
+
+
 async def test_a_config_error_names_file_and_key_and_exits_before_listening(tmp_path):
     (tmp_path / "gatewatch.toml").write_text(
         '[[targets]]\nname = "x"\nprovider = "vertex"\nmodel = "m"\n[gateway]\nport = "eighty"\n'

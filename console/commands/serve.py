@@ -74,6 +74,11 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
         await service.stop()
         die(str(exc), exc.exit_code)
     assert service.gateway is not None
+    # before the "listening" line: a supervisor may stop it as soon as it reads that line, and must get a clean stop
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in service.gateway.providers)
     print(
         f"gatewatch listening on {url} → {targets}\nstore: {store.where}\nuse:   {usage_hint(url, config)}",
@@ -83,10 +88,6 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
         print(line, flush=True)
     if service.telemetry is not None:
         print(f"otel:  spans and metrics to {service.telemetry.plan.where} (OTLP/HTTP)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print(
         f"gatewatch: stopping; letting {service.in_flight} calls in flight finish…",
