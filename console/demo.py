@@ -30,6 +30,8 @@ Json = dict[str, Any]
 """a JSON object: a request body, an answer, an OTLP document"""
 
 DEMO_API_KEY = "demo-api-key-not-a-secret"
+DEMO_KEEP = 0
+"""requests the demo's upstream keeps (none: nothing reads them back, and a demo left running must not grow)"""
 SA_EMAIL = "demo@gatewatch-demo.iam.gserviceaccount.com"
 
 PROMPTS = [
@@ -467,7 +469,9 @@ class Demo:
 
     def __init__(self, rate: float = 1.5, port: int = 0, seed: int | None = None, limit: int | None = None):
         self.sim_port = free_port()
-        self.sim = GeminiSimulator(api_key=DEMO_API_KEY, responder=responder(random.Random(seed)))
+        self.sim = GeminiSimulator(
+            api_key=DEMO_API_KEY, responder=responder(random.Random(seed)), keep=DEMO_KEEP
+        )
         self.sim.implicit_cache = ImplicitCache()
         sim_url = f"http://127.0.0.1:{self.sim_port}"
         key_json, public = demo_key(sim_url)

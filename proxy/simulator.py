@@ -190,8 +190,13 @@ class GeminiSimulator:
         validator: Callable[[str, str, Any, str], str | None] | None = None,
         responder: Callable[[Any], Reply] | None = None,
         middlewares: list[Middleware] | None = None,
+        keep: int | None = None,
     ):
         self.api_key = api_key
+        self.keep = keep
+        """how many received requests `received` holds (the newest); None: every one (tests read them back).
+        A long-lived upstream (the demo, the benchmarks' stand-in) keeps few: every kept body is thousands of
+        objects each full collection scans, and the stand-in's own pauses were being measured as the gateway's"""
         self.validator = validator
         self.responder = responder or (lambda body: Reply.text("Hello from the simulated Gemini."))
         self.middlewares = middlewares or []
@@ -396,7 +401,7 @@ class GeminiSimulator:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return self._google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-        self.received.append(Received(request.path, dict(request.headers), body, action, model))
+        self._receive(Received(request.path, dict(request.headers), body, action, model))
         problem = (
             self.validator("vertex" if vertex else "gemini", action, body, model) if self.validator else None
         )
@@ -420,6 +425,14 @@ class GeminiSimulator:
         if request.query.get("alt") != "sse":
             return self._google_error(400, "INVALID_ARGUMENT", "this simulator streams only with alt=sse")
         return await self._stream(request, reply, reply.model_version or model, usage)
+
+    def _receive(self, received: Received) -> None:
+        if self.keep is None:
+            self.received.append(received)
+        elif self.keep > 0:
+            self.received.append(received)
+            if len(self.received) >= 2 * self.keep:  # trimmed in halves: amortised O(1) per request
+                del self.received[: len(self.received) - self.keep]
 
     def _refusal(self, reply: Reply) -> web.Response | None:
         """A scripted raw body or error, answered as it is; None for an answer."""
