@@ -182,7 +182,8 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("tmux"):
         sys.exit("tmux not found: apt-get install tmux")
-    if PIN:  # this load on CPU 0 with the stand-in, as the docstring says (it ran unpinned, beside the gateway)
+    if PIN:
+        # This load runs on CPU 0 with the stand-in, as the docstring says (it ran unpinned, beside the gateway).
         os.sched_setaffinity(0, {0})
     tmp = Path(tempfile.mkdtemp(prefix="gatewatch-console-bench-"))
     body = json.dumps(claude_code_request(True)).encode()
