@@ -234,8 +234,15 @@ class MainScreen(ContainedTimers, Screen[None]):
         return (self.app.size.width, self._feed_problem, gen, states, self.url, self.problem, self.stopping)
 
     def on_resize(self) -> None:
+        """Everything drawn for a width is drawn again on the resize itself, not at the next tick: the banner,
+        and the panes that are compact below COMPACT columns."""
         self._render_banner()
         self._dirty = True
+        if self.ready:
+            try:
+                self._tick()
+            except Exception as exc:  # as the timer's tick would be: said, never the end of the console
+                self.contain(exc, "resize")
 
     async def _seed_stats(self) -> None:
         """Today's and all-time cost from the store: a full scan, so in a thread, never on the shared loop.

@@ -98,3 +98,37 @@ async def test_an_empty_latency_sparkline_is_not_drawn(tmp_path):
         app.main._dirty = True
         await pilot.pause(0.7)
         assert spark.display
+
+
+async def test_one_resize_redraws_the_header_and_the_panes_for_the_new_width(
+    fake, sa_json, tmp_path, monkeypatch
+):
+    """Issue 22: the banner lagged one resize behind (drawn for the width before). With the screen's periodic
+    refresh out of the way, the resize alone must draw the header and the width's panes for the new width."""
+    from console import main_screen
+
+    monkeypatch.setattr(main_screen, "REFRESH_S", 3600.0)  # only the resize redraws
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await wait_for(pilot, lambda: app.main.ready and bool(app.url))
+        banner = app.query_one("#banner", Static)
+        inflight = app.query_one("#pane-inflight", Pane)
+
+        def header() -> list[str]:
+            return plain(banner.content, width=400).rstrip("\n").split("\n")
+
+        assert "paste:" in header()[0]  # wide: the paste line beside the URL
+        await pilot.resize_terminal(80, 24)
+        lines = header()
+        assert "paste:" not in lines[0] and "2 targets" in lines[0], lines
+        assert all(len(line) <= 78 for line in lines), lines  # the banner's padding leaves 78
+        assert banner.size.height == len(lines) == 3  # the hint cut in two, every line drawn
+        on_screen = screen_lines(app)[banner.region.y : banner.region.bottom]
+        assert [s.strip() for s in on_screen] == [line.strip() for line in lines]
+        await pilot.resize_terminal(130, 40)
+        assert len(header()) == 2 and all(len(line) <= 128 for line in header()), header()
+        assert plain(inflight.query_one(".body", Static).content).strip() == "none"  # compact below 160
+        await pilot.resize_terminal(200, 40)
+        assert "paste:" in header()[0] and header()[1].startswith("targets ● studio")
+        assert plain(inflight.query_one(".body", Static).content).strip() == "no calls in flight"
+        await pilot.press("q")
