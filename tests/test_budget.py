@@ -385,6 +385,55 @@ async def test_a_changed_budget_in_the_config_file_applies_without_a_restart(tmp
         await svc.stop()
 
 
+async def test_sighup_makes_serve_apply_its_config_s_budget_now(tmp_path, fake, sa_json):
+    """`kill -HUP` a `serve` (proxy/service.py's reload_budget names it): the config file's [budget] applies at
+    once, here a change the file watch can't see (the same size and modification time, which is all it
+    compares), and serve says what is in force. Before, SIGHUP's default ended the gateway."""
+    path = tmp_path / "gatewatch.toml"
+    target = target_for("gemini", fake, sa_json)
+
+    def write(daily: str) -> None:
+        lines = ["[[targets]]", *(f"{k} = {json.dumps(v)}" for k, v in target.items())]
+        path.write_text("\n".join([*lines, "", "[budget]", f"daily_usd = {daily}"]) + "\n")
+
+    write("0.25")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
+    env.update(PYTHONPATH=ROOT, XDG_DATA_HOME=str(tmp_path / "xdg"))
+    db = tmp_path / "g.db"
+    argv = ["serve", "--config", str(path), "--db", str(db), "--port", "0"]
+    proc = await warmcli.create_subprocess_exec(
+        sys.executable, "-m", "console.cli", *argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert "listening on http://" in line, line
+        url = line.split(" on ", 1)[1].split()[0]
+        fake.script(Reply.text("one", prompt_tokens=MILLION))  # $0.30 of input: past the $0.25 cap
+        assert (await send(url))[0] == 200
+        await committed(open_store(db, create=False), 1)
+        assert (await send(url))[0] == 429
+        before = os.stat(path)
+        write("5.00")  # the same length…
+        os.utime(
+            path, ns=(before.st_atime_ns, before.st_mtime_ns)
+        )  # …and the same time: the watch sees nothing
+        assert (os.stat(path).st_size, os.stat(path).st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+        assert (await send(url))[0] == 429  # the cap in force is still the old one
+        proc.send_signal(signal.SIGHUP)
+        said = b""
+        while not said.startswith(b"gatewatch: SIGHUP"):
+            said = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert said, "serve ended on SIGHUP"
+        assert said.decode().strip() == f"gatewatch: SIGHUP: [budget] of {path} in force: daily_usd = 5.0"
+        fake.script(Reply.text("two"))
+        assert (await send(url))[0] == 200  # admitted under the cap SIGHUP applied
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+
+
 def _serve(tmp_path, fake, sa_json, port: int) -> subprocess.Popen:
     path = tmp_path / "gatewatch.toml"
     target = target_for("gemini", fake, sa_json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -48,6 +49,26 @@ def call_line(rec: Record) -> str:
     )
 
 
+async def reread_budget(service: Service) -> None:
+    """SIGHUP: the config file's `[budget]` applied now, as the file watch applies a change it sees; said on
+    stderr."""
+    source = service.config.source
+    if not os.path.isfile(source):
+        print(
+            f"gatewatch: SIGHUP: no config file to read again (the config is from {source})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    if await service.reload_budget():
+        b = service.config.budget
+        caps = [f"{k} = {v}" for k, v in (("daily_usd", b.daily_usd), ("session_usd", b.session_usd)) if v]
+        said = f"[budget] of {source} in force: {', '.join(caps) or 'no cap'}"
+    else:
+        said = f"{source} can't be used (the warning above says why); the budget in force stays"
+    print(f"gatewatch: SIGHUP: {said}", file=sys.stderr, flush=True)
+
+
 def check_lines(checks: list[Check]) -> list[str]:
     """One line per target's credential check at start."""
     mark = {"ok": "ok", "refused": "REFUSED", "unchecked": "not checked"}
@@ -79,6 +100,14 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    rereads: set[asyncio.Task[None]] = set()  # kept until done (the loop holds tasks only weakly)
+
+    def hangup() -> None:
+        task = loop.create_task(reread_budget(service))
+        rereads.add(task)
+        task.add_done_callback(rereads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     targets = ", ".join(f"{p.name} ({p.kind} {p.model})" for p in service.gateway.providers)
     print(
         f"gatewatch listening on {url} → {targets}\nstore: {store.where}\nuse:   {usage_hint(url, config)}",
