@@ -136,6 +136,7 @@ class Pane(Vertical):
         super().__init__(**kw)
         self.border_title = title
         self._spark = sparkline
+        self._shown: RenderableType | None = None
 
     def compose(self) -> ComposeResult:
         # made here and kept: `show` may run before they are mounted (a timer at start-up) or after they
@@ -149,12 +150,28 @@ class Pane(Vertical):
     def show(self, body: RenderableType, series: list[float] | None = None) -> None:
         if getattr(self, "_body", None) is None:
             return  # not composed yet: the next tick shows it
-        self._body.update(body)
+        if not _same(body, self._shown):
+            # an update lays the screen out again: an idle console's ticks (nothing in flight) skip it
+            self._shown = body
+            self._body.update(body)
         if series is not None and self._spark:
             spark = self._sparkline
             # no data is no bar: an empty or all-zero series drawn would be a solid block (read as the maximum)
             spark.display = any(series)
             spark.data = series or [0.0]
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two bodies draw the same: texts alike in words and styles (anything else is drawn again)."""
+    if not isinstance(a, Text) or not isinstance(b, Text):
+        return False
+    return (a.plain, a.spans, a.style, a.justify, a.overflow) == (
+        b.plain,
+        b.spans,
+        b.style,
+        b.justify,
+        b.overflow,
+    )
 
 
 def render_targets(stats: LiveStats, health: dict[str, dict[str, Any]], compact: bool = False) -> Table:

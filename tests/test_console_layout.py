@@ -1,12 +1,15 @@
 """A layout for every terminal: at 80x24 the essential figures fit on two lines and no figure is cut to "…";
 wider terminals add the panes and more history columns."""
 
+import asyncio
+
 import pytest
 from textual.widgets import Static
 
 from console import fmt
 from console.history import HistoryTable, layout
 from console.panes import Pane
+from proxy.simulator import Reply
 from tests.test_console import call, make_app, plain, wait_for
 
 
@@ -131,4 +134,33 @@ async def test_one_resize_redraws_the_header_and_the_panes_for_the_new_width(
         await pilot.resize_terminal(200, 40)
         assert "paste:" in header()[0] and header()[1].startswith("targets ● studio")
         assert plain(inflight.query_one(".body", Static).content).strip() == "no calls in flight"
+        await pilot.press("q")
+
+
+async def test_an_idle_tick_draws_nothing_again(fake, sa_json, tmp_path, monkeypatch):
+    """An idle console (issue 22: ~4 % of a core attached to an idle serve) redrew its in-flight pane every
+    tick, and each update laid the screen out again. A pane is updated only when what it shows changed."""
+    from console import main_screen
+
+    monkeypatch.setattr(main_screen, "REFRESH_S", 3600.0)  # the ticks are the test's
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await wait_for(pilot, lambda: app.main.ready)
+        body = app.query_one("#pane-inflight", Pane).query_one(".body", Static)
+        updates: list[object] = []
+        real = body.update
+        monkeypatch.setattr(body, "update", lambda content="": updates.append(content) or real(content))
+        for _ in range(5):
+            app.main._tick()
+        assert updates == []  # nothing changed: nothing drawn
+        fake.script(Reply.text("slow", chunks=3, chunk_delay=0.5))
+        task = asyncio.create_task(call(app, "in flight"))
+
+        def ticked() -> bool:
+            app.main._tick()
+            return bool(app.main.in_flight)
+
+        await wait_for(pilot, ticked)  # the call's start taken from the feed
+        assert updates and "● claude-opus-5-5" in plain(updates[-1])  # a change is drawn
+        await task
         await pilot.press("q")
