@@ -2,7 +2,8 @@
 
 One place decides what they show at every width: where the gateway is first (a viewer whose gateway is gone
 says so on the first line, never on a third one that isn't drawn), then the targets that are refused or
-cooling, then the paste hint. Plain facts in, a `Text` out: no widget, no host.
+cooling, then the paste hint (or, where no gateway runs, what is watched instead). Plain facts in, a `Text`
+out: no widget, no host.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class Banner:
 
     def text(self, width: int) -> Text:
         t = self._where()
-        if width < WIDE:
+        if self.words.no_gateway:
+            self._no_gateway(t)
+        elif width < WIDE:
             self._narrow(t, width)
         else:
             self._wide(t)
@@ -63,6 +66,12 @@ class Banner:
     def _cooling(self) -> list[str]:
         """the targets left out for a while after failures"""
         return [n for n, _, _ in self.targets if self._state(n) == "cooling"]
+
+    def _no_gateway(self, t: Text) -> None:
+        """what is watched, then what the console shows in place of a gateway's"""
+        if self.note:
+            t.append(f"  {self.note}", style="italic yellow")
+        t.append(f"\n{self.words.no_gateway}", style="dim")
 
     def _narrow(self, t: Text, width: int) -> None:
         """the figures on the first line, the paste line on a line of its own (cut in two where it must)"""

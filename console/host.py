@@ -2,7 +2,8 @@
 
 `Host` is everything the screens ask of it. `Hosting` runs a gateway in this process (a `Service` on a thread
 and event loop of its own); `Attached` (console/remote.py) watches one that runs elsewhere (`gatewatch serve`,
-another console) through its event feed. The screens never ask which of them they have: what differs (the
+another console) through its event feed; `Watching` (console/watching.py) every gateway on a shared store,
+through the store, with none in this process. The screens never ask which of them they have: what differs (the
 header's words, where a replay goes, whose budget the Sessions view shows, whether the feed is live) is the
 host's to say.
 """
@@ -35,6 +36,9 @@ class Words:
     """before the URL on the banner's first line"""
     leaving: str = ""
     """what quitting does to the gateway, where it is not the obvious (it goes on running)"""
+    no_gateway: str = ""
+    """said instead of the paste line and the targets where no gateway runs to point Claude Code at (a viewer
+    of a shared store)"""
 
 
 @dataclass(frozen=True)

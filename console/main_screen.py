@@ -411,7 +411,9 @@ class MainScreen(ContainedTimers, Screen[None]):
         if rec is None:
             self.notify("that call is no longer in the store", severity="warning")
             return
-        await self.app.push_screen(DetailScreen(rec, self.url or "http://127.0.0.1:8000"))
+        # its curl goes where a replay would (no gateway for a viewer of a shared store: the default address)
+        door = self.host.door(self.store.get)
+        await self.app.push_screen(DetailScreen(rec, door.url or "http://127.0.0.1:8000"))
 
     def replay(self, record: Record) -> None:
         """`R` in a call's detail: the confirm screen, then the comparison (console/replay_view.py)."""

@@ -12,6 +12,7 @@ import sys
 import anthropic
 import psycopg
 import pytest
+from textual.widgets import Static
 
 from console.app import GatewatchApp
 from proxy import config as cfg
@@ -20,7 +21,7 @@ from proxy.store.query import parse
 from tests import warmcli
 from tests.conftest import API_KEY, target_for
 from tests.serving import free_port
-from tests.test_console import wait_for
+from tests.test_console import plain, wait_for
 
 SESSION = "team-session-0001"
 
@@ -138,6 +139,66 @@ async def test_a_console_on_the_shared_store_sees_every_replica_s_calls(fake, sa
             await pilot.press("q")
     finally:
         await stop_all(procs)
+
+
+async def test_the_console_with_no_target_on_the_shared_store_watches_every_replica(
+    fake, pg_url, tmp_path, monkeypatch
+):
+    """`gatewatch --db postgresql://…` where no target is configured (the README's way to watch replicas)
+    opened red, "gateway not running / no upstream target", its figures at 0. It is a viewer of the shared
+    store: no error, no gateway of its own on a port, and the live figures count the calls the replicas
+    record (the store's notifications), from the moment it opened."""
+    from console import app as console_app
+    from console.cli import main
+    from console.host import Hosting
+
+    monkeypatch.chdir(tmp_path)  # no gatewatch.toml here, and no key in the environment: no target
+    for name in [k for k in os.environ if k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))]:
+        monkeypatch.delenv(name)
+    opened: dict = {}
+    monkeypatch.setattr(
+        console_app, "run_console", lambda config, store, **kw: opened.update(kw, config=config, store=store)
+    )
+    main(["--db", pg_url, "--port", "0"])  # (--port 0: no gateway listening to discover and attach to)
+    host, store = opened.get("host"), opened["store"]
+    assert host is not None and not isinstance(host, Hosting)  # nothing hosted: no gateway, no port
+    assert opened.get("config_error") is None
+    running = await replicas(fake, pg_url, tmp_path, n=2)
+    procs = [p for p, _ in running]
+    clients = [
+        anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-x", max_retries=0) for _, url in running
+    ]
+    app = GatewatchApp(opened["config"], store, host=host)
+    try:
+        await ask(clients[0], "before the console opened")  # in the history, not in "since start"…
+        for _ in range(200):  # …once committed (the replica's writer commits after the answer)
+            if store.count() == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert store.count() == 1
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.query_one("#history")
+            await wait_for(pilot, lambda: app.main.ready and table.row_count == 1)
+            assert app.main.problem is None and app.sub_title == f"watching {store.where}"
+            header = plain(app.query_one("#banner", Static).content)
+            assert "⚠" not in header and "no gateway here" in header and store.where in header
+            assert all(len(line) <= 78 for line in header.splitlines())  # whole at 80 columns
+            assert app.main.stats.calls == 0
+            for n in range(4):
+                await ask(clients[n % 2], f"asked replica {n % 2}, call {n}")
+            await wait_for(pilot, lambda: app.main.stats.calls == 4, timeout=15)
+            await wait_for(pilot, lambda: table.row_count == 5, timeout=15)
+            stats = app.main.stats
+            assert stats.errors == 0 and stats.targets["gemini"].calls == 4
+            since = [s for s in store.summaries() if "call" in (s.preview or "")]
+            assert stats.tokens["input"] == sum(s.input_tokens for s in since) > 0
+            assert "4 calls since start" in plain(app.query_one("#summary", Static).content, width=78)
+            await pilot.press("q")
+    finally:
+        for c in clients:
+            await c.close()
+        await stop_all(procs)
+        store.close()
 
 
 async def test_a_console_attached_to_one_replica_also_sees_the_others(fake, pg_url, tmp_path):

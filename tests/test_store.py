@@ -324,6 +324,26 @@ def test_a_version_2_database_opens_migrates_and_keeps_its_records(tmp_path):
     assert store.count(parse("number")) == 2
 
 
+def test_a_reader_gets_what_was_committed_since_its_last_look_in_commit_order(backend):
+    """What a console watching a shared store counts (console/watching.py): the records committed after the
+    row it last saw, in commit order, a long call that started first but was committed last included."""
+    filled(backend, [make(i) for i in range(2)])
+    reader = backend.open(create=False)
+    try:
+        row, none = reader.committed_after(None)  # where counting starts: nothing before it
+        assert none == [] and row > 0
+        late = make(9, started_at=1_700_000_000)  # started before all the others, committed after them
+        filled(backend, [make(2), make(3), late])
+        row2, first = reader.committed_after(row, limit=2)
+        assert [r.id for r in first] == ["req_000002", "req_000003"]
+        assert first[0].usage.input_tokens == 100 and first[0].latency_ms == 102
+        row3, rest = reader.committed_after(row2, limit=2)
+        assert [r.id for r in rest] == ["req_000009"] and row3 > row2 > row
+        assert reader.committed_after(row3) == (row3, [])
+    finally:
+        reader.close()
+
+
 def test_committed_batches_are_announced_on_the_bus_from_the_writer_thread(backend):
     import threading
 

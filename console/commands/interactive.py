@@ -1,5 +1,6 @@
 """`gatewatch` without a command: the console, hosting a gateway or, where one already listens (or with
---attach URL), watching it."""
+--attach URL), watching it; with no target configured and a shared store (`--db postgresql://…`), watching
+every gateway that records there."""
 
 from __future__ import annotations
 
@@ -60,9 +61,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             host=viewer,
             price_as=args.price_as,
         )
-    return run_console(
-        config, open_store(args, config), config_error=error, insecure=args.insecure, price_as=args.price_as
-    )
+    store = open_store(args, config)
+    if error is None and not config.targets and store.shared:
+        # nothing to host, and the store is the gateways' shared one: watch every call they record
+        from console.watching import Watching
+
+        return run_console(config, store, host=Watching(config, store), price_as=args.price_as)
+    return run_console(config, store, config_error=error, insecure=args.insecure, price_as=args.price_as)
 
 
 def viewer_store(args: argparse.Namespace, config: cfg.Config, viewer: Attached) -> RecordStore:

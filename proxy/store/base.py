@@ -251,6 +251,11 @@ class RecordStore(Protocol):
 
     def get(self, record_id: str) -> Record | None: ...
 
+    def committed_after(self, row: int | None, limit: int = 200) -> tuple[int, list[Record]]:
+        """The records committed after row `row`, in commit order, at most `limit`, and the row to ask after
+        next; with None, none and the newest row now (where a reader that counts what comes starts)."""
+        ...
+
     def ids(self, prefix: str, limit: int = 2) -> list[str]:
         """The ids that start with `prefix` (with or without its `req_`), at most `limit`."""
         ...

@@ -101,6 +101,21 @@ class SqlStore(JournaledStore):
         conn = self.reader()
         return Record.model_validate(insight.complete(conn, hydrate(_json(rows[0][0]), conn)))
 
+    def committed_after(self, row: int | None, limit: int = 200) -> tuple[int, list[Record]]:
+        """What the writers committed since a reader last looked (a console counting the calls every gateway
+        on a shared store records): the records after row `row` in commit order, oldest first, at most
+        `limit`, and the row to ask after next; with None, none and the newest row now. For their figures:
+        the payloads' shared parts stay references and the findings are not read."""
+        d = self.dialect
+        if row is None:
+            return int(self._rows(f"SELECT coalesce(max({d.row}), 0) FROM records")[0][0]), []
+        rows = self._rows(
+            f"SELECT {d.row}, data FROM records WHERE {d.row} > {d.p} ORDER BY {d.row} LIMIT {d.p}",
+            (row, limit),
+        )
+        records = [Record.model_validate_json(_json(data)) for _, data in rows]
+        return (int(rows[-1][0]) if rows else row), records
+
     def _scan(self, flt: Filter, cols: str) -> Iterator[Sequence[Any]]:
         """Every matching row, oldest first."""
         c = compile_filter(flt, self.dialect, drive=False)
