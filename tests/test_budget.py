@@ -434,6 +434,43 @@ async def test_sighup_makes_serve_apply_its_config_s_budget_now(tmp_path, fake, 
     assert proc.returncode == 0, err
 
 
+async def test_sighup_from_a_closed_terminal_still_stops_serve_drained(tmp_path, fake, sa_json):
+    """SIGHUP is also what closing a terminal sends: a serve whose terminal hung up stops (exit 0, its records
+    flushed), as it did before SIGHUP meant "apply the budget", instead of running on, orphaned, on its port."""
+    import pty
+
+    path = tmp_path / "gatewatch.toml"
+    target = target_for("gemini", fake, sa_json)
+    lines = ["[[targets]]", *(f"{k} = {json.dumps(v)}" for k, v in target.items())]
+    path.write_text("\n".join([*lines, "", "[budget]", "daily_usd = 1.0"]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GCP_", "GATEWATCH_"))}
+    env.update(PYTHONPATH=ROOT, XDG_DATA_HOME=str(tmp_path / "xdg"))
+    argv = ["serve", "--config", str(path), "--db", str(tmp_path / "g.db"), "--port", "0"]
+    terminal, its_end = pty.openpty()  # serve's stdin is a terminal, as when it is started in one
+    proc = await warmcli.create_subprocess_exec(
+        sys.executable, "-m", "console.cli", *argv, env=env, stdin=its_end, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(its_end)
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert "listening on http://" in line, line
+        fake.script(Reply.text("one"))
+        assert (await send(line.split(" on ", 1)[1].split()[0]))[0] == 200
+        os.close(terminal)  # the terminal window closes: the kernel hangs its end up…
+        terminal = -1
+        proc.send_signal(signal.SIGHUP)  # …and its session's jobs are sent SIGHUP
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if terminal >= 0:
+            os.close(terminal)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err
+    assert b"1 records written, 0 lost" in err and b"SIGHUP:" not in err
+
+
 def _serve(tmp_path, fake, sa_json, port: int) -> subprocess.Popen:
     path = tmp_path / "gatewatch.toml"
     target = target_for("gemini", fake, sa_json)

@@ -101,8 +101,14 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     rereads: set[asyncio.Task[None]] = set()  # kept until done (the loop holds tasks only weakly)
+    terminals = [fd for fd in (0, 1, 2) if os.isatty(fd)]
 
     def hangup() -> None:
+        if any(not os.isatty(fd) for fd in terminals):
+            # the terminal serve runs in was closed (a hung-up terminal answers no more): stop, as SIGHUP's
+            # default did, but drained and flushed; a `kill -HUP` finds the terminal there and rereads
+            stop.set()
+            return
         task = loop.create_task(reread_budget(service))
         rereads.add(task)
         task.add_done_callback(rereads.discard)
