@@ -62,8 +62,6 @@ class _Process:
         gc.collect()
         gc.freeze()
         young0, young1, _ = gc.get_threshold()
-        if os.environ.get("GATEWATCH_GC_YOUNG"):
-            young0, young1 = (int(x) for x in os.environ["GATEWATCH_GC_YOUNG"].split(","))
         gc.set_threshold(young0, young1, NO_AUTOMATIC_FULL)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.last = time.monotonic()
