@@ -45,6 +45,19 @@ def new_id() -> str:
     return urandom(12).hex()
 
 
+_NAMES: dict[str, bytes] = {}
+
+
+def _name_json(name: str) -> bytes:
+    """An event's name as JSON (a handful of names: each written once)"""
+    got = _NAMES.get(name)
+    if got is None:
+        got = orjson.dumps(name)
+        if len(_NAMES) < 256:
+            _NAMES[name] = got
+    return got
+
+
 class Call:
     """One call in flight. `t0` is its arrival (perf_counter); every clock in the record is ms from there."""
 
@@ -72,7 +85,8 @@ class Call:
         # chunk's dozen containers stayed alive for the whole stream, the collector scanned them again and
         # again, and the store serialised them back at the end.
         self._events: list[bytes] | None = [] if keep_payloads else None
-        """each sent event as JSON `{"event": name, "data": …}`"""
+        """each sent event's data as JSON"""
+        self._event_names: list[str] = []
         self._upstream_chunks: list[bytes] | None = [] if keep_payloads else None
         """each upstream chunk's JSON, as received"""
 
@@ -250,10 +264,8 @@ class Call:
         self.record.response_size += size
         kept = self._events
         if kept is not None:
-            if data is None:
-                data = [orjson.dumps(d) for _, d in events]
-            for (name, _), d in zip(events, data, strict=True):
-                kept.append(b'{"event":%s,"data":%s}' % (orjson.dumps(name), d))
+            kept += data if data is not None else [orjson.dumps(d) for _, d in events]
+            self._event_names += [name for name, _ in events]
 
     def progress(self) -> None:
         """Tell subscribers, at most every `Bus.PROGRESS_EVERY_S` per call, and only when someone listens."""
@@ -385,7 +397,15 @@ class Call:
         # JSON as it crossed the wire, written into the store as is: never rebuilt as objects on the loop
         # (the store's copy reads back as lists; `proxy.record.payload` reads either)
         if self._events:
-            r.events = orjson.Fragment(b"[%s]" % b",".join(self._events))
+            r.events = orjson.Fragment(
+                b"[%s]"
+                % b",".join(
+                    [
+                        b'{"event":%s,"data":%s}' % (_name_json(n), d)
+                        for n, d in zip(self._event_names, self._events, strict=True)
+                    ]
+                )
+            )
         if self._upstream_chunks:
             r.upstream_response = orjson.Fragment(b"[%s]" % b",".join(self._upstream_chunks))
         u = r.usage
