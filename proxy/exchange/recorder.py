@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from os import urandom
+from random import getrandbits
 from typing import Any
 
 import orjson
@@ -41,8 +41,10 @@ SPAWN_PROMPT_CHARS = 200
 
 
 def new_id() -> str:
-    """24 random hex digits (what `uuid4().hex[:24]` gave, without building a UUID per id)"""
-    return urandom(12).hex()
+    """24 random hex digits. Ids name calls, messages and tool uses, they guard nothing: the process's
+    random generator (seeded from the OS, reseeded in a forked child) serves, not `os.urandom`, whose system
+    call lets go of the GIL on every call and so handed the loop's thread to the store's writer mid-call."""
+    return "%024x" % getrandbits(96)
 
 
 _NAMES: dict[str, bytes] = {}
