@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane
 
-from proxy.record import Record
+from proxy.record import Record, payload
 from proxy.reports.inspection import inspect
 
 from . import fmt
@@ -134,8 +134,9 @@ def timing_table(rec: Record) -> Table:
 
 def upstream_heading(rec: Record) -> str:
     who = f"{rec.target} ({rec.provider})" if rec.target else "the upstream"
-    if isinstance(rec.upstream_response, list):
-        return f"Upstream response: the {len(rec.upstream_response)} stream chunks {who} sent"
+    up = payload(rec.upstream_response)
+    if isinstance(up, list):
+        return f"Upstream response: the {len(up)} stream chunks {who} sent"
     return f"Upstream response: what {who} sent"
 
 
@@ -209,12 +210,12 @@ class DetailScreen(Screen[None]):
                     ),
                     Static(_json(r.response), id="response-json"),
                     Static(Text(upstream_heading(r), style="bold"), classes="heading"),
-                    Static(_json(r.upstream_response), id="upstream-response-json"),
+                    Static(_json(payload(r.upstream_response)), id="upstream-response-json"),
                 )
             with TabPane("Stream events", id="tab-events"):
                 yield VerticalScroll(
                     Static(
-                        _json(r.events)
+                        _json(payload(r.events))
                         if r.request_mode == "stream"
                         else Text("not a streamed call", style="dim"),
                         id="events-json",

@@ -9,6 +9,7 @@ import aiohttp
 import anthropic
 import pytest
 
+from proxy.record import payload
 from proxy.simulator import Reply
 from tests import cc_requests
 
@@ -62,7 +63,15 @@ async def test_streaming_yields_a_valid_event_sequence_and_final_message(gw):
     assert gw.fake.received[-1].action == "streamGenerateContent"
     rec = gw.records[-1]
     assert rec.request_mode == "stream" and rec.usage.time_to_first_token is not None
-    assert [e["event"] for e in rec.events][:2] == ["message_start", "content_block_start"]
+    # a live record holds the events as the JSON sent (payload reads it), the store's copy as a list
+    assert [e["event"] for e in payload(rec.events)][:2] == ["message_start", "content_block_start"]
+    events = payload(rec.events)
+    assert events[-1]["event"] == "message_stop" and all(e["data"]["type"] == e["event"] for e in events)
+    assert "".join(
+        e["data"]["delta"].get("text", "") for e in events if e["event"] == "content_block_delta"
+    ) == ("one two three four five six")
+    chunks = payload(rec.upstream_response)
+    assert len(chunks) == rec.stream_chunks >= 2 and all("candidates" in c for c in chunks)
 
 
 async def test_a_tool_loop_with_claude_code_shapes_round_trips_the_thought_signature(gw):

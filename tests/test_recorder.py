@@ -61,3 +61,29 @@ async def test_payloads_are_kept_only_under_log_payloads(fake, sa_json):
             assert rec.client_request is None and rec.upstream_request is None
             assert rec.upstream_response is None and rec.response is None and rec.events is None
             assert rec.response_text and rec.usage.output_tokens
+
+
+async def test_a_stream_s_payloads_are_the_json_that_crossed_the_wire_and_the_store_reads_them_as_lists(
+    fake, sa_json
+):
+    """A live stream keeps its chunks and events as the JSON sent (no objects rebuilt on the loop); the
+    stored record has them as lists, equal to what the upstream sent and the client got."""
+    from proxy.record import payload
+    from proxy.store.payloads import hydrate, serialize_parts
+
+    async for gw in run_gateway({"targets": [target_for("gemini", fake, sa_json)]}, fake):
+        fake.script(Reply.text("alpha beta gamma delta", chunks=4))
+        async with gw.client.messages.stream(model="m", max_tokens=100, messages=MSG) as s:
+            got = [ev.model_dump() async for ev in s if ev.type in ("content_block_delta", "message_stop")]
+        rec = gw.records[-1]
+        data, blobs = serialize_parts(rec, [])
+        stored = hydrate(data, blobs)
+        assert stored["events"] == payload(rec.events) and stored["upstream_response"] == payload(
+            rec.upstream_response
+        )
+        sent = [e["data"] for e in stored["events"] if e["event"] in ("content_block_delta", "message_stop")]
+        assert sent == [{k: v for k, v in g.items() if k in d} for g, d in zip(got, sent, strict=True)]
+        chunks = stored["upstream_response"]
+        assert len(chunks) == 4 and "".join(
+            p["text"] for c in chunks for p in c["candidates"][0]["content"]["parts"]
+        ).split() == ["alpha", "beta", "gamma", "delta"]

@@ -180,8 +180,13 @@ async def accept(request: web.Request, settings: GatewaySettings, call: Call, co
 
 async def read_json(request: web.Request, settings: GatewaySettings) -> tuple[bytes, dict[str, Any]]:
     try:
-        async with asyncio.timeout(settings.client_timeout):
+        if (
+            request.content.is_eof()
+        ):  # the whole body came with the headers (a usual call): nothing to wait for
             raw = await request.read()
+        else:
+            async with asyncio.timeout(settings.client_timeout):
+                raw = await request.read()
     except TimeoutError:
         raise GatewayError(
             408,

@@ -8,11 +8,10 @@ a stream chunk costs no pydantic attribute write.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from random import getrandbits
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -42,7 +41,23 @@ SPAWN_PROMPT_CHARS = 200
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex[:24]
+    """24 random hex digits. Ids name calls, messages and tool uses, they guard nothing: the process's
+    random generator (seeded from the OS, reseeded in a forked child) serves, not `os.urandom`, whose system
+    call lets go of the GIL on every call and so handed the loop's thread to the store's writer mid-call."""
+    return "%024x" % getrandbits(96)
+
+
+_NAMES: dict[str, bytes] = {}
+
+
+def _name_json(name: str) -> bytes:
+    """An event's name as JSON (a handful of names: each written once)"""
+    got = _NAMES.get(name)
+    if got is None:
+        got = orjson.dumps(name)
+        if len(_NAMES) < 256:
+            _NAMES[name] = got
+    return got
 
 
 class Call:
@@ -68,8 +83,14 @@ class Call:
         self._attempt: Attempt | None = None
         self._upstream_id = False
         """the current attempt's upstream answer id was looked for"""
-        self._events: list[Event] | None = [] if keep_payloads else None
-        self._upstream_chunks: list[dict[str, Any]] | None = [] if keep_payloads else None
+        # A stream's payloads are kept as the JSON text that crossed the wire: kept as parsed objects, every
+        # chunk's dozen containers stayed alive for the whole stream, the collector scanned them again and
+        # again, and the store serialised them back at the end.
+        self._events: list[bytes] | None = [] if keep_payloads else None
+        """each sent event's data as JSON"""
+        self._event_names: list[str] = []
+        self._upstream_chunks: list[bytes] | None = [] if keep_payloads else None
+        """each upstream chunk's JSON, as received"""
 
     @property
     def id(self) -> str:
@@ -126,7 +147,7 @@ class Call:
             host=host,
             port=port,
             upstream_scheme=scheme,
-            upstream_uri=urlsplit(provider.url(action)).path,
+            upstream_uri=provider.path(action),
         )
         self.record.tried_targets.append(a)
         self._attempt = a
@@ -229,21 +250,24 @@ class Call:
         if self.record.usage.time_to_first_token is None:
             self.record.usage.time_to_first_token = self.ms()
 
-    def chunk(self, chunk: dict[str, Any] | None = None) -> None:
-        """An upstream stream chunk arrived (a parsed Gemini chunk is kept with the payloads)."""
+    def chunk(self, chunk: dict[str, Any] | None = None, raw: bytes | None = None) -> None:
+        """An upstream stream chunk arrived: `chunk` parsed, `raw` its JSON text (kept with the payloads)."""
         self.chunks += 1
         if chunk is not None and not self._upstream_id:
             self._answer_id(chunk)
-        if chunk is not None and self._upstream_chunks is not None:
-            self._upstream_chunks.append(chunk)
+        if raw is not None and self._upstream_chunks is not None:
+            self._upstream_chunks.append(raw)
         if self.bus.wants(CallProgressed):
             self.progress()
 
-    def sent(self, events: list[Event], size: int) -> None:
-        """Events went to the client (kept with the payloads)."""
+    def sent(self, events: list[Event], size: int, data: list[bytes] | None = None) -> None:
+        """Events went to the client (kept with the payloads); `data`: each event's data as JSON, when the
+        caller has it already."""
         self.record.response_size += size
-        if self._events is not None:
-            self._events.extend(events)
+        kept = self._events
+        if kept is not None:
+            kept += data if data is not None else [orjson.dumps(d) for _, d in events]
+            self._event_names += [name for name, _ in events]
 
     def progress(self) -> None:
         """Tell subscribers, at most every `Bus.PROGRESS_EVERY_S` per call, and only when someone listens."""
@@ -372,10 +396,20 @@ class Call:
         r.stream_chunks = self.chunks
         if response is not None:
             r.response_headers = redact_headers(response.headers)
+        # JSON as it crossed the wire, written into the store as is: never rebuilt as objects on the loop
+        # (the store's copy reads back as lists; `proxy.record.payload` reads either)
         if self._events:
-            r.events = [{"event": e, "data": d} for e, d in self._events]
+            r.events = orjson.Fragment(
+                b"[%s]"
+                % b",".join(
+                    [
+                        b'{"event":%s,"data":%s}' % (_name_json(n), d)
+                        for n, d in zip(self._event_names, self._events, strict=True)
+                    ]
+                )
+            )
         if self._upstream_chunks:
-            r.upstream_response = self._upstream_chunks
+            r.upstream_response = orjson.Fragment(b"[%s]" % b",".join(self._upstream_chunks))
         u = r.usage
         if r.llm_latency_ms and u.output_tokens:  # Kong's definition: generation latency / output tokens
             u.time_per_token = r.llm_latency_ms / u.output_tokens

@@ -87,6 +87,8 @@ async def post(
 async def read_all(resp: aiohttp.ClientResponse, name: str, timeouts: Timeouts) -> bytes:
     """A whole (non-streamed) answer, within the first-byte timeout."""
     try:
+        if resp.content.is_eof():  # the whole answer came with its headers: no timer to arm
+            return await resp.read()
         async with asyncio.timeout(timeouts.first_byte):
             return await resp.read()
     except TimeoutError:

@@ -33,6 +33,8 @@ class Provider:
         """its kind's name in `proxy.registry`"""
         self.name = target.name
         self.model = target.model
+        self._paths: dict[str, str] = {}
+        self._where: tuple[str, int, str, str] | None = None
 
     @classmethod
     def region(cls, target: TargetConfig) -> str | None:
@@ -63,10 +65,20 @@ class Provider:
         return {k: body[k] for k in ("contents", "systemInstruction", "tools") if k in body}
 
     def where(self) -> tuple[str, int, str, str]:
-        """(scheme, port, host, path) of the generateContent URL, for the record."""
-        u = urlsplit(self.url("generateContent"))
-        port = u.port or (443 if u.scheme == "https" else 80)
-        return u.scheme, port, u.hostname or "", u.path
+        """(scheme, port, host, path) of the generateContent URL, for the record (a target's URLs are fixed
+        when it is made: read once, not parsed per call)."""
+        if self._where is None:
+            u = urlsplit(self.url("generateContent"))
+            port = u.port or (443 if u.scheme == "https" else 80)
+            self._where = u.scheme, port, u.hostname or "", u.path
+        return self._where
+
+    def path(self, action: str) -> str:
+        """The path of `action`'s URL (the record's `upstream_uri`), parsed once per action."""
+        got = self._paths.get(action)
+        if got is None:
+            got = self._paths[action] = urlsplit(self.url(action)).path
+        return got
 
 
 class PassthroughProvider(Provider):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
+import orjson
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from proxy.translate.notes import Note, from_text
@@ -53,12 +54,24 @@ def is_secret_header(name: str) -> bool:
     return n in SECRET_HEADERS or any(w in n for w in SECRET_WORDS)
 
 
+_NAMES: dict[str, tuple[str, bool]] = {}
+"""header name as sent → (its stored name, whether it is a credential): a client sends the same dozen names on
+every call, so each is decided once (bounded: a client inventing names only fills it to `_NAMES_MAX`)"""
+_NAMES_MAX = 1024
+
+
 def redact_headers(headers: Any) -> dict[str, str]:
     """Lower-cased headers with every credential replaced; the only way headers enter a record."""
     out: dict[str, str] = {}
+    names = _NAMES
     for k, v in headers.items():
-        lk = safe_text(k.lower())
-        out[lk] = REDACTED if is_secret_header(lk) else safe_text(v)
+        known = names.get(k)
+        if known is None:
+            lk = safe_text(k.lower())
+            known = (lk, is_secret_header(lk))
+            if len(names) < _NAMES_MAX:
+                names[k] = known
+        out[known[0]] = REDACTED if known[1] else safe_text(v)
     return out
 
 
@@ -84,6 +97,14 @@ def cut_headers(headers: dict[str, str]) -> dict[str, str]:
     if len(headers) > HEADERS_KEPT:
         out["x-gatewatch-cut"] = f"{len(headers) - HEADERS_KEPT} more headers not kept"
     return out
+
+
+def payload(value: Any) -> Any:
+    """A payload field as Python objects: a live stream's record holds its events and chunks as the JSON
+    that crossed the wire (`orjson.Fragment`, written to the store as is), a stored record as lists."""
+    if isinstance(value, orjson.Fragment):
+        return orjson.loads(orjson.dumps(value))
+    return value
 
 
 class Attempt(BaseModel):
@@ -201,14 +222,18 @@ class Record(BaseModel):
     upstream_request: Any = None
     upstream_response: Any = None
     response: Any = None
-    events: list[Any] | None = None
+    events: Any = None
+    """the events the client got (a list; in a live record of a stream, an `orjson.Fragment` of that list's
+    JSON: read it with `payload`)"""
 
     _bodies: Bodies | None = PrivateAttr(default=None)
     # made on first use: a default_factory would cost every Record (a million replayed, read, validated) ~100 µs
 
     @property
     def bodies(self) -> Bodies:
-        b = self._bodies
+        # read from pydantic's own slot: `self._bodies` goes through BaseModel.__getattr__, in Python, per use
+        private = self.__pydantic_private__
+        b: Bodies | None = private["_bodies"] if private else None
         if b is None:
             b = self._bodies = Bodies()
         return b

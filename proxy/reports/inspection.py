@@ -19,7 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from proxy import registry
-from proxy.record import Record
+from proxy.record import Record, payload
 from proxy.translate import marks
 
 Op = Literal["added", "removed", "changed"]
@@ -343,7 +343,7 @@ def failed(rec: Record) -> bool:
 
 def upstream_error(rec: Record) -> Any:
     """The target's own error body, when the record kept one (a dict with Google's `error`, or raw text)."""
-    up = rec.upstream_response
+    up = payload(rec.upstream_response)
     if isinstance(up, dict) and ("error" in up or "raw" in up):
         return up
     if isinstance(up, list) and up and isinstance(up[-1], dict) and "error" in up[-1]:

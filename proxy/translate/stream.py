@@ -27,6 +27,28 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"".join((prefix, orjson.dumps(data), b"\n\n"))
 
 
+def _append(block: dict[str, Any], key: str, text: str) -> None:
+    """`block[key] += text` in linear time: a string the dict still holds is copied whole by `+=` (every
+    chunk of a long answer copied all the text before it: quadratic); taken out first, it is the only
+    reference and CPython extends it in place."""
+    whole = block[key]
+    block[key] = ""
+    whole += text
+    block[key] = whole
+
+
+def frames(events: list[Event]) -> tuple[bytes, list[bytes]]:
+    """The SSE frames of `events` as one write, and each event's data as JSON (what a record keeps)."""
+    data = [orjson.dumps(d) for _, d in events]
+    parts: list[bytes] = []
+    for (event, _), d in zip(events, data, strict=True):
+        prefix = _PREFIX.get(event)
+        if prefix is None:
+            prefix = _PREFIX[event] = b"event: " + event.encode() + b"\ndata: "
+        parts += (prefix, d, b"\n\n")
+    return b"".join(parts), data
+
+
 class StreamTranslator:
     """Feed Gemini chunks with `feed`, close with `finish`; each returns the Anthropic events to send.
 
@@ -199,7 +221,7 @@ class StreamTranslator:
         text = part.get("text", "")
         if text:
             self.first_content = True
-            self.content[-1]["thinking"] += text
+            _append(self.content[-1], "thinking", text)
             out.append(
                 (
                     "content_block_delta",
@@ -262,13 +284,13 @@ class StreamTranslator:
                 self.segments[self.index] = []
             segs = self.segments[self.index]
             if segs and "thoughtSignature" not in segs[-1]:
-                segs[-1]["text"] += text  # one Gemini part streamed in pieces
+                _append(segs[-1], "text", text)  # one Gemini part streamed in pieces
             else:
                 segs.append({"text": text})
             if sig:
                 segs[-1]["thoughtSignature"] = sig  # the part ends here; what follows is a new part
             self.first_content = True
-            self.content[-1]["text"] += text
+            _append(self.content[-1], "text", text)
             out.append(
                 (
                     "content_block_delta",

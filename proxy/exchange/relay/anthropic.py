@@ -140,7 +140,7 @@ class Observer:
         if not isinstance(ev, dict):
             return
         kind = ev.get("type")
-        self.call.sent([(str(kind), ev)], 0)
+        self.call.sent([(str(kind), ev)], 0, [data])
         content, call = self.content, self.call
         if kind == "message_start":
             m = ev.get("message") or {}

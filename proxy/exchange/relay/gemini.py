@@ -19,7 +19,7 @@ from proxy.translate import request as treq
 from proxy.translate.moves import reset_signatures
 from proxy.translate.notes import Note
 from proxy.translate.response import IdSource, usage
-from proxy.translate.stream import StreamTranslator, sse
+from proxy.translate.stream import StreamTranslator, frames
 
 PING = ("ping", {"type": "ping"})
 CHARS_PER_TOKEN = 4
@@ -244,8 +244,8 @@ class Sink:
         if self.held:
             events, self.held = self.held + events, []
         out = self.out if self.out is not None else await self.open()
-        frame = b"".join([sse(e, d) for e, d in events]) if len(events) > 1 else sse(*events[0])
-        self._call.sent(events, len(frame))
+        frame, data = frames(events)
+        self._call.sent(events, len(frame), data)
         self.last_write = asyncio.get_running_loop().time()  # before the write yields: the pinger sees it
         await out.write(frame)
 
@@ -289,7 +289,7 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
         try:
             for data in batch:
                 chunk = parse_chunk(data, p)
-                call.chunk(chunk)
+                call.chunk(chunk, data)
                 if served is None and isinstance(chunk.get("modelVersion"), str):
                     served = chunk["modelVersion"]  # what Google served (an alias resolved, a dated version)
                     call.response_model(served)
