@@ -21,7 +21,7 @@ HELP = """usage: gatewatch [--config F | --attach URL] claude [--target NAME] [c
 Runs Claude Code (`claude` on PATH) through the gateway that listens where the config says (or at --attach
 URL), with the environment the target needs: ANTHROPIC_BASE_URL, a credential (the gateway's token when it
 has one), ANTHROPIC_MODEL, CLAUDE_CODE_MAX_CONTEXT_TOKENS and CLAUDE_CODE_MAX_OUTPUT_TOKENS, model discovery on.
-The targets are the config's, or, with none configured here, those the running gateway serves.
+The targets, and their caps, are those the running gateway serves (the config's if it does not list them).
 
   --target NAME   the target to set up for (default: the first)
   everything else goes to Claude Code untouched (`claude --help` lists its own options)
@@ -51,7 +51,14 @@ class Target:
     @classmethod
     def listed(cls, d: dict[str, Any]) -> Target:
         """A target as the gateway's identity (`GET /gatewatch`) lists it."""
-        return cls(str(d.get("name", "?")), str(d.get("provider", "?")), str(d.get("model", "*")))
+        cap = d.get("max_tokens")
+        return cls(
+            str(d.get("name", "?")),
+            str(d.get("provider", "?")),
+            str(d.get("model", "*")),
+            cap if isinstance(cap, int) and not isinstance(cap, bool) else None,
+            not d.get("client_key", False),
+        )
 
 
 class NoClaude(Exception):

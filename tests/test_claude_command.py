@@ -11,6 +11,7 @@ import stat
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from proxy.simulator import Reply
@@ -162,6 +163,33 @@ async def test_a_viewers_paste_line_uses_the_targets_of_the_gateway_it_names(fak
     e = json.loads((tmp_path / "seen.json").read_text())["env"]
     assert e["ANTHROPIC_BASE_URL"] == gw.url and e["ANTHROPIC_MODEL"] == "gemini-2.5-pro"
     assert e["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "1048576"
+    assert e["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "16384"  # the gateway's max_tokens, not the model's 65536
+
+
+async def test_over_attach_the_output_cap_is_the_running_gateways_even_with_a_key_in_this_shell(
+    fake, sa_json, tmp_path
+):
+    """`gatewatch --attach URL claude` from a shell where GEMINI_API_KEY is set: that shell's config has a
+    default target of its own (no max_tokens, so the model's 65536); Claude Code calls the gateway at URL,
+    whose target caps at 8192 (its /v1/models says so), and is told 8192."""
+    raw = {"targets": [target_for("gemini", fake, sa_json, name="capped", max_tokens=8192)]}
+    async for gw in run_gateway(raw, fake):
+        async with aiohttp.ClientSession() as s:
+            async with s.get(gw.url + "/v1/models") as r:
+                listed = (await r.json())["data"]
+        assert {m["max_tokens"] for m in listed} == {8192}
+        env = {
+            "PATH": f"{stand_in(tmp_path)}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "GEMINI_API_KEY": API_KEY,  # a config of this shell's own: one uncapped target, "gemini"
+        }
+        code, _, err = await gatewatch(["--attach", gw.url, "claude", "-p", "hi"], env)
+        assert code == 0, err
+    e = json.loads((tmp_path / "seen.json").read_text())["env"]
+    assert e["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "8192"
+    assert (
+        e["ANTHROPIC_MODEL"] == "gemini-2.5-flash"
+    )  # the gateway's target's model, not this shell's default
 
 
 async def test_gatewatch_claude_help_says_what_it_does_without_a_gateway(tmp_path):

@@ -38,12 +38,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             f"no gatewatch listens at {local_url(config)}: start it first (`gatewatch serve`, or the console, "
             "`gatewatch`), or name it with --attach URL"
         )
-    targets = [cc.Target.of(t) for t in config.targets]
-    where = f"the config ({config.source})"
-    if not targets:  # a viewer's paste line (`gatewatch --attach URL claude`): the running gateway's targets
-        identity = probe(url, config.gateway.auth_token) or {}
-        targets = [cc.Target.listed(t) for t in identity.get("targets") or [] if isinstance(t, dict)]
-        where = f"the gateway at {url}"
+    # the running gateway's targets, as it lists them (with its token): that gateway serves Claude Code, and
+    # its targets' caps are what CLAUDE_CODE_MAX_OUTPUT_TOKENS must follow, whatever this shell's config says
+    # (`--attach URL` from a shell with GEMINI_API_KEY set has a default target of its own, uncapped);
+    # the config's only when the gateway does not list them
+    identity = probe(url, config.gateway.auth_token) or {}
+    targets = [cc.Target.listed(t) for t in identity.get("targets") or [] if isinstance(t, dict)]
+    where = f"the gateway at {url}"
+    if not targets:
+        targets = [cc.Target.of(t) for t in config.targets]
+        where = f"the config ({config.source})"
     try:
         target = cc.pick(targets, name, where)
     except cfg.ConfigError as exc:

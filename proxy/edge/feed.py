@@ -130,8 +130,16 @@ class EventFeed:
                 store=self.store,
                 started_at=self.gateway.started_at,
                 viewers=self.viewers,
+                # what `gatewatch --attach URL claude` sets Claude Code up from: the caps of *this* gateway
                 targets=[
-                    {"name": p.name, "provider": p.kind, "model": p.model} for p in self.gateway.providers
+                    {
+                        "name": p.name,
+                        "provider": p.kind,
+                        "model": p.model,
+                        "max_tokens": p.target.max_tokens,
+                        "client_key": p.target.forwards_client_key,
+                    }
+                    for p in self.gateway.providers
                 ],
                 # the caps this gateway enforces: a viewer shows these, not its own directory's config
                 budget=self.gateway.config.budget.model_dump(),
