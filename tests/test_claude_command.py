@@ -115,6 +115,30 @@ async def test_gatewatch_claude_says_what_to_do_when_no_gateway_listens(fake, tm
     assert code == 2 and "no gatewatch listens at http://127.0.0.1:" in err and "gatewatch serve" in err
 
 
+async def test_gatewatch_claude_refuses_an_attach_url_where_no_gatewatch_listens_as_it_refuses_the_default(
+    fake, sa_json, tmp_path
+):
+    """`--attach http://127.0.0.1:DEADPORT claude -p hi` used to start Claude Code at nothing; it is refused as
+    the configured address is (exit 2, the same words), and so is a gateway whose token this shell lacks."""
+    from tests.serving import free_port
+
+    env = {
+        "PATH": f"{stand_in(tmp_path)}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "GEMINI_API_KEY": API_KEY,  # a target of this shell's own: nothing else would stop it
+    }
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, _, err = await gatewatch(["--attach", dead, "claude", "-p", "hi"], env)
+    assert code == 2, err
+    assert f"no gatewatch listens at {dead}: start it first (`gatewatch serve`" in err
+    assert "check the URL given to --attach" in err
+    raw = {"gateway": {"auth_token": "gw-secret-token-1234"}, "targets": targets(fake, sa_json)}
+    async for gw in run_gateway(raw, fake):
+        code, _, err = await gatewatch(["--attach", gw.url, "claude", "-p", "hi"], env)
+        assert code == 2 and f"the gatewatch at {gw.url} wants its token" in err, err
+    assert not (tmp_path / "seen.json").exists()  # claude never ran
+
+
 async def test_gatewatch_claude_says_how_to_install_claude_code_when_it_is_missing(fake, sa_json, tmp_path):
     async for gw in run_gateway({"targets": targets(fake, sa_json)}, fake):
         config = write_config(tmp_path, int(gw.url.rsplit(":", 1)[1]), fake)
