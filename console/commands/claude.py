@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     except cfg.ConfigError as exc:
         die(str(exc))
     try:
-        cc.run(cc.environment(config, url, target, os.environ), rest)
+        cc.run(cc.environment(config, url, target, os.environ, targets), rest)
     except cc.NoClaude as exc:
         die(str(exc))
     return 0  # not reached: claude took over the process
