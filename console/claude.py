@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from console.hint import NO_TOKEN
 from proxy import config as cfg
+from proxy.exchange import discovery
 from proxy.translate.catalog import limits
 
 INSTALL = "npm install -g @anthropic-ai/claude-code"
@@ -20,8 +21,9 @@ HELP = """usage: gatewatch [--config F | --attach URL] claude [--target NAME] [c
 
 Runs Claude Code (`claude` on PATH) through the gateway that listens where the config says (or at --attach
 URL), with the environment the target needs: ANTHROPIC_BASE_URL, a credential (the gateway's token when it
-has one), ANTHROPIC_MODEL, CLAUDE_CODE_MAX_CONTEXT_TOKENS and CLAUDE_CODE_MAX_OUTPUT_TOKENS, model discovery on.
-The targets are the config's, or, with none configured here, those the running gateway serves.
+has one), ANTHROPIC_MODEL (the target's id in the gateway's /v1/models, claude-gw-NAME, which routes to it),
+CLAUDE_CODE_MAX_CONTEXT_TOKENS and CLAUDE_CODE_MAX_OUTPUT_TOKENS, model discovery on.
+The targets, and their caps, are those the running gateway serves (the config's if it does not list them).
 
   --target NAME   the target to set up for (default: the first)
   everything else goes to Claude Code untouched (`claude --help` lists its own options)
@@ -51,7 +53,14 @@ class Target:
     @classmethod
     def listed(cls, d: dict[str, Any]) -> Target:
         """A target as the gateway's identity (`GET /gatewatch`) lists it."""
-        return cls(str(d.get("name", "?")), str(d.get("provider", "?")), str(d.get("model", "*")))
+        cap = d.get("max_tokens")
+        return cls(
+            str(d.get("name", "?")),
+            str(d.get("provider", "?")),
+            str(d.get("model", "*")),
+            cap if isinstance(cap, int) and not isinstance(cap, bool) else None,
+            not d.get("client_key", False),
+        )
 
 
 class NoClaude(Exception):
@@ -70,10 +79,19 @@ def target_limits(target: Target) -> tuple[int | None, int | None]:
     return window, out
 
 
-def model_id(target: Target) -> str | None:
-    """The model Claude Code asks for so its calls go to `target` (a target's model routes straight to it);
-    None for a passthrough pattern (`*`): Claude Code keeps its own choice."""
-    return None if any(c in target.model for c in "*?[") else target.model
+def model_id(target: Target, targets: Sequence[Target] = ()) -> str | None:
+    """The model Claude Code asks for so its calls go to `target`: the gateway's discovery id for it
+    (`claude-gw-<target>`, what its /v1/models lists and Claude Code's /model picker keeps, and which routes to
+    that target alone, where a model name goes to whichever target serving it comes first); the target's model
+    when the id is another target's (two names with one slug); None for a passthrough pattern (`*`): Claude
+    Code keeps its own choice. `targets`: all the gateway's, in order, which the ids are given from."""
+    if any(c in target.model for c in "*?[") or target.model == "*":
+        return None
+    listed = list(targets) or [target]
+    for served, (kind, i) in discovery.ids(listed, []).items():
+        if kind == "target" and listed[i] == target:
+            return served
+    return target.model
 
 
 def pick(targets: list[Target], name: str | None, where: str) -> Target:
@@ -89,8 +107,11 @@ def pick(targets: list[Target], name: str | None, where: str) -> Target:
     raise cfg.ConfigError(f"--target {name}: no such target ({where} has {names})")
 
 
-def environment(config: cfg.Config, url: str, target: Target, base: Mapping[str, str]) -> dict[str, str]:
-    """`base` (the caller's environment) with what Claude Code needs to use `target` through the gateway."""
+def environment(
+    config: cfg.Config, url: str, target: Target, base: Mapping[str, str], targets: Sequence[Target] = ()
+) -> dict[str, str]:
+    """`base` (the caller's environment) with what Claude Code needs to use `target` (one of the gateway's
+    `targets`) through the gateway."""
     env = dict(base)
     env["ANTHROPIC_BASE_URL"] = url
     token = config.gateway.auth_token
@@ -102,7 +123,7 @@ def environment(config: cfg.Config, url: str, target: Target, base: Mapping[str,
         # Anthropic with the client's own key keeps the user's credential)
         env.pop("ANTHROPIC_API_KEY", None)
         env["ANTHROPIC_AUTH_TOKEN"] = NO_TOKEN
-    model = model_id(target)
+    model = model_id(target, targets)
     if model is not None:
         env["ANTHROPIC_MODEL"] = model
     window, out = target_limits(target)

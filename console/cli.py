@@ -1,29 +1,13 @@
-"""`gatewatch`: the console (default), `serve`, `demo`, `export`, `stats`, `replay`, `prune`. A thin layer over `proxy`.
+"""`gatewatch`'s command line: without a command the console, else one of COMMANDS, each a module of
+console/commands/ (its arguments and its `run`). `gatewatch --help` is `description()` and EXAMPLES."""
 
-Examples:
-    gatewatch                                  # console + gateway on 127.0.0.1:8000
-    gatewatch serve --port 8000                # headless, one line per call
-    gatewatch demo                             # console on a simulated upstream, no credentials
-    gatewatch export model:flash since:2h --format kong --output calls.jsonl
-    gatewatch stats since:1d
-    gatewatch stats --by session --by agent since:1d
-    gatewatch stats since:1d --price-as gemini-2.5-flash-lite   # the same usage at another model's prices
-    gatewatch replay 3f9a1c --target studio    # one stored call again, on another target, side by side
-    gatewatch replay model:pro since:1d --target flash --limit 20 --yes
-    gatewatch show req_3f2a                    # what the gateway did to one call (an id or a prefix)
-    gatewatch prune --older-than 30d
-    gatewatch statusline --config gatewatch.toml < claude-code-status.json
-    gatewatch claude                           # Claude Code through the gateway, set up for its first target
-    gatewatch --config g.toml claude --target pro -p "explain this repo"   # anything after is Claude Code's
-"""
-
-# The dispatcher: the parser from each command's module (console/commands/), then the command's `run`. The
-# docstring above is `gatewatch --help`'s description.
+# The dispatcher: the parser from each command's module (console/commands/), then the command's `run`.
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from proxy import __version__
 
@@ -46,9 +30,41 @@ FILTERED = ("export", "stats", "replay")
 """the commands whose words are a filter: `-word` there is a negated term, not an option"""
 
 
+EXAMPLES = """examples:
+  gatewatch                    # the console: watches the gateway, or runs one
+  gatewatch serve --port 8000  # the gateway alone, one line per call
+  gatewatch demo               # the console on a simulated Gemini, no keys
+  gatewatch claude             # Claude Code through the gateway
+  gatewatch --config g.toml claude --target pro -p "explain this repo"
+  gatewatch show req_3f2a      # what the gateway did to one call
+  gatewatch export model:flash since:2h --format kong --output calls.jsonl
+  gatewatch stats since:1d     # calls, tokens, cost and latency per model
+  gatewatch stats --by session --by agent since:1d
+  gatewatch stats since:1d --price-as gemini-2.5-flash-lite  # at its prices
+  gatewatch replay 3f9a1c --target studio  # a stored call again, on studio
+  gatewatch replay model:pro since:1d --target flash --limit 20 --yes
+  gatewatch statusline --config gatewatch.toml < claude-code-status.json
+  gatewatch prune --older-than 30d
+"""
+
+
+def description() -> str:
+    """What `gatewatch --help` says first (in 80 columns): what gatewatch is, then every command, from
+    COMMANDS, so that none is left out of the list."""
+    names = list(COMMANDS)
+    commands = f"Without a command, the console. Commands: {', '.join(names[:-1])} and {names[-1]}"
+    return (
+        "gatewatch: Claude Code (or any Anthropic API client) through your own gateway to\n"
+        "Google Gemini, with every call recorded and shown.\n\n"
+        + textwrap.fill(commands + " (each with --help).", 80)
+        + "\n\n"
+        + EXAMPLES
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="gatewatch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="gatewatch", description=description(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     bootstrap.common(p, sub=False)
     p.add_argument("--version", action="version", version=f"gatewatch {__version__}")

@@ -12,7 +12,7 @@ import orjson
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -27,6 +27,8 @@ from . import fmt
 from .footer import Footer
 from .translation import translation
 
+HEADER_CHROME = 18
+"""Textual's header: its icon (8 columns) and its clock's space (10); the title and sub-title share the rest"""
 CLIPBOARD_TOOLS = (
     ("pbcopy", (), ""),
     ("wl-copy", (), "WAYLAND_DISPLAY"),
@@ -235,8 +237,24 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"call {self.record.id}"
-        self.sub_title = f"{self.record.request_model} → {self.record.target}"
+        self._title(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._title(event.size.width)
+
+    def _title(self, width: int) -> None:
+        """`call <id> — model → target` in the header's room: the route shortened as the history's is (never
+        the target cut by the header's own ellipsis), and below ~80 columns the id's first 12 characters,
+        which `gatewatch show` takes as well."""
+        rec = self.record
+        room = width - HEADER_CHROME
+        title = f"call {rec.id}"
+        if room - len(title) - len(" — ") < 20:
+            title = f"call {rec.id[:12]}"
+        model, arrow, target = fmt.route(
+            rec.request_model or "?", rec.target or "–", room - len(title) - len(" — ")
+        )
+        self.title, self.sub_title = title, f"{model}{arrow}{target}"
 
     def action_replay(self) -> None:
         self.post_message(self.ReplayAsked(self.record))

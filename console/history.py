@@ -88,22 +88,16 @@ class _When(str):
 
 
 def _route(r: Summary, width: int) -> Text:
-    """model → target, shortened to fit: `claude-` and `gemini-` go first, then the answering model."""
+    """model → target, shortened to fit (console/fmt.py's `route`): the answering model only where it fits."""
     target = r.target or "–"
-    if r.attempts > 1:
-        target += f" (+{r.attempts - 1})"
+    retries = f" (+{r.attempts - 1})" if r.attempts > 1 else ""
     model = r.request_model or "?"
     answered = (r.response_model or "").removeprefix("gemini-")
     if r.failed or r.kind == "count_tokens":
         answered = ""  # nothing answered a failed call; a count is no answer
-    full = f"{model} → {target}" + (f" {answered}" if answered else "")
-    if len(full) > width:
+    if len(f"{model} → {target}{retries} {answered}") > width:
         answered = ""
-    arrow = " → "
-    if len(f"{model}{arrow}{target}") > width:
-        model = model.removeprefix("claude-").removeprefix("gemini-")
-    if len(f"{model}{arrow}{target}") > width:
-        arrow = "→"
+    model, arrow, target = fmt.route(model, target, width, retries)
     route = Text(model, style="bold")
     route.append(arrow, style="dim")
     route.append(target)
@@ -141,7 +135,7 @@ def row_cells(r: Summary, columns: list[tuple[Column, int]]) -> list[str | Text]
             preview = r.preview.replace("\n", " ")
             if r.kind == "count_tokens":
                 preview = "[count_tokens] " + preview
-            cells[key] = Text(preview[:200], style="red" if r.failed else "")
+            cells[key] = Text(fmt.cut(preview[:400], width), style="red" if r.failed else "")
     return [cells[col.key] for col, _ in columns]
 
 

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from proxy.insight.detector import FINDINGS
+from proxy.money import plural
 from proxy.reports.inspection import Inspection, short
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
@@ -56,6 +60,83 @@ def notes_table(view: Inspection, which: list[dict[str, Any]] | None = None) -> 
     return t
 
 
+def middle_cut(path: str, width: int) -> str:
+    """`path` in `width` cells, cut in its middle with `…`: a third of the room for its start, the rest for
+    its end (what differs there), the end starting at a `.` where one is near."""
+    if cell_len(path) <= width:
+        return path
+    if width <= 2:
+        return path[-width:]
+    head_room = (width - 1) // 3
+    tail_room = width - 1 - head_room
+    head, tail = path[:head_room], path[len(path) - tail_room :]
+    dot = tail.find(".")
+    if 0 <= dot < tail_room // 3:  # the end from a whole segment, and the room left to the start
+        tail = tail[dot + 1 :]
+        head = path[: width - 1 - len(tail)]
+    return head.rstrip(".") + "…" + tail
+
+
+def _showing(path: str, start: int, end: int, width: int) -> str:
+    """`path` in `width` cells with path[start:end] (the part that tells it from another path) in view."""
+    if len(path) - start <= width - 1:  # in the end: the start as far as it goes (if a word), …, the end
+        head = width - 1 - (len(path) - start)
+        return (path[:head] if head >= 5 else "") + "…" + path[start:]
+    if end <= width - 1:  # in the start
+        return (
+            path[:end] + "…" + path[len(path) - (width - 1 - end) :] if width - 1 > end else path[:end] + "…"
+        )
+    return "…" + path[start : start + width - 2] + "…"
+
+
+def distinct_cuts(paths: list[str], width: int) -> list[str]:
+    """Each path cut in the middle to `width` (middle_cut); where two different paths would read the same,
+    each is cut again so that the segments they differ in stay in view (`…limit.exclusiveMinimum` beside
+    `…offset.exclusiveMinimum`, not `tools.Re….exclusiveMinimum` twice)."""
+    cuts = [middle_cut(p, width) for p in paths]
+    same: dict[str, set[str]] = {}
+    for p, c in zip(paths, cuts, strict=True):
+        same.setdefault(c, set()).add(p)
+    for i, (p, c) in enumerate(zip(paths, cuts, strict=True)):
+        group = same[c]
+        if len(group) < 2:
+            continue
+        prefix = len(os.path.commonprefix(list(group)))
+        suffix = min(len(os.path.commonprefix([q[::-1] for q in group])), len(p) - prefix)
+        start = p.rfind(".", 0, prefix) + 1  # the differing part, widened to whole segments
+        end = p.find(".", len(p) - suffix)
+        cuts[i] = _showing(p, start, len(p) if end < 0 else end, width)
+    return cuts
+
+
+class _Paths:
+    """A diff's paths, cut together once the width of their column is known (the same for each cell)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        self._cut: dict[int, list[str]] = {}
+
+    def at(self, width: int) -> list[str]:
+        if width not in self._cut:
+            self._cut[width] = distinct_cuts(self.paths, width)
+        return self._cut[width]
+
+
+class _PathCell:
+    """One row's path: as long as it is when there is room, else cut with the others of its column."""
+
+    def __init__(self, paths: _Paths, index: int, style: str) -> None:
+        self.paths, self.index, self.style = paths, index, style
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        path = self.paths.paths[self.index]
+        return Measurement(min(cell_len(path), 12), cell_len(path))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        cut = self.paths.at(options.max_width)[self.index]
+        yield Text(cut, style=self.style, no_wrap=True, end="")
+
+
 def diff_table(view: Inspection, width: int = 60) -> RenderableType:
     if view.diff is None:
         return Text(
@@ -66,16 +147,17 @@ def diff_table(view: Inspection, width: int = 60) -> RenderableType:
         return Text("the upstream request says what the client's says", style="dim")
     t = Table(box=None, padding=(0, 1), expand=True, header_style="bold")
     t.add_column("", no_wrap=True, width=1)
-    t.add_column("where", ratio=4, no_wrap=True, overflow="ellipsis")
+    t.add_column("where", ratio=4, no_wrap=True)
     t.add_column("client request", ratio=3, no_wrap=True, overflow="ellipsis")
     t.add_column("upstream request", ratio=3, no_wrap=True, overflow="ellipsis")
-    for c in view.diff:
+    paths = _Paths([c.path for c in view.diff])
+    for i, c in enumerate(view.diff):
         mark, style = _MARK[c.op]
         before = "" if c.op == "added" else short(c.before, width)
         after = "" if c.op == "removed" else short(c.after, width)
         t.add_row(
             Text(mark, style=style),
-            Text(c.path, style=style),
+            _PathCell(paths, i, style),
             Text(before, style="red" if c.op != "added" else ""),
             Text(after, style="green" if c.op != "removed" else ""),
         )
@@ -110,7 +192,7 @@ def translation(view: Inspection) -> Group:
     if found:  # what this call cost beyond its need (a cache break, a repeat…): asked about before the rest
         parts += [heading(f"Findings ({len(found)})"), notes_table(view, found), Text("")]
     parts += [heading(f"Translation notes ({len(translation_notes(view))})"), notes_table(view)]
-    n = "" if view.diff is None else f" ({len(view.diff)} differences)"
+    n = "" if view.diff is None else f" ({plural(len(view.diff), 'difference')})"
     parts += [
         Text(""),
         heading(f"Client request → upstream request{n}"),

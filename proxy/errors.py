@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from typing import Any
 
 import orjson
@@ -199,3 +201,19 @@ def from_google(
         return credential_refused(f"{credential} {verb} ({message})", fix)
     out_headers = {"retry-after": _retry_after(err, headers)} if http == 429 else {}
     return GatewayError(http, message, type_, out_headers, retryable=http in (429, 500, 504, 529))
+
+
+def os_reason(exc: BaseException) -> str:
+    """What a failure to reach a host was, in words (`connection refused`, `name or service not known`, `timed
+    out`): the errno's own text. asyncio words a refused connect as `Connect call failed ('127.0.0.1', 9)` (a
+    tuple's repr, in the OSError's strerror too), which is no message for a person."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text: str | None = None
+    if isinstance(exc, socket.gaierror):  # a name lookup: its errno is getaddrinfo's, not the OS's
+        text = exc.strerror
+    elif isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
+        text = os.strerror(exc.errno)
+    if text:
+        return text[:1].lower() + text[1:]
+    return str(exc) or type(exc).__name__

@@ -399,3 +399,17 @@ def test_export_to_dash_is_standard_output_and_a_closed_pipe_is_no_traceback(tmp
     _, err = export.communicate(timeout=60)
     assert json.loads(first)["id"] == "req_000000"
     assert b"Traceback" not in err and export.returncode == 141, err.decode()
+
+
+def test_gatewatch_help_names_every_command_in_plain_words_in_80_columns():
+    from console.cli import COMMANDS
+
+    r = cli("--help", env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    head = r.stdout.split("examples:")[0]
+    said = " ".join(head.split("\n\n", 1)[1].split())  # after the usage lines, as one line
+    assert said.startswith("gatewatch: Claude Code (or any Anthropic API client) through your own gateway")
+    for name in COMMANDS:  # show, statusline and claude were missing
+        assert f" {name}" in said.split("Commands:", 1)[1], name
+    assert "proxy" not in head and "`" not in head and "thin layer" not in head
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80

@@ -115,3 +115,79 @@ async def test_q_with_a_call_in_flight_says_at_once_that_it_drains(fake, sa_json
         assert app.is_running and app.stopping
         reply = await task
     assert reply.content[0].text == "one two three four"
+
+
+def test_history_cells_at_80_columns_are_cut_with_an_ellipsis_never_mid_word_unmarked_or_at_a_bracket(
+    tmp_path,
+):
+    from rich.cells import cell_len
+
+    tried = [
+        Attempt(target="studio", provider="gemini", model="gemini-3.8-flash", status=529),
+        Attempt(target="vertex-flash", provider="vertex", model="gemini-3.8-flash", status=200),
+    ]
+    store = Store(tmp_path / "d.db").start()
+    store.submit(make(1, request_model="gemini-3.8-flash", preview="[tool result (output of Bash) 12 lines]"))
+    store.submit(
+        make(2, request_model="claude-opus-5-5", tried_targets=tried, preview="fix the failing test in x")
+    )
+    store.close()
+    columns = layout(80)
+    widths = {c.key: w for c, w in columns}
+    rows = {r.id: r for r in Store(tmp_path / "d.db").page()}
+    seen = {}
+    for rid, r in rows.items():
+        cells = {
+            c.key: (plain(x) if not isinstance(x, str) else x).rstrip("\n")
+            for (c, _), x in zip(columns, row_cells(r, columns), strict=True)
+        }
+        for key in ("route", "prompt"):
+            assert cell_len(cells[key]) <= widths[key], (key, cells[key], widths[key])
+        seen[rid] = cells
+    one, two = seen["req_000001"], seen["req_000002"]
+    assert one["route"] == "3.8-flash→vertex-fla…"  # was `3.8-flash→vertex-flas`, cut unmarked
+    assert one["prompt"].endswith("…") and not one["prompt"].rstrip("…").endswith(("(", " "))
+    assert two["route"].endswith(" (+1)") and "…" in two["route"]  # the retries whole, the names cut
+    assert two["prompt"] == "fix the failing test…"
+
+
+async def test_at_80_columns_the_detail_title_names_its_target_whole_and_the_footer_cuts_no_key(tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    from console.footer import Footer
+
+    rec = make(3, id="req_a5dcfa7185774c9e9c745100", request_model="claude-haiku-5-5", target="studio-lite")
+    app = bare_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(DetailScreen(rec, "http://127.0.0.1:8000"))
+        await pilot.pause()
+        screen = app.screen
+        # the header's room (80 less its icon and clock) holds "title — sub-title" whole: no header ellipsis
+        assert screen.sub_title == "haiku-5-5 → studio-lite", screen.sub_title
+        assert len(f"{screen.title} — {screen.sub_title}") <= 80 - 18
+        assert screen.title == "call req_a5dcfa7185774c9e9c745100"
+        footer = screen.query_one(Footer)
+        await wait_for(pilot, lambda: len(footer.query_children(FooterKey)) > 0)
+        await pilot.pause()
+        keys = list(footer.query_children(FooterKey))
+        shown = [k for k in keys if k.display]
+        assert all(k.region.right <= footer.region.right for k in shown), [
+            (k.description, k.region) for k in shown
+        ]
+        assert {"Help", "Quit", "Back"} <= {k.description for k in shown}
+        assert len(shown) < len(keys)  # one was left out rather than cut ("? Hel")
+        await pilot.resize_terminal(160, 30)
+        await pilot.pause()
+        assert all(k.display for k in footer.query_children(FooterKey))  # room again: every key
+        assert screen.sub_title == "claude-haiku-5-5 → studio-lite"
+
+
+def test_a_cut_never_leaves_an_opening_bracket_or_a_separator_before_its_mark():
+    from console import fmt
+
+    assert fmt.cut("[tool result (output of Bash)", 15) == "[tool result…"
+    assert fmt.cut("[tool result (output of Bash)", 14) == "[tool result…"
+    assert fmt.cut("vertex-flash (+1)", 14) == "vertex-flash…"
+    assert fmt.cut("a→b→c→d→e→f", 4) == "a→b…"
+    assert fmt.cut("short", 5) == "short" and fmt.cut("longer", 1) == "…"
+    assert fmt.cut("日本語のテキスト", 7) == "日本語…"  # wide characters counted as the cells they take

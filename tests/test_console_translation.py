@@ -148,3 +148,59 @@ async def test_page_down_scrolls_the_open_tab_while_the_tab_bar_keeps_focus(app_
         await pilot.press("right")  # the tab bar still answers ←/→
         await pilot.pause(0.2)
         assert tabs.active != "tab-translation"
+
+
+def test_show_at_80_columns_cuts_diff_paths_in_the_middle_so_different_rows_never_read_the_same(tmp_path):
+    """Cut at their end, `tools.Read.schema.properties.limit.exclusiveMinimum` and `….offset.exclusiveMinimum`
+    both read `tools.Read.schema.properties…`; cut in the middle, the end that differs stays. And one
+    difference is `1 difference`."""
+    from tests.test_cli import _filled, cli
+
+    req = {**CLIENT_REQUEST, "tools": [dict(CLIENT_REQUEST["tools"][0])]}
+    schema = req["tools"][0]["input_schema"] = dict(req["tools"][0]["input_schema"])
+    schema["properties"] = {**schema["properties"], "offset": {"type": "integer", "exclusiveMinimum": 0}}
+    t = treq.translate(req, treq.Target("gemini-2.5-flash", 8192))
+    one_change = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    tiny = treq.translate(one_change, treq.Target("gemini-2.5-flash", 8192)).body
+    db = tmp_path / "s.db"
+    _filled(
+        db,
+        [
+            make(1, client_request=req, upstream_request=t.body),
+            make(2, client_request=one_change, upstream_request=tiny),
+        ],
+    )
+    r = cli("show", "req_000001", "--db", str(db), env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    rows = lines[lines.index(next(x for x in lines if x.lstrip().startswith("where"))) + 1 :]
+    where = [x[4:].split("  ")[0] for x in rows if x[1:2] in "-+~" and x[2:4] == "  "]
+    assert len(where) > 5 and len(set(where)) == len(where), where
+    assert max(len(x) for x in lines) <= 80
+    cut = [w for w in where if "…" in w]
+    assert any(w.endswith("limit.exclusiveMinimum") for w in where) or any("limit" in w for w in cut), where
+    assert any("offset" in w for w in where), where
+    two = cli("show", "req_000002", "--db", str(db), env={"COLUMNS": "80"}).stdout
+    n = len([x for x in two.splitlines() if x[1:2] in "-+~" and x[2:4] == "  "])
+    assert f"({n} difference{'' if n == 1 else 's'})" in two, two
+    assert "(1 differences)" not in two
+
+
+def test_distinct_cuts_keep_what_differs_in_view_at_any_width():
+    from console.translation import distinct_cuts
+
+    paths = [
+        "tools.Read.schema.properties.limit.exclusiveMinimum",
+        "tools.Read.schema.properties.offset.exclusiveMinimum",
+        "tools.Bash.schema.additionalProperties",
+        "tools.Read.schema.additionalProperties",
+        "generationConfig.thinkingConfig.thinkingLevel",
+    ]
+    for width in range(8, 60):
+        cuts = distinct_cuts(paths, width)
+        assert len(set(cuts)) == len(cuts), (width, cuts)
+        assert all(len(c) <= width for c in cuts), (width, cuts)
+    assert distinct_cuts(paths, 30)[:2] == [
+        "tools.R…limit.exclusiveMinimum",
+        "tools.…offset.exclusiveMinimum",
+    ]

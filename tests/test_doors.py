@@ -340,3 +340,34 @@ def test_otel_model_attributes_are_folded_like_the_metric_labels():
     assert Telemetry._fold(telemetry, {"gen_ai.request.model": "claude-sonnet-4-6"}) == {
         "gen_ai.request.model": "claude-sonnet-4-6"
     }
+
+
+async def test_a_viewer_that_leaves_ends_its_task_cleanly_with_no_task_left_pending():
+    """A console quitting closes its feed: the gateway's handler is cancelled mid-wait, and the read of the
+    viewer's queue it was waiting on ends with it (it used to be garbage collected pending: "Task was
+    destroyed but it is pending!" on serve's terminal, each time a console quit)."""
+    import gc
+
+    from proxy.simulator import GeminiSimulator
+
+    loop = asyncio.get_running_loop()
+    said: list[str] = []
+    before = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: said.append(str(ctx.get("message"))))
+    sim = GeminiSimulator(api_key="k")
+    await sim.start()
+    try:
+        raw = {"targets": [target_for("gemini", sim, "")]}
+        async with running(raw, sim) as r:
+            async with aiohttp.ClientSession() as s:
+                for _ in range(3):
+                    viewer = await _viewer(s, r.url)
+                    viewer.close()
+                    await wait_until(lambda: r.gateway.feed.viewers == 0)
+                    gc.collect()
+                    await asyncio.sleep(0)
+        gc.collect()
+    finally:
+        await sim.stop()
+        loop.set_exception_handler(before)
+    assert not [m for m in said if "destroyed but it is pending" in m], said

@@ -114,6 +114,10 @@ def test_an_unknown_field_is_named_with_the_fields_there_are():
     assert all(name in msg for name in ("input", "output", "provider", "cancelled"))
     with pytest.raises(query.QueryError, match="unknown field 'colour'"):
         query.parse("-colour:red")
+    # whatever its value, none included: `modle:` searched as text matched nothing, silently
+    for typo in ("modle:", "-modle:", "modle: flash"):
+        with pytest.raises(query.QueryError, match=r"unknown field 'modle' \(did you mean model\?\)"):
+            query.parse(typo)
 
 
 def test_a_note_kind_no_translation_produces_is_refused_with_the_kinds():

@@ -1,6 +1,7 @@
 """`gatewatch stats --price-as MODEL`: stored usage re-priced at another model's published prices, nothing called."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -79,3 +80,72 @@ def test_the_stats_command_prints_the_what_if_column(tmp_path):
     assert row.split()[0] == "vertex-flash"
     r = stats("--price-as", "no-such-model-9", "--db", str(tmp_path / "g.db"), cwd=tmp_path)
     assert r.returncode == 2 and "no price for this model" in r.stderr
+
+
+def wide_store(tmp_path) -> Store:
+    """Figures as a day of Claude Code makes them: tens of millions of tokens, minutes of latency."""
+    return filled(
+        tmp_path,
+        [
+            make(
+                i,
+                response_model="gemini-3.8-flash",
+                session_id="7f3a9c21-1b2c-4d5e-8f90-aabbccddeeff",
+                usage=Usage(
+                    input_tokens=690_000 + i,
+                    output_tokens=45_000,
+                    cache_read_tokens=300_000,
+                    cost=2.4,
+                    time_to_first_token=18_309.0 + i,
+                ),
+                latency_ms=108_248.0 + i,
+            )
+            for i in range(120)
+        ],
+    )
+
+
+@pytest.mark.parametrize("by", [["--by", "model", "--by", "target"], ["--by", "session"]])
+def test_stats_fits_an_80_column_terminal_leaving_out_the_least_needed_columns_and_saying_so(tmp_path, by):
+    wide_store(tmp_path)
+    db = ["--db", str(tmp_path / "g.db")]
+    env = {**os.environ, "PYTHONPATH": ROOT, "COLUMNS": "80"}
+    r = warmcli.run(
+        [sys.executable, "-m", "console.cli", "stats", *by, *db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(x) for x in lines) <= 80, "\n".join(x for x in lines if len(x) > 80)
+    head, row = re.split(r"\s{2,}", lines[0].strip()), lines[2].split()
+    assert head[0] == by[1] and "calls" in head and "cost $" in head and "ttft95" not in head
+    assert row[head.index("calls")] == "120" and row[head.index("cost $")] == "288.0000"
+    assert any(x.startswith("(left out at 80 columns: ttft p95") for x in lines)
+    # piped into a program with no terminal to fit: every column, as before
+    del env["COLUMNS"]
+    r = warmcli.run(
+        [sys.executable, "-m", "console.cli", "stats", *by, *db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert "ttft p95" in r.stdout.splitlines()[0] and "left out" not in r.stdout
+
+
+def test_a_turns_prompt_is_cut_with_an_ellipsis_to_the_room_left():
+    from console.commands.stats import table
+    from proxy.reports.stats import Group
+
+    g = Group("p-0001")
+    g.requests = 3
+    text = "explain why the router sends haiku calls to the lite target and how to change it " * 2
+    out = table("prompt", [g], labels={"p-0001": text}, width=80)
+    lines = out.splitlines()
+    assert max(len(x) for x in lines) <= 80 and lines[2].endswith("…")
+    assert "explain why the" in lines[2]

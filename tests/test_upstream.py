@@ -130,3 +130,27 @@ async def test_a_text_chunk_of_over_a_megabyte_streams_through_intact(fake, sa_j
         ) as s:
             final = await s.get_final_message()
         assert final.content[0].text == text
+
+
+async def test_a_target_nothing_listens_on_is_said_in_words_not_as_a_python_tuple(fake, sa_json):
+    """asyncio words a refused connect `Connect call failed ('127.0.0.1', 9)`; the client's 502, the record
+    (what `gatewatch show` prints) and the credential check at start (serve's line) say the errno's words."""
+    from proxy.exchange.credentials import check_all
+    from proxy.providers import make
+    from tests.serving import free_port
+
+    port = free_port()  # bound and let go: nothing listens there now
+    t = target_for("gemini", fake, sa_json, name="dead", api_endpoint=f"http://127.0.0.1:{port}")
+    async for gw in run_gateway({"targets": [t]}, fake):
+        async with aiohttp.ClientSession() as s:
+            body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+            async with s.post(gw.url + "/v1/messages", json=body) as r:
+                status, answer = r.status, await r.json()
+        said = f"cannot connect to upstream target 'dead' at 127.0.0.1:{port}: connection refused"
+        assert status == 502 and answer["type"] == "error" and answer["error"]["type"] == "api_error"
+        assert said in answer["error"]["message"], answer
+        assert gw.records[-1].tried_targets[0].error == said
+        assert "Connect call failed" not in (gw.records[-1].error_message or "")
+        (check,) = await check_all([make(p.target) for p in gw.gateway.providers], timeout=5)
+    assert check.state == "unchecked"
+    assert check.detail == f"http://127.0.0.1:{port} could not be reached: connection refused", check.detail

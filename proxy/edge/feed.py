@@ -130,8 +130,16 @@ class EventFeed:
                 store=self.store,
                 started_at=self.gateway.started_at,
                 viewers=self.viewers,
+                # what `gatewatch --attach URL claude` sets Claude Code up from: the caps of *this* gateway
                 targets=[
-                    {"name": p.name, "provider": p.kind, "model": p.model} for p in self.gateway.providers
+                    {
+                        "name": p.name,
+                        "provider": p.kind,
+                        "model": p.model,
+                        "max_tokens": p.target.max_tokens,
+                        "client_key": p.target.forwards_client_key,
+                    }
+                    for p in self.gateway.providers
                 ],
                 # the caps this gateway enforces: a viewer shows these, not its own directory's config
                 budget=self.gateway.config.budget.model_dump(),
@@ -227,26 +235,30 @@ class EventFeed:
             hello = b'{"at":' + orjson.dumps(time.time()) + b',"in_flight":[' + calls + b"]}"
             await resp.write(frame("hello", hello))
             stop = asyncio.ensure_future(closing.wait())
+            get: asyncio.Future[bytes | _Overflow] | None = None
             try:
                 while True:
-                    get = asyncio.ensure_future(q.get())
-                    done, _ = await asyncio.wait(
-                        {get, stop}, timeout=PING_S, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    if get is None:  # one read of the queue at a time, kept across pings
+                        get = asyncio.ensure_future(q.get())
+                    either: set[asyncio.Future[Any]] = {get, stop}
+                    done, _ = await asyncio.wait(either, timeout=PING_S, return_when=asyncio.FIRST_COMPLETED)
+                    if stop in done:
+                        break
                     if get not in done:
-                        get.cancel()
-                        if stop in done:
-                            break
                         await resp.write(b": ping\n\n")
                         continue
                     data = get.result()
+                    get = None
                     if isinstance(data, _Overflow):
                         break
                     waiting[0] -= len(data)
                     self.buffered -= len(data)
                     await resp.write(data)
             finally:
-                stop.cancel()
+                # the viewer left (its handler cancelled mid-wait), was cut off, or the gateway stops: the
+                # read still waiting on the queue ends here, awaited, rather than being garbage collected
+                # pending ("Task was destroyed but it is pending!" on serve's terminal)
+                await _cancelled(get, stop)
         except ConnectionError:
             pass  # the viewer went away, or was cut off
         finally:
@@ -262,6 +274,16 @@ class EventFeed:
         """On shutdown the feeds end at once: a viewer is not a call in flight to wait for."""
         for closing in list(self._closing):
             closing.set()
+
+
+async def _cancelled(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel `tasks` and wait until each has ended, even when the task awaiting this is being cancelled."""
+    live = [t for t in tasks if t is not None and not t.done()]
+    for t in live:
+        t.cancel()
+    if live:
+        # shielded: a second cancellation of the handler must not leave them pending either
+        await asyncio.shield(asyncio.gather(*live, return_exceptions=True))
 
 
 def _encode(event: Event, secrets: list[str]) -> bytes:

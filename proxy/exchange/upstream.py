@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from proxy.config import GatewaySettings, TargetConfig
-from proxy.errors import GatewayError
+from proxy.errors import GatewayError, os_reason
 
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
 """(status, body, headers) of a non-200 answer → the error the client gets."""
@@ -61,8 +61,7 @@ async def post(
     except aiohttp.ClientConnectorError as exc:
         raise GatewayError(
             502,
-            f"cannot connect to upstream target '{name}' at "
-            f"{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}",
+            f"cannot connect to upstream target '{name}' at {exc.host}:{exc.port}: {os_reason(exc.os_error)}",
             "api_error",
             retryable=True,
         ) from None

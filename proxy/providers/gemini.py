@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from proxy.config import TargetConfig
-from proxy.errors import from_google
+from proxy.errors import from_google, os_reason
 from proxy.providers.auth import Unreachable
 from proxy.providers.base import Provider, base_url
 from proxy.providers.served import segment
@@ -44,7 +44,8 @@ class GeminiProvider(Provider):
                 body = await resp.read()
                 status, headers = resp.status, resp.headers
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            reason = getattr(getattr(exc, "os_error", None), "strerror", None) or type(exc).__name__
+            cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+            reason = os_reason(cause) if isinstance(cause, OSError) else type(exc).__name__
             raise Unreachable(f"{self._base} could not be reached: {reason}") from None
         if status == 200:
             return f"API key accepted, {self.model} found"

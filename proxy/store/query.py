@@ -408,8 +408,9 @@ def _term(body: str) -> Condition | None:
         parse = _FIELDS[key].parse
         assert parse is not None
         return parse(value)
-    # `modle:flash` is a typo, not a search for that text; `http://…`, `Note:` and `a:b:c` stay free text
-    if _FIELD_NAME.match(name) and value and not value.startswith("/") and ":" not in value:
+    # `modle:flash` is a typo, not a search for that text, and so is `modle:` with its value not typed yet
+    # (searched as text it matched nothing, silently); `http://…`, `Note:` and `a:b:c` stay free text
+    if _FIELD_NAME.match(name) and not value.startswith("/") and ":" not in value:
         raise _unknown(name)
     return None
 
