@@ -49,6 +49,13 @@ def rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist's workers run with COLUMNS=80 in their environment, which `stats` rightly reads as the
+    user's width: a test gives a width when it means one (`env={"COLUMNS": …}`), never by inheritance."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_ssl_context() -> Iterator[None]:
     """Each anthropic SDK client builds an SSL context that loads every CA certificate (~30 ms of CPU), though
