@@ -14,7 +14,7 @@ import anthropic
 
 from proxy import collector
 from proxy import config as cfg
-from proxy.collector import MAX_WAIT_S, NO_AUTOMATIC_FULL, PROCESS, Policy
+from proxy.collector import MAX_WAIT_S, NO_AUTOMATIC_FULL, PROCESS, SWITCH_INTERVAL_S, Policy
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
@@ -64,7 +64,10 @@ async def test_the_console_hosts_its_gateway_under_the_same_policy(fake, sa_json
         await wait_for(pilot, lambda: app.host.service.gateway is not None)
         report = app.host.service.gateway.reports["collector"]()
         assert report["applied"] and report["thresholds"][2] == NO_AUTOMATIC_FULL
-        assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL and sys.getswitchinterval() == 0.001
+        assert (
+            gc.get_threshold()[2] == NO_AUTOMATIC_FULL
+            and sys.getswitchinterval() == SWITCH_INTERVAL_S == 0.0002
+        )
         app.host.service.collector.idle_every_s = 0.1
         seen = PROCESS.full
         await call(app, "collect after me", stream=True)
