@@ -11,6 +11,7 @@ import sys
 
 import aiohttp
 import anthropic
+import pytest
 
 from proxy import collector
 from proxy import config as cfg
