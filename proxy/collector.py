@@ -10,7 +10,7 @@ of streams (issue 26: a 195 ms gap between two SSE events whose upstream sent on
 - automatic full collections are off; the gateway's loop runs one itself when no call is in flight (at most
   every `idle_every_s`), or at the latest every `MAX_WAIT_S` under traffic that never pauses, so memory stays
   bounded;
-- the interpreter hands the GIL over every `SWITCH_INTERVAL_S` (0.2 ms) rather than 5 ms: the gateway's thread shares
+- the interpreter hands the GIL over every `SWITCH_INTERVAL_S` (1 ms) rather than 5 ms: the gateway's thread shares
   it with the store's writer (and the console's repaint), and each wake-up of a call (several per SSE event)
   could otherwise wait 5 ms behind their Python work.
 
@@ -35,11 +35,9 @@ CHECK_S = 0.25
 """how often the loop looks whether it is time"""
 NO_AUTOMATIC_FULL = 1_000_000_000
 """a gen-2 threshold Python never reaches"""
-SWITCH_INTERVAL_S = float(os.environ.get("GATEWATCH_SWITCH_INTERVAL_S") or 0.0002)
-"""0.2 ms: a call's first event waits for the GIL at each of its ~15 socket steps, behind the console's repaint
-or the writer; at 1 ms the hosted console's TTFE p99 was 11-12 ms over serve's, at 0.2 ms +9 (bench/RESULTS.md,
-`console_bench.py`), with no CPU cost measured in serve (`GATEWATCH_SWITCH_INTERVAL_S` overrides it, for
-tuning)"""
+SWITCH_INTERVAL_S = float(os.environ.get("GATEWATCH_SWITCH_INTERVAL_S") or 0.001)
+"""(`GATEWATCH_SWITCH_INTERVAL_S` overrides it, for tuning: 0.2 ms was tried for the hosted console's TTFE and
+did not bring it nearer serve's in three runs of `console_bench.py`, bench/RESULTS.md)"""
 
 
 class _Process:

@@ -237,7 +237,7 @@ class ServiceThread:
     def __init__(self, service: Service) -> None:
         self.service = service
         # The host's thread (the console's rendering) and this one share the GIL: the service's collector
-        # policy (proxy/collector.py) has it handed over every 0.2 ms rather than 5.
+        # policy (proxy/collector.py) has it handed over every 1 ms rather than 5.
         self._host = loops.LoopThread("gatewatch-gateway")
         self.loop = self._host.loop
 
