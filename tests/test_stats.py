@@ -110,14 +110,18 @@ def test_stats_fits_an_80_column_terminal_leaving_out_the_least_needed_columns_a
     wide_store(tmp_path)
     db = ["--db", str(tmp_path / "g.db")]
     env = {**os.environ, "PYTHONPATH": ROOT, "COLUMNS": "80"}
-    r = warmcli.run(
-        [sys.executable, "-m", "console.cli", "stats", *by, *db],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+
+    def stats() -> subprocess.CompletedProcess[str]:
+        return warmcli.run(
+            [sys.executable, "-m", "console.cli", "stats", *by, *db],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    r = stats()
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert max(len(x) for x in lines) <= 80, "\n".join(x for x in lines if len(x) > 80)
@@ -127,14 +131,7 @@ def test_stats_fits_an_80_column_terminal_leaving_out_the_least_needed_columns_a
     assert any(x.startswith("(left out at 80 columns: ttft p95") for x in lines)
     # piped into a program with no terminal to fit: every column, as before
     del env["COLUMNS"]
-    r = warmcli.run(
-        [sys.executable, "-m", "console.cli", "stats", *by, *db],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    r = stats()
     assert "ttft p95" in r.stdout.splitlines()[0] and "left out" not in r.stdout
 
 

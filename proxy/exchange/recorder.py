@@ -89,6 +89,7 @@ class Call:
         self._events: list[bytes] | None = [] if keep_payloads else None
         """each sent event's data as JSON"""
         self._event_names: list[str] = []
+        """each sent event's name (kept beside `_events`)"""
         self._upstream_chunks: list[bytes] | None = [] if keep_payloads else None
         """each upstream chunk's JSON, as received"""
 

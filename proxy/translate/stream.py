@@ -19,12 +19,17 @@ Event = tuple[str, dict[str, Any]]
 _PREFIX: dict[str, bytes] = {}
 
 
+def _prefix(event: str) -> bytes:
+    """`event: NAME` and the `data: ` that follows (a handful of event names: each built once)"""
+    prefix = _PREFIX.get(event)
+    if prefix is None:
+        prefix = _PREFIX[event] = b"event: " + event.encode() + b"\ndata: "
+    return prefix
+
+
 def sse(event: str, data: dict[str, Any]) -> bytes:
     """One SSE frame, as the Messages API frames it."""
-    prefix = _PREFIX.get(event)
-    if prefix is None:  # a handful of event names: each prefix is built once
-        prefix = _PREFIX[event] = b"event: " + event.encode() + b"\ndata: "
-    return b"".join((prefix, orjson.dumps(data), b"\n\n"))
+    return b"".join((_prefix(event), orjson.dumps(data), b"\n\n"))
 
 
 def _append(block: dict[str, Any], key: str, text: str) -> None:
@@ -42,10 +47,7 @@ def frames(events: list[Event]) -> tuple[bytes, list[bytes]]:
     data = [orjson.dumps(d) for _, d in events]
     parts: list[bytes] = []
     for (event, _), d in zip(events, data, strict=True):
-        prefix = _PREFIX.get(event)
-        if prefix is None:
-            prefix = _PREFIX[event] = b"event: " + event.encode() + b"\ndata: "
-        parts += (prefix, d, b"\n\n")
+        parts += (_prefix(event), d, b"\n\n")
     return b"".join(parts), data
 
 
