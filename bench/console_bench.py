@@ -32,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import OUT, PIN, ClaudeCodeRouter, Standin, free_port, pct, pinned, wait_port  # noqa: E402
+from bench.run import CLK, OUT, PIN, ClaudeCodeRouter, Standin, free_port, pct, pinned, wait_port  # noqa: E402
 from bench.workload import claude_code_request  # noqa: E402
 
 SIZE = (200, 50)
@@ -113,6 +113,21 @@ class Console:
         self.url = f"http://127.0.0.1:{self.port}/v1/messages"
         time.sleep(2)  # the first screen is drawn
 
+    def pid(self) -> int | None:
+        """The console's Python process (tmux runs it under a shell)."""
+        for stat in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = stat.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if (
+                argv
+                and b"python" in Path(argv[0].decode()).name.encode()
+                and any(f"console-bench-{self.port}.toml".encode() in a for a in argv)
+            ):
+                return int(stat.parent.name)
+        return None
+
     def screen(self) -> str:
         out = subprocess.run(
             ["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True
@@ -172,6 +187,21 @@ async def load(url: str, body: bytes, concurrency: int, requests: int) -> dict[s
     return {"ttfe_ms": ttfe, "gap_ms": gaps, "errors": errors}
 
 
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """(the main thread's, every thread's) CPU seconds: the console's main thread is its screen's."""
+    main = total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / CLK
+        total += cpu
+        if int(task.name) == pid:
+            main = cpu
+    return main, total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=6)
@@ -192,12 +222,21 @@ def main() -> None:
     kinds: list[type] = [Serve, Console] + [CCR for p in args.peers.split(",") if p.strip() == "ccr"]
     pooled: dict[str, dict[str, list[float]]] = {k.name: {"ttfe_ms": [], "gap_ms": []} for k in kinds}
     errors = {k.name: 0 for k in kinds}
+    screen_ms: list[float] = []  # the console's screen thread, CPU ms per call, a round each
+    rest_ms: list[float] = []  # its other threads (the gateway's loop, the writer)
     try:
         for i in range(args.rounds):
             for kind in kinds:  # alternate, so drift on the machine hits all alike
                 gw = kind(standin, tmp)
+                pid = gw.pid() if isinstance(gw, Console) else None
                 try:
+                    before = thread_cpu(pid) if pid else (0.0, 0.0)
                     r = asyncio.run(load(gw.url, body, args.concurrency, args.requests))
+                    if pid:
+                        after = thread_cpu(pid)
+                        n = max(1, len(r["ttfe_ms"]))  # type: ignore[arg-type]
+                        screen_ms.append((after[0] - before[0]) * 1000 / n)
+                        rest_ms.append((after[1] - after[0] - before[1] + before[0]) * 1000 / n)
                     if isinstance(gw, Console) and i == 0:
                         (tmp / "console-screen.txt").write_text(gw.screen())
                 finally:
@@ -208,7 +247,8 @@ def main() -> None:
                 print(
                     f"round {i + 1} {kind.name:18} ttfe p99 {pct(r['ttfe_ms'], 0.99):6.1f} ms  "  # type: ignore[arg-type]
                     f"gap p99 {pct(r['gap_ms'], 0.99):6.1f} max {max(r['gap_ms']):6.1f} ms  "  # type: ignore[arg-type]
-                    f"errors {r['errors']}",
+                    f"errors {r['errors']}"
+                    + (f"  screen {screen_ms[-1]:.2f} other {rest_ms[-1]:.2f} CPU ms/call" if pid else ""),
                     flush=True,
                 )
     finally:
@@ -223,6 +263,9 @@ def main() -> None:
         row[f"{kind}_errors"] = errors[kind]
     for k in ("ttfe_ms", "gap_ms"):
         row[f"added_{k}_p99"] = row[f"console_{k}_p99"] - row[f"serve_{k}_p99"]
+    if screen_ms:
+        row["console_screen_cpu_ms_per_call"] = sorted(screen_ms)[len(screen_ms) // 2]
+        row["console_other_threads_cpu_ms_per_call"] = sorted(rest_ms)[len(rest_ms) // 2]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / args.out).write_text(json.dumps(row, indent=1))
     print(f"{'':18} {'TTFE p50':>9} {'TTFE p99':>9} {'gap p50':>8} {'gap p99':>8} {'gap max':>8}")

@@ -20,10 +20,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
@@ -61,6 +66,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("prompt", "prompt", 0),
 )
 PAD = 2  # a DataTable cell's padding, both sides
+CELLS_KEPT = (
+    4096  # rendered cells kept across row additions (a 200x50 table shows ~500, twice for the stripes)
+)
+NULL = Style.null()
+LINES_KEPT = 1024  # drawn lines kept (a tall terminal shows ~100)
 SCROLLBAR = 2
 ROUTE_MAX = 46
 
@@ -171,7 +181,19 @@ class HistoryTable(DataTable[str | Text]):
             super().__init__()
             self.following = following
 
+    virtual_size = Reactive(Size(0, 0), layout=False)
+    """Every row added grows it, and a widget's would lay the whole screen out again (the row's cells drawn,
+    then the whole screen composed and written): `watch_virtual_size` asks for that only when a scrollbar comes
+    or goes; otherwise the scrollbar is set and the table repainted."""
+
     def __init__(self, store: RecordStore, **kw: Any) -> None:
+        # made first, as DataTable's own set-up clears its caches
+        self._texts: dict[tuple[object, ...], list[Segment]] = {}
+        """each cell's text, drawn once (see `_render_cell`)"""
+        self._cells: dict[tuple[object, ...], list[list[Segment]]] = {}
+        """cells drawn with their row's styles"""
+        self._lines: dict[tuple[object, ...], Strip] = {}
+        """the table's drawn lines, kept while the rows they show and their look stay (see `_render_line`)"""
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.store = store
         self.filter: Filter = EVERYTHING
@@ -186,6 +208,115 @@ class HistoryTable(DataTable[str | Text]):
         self._shown = -1
         """the generation `rows_loaded` belongs to"""
         self._layout: list[tuple[Column, int]] = []
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        """A cell as DataTable draws it, at a fraction of the cost (issue 26: the screen thread shares the hosted
+        gateway's CPU, and at each history refresh it drew the whole visible table, ~0.1 ms a cell).
+
+        DataTable draws every visible cell again after any row is added (its caches are keyed by a count of
+        changes), each through rich's padding and style layers. A call's row never changes once added, so:
+        its cells' text is drawn once (`_texts`), and a cell is that text between its padding with the row's
+        styles (stripe, cursor, and the row index the mouse handlers read from the meta) laid over it, kept
+        while they stay the same (`_cells`). `tests/test_console_layout.py` holds it to DataTable's own."""
+        if row_index < 0 or column_index < 0 or self.fixed_rows or self.fixed_columns:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        if row_key is None or self.rows[row_key].height != 1:  # a tall row wraps: DataTable's own way
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (
+            row_key,
+            column_key,
+            row_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        lines = self._cells.get(key)
+        if lines is not None:
+            return lines
+        pad = self.cell_padding
+        text_key = (row_key, column_key, width)
+        text = self._texts.get(text_key)
+        if text is None:
+            _, cells = self._get_row_renderables(row_index)
+            options = self.app.console_options.update(width=width - 2 * pad, height=1, no_wrap=True)
+            drawn = self.app.console.render_lines(cells[column_index], options, style=NULL, pad=True)
+            text = drawn[0] if drawn else [Segment(" " * (width - 2 * pad), NULL)]
+            if len(self._texts) >= CELLS_KEPT:
+                self._texts.clear()
+            self._texts[text_key] = text
+        component, post = self._get_styles_to_render_cell(
+            False,
+            False,
+            False,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component
+        blank = [Segment(" " * pad, NULL)] if pad else []
+        lines = [list(Segment.apply_style([*blank, *text, *blank], pre, post))]
+        if len(self._cells) >= CELLS_KEPT:
+            self._cells.clear()
+        self._cells[key] = lines
+        return lines
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """A line of the table drawn again only when the row it shows, its place or its look changed.
+
+        DataTable draws every visible line again after any change (a row added, the cursor moved): at each
+        history refresh the whole visible table, though only the new rows' lines differ. A line is the same
+        while its row, place, width, the base style, and whether the cursor or the mouse is on it are."""
+        if self.cursor_type != "row":
+            return super()._render_line(y, x1, x2, base_style)
+        try:
+            row_key, line_no = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        row = self._row_locations.get(row_key)
+        row = -1 if row is None else row  # the header
+        key = (
+            y,
+            x1,
+            x2,
+            self.size.width,
+            row_key,
+            line_no,
+            row,
+            self.show_cursor and self.cursor_coordinate.row == row,
+            self.hover_coordinate.row == row,
+            base_style,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        strip = self._lines.get(key)
+        if strip is None:
+            strip = super()._render_line(y, x1, x2, base_style)
+            if len(self._lines) >= LINES_KEPT:
+                self._lines.clear()
+            self._lines[key] = strip
+        return strip
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._texts.clear()
+        self._cells.clear()
+        self._lines.clear()
 
     def on_mount(self) -> None:
         self._set_columns(self.size.width or 120)
@@ -288,10 +419,21 @@ class HistoryTable(DataTable[str | Text]):
         """Add new rows and re-sort, instead of clearing the table: a clear drops every render cache of the
         table at once, as cyclic garbage whose collection (100+ ms every few seconds at 200x50, GIL held)
         stalls the gateway thread beside it."""
-        for r in fresh:
-            self.add_row(*row_cells(r, self._layout), key=r.id)
-        self.sort("time", key=lambda cell: cell.order)
-        self._restore(keep)
+        with self.app.batch_update():  # the rows, the cursor and the scroll drawn in one frame
+            for r in fresh:
+                self.add_row(*row_cells(r, self._layout), key=r.id)
+            self._settle()
+            self.sort("time", key=lambda cell: cell.order)
+            self._restore(keep)
+
+    def _settle(self) -> None:
+        """Size the table for the rows just added now, not when the app is next idle (which DataTable waits
+        for): a frame of its own, the whole visible table drawn again, for each refresh."""
+        if self._require_update_dimensions:
+            self._require_update_dimensions = False
+            new_rows = self._new_rows.copy()
+            self._new_rows.clear()
+            self._update_dimensions(new_rows)
 
     def _restore(self, keep: str | None) -> None:
         """The cursor back on `keep`; on the newest row (scrolled into view) when following or `keep` is gone."""
@@ -304,6 +446,14 @@ class HistoryTable(DataTable[str | Text]):
         if self.row_count:
             self.move_cursor(row=self.row_count - 1, scroll=False)
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        self._scroll_update(size)
+        if (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != bars:
+            self.refresh(layout=True)
+        else:
+            self.refresh()
 
     def watch_show_vertical_scrollbar(self, show: bool) -> None:
         """A scroll made before the scrollbar was shown (the first page, scrolled to the newest) would leave its

@@ -274,7 +274,8 @@ class MainScreen(ContainedTimers, Screen[None]):
             self._dirty = True  # a cool-down counts down on screen
         if self._dirty or len(in_flight) != self._shown_in_flight:
             self._shown_in_flight = len(in_flight)
-            self.query_one("#summary", Static).update(render_summary(self.stats, len(in_flight)))
+            # two lines tall whatever it says (app.tcss): a repaint, not a layout
+            self.query_one("#summary", Static).update(render_summary(self.stats, len(in_flight)), layout=False)
         if not self._dirty:
             return
         self._dirty = False
@@ -296,6 +297,7 @@ class MainScreen(ContainedTimers, Screen[None]):
             line.add_class("error")
             table.add_class("stale")
             return
+        was_error = line.has_class("error")
         line.remove_class("error")
         table.remove_class("stale")
         t = Text()
@@ -314,7 +316,7 @@ class MainScreen(ContainedTimers, Screen[None]):
             t.append(f"  ·  {s.lost} records LOST ({s.last_error})", style="bold red")
         elif s.last_error:
             t.append(f"  ·  store retrying: {s.last_error}", style="yellow")
-        line.update(t)
+        line.update(t, layout=was_error)  # one line tall unless it was an error's: a repaint, not a layout
 
     # -- events --------------------------------------------------------------------------------------------
     def _take_feed(self) -> None:

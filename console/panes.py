@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -128,7 +127,7 @@ class Pane(Vertical):
 
     DEFAULT_CSS = """
     Pane { border: round $primary 50%; height: 100%; padding: 0 1; }
-    Pane > .body { height: auto; }
+    Pane > .body { height: 1fr; }
     Pane > Sparkline { height: 2; margin-top: 1; }
     """
 
@@ -151,9 +150,11 @@ class Pane(Vertical):
         if getattr(self, "_body", None) is None:
             return  # not composed yet: the next tick shows it
         if not _same(body, self._shown):
-            # an update lays the screen out again: an idle console's ticks (nothing in flight) skip it
+            # An idle console's ticks (nothing in flight) skip identical text. The body's size is the pane's, not
+            # its text's, so a new text repaints this body alone: no layout of the whole screen, which under load
+            # was most of the screen thread's time, on the CPU the hosted gateway shares (issue 26).
             self._shown = body
-            self._body.update(body)
+            self._body.update(body, layout=False)
         if series is not None and self._spark:
             spark = self._sparkline
             # no data is no bar: an empty or all-zero series drawn would be a solid block (read as the maximum)
@@ -162,7 +163,13 @@ class Pane(Vertical):
 
 
 def _same(a: object, b: object) -> bool:
-    """Whether two bodies draw the same: texts alike in words and styles (anything else is drawn again)."""
+    """Whether two bodies draw the same: texts (or grids of them) alike in words and styles (anything else is
+    drawn again)."""
+    if isinstance(a, Grid) and isinstance(b, Grid):
+        return len(a.rows) == len(b.rows) and all(
+            len(ra) == len(rb) and all(_same(x, y) for x, y in zip(ra, rb, strict=True))
+            for ra, rb in zip(a.rows, b.rows, strict=True)
+        )
     if not isinstance(a, Text) or not isinstance(b, Text):
         return False
     return (a.plain, a.spans, a.style, a.justify, a.overflow) == (
@@ -174,10 +181,35 @@ def _same(a: object, b: object) -> bool:
     )
 
 
-def render_targets(stats: LiveStats, health: dict[str, dict[str, Any]], compact: bool = False) -> Table:
+class Grid:
+    """Rows of cells, a line each: the first column takes the width the others leave (cut with …), the others
+    are right-aligned at their widest, one space apart. What rich's `Table.grid(expand=True)` drew here at about
+    a tenth of its cost: each pane is drawn twice a second under load, on the CPU the hosted gateway shares
+    (issue 26), and a table took 1.4-2 ms."""
+
+    def __init__(self, rows: list[list[Text]]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = (
+            [max(row[i].cell_len for row in self.rows) for i in range(1, len(self.rows[0]))]
+            if self.rows
+            else []
+        )
+        first = max(1, options.max_width - sum(widths) - len(widths))
+        for row in self.rows:
+            line = row[0].copy()
+            line.truncate(first, overflow="ellipsis", pad=True)
+            for cell, width in zip(row[1:], widths, strict=True):
+                line.append(" " * (1 + width - cell.cell_len))
+                line.append_text(cell)
+            line.no_wrap = True
+            yield line
+
+
+def render_targets(stats: LiveStats, health: dict[str, dict[str, Any]], compact: bool = False) -> Grid:
     """One row a target; `health` is the router's view (state, cool-down left). `compact` leaves out the
     fallback and last-status columns. Names shrink (with …) to leave the figures whole."""
-    t = Table.grid(padding=(0, 1), expand=True)
     heads = ("target", "calls", "err", "p50") if compact else ("target", "calls", "err", "fb", "last", "p50")
     rows: list[list[Text]] = []
     names = list(health) + [n for n in stats.targets if n not in health]
@@ -202,29 +234,15 @@ def render_targets(stats: LiveStats, health: dict[str, dict[str, Any]], compact:
             "p50": Text(fmt.duration(percentile(list(s.latencies), 0.5))),
         }
         rows.append([label] + [cells[h] for h in heads[1:]])
-    for i, col in enumerate(heads):
-        if i == 0:
-            t.add_column(col, ratio=1, no_wrap=True, overflow="ellipsis")
-        else:
-            widest = max([len(col)] + [r[i].cell_len for r in rows])
-            t.add_column(col, justify="right", no_wrap=True, width=widest)
-    t.add_row(*[Text(c, style="bold dim") for c in heads])
-    for r in rows:
-        t.add_row(*r)
-    return t
+    return Grid([[Text(c, style="bold dim") for c in heads], *rows])
 
 
-def _figures_table(rows: list[tuple[Text, str]]) -> Table:
+def _figures_table(rows: list[tuple[Text, str]]) -> Grid:
     """label  figure rows: the figure column as wide as its widest, a label shrinks (with …) before it."""
-    t = Table.grid(padding=(0, 1), expand=True)
-    t.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-    t.add_column(justify="right", no_wrap=True, width=max([len(v) for _, v in rows] + [1]))
-    for label, value in rows:
-        t.add_row(label, value)
-    return t
+    return Grid([[label, Text(value)] for label, value in rows])
 
 
-def render_tokens(stats: LiveStats) -> Table:
+def render_tokens(stats: LiveStats) -> Grid:
     return _figures_table(
         [
             (Text(k, style="dim"), fmt.count(stats.tokens[k]))
@@ -233,7 +251,7 @@ def render_tokens(stats: LiveStats) -> Table:
     )
 
 
-def render_cost(stats: LiveStats) -> Table:
+def render_cost(stats: LiveStats) -> Grid:
     """Since the console started, today and all time (the last two from the store), then the top models."""
     rows = [(Text("since start", style="dim"), fmt.usd(stats.cost_session))]
     if stats.price_as:  # the same calls at the what-if model's prices
@@ -275,22 +293,25 @@ def what_if(stats: LiveStats) -> str:
     return fmt.usd(stats.cost_as) + ("+?" if stats.cost_as_unknown else "")
 
 
-def render_latency(stats: LiveStats) -> Table:
-    t = Table.grid(padding=(0, 1), expand=True)
-    t.add_column(no_wrap=True)
-    t.add_column(justify="right", no_wrap=True)
-    t.add_column(justify="right", no_wrap=True)
-    t.add_row(Text("", style="dim"), Text("p50", style="dim"), Text("p95", style="dim"))
+def render_latency(stats: LiveStats) -> Grid:
     lat, ttft = list(stats.latencies), list(stats.ttfts)
-    t.add_row(
-        Text("total", style="dim"), fmt.duration(percentile(lat, 0.5)), fmt.duration(percentile(lat, 0.95))
-    )
-    t.add_row(
-        Text("ttft", style="dim"), fmt.duration(percentile(ttft, 0.5)), fmt.duration(percentile(ttft, 0.95))
-    )
     tpt = percentile(list(stats.tpts), 0.5)
-    t.add_row(Text("per tok", style="dim"), fmt.NONE if tpt is None else f"{tpt:.1f}ms", "")
-    return t
+    return Grid(
+        [
+            [Text(""), Text("p50", style="dim"), Text("p95", style="dim")],
+            [
+                Text("total", style="dim"),
+                Text(fmt.duration(percentile(lat, 0.5))),
+                Text(fmt.duration(percentile(lat, 0.95))),
+            ],
+            [
+                Text("ttft", style="dim"),
+                Text(fmt.duration(percentile(ttft, 0.5))),
+                Text(fmt.duration(percentile(ttft, 0.95))),
+            ],
+            [Text("per tok", style="dim"), Text(fmt.NONE if tpt is None else f"{tpt:.1f}ms"), Text("")],
+        ]
+    )
 
 
 def render_in_flight(records: list[Record], now: float | None = None, compact: bool = False) -> Text:

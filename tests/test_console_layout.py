@@ -149,7 +149,7 @@ async def test_an_idle_tick_draws_nothing_again(fake, sa_json, tmp_path, monkeyp
         body = app.query_one("#pane-inflight", Pane).query_one(".body", Static)
         updates: list[object] = []
         real = body.update
-        monkeypatch.setattr(body, "update", lambda content="": updates.append(content) or real(content))
+        monkeypatch.setattr(body, "update", lambda content="", **kw: updates.append(content) or real(content, **kw))
         for _ in range(5):
             app.main._tick()
         assert updates == []  # nothing changed: nothing drawn
@@ -164,3 +164,89 @@ async def test_an_idle_tick_draws_nothing_again(fake, sa_json, tmp_path, monkeyp
         assert updates and "● claude-opus-5-5" in plain(updates[-1])  # a change is drawn
         await task
         await pilot.press("q")
+
+
+def _history_app(tmp_path, n: int):
+    """A console (no gateway) over a store of `n` calls whose cells take every shape a row has: failed and
+    cancelled, styled and right-aligned, wide characters, brackets rich could read as markup, long prompts."""
+    from console.app import GatewatchApp
+    from proxy import config as cfg
+    from proxy.store import Store
+    from tests.test_store import make
+
+    store = Store(tmp_path / "h.db").start()
+    for i in range(n):
+        store.submit(
+            make(
+                i,
+                status=(500 if i % 5 == 2 else 200),
+                error_type="api_error" if i % 5 == 2 else None,
+                cancelled=i % 7 == 4,
+                preview=["plain", "長い日本語のプロンプト" * 6, "[bold]not markup[/bold]", "x" * 300, ""][i % 5],
+                tools_used=[["Bash"], [], ["mcp__db[query]", "Read"]][i % 3],
+            )
+        )
+    store.close()
+    return GatewatchApp(cfg.Config(), Store(tmp_path / "h.db"), config_error="no gateway here"), store
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_the_history_draws_each_cell_as_datatable_does(tmp_path, size):
+    """The history draws its cells itself (issue 26: DataTable drew the whole visible table again at every
+    refresh). Each cell, in every look a row takes (stripe, cursor, mouse over it, focused or not), must be
+    the same segments, styles and meta as DataTable's own drawing of it."""
+    from textual.widgets import DataTable
+
+    app, _ = _history_app(tmp_path, 30)
+    async with app.run_test(size=size) as pilot:
+        table = app.query_one(HistoryTable)
+        await wait_for(pilot, lambda: table.row_count == 30)
+        compared = 0
+        for focused in (True, False):
+            if focused:
+                table.focus()
+            else:
+                app.query_one("#search").focus()
+            await pilot.pause()
+            table._pseudo_class_state = table.get_pseudo_class_state()
+            for row in range(table.row_count):
+                style = table._get_row_style(row, table.rich_style)
+                for col, column in enumerate(table.ordered_columns):
+                    width = column.get_render_width(table)
+                    for cursor, hover in ((False, False), (True, False), (False, True), (True, True)):
+                        ours = table._render_cell(row, col, style, width, cursor, hover)
+                        theirs = DataTable._render_cell(table, row, col, style, width, cursor, hover)
+                        assert ours == theirs, (row, col, cursor, hover, focused)
+                        assert ours[0][0].style.meta == {"row": row, "column": col}
+                        compared += 1
+        assert compared == 2 * 30 * len(table.ordered_columns) * 4
+
+
+async def test_a_history_refresh_draws_only_the_new_rows(tmp_path):
+    """Ten calls more: the ten new rows' cells are drawn, not the whole visible table again."""
+    from tests.test_store import make
+
+    app, _ = _history_app(tmp_path, 40)
+    async with app.run_test(size=(200, 50)) as pilot:
+        table = app.query_one(HistoryTable)
+        await wait_for(pilot, lambda: table.row_count == 40)
+        await pilot.pause()
+        before = set(table._texts)
+        assert len(before) >= 30 * len(table.ordered_columns)  # the visible rows were drawn
+        for i in range(40, 50):
+            app.main.store.submit(make(i))
+
+        async def refreshed() -> bool:
+            await table.refresh_new().wait()
+            return table.row_count == 50
+
+        for _ in range(100):  # the writer commits in its own time
+            if await refreshed():
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        drawn = set(table._texts) - before
+        assert {key[0].value for key in drawn} == {f"req_{i:06d}" for i in range(40, 50)}
+        assert len(drawn) == 10 * len(table.ordered_columns)
+        assert before <= set(table._texts)  # nothing drawn before was dropped and drawn again
+        assert table.cursor_row == 49
