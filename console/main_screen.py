@@ -275,7 +275,9 @@ class MainScreen(ContainedTimers, Screen[None]):
         if self._dirty or len(in_flight) != self._shown_in_flight:
             self._shown_in_flight = len(in_flight)
             # two lines tall whatever it says (app.tcss): a repaint, not a layout
-            self.query_one("#summary", Static).update(render_summary(self.stats, len(in_flight)), layout=False)
+            self.query_one("#summary", Static).update(
+                render_summary(self.stats, len(in_flight)), layout=False
+            )
         if not self._dirty:
             return
         self._dirty = False

@@ -149,7 +149,9 @@ async def test_an_idle_tick_draws_nothing_again(fake, sa_json, tmp_path, monkeyp
         body = app.query_one("#pane-inflight", Pane).query_one(".body", Static)
         updates: list[object] = []
         real = body.update
-        monkeypatch.setattr(body, "update", lambda content="", **kw: updates.append(content) or real(content, **kw))
+        monkeypatch.setattr(
+            body, "update", lambda content="", **kw: updates.append(content) or real(content, **kw)
+        )
         for _ in range(5):
             app.main._tick()
         assert updates == []  # nothing changed: nothing drawn
@@ -182,7 +184,9 @@ def _history_app(tmp_path, n: int):
                 status=(500 if i % 5 == 2 else 200),
                 error_type="api_error" if i % 5 == 2 else None,
                 cancelled=i % 7 == 4,
-                preview=["plain", "長い日本語のプロンプト" * 6, "[bold]not markup[/bold]", "x" * 300, ""][i % 5],
+                preview=["plain", "長い日本語のプロンプト" * 6, "[bold]not markup[/bold]", "x" * 300, ""][
+                    i % 5
+                ],
                 tools_used=[["Bash"], [], ["mcp__db[query]", "Read"]][i % 3],
             )
         )
