@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -70,6 +71,8 @@ CELLS_KEPT = (
     4096  # rendered cells kept across row additions (a 200x50 table shows ~500, twice for the stripes)
 )
 NULL = Style.null()
+K = TypeVar("K")
+V = TypeVar("V")
 LINES_KEPT = 1024  # drawn lines kept (a tall terminal shows ~100)
 SCROLLBAR = 2
 ROUTE_MAX = 46
@@ -84,6 +87,15 @@ def layout(width: int) -> list[tuple[Column, int]]:
     route = max(16, min(ROUTE_MAX, left // 2))
     prompt = max(12, left - route)
     return [(c, c.width or (route if c.key == "route" else prompt)) for c in shown]
+
+
+def _keep(kept: dict[K, V], key: K, value: V, most: int) -> None:
+    """`kept[key] = value`, the older half dropped when it holds `most` (dropping them all would draw the whole
+    visible table again at once: the pause these caches are for)."""
+    if len(kept) >= most:
+        for old in list(islice(kept, most // 2)):
+            del kept[old]
+    kept[key] = value
 
 
 class _When(str):
@@ -254,9 +266,7 @@ class HistoryTable(DataTable[str | Text]):
             options = self.app.console_options.update(width=width - 2 * pad, height=1, no_wrap=True)
             drawn = self.app.console.render_lines(cells[column_index], options, style=NULL, pad=True)
             text = drawn[0] if drawn else [Segment(" " * (width - 2 * pad), NULL)]
-            if len(self._texts) >= CELLS_KEPT:
-                self._texts.clear()
-            self._texts[text_key] = text
+            _keep(self._texts, text_key, text, CELLS_KEPT)
         component, post = self._get_styles_to_render_cell(
             False,
             False,
@@ -271,9 +281,7 @@ class HistoryTable(DataTable[str | Text]):
         pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component
         blank = [Segment(" " * pad, NULL)] if pad else []
         lines = [list(Segment.apply_style([*blank, *text, *blank], pre, post))]
-        if len(self._cells) >= CELLS_KEPT:
-            self._cells.clear()
-        self._cells[key] = lines
+        _keep(self._cells, key, lines, CELLS_KEPT)
         return lines
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
@@ -307,9 +315,7 @@ class HistoryTable(DataTable[str | Text]):
         strip = self._lines.get(key)
         if strip is None:
             strip = super()._render_line(y, x1, x2, base_style)
-            if len(self._lines) >= LINES_KEPT:
-                self._lines.clear()
-            self._lines[key] = strip
+            _keep(self._lines, key, strip, LINES_KEPT)
         return strip
 
     def _clear_caches(self) -> None:
