@@ -30,7 +30,7 @@ from proxy import __version__
 from proxy.edge import guard
 from proxy.errors import GatewayError, invalid_request
 from proxy.exchange import messages
-from proxy.record import Record
+from proxy.record import Record, dumps
 from proxy.record.events import (
     BudgetCrossed,
     CallFinished,
@@ -71,7 +71,11 @@ HIDDEN = frozenset(
 
 
 def record_json(rec: Record, secrets: list[str]) -> bytes:
-    return scrub(orjson.dumps(rec.model_dump(mode="json", exclude=set(HIDDEN))), secrets)
+    try:
+        data = dumps(rec.head(HIDDEN))  # pydantic's dump's JSON, without its cost (`Live`)
+    except TypeError:
+        data = orjson.dumps(rec.model_dump(mode="json", exclude=set(HIDDEN)))
+    return scrub(data, secrets)
 
 
 def frame(kind: str, data: bytes) -> bytes:

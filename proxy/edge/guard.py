@@ -51,6 +51,22 @@ def host_allowed(host: str, bound: str) -> bool:
     return ip.is_loopback or bound in WILDCARD
 
 
+_ALLOWED: dict[tuple[str, str], bool] = {}
+"""(Host, bound address) → `host_allowed`: a client sends the same Host on every call, so each is decided once
+(bounded: a client inventing names only fills it to `_ALLOWED_MAX`)"""
+_ALLOWED_MAX = 256
+
+
+def _host_allowed(host: str, bound: str) -> bool:
+    key = (host, bound)
+    known = _ALLOWED.get(key)
+    if known is None:
+        known = host_allowed(host, bound)
+        if len(_ALLOWED) < _ALLOWED_MAX:
+            _ALLOWED[key] = known
+    return known
+
+
 def check(
     method: str, headers: Mapping[str, str], settings: GatewaySettings, bound: str
 ) -> GatewayError | None:
@@ -65,7 +81,7 @@ def check(
             retryable=False,
         )
     host = headers.get("host")
-    if settings.auth_token is None and host is not None and not host_allowed(host, bound):
+    if settings.auth_token is None and host is not None and not _host_allowed(host, bound):
         return GatewayError(
             403,
             f"Host {host[:100]!r} is not this gateway's address; without gateway.auth_token only "

@@ -67,7 +67,7 @@ class Call:
         self.t0 = time.perf_counter()
         self.keep = keep_payloads
         self.bus = bus
-        self.record = Record(
+        self.record = Record.live(
             id="req_" + new_id(),
             kind="count_tokens" if count else "messages",
             started_at=time.time(),
@@ -141,7 +141,7 @@ class Call:
     def attempt(self, provider: Provider, action: str) -> Iterator[Attempt]:
         """Bracket one try of one target: its entry in tried_targets, its status, error and latency."""
         scheme, port, host, _ = provider.where()
-        a = Attempt(
+        a = Attempt.live(
             target=provider.name,
             provider=provider.kind,
             model=provider.model,

@@ -52,7 +52,7 @@ def _clean(value: Any) -> Any:
 def _without_payloads(rec: Record, exc: BaseException) -> Record:
     """The record when its whole could not be serialised: the payloads left out (with a note saying why),
     every other field kept, its text escaped where it was not UTF-8."""
-    head = _clean(rec.model_dump(mode="python", exclude=PAYLOADS))
+    head = _clean(rec.model_dump(mode="python", exclude=set(PAYLOADS)))
     why = {"kind": "payloads-not-stored", "detail": f"payloads not stored: {safe_text(str(exc))[:200]}"}
     head["notes"] = [*head.get("notes", []), why]
     return Record.model_validate(head)
