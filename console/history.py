@@ -67,13 +67,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("prompt", "prompt", 0),
 )
 PAD = 2  # a DataTable cell's padding, both sides
-CELLS_KEPT = (
-    4096  # rendered cells kept across row additions (a 200x50 table shows ~500, twice for the stripes)
-)
+# drawn cells kept across row additions (a 200x50 table shows ~500, and the cursor's row is drawn twice)
+CELLS_KEPT = 4096
+LINES_KEPT = 1024  # drawn lines kept (a tall terminal shows ~100)
 NULL = Style.null()
 K = TypeVar("K")
 V = TypeVar("V")
-LINES_KEPT = 1024  # drawn lines kept (a tall terminal shows ~100)
 SCROLLBAR = 2
 ROUTE_MAX = 46
 
