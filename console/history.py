@@ -150,7 +150,7 @@ def row_cells(r: Summary, columns: list[tuple[Column, int]]) -> list[str | Text]
         elif key == "ttft":
             cells[key] = Text(fmt.duration(r.ttft_ms), justify="right")
         elif key == "tools":
-            cells[key] = ",".join(r.tools_used)
+            cells[key] = Text(",".join(r.tools_used))  # as named: a string cell would be read as rich markup
         elif key == "prompt":
             # the prompt, always: a failed call shows what was asked (its status is red, the error in its detail)
             preview = r.preview.replace("\n", " ")

@@ -187,7 +187,7 @@ def _history_app(tmp_path, n: int):
                 preview=["plain", "長い日本語のプロンプト" * 6, "[bold]not markup[/bold]", "x" * 300, ""][
                     i % 5
                 ],
-                tools_used=[["Bash"], [], ["mcp__db[query]", "Read"]][i % 3],
+                tools_used=[["Bash"], [], ["db[q]", "x[/b]"]][i % 3],
             )
         )
     store.close()
@@ -224,6 +224,10 @@ async def test_the_history_draws_each_cell_as_datatable_does(tmp_path, size):
                         assert ours[0][0].style.meta == {"row": row, "column": col}
                         compared += 1
         assert compared == 2 * 30 * len(table.ordered_columns) * 4
+        if size[0] >= 150:  # the tools column: names shown as they are, never read as markup
+            tools = [c.key for c in table.ordered_columns].index("tools")
+            drawn = "".join(s.text for s in table._render_cell(2, tools, table.rich_style, 16)[0])
+            assert "db[q],x[/b]" in drawn
 
 
 async def test_a_history_refresh_draws_only_the_new_rows(tmp_path):
