@@ -32,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import CLK, OUT, PIN, ClaudeCodeRouter, Standin, cpu_seconds, free_port, pct, pinned, wait_port  # noqa: E402
+from bench.run import OUT, PIN, ClaudeCodeRouter, Standin, cpu_seconds, free_port, pct, pinned, wait_port  # noqa: E402
 from bench.workload import claude_code_request  # noqa: E402
 
 SIZE = (200, 50)
@@ -192,10 +192,9 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     main = total = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            cpu = cpu_seconds(pid, task / "stat")
+        except OSError:  # a thread that ended meanwhile
             continue
-        cpu = (int(fields[11]) + int(fields[12])) / CLK
         total += cpu
         if int(task.name) == pid:
             main = cpu

@@ -59,9 +59,10 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
+def cpu_seconds(pid: int, stat: Path | None = None) -> float:
+    """A process's CPU (utime + stime) from /proc; `stat`: another stat file (one of its threads')."""
+    fields = (stat or Path(f"/proc/{pid}/stat")).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:

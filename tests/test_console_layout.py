@@ -258,3 +258,58 @@ async def test_a_history_refresh_draws_only_the_new_rows(tmp_path):
         assert len(drawn) == 10 * len(table.ordered_columns)
         assert before <= set(table._texts)  # nothing drawn before was dropped and drawn again
         assert table.cursor_row == 49
+
+
+async def test_new_figures_repaint_the_panes_without_laying_the_screen_out(
+    fake, sa_json, tmp_path, monkeypatch
+):
+    """A pane's size is the pane's, not its text's: new figures repaint its body alone (issue 26: under traffic
+    every pane update laid the whole screen out again, most of the screen thread's time on the hosted gateway's
+    CPU)."""
+    from console import main_screen
+
+    monkeypatch.setattr(main_screen, "REFRESH_S", 3600.0)  # the ticks are the test's
+    app = make_app(fake, sa_json, tmp_path)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await wait_for(pilot, lambda: app.main.ready)
+        app.main._tick()
+        await pilot.pause()
+        layouts: list[int] = []
+        real = app.main._refresh_layout
+        monkeypatch.setattr(app.main, "_refresh_layout", lambda *a, **kw: layouts.append(1) or real(*a, **kw))
+        body = app.query_one("#pane-tokens", Pane).query_one(".body", Static)
+        shown = []
+        for i in range(5):
+            app.main.stats.tokens["input"] += 1_000 * (i + 1)
+            app.main.stats.cost_session += 0.5
+            app.main._dirty = True
+            app.main._tick()
+            await pilot.pause()
+            shown.append(plain(body.render()))
+        assert len(set(shown)) == 5  # each tick drew new figures
+        assert layouts == []
+
+
+async def test_the_history_s_scrollbar_comes_when_its_rows_outgrow_it(tmp_path):
+    """Rows added grow the table without laying the screen out, except when a scrollbar must come: then it does,
+    and the newest row is still in view."""
+    from tests.test_store import make
+
+    app, _ = _history_app(tmp_path, 5)
+    async with app.run_test(size=(200, 50)) as pilot:
+        table = app.query_one(HistoryTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        await pilot.pause()
+        assert not table.show_vertical_scrollbar
+        for i in range(5, 80):
+            app.main.store.submit(make(i))
+        for _ in range(100):
+            await table.refresh_new().wait()
+            if table.row_count == 80:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        assert table.show_vertical_scrollbar
+        assert table.vertical_scrollbar.window_virtual_size == table.virtual_size.height
+        assert table.cursor_row == 79
+        assert table.scroll_y == table.max_scroll_y > 0  # the newest row in view
