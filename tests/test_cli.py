@@ -64,6 +64,40 @@ async def test_serve_with_the_seed_variables_answers_and_records(provider, fake,
     assert Store(tmp_path / "s.db").count() == 1
 
 
+async def test_serve_writes_a_turns_lines_to_a_pipe_at_once_on_the_next_turn_and_each_at_once_to_a_terminal():
+    import io
+
+    from console.commands.serve import Lines, call_line
+    from proxy.record.events import CallFinished
+    from tests.test_store import make
+
+    class Out(io.StringIO):
+        def __init__(self, tty: bool) -> None:
+            super().__init__()
+            self.tty, self.flushed = tty, []
+
+        def isatty(self) -> bool:
+            return self.tty
+
+        def flush(self) -> None:
+            self.flushed.append(self.getvalue())
+
+    recs = [make(i) for i in range(3)]
+    pipe, term = Out(False), Out(True)
+    to_pipe, to_term = Lines(pipe), Lines(term)
+    for r in recs:
+        to_pipe(CallFinished(r))
+        to_term(CallFinished(r))
+    every = "".join(call_line(r) + "\n" for r in recs)
+    assert term.flushed == ["".join(call_line(r) + "\n" for r in recs[: i + 1]) for i in range(3)]
+    assert pipe.flushed == []  # not yet: on the loop's next turn, once for the three
+    await asyncio.sleep(0)
+    assert pipe.flushed == [every]
+    to_pipe(CallFinished(recs[0]))
+    to_pipe.flush()  # at exit: what the last turn wrote is out
+    assert pipe.flushed[-1] == every + call_line(recs[0]) + "\n"
+
+
 async def test_a_sigterm_as_soon_as_serve_says_listening_stops_it_cleanly(fake, tmp_path):
     # a supervisor (or a script) stops serve the moment it reads the banner: the handlers must already be there
     proc, _ = await _serve({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}, tmp_path)

@@ -159,6 +159,22 @@ def test_routes_pick_targets_by_requested_model_and_a_named_model_goes_direct():
     assert r.candidates("gemini-2.5-flash")[0].name == "flash"
 
 
+def test_pools_are_remembered_per_model_and_a_flood_of_model_names_stays_bounded(monkeypatch):
+    # `pool` is remembered per model (it depends on the targets and routes only); models a client makes up
+    # must not grow that memory without bound, and the answers stay the same after it is forgotten
+    import proxy.exchange.routing as routing
+
+    monkeypatch.setattr(routing, "POOLS_KEPT", 8)
+    providers = fake_providers(("lite", "gemini-2.5-flash-lite", 1), ("pro", "gemini-2.5-pro", 1))
+    r = Router(providers, BalancerSettings(), [RouteConfig(model="claude-*haiku*", targets=["lite"])])
+    assert r.pool("claude-haiku-5-5") is r.pool("claude-haiku-5-5")
+    for i in range(50):
+        assert [p.name for p in r.candidates(f"claude-made-up-{i}")] == ["pro"]
+        assert len(r._pools) <= 8
+    assert [p.name for p in r.candidates("claude-haiku-5-5")] == ["lite"]
+    assert [p.name for p in r.candidates("gemini-2.5-flash-lite")] == ["lite", "pro"]
+
+
 async def test_health_reports_a_cooling_target(fake, sa_json):
     raw = two_targets(fake, sa_json, failure_threshold=1, cooldown=60)
     async for gw in run_gateway(raw, fake):

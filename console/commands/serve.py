@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from typing import TextIO
 
 from proxy import config as cfg
 from proxy import loop as loops
@@ -34,10 +35,22 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return loops.run(serve(config, open_store(args, config), args.insecure))
 
 
+_clock: tuple[int, str] = (-1, "")
+"""the last second `call_line` wrote, and how: calls in the same second share it (no localtime each)"""
+
+
+def _hms(at: float) -> str:
+    global _clock
+    second = int(at)
+    if _clock[0] != second:
+        _clock = (second, time.strftime("%H:%M:%S", time.localtime(second)))
+    return _clock[1]
+
+
 def call_line(rec: Record) -> str:
     """One line per finished call."""
     u = rec.usage
-    t = time.strftime("%H:%M:%S", time.localtime(rec.started_at))
+    t = _hms(rec.started_at)
     cost = usd(u.cost)
     answer = f"{rec.target}/{rec.response_model}" if rec.target else "-"
     ttft = f" ttft {u.time_to_first_token:.0f}ms" if u.time_to_first_token is not None else ""
@@ -47,6 +60,34 @@ def call_line(rec: Record) -> str:
         f"{t} {rec.status or '---'} {rec.request_model or '?'} → {answer} {kind} in={u.input_tokens} "
         f"out={u.output_tokens} {cost} {rec.latency_ms or 0:.0f}ms{ttft}{err}"
     )
+
+
+class Lines:
+    """`serve`'s line per finished call, written to `out`. A terminal gets each line at once; a pipe or a file
+    gets the lines of one loop turn in one write on the loop's next turn (a flush per line was a write(2) per
+    call), before the loop waits for anything, so a line is never held back; `flush` at exit."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._due = False
+
+    def __call__(self, event: CallFinished) -> None:
+        self.out.write(call_line(event.record) + "\n")
+        if self.tty:
+            self.out.flush()
+        elif not self._due:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop: nothing would come back to flush it
+                self.out.flush()
+                return
+            self._due = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._due = False
+        self.out.flush()
 
 
 async def reread_budget(service: Service) -> None:
@@ -88,7 +129,8 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
         )
     service = Service(config, store, insecure=insecure)
     # printed after the call's last bytes left, not before: no call waits for its line
-    service.bus.subscribe(CallFinished, lambda e: print(call_line(e.record), flush=True), later=True)
+    lines = Lines(sys.stdout)
+    service.bus.subscribe(CallFinished, lines, later=True)
     try:
         url = await service.start()
     except ServiceError as exc:
@@ -130,6 +172,7 @@ async def serve(config: cfg.Config, store: RecordStore, insecure: bool = False) 
         flush=True,
     )
     await service.stop()
+    lines.flush()  # the last calls' lines, before the closing words on stderr
     print(
         f"gatewatch: stopped; {store.stats.written} records written, {store.stats.lost} lost", file=sys.stderr
     )

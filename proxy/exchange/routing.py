@@ -16,6 +16,8 @@ from proxy.providers import Provider
 EWMA = 0.3  # weight of the newest latency in lowest-latency's running average
 SESSIONS_KEPT = 50_000
 """sessions whose target is remembered (a replica restart forgets them: a session may then move once)"""
+POOLS_KEPT = 1024
+"""models whose pool is remembered (`Router.pool`): a client's model strings can't grow it without bound"""
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Router:
         self._rr = itertools.count()
         self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()
         """(Claude Code session, model asked) → the target that answered it last; least recent dropped first"""
+        self._pools: dict[str, tuple[list[Provider], list[Provider]]] = {}
+        """`pool` by model: it depends on the targets and routes only, fixed for the router's life (a new
+        config makes a new gateway, and so a new router); forgotten whole past POOLS_KEPT models"""
 
     # -- choosing ------------------------------------------------------------------------------------------
     def pool(self, model: str) -> tuple[list[Provider], list[Provider]]:
@@ -60,7 +65,16 @@ class Router:
         A discovery id (`claude-gw-…`, proxy/exchange/discovery.py) names its target or route. A model that names a
         target's model (or name) goes to those targets first, then to targets no route reserves; a model a route
         matches goes to the route's targets only; anything else to the targets no route reserves (all of them
-        when every target is reserved). A route's targets never serve another model, fallback included."""
+        when every target is reserved). A route's targets never serve another model, fallback included.
+        The lists are shared by every call for the model: read them, never change them."""
+        pools = self._pools.get(model)
+        if pools is None:
+            if len(self._pools) >= POOLS_KEPT:
+                self._pools.clear()
+            pools = self._pools[model] = self._pool(model)
+        return pools
+
+    def _pool(self, model: str) -> tuple[list[Provider], list[Provider]]:
         kind, i = self.discovery.get(model.lower(), ("", -1))
         if kind == "route":
             return [self.by_name[n] for n in self.routes[i].targets], []
@@ -86,11 +100,12 @@ class Router:
         if pinned is not None:
             stay = [p for p in ordered if p.name == pinned]
             ordered = stay + [p for p in ordered if p.name != pinned]
-        healthy = [
-            p for p in ordered if not self.state[p.name].cooled(now) and not self.state[p.name].refused
-        ]
-        cooled = [p for p in ordered if self.state[p.name].cooled(now) and not self.state[p.name].refused]
-        refused = [p for p in ordered if self.state[p.name].refused]
+        healthy: list[Provider] = []
+        cooled: list[Provider] = []
+        refused: list[Provider] = []
+        for p in ordered:  # one pass, each target's state read once
+            s = self.state[p.name]
+            (refused if s.refused else cooled if s.cooled_until > now else healthy).append(p)
         out = healthy + cooled + refused
         retries = self.balancer.retries
         return out if retries is None else out[: retries + 1]
