@@ -265,3 +265,75 @@ def test_only_a_forgotten_latest_answer_is_a_lost_signature_note():
         n.kind for n in treq.translate(req, treq.Target("gemini-3.8-flash"), texts=store.view("gone")).notes
     ]
     assert kinds.count("signature-lost") == 1
+
+
+def _state(st):
+    """What a translator knows, besides its id source and tool names (objects of their own)."""
+    return {k: v for k, v in vars(st).items() if k not in ("ids", "names", "_delta_head", "_delta_index")}
+
+
+def test_the_text_fast_path_sends_the_bytes_and_keeps_the_state_that_feed_does():
+    """`text_delta` (the relay's path for plain text chunks) against `feed` on the same chunks: every event's
+    JSON byte for byte, and the state the answer is assembled from, over chunks it takes and chunks it leaves."""
+    import orjson
+
+    plain = [
+        chunk({"text": 'plain "quoted" \\ back\nline é ✓ 🙂'}),
+        chunk({"text": "more"}, usage={"promptTokenCount": 9}),
+        {**chunk({"text": "with ids"}), "modelVersion": "gemini-x", "responseId": "r1"},
+    ]
+    left = [  # each one must go through `feed`: what it carries has no place on the fast path
+        chunk({"text": "signed", "thoughtSignature": "c2ln"}),
+        chunk({"text": "last"}, finish="STOP"),
+        chunk({"text": "a"}, {"text": "b"}),
+        chunk({"text": "thought", "thought": True}),
+        chunk({"functionCall": {"name": "f", "args": {}}}),
+        chunk({"text": ""}),
+        chunk(),
+        {**chunk({"text": "x"}), "promptFeedback": {"blockReason": "SAFETY"}},
+        {
+            **chunk({"text": "x"}),
+            "candidates": [{"content": {"parts": [{"text": "x"}]}, "safetyRatings": []}],
+        },
+        {"candidates": [{"content": {"parts": [{"text": "x"}]}}, {"content": {"parts": [{"text": "y"}]}}]},
+    ]
+    odd = [  # shapes Gemini never sends (`feed` does not take them either): not taken, no exception
+        {"candidates": "no"},
+        {"candidates": [{"content": {"parts": "xy"}}]},
+        {"candidates": [{"content": {"parts": [{"text": 5}]}}]},
+        {"candidates": [{"content": None}]},
+    ]
+    for i, other in enumerate(left):
+        for thinking in (False, True):
+            a = StreamTranslator("claude-x", "msg_1", ids(), thinking=thinking)
+            b = StreamTranslator("claude-x", "msg_1", ids(), thinking=thinking)
+            seq = [
+                plain[0],
+                plain[1],
+                other,
+                plain[2],
+                plain[1],
+                other,
+                chunk({"text": "end"}, finish="STOP"),
+            ]
+            taken = 0
+            for c in seq:
+                want = [orjson.dumps(d) for _, d in a.feed(c)]
+                before = _state(b)
+                fast = b.text_delta(c)
+                if fast is None:
+                    assert _state(b) == before, (i, "a chunk left to feed changed nothing")
+                    got = [orjson.dumps(d) for _, d in b.feed(c)]
+                else:
+                    taken += 1
+                    got = [fast]
+                assert got == want, (i, c)
+                assert _state(b) == _state(a), (i, c)
+            assert taken >= 1  # the second plain chunk continues the block the first opened
+            a.finish_events(), b.finish_events()
+            assert a.message() == b.message()
+    for other in left + odd:  # with a text block open, none of them is taken
+        st = StreamTranslator("claude-x", "msg_1", ids(), thinking=True)
+        st.feed(plain[0])
+        assert st.open_kind == "text" and st.text_delta(plain[1]) is not None
+        assert st.text_delta(other) is None, other

@@ -19,7 +19,7 @@ from proxy.translate import request as treq
 from proxy.translate.moves import reset_signatures
 from proxy.translate.notes import Note
 from proxy.translate.response import IdSource, usage
-from proxy.translate.stream import StreamTranslator, frames
+from proxy.translate.stream import StreamTranslator, frames, join_frames
 
 PING = ("ping", {"type": "ping"})
 CHARS_PER_TOKEN = 4
@@ -210,7 +210,8 @@ class Sink:
         self._opening: asyncio.Future[None] | None = None
         self.held: list[Event] = []
         """Events kept back until the answer shows content: until then an empty answer can be asked again."""
-        self.last_write = asyncio.get_running_loop().time()
+        self._loop = asyncio.get_running_loop()
+        self.last_write = self._loop.time()
         """when the client last got a frame (at first: when the upstream answered): the pinger's clock"""
 
     async def open(self) -> web.StreamResponse:
@@ -249,6 +250,14 @@ class Sink:
         self.last_write = asyncio.get_running_loop().time()  # before the write yields: the pinger sees it
         await out.write(frame)
 
+    async def send_json(self, names: list[str], data: list[bytes]) -> None:
+        """`send` for events already in JSON (`names[i]`'s data is `data[i]`), once the stream is open."""
+        assert self.out is not None and not self.held
+        frame = join_frames(names, data)
+        self._call.sent_json(names, data, len(frame))
+        self.last_write = self._loop.time()  # before the write yields: the pinger sees it
+        await self.out.write(frame)
+
 
 async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web.StreamResponse:
     call, p = leg.call, leg.provider
@@ -285,14 +294,22 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     first_token = False
     served: str | None = None
     async for batch in body.batches():
-        out: list[Event] = []  # the answer to the frames of one read goes out in one write
+        # the answer to the frames of one read goes out in one write: events' names and their data as JSON
+        names: list[str] = []
+        data: list[bytes] = []
         try:
-            for data in batch:
-                chunk = parse_chunk(data, p)
-                call.chunk(chunk, data)
+            for raw in batch:
+                chunk = parse_chunk(raw, p)
+                call.chunk(chunk, raw)
                 if served is None and isinstance(chunk.get("modelVersion"), str):
                     served = chunk["modelVersion"]  # what Google served (an alias resolved, a dated version)
                     call.response_model(served)
+                if first_token:  # the stream is open and its text flows: most chunks are more of it
+                    delta = st.text_delta(chunk)
+                    if delta is not None:
+                        names.append("content_block_delta")
+                        data.append(delta)
+                        continue
                 evs = st.feed(chunk)
                 if evs and sink.out is None and st.index < 0:
                     sink.held += evs  # no content yet
@@ -301,13 +318,19 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
                     if not first_token and st.first_content:
                         first_token = True
                         call.first_token()
-                    out += evs
+                    if sink.out is None or sink.held:  # opens the stream (with what was held) in order
+                        await sink.send(evs)
+                        continue
+                    names += [name for name, _ in evs]
+                    data += [orjson.dumps(d) for _, d in evs]
         except Exception:  # a bad frame (or a bug) after good ones: what the good ones gave goes out first,
-            if out:  # as it would have frame by frame (and the stream is open, so the error is an SSE event)
-                await sink.send(out)
+            if (
+                names
+            ):  # as it would have frame by frame (and the stream is open, so the error is an SSE event)
+                await sink.send_json(names, data)
             raise
-        if out:
-            await sink.send(out)
+        if names:
+            await sink.send_json(names, data)
     if st.finish is None and not st.blocked:
         raise GatewayError(
             502, f"upstream target '{p.name}' ended the stream without a finish reason (cut off)", "api_error"
