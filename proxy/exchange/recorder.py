@@ -270,6 +270,14 @@ class Call:
             kept += data if data is not None else [orjson.dumps(d) for _, d in events]
             self._event_names += [name for name, _ in events]
 
+    def sent_one(self, name: str, data: bytes, size: int) -> None:
+        """`sent_json` of one event."""
+        self.record.response_size += size
+        kept = self._events
+        if kept is not None:
+            kept.append(data)
+            self._event_names.append(name)
+
     def sent_json(self, names: list[str], data: list[bytes], size: int) -> None:
         """Events already in JSON went to the client: `names[i]`'s data is `data[i]` (kept with the payloads)."""
         self.record.response_size += size

@@ -207,7 +207,11 @@ class Body:
                     and data.endswith((b"\n\n", b"\r\n\r\n"))
                     and b"\n" not in line
                 ):
-                    self.advanced()
+                    if self.first:
+                        self.advanced()
+                    else:  # `advanced`, inlined (once per chunk)
+                        self.last_frame = now = self._loop.time()
+                        self._deadline = now + self._timeouts.idle
                     yield [line[5:].lstrip()]
                     continue
             if b"\r" in data or buf.endswith(b"\r"):  # CRLF framing: normalise (a CR may end one read)

@@ -27,6 +27,10 @@ def _prefix(event: str) -> bytes:
     return prefix
 
 
+DELTA_PREFIX = b"event: content_block_delta\ndata: "
+"""what precedes a `content_block_delta` event's data in its SSE frame"""
+
+
 def sse(event: str, data: dict[str, Any]) -> bytes:
     """One SSE frame, as the Messages API frames it."""
     return b"".join((_prefix(event), orjson.dumps(data), b"\n\n"))
@@ -209,11 +213,19 @@ class StreamTranslator:
             self.usage_meta = usage_meta
         self.generated_chars += len(text)
         segs = self.segments[self.index]
-        if segs and "thoughtSignature" not in segs[-1]:
-            _append(segs[-1], "text", text)
+        seg = segs[-1] if segs else None
+        if seg is not None and "thoughtSignature" not in seg:
+            whole = seg["text"]  # `_append`, inlined
+            seg["text"] = ""
+            whole += text
+            seg["text"] = whole
         else:
             segs.append({"text": text})
-        _append(self.content[-1], "text", text)
+        block = self.content[-1]
+        whole = block["text"]
+        block["text"] = ""
+        whole += text
+        block["text"] = whole
         head = self._delta_head
         if head is None or self._delta_index != self.index:
             head = self._delta_head = (
