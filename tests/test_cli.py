@@ -98,6 +98,41 @@ async def test_serve_writes_a_turns_lines_to_a_pipe_at_once_on_the_next_turn_and
     assert pipe.flushed[-1] == every + call_line(recs[0]) + "\n"
 
 
+async def test_serve_s_lines_stop_quietly_with_no_stdout_or_a_reader_gone():
+    """`gatewatch serve >&-` (no stdout: Python's is None) and `gatewatch serve | head` once head is gone: the
+    calls go on, their lines are dropped, and nothing raises (a raise here would end serve before its
+    "stopped; N records written" line)."""
+    import io
+
+    from console.commands.serve import Lines
+    from proxy.record.events import CallFinished
+    from tests.test_store import make
+
+    Lines(None)(CallFinished(make(0)))  # no stdout at all
+    Lines(None).flush()
+
+    class Gone(io.StringIO):
+        writes = 0
+
+        def isatty(self) -> bool:
+            return False
+
+        def write(self, s: str) -> int:
+            Gone.writes += 1
+            return super().write(s)
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    lines = Lines(Gone())
+    lines(CallFinished(make(1)))
+    await asyncio.sleep(0)  # the turn's flush meets the broken pipe
+    assert lines.out is None and Gone.writes == 1
+    lines(CallFinished(make(2)))  # dropped, not written
+    lines.flush()  # at exit
+    assert Gone.writes == 1
+
+
 async def test_a_sigterm_as_soon_as_serve_says_listening_stops_it_cleanly(fake, tmp_path):
     # a supervisor (or a script) stops serve the moment it reads the banner: the handlers must already be there
     proc, _ = await _serve({"GEMINI_API_KEY": API_KEY, "GEMINI_API_ENDPOINT": fake.url}, tmp_path)

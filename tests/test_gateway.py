@@ -409,3 +409,53 @@ async def test_oneshot_and_streamed_answers_of_the_same_reply_are_the_same_messa
         }
 
     assert shape(oneshot) == shape(streamed)
+
+
+async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_events_and_record(
+    gw, monkeypatch
+):
+    """Frames 20 ms apart arrive one per read and take the relay's fast path for plain text; with no delay
+    they arrive together and take the general one. The client's bytes (but for the ids minted per call) and
+    the record are the same."""
+    from proxy.translate.stream import StreamTranslator
+
+    taken = []
+    fast = StreamTranslator.text_delta
+
+    def counted(self, chunk):
+        out = fast(self, chunk)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(StreamTranslator, "text_delta", counted)
+    words = " ".join(f'w{i} "q" é' for i in range(30))
+
+    def sse(text, msg_id):
+        out = []
+        for frame in text.strip().split("\n\n"):
+            name, data = frame.split("\n", 1)
+            out.append((name, data.replace(msg_id, "msg_X")))
+        return out
+
+    seen = []
+    for delay in (0.02, 0.0):
+        taken.clear()
+        gw.fake.script(Reply.text(words, chunks=12, chunk_delay=delay))
+        body = {
+            "model": "m",
+            "max_tokens": 500,
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        async with aiohttp.ClientSession() as http:
+            async with http.post(gw.url + "/v1/messages", json=body) as r:
+                text = await r.text()
+        rec = gw.records[-1]
+        msg_id = payload(rec.events)[0]["data"]["message"]["id"]
+        events = [(e["event"], json.dumps(e["data"]).replace(msg_id, "msg_X")) for e in payload(rec.events)]
+        chunks = [{k: v for k, v in c.items() if k != "responseId"} for c in payload(rec.upstream_response)]
+        seen.append((sse(text, msg_id), events, rec.response_size, rec.stream_chunks, chunks, rec.status))
+        if delay:
+            assert sum(taken) >= 8, taken  # the plain chunks after the first went the fast way
+    assert seen[0] == seen[1]
+    assert seen[0][0][-1][0] == "event: message_stop" and len(seen[0][0]) >= 15

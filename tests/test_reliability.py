@@ -1003,3 +1003,73 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
     assert "event: message_start" in text
     assert text.rstrip().split("\n\n")[-1].startswith("event: error") and "shutting down" in text
     assert len(records) == 1 and records[0].error_type == "overloaded_error"
+
+
+async def test_an_error_object_after_text_read_a_frame_at_a_time_ends_the_stream_with_its_error():
+    """Google can end a stream it has begun with an error object in place of a chunk. Arriving on a read of its
+    own after plain text (the reads the relay's fast path takes), it is still the error: the text before it
+    reached the client, then an SSE `error` of the mapped type, and the record says so with every chunk."""
+    from aiohttp import web
+
+    def frame(obj: dict) -> bytes:
+        return b"data: " + json.dumps(obj).encode() + b"\r\n\r\n"
+
+    def text(t: str) -> dict:
+        return {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": t}]}, "index": 0}],
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "r1",
+        }
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for obj in (text("one "), text("two "), text("three ")):
+            await resp.write(frame(obj))
+            await asyncio.sleep(0.03)  # a read each
+        await resp.write(
+            frame({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})
+        )
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", answer)
+    up = web.AppRunner(app)
+    await up.setup()
+    site = web.TCPSite(up, "127.0.0.1", 0)
+    await site.start()
+    upstream = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    config = cfg.from_mapping(
+        {
+            "targets": [
+                {
+                    "name": "g",
+                    "provider": "gemini",
+                    "model": "gemini-2.5-flash",
+                    "api_key": "k",
+                    "api_endpoint": upstream,
+                }
+            ]
+        },
+        "t",
+        {},
+    )
+    records: list[Record] = []
+    gw = Gateway(config, on_record=records.append)
+    runner, port = await start(gw, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/v1/messages", json={**MSG, "stream": True}) as r:
+                body = await r.text()
+    finally:
+        await stop(gw, runner)
+        await up.cleanup()
+    frames = [f.split("\n", 1) for f in body.strip().split("\n\n")]
+    deltas = [json.loads(d[6:])["delta"]["text"] for e, d in frames if e == "event: content_block_delta"]
+    assert r.status == 200 and deltas == ["one ", "two ", "three "]
+    assert frames[-1][0] == "event: error"
+    err = json.loads(frames[-1][1][6:])["error"]
+    assert err["type"] == "overloaded_error" and "overloaded" in err["message"]
+    (rec,) = records
+    assert rec.error_type == "overloaded_error" and rec.stream_chunks == 3  # the error object is not a chunk

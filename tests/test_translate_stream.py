@@ -268,8 +268,13 @@ def test_only_a_forgotten_latest_answer_is_a_lost_signature_note():
 
 
 def _state(st):
-    """What a translator knows, besides its id source and tool names (objects of their own)."""
-    return {k: v for k, v in vars(st).items() if k not in ("ids", "names", "_delta_head", "_delta_index")}
+    """What a translator knows, besides its id source and tool names (objects of their own): a deep copy, so
+    that a change made in place shows."""
+    import copy
+
+    return copy.deepcopy(
+        {k: v for k, v in vars(st).items() if k not in ("ids", "names", "_delta_head", "_delta_index")}
+    )
 
 
 def test_the_text_fast_path_sends_the_bytes_and_keeps_the_state_that_feed_does():
@@ -281,6 +286,10 @@ def test_the_text_fast_path_sends_the_bytes_and_keeps_the_state_that_feed_does()
         chunk({"text": 'plain "quoted" \\ back\nline é ✓ 🙂'}),
         chunk({"text": "more"}, usage={"promptTokenCount": 9}),
         {**chunk({"text": "with ids"}), "modelVersion": "gemini-x", "responseId": "r1"},
+        {
+            **chunk({"text": "from Vertex"}),
+            "createTime": "2026-12-07T18:00:00.000000Z",
+        },  # on each Vertex chunk
     ]
     left = [  # each one must go through `feed`: what it carries has no place on the fast path
         chunk({"text": "signed", "thoughtSignature": "c2ln"}),
@@ -335,5 +344,5 @@ def test_the_text_fast_path_sends_the_bytes_and_keeps_the_state_that_feed_does()
     for other in left + odd:  # with a text block open, none of them is taken
         st = StreamTranslator("claude-x", "msg_1", ids(), thinking=True)
         st.feed(plain[0])
-        assert st.open_kind == "text" and st.text_delta(plain[1]) is not None
+        assert st.open_kind == "text" and all(st.text_delta(c) is not None for c in plain[1:])
         assert st.text_delta(other) is None, other

@@ -67,27 +67,41 @@ class Lines:
     gets the lines of one loop turn in one write on the loop's next turn (a flush per line was a write(2) per
     call), before the loop waits for anything, so a line is never held back; `flush` at exit."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO | None) -> None:
         self.out = out
-        self.tty = out.isatty()
+        """None: no stdout (started with it closed), or a reader that went away (a broken pipe): no lines"""
+        self.tty = out is not None and out.isatty()
         self._due = False
 
     def __call__(self, event: CallFinished) -> None:
-        self.out.write(call_line(event.record) + "\n")
+        if self.out is None:
+            return
+        try:
+            self.out.write(call_line(event.record) + "\n")
+        except OSError:  # as `print` to a closed reader: the gateway goes on without its lines
+            self.out = None
+            return
         if self.tty:
-            self.out.flush()
+            self.flush()
         elif not self._due:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # not on a loop: nothing would come back to flush it
-                self.out.flush()
+                self.flush()
                 return
             self._due = True
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._due = False
-        self.out.flush()
+        if self.out is None:
+            return
+        try:
+            self.out.flush()
+        except (
+            OSError
+        ):  # `gatewatch serve | head`, head gone: the lines stop, the gateway and its records don't
+            self.out = None
 
 
 async def reread_budget(service: Service) -> None:

@@ -62,8 +62,9 @@ def join_frames(names: list[str], data: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-_PLAIN_CHUNK = frozenset(("candidates", "modelVersion", "responseId", "usageMetadata"))
-"""the keys of a chunk that can carry nothing but text (no feedback, no block reason)"""
+_PLAIN_CHUNK = frozenset(("candidates", "modelVersion", "responseId", "usageMetadata", "createTime"))
+"""the keys of a chunk that can carry nothing but text (no feedback, no block reason, no error); Vertex adds
+`createTime` to each"""
 _PLAIN_CANDIDATE = frozenset(("content", "index"))
 """a candidate with no finish reason, no grounding, no safety ratings"""
 _PLAIN_CONTENT = frozenset(("role", "parts"))

@@ -153,6 +153,11 @@ def parse_chunk(data: bytes, provider: Provider) -> dict[str, Any]:
             f"upstream target '{provider.name}' sent a stream chunk that is not JSON: {data[:120]!r}",
             "api_error",
         ) from None
+    return check_chunk(chunk, data, provider)
+
+
+def check_chunk(chunk: Any, data: bytes, provider: Provider) -> dict[str, Any]:
+    """`chunk` (parsed from `data`) if it is a chunk; the upstream's error object raised as its error."""
     if not isinstance(chunk, dict):
         raise GatewayError(
             502, f"upstream target '{provider.name}' sent a stream chunk that is not an object", "api_error"
@@ -302,32 +307,38 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     first_token = False
     served: str | None = None
     async for batch in body.batches():
+        parsed: Any = None
         if first_token and served is not None and len(batch) == 1:
             # the usual read of a long answer: one frame, more text for the open block. Parsed and sent with
             # the fewest steps (each step a chunk takes costs several times its warm cost here: between two
-            # chunks 10 ms apart the CPU's caches have moved on); anything else takes the path below.
+            # chunks 10 ms apart the CPU's caches have moved on); anything else takes the path below, with
+            # the frame as parsed here.
             raw = batch[0]
             try:
-                chunk = orjson.loads(raw)
+                parsed = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                chunk = None
-            if type(chunk) is dict:
-                delta = st.text_delta(chunk)  # None for all but plain text (an error object included)
+                parsed = None
+            if type(parsed) is dict:
+                delta = st.text_delta(parsed)  # None for all but plain text (an error object included)
                 if delta is not None:
-                    call.chunk(chunk, raw)
+                    call.chunk(parsed, raw)
                     await sink.send_delta(delta)
                     continue
-        # the answer to the frames of one read goes out in one write: events' names and their data as JSON
+        # the answer to the frames of one read goes out in one write (after the write that opens the stream,
+        # when one of them opens it): events' names and their data as JSON
         names: list[str] = []
         data: list[bytes] = []
         try:
             for raw in batch:
-                chunk = parse_chunk(raw, p)
+                tried = parsed is not None
+                chunk = check_chunk(parsed, raw, p) if tried else parse_chunk(raw, p)
                 call.chunk(chunk, raw)
                 if served is None and isinstance(chunk.get("modelVersion"), str):
                     served = chunk["modelVersion"]  # what Google served (an alias resolved, a dated version)
                     call.response_model(served)
-                if first_token:  # the stream is open and its text flows: most chunks are more of it
+                if (
+                    first_token and not tried
+                ):  # the stream is open and its text flows: most chunks are more of it
                     delta = st.text_delta(chunk)
                     if delta is not None:
                         names.append("content_block_delta")
