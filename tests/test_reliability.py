@@ -946,6 +946,29 @@ def test_filter_wildcards_are_literal_and_huge_or_nul_filters_are_clear_errors(t
     assert q.count(parse(" ".join(f"-w{i}" for i in range(200)))) == 2  # 200 terms still run
 
 
+class _RawUpstream:
+    """An aiohttp server on loopback answering every POST with `handler`: an upstream that sends what a test
+    writes byte for byte (the strict fake sends only well-formed answers)."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.url = f"http://127.0.0.1:{list(runner.addresses)[0][1]}"
+
+    async def cleanup(self) -> None:
+        await self.runner.cleanup()
+
+
+async def raw_upstream(handler) -> _RawUpstream:
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return _RawUpstream(runner)
+
+
 async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake):
     from aiohttp import web
 
@@ -960,13 +983,8 @@ async def test_a_passthrough_stream_cut_by_shutdown_ends_with_an_sse_error(fake)
 
     release = asyncio.Event()
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", slow)
-    up = web.AppRunner(app)
-    await up.setup()
-    site = web.TCPSite(up, "127.0.0.1", 0)
-    await site.start()
-    upstream = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    up = await raw_upstream(slow)
+    upstream = up.url
     config = cfg.from_mapping(
         {
             "gateway": {"shutdown_grace": 0.5},
@@ -1033,13 +1051,8 @@ async def test_an_error_object_after_text_read_a_frame_at_a_time_ends_the_stream
         )
         return resp
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", answer)
-    up = web.AppRunner(app)
-    await up.setup()
-    site = web.TCPSite(up, "127.0.0.1", 0)
-    await site.start()
-    upstream = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    up = await raw_upstream(answer)
+    upstream = up.url
     config = cfg.from_mapping(
         {
             "targets": [

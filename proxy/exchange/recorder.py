@@ -264,11 +264,9 @@ class Call:
     def sent(self, events: list[Event], size: int, data: list[bytes] | None = None) -> None:
         """Events went to the client (kept with the payloads); `data`: each event's data as JSON, when the
         caller has it already."""
-        self.record.response_size += size
-        kept = self._events
-        if kept is not None:
-            kept += data if data is not None else [orjson.dumps(d) for _, d in events]
-            self._event_names += [name for name, _ in events]
+        if data is None and self._events is not None:
+            data = [orjson.dumps(d) for _, d in events]
+        self.sent_json([name for name, _ in events], data or [], size)
 
     def sent_one(self, name: str, data: bytes, size: int) -> None:
         """`sent_json` of one event."""

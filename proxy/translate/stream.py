@@ -46,12 +46,6 @@ def _append(block: dict[str, Any], key: str, text: str) -> None:
     block[key] = whole
 
 
-def frames(events: list[Event]) -> tuple[bytes, list[bytes]]:
-    """The SSE frames of `events` as one write, and each event's data as JSON (what a record keeps)."""
-    data = [orjson.dumps(d) for _, d in events]
-    return join_frames([event for event, _ in events], data), data
-
-
 def join_frames(names: list[str], data: list[bytes]) -> bytes:
     """The SSE frames of events already in JSON (`data`, named `names`), as one write."""
     if len(names) == 1:  # the usual write: one chunk's one delta

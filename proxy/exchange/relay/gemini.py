@@ -19,7 +19,7 @@ from proxy.translate import request as treq
 from proxy.translate.moves import reset_signatures
 from proxy.translate.notes import Note
 from proxy.translate.response import IdSource, usage
-from proxy.translate.stream import DELTA_PREFIX, StreamTranslator, frames, join_frames
+from proxy.translate.stream import DELTA_PREFIX, StreamTranslator, join_frames
 
 PING = ("ping", {"type": "ping"})
 CHARS_PER_TOKEN = 4
@@ -249,11 +249,9 @@ class Sink:
     async def send(self, events: list[Event]) -> None:
         if self.held:
             events, self.held = self.held + events, []
-        out = self.out if self.out is not None else await self.open()
-        frame, data = frames(events)
-        self._call.sent(events, len(frame), data)
-        self.last_write = asyncio.get_running_loop().time()  # before the write yields: the pinger sees it
-        await out.write(frame)
+        if self.out is None:
+            await self.open()
+        await self.send_json([name for name, _ in events], [orjson.dumps(d) for _, d in events])
 
     async def send_delta(self, data: bytes) -> None:
         """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s)."""
@@ -264,8 +262,9 @@ class Sink:
         await self.out.write(frame)
 
     async def send_json(self, names: list[str], data: list[bytes]) -> None:
-        """`send` for events already in JSON (`names[i]`'s data is `data[i]`), once the stream is open."""
-        assert self.out is not None and not self.held
+        """`send` for events already in JSON (`names[i]`'s data is `data[i]`), once the stream is open. (Events
+        the relay held while the pinger opened the stream go out with its next `send`.)"""
+        assert self.out is not None
         frame = join_frames(names, data)
         self._call.sent_json(names, data, len(frame))
         self.last_write = self._loop.time()  # before the write yields: the pinger sees it
