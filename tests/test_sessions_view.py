@@ -144,3 +144,51 @@ def test_sessions_view_80x24(snap_compare, tmp_path, utc):
 def test_sessions_view_200x50(snap_compare, tmp_path, utc):
     app = make_app(tmp_path, {"session_usd": 1.0, "daily_usd": 20.0})
     assert snap_compare(app, terminal_size=(200, 50), run_before=_open_sessions())
+
+
+def _written(store, n: int) -> None:
+    end = time.monotonic() + 30
+    while store.stats.written < n:
+        assert time.monotonic() < end, "the writer did not commit"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("one_batch", [True, False])
+def test_a_batch_joins_and_rolls_up_as_records_one_at_a_time(tmp_path, one_batch):
+    """The writer reads the telemetry that came first for a whole batch at once and sums a session's findings
+    over the batch: the same joins, turns and session figures as records committed one per batch."""
+    recs = session_records.with_prefixes(session_records.records())
+    events = session_records.telemetry(recs)
+    store = Store(tmp_path / "one.db").start()
+    store.submit_telemetry(events)  # before any record: each record is joined as it is written
+    time.sleep(0.3)
+    for i, r in enumerate(recs):
+        store.submit(r)
+        if not one_batch:
+            _written(store, i + 1)
+    _written(store, len(recs))
+    got = (store.session_view(cs.SESSION), store.turns(cs.SESSION))
+    joined = {r.id: store.get(r.id).prompt_id for r in recs}
+    store.close()
+
+    ref = Store(tmp_path / "ref.db").start()
+    for i, r in enumerate(recs):  # telemetry after the records: the other way to join
+        ref.submit(r)
+        _written(ref, i + 1)
+    ref.submit_telemetry(events)
+    ref.close()
+    ref = Store(tmp_path / "ref.db")
+    want = (ref.session_view(cs.SESSION), ref.turns(cs.SESSION))
+    assert all(joined.values()) and joined == {r.id: ref.get(r.id).prompt_id for r in recs}
+    view, turns = got
+    assert view.found > 0 and view.findings == want[0].findings  # the compaction's cache break
+    assert (view.found, view.input_tokens, view.cache_read_tokens) == (
+        want[0].found,
+        want[0].input_tokens,
+        want[0].cache_read_tokens,
+    )
+    for a, b in ((view.saved, want[0].saved), (view.missed, want[0].missed), (view.cc_cost, want[0].cc_cost)):
+        assert a == pytest.approx(b, rel=1e-12)
+    assert [(t.prompt_id, t.calls, t.findings) for t in turns] == [
+        (t.prompt_id, t.calls, t.findings) for t in want[1]
+    ]

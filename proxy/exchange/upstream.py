@@ -8,6 +8,7 @@ nothing arrived in time, moved forward by a float write per frame instead of a t
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,12 @@ class Timeouts:
         )
 
 
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for a connect timeout (a frozen object: made once, not per call)."""
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
+
+
 async def post(
     session: aiohttp.ClientSession,
     name: str,
@@ -48,7 +55,7 @@ async def post(
     on_error: ErrorMapper,
 ) -> aiohttp.ClientResponse:
     """POST to target `name`; returns a 200 response (the caller releases it) or raises GatewayError."""
-    timeout = aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect)
+    timeout = _client_timeout(timeouts.connect)
     try:
         async with asyncio.timeout(timeouts.first_byte):
             resp = await session.post(url, data=data, headers=headers, timeout=timeout)

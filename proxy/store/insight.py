@@ -119,7 +119,8 @@ class Insight:
     def before(self, conn: Conn, records: Iterable[Record]) -> dict[str, dict[str, Any]]:
         """Each record's findings, what the cache saved and its telemetry if that came first: the columns to
         write in its row (`notes`, `cache_saved`, `prompt_id`, `cc_cost`, `query_source`), by record id."""
-        p = conn.dialect.p
+        records = list(records)
+        told = _told(conn, [r.id for r in records if r.session_id and r.kind == "messages"])
         over: dict[str, dict[str, Any]] = {}
         for r in records:
             found = self.detector.observe(r)
@@ -129,22 +130,18 @@ class Insight:
                 cols["notes"] = orjson.dumps(kinds([*r.notes, *found])).decode()
             if saved:
                 cols["cache_saved"] = saved
-            joined = None
-            if r.session_id and r.kind == "messages":
-                joined = conn.execute(
-                    f"SELECT prompt_id, cost_usd, query_source FROM cc_calls WHERE request_id = {p}", (r.id,)
-                ).fetchone()
-                if joined is not None and joined[0]:
-                    cols.update(prompt_id=joined[0], cc_cost=joined[1], query_source=joined[2])
-                else:
-                    joined = None
+            joined = told.get(r.id)
+            if joined is not None:
+                cols.update(prompt_id=joined[0], cc_cost=joined[1], query_source=joined[2])
             if cols:
                 over[r.id] = cols
-            self._pending[r.id] = (found, saved, tuple(joined) if joined is not None else None)
+            self._pending[r.id] = (found, saved, joined)
         return over
 
     def after(self, conn: Conn, new: Iterable[Record]) -> None:
-        """The findings' rows and the turn and session roll-ups of the records just inserted."""
+        """The findings' rows and the turn and session roll-ups of the records just inserted: a session's
+        additions summed over the batch in order and written once (as the ledger's roll-ups are)."""
+        sessions: dict[str, list[Any]] = {}
         for r in new:
             found, saved, joined = self._pending.pop(r.id, ([], 0.0, None))
             for n in found:
@@ -167,9 +164,14 @@ class Insight:
             if saved or found:
                 missed = sum(float(n.data.get("cost") or 0) for n in found if n.kind == "cache-break")
                 wasted = sum(float(n.data.get("cost") or 0) for n in found if n.kind != "cache-break")
-                _session_add(
-                    conn, r.session_id, saved=saved, findings=len(found), missed=missed, wasted=wasted
-                )
+                s = sessions.get(r.session_id)
+                if s is None:
+                    sessions[r.session_id] = [saved, len(found), missed, wasted]
+                else:
+                    s[0] += saved
+                    s[1] += len(found)
+                    s[2] += missed
+                    s[3] += wasted
             if joined is not None:
                 u = r.usage
                 _turn_add(
@@ -184,7 +186,26 @@ class Insight:
                     saved,
                     len(found),
                 )
+        for sid, (saved, found_n, missed, wasted) in sessions.items():
+            _session_add(conn, sid, saved=saved, findings=found_n, missed=missed, wasted=wasted)
         self._pending.clear()
+
+
+def _told(conn: Conn, ids: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+    """Claude Code's telemetry that came before these records: (prompt id, its cost, query source) by
+    request id, read in one statement per 500 (not one per record)."""
+    out: dict[str, tuple[Any, Any, Any]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i : i + 500])
+        rows = conn.execute(
+            "SELECT request_id, prompt_id, cost_usd, query_source FROM cc_calls "
+            f"WHERE request_id IN ({conn.dialect.marks(len(chunk))})",
+            chunk,
+        ).fetchall()
+        for rid, pid, cost, source in rows:
+            if pid:
+                out[rid] = (pid, cost, source)
+    return out
 
 
 def _session_add(

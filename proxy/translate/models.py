@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 WINDOW = 1_048_576
 """Gemini 2.0 to 4: 1,048,576 tokens (on gemini-4 a limit shared by input and output)"""
@@ -96,6 +97,9 @@ def generation(model: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+@lru_cache(
+    maxsize=256
+)  # a pure function of the name, asked once per call: the table's regexes run once per model
 def facts(model: str) -> ModelFacts:
     name = model.lower().removeprefix("models/").split("/")[-1]
     name = ALIASES.get(name, name)
