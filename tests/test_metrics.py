@@ -8,6 +8,7 @@ from collections import Counter
 import aiohttp
 import anthropic
 import pytest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import config as cfg
@@ -181,3 +182,56 @@ async def test_metrics_can_be_switched_off(tmp_path, fake, sa_json):
         assert svc.gateway is not None and svc.gateway.metrics is None
     finally:
         await svc.stop()
+
+
+def test_the_calls_figures_are_the_text_prometheus_clients_own_metrics_give():
+    """The calls' counters and histograms are plain numbers made into families at scrape time: the same
+    samples as prometheus_client's Counter and Histogram fed the same calls (a value on a bound counts in
+    that bound's bucket, a call with no cost has no cost series)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from proxy.observe.metrics import KONG_LABELS, LATENCY_BUCKETS_MS, TPOT_BUCKETS_MS, Metrics
+    from proxy.record import Attempt, Record, Usage
+    from proxy.record.events import Bus, CallFinished
+
+    bus, ref = Bus(), CollectorRegistry()
+    metrics = Metrics(bus)
+    requests = Counter("kong_ai_llm_requests_total", "", KONG_LABELS, registry=ref)
+    cost = Counter("kong_ai_llm_cost_total", "", KONG_LABELS, registry=ref)
+    latency = Histogram(
+        "kong_ai_llm_provider_latency_ms", "", KONG_LABELS, buckets=LATENCY_BUCKETS_MS, registry=ref
+    )
+    tpot = Histogram("kong_ai_llm_tpot_latency_ms", "", KONG_LABELS, buckets=TPOT_BUCKETS_MS, registry=ref)
+    tried = Counter("gatewatch_upstream_attempts_total", "", ("target", "status"), registry=ref)
+    for i in range(40):
+        mode = "stream" if i % 2 else "oneshot"
+        status = None if i % 9 == 0 else 200
+        rec = Record(
+            id=f"r{i}",
+            started_at=1.0,
+            provider="gemini",
+            response_model="gemini-2.5-flash" if i % 3 else "gemini-2.5-pro",
+            request_mode=mode,
+            llm_latency_ms=(250, 250.5, 0.1, 90000, 1000)[i % 5],
+            tried_targets=[Attempt(target="t", provider="gemini", model="gemini-2.5-flash", status=status)],
+            usage=Usage(
+                input_tokens=10 * i,
+                output_tokens=i,
+                cost=0.001 * i if i % 4 else None,
+                time_per_token=(1, 7.5, 3000)[i % 3],
+            ),
+        )
+        bus.emit(CallFinished(rec))
+        labels = ("gemini", rec.response_model, "", "", "", "", "", mode)
+        requests.labels(*labels).inc()
+        if rec.usage.cost:
+            cost.labels(*labels).inc(rec.usage.cost)
+        latency.labels(*labels).observe(rec.llm_latency_ms)
+        tpot.labels(*labels).observe(rec.usage.time_per_token)
+        tried.labels("t", str(status) if status else "error").inc()
+    want = samples(generate_latest(ref).decode())
+    got = samples(metrics.exposition().decode())
+    for name in {n for n, _, _ in want}:
+        assert sorted((str(sorted(lb.items())), v) for n, lb, v in got if n == name) == pytest.approx(
+            sorted((str(sorted(lb.items())), v) for n, lb, v in want if n == name)
+        ), name

@@ -6,8 +6,8 @@ dashboards built for Kong chart gatewatch unchanged; the labels that mean nothin
 metrics (`gatewatch_*`) stand beside them.
 
 Each gateway has a registry of its own (never prometheus_client's global one: a process may run several
-gateways, as the tests do). A finished call costs a few counter increments on the loop, under
-prometheus_client's per-value locks; whatever is read from the gateway (in flight, circuit state, budget spend)
+gateways, as the tests do). A finished call costs a few additions to plain numbers on the loop (`_Calls`, made
+into Prometheus families only when scraped); whatever is read from the gateway (in flight, circuit state, budget spend)
 is read only when scraped (on the loop), and the text is rendered on a worker thread. A model label is one the
 config serves or the price table knows, else `other` (`served.py`): clients never add series.
 """
@@ -15,14 +15,20 @@ config serves or the price table knows, else `other` (`served.py`): clients neve
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import INF, floatToGoString
 
 from proxy.providers.served import Served
 from proxy.record import Record
@@ -87,55 +93,12 @@ class Metrics:
         self.served = served
         """folds the model label into the models served (None: any model is a label value)"""
         self.registry = CollectorRegistry(auto_describe=False)
-        r = self.registry
-        self.requests = Counter(
-            "kong_ai_llm_requests_total", "AI requests total per ai_provider", KONG_LABELS, registry=r
-        )
-        self.cost = Counter(
-            "kong_ai_llm_cost_total", "AI requests cost (USD) per ai_provider", KONG_LABELS, registry=r
-        )
-        self.tokens = Counter(
-            "kong_ai_llm_tokens_total",
-            "AI tokens total per ai_provider; prompt_tokens include cache reads and writes",
-            (*KONG_LABELS, "token_type"),
-            registry=r,
-        )
-        self.latency = Histogram(
-            "kong_ai_llm_provider_latency_ms",
-            "LLM response latency (ms) per ai_provider",
-            KONG_LABELS,
-            buckets=LATENCY_BUCKETS_MS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            "kong_ai_llm_ttft_latency_ms",
-            "Time to the first content token (ms)",
-            KONG_LABELS,
-            buckets=LATENCY_BUCKETS_MS,
-            registry=r,
-        )
-        self.tpot = Histogram(
-            "kong_ai_llm_tpot_latency_ms",
-            "Time per output token (ms)",
-            KONG_LABELS,
-            buckets=TPOT_BUCKETS_MS,
-            registry=r,
-        )
-        self.attempts = Counter(
-            "gatewatch_upstream_attempts_total",
-            "Upstream attempts by target and HTTP status (`error`: no status, the connection failed)",
-            ("target", "status"),
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "gatewatch_fallbacks_total", "Times a call moved on to another target", registry=r
-        )
-        self._children: dict[tuple[str, ...], _Children] = {}
-        self._attempts: dict[tuple[str, str], Counter] = {}
+        self.calls = _Calls()
+        self.registry.register(self.calls)
         self.lost = 0
         """records the store gave up on (sum of `RecordsLost.count`)"""
         self._live = _Live(self, in_flight, unrecorded, targets, spend)
-        r.register(self._live)
+        self.registry.register(self._live)
         self._unsubscribe = [
             bus.subscribe(CallFinished, self.finished, later=True),  # counted after the call's last bytes
             bus.subscribe(RecordsLost, self._lost),
@@ -147,41 +110,29 @@ class Metrics:
 
     def finished(self, event: CallFinished) -> None:
         rec = event.record
+        calls = self.calls
         for a in rec.tried_targets:
             key = (a.target, str(a.status) if a.status is not None else "error")
-            tried = self._attempts.get(key)
-            if tried is None:
-                tried = self._attempts[key] = self.attempts.labels(*key)
-            tried.inc()
+            calls.attempts[key] = calls.attempts.get(key, 0) + 1
         moved = fallbacks(rec)
         if moved:
-            self.fallbacks.inc(moved)
+            calls.fallbacks += moved
         if rec.kind != "messages" or not rec.tried_targets:
             # Kong's metrics are of chat calls that reached a provider: count_tokens generates nothing, and a
             # call the gateway answered itself (refused at the door, bad body, over budget) reached none
             return
-        c = self._children.get(labels := kong_labels(rec, self.served))
-        if c is None:  # prometheus_client's labels() validates and locks: looked up once per label set
-            c = self._children[labels] = _Children(
-                self.requests.labels(*labels),
-                self.tokens.labels(*labels, "prompt_tokens"),
-                self.tokens.labels(*labels, "completion_tokens"),
-                self.tokens.labels(*labels, "total_tokens"),
-                self.latency.labels(*labels),
-                self.ttft.labels(*labels),
-                self.tpot.labels(*labels),
-            )
-        c.requests.inc()
+        c = calls.series.get(labels := kong_labels(rec, self.served))
+        if c is None:
+            c = calls.series[labels] = _Series()
+        c.requests += 1
         u = rec.usage
         if u.cost:  # as Kong: only a call that cost something, so a label set that never did has no series
-            if c.cost is None:
-                c.cost = self.cost.labels(*labels)
-            c.cost.inc(u.cost)
+            calls.cost[labels] = calls.cost.get(labels, 0.0) + u.cost
         prompt = u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens
         if prompt or u.output_tokens:
-            c.prompt.inc(prompt)
-            c.completion.inc(u.output_tokens)
-            c.total.inc(prompt + u.output_tokens)
+            c.prompt += prompt
+            c.completion += u.output_tokens
+            c.total += prompt + u.output_tokens
         if rec.llm_latency_ms is not None:
             c.latency.observe(rec.llm_latency_ms)
         if u.time_to_first_token is not None:
@@ -198,23 +149,143 @@ class Metrics:
 
     async def scrape(self) -> bytes:
         """`exposition()` rendered on a worker thread, so a scrape never holds up a call on the loop. The
-        gateway's own figures are read first, here on the loop, where they change."""
+        gateway's own figures and the calls' counts are read first, here on the loop, where they change."""
         self._live.freeze()
+        self.calls.freeze()
         return await asyncio.to_thread(self.exposition)
 
 
-@dataclass(slots=True)
-class _Children:
-    """One Kong label set's series (`cost` made by the first call that cost something)."""
+class _Hist:
+    """A histogram's counts per bucket (not cumulative; the last is +Inf's) and sum."""
 
-    requests: Counter
-    prompt: Counter
-    completion: Counter
-    total: Counter
-    latency: Histogram
-    ttft: Histogram
-    tpot: Histogram
-    cost: Counter | None = None
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bucket whose bound is >= value
+        self.sum += value
+
+    def copy(self) -> _Hist:
+        h = _Hist(self.bounds)
+        h.counts, h.sum = list(self.counts), self.sum
+        return h
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative, each named as prometheus_client names a bound (`250.0`, `+Inf`)."""
+        out: list[tuple[str, float]] = []
+        acc = 0
+        for bound, n in zip((*self.bounds, INF), self.counts, strict=True):
+            acc += n
+            out.append((str(floatToGoString(bound)), acc))  # type: ignore[no-untyped-call]
+        return out
+
+
+class _Series:
+    """One Kong label set's figures but its cost (`_Calls.cost`)."""
+
+    __slots__ = ("requests", "prompt", "completion", "total", "latency", "ttft", "tpot")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.prompt = self.completion = self.total = 0
+        self.latency = _Hist(LATENCY_BUCKETS_MS)
+        self.ttft = _Hist(LATENCY_BUCKETS_MS)
+        self.tpot = _Hist(TPOT_BUCKETS_MS)
+
+    def copy(self) -> _Series:
+        s = _Series()
+        s.requests, s.prompt, s.completion, s.total = (
+            self.requests,
+            self.prompt,
+            self.completion,
+            self.total,
+        )
+        s.latency, s.ttft, s.tpot = self.latency.copy(), self.ttft.copy(), self.tpot.copy()
+        return s
+
+
+class _Calls(Collector):
+    """The calls' counters and histograms as plain numbers, added to on the loop (a few additions a call,
+    where prometheus_client's metrics took a lock and a validation per increment), made into Prometheus
+    families only when scraped."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, ...], _Series] = {}
+        self.cost: dict[tuple[str, ...], float] = {}
+        """by label set, from the first call that cost something (a series in the order they came)"""
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.fallbacks = 0
+        self._frozen: (
+            tuple[
+                dict[tuple[str, ...], _Series],
+                dict[tuple[str, ...], float],
+                dict[tuple[str, str], int],
+                int,
+            ]
+            | None
+        ) = None
+
+    def freeze(self) -> None:
+        """Copy the figures now (on the loop) for the next `collect`, which may run on a thread."""
+        self._frozen = (
+            {k: s.copy() for k, s in self.series.items()},
+            dict(self.cost),
+            dict(self.attempts),
+            self.fallbacks,
+        )
+
+    def collect(self) -> Iterable[Metric]:
+        frozen, self._frozen = self._frozen, None
+        series, costs, attempts, moved = frozen or (
+            {k: s.copy() for k, s in list(self.series.items())},
+            dict(self.cost),
+            dict(self.attempts),
+            self.fallbacks,
+        )
+        requests = CounterMetricFamily(
+            "kong_ai_llm_requests_total", "AI requests total per ai_provider", labels=KONG_LABELS
+        )
+        cost = CounterMetricFamily(
+            "kong_ai_llm_cost_total", "AI requests cost (USD) per ai_provider", labels=KONG_LABELS
+        )
+        tokens = CounterMetricFamily(
+            "kong_ai_llm_tokens_total",
+            "AI tokens total per ai_provider; prompt_tokens include cache reads and writes",
+            labels=(*KONG_LABELS, "token_type"),
+        )
+        latency = HistogramMetricFamily(
+            "kong_ai_llm_provider_latency_ms", "LLM response latency (ms) per ai_provider", labels=KONG_LABELS
+        )
+        ttft = HistogramMetricFamily(
+            "kong_ai_llm_ttft_latency_ms", "Time to the first content token (ms)", labels=KONG_LABELS
+        )
+        tpot = HistogramMetricFamily(
+            "kong_ai_llm_tpot_latency_ms", "Time per output token (ms)", labels=KONG_LABELS
+        )
+        for labels, s in series.items():
+            requests.add_metric(labels, s.requests)
+            for kind, n in (("prompt_tokens", s.prompt), ("completion_tokens", s.completion)):
+                tokens.add_metric((*labels, kind), n)
+            tokens.add_metric((*labels, "total_tokens"), s.total)
+            for family, h in ((latency, s.latency), (ttft, s.ttft), (tpot, s.tpot)):
+                family.add_metric(labels, h.buckets(), h.sum)
+        for labels, usd in costs.items():
+            cost.add_metric(labels, usd)
+        tried = CounterMetricFamily(
+            "gatewatch_upstream_attempts_total",
+            "Upstream attempts by target and HTTP status (`error`: no status, the connection failed)",
+            labels=("target", "status"),
+        )
+        for key, n in attempts.items():
+            tried.add_metric(key, n)
+        yield from (requests, cost, tokens, latency, ttft, tpot, tried)
+        yield CounterMetricFamily(
+            "gatewatch_fallbacks_total", "Times a call moved on to another target", value=moved
+        )
 
 
 class _Live(Collector):
