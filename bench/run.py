@@ -626,9 +626,8 @@ def main() -> None:
                                 stream,
                                 key,
                             )
-                        time.sleep(
-                            0.3
-                        )  # the store's last batch (BATCH_WAIT 100 ms) is committed in the count
+                        # the store's last batch (BATCH_WAIT_BUSY 250 ms) is committed in the count
+                        time.sleep(0.5)
                         cpu += cpu_seconds(peer.pid) - c0
                         server_cpu += getattr(peer, "server_cpu", lambda: 0.0)() - s0
                         for k in ("latency_ms", "ttfe_ms"):

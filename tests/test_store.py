@@ -505,3 +505,43 @@ def test_the_note_filter_matches_a_note_s_kind_whole(backend):
     assert [s.id for s in store.page(parse("note:injected"))] == ["req_000001"]  # a plain word: anywhere
     assert store.count(parse("-note:signature-injected")) == 2
     assert store.page(parse("note:signature-injected"))[0].notes == ("signature-injected",)
+
+
+def test_the_writer_waits_longer_to_fill_a_batch_only_after_a_busy_one(tmp_path, monkeypatch):
+    """Light traffic is committed within BATCH_WAIT; after a batch of BUSY_RECORDS or more the writer waits
+    BATCH_WAIT_BUSY, so under load a commit's own cost is shared by more records."""
+    import proxy.store.writer as wr
+
+    waits: list[float] = []
+    real_sleep = wr.time.sleep
+
+    class Clock:
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(s: float) -> None:
+            waits.append(s)
+            real_sleep(s)
+
+    monkeypatch.setattr(wr, "time", Clock())
+    store = Store(tmp_path / "w.db").start()
+
+    def committed(n: int) -> None:
+        end = time.monotonic() + 30
+        while store.stats.written < n:
+            assert time.monotonic() < end
+            real_sleep(0.01)
+
+    store.submit(make(0))
+    committed(1)
+    for i in range(1, wr.BUSY_RECORDS + 1):  # a busy batch: all queued before the writer wakes
+        store.submit(make(i))
+    committed(wr.BUSY_RECORDS + 1)
+    store.submit(make(100))  # the batch after the busy one
+    committed(wr.BUSY_RECORDS + 2)
+    store.submit(make(101))  # after a batch of one: light again
+    committed(wr.BUSY_RECORDS + 3)
+    store.close()
+    assert waits[0] == wr.BATCH_WAIT
+    assert waits[-2:] == [wr.BATCH_WAIT_BUSY, wr.BATCH_WAIT]
