@@ -5,8 +5,10 @@ Python's automatic full collection scans every tracked object; in a gateway proc
 of streams (issue 26: a 195 ms gap between two SSE events whose upstream sent one every 20 ms). The policy:
 
 - what start-up allocated is frozen (`gc.freeze`): it lives as long as the process and is never scanned again;
-- the young generations stay automatic and small (Python's own thresholds): each pass scans a few thousand
-  objects at most, well under a millisecond;
+- the young generations stay automatic, the youngest collected every `YOUNG0` net allocations rather than
+  Python's 700: a call's record and its payloads stay alive until the writer commits them (up to a quarter
+  second under load), and at 700 every young pass scanned those again, some 3.5 % of a busy gateway's CPU;
+  at 10,000 it is under half that, and the longest young pass no longer (about 5-8 ms, `bench/RESULTS.md`);
 - automatic full collections are off; the gateway's loop runs one itself when no call is in flight (at most
   every `idle_every_s`), or at the latest every `MAX_WAIT_S` under traffic that never pauses, so memory stays
   bounded;
@@ -33,6 +35,8 @@ MAX_WAIT_S = 60.0
 """a full collection at least this often, calls in flight or not: the memory bound under endless traffic"""
 CHECK_S = 0.25
 """how often the loop looks whether it is time"""
+YOUNG0 = 10_000
+"""net allocations between two collections of the youngest generation"""
 NO_AUTOMATIC_FULL = 1_000_000_000
 """a gen-2 threshold Python never reaches"""
 SWITCH_INTERVAL_S = float(os.environ.get("GATEWATCH_SWITCH_INTERVAL_S") or 0.001)
@@ -66,8 +70,8 @@ class _Process:
         self.saved = (gc.get_threshold(), sys.getswitchinterval())
         gc.collect()
         self.freeze()
-        young0, young1, _ = gc.get_threshold()
-        gc.set_threshold(young0, young1, NO_AUTOMATIC_FULL)
+        _, young1, _ = gc.get_threshold()
+        gc.set_threshold(YOUNG0, young1, NO_AUTOMATIC_FULL)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.last = time.monotonic()
 

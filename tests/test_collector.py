@@ -15,7 +15,7 @@ import pytest
 
 from proxy import collector
 from proxy import config as cfg
-from proxy.collector import MAX_WAIT_S, NO_AUTOMATIC_FULL, PROCESS, SWITCH_INTERVAL_S, Policy
+from proxy.collector import MAX_WAIT_S, NO_AUTOMATIC_FULL, PROCESS, SWITCH_INTERVAL_S, YOUNG0, Policy
 from proxy.service import Service
 from proxy.simulator import Reply
 from proxy.store import Store
@@ -65,6 +65,7 @@ async def test_the_console_hosts_its_gateway_under_the_same_policy(fake, sa_json
         await wait_for(pilot, lambda: app.host.service.gateway is not None)
         report = app.host.service.gateway.reports["collector"]()
         assert report["applied"] and report["thresholds"][2] == NO_AUTOMATIC_FULL
+        assert gc.get_threshold()[0] == YOUNG0 == 10_000  # the youngest generation collected less often
         assert (
             gc.get_threshold()[2] == NO_AUTOMATIC_FULL
             and sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S) == 0.001
@@ -75,6 +76,7 @@ async def test_the_console_hosts_its_gateway_under_the_same_policy(fake, sa_json
         await wait_for(pilot, lambda: PROCESS.full > seen)
     assert app.host.service.gateway is not None  # stopped with the app: Python's own policy is back
     assert gc.get_threshold()[2] != NO_AUTOMATIC_FULL and gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] != YOUNG0  # Python's own again
 
 
 async def test_no_full_collection_while_a_call_is_in_flight(fake, sa_json, tmp_path):
