@@ -414,9 +414,11 @@ async def test_oneshot_and_streamed_answers_of_the_same_reply_are_the_same_messa
 async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_events_and_record(
     gw, monkeypatch
 ):
-    """Frames 20 ms apart arrive one per read and take the relay's fast path for plain text; with no delay
-    they arrive together and take the general one. The client's bytes (but for the ids minted per call) and
-    the record are the same."""
+    """Frames 20 ms apart arrive one per read and take the relay's fast path for plain text (each framed as
+    an HTTP chunk and put on the transport by the relay); with no delay they arrive together and take the
+    general one; and the fast path again with every frame written by aiohttp's writer. The client's bytes (but
+    for the ids minted per call) and the record are the same."""
+    from proxy.exchange.relay import gemini as relay
     from proxy.translate.stream import StreamTranslator
 
     taken = []
@@ -428,6 +430,15 @@ async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_e
         return out
 
     monkeypatch.setattr(StreamTranslator, "text_delta", counted)
+    direct: list[bool] = []
+    plain = relay._plain_chunks
+    modes = []
+
+    def spied(out):
+        w = plain(out) if modes[-1] == "on" else None
+        direct.append(w is not None)
+        return w
+
     words = " ".join(f'w{i} "q" é' for i in range(30))
 
     def sse(text, msg_id):
@@ -438,8 +449,10 @@ async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_e
         return out
 
     seen = []
-    for delay in (0.02, 0.0):
+    for delay, mode in ((0.02, "on"), (0.0, "on"), (0.02, "off")):
         taken.clear()
+        modes.append(mode)
+        monkeypatch.setattr(relay, "_plain_chunks", spied)
         gw.fake.script(Reply.text(words, chunks=12, chunk_delay=delay))
         body = {
             "model": "m",
@@ -457,5 +470,6 @@ async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_e
         seen.append((sse(text, msg_id), events, rec.response_size, rec.stream_chunks, chunks, rec.status))
         if delay:
             assert sum(taken) >= 8, taken  # the plain chunks after the first went the fast way
-    assert seen[0] == seen[1]
+            assert direct[-1] is (mode == "on"), direct  # on the transport directly, or through aiohttp
+    assert seen[0] == seen[1] == seen[2]
     assert seen[0][0][-1][0] == "event: message_stop" and len(seen[0][0]) >= 15

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from proxy.errors import GatewayError, from_google
 from proxy.exchange import upstream
@@ -218,6 +218,9 @@ class Sink:
         self._loop = asyncio.get_running_loop()
         self.last_write = self._loop.time()
         """when the client last got a frame (at first: when the upstream answered): the pinger's clock"""
+        self._chunks: Any = None
+        """aiohttp's writer of this response, once its headers are out and it only frames chunks: the text
+        deltas are put on its transport directly (`send_delta`)"""
 
     async def open(self) -> web.StreamResponse:
         if self._opening is not None:
@@ -254,12 +257,27 @@ class Sink:
         await self.send_json([name for name, _ in events], [orjson.dumps(d) for _, d in events])
 
     async def send_delta(self, data: bytes) -> None:
-        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s)."""
+        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s): most of a long answer's
+        frames. Framed as an HTTP chunk and put on the transport here, as aiohttp's writer would, without its
+        two coroutines and checks per frame (a chunk's path is the stream's cost: bench/RESULTS.md)."""
         assert self.out is not None and not self.held
         frame = b"".join((DELTA_PREFIX, data, b"\n\n"))
         self._call.sent_one("content_block_delta", data, len(frame))
         self.last_write = self._loop.time()  # before the write yields: the pinger sees it
-        await self.out.write(frame)
+        w = self._chunks
+        if w is None:
+            await self.out.write(frame)
+            return
+        transport = w._protocol.transport
+        if transport is None or transport.is_closing():
+            raise ClientConnectionResetError("Cannot write to closing transport")  # as aiohttp's writer
+        chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
+        transport.write(chunk)
+        w.output_size += len(chunk)
+        w.buffer_size += len(chunk)
+        if w.buffer_size > _DRAIN_AT:  # as aiohttp's: a slow reader holds the relay, not the gateway's memory
+            w.buffer_size = 0
+            await w.drain()
 
     async def send_json(self, names: list[str], data: list[bytes]) -> None:
         """`send` for events already in JSON (`names[i]`'s data is `data[i]`), once the stream is open. (Events
@@ -269,6 +287,30 @@ class Sink:
         self._call.sent_json(names, data, len(frame))
         self.last_write = self._loop.time()  # before the write yields: the pinger sees it
         await self.out.write(frame)
+        if self._chunks is None:
+            self._chunks = _plain_chunks(self.out)
+
+
+_DRAIN_AT = 0x10000
+"""aiohttp's own: bytes written since the last drain past which a write waits for the client"""
+
+
+def _plain_chunks(out: web.StreamResponse) -> Any:
+    """`out`'s writer if writing a frame is only framing it as a chunk (headers sent, no compression, no
+    length, nobody told of each write); else None, and frames go through aiohttp's `write`."""
+    w = getattr(out, "_payload_writer", None)
+    plain = (
+        w is not None
+        and getattr(w, "chunked", False) is True
+        and getattr(w, "_headers_buf", b"") is None
+        and getattr(w, "_compress", False) is None
+        and getattr(w, "length", False) is None
+        and getattr(w, "_on_chunk_sent", False) is None
+        and getattr(w, "on_body_write", None) is None
+        and hasattr(w, "_protocol")
+        and hasattr(w, "drain")
+    )
+    return w if plain else None
 
 
 async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web.StreamResponse:
