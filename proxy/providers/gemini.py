@@ -21,6 +21,7 @@ class GeminiProvider(Provider):
         super().__init__(target)
         self._base = base_url(target.api_endpoint, DEFAULT_HOST)
         self._key = target.api_key.get_secret_value().strip() if target.api_key else ""
+        self._urls: dict[tuple[str, str], str] = {}
         self.credential = f"the API key of target '{target.name}'"
         self.fix = (
             f"set targets.{target.name}.api_key (or GEMINI_API_KEY) to a Gemini API key Google accepts, "
@@ -28,8 +29,12 @@ class GeminiProvider(Provider):
         )
 
     def url(self, action: str) -> str:
-        suffix = "?alt=sse" if action == "streamGenerateContent" else ""
-        return f"{self._base}/v1beta/models/{segment(self.model)}:{action}{suffix}"
+        key = (action, self.model)
+        got = self._urls.get(key)
+        if got is None:  # the model's name quoted once per action, not per call
+            suffix = "?alt=sse" if action == "streamGenerateContent" else ""
+            got = self._urls[key] = f"{self._base}/v1beta/models/{segment(self.model)}:{action}{suffix}"
+        return got
 
     async def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._key}
