@@ -7,7 +7,9 @@
     python bench/run.py --quick         # fewer requests, for a smoke run
 
 Processes: the stand-in and the load generator on CPU 0, the gateway under test on CPU 1 (taskset), all on
-loopback. Recording is on (a real SQLite store, payloads kept). Figures: p50/p99 latency, time to first event,
+loopback. The peers of a scenario are all started first and take their rounds in turn (direct, peer, direct,
+next peer…, the order rotated each round), so a VM slowing for a while slows each peer's share alike. Recording
+is on (a real SQLite store, payloads kept). Figures: p50/p99 latency, time to first event,
 requests/s, gateway CPU ms per request (from /proc), gateway RSS; each as added ms and as the ratio to direct.
 """
 
@@ -587,6 +589,10 @@ def main() -> None:
             direct_url = f"{standin.url}/v1beta/models/gemini-2.5-flash:" + (
                 "streamGenerateContent?alt=sse" if stream else "generateContent"
             )
+            # Every peer is started first, then the rounds go peer by peer in turn (the order rotated each
+            # round): a VM that slows for a minute slows every peer's share of the run alike, where one peer's
+            # rounds after another's would put the whole slowdown on one side of the ratio.
+            alive: list[Any] = []
             for peer_cls in peers:
                 try:
                     peer = peer_cls(standin, tmp)
@@ -596,17 +602,26 @@ def main() -> None:
                     )
                     print(f"{name}: {peer_cls.name} cannot run here: {exc}", flush=True)
                     continue
-                try:
-                    idle_rss = rss_mb(peer.pid)
-                    key = getattr(peer, "key", "bench")
+                alive.append(peer)
+            try:
+                runs = {}
+                for peer in alive:
                     if getattr(peer, "direct", False):  # the floor: the Gemini request, the stand-in's path
                         peer.url = peer.base + direct_url.removeprefix(standin.url)
-                    d, g = (
-                        {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
-                        {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
-                    )
-                    cpu = server_cpu = 0.0
-                    for _ in range(args.rounds):  # alternate: direct, gateway, direct, gateway
+                    runs[peer.name] = {
+                        "peer": peer,
+                        "idle_rss": rss_mb(peer.pid),
+                        "key": getattr(peer, "key", "bench"),
+                        "d": {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
+                        "g": {"latency_ms": [], "ttfe_ms": [], "wall": 0.0, "done": 0, "errors": 0},
+                        "cpu": 0.0,
+                        "server_cpu": 0.0,
+                    }
+                for i in range(args.rounds):  # alternate: direct, peer, direct, next peer…
+                    order = alive[i % len(alive) :] + alive[: i % len(alive)] if alive else []
+                    for peer in order:
+                        run = runs[peer.name]
+                        d, g = run["d"], run["g"]
                         r = load("direct", direct_url, gem[size], c, n, stream)
                         for k in ("latency_ms", "ttfe_ms"):
                             d[k] += r[k]
@@ -624,17 +639,20 @@ def main() -> None:
                                 c,
                                 n,
                                 stream,
-                                key,
+                                run["key"],
                             )
                         # the store's last batch (BATCH_WAIT_BUSY 250 ms) is committed in the count
                         time.sleep(0.5)
-                        cpu += cpu_seconds(peer.pid) - c0
-                        server_cpu += getattr(peer, "server_cpu", lambda: 0.0)() - s0
+                        run["cpu"] += cpu_seconds(peer.pid) - c0
+                        run["server_cpu"] += getattr(peer, "server_cpu", lambda: 0.0)() - s0
                         for k in ("latency_ms", "ttfe_ms"):
                             g[k] += r[k]
                         g["wall"] += r["wall_s"]
                         g["done"] += r["done"]
                         g["errors"] += r["errors"]
+                for peer in alive:
+                    run = runs[peer.name]
+                    d, g, cpu, server_cpu = run["d"], run["g"], run["cpu"], run["server_cpu"]
                     row = {
                         "scenario": name,
                         "size": size,
@@ -651,12 +669,12 @@ def main() -> None:
                         "gw_rps": g["done"] / g["wall"],
                         "cpu_ms_per_req": 1000 * cpu / max(1, g["done"] + args.rounds * c),
                         "server_cpu_ms_per_req": 1000 * server_cpu / max(1, g["done"] + args.rounds * c),
-                        "rss_idle_mb": idle_rss,
+                        "rss_idle_mb": run["idle_rss"],
                         "rss_peak_mb": rss_mb(peer.pid, "VmHWM"),
                     }
                     if stream and base == "c1 stream" and peer.name not in ("gatewatch", "floor"):
                         row["stream_check"] = valid_anthropic_stream(
-                            peer.url, anth[(size, "stream")].read_bytes(), key
+                            peer.url, anth[(size, "stream")].read_bytes(), run["key"]
                         )
                     results.append(row)
                     print(
@@ -672,7 +690,8 @@ def main() -> None:
                         ),
                         flush=True,
                     )
-                finally:
+            finally:
+                for peer in alive:
                     peer.stop()
         finally:
             standin.stop()
