@@ -256,25 +256,26 @@ class Sink:
             await self.open()
         await self.send_json([name for name, _ in events], [orjson.dumps(d) for _, d in events])
 
-    async def send_delta(self, data: bytes) -> None:
-        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s): most of a long answer's
-        frames. Framed as an HTTP chunk and put on the transport here, as aiohttp's writer would, without its
-        two coroutines and checks per frame (a chunk's path is the stream's cost: bench/RESULTS.md)."""
+    async def send_delta(self, chunk: dict[str, Any], raw: bytes, data: bytes) -> None:
+        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s, for the upstream `chunk`
+        read as `raw`): most of a long answer's frames. Framed as an HTTP chunk and put on the transport here,
+        as aiohttp's writer would, without its two coroutines and checks per frame (a chunk's path is the
+        stream's cost: bench/RESULTS.md)."""
         assert self.out is not None and not self.held
-        frame = b"".join((DELTA_PREFIX, data, b"\n\n"))
-        self._call.sent_one("content_block_delta", data, len(frame))
+        size = len(data) + _DELTA_FRAMING
+        self._call.relayed_delta(chunk, raw, data, size)
         self.last_write = self._loop.time()  # before the write yields: the pinger sees it
         w = self._chunks
         if w is None:
-            await self.out.write(frame)
+            await self.out.write(b"".join((DELTA_PREFIX, data, b"\n\n")))
             return
         transport = w._protocol.transport
         if transport is None or transport.is_closing():
             raise ClientConnectionResetError("Cannot write to closing transport")  # as aiohttp's writer
-        chunk = b"%x\r\n%s\r\n" % (len(frame), frame)
-        transport.write(chunk)
-        w.output_size += len(chunk)
-        w.buffer_size += len(chunk)
+        framed = b"%x\r\n%s%s\n\n\r\n" % (size, DELTA_PREFIX, data)
+        transport.write(framed)
+        w.output_size += len(framed)
+        w.buffer_size += len(framed)
         if w.buffer_size > _DRAIN_AT:  # as aiohttp's: a slow reader holds the relay, not the gateway's memory
             w.buffer_size = 0
             await w.drain()
@@ -291,6 +292,8 @@ class Sink:
             self._chunks = _plain_chunks(self.out)
 
 
+_DELTA_FRAMING = len(DELTA_PREFIX) + 2
+"""a delta's frame: its data between the event's prefix and the blank line"""
 _DRAIN_AT = 0x10000
 """aiohttp's own: bytes written since the last drain past which a write waits for the client"""
 
@@ -325,7 +328,10 @@ async def stream(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> web
                 # stream is opened so the client sees life. One timer per stream, not one per chunk.
                 pinger = asyncio.create_task(_pinger(sink, st, interval))
                 try:
-                    await _pump(leg, body, sink, st)
+                    # in a task of its own: each chunk wakes the pump's few frames, not the ten of
+                    # aiohttp's handler, routing and relay above it (a cancel still reaches it, through
+                    # the await)
+                    await asyncio.get_running_loop().create_task(_pump(leg, body, sink, st))
                 except (GatewayError, Exception, asyncio.CancelledError) as exc:
                     err = midstream_error(exc, sink.out is not None)
                     # already streaming: the status line is gone, so the error travels as an SSE event,
@@ -362,8 +368,7 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
             if type(parsed) is dict:
                 delta = st.text_delta(parsed)  # None for all but plain text (an error object included)
                 if delta is not None:
-                    call.chunk(parsed, raw)
-                    await sink.send_delta(delta)
+                    await sink.send_delta(parsed, raw, delta)
                     continue
         # the answer to the frames of one read goes out in one write (after the write that opens the stream,
         # when one of them opens it): events' names and their data as JSON
