@@ -261,27 +261,20 @@ class Call:
         if self.bus.wants(CallProgressed):
             self.progress()
 
-    def relayed_delta(self, chunk: dict[str, Any], raw: bytes, data: bytes, size: int) -> None:
-        """`chunk`, then `sent_json` of its one `content_block_delta` (`data`, `size` bytes framed): most of a long
-        answer's chunks, in one step."""
-        self.chunks += 1
-        if not self._upstream_id:
-            self._answer_id(chunk)
-        self.record.response_size += size
-        if self._events is not None:
-            self._events.append(data)
-            self._event_names.append("content_block_delta")
-        if self._upstream_chunks is not None:
-            self._upstream_chunks.append(raw)
-        if self.bus.wants(CallProgressed):
-            self.progress()
-
     def sent(self, events: list[Event], size: int, data: list[bytes] | None = None) -> None:
         """Events went to the client (kept with the payloads); `data`: each event's data as JSON, when the
         caller has it already."""
         if data is None and self._events is not None:
             data = [orjson.dumps(d) for _, d in events]
         self.sent_json([name for name, _ in events], data or [], size)
+
+    def sent_one(self, name: str, data: bytes, size: int) -> None:
+        """`sent_json` of one event."""
+        self.record.response_size += size
+        kept = self._events
+        if kept is not None:
+            kept.append(data)
+            self._event_names.append(name)
 
     def sent_json(self, names: list[str], data: list[bytes], size: int) -> None:
         """Events already in JSON went to the client: `names[i]`'s data is `data[i]` (kept with the payloads)."""

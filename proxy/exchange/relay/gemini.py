@@ -256,14 +256,13 @@ class Sink:
             await self.open()
         await self.send_json([name for name, _ in events], [orjson.dumps(d) for _, d in events])
 
-    async def send_delta(self, chunk: dict[str, Any], raw: bytes, data: bytes) -> None:
-        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s, for the upstream `chunk`
-        read as `raw`): most of a long answer's frames. Framed as an HTTP chunk and put on the transport here,
-        as aiohttp's writer would, without its two coroutines and checks per frame (a chunk's path is the
-        stream's cost: bench/RESULTS.md)."""
+    async def send_delta(self, data: bytes) -> None:
+        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s): most of a long answer's
+        frames. Framed as an HTTP chunk and put on the transport here, as aiohttp's writer would, without its
+        two coroutines and checks per frame (a chunk's path is the stream's cost: bench/RESULTS.md)."""
         assert self.out is not None and not self.held
         size = len(data) + _DELTA_FRAMING
-        self._call.relayed_delta(chunk, raw, data, size)
+        self._call.sent_one("content_block_delta", data, size)
         self.last_write = self._loop.time()  # before the write yields: the pinger sees it
         w = self._chunks
         if w is None:
@@ -368,7 +367,8 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
             if type(parsed) is dict:
                 delta = st.text_delta(parsed)  # None for all but plain text (an error object included)
                 if delta is not None:
-                    await sink.send_delta(parsed, raw, delta)
+                    call.chunk(parsed, raw)
+                    await sink.send_delta(delta)
                     continue
         # the answer to the frames of one read goes out in one write (after the write that opens the stream,
         # when one of them opens it): events' names and their data as JSON
