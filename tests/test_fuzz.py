@@ -166,6 +166,15 @@ def test_mutated_claude_code_requests_translate_to_valid_bodies_or_a_400(req):
     check(req)
 
 
+@pytest.mark.parametrize("name", sorted(cc_requests.ALL))
+@pytest.mark.parametrize("tools", [True, 1, "Bash", {"name": "Bash"}])
+def test_a_request_whose_tools_are_not_a_list_gets_a_400(name, tools):
+    # found by the fuzz above: `tools: true` crashed the count of cache_control marks before validation
+    with pytest.raises(GatewayError) as err:
+        treq.translate({**cc_requests.ALL[name], "tools": tools}, TARGET)
+    assert err.value.status == 400 and err.value.type == "invalid_request_error" and "tools" in err.value.message
+
+
 def deep_body(depth: int) -> bytes:
     """A Messages body whose metadata nests `depth` levels (orjson reads 1,024 and writes 255)."""
     return b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":' + (

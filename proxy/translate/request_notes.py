@@ -54,8 +54,9 @@ def safeguards(notes: Notes, value: Any) -> None:
 def cache_controls(req: Mapping[str, Any]) -> int:
     """How many blocks (system, messages, tools) carry a cache_control."""
     n = 0
-    system = req.get("system")
-    for group in (system if isinstance(system, list) else [], req.get("tools") or []):
+    system, tools = req.get("system"), req.get("tools")
+    # read before the request is validated: a malformed `tools` gets its 400 there, not a crash here
+    for group in (system if isinstance(system, list) else [], tools if isinstance(tools, list) else []):
         n += sum(1 for b in group if isinstance(b, dict) and "cache_control" in b)
     for m in req.get("messages") or []:
         content = m.get("content") if isinstance(m, dict) else None
