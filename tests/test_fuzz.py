@@ -172,7 +172,9 @@ def test_a_request_whose_tools_are_not_a_list_gets_a_400(name, tools):
     # found by the fuzz above: `tools: true` crashed the count of cache_control marks before validation
     with pytest.raises(GatewayError) as err:
         treq.translate({**cc_requests.ALL[name], "tools": tools}, TARGET)
-    assert err.value.status == 400 and err.value.type == "invalid_request_error" and "tools" in err.value.message
+    assert (
+        err.value.status == 400 and err.value.type == "invalid_request_error" and "tools" in err.value.message
+    )
 
 
 def deep_body(depth: int) -> bytes:
