@@ -283,6 +283,58 @@ async def test_a_client_disconnect_cancels_the_upstream_call_and_is_recorded(fak
         assert pumps[0].cancelled()
 
 
+async def test_a_client_that_stops_reading_holds_the_stream_back_with_its_frames_taken_as_they_arrive(
+    fake, sa_json, monkeypatch
+):
+    """A long answer's frames go on as the socket delivers them (`Body.take`), but not past a client that has
+    stopped reading: once aiohttp's writer would wait for it, the frame is read by the relay, which waits, and
+    the upstream with it. The gateway never holds more than a little of the answer for the client."""
+    import socket
+
+    from proxy.exchange.relay import gemini as relay
+    from tests.conftest import run_gateway, target_for
+
+    held: list[int] = []  # bytes the transport to the client holds, after each frame taken
+    took = 0
+    put = relay.Sink.put_delta
+
+    def spied(self, data):
+        nonlocal took
+        put(self, data)
+        took += 1
+        held.append(self._chunks._protocol.transport.get_write_buffer_size())
+
+    monkeypatch.setattr(relay.Sink, "put_delta", spied)
+    async for gw in run_gateway({"targets": [target_for("gemini", fake, sa_json)]}, fake):
+        fake.script(Reply.text(" ".join(["word"] * 2_400_000), chunks=400, chunk_delay=0.001))  # 12 MB
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", int(gw.url.rsplit(":", 1)[1])))
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        body = b'{"model":"m","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"x"}]}'
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await reader.readuntil(b"\r\n\r\n")  # the headers; then it reads no more
+        before = -1
+        for _ in range(50):  # until the client's buffers are full and the stream is held
+            await asyncio.sleep(0.2)
+            if took > 20 and took == before:
+                break
+            before = took
+        assert took > 20  # frames went on while the client's buffers filled
+        assert max(held) < 1_000_000, max(held)
+        assert not gw.records  # still streaming, held back by the client
+        writer.close()
+        for _ in range(100):
+            if gw.records:
+                break
+            await asyncio.sleep(0.05)
+        assert gw.records[-1].cancelled
+
+
 @pytest.mark.parametrize(
     "body,needle",
     [
@@ -420,13 +472,23 @@ async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_e
     gw, monkeypatch
 ):
     """Frames 20 ms apart arrive one per read and take the relay's fast path for plain text (each framed as
-    an HTTP chunk and put on the transport by the relay); with no delay they arrive together and take the
-    general one; and the fast path again with every frame written by aiohttp's writer. The client's bytes (but
-    for the ids minted per call) and the record are the same."""
+    an HTTP chunk and put on the transport by the relay, and, after the first, taken as the socket delivers
+    it); with no delay they arrive together and take the general one; the fast path again with every frame
+    written by aiohttp's writer (none taken then); and once more with none taken. The client's bytes (but for
+    the ids minted per call) and the record are the same."""
+    from proxy.exchange import upstream
     from proxy.exchange.relay import gemini as relay
     from proxy.translate.stream import StreamTranslator
 
     taken = []
+    took: list[bytes] = []  # the frames taken as they arrived
+    real_take = upstream.Body.take
+    offering = []
+
+    def take(self, taker):
+        return offering[-1] and real_take(self, lambda data: taker(data) and (took.append(data) or True))
+
+    monkeypatch.setattr(upstream.Body, "take", take)
     fast = StreamTranslator.text_delta
 
     def counted(self, chunk):
@@ -454,9 +516,16 @@ async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_e
         return out
 
     seen = []
-    for delay, mode in ((0.02, "on"), (0.0, "on"), (0.02, "off")):
+    for delay, mode, offer in (
+        (0.02, "on", True),
+        (0.0, "on", True),
+        (0.02, "off", True),
+        (0.02, "on", False),
+    ):
         taken.clear()
+        took.clear()
         modes.append(mode)
+        offering.append(offer)
         monkeypatch.setattr(relay, "_plain_chunks", spied)
         gw.fake.script(Reply.text(words, chunks=12, chunk_delay=delay))
         body = {
@@ -476,5 +545,7 @@ async def test_a_stream_read_a_frame_at_a_time_and_in_one_burst_sends_the_same_e
         if delay:
             assert sum(taken) >= 8, taken  # the plain chunks after the first went the fast way
             assert direct[-1] is (mode == "on"), direct  # on the transport directly, or through aiohttp
-    assert seen[0] == seen[1] == seen[2]
+            # taken as they arrived: all but the first plain one (and the last, which ends the answer)
+            assert len(took) == (sum(taken) - 1 if mode == "on" and offer else 0), (took, taken)
+    assert seen[0] == seen[1] == seen[2] == seen[3]
     assert seen[0][0][-1][0] == "event: message_stop" and len(seen[0][0]) >= 15

@@ -100,6 +100,82 @@ async def test_frames_that_keep_coming_never_stall_however_long_the_stream():
     assert out == [str(i).encode() for i in range(8)]  # 0.8 s in all, more than either timeout
 
 
+async def taken_and_read(
+    writes: list[bytes | float], takes=lambda data: True, timeouts: upstream.Timeouts = FAST
+) -> list[tuple[str, object]]:
+    """What a taker (installed once the first frame is read) took and what `batches` read, in one list in the
+    order they came: ("take", data) or ("read", batch)."""
+    seen: list[tuple[str, object]] = []
+
+    def taker(data: bytes) -> bool:
+        if not takes(data):
+            return False
+        seen.append(("take", data))
+        return True
+
+    async with serve(writes) as url, aiohttp.ClientSession() as http:
+        resp = await upstream.post(http, "t", url, b"{}", {}, timeouts, lambda s, b, h: GatewayError(s, "x"))
+        try:
+            with upstream.Body(resp, "t", timeouts) as body:
+                try:
+                    async for batch in body.batches():
+                        seen.append(("read", batch))
+                        if len(seen) == 1:
+                            assert body.take(taker)
+                finally:
+                    reader = resp.content
+                    assert reader in upstream._TAKERS
+            # done with: aiohttp's own reader again, and no taker kept
+            assert type(reader) is aiohttp.StreamReader and reader not in upstream._TAKERS
+        finally:
+            resp.release()
+    return seen
+
+
+async def test_a_frame_that_arrives_whole_while_the_reader_waits_is_taken_and_the_rest_read_in_order():
+    """Only a read that is exactly one single-line frame, with no partial frame held, is offered; one the taker
+    declines is read as any other."""
+    seen = await taken_and_read(
+        [b"data: 0\n\n", 0.03, b"data: 1\n\n", 0.03, b'data: {"a":', 0.03, b" 2}\n\n", 0.03]
+        + [b"data: 3\n\ndata: 4\n\n", 0.03, b"data: 5\n\n", 0.03, b"data: no\n\n", 0.03, b"data: 7\r\n\r\n"]
+        + [0.03, b"event: x\ndata: 8\n\n", 0.03, b"data: [1,\n", 0.03, b"data: 2]\n\n", 0.03, b"data: 9\n\n"],
+        takes=lambda data: data != b"no",
+    )
+    assert seen == [
+        ("read", [b"0"]),
+        ("take", b"1"),
+        ("read", [b'{"a": 2}']),  # its first piece was no whole frame: read, and the second then held
+        ("read", [b"3", b"4"]),  # two frames in one read
+        ("take", b"5"),
+        ("read", [b"no"]),  # declined
+        ("take", b"7"),
+        ("read", [b"8"]),  # not one data line
+        ("read", [b"[1,2]"]),  # its second line came as a whole frame would, but a partial one was held
+        ("take", b"9"),
+    ]
+
+
+async def test_taken_frames_keep_the_stream_alive_and_silence_after_them_is_an_idle_stall():
+    # 0.8 s of frames 0.1 s apart, against an idle timeout of 0.3 s: each taken frame moves the deadline
+    seen = await taken_and_read([x for i in range(8) for x in (f"data: {i}\n\n".encode(), 0.1)])
+    assert seen == [("read", [b"0"])] + [("take", str(i).encode()) for i in range(1, 8)]
+    with pytest.raises(GatewayError) as e:
+        await taken_and_read([b"data: 0\n\n", 0.05, b"data: 1\n\n", 0.05, b"data: 2\n\n", 2.0])
+    assert e.value.status == 504 and "no next chunk within 0.3s (idle_timeout)" in e.value.message
+
+
+async def test_what_a_taker_raises_is_raised_by_the_waiting_read():
+    def takes(data: bytes) -> bool:
+        if data == b"2":
+            raise ValueError("the taker failed on 2")
+        return True
+
+    with pytest.raises(ValueError, match="the taker failed on 2"):
+        await taken_and_read(
+            [b"data: 0\n\n", 0.03, b"data: 1\n\n", 0.03, b"data: 2\n\n", 0.03, b"data: 3\n\n"], takes
+        )
+
+
 def test_a_target_s_timeouts_override_the_gateway_s():
     t = TargetConfig(name="t", provider="gemini", model="m", api_key="k", idle_timeout=5)
     g = GatewaySettings(connect_timeout=1, first_byte_timeout=2, idle_timeout=3)

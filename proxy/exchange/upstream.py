@@ -124,6 +124,8 @@ class Body:
         self.last_frame = self._loop.time()
         self._deadline = self.last_frame + timeouts.first_byte
         self._timer: asyncio.TimerHandle | None = None
+        self._clean = True
+        """no partial frame is held between reads (a frame the socket delivers whole can be taken as it is)"""
 
     def __enter__(self) -> Body:
         self._timer = self._loop.call_at(self._deadline, self._check)
@@ -132,6 +134,39 @@ class Body:
     def __exit__(self, *exc: object) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if _TAKERS.pop(self._content, None) is not None:
+            self._content.__class__ = aiohttp.StreamReader
+
+    def take(self, taker: Callable[[bytes], bool]) -> bool:
+        """From now on, a frame that arrives whole while `batches` waits with nothing held (the usual chunk of
+        a long answer) is offered to `taker` (its data) as the socket delivers it, before it is queued: taken
+        (True), it is done with and `batches` goes on waiting; else it is read as any other. So the usual chunk
+        costs a call, not a wake of the reading task through its coroutines and aiohttp's future (bench/
+        RESULTS.md, seventh pass). `taker` runs inside aiohttp's protocol: it never waits, and what it raises
+        is raised by the waiting read. False (nothing will be offered) where aiohttp's reader is not the one
+        this was written against."""
+        content = self._content
+        if type(content) is not aiohttp.StreamReader or not _OFFERABLE:
+            return False
+        content.__class__ = _Offering
+        _TAKERS[content] = functools.partial(self._offered, taker)
+        return True
+
+    def _offered(self, taker: Callable[[bytes], bool], data: bytes) -> bool:
+        """`data` as the socket delivered it, the reader waiting with nothing queued: taken by `taker` when it
+        is exactly one single-line frame (as `batches`' usual read) and `taker` takes its data."""
+        single = _single(data) if self._clean else None
+        if single is None:
+            return False
+        try:
+            if not taker(single):
+                return False
+        except Exception as exc:  # the taker's failure is the reading task's: raised where it waits
+            self._content.set_exception(exc)
+            return True
+        self.last_frame = now = self._loop.time()  # `advanced` (never the first frame: batches read that)
+        self._deadline = now + self._timeouts.idle
+        return True
 
     def _check(self) -> None:
         now = self._loop.time()
@@ -194,6 +229,7 @@ class Body:
         while True:
             # `read`, inlined: a stream of hundreds of chunks pays for each coroutine it goes through
             self.waiting = True
+            self._clean = not buf
             try:
                 data = await readany()
             except aiohttp.ClientError as exc:
@@ -207,19 +243,15 @@ class Body:
                         self.advanced()
                         yield [payload]
                 return
-            if not buf and data.startswith(b"data:"):  # the usual read: exactly one single-line frame
-                line = data.rstrip(b"\r\n")
-                if (
-                    len(data) - len(line) in (2, 4)
-                    and data.endswith((b"\n\n", b"\r\n\r\n"))
-                    and b"\n" not in line
-                ):
+            if not buf:
+                single = _single(data)
+                if single is not None:  # the usual read: exactly one single-line frame
                     if self.first:
                         self.advanced()
                     else:  # `advanced`, inlined (once per chunk)
                         self.last_frame = now = self._loop.time()
                         self._deadline = now + self._timeouts.idle
-                    yield [line[5:].lstrip()]
+                    yield [single]
                     continue
             if b"\r" in data or buf.endswith(b"\r"):  # CRLF framing: normalise (a CR may end one read)
                 buf = (buf + data).replace(b"\r\n", b"\n")
@@ -234,6 +266,41 @@ class Body:
             if payloads:
                 self.advanced()
                 yield payloads
+
+
+_TAKERS: dict[aiohttp.StreamReader, Callable[[bytes], bool]] = {}
+"""the readers whose frames are offered (`Body.take`), and to whom"""
+_OFFERABLE = {"_waiter", "_buffer", "_eof", "_exception"} <= set(
+    getattr(aiohttp.StreamReader, "__slots__", ())
+)
+"""aiohttp's reader is the one `_Offering` was written against: its state in these slots"""
+
+
+class _Offering(aiohttp.StreamReader):
+    """aiohttp's reader, a body's frames offered first (`Body.take`). The same object (its class swapped: the
+    same slots), so aiohttp's parser, which holds it, feeds it as before."""
+
+    __slots__ = ()
+
+    def feed_data(self, data: bytes, size: int = 0) -> bool:
+        # offered only while the reading task waits with nothing queued and no end or error come: so a frame
+        # taken here is next in order, and one not taken is queued as it would have been. A taken frame is
+        # not counted in `total_bytes` either: aiohttp's end of an HTTP chunk then wakes nobody.
+        if self._waiter is not None and not self._buffer and not self._eof and self._exception is None:
+            offer = _TAKERS.get(self)
+            if offer is not None and data and offer(data):
+                return False
+        return super().feed_data(data, size)
+
+
+def _single(data: bytes) -> bytes | None:
+    """The event's data when `data` is exactly one frame of one `data:` line (the usual read of a stream)."""
+    if not data.startswith(b"data:"):
+        return None
+    line = data.rstrip(b"\r\n")
+    if len(data) - len(line) in (2, 4) and data.endswith((b"\n\n", b"\r\n\r\n")) and b"\n" not in line:
+        return line[5:].lstrip()
+    return None
 
 
 def _event_data(frame: bytes) -> bytes:

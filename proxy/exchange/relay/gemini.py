@@ -256,25 +256,44 @@ class Sink:
             await self.open()
         await self.send_json([name for name, _ in events], [orjson.dumps(d) for _, d in events])
 
-    async def send_delta(self, data: bytes) -> None:
-        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s): most of a long answer's
-        frames. Framed as an HTTP chunk and put on the transport here, as aiohttp's writer would, without its
-        two coroutines and checks per frame (a chunk's path is the stream's cost: bench/RESULTS.md)."""
-        assert self.out is not None and not self.held
+    def ready(self) -> bool:
+        """A text delta can go out now, without waiting (`put_delta`): the stream is open and frames plain
+        chunks, its transport is open, and the client is not so far behind that aiohttp's writer would drain
+        first."""
+        w = self._chunks
+        if w is None or self.held or w.buffer_size > _DRAIN_AT:
+            return False
+        transport = w._protocol.transport
+        return transport is not None and not transport.is_closing()
+
+    def put_delta(self, data: bytes) -> None:
+        """`send_delta`'s frame put on the transport, once `ready`: as an HTTP chunk, as aiohttp's writer would
+        frame it, without its two coroutines and checks per frame (a chunk's path is the stream's cost:
+        bench/RESULTS.md)."""
+        w = self._chunks
         size = len(data) + _DELTA_FRAMING
         self._call.sent_one("content_block_delta", data, size)
-        self.last_write = self._loop.time()  # before the write yields: the pinger sees it
+        self.last_write = self._loop.time()
+        framed = b"%x\r\n%s%s\n\n\r\n" % (size, DELTA_PREFIX, data)
+        w._protocol.transport.write(framed)
+        w.output_size += len(framed)
+        w.buffer_size += len(framed)
+
+    async def send_delta(self, data: bytes) -> None:
+        """`send_json` of one `content_block_delta` (`StreamTranslator.text_delta`'s): most of a long answer's
+        frames."""
+        assert self.out is not None and not self.held
         w = self._chunks
         if w is None:
+            size = len(data) + _DELTA_FRAMING
+            self._call.sent_one("content_block_delta", data, size)
+            self.last_write = self._loop.time()  # before the write yields: the pinger sees it
             await self.out.write(b"".join((DELTA_PREFIX, data, b"\n\n")))
             return
         transport = w._protocol.transport
         if transport is None or transport.is_closing():
             raise ClientConnectionResetError("Cannot write to closing transport")  # as aiohttp's writer
-        framed = b"%x\r\n%s%s\n\n\r\n" % (size, DELTA_PREFIX, data)
-        transport.write(framed)
-        w.output_size += len(framed)
-        w.buffer_size += len(framed)
+        self.put_delta(data)
         if w.buffer_size > _DRAIN_AT:  # as aiohttp's: a slow reader holds the relay, not the gateway's memory
             w.buffer_size = 0
             await w.drain()
@@ -352,24 +371,44 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
     call, p = leg.call, leg.provider
     first_token = False
     served: str | None = None
+    offered = False
+
+    def plain(raw: bytes) -> tuple[Any, bytes | None]:
+        """`raw` parsed (None: not JSON), and its `content_block_delta`'s data when it is the usual chunk of a
+        long answer: plain text for the open block (`StreamTranslator.text_delta`)."""
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None, None
+        return parsed, st.text_delta(parsed) if type(parsed) is dict else None
+
+    def take(raw: bytes) -> bool:
+        """`body.take`'s taker: the usual chunk sent on as the socket delivers it, when the client's stream can
+        take it now (else the pump reads it as any other)."""
+        if not sink.ready():
+            return False
+        parsed, delta = plain(raw)
+        if delta is None:
+            return False
+        call.chunk(parsed, raw)
+        sink.put_delta(delta)
+        return True
+
     async for batch in body.batches():
         parsed: Any = None
         if first_token and served is not None and len(batch) == 1:
             # the usual read of a long answer: one frame, more text for the open block. Parsed and sent with
             # the fewest steps (each step a chunk takes costs several times its warm cost here: between two
             # chunks 10 ms apart the CPU's caches have moved on); anything else takes the path below, with
-            # the frame as parsed here.
+            # the frame as parsed here. Once one has gone this way, the next are taken as they arrive.
             raw = batch[0]
-            try:
-                parsed = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if type(parsed) is dict:
-                delta = st.text_delta(parsed)  # None for all but plain text (an error object included)
-                if delta is not None:
-                    call.chunk(parsed, raw)
-                    await sink.send_delta(delta)
-                    continue
+            parsed, delta = plain(raw)
+            if delta is not None:
+                call.chunk(parsed, raw)
+                await sink.send_delta(delta)
+                if not offered:
+                    offered = body.take(take)
+                continue
         # the answer to the frames of one read goes out in one write (after the write that opens the stream,
         # when one of them opens it): events' names and their data as JSON
         names: list[str] = []
