@@ -164,8 +164,7 @@ class Body:
         except Exception as exc:  # the taker's failure is the reading task's: raised where it waits
             self._content.set_exception(exc)
             return True
-        self.last_frame = now = self._loop.time()  # `advanced` (never the first frame: batches read that)
-        self._deadline = now + self._timeouts.idle
+        self.advanced()
         return True
 
     def _check(self) -> None:
@@ -283,10 +282,18 @@ class _Offering(aiohttp.StreamReader):
     __slots__ = ()
 
     def feed_data(self, data: bytes, size: int = 0) -> bool:
-        # offered only while the reading task waits with nothing queued and no end or error come: so a frame
-        # taken here is next in order, and one not taken is queued as it would have been. A taken frame is
+        # offered only while the reading task waits with nothing queued and no end or error come (and is
+        # not being cancelled): so a frame taken here is next in order, and one not taken is queued as it
+        # would have been. A taken frame is
         # not counted in `total_bytes` either: aiohttp's end of an HTTP chunk then wakes nobody.
-        if self._waiter is not None and not self._buffer and not self._eof and self._exception is None:
+        waiter = self._waiter
+        if (
+            waiter is not None
+            and not waiter.done()
+            and not self._buffer
+            and not self._eof
+            and self._exception is None
+        ):
             offer = _TAKERS.get(self)
             if offer is not None and data and offer(data):
                 return False

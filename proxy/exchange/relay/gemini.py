@@ -204,8 +204,9 @@ async def oneshot(leg: Leg, payload: dict[str, Any], st: StreamTranslator) -> we
 class Sink:
     """The client's SSE response, opened by the first write: until then a failure can still fall back.
 
-    Two writers share it (the relay and the pinger). A frame is one `write`, which aiohttp puts on the
-    transport whole before it can yield, so frames never interleave; only opening needs coordination.
+    Two writers share it (the relay, also when it takes a chunk as it arrives, and the pinger). A frame is one
+    `write`, which aiohttp puts on the transport whole before it can yield, so frames never interleave; only
+    opening needs coordination.
     """
 
     def __init__(self, request: web.Request, call: Call) -> None:
@@ -256,12 +257,17 @@ class Sink:
             await self.open()
         await self.send_json([name for name, _ in events], [orjson.dumps(d) for _, d in events])
 
+    @property
+    def direct(self) -> bool:
+        """Text deltas are framed here and put on the transport (`put_delta`), not written through aiohttp."""
+        return self._chunks is not None
+
     def ready(self) -> bool:
         """A text delta can go out now, without waiting (`put_delta`): the stream is open and frames plain
         chunks, its transport is open, and the client is not so far behind that aiohttp's writer would drain
-        first."""
+        first (or the pinger already waits for it to catch up)."""
         w = self._chunks
-        if w is None or self.held or w.buffer_size > _DRAIN_AT:
+        if w is None or self.held or w.buffer_size > _DRAIN_AT or w._protocol.writing_paused:
             return False
         transport = w._protocol.transport
         return transport is not None and not transport.is_closing()
@@ -406,8 +412,10 @@ async def _pump(leg: Leg, body: upstream.Body, sink: Sink, st: StreamTranslator)
             if delta is not None:
                 call.chunk(parsed, raw)
                 await sink.send_delta(delta)
-                if not offered:
-                    offered = body.take(take)
+                if not offered:  # once; only where the taker could write (aiohttp's writer frames plainly)
+                    offered = True
+                    if sink.direct:
+                        body.take(take)
                 continue
         # the answer to the frames of one read goes out in one write (after the write that opens the stream,
         # when one of them opens it): events' names and their data as JSON
