@@ -335,6 +335,31 @@ async def test_a_client_that_stops_reading_holds_the_stream_back_with_its_frames
         assert gw.records[-1].cancelled
 
 
+def test_a_delta_is_not_put_on_the_transport_while_the_client_is_behind():
+    """`Sink.ready`: no writer of plain chunks, held events, bytes due to drain, or aiohttp's writer paused for
+    the client (the pinger may be waiting on it) mean the delta waits for the relay's own write."""
+    from types import SimpleNamespace
+
+    from proxy.exchange.relay.gemini import _DRAIN_AT, Sink
+
+    transport = SimpleNamespace(is_closing=lambda: False)
+    sink = Sink.__new__(Sink)
+    sink.held = []
+    sink._chunks = None
+    assert not sink.ready()
+    protocol = SimpleNamespace(writing_paused=False, transport=transport)
+    sink._chunks = SimpleNamespace(buffer_size=0, _protocol=protocol)
+    assert sink.ready()
+    protocol.writing_paused = True
+    assert not sink.ready()
+    protocol.writing_paused = False
+    sink._chunks.buffer_size = _DRAIN_AT + 1
+    assert not sink.ready()
+    sink._chunks.buffer_size = 0
+    transport.is_closing = lambda: True
+    assert not sink.ready()
+
+
 @pytest.mark.parametrize(
     "body,needle",
     [

@@ -176,6 +176,32 @@ async def test_what_a_taker_raises_is_raised_by_the_waiting_read():
         )
 
 
+async def test_a_frame_is_not_offered_while_the_read_is_being_cancelled():
+    """The reading task cancelled while it waits: its future is done but it has not run yet. A frame arriving
+    then is queued, not taken (nobody will read what follows it)."""
+
+    class Protocol:
+        _reading_paused = False
+
+        def pause_reading(self) -> None:
+            self._reading_paused = True
+
+    reader = aiohttp.StreamReader(Protocol(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    taken: list[bytes] = []
+    reader.__class__ = upstream._Offering
+    upstream._TAKERS[reader] = lambda data: taken.append(data) is None
+    try:
+        reader._waiter = asyncio.get_running_loop().create_future()
+        reader.feed_data(b"data: 1\n\n")
+        assert taken == [b"data: 1\n\n"] and not reader._buffer  # waiting: offered, and taken
+        reader._waiter = asyncio.get_running_loop().create_future()
+        reader._waiter.cancel()
+        reader.feed_data(b"data: 2\n\n")
+        assert len(taken) == 1 and list(reader._buffer) == [b"data: 2\n\n"]  # being cancelled: queued
+    finally:
+        upstream._TAKERS.pop(reader)
+
+
 def test_a_target_s_timeouts_override_the_gateway_s():
     t = TargetConfig(name="t", provider="gemini", model="m", api_key="k", idle_timeout=5)
     g = GatewaySettings(connect_timeout=1, first_byte_timeout=2, idle_timeout=3)

@@ -284,8 +284,8 @@ class _Offering(aiohttp.StreamReader):
     def feed_data(self, data: bytes, size: int = 0) -> bool:
         # offered only while the reading task waits with nothing queued and no end or error come (and is
         # not being cancelled): so a frame taken here is next in order, and one not taken is queued as it
-        # would have been. A taken frame is
-        # not counted in `total_bytes` either: aiohttp's end of an HTTP chunk then wakes nobody.
+        # would have been. A taken frame is not counted in `total_bytes` either: aiohttp's end of an HTTP
+        # chunk then wakes nobody.
         waiter = self._waiter
         if (
             waiter is not None
